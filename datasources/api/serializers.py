@@ -1,0 +1,154 @@
+"""Request and response shapes for /api/v1/data-sources/. Semantics live in the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from config.serializers import (
+    JSONObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from datasources.catalogue import TYPE_CHOICES, get_type, is_fully_configured
+from datasources.models import DataSource
+from organizations.models import AuditEvent
+
+READ_ONLY = frozenset(
+    {
+        "id", "reference_id", "organization", "credentials_set", "status", "is_fully_configured",
+        "last_test", "schema", "version", "created_at", "created_by", "updated_at", "updated_by",
+    }
+)
+MAX_TAGS = 50
+
+
+class TagsField(serializers.ListField):
+    child = StrictCharField(min_length=1, max_length=64)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=MAX_TAGS, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        value = super().to_internal_value(data)
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Tags must be unique.")
+        return value
+
+
+class SecretValuesField(serializers.DictField):
+    """{secret_name: "value" | null}; write-only, never rendered."""
+
+    child = StrictCharField(allow_null=True, trim_whitespace=False, max_length=100_000)
+
+
+class DataSourceWriteSerializer(StrictSerializer):
+    """Shape of create, PUT and PATCH bodies. On PATCH every field is optional; ``null``
+    resets an operational field to its default and clears an optional one."""
+
+    read_only_names = READ_ONLY
+
+    name = StrictCharField(min_length=1, max_length=255)
+    type = serializers.ChoiceField(choices=TYPE_CHOICES, required=False)
+    description = StrictCharField(allow_blank=True, allow_null=True, max_length=10_000, required=False)
+    workspace = StrictIntegerField(allow_null=True, required=False, min_value=1)
+    connection = JSONObjectField(max_bytes=200_000, required=False, allow_null=False)
+    credentials = SecretValuesField(required=False, write_only=True)
+    connection_pool_size = StrictIntegerField(min_value=1, max_value=100, allow_null=True, required=False)
+    connection_timeout = StrictIntegerField(min_value=1, max_value=300, allow_null=True, required=False)
+    query_timeout = StrictIntegerField(min_value=1, max_value=86_400, allow_null=True, required=False)
+    max_retries = StrictIntegerField(min_value=0, max_value=10, allow_null=True, required=False)
+    schema_auto_refresh = StrictBooleanField(allow_null=True, required=False)
+    schema_refresh_interval = StrictIntegerField(min_value=60, max_value=2_592_000, allow_null=True, required=False)
+    tags = TagsField(required=False)
+    metadata = JSONObjectField(max_bytes=16_384, allow_null=True, required=False)
+
+    def validate_name(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("The name cannot be blank.")
+        return value.strip()
+
+
+def _actor_repr(user: Any, token: Any) -> dict[str, Any] | None:
+    if token is not None:
+        return {"kind": "token", "id": token.pk, "name": token.name}
+    if user is not None:
+        return {"kind": "user", "id": user.pk, "name": user.get_username()}
+    return None
+
+
+class ActorSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["user", "token"])
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class SchemaSummarySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["none", "pending", "refreshing", "ready", "failed"])
+    version = serializers.IntegerField(allow_null=True)
+    refreshed_at = serializers.DateTimeField(allow_null=True)
+    table_count = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+class DataSourceSerializer(serializers.ModelSerializer):
+    """The representation. Secrets never appear: ``credentials_set`` names the ones that are set."""
+
+    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    workspace = serializers.IntegerField(source="workspace_id", allow_null=True, read_only=True)
+    connection = serializers.DictField(read_only=True)
+    credentials_set = serializers.SerializerMethodField()
+    is_fully_configured = serializers.SerializerMethodField()
+    last_test = serializers.DictField(allow_null=True, read_only=True)
+    schema = serializers.SerializerMethodField()
+    tags = serializers.ListField(child=serializers.CharField(), read_only=True)
+    metadata = serializers.DictField(read_only=True)
+    created_by = serializers.SerializerMethodField()
+    updated_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DataSource
+        fields = [
+            "id", "reference_id", "organization", "workspace", "name", "type", "description",
+            "connection", "credentials_set", "connection_pool_size", "connection_timeout",
+            "query_timeout", "max_retries", "schema_auto_refresh", "schema_refresh_interval",
+            "tags", "metadata", "status", "is_fully_configured", "last_test", "schema", "version",
+            "created_at", "created_by", "updated_at", "updated_by",
+        ]
+        read_only_fields = fields
+
+    def get_credentials_set(self, obj: DataSource) -> list[str]:
+        return sorted(c.field for c in obj.credentials.all())
+
+    def get_is_fully_configured(self, obj: DataSource) -> bool:
+        return is_fully_configured(get_type(obj.type), obj.connection, set(self.get_credentials_set(obj)))
+
+    def get_schema(self, obj: DataSource) -> dict[str, Any]:
+        return {
+            "status": obj.schema_status,
+            "version": obj.schema_version,
+            "refreshed_at": serializers.DateTimeField().to_representation(obj.schema_refreshed_at)
+            if obj.schema_refreshed_at
+            else None,
+            "table_count": obj.schema_table_count,
+            "error": obj.schema_error,
+        }
+
+    def get_created_by(self, obj: DataSource) -> dict[str, Any] | None:
+        return _actor_repr(obj.created_by, obj.created_by_token)
+
+    def get_updated_by(self, obj: DataSource) -> dict[str, Any] | None:
+        return _actor_repr(obj.updated_by, obj.updated_by_token)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_repr")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "action", "actor", "changes", "detail", "request_id", "created_at"]

@@ -1,0 +1,204 @@
+"""Thin viewsets: parse the request, call the service, render the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection as db_connection
+from django.db.models import Prefetch, QuerySet
+from django_filters import rest_framework as filters
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.errors import InvalidRequest
+from datasources import catalogue
+from datasources.api import schema_docs as docs
+from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, DataSourceWriteSerializer
+from datasources.models import Credential, DataSource, DataSourceStatus, SchemaSnapshot
+from datasources.services import datasources as service
+from datasources.services.connection import refresh_schema, test_stored
+from organizations.authentication import get_actor
+from organizations.models import AuditEvent
+
+TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+def bool_param(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in TRUE:
+        return True
+    if raw.lower() in FALSE:
+        return False
+    raise InvalidRequest(f"Query parameter '{name}' must be true or false.", errors={name: ["Must be true or false."]})
+
+
+class DataSourceFilter(filters.FilterSet):
+    type = filters.ChoiceFilter(choices=catalogue.TYPE_CHOICES)
+    status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
+    workspace = filters.NumberFilter(field_name="workspace_id")
+    tag = filters.CharFilter(method="filter_tag", label="Has this tag")
+
+    class Meta:
+        model = DataSource
+        fields = ["type", "status", "workspace", "tag"]
+
+    def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if db_connection.vendor == "postgresql":
+            return queryset.filter(tags__contains=[value])
+        import json
+
+        return queryset.filter(tags__contains=json.dumps(value))
+
+
+@docs.datasource_viewset
+class DataSourceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    scope_resource = "datasource"
+    serializer_class = DataSourceSerializer
+    filterset_class = DataSourceFilter
+    search_fields = ["name"]
+    ordering_fields = ["id", "name", "type", "status", "created_at", "updated_at"]
+    ordering = ["id"]
+
+    def get_queryset(self) -> QuerySet[DataSource]:
+        actor = get_actor(self.request)
+        return (
+            DataSource.objects.filter(organization=actor.organization)
+            .select_related("organization", "created_by", "updated_by", "created_by_token", "updated_by_token")
+            .prefetch_related(Prefetch("credentials", queryset=Credential.objects.only("id", "data_source_id", "field")))
+        )
+
+    def get_object(self) -> DataSource:
+        service.get_data_source(get_actor(self.request), self.kwargs["pk"])  # 404 for ids not ours
+        return super().get_object()
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response:
+        ds = self.get_queryset().get(pk=ds.pk)
+        response = Response(DataSourceSerializer(ds).data, status=status_code, headers=headers or None)
+        response["ETag"] = ds.etag
+        return response
+
+    def _options(self, request: Request) -> service.WriteOptions:
+        return service.WriteOptions(
+            if_match=request.headers.get("If-Match"),
+            dry_run=bool_param(request, "dry_run", False),
+            test_connection=bool_param(request, "test_connection", True),
+        )
+
+    def _validated(self, request: Request, *, partial: bool) -> dict[str, Any]:
+        serializer = DataSourceWriteSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def _dry_run_response(self, result: service.WriteResult) -> Response:
+        return Response(
+            {
+                "dry_run": True,
+                "changed_fields": result.changed,
+                "test": result.test.as_dict() if result.test else None,
+                "data_source": DataSourceSerializer(result.data_source).data,
+            }
+        )
+
+    # ---- endpoints -----------------------------------------------------------------------
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._render(self.get_object())
+
+    def create(self, request: Request) -> Response:
+        data = self._validated(request, partial=False)
+        result = service.create_data_source(actor=get_actor(request), data=data, options=self._options(request))
+        if result.dry_run:
+            return self._dry_run_response(result)
+        return self._render(result.data_source, 201, Location=f"/api/v1/data-sources/{result.data_source.pk}/")
+
+    def _update(self, request: Request, pk: str, mode: str) -> Response:
+        actor = get_actor(request)
+        service.get_data_source(actor, pk)
+        data = self._validated(request, partial=mode == "patch")
+        result = service.update_data_source(
+            actor=actor, data_source_id=int(pk), data=data, mode=mode, options=self._options(request)  # type: ignore[arg-type]
+        )
+        if result.dry_run:
+            return self._dry_run_response(result)
+        return self._render(result.data_source)
+
+    def update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, "put")
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, "patch")
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        service.delete_data_source(actor=get_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, pk: str) -> Response:
+        ds = service.get_data_source(get_actor(request), pk)
+        events = AuditEvent.objects.filter(target_type=ds._meta.label_lower, target_id=ds.pk).select_related(None)
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["post"], url_path="test")
+    def test_connection(self, request: Request, pk: str) -> Response:
+        actor = get_actor(request)
+        ds = service.get_data_source(actor, pk)
+        result = test_stored(data_source=ds, actor=actor)
+        return Response(result.as_dict())
+
+    @action(detail=True, methods=["post"])
+    def sync(self, request: Request, pk: str) -> Response:
+        from datasources.services.connection import SchemaCacheFailed
+
+        ds = service.get_data_source(get_actor(request), pk)
+        outcome = refresh_schema(data_source=ds)
+        if not outcome.ok:
+            raise SchemaCacheFailed(f"The schema could not be cached: {outcome.error}")
+        return self._render(ds)
+
+    @action(detail=True, methods=["get"])
+    def schema(self, request: Request, pk: str) -> Response:
+        ds = service.get_data_source(get_actor(request), pk)
+        snapshots = SchemaSnapshot.objects.filter(data_source=ds)
+        version = request.query_params.get("version")
+        if version is not None:
+            if not version.isdigit():
+                raise InvalidRequest("version must be a positive integer.", errors={"version": ["Invalid."]})
+            snapshots = snapshots.filter(version=int(version))
+        snapshot = snapshots.order_by("-version").first()
+        if snapshot is None:
+            from config.errors import NotFound
+
+            raise NotFound("No schema snapshot for this data source yet.")
+        tables = [
+            {"reference_id": t.reference_id, "schema": t.schema, "name": t.name, "kind": t.kind, "columns": t.columns}
+            for t in snapshot.tables.all()
+        ]
+        return Response({"version": snapshot.version, "created_at": snapshot.created_at, "tables": tables})
+
+
+@docs.types_viewset
+class DataSourceTypeViewSet(viewsets.ViewSet):
+    """The type catalogue, for clients and UIs that build forms from it."""
+
+    scope_resource = "datasource"
+    lookup_value_regex = "[a-z_]+"
+
+    def list(self, request: Request) -> Response:
+        return Response([t.as_dict() for t in catalogue.CATALOGUE.values()])
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        try:
+            return Response(catalogue.get_type(pk).as_dict())
+        except KeyError:
+            from config.errors import NotFound
+
+            raise NotFound("Unknown data source type.") from None

@@ -1,0 +1,220 @@
+"""Catalogue entries: warehouses, search engines, NoSQL, object storage and SaaS sources."""
+
+from __future__ import annotations
+
+from datasources.catalogue import Condition, Field, SecretField, SourceType
+from datasources.catalogue_types_common import (
+    AWS_ACCESS_KEY_ID,
+    AWS_SECRET,
+    PATH_MAX,
+    SERVICE_ACCOUNT_JSON,
+    SSH_RULES,
+    SSH_SECRETS,
+    SSH_TUNNEL,
+    aws_region,
+    flag,
+    host,
+    name,
+    password,
+    port,
+    url,
+)
+
+SNOWFLAKE_PASSWORD = Condition("auth_method", in_=("password",))
+SNOWFLAKE_KEY_PAIR = Condition("auth_method", in_=("key_pair",))
+
+SEARCH_SERVER_TYPES = ("elastic-cloud", "open-cloud", "self-managed")
+SEARCH_CLOUD = Condition("server_type", in_=("elastic-cloud", "open-cloud"))
+SEARCH_SELF_MANAGED = Condition("server_type", in_=("self-managed",))
+SEARCH_AUTH_ON = Condition("disable_auth", not_in=(True,))
+
+
+def _disable_auth_only_self_managed(connection: dict) -> dict[str, list[str]]:
+    if connection.get("disable_auth") is True and connection.get("server_type") != "self-managed":
+        return {"disable_auth": ["Only valid when server_type is self-managed."]}
+    return {}
+
+
+def _search(key: str, label: str, driver_extra: str) -> SourceType:
+    return SourceType(
+        key=key, label=label, family="search", connector=key, driver_extra=driver_extra,
+        fields=(
+            Field("server_type", "enum", label="Server type", choices=SEARCH_SERVER_TYPES, required=True),
+            Field("cloud_id", "string", label="Cloud ID", required_when=SEARCH_CLOUD, max_length=PATH_MAX),
+            url("server_url", "Server URL", required_when=SEARCH_SELF_MANAGED,
+                help="Base URL of the cluster, e.g. https://search.internal:9200."),
+            name("username", "Username", required_when=SEARCH_AUTH_ON),
+            flag("disable_auth", "Disable authentication",
+                 help="Connect without credentials. Only valid when server_type is self-managed."),
+            flag("ignore_certificate", "Ignore certificate verification"),
+            flag("ignore_ssl", "Ignore SSL"),
+        ),
+        secrets=(password(required_when=SEARCH_AUTH_ON),),
+        extra_checks=(_disable_auth_only_self_managed,),
+    )
+
+
+CLOUD_TYPES: tuple[SourceType, ...] = (
+    SourceType(
+        key="snowflake", label="Snowflake", family="warehouse", connector="snowflake",
+        driver_extra="snowflake-connector-python",
+        fields=(
+            name("account", "Account", required=True,
+                 help="Account identifier, e.g. 'xy12345.eu-west-1' or 'myorg-myaccount'."),
+            name("username", "Username", required=True),
+            name("role", "Role", required=True),
+            name("warehouse", "Warehouse", required=True),
+            name("database", "Database", required=True),
+            name("schema", "Schema", required=True),
+            Field("auth_method", "enum", label="Authentication method", choices=("password", "key_pair"),
+                  default="password"),
+        ),
+        secrets=(
+            password(required_when=SNOWFLAKE_PASSWORD),
+            SecretField("private_key", "Private key", kind="pem", required_when=SNOWFLAKE_KEY_PAIR,
+                        help="PEM-encoded private key registered for the user (key-pair authentication)."),
+            SecretField("private_key_passphrase", "Private key passphrase",
+                        help="Only needed when the private key is encrypted."),
+        ),
+    ),
+    SourceType(
+        key="bigquery", label="BigQuery", family="warehouse", connector="bigquery",
+        driver_extra="google-cloud-bigquery",
+        fields=(
+            name("project_id", "Project ID", required=True),
+            name("location", "Location", default="US", help="Dataset location, e.g. 'US' or 'EU'."),
+            name("dataset_id", "Dataset ID", help="Restrict to one dataset (optional)."),
+        ),
+        secrets=(SERVICE_ACCOUNT_JSON,),
+    ),
+    SourceType(
+        key="databricks", label="Databricks", family="warehouse", connector="databricks",
+        driver_extra="databricks-sql-connector",
+        fields=(
+            host(help="Workspace hostname, e.g. 'dbc-a1b2c3d4-e5f6.cloud.databricks.com'."),
+            Field("http_path", "string", label="HTTP path", required=True, max_length=PATH_MAX,
+                  help="HTTP path of the SQL warehouse, e.g. '/sql/1.0/warehouses/abc123'."),
+            name("catalog", "Catalog", help="Unity Catalog name (optional)."),
+            name("schema", "Schema", required=True),
+        ),
+        secrets=(SecretField("token", "Access token", kind="token", required=True),),
+    ),
+    SourceType(
+        key="clickhouse", label="ClickHouse", family="warehouse", connector="clickhouse",
+        driver_extra="clickhouse-connect",
+        fields=(
+            host(),
+            port(8443, help="HTTP(S) interface port (default 8443)."),
+            name("database", "Database", default="default"),
+            name("username", "Username", default="default"),
+            flag("secure", "Use TLS", default=True),
+        ),
+        secrets=(password(),),
+    ),
+    SourceType(
+        key="mongodb", label="MongoDB", family="nosql", connector="mongodb", driver_extra="pymongo",
+        fields=(
+            host(),
+            port(27017),
+            name("database", "Database", required=True),
+            name("username", "Username", help="Leave empty for servers without authentication."),
+            name("auth_source", "Authentication database", default="admin"),
+            name("replica_set", "Replica set"),
+            flag("tls", "Use TLS"),
+        ),
+        secrets=(password(),),
+    ),
+    _search("elasticsearch", "Elasticsearch", "elasticsearch"),
+    _search("opensearch", "OpenSearch", "opensearch-py"),
+    SourceType(
+        key="firebolt", label="Firebolt", family="warehouse", connector="firebolt",
+        driver_extra="firebolt-sdk",
+        fields=(
+            name("client_id", "Client ID", required=True, help="Service account client ID."),
+            name("account_name", "Account name", required=True),
+            name("database", "Database", required=True),
+            name("engine_name", "Engine name", required=True),
+            name("schema", "Schema"),
+        ),
+        secrets=(SecretField("client_secret", "Client secret", required=True),),
+    ),
+    SourceType(
+        key="athena", label="Amazon Athena", family="warehouse", connector="athena", driver_extra="PyAthena",
+        fields=(
+            name("database", "Database", required=True),
+            Field("s3_output_location", "string", label="S3 output location", required=True,
+                  max_length=PATH_MAX, pattern=r"^s3://",
+                  help="Where query results are written, e.g. 's3://my-bucket/athena-results/'."),
+            aws_region(),
+            name("workgroup", "Workgroup"),
+            AWS_ACCESS_KEY_ID,
+        ),
+        secrets=(AWS_SECRET,),
+    ),
+    SourceType(
+        key="trino", label="Trino", family="warehouse", connector="trino", driver_extra="trino",
+        fields=(
+            host(),
+            port(443),
+            name("catalog", "Catalog", required=True),
+            name("schema", "Schema", required=True),
+            name("username", "Username", required=True),
+            Field("http_scheme", "enum", label="HTTP scheme", choices=("http", "https"), default="https"),
+            SSH_TUNNEL,
+        ),
+        secrets=(password(), *SSH_SECRETS),
+        secret_rules=SSH_RULES,
+    ),
+    SourceType(
+        key="motherduck", label="MotherDuck", family="warehouse", connector="motherduck",
+        driver_extra="duckdb",
+        fields=(name("database", "Database", required=True),),
+        secrets=(SecretField("token", "Service token", kind="token", required=True),),
+    ),
+)
+
+STORAGE_AND_SAAS_TYPES: tuple[SourceType, ...] = (
+    SourceType(
+        key="s3", label="Amazon S3", family="file", connector="s3", driver_extra="boto3",
+        fields=(
+            name("bucket", "Bucket", required=True),
+            Field("path_prefix", "string", label="Path prefix", default="", max_length=PATH_MAX,
+                  help="Key prefix inside the bucket (may be empty)."),
+            aws_region(),
+            Field("table_level", "enum", label="Table level", choices=("File", "Folder"), default="File",
+                  help="File: each object is a table. Folder: each folder of objects is a table."),
+            Field("format", "enum", label="Format", choices=("csv", "parquet"), default="csv"),
+            url("endpoint_url", "Endpoint URL", help="S3-compatible endpoint (MinIO, R2...); optional."),
+            AWS_ACCESS_KEY_ID,
+        ),
+        secrets=(AWS_SECRET,),
+    ),
+    SourceType(
+        key="google_sheets", label="Google Sheets", family="saas", connector="google_sheets",
+        driver_extra="gspread",
+        fields=(
+            name("spreadsheet_id", "Spreadsheet ID", required=True,
+                 help="The id in the sheet's URL: docs.google.com/spreadsheets/d/<id>/."),
+            name("sheet_name", "Sheet name", help="One worksheet only (optional; default all)."),
+        ),
+        secrets=(SERVICE_ACCOUNT_JSON,),
+    ),
+    SourceType(
+        key="mixpanel", label="Mixpanel", family="saas", connector="mixpanel", driver_extra="requests",
+        fields=(
+            Field("project_id", "integer", label="Project ID", required=True, min_value=1),
+            Field("region", "enum", label="Data residency region", choices=("US", "EU", "IN"), default="US"),
+            name("username", "Service account username", required=True),
+        ),
+        secrets=(SecretField("service_account_secret", "Service account secret", required=True),),
+    ),
+    SourceType(
+        key="mcp", label="MCP server", family="saas", connector="mcp", driver_extra="mcp",
+        fields=(
+            url("server_url", "Server URL", required=True, help="Endpoint of the MCP server."),
+            Field("transport", "enum", label="Transport", choices=("http", "sse"), default="http"),
+        ),
+        secrets=(SecretField("api_key", "API key", kind="token",
+                             help="Sent as a bearer token when the server requires one."),),
+    ),
+)

@@ -1,0 +1,188 @@
+"""Connector interface: configuration, staged test results, schema shapes and errors."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+STAGES = ("resolve", "tcp", "tls", "ssh", "auth", "database", "introspect")
+
+T = TypeVar("T")
+
+
+@dataclass
+class ConnectionConfig:
+    """Everything a connector needs: normalized settings plus decrypted secrets."""
+
+    type_key: str
+    connection: dict
+    secrets: dict[str, str]
+    connect_timeout: int = 10
+    query_timeout: int = 30
+
+    def __repr__(self) -> str:  # never show secret values in tracebacks or logs
+        return (
+            f"ConnectionConfig(type_key={self.type_key!r}, connection={self.connection!r}, "
+            f"secrets=<{len(self.secrets)} hidden>, connect_timeout={self.connect_timeout}, "
+            f"query_timeout={self.query_timeout})"
+        )
+
+
+@dataclass
+class StageResult:
+    name: str
+    ok: bool
+    duration_ms: float
+    message: str = ""
+
+
+@dataclass
+class TestResult:
+    """Outcome of a connection test; ``message`` is always a cleaned, secret-free text."""
+
+    __test__ = False  # not a pytest test class
+
+    ok: bool
+    stage: str | None
+    message: str
+    stages: list[StageResult]
+    duration_ms: float
+    server_version: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able representation."""
+        return asdict(self)
+
+
+@dataclass
+class ColumnInfo:
+    name: str
+    data_type: str
+    nullable: bool
+    ordinal: int
+
+
+@dataclass
+class TableInfo:
+    schema: str
+    name: str
+    kind: str  # "table" | "view"
+    columns: list[ColumnInfo] = field(default_factory=list)
+
+
+class ConnectorError(Exception):
+    """A connection or introspection failure at ``stage`` with a cleaned ``message``."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
+
+
+class ConnectorUnavailable(Exception):
+    """The type has no built connector here, or its optional driver is absent."""
+
+    def __init__(self, type_key: str, requirement: str):
+        if " " in requirement:
+            hint = f"it needs {requirement}"
+        else:
+            hint = f"install the optional driver '{requirement}'"
+        message = f"No connection test is available for type '{type_key}' yet: {hint}."
+        super().__init__(message)
+        self.type_key = type_key
+        self.requirement = requirement
+        self.message = message
+
+
+def sanitize(text: str, secrets: dict[str, str], limit: int = 200) -> str:
+    """First line of a raw driver message with every secret value masked; empty if unsafe."""
+    values = [v for v in secrets.values() if isinstance(v, str) and v]
+    if any(len(v) < 4 for v in values):
+        return ""  # masking very short secrets would not be reliable
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    for value in sorted(values, key=len, reverse=True):
+        for part in value.splitlines() or [value]:
+            if len(part) >= 4:
+                line = line.replace(part, "***")
+    return line[:limit]
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+class _Stop(Exception):
+    pass
+
+
+class StageRunner:
+    """Runs test stages in order, timing each and stopping at the first failure.
+
+    A ``ConnectorError`` raised while running stage X names the stage that failed. When it
+    names a later stage (e.g. a blocked address found while resolving is reported as a failed
+    TCP connect), X is recorded as passed; a record already made for the failing stage is
+    replaced by the failure.
+    """
+
+    def __init__(self, secrets: dict[str, str]):
+        self.secrets = secrets
+        self.stages: list[StageResult] = []
+        self.failed: StageResult | None = None
+        self.server_version: str | None = None
+        self._start = time.perf_counter()
+
+    def run(self, name: str, func: Callable[[], T], ok_message: str = "") -> T:
+        """Run one stage; raise an internal stop signal when it fails."""
+        start = time.perf_counter()
+        try:
+            value = func()
+        except ConnectorError as exc:
+            self._fail(name, exc.stage, exc.message, _ms(start))
+            raise _Stop from None
+        except Exception as exc:  # noqa: BLE001 - every failure must become a clean result
+            detail = sanitize(str(exc), self.secrets)
+            message = f"Connection failed at stage {name}." + (f" {detail}" if detail else "")
+            self._fail(name, name, message, _ms(start))
+            raise _Stop from None
+        self.stages.append(StageResult(name, True, _ms(start), ok_message))
+        return value
+
+    def _fail(self, running: str, stage: str, message: str, duration: float) -> None:
+        order = {s: i for i, s in enumerate(STAGES)}
+        if stage != running and order.get(stage, -1) > order.get(running, -1):
+            self.stages.append(StageResult(running, True, duration))
+            duration = 0.0
+        self.stages = [s for s in self.stages if s.name != stage]
+        self.failed = StageResult(stage, False, duration, message)
+        self.stages.append(self.failed)
+
+    def result(self) -> TestResult:
+        """Build the final ``TestResult``."""
+        total = _ms(self._start)
+        failed = self.failed
+        if failed:
+            return TestResult(False, failed.name, failed.message, self.stages, total, self.server_version)
+        return TestResult(True, None, "Connection succeeded.", self.stages, total, self.server_version)
+
+    def __enter__(self) -> StageRunner:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        return exc_type is _Stop
+
+
+class Connector(ABC):
+    """Tests connections and introspects schemas for one family of source types."""
+
+    key: str = ""
+
+    @abstractmethod
+    def test(self, config: ConnectionConfig) -> TestResult:
+        """Run the stages in order, stopping at the first failure; never raises for connection problems."""
+
+    @abstractmethod
+    def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
+        """List tables and views with their columns; raises ``ConnectorError``."""

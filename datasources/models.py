@@ -1,0 +1,136 @@
+"""Data sources, their encrypted credentials and their cached schema snapshots."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+from organizations.models import ApiToken, Organization, Workspace
+
+
+class DataSourceStatus(models.TextChoices):
+    PENDING = "pending", "Not tested yet"
+    ACTIVE = "active", "Active"
+    ERROR = "error", "Error"
+
+
+class SchemaStatus(models.TextChoices):
+    NONE = "none", "Not cached"
+    PENDING = "pending", "Pending"
+    REFRESHING = "refreshing", "Refreshing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class DataSource(models.Model):
+    """A connection to a customer's database or files. ``connection`` holds non-secret settings,
+    validated against the type catalogue; secrets live in ``Credential`` rows, encrypted."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="data_sources")
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="data_sources"
+    )
+    reference_id = models.CharField(max_length=16, unique=True, editable=False)
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=32)
+    description = models.TextField(blank=True, default="")
+    connection = models.JSONField(default=dict, blank=True)
+
+    connection_pool_size = models.PositiveIntegerField(default=5)
+    connection_timeout = models.PositiveIntegerField(default=30)
+    query_timeout = models.PositiveIntegerField(default=300)
+    max_retries = models.PositiveIntegerField(default=3)
+    schema_auto_refresh = models.BooleanField(default=False)
+    schema_refresh_interval = models.PositiveIntegerField(default=86400)
+
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    status = models.CharField(max_length=16, choices=DataSourceStatus.choices, default=DataSourceStatus.PENDING)
+    last_test = models.JSONField(null=True, blank=True)
+    schema_status = models.CharField(max_length=16, choices=SchemaStatus.choices, default=SchemaStatus.NONE)
+    schema_error = models.TextField(blank=True, default="")
+    schema_refreshed_at = models.DateTimeField(null=True, blank=True)
+    schema_version = models.PositiveIntegerField(null=True, blank=True)
+    schema_table_count = models.PositiveIntegerField(null=True, blank=True)
+
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by_token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint("organization", Lower("name"), name="uniq_datasource_name_per_org"),
+        ]
+        indexes = [models.Index(fields=["organization", "type"]), models.Index(fields=["organization", "status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.pk}-{self.version}"'
+
+
+class Credential(models.Model):
+    """One encrypted secret of a data source (a password, a key, a token...)."""
+
+    data_source = models.ForeignKey(DataSource, on_delete=models.CASCADE, related_name="credentials")
+    field = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=64)
+    ciphertext = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["data_source", "field"], name="uniq_credential_field")]
+
+    def __str__(self) -> str:
+        return f"{self.data_source_id}:{self.field}"
+
+
+class SchemaSnapshot(models.Model):
+    """One version of a data source's introspected schema; a new one only when it changed."""
+
+    data_source = models.ForeignKey(DataSource, on_delete=models.CASCADE, related_name="snapshots")
+    version = models.PositiveIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    table_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["data_source", "version"], name="uniq_snapshot_version")]
+
+    def __str__(self) -> str:
+        return f"{self.data_source_id} v{self.version}"
+
+
+class SchemaTable(models.Model):
+    """A table or view in a snapshot; ``reference_id`` persists while (schema, name) does."""
+
+    snapshot = models.ForeignKey(SchemaSnapshot, on_delete=models.CASCADE, related_name="tables")
+    reference_id = models.CharField(max_length=16)
+    schema = models.CharField(max_length=255, blank=True)
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, default="table")
+    columns = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["schema", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "schema", "name"], name="uniq_table_in_snapshot"),
+        ]
+        indexes = [models.Index(fields=["snapshot", "reference_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name

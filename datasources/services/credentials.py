@@ -1,0 +1,61 @@
+"""Reading and writing a data source's encrypted secrets."""
+
+from __future__ import annotations
+
+from datasources import crypto
+from datasources.models import Credential, DataSource
+
+
+def secret_names(data_source: DataSource) -> set[str]:
+    """Names of the secrets that are set (uses a prefetch when there is one)."""
+    return {c.field for c in data_source.credentials.all()}
+
+
+def load_secrets(data_source: DataSource) -> dict[str, str]:
+    """Decrypt every secret of the data source. Values that no longer decrypt are left out."""
+    ring = crypto.load_keyring()
+    out: dict[str, str] = {}
+    for cred in Credential.objects.filter(data_source=data_source):
+        try:
+            out[cred.field] = crypto.decrypt(
+                cred.key_id, cred.ciphertext, row_id=data_source.pk, field=cred.field, keyring=ring
+            )
+        except crypto.DecryptionError:
+            continue
+    return out
+
+
+def write_secrets(data_source: DataSource, changes: dict[str, str | None]) -> None:
+    """Set (str) or clear (None) secrets. Call inside the update transaction."""
+    ring = crypto.load_keyring()
+    for field, value in changes.items():
+        if value is None:
+            Credential.objects.filter(data_source=data_source, field=field).delete()
+            continue
+        key_id, ciphertext = crypto.encrypt(value, row_id=data_source.pk, field=field, keyring=ring)
+        Credential.objects.update_or_create(
+            data_source=data_source, field=field, defaults={"key_id": key_id, "ciphertext": ciphertext}
+        )
+
+
+def rotate_all() -> dict[str, int]:
+    """Re-encrypt every secret with the newest key; returns counts."""
+    ring = crypto.load_keyring()
+    counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
+    for cred in Credential.objects.select_for_update().iterator():
+        if cred.key_id == ring.primary_id:
+            counts["already_current"] += 1
+            continue
+        try:
+            plain = crypto.decrypt(
+                cred.key_id, cred.ciphertext, row_id=cred.data_source_id, field=cred.field, keyring=ring
+            )
+        except crypto.DecryptionError:
+            counts["failed"] += 1
+            continue
+        cred.key_id, cred.ciphertext = crypto.encrypt(
+            plain, row_id=cred.data_source_id, field=cred.field, keyring=ring
+        )
+        cred.save(update_fields=["key_id", "ciphertext", "updated_at"])
+        counts["re_encrypted"] += 1
+    return counts

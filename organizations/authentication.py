@@ -1,0 +1,119 @@
+"""Bearer-token and session authentication that resolve the caller's organization."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from organizations.actors import Actor
+from organizations.models import ALL_SCOPES, ApiToken, Membership, Scope, hash_token
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+class TokenUser:
+    """Stands in for request.user when a token acts for no user."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, token: ApiToken) -> None:
+        self.token = token
+
+    def get_username(self) -> str:
+        return f"token:{self.token.name}"
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
+        try:
+            raw = header[1].decode()
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        token = (
+            ApiToken.objects.active()
+            .select_related("organization", "user")
+            .filter(token_hash=hash_token(raw))
+            .first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        role = None
+        if token.user_id is not None:
+            if not token.user.is_active:
+                raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+            membership = Membership.objects.filter(organization_id=token.organization_id, user_id=token.user_id).first()
+            if membership is None:
+                raise exceptions.AuthenticationFailed("The token's user is not a member of its organization.")
+            role = membership.role
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        request._actor = Actor(  # type: ignore[attr-defined]
+            organization=token.organization,
+            user=token.user,
+            token=token,
+            role=role,
+            scopes=frozenset(s for s in token.scopes if s in ALL_SCOPES),
+        )
+        return (token.user or TokenUser(token), token)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+def actor_for_session(request: Request) -> Actor | None:
+    """A logged-in user acts in one organization: X-Organization (slug) or their first membership."""
+    user = request.user
+    if not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        return None
+    memberships = Membership.objects.select_related("organization").filter(user=user).order_by("id")
+    slug = request.headers.get("X-Organization")
+    if slug:
+        memberships = memberships.filter(organization__slug=slug)
+    membership = memberships.first()
+    if membership is None:
+        return None
+    return Actor(
+        organization=membership.organization,
+        user=user,
+        role=membership.role,
+        scopes=frozenset(ALL_SCOPES if membership.role in ("owner", "admin") else [
+            Scope.DATASOURCE_READ, Scope.DATASOURCE_WRITE, Scope.WORKFLOW_READ, Scope.WORKFLOW_WRITE
+        ]),
+    )
+
+
+def get_actor(request: Request) -> Actor | None:
+    actor = getattr(request, "_actor", None)
+    if actor is None:
+        actor = actor_for_session(request)
+        request._actor = actor  # type: ignore[attr-defined]
+    return actor
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = BearerTokenAuthentication
+    name = "BearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An organization API token: `Bearer dsp_...`."}

@@ -1,0 +1,404 @@
+"""Connectors against real parts: SQLite files under a temp root and the local PostgreSQL server."""
+
+import json
+import os
+import socket
+import sqlite3
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from datasources.connectors import (
+    STAGES,
+    ConnectionConfig,
+    ConnectorError,
+    ConnectorUnavailable,
+    get_connector,
+)
+from datasources.connectors.base import sanitize
+from datasources.connectors.files import resolve_under_root
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+# ---------------------------------------------------------------------------------- registry
+
+
+@pytest.mark.parametrize(
+    ("type_key", "driver"),
+    [
+        ("snowflake", "snowflake-connector-python"),
+        ("bigquery", "google-cloud-bigquery"),
+        ("databricks", "databricks-sql-connector"),
+        ("clickhouse", "clickhouse-connect"),
+        ("mongodb", "pymongo"),
+        ("elasticsearch", "elasticsearch"),
+        ("opensearch", "opensearch-py"),
+        ("firebolt", "firebolt-sdk"),
+        ("athena", "pyathena"),
+        ("trino", "trino"),
+        ("motherduck", "duckdb"),
+        ("mysql", "pymysql"),
+        ("mariadb", "pymysql"),
+        ("singlestore", "pymysql"),
+        ("mssql", "pymssql"),
+        ("s3", "boto3"),
+        ("google_sheets", "gspread"),
+    ],
+)
+def test_unavailable_types_name_their_driver(type_key, driver):
+    with pytest.raises(ConnectorUnavailable) as caught:
+        get_connector(type_key)
+    assert str(caught.value) == (
+        f"No connection test is available for type '{type_key}' yet: install the optional driver '{driver}'."
+    )
+
+
+@pytest.mark.parametrize("type_key", ["mixpanel", "mcp"])
+def test_http_types_unavailable(type_key):
+    with pytest.raises(ConnectorUnavailable, match="an HTTP connector \\(not yet built\\)"):
+        get_connector(type_key)
+
+
+@pytest.mark.parametrize("type_key", ["postgresql", "redshift", "cockroachdb", "supabase", "sqlite"])
+def test_built_connectors(type_key):
+    assert get_connector(type_key).key == type_key
+
+
+def test_unknown_type_unavailable():
+    with pytest.raises(ConnectorUnavailable):
+        get_connector("nosuchdb")
+
+
+def test_sanitize_masks_secrets():
+    assert sanitize("bad pw hunter22 here\nsecond", {"password": "hunter22"}) == "bad pw *** here"
+    assert sanitize("x", {"password": "ab"}) == ""  # too short to mask reliably: drop the raw text
+
+
+def test_config_repr_hides_secrets():
+    config = ConnectionConfig("postgresql", {"host": "h"}, {"password": "hunter22"})
+    assert "hunter22" not in repr(config)
+
+
+# ------------------------------------------------------------------------------------ SQLite
+
+
+@pytest.fixture
+def file_root(tmp_path, settings):
+    root = tmp_path / "root"
+    (root / "data").mkdir(parents=True)
+    settings.DATASOURCE_FILE_ROOT = str(root)
+    return root
+
+
+def _make_db(path):
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE customers (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, email varchar(100));
+        CREATE TABLE "order items" (customer_id INTEGER NOT NULL REFERENCES customers(id), qty REAL);
+        CREATE VIEW named AS SELECT id, name FROM customers;
+        INSERT INTO customers (name) VALUES ('a');
+        """
+    )
+    conn.commit()
+    conn.close()
+
+
+def _sqlite(path):
+    return ConnectionConfig("sqlite", {"path": path, "read_only": True}, {}, connect_timeout=5)
+
+
+def test_sqlite_test_ok(file_root):
+    _make_db(file_root / "data" / "shop.db")
+    result = get_connector("sqlite").test(_sqlite("data/shop.db"))
+    assert result.ok, result.message
+    assert result.stage is None
+    assert [s.name for s in result.stages] == ["resolve", "database"]
+    assert all(s.ok for s in result.stages)
+    assert result.server_version.startswith("SQLite ")
+    json.dumps(result.as_dict())
+
+
+def test_sqlite_introspect(file_root):
+    db = file_root / "data" / "shop.db"
+    _make_db(db)
+    before = db.read_bytes()
+    tables = {t.name: t for t in get_connector("sqlite").introspect(_sqlite("data/shop.db"))}
+    assert set(tables) == {"customers", "order items", "named"}  # sqlite_sequence skipped
+    assert tables["customers"].kind == "table" and tables["named"].kind == "view"
+    assert all(t.schema == "main" for t in tables.values())
+    cols = [(c.name, c.data_type, c.nullable, c.ordinal) for c in tables["customers"].columns]
+    assert cols == [
+        ("id", "INTEGER", True, 1),
+        ("name", "TEXT", False, 2),
+        ("email", "VARCHAR(100)", True, 3),
+    ]
+    assert [c.name for c in tables["named"].columns] == ["id", "name"]
+    assert [c.nullable for c in tables["order items"].columns] == [False, True]
+    assert db.read_bytes() == before  # opened read-only
+
+
+@pytest.mark.parametrize("path", ["../outside.db", "data/../../outside.db", "/etc/passwd", "", "a\x00b"])
+def test_sqlite_rejects_paths_leaving_the_root(file_root, path):
+    _make_db(file_root.parent / "outside.db")
+    result = get_connector("sqlite").test(_sqlite(path))
+    assert not result.ok
+    assert result.stage == "resolve"
+    with pytest.raises(ConnectorError):
+        get_connector("sqlite").introspect(_sqlite(path))
+
+
+def test_sqlite_symlink_out_of_root_looks_missing(file_root):
+    _make_db(file_root.parent / "outside.db")
+    (file_root / "data" / "link.db").symlink_to(file_root.parent / "outside.db")
+    escaped = get_connector("sqlite").test(_sqlite("data/link.db"))
+    missing = get_connector("sqlite").test(_sqlite("data/missing.db"))
+    for result in (escaped, missing):
+        assert (result.ok, result.stage, result.message) == (
+            False,
+            "database",
+            "File not found under the file root.",
+        )
+    with pytest.raises(ConnectorError) as caught:
+        resolve_under_root("data/link.db")
+    assert caught.value.stage == "database"
+
+
+def test_sqlite_symlink_inside_root_allowed(file_root):
+    _make_db(file_root / "data" / "real.db")
+    (file_root / "alias.db").symlink_to(file_root / "data" / "real.db")
+    assert resolve_under_root("alias.db") == (file_root / "data" / "real.db").resolve()
+    assert get_connector("sqlite").test(_sqlite("alias.db")).ok
+
+
+def test_sqlite_directory_and_non_database(file_root):
+    (file_root / "data" / "notes.db").write_text("this is not a database " * 100)
+    result = get_connector("sqlite").test(_sqlite("data/notes.db"))
+    assert (result.ok, result.stage) == (False, "database")
+    assert "not a SQLite database" in result.message
+    assert get_connector("sqlite").test(_sqlite("data")).stage == "database"
+
+
+# -------------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="module")
+def pg_server():
+    try:
+        with psycopg.connect(dbname="postgres", connect_timeout=3, **PG) as conn:
+            ssl_on = conn.execute("SHOW ssl").fetchone()[0] == "on"
+    except psycopg.OperationalError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required in CI")
+        pytest.skip("start PostgreSQL on 127.0.0.1:5432")
+    return {"ssl": ssl_on}
+
+
+@pytest.fixture
+def allow_loopback(settings, pg_server):
+    settings.DATASOURCE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    return pg_server
+
+
+@pytest.fixture(scope="module")
+def throwaway_db(pg_server):
+    name = f"conn_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(dbname=name, autocommit=True, **PG) as conn:
+            conn.execute(
+                """
+                CREATE SCHEMA sales;
+                CREATE TABLE sales.orders (id serial PRIMARY KEY, amount numeric(10,2) NOT NULL,
+                                           note varchar(50), dropped int, created timestamptz);
+                ALTER TABLE sales.orders DROP COLUMN dropped;
+                CREATE VIEW sales.big_orders AS SELECT id, amount FROM sales.orders WHERE amount > 100;
+                CREATE TABLE public.empty_table ();
+                CREATE TABLE public.t (x text);
+                """
+            )
+        yield name
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _pg(port=5432, host="127.0.0.1", secrets=None, **connection):
+    settings = {
+        "host": host,
+        "port": port,
+        "database": "postgres",
+        "schema": "public",
+        "username": "postgres",
+        "ssl": {"mode": "prefer"},
+        "ssh_tunnel": {"enabled": False},
+    }
+    settings.update(connection)
+    return ConnectionConfig(
+        "postgresql", settings, secrets or {"password": "not-used-by-trust"}, connect_timeout=5
+    )
+
+
+pytestmark_pg = pytest.mark.postgres_source
+
+
+@pytestmark_pg
+def test_pg_ok(allow_loopback):
+    result = get_connector("postgresql").test(_pg())
+    assert result.ok, result.message
+    assert result.stage is None
+    names = [s.name for s in result.stages]
+    assert names == ["resolve", "tcp", "auth", "database"]
+    assert all(s.ok and s.duration_ms >= 0 for s in result.stages)
+    assert all(n in STAGES for n in names)
+    assert result.server_version.startswith("PostgreSQL")
+    assert result.duration_ms >= sum(s.duration_ms for s in result.stages) * 0.9
+    json.dumps(result.as_dict())
+
+
+@pytestmark_pg
+def test_pg_tls_stage_when_required(allow_loopback):
+    result = get_connector("postgresql").test(_pg(ssl={"mode": "require"}))
+    tls = [s for s in result.stages if s.name == "tls"]
+    assert len(tls) == 1
+    if allow_loopback["ssl"]:
+        assert result.ok, result.message
+    else:
+        assert (result.ok, result.stage) == (False, "tls")
+        assert result.message == "The server does not support SSL, but the SSL mode requires it."
+
+
+@pytestmark_pg
+def test_pg_verify_ca_needs_a_ca(allow_loopback):
+    result = get_connector("postgresql").test(_pg(ssl={"mode": "verify-ca"}))
+    assert (result.ok, result.stage) == (False, "tls")
+
+
+@pytestmark_pg
+def test_pg_wrong_database(allow_loopback):
+    result = get_connector("postgresql").test(_pg(database="no_such_db_xyz"))
+    assert (result.ok, result.stage) == (False, "database")
+    assert result.message == "Database 'no_such_db_xyz' does not exist or is not accessible."
+
+
+@pytestmark_pg
+def test_pg_missing_schema(allow_loopback):
+    result = get_connector("postgresql").test(_pg(schema="no_such_schema"))
+    assert (result.ok, result.stage, result.message) == (
+        False,
+        "database",
+        "Schema 'no_such_schema' not found.",
+    )
+
+
+@pytestmark_pg
+def test_pg_unknown_role(allow_loopback):
+    result = get_connector("postgresql").test(_pg(username="no_such_role_xyz"))
+    assert (result.ok, result.stage) == (False, "auth")
+    assert result.message == "Authentication failed for user 'no_such_role_xyz'."
+
+
+@pytestmark_pg
+def test_pg_closed_port(allow_loopback):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    result = get_connector("postgresql").test(_pg(port=port))
+    assert (result.ok, result.stage) == (False, "tcp")
+    assert result.message == f"Could not connect to the server at 127.0.0.1:{port}."
+    assert [s.name for s in result.stages] == ["resolve", "tcp"]
+
+
+@pytestmark_pg
+def test_pg_blocked_host_looks_like_closed_port(settings, pg_server):
+    settings.DATASOURCE_ALLOWED_NETWORKS = []
+    result = get_connector("postgresql").test(_pg())
+    assert (result.ok, result.stage) == (False, "tcp")
+    assert result.message == "Could not connect to the server at 127.0.0.1:5432."
+    assert [(s.name, s.ok) for s in result.stages] == [("resolve", True), ("tcp", False)]
+    with pytest.raises(ConnectorError) as caught:
+        get_connector("postgresql").introspect(_pg())
+    assert caught.value.stage == "tcp"
+
+
+@pytestmark_pg
+def test_pg_ssh_tunnel_not_supported(allow_loopback):
+    result = get_connector("postgresql").test(_pg(ssh_tunnel={"enabled": True, "host": "bastion"}))
+    assert (result.ok, result.stage, result.message) == (False, "ssh", "SSH tunnels are not supported yet.")
+
+
+@pytestmark_pg
+def test_pg_wrong_password(allow_loopback):
+    role, password = f"conn_test_{uuid.uuid4().hex[:8]}", "right-pass-123"
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        )
+    try:
+        try:
+            psycopg.connect(
+                host="127.0.0.1",
+                port=5432,
+                user=role,
+                password="wrong-pass-456",
+                dbname="postgres",
+                connect_timeout=3,
+            ).close()
+            pytest.skip(
+                "pg_hba on 127.0.0.1 is 'trust': any password works, so a wrong one cannot fail "
+                "(a later issue runs a password-auth initdb cluster)"
+            )
+        except psycopg.OperationalError:
+            pass
+        secret = "wrong-pass-456"
+        result = get_connector("postgresql").test(_pg(username=role, secrets={"password": secret}))
+        assert (result.ok, result.stage) == (False, "auth")
+        assert result.message == f"Authentication failed for user '{role}'."
+        assert secret not in json.dumps(result.as_dict())
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytestmark_pg
+def test_pg_introspect_schema(allow_loopback, throwaway_db):
+    tables = get_connector("postgresql").introspect(_pg(database=throwaway_db, schema="sales"))
+    by_name = {t.name: t for t in tables}
+    assert set(by_name) == {"orders", "big_orders"}
+    assert by_name["orders"].kind == "table" and by_name["big_orders"].kind == "view"
+    cols = [(c.name, c.data_type, c.nullable, c.ordinal) for c in by_name["orders"].columns]
+    assert cols == [
+        ("id", "integer", False, 1),
+        ("amount", "numeric(10,2)", False, 2),
+        ("note", "character varying(50)", True, 3),
+        ("created", "timestamp with time zone", True, 4),
+    ]
+    assert [c.name for c in by_name["big_orders"].columns] == ["id", "amount"]
+
+
+@pytestmark_pg
+def test_pg_introspect_all_user_schemas(allow_loopback, throwaway_db):
+    tables = get_connector("postgresql").introspect(_pg(database=throwaway_db, schema=""))
+    keys = {(t.schema, t.name) for t in tables}
+    assert keys == {("sales", "orders"), ("sales", "big_orders"), ("public", "t"), ("public", "empty_table")}
+    assert next(t for t in tables if t.name == "empty_table").columns == []
+
+
+@pytestmark_pg
+def test_pg_introspect_failures_raise_connector_error(allow_loopback):
+    with pytest.raises(ConnectorError) as caught:
+        get_connector("postgresql").introspect(_pg(database="no_such_db_xyz"))
+    assert caught.value.stage == "database"
+
+
+@pytestmark_pg
+def test_pg_family_members_share_the_connector(allow_loopback):
+    config = _pg()
+    config.type_key = "supabase"
+    assert get_connector("supabase").test(config).ok
+    config.type_key = "redshift"  # Redshift sets the statement timeout with SET, not startup options
+    assert get_connector("redshift").test(config).ok
