@@ -28,6 +28,9 @@ def require_service(host: str, port: int, what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _file_root(settings, tmp_path):
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     settings.DATASOURCE_FILE_ROOT = str(tmp_path / "files")
     os.makedirs(settings.DATASOURCE_FILE_ROOT, exist_ok=True)
     return settings.DATASOURCE_FILE_ROOT

@@ -25,28 +25,16 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 # ---------------------------------------------------------------------------------- registry
 
 
-@pytest.mark.parametrize(
-    ("type_key", "driver"),
-    [
-        ("snowflake", "snowflake-connector-python"),
-        ("bigquery", "google-cloud-bigquery"),
-        ("databricks", "databricks-sql-connector"),
-        ("clickhouse", "clickhouse-connect"),
-        ("mongodb", "pymongo"),
-        ("elasticsearch", "elasticsearch"),
-        ("opensearch", "opensearch-py"),
-        ("firebolt", "firebolt-sdk"),
-        ("athena", "pyathena"),
-        ("trino", "trino"),
-        ("motherduck", "duckdb"),
-        ("mysql", "pymysql"),
-        ("mariadb", "pymysql"),
-        ("singlestore", "pymysql"),
-        ("mssql", "pymssql"),
-        ("s3", "boto3"),
-        ("google_sheets", "gspread"),
-    ],
-)
+DRIVERS = {
+    "snowflake": "snowflake-connector-python", "bigquery": "google-cloud-bigquery",
+    "databricks": "databricks-sql-connector", "clickhouse": "clickhouse-connect", "mongodb": "pymongo",
+    "elasticsearch": "elasticsearch", "opensearch": "opensearch-py", "firebolt": "firebolt-sdk",
+    "athena": "pyathena", "trino": "trino", "motherduck": "duckdb", "mysql": "pymysql", "mariadb": "pymysql",
+    "singlestore": "pymysql", "mssql": "pymssql", "s3": "boto3", "google_sheets": "gspread",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("type_key", "driver"), DRIVERS.items())
 def test_unavailable_types_name_their_driver(type_key, driver):
     with pytest.raises(ConnectorUnavailable) as caught:
         get_connector(type_key)
@@ -55,9 +43,11 @@ def test_unavailable_types_name_their_driver(type_key, driver):
     )
 
 
-@pytest.mark.parametrize("type_key", ["mixpanel", "mcp"])
-def test_http_types_unavailable(type_key):
-    with pytest.raises(ConnectorUnavailable, match="an HTTP connector \\(not yet built\\)"):
+@pytest.mark.parametrize("type_key", ["mixpanel", "mcp", "csv", "nosuchdb"])
+def test_other_types_unavailable(type_key):
+    with pytest.raises(
+        ConnectorUnavailable, match=f"^No connection test is available for type '{type_key}' yet"
+    ):
         get_connector(type_key)
 
 
@@ -66,19 +56,10 @@ def test_built_connectors(type_key):
     assert get_connector(type_key).key == type_key
 
 
-def test_unknown_type_unavailable():
-    with pytest.raises(ConnectorUnavailable):
-        get_connector("nosuchdb")
-
-
-def test_sanitize_masks_secrets():
+def test_secrets_masked():
     assert sanitize("bad pw hunter22 here\nsecond", {"password": "hunter22"}) == "bad pw *** here"
     assert sanitize("x", {"password": "ab"}) == ""  # too short to mask reliably: drop the raw text
-
-
-def test_config_repr_hides_secrets():
-    config = ConnectionConfig("postgresql", {"host": "h"}, {"password": "hunter22"})
-    assert "hunter22" not in repr(config)
+    assert "hunter22" not in repr(ConnectionConfig("postgresql", {"host": "h"}, {"password": "hunter22"}))
 
 
 # ------------------------------------------------------------------------------------ SQLite
@@ -227,178 +208,129 @@ def throwaway_db(pg_server):
 
 
 def _pg(port=5432, host="127.0.0.1", secrets=None, **connection):
-    settings = {
-        "host": host,
-        "port": port,
-        "database": "postgres",
-        "schema": "public",
-        "username": "postgres",
-        "ssl": {"mode": "prefer"},
-        "ssh_tunnel": {"enabled": False},
-    }
+    settings = dict(host=host, port=port, database="postgres", schema="public", username="postgres")
+    settings.update(ssl={"mode": "prefer"}, ssh_tunnel={"enabled": False})
     settings.update(connection)
-    return ConnectionConfig(
-        "postgresql", settings, secrets or {"password": "not-used-by-trust"}, connect_timeout=5
-    )
+    return ConnectionConfig("postgresql", settings, secrets or {"password": "unused"}, connect_timeout=5)
 
 
-pytestmark_pg = pytest.mark.postgres_source
-
-
-@pytestmark_pg
-def test_pg_ok(allow_loopback):
-    result = get_connector("postgresql").test(_pg())
-    assert result.ok, result.message
-    assert result.stage is None
-    names = [s.name for s in result.stages]
-    assert names == ["resolve", "tcp", "auth", "database"]
-    assert all(s.ok and s.duration_ms >= 0 for s in result.stages)
-    assert all(n in STAGES for n in names)
-    assert result.server_version.startswith("PostgreSQL")
-    assert result.duration_ms >= sum(s.duration_ms for s in result.stages) * 0.9
-    json.dumps(result.as_dict())
-
-
-@pytestmark_pg
-def test_pg_tls_stage_when_required(allow_loopback):
-    result = get_connector("postgresql").test(_pg(ssl={"mode": "require"}))
-    tls = [s for s in result.stages if s.name == "tls"]
-    assert len(tls) == 1
-    if allow_loopback["ssl"]:
-        assert result.ok, result.message
-    else:
-        assert (result.ok, result.stage) == (False, "tls")
-        assert result.message == "The server does not support SSL, but the SSL mode requires it."
-
-
-@pytestmark_pg
-def test_pg_verify_ca_needs_a_ca(allow_loopback):
-    result = get_connector("postgresql").test(_pg(ssl={"mode": "verify-ca"}))
-    assert (result.ok, result.stage) == (False, "tls")
-
-
-@pytestmark_pg
-def test_pg_wrong_database(allow_loopback):
-    result = get_connector("postgresql").test(_pg(database="no_such_db_xyz"))
-    assert (result.ok, result.stage) == (False, "database")
-    assert result.message == "Database 'no_such_db_xyz' does not exist or is not accessible."
-
-
-@pytestmark_pg
-def test_pg_missing_schema(allow_loopback):
-    result = get_connector("postgresql").test(_pg(schema="no_such_schema"))
-    assert (result.ok, result.stage, result.message) == (
-        False,
-        "database",
-        "Schema 'no_such_schema' not found.",
-    )
-
-
-@pytestmark_pg
-def test_pg_unknown_role(allow_loopback):
-    result = get_connector("postgresql").test(_pg(username="no_such_role_xyz"))
-    assert (result.ok, result.stage) == (False, "auth")
-    assert result.message == "Authentication failed for user 'no_such_role_xyz'."
-
-
-@pytestmark_pg
-def test_pg_closed_port(allow_loopback):
+def _free_port():
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
-    probe.close()
-    result = get_connector("postgresql").test(_pg(port=port))
-    assert (result.ok, result.stage) == (False, "tcp")
-    assert result.message == f"Could not connect to the server at 127.0.0.1:{port}."
-    assert [s.name for s in result.stages] == ["resolve", "tcp"]
+    probe.close()  # nothing listens there any more
+    return port
 
 
-@pytestmark_pg
-def test_pg_blocked_host_looks_like_closed_port(settings, pg_server):
-    settings.DATASOURCE_ALLOWED_NETWORKS = []
-    result = get_connector("postgresql").test(_pg())
-    assert (result.ok, result.stage) == (False, "tcp")
-    assert result.message == "Could not connect to the server at 127.0.0.1:5432."
-    assert [(s.name, s.ok) for s in result.stages] == [("resolve", True), ("tcp", False)]
-    with pytest.raises(ConnectorError) as caught:
-        get_connector("postgresql").introspect(_pg())
-    assert caught.value.stage == "tcp"
+@pytest.mark.postgres_source
+class TestPostgreSQL:
+    def test_ok(self, allow_loopback):
+        result = get_connector("postgresql").test(_pg())
+        assert result.ok, result.message
+        assert result.stage is None
+        assert [s.name for s in result.stages] == ["resolve", "tcp", "auth", "database"]
+        assert all(s.ok and s.duration_ms >= 0 and s.name in STAGES for s in result.stages)
+        assert result.server_version.startswith("PostgreSQL")
+        assert result.duration_ms >= sum(s.duration_ms for s in result.stages) * 0.9
+        json.dumps(result.as_dict())
 
+    @pytest.mark.parametrize(
+        ("overrides", "stage", "message"),
+        [
+            ({"database": "nodb"}, "database", "Database 'nodb' does not exist or is not accessible."),
+            ({"schema": "no_such_schema"}, "database", "Schema 'no_such_schema' not found."),
+            ({"username": "no_such_role"}, "auth", "Authentication failed for user 'no_such_role'."),
+            ({"ssl": {"mode": "verify-ca"}}, "tls", "SSL mode 'verify-ca' needs a CA certificate."),
+            ({"ssh_tunnel": {"enabled": True}}, "ssh", "SSH tunnels are not supported yet."),
+            ({"host": "/var/run/postgresql"}, "resolve", None),
+        ],
+    )
+    def test_failures(self, allow_loopback, overrides, stage, message):
+        result = get_connector("postgresql").test(_pg(**overrides))
+        assert (result.ok, result.stage) == (False, stage)
+        assert result.stages[-1].name == stage and not result.stages[-1].ok
+        if message:
+            assert result.message == message
 
-@pytestmark_pg
-def test_pg_ssh_tunnel_not_supported(allow_loopback):
-    result = get_connector("postgresql").test(_pg(ssh_tunnel={"enabled": True, "host": "bastion"}))
-    assert (result.ok, result.stage, result.message) == (False, "ssh", "SSH tunnels are not supported yet.")
+    def test_tls_stage_when_required(self, allow_loopback):
+        result = get_connector("postgresql").test(_pg(ssl={"mode": "require"}))
+        assert [s.name for s in result.stages].count("tls") == 1
+        if allow_loopback["ssl"]:
+            assert result.ok, result.message
+        else:
+            assert (result.ok, result.stage) == (False, "tls")
+            assert result.message == "The server does not support SSL, but the SSL mode requires it."
 
+    def test_closed_port_and_blocked_host_look_the_same(self, settings, allow_loopback):
+        port = _free_port()
+        closed = get_connector("postgresql").test(_pg(port=port))
+        settings.DATASOURCE_ALLOWED_NETWORKS = []
+        blocked = get_connector("postgresql").test(_pg(port=5432))  # a live server, refused by policy
+        for result, p in ((closed, port), (blocked, 5432)):
+            assert (result.ok, result.stage) == (False, "tcp")
+            assert result.message == f"Could not connect to the server at 127.0.0.1:{p}."
+            assert [(s.name, s.ok) for s in result.stages] == [("resolve", True), ("tcp", False)]
+        with pytest.raises(ConnectorError) as caught:
+            get_connector("postgresql").introspect(_pg())
+        assert caught.value.stage == "tcp"
 
-@pytestmark_pg
-def test_pg_wrong_password(allow_loopback):
-    role, password = f"conn_test_{uuid.uuid4().hex[:8]}", "right-pass-123"
-    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
-        admin.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
-        )
-    try:
-        try:
-            psycopg.connect(
-                host="127.0.0.1",
-                port=5432,
-                user=role,
-                password="wrong-pass-456",
-                dbname="postgres",
-                connect_timeout=3,
-            ).close()
-            pytest.skip(
-                "pg_hba on 127.0.0.1 is 'trust': any password works, so a wrong one cannot fail "
-                "(a later issue runs a password-auth initdb cluster)"
-            )
-        except psycopg.OperationalError:
-            pass
-        secret = "wrong-pass-456"
-        result = get_connector("postgresql").test(_pg(username=role, secrets={"password": secret}))
-        assert (result.ok, result.stage) == (False, "auth")
-        assert result.message == f"Authentication failed for user '{role}'."
-        assert secret not in json.dumps(result.as_dict())
-    finally:
+    def test_wrong_password(self, allow_loopback):
+        role, secret = f"conn_test_{uuid.uuid4().hex[:8]}", "wrong-pass-456"
         with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            admin.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right-pass-123'").format(sql.Identifier(role))
+            )
+        try:
+            try:
+                psycopg.connect(
+                    dbname="postgres", password=secret, connect_timeout=3, **{**PG, "user": role}
+                ).close()
+                pytest.skip(
+                    "pg_hba on 127.0.0.1 is 'trust': any password works, so a wrong one cannot fail "
+                    "(a later issue runs a password-auth initdb cluster)"
+                )
+            except psycopg.OperationalError:
+                pass
+            result = get_connector("postgresql").test(_pg(username=role, secrets={"password": secret}))
+            assert (result.ok, result.stage) == (False, "auth")
+            assert result.message == f"Authentication failed for user '{role}'."
+            assert secret not in json.dumps(result.as_dict())
+        finally:
+            with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
+    def test_introspect_schema(self, allow_loopback, throwaway_db):
+        tables = get_connector("postgresql").introspect(_pg(database=throwaway_db, schema="sales"))
+        by_name = {t.name: t for t in tables}
+        assert set(by_name) == {"orders", "big_orders"}
+        assert by_name["orders"].kind == "table" and by_name["big_orders"].kind == "view"
+        cols = [(c.name, c.data_type, c.nullable, c.ordinal) for c in by_name["orders"].columns]
+        assert cols == [
+            ("id", "integer", False, 1),
+            ("amount", "numeric(10,2)", False, 2),
+            ("note", "character varying(50)", True, 3),  # the dropped column leaves no gap
+            ("created", "timestamp with time zone", True, 4),
+        ]
+        assert [c.name for c in by_name["big_orders"].columns] == ["id", "amount"]
 
-@pytestmark_pg
-def test_pg_introspect_schema(allow_loopback, throwaway_db):
-    tables = get_connector("postgresql").introspect(_pg(database=throwaway_db, schema="sales"))
-    by_name = {t.name: t for t in tables}
-    assert set(by_name) == {"orders", "big_orders"}
-    assert by_name["orders"].kind == "table" and by_name["big_orders"].kind == "view"
-    cols = [(c.name, c.data_type, c.nullable, c.ordinal) for c in by_name["orders"].columns]
-    assert cols == [
-        ("id", "integer", False, 1),
-        ("amount", "numeric(10,2)", False, 2),
-        ("note", "character varying(50)", True, 3),
-        ("created", "timestamp with time zone", True, 4),
-    ]
-    assert [c.name for c in by_name["big_orders"].columns] == ["id", "amount"]
+    def test_introspect_all_user_schemas(self, allow_loopback, throwaway_db):
+        tables = get_connector("postgresql").introspect(_pg(database=throwaway_db, schema=""))
+        keys = {(t.schema, t.name) for t in tables}
+        assert keys == {
+            ("sales", "orders"),
+            ("sales", "big_orders"),
+            ("public", "t"),
+            ("public", "empty_table"),
+        }
+        assert next(t for t in tables if t.name == "empty_table").columns == []
 
+    def test_introspect_failure_raises_connector_error(self, allow_loopback):
+        with pytest.raises(ConnectorError) as caught:
+            get_connector("postgresql").introspect(_pg(database="no_such_db"))
+        assert caught.value.stage == "database"
 
-@pytestmark_pg
-def test_pg_introspect_all_user_schemas(allow_loopback, throwaway_db):
-    tables = get_connector("postgresql").introspect(_pg(database=throwaway_db, schema=""))
-    keys = {(t.schema, t.name) for t in tables}
-    assert keys == {("sales", "orders"), ("sales", "big_orders"), ("public", "t"), ("public", "empty_table")}
-    assert next(t for t in tables if t.name == "empty_table").columns == []
-
-
-@pytestmark_pg
-def test_pg_introspect_failures_raise_connector_error(allow_loopback):
-    with pytest.raises(ConnectorError) as caught:
-        get_connector("postgresql").introspect(_pg(database="no_such_db_xyz"))
-    assert caught.value.stage == "database"
-
-
-@pytestmark_pg
-def test_pg_family_members_share_the_connector(allow_loopback):
-    config = _pg()
-    config.type_key = "supabase"
-    assert get_connector("supabase").test(config).ok
-    config.type_key = "redshift"  # Redshift sets the statement timeout with SET, not startup options
-    assert get_connector("redshift").test(config).ok
+    def test_family_members(self, allow_loopback):
+        for type_key in ("supabase", "cockroachdb", "redshift"):  # redshift: SET instead of startup options
+            config = _pg()
+            config.type_key = type_key
+            assert get_connector(type_key).test(config).ok

@@ -1,7 +1,10 @@
 """Egress policy: internal and metadata addresses are refused before any packet is sent."""
 
 import ipaddress
+import json
 import socket
+import struct
+import threading
 
 import pytest
 
@@ -14,6 +17,7 @@ from datasources.connectors import (
 )
 from datasources.connectors.egress import is_blocked
 
+SECRET = "Tr0ub4dor-and-3"
 METADATA = [
     "169.254.169.254",
     "[fe80::1]",
@@ -162,7 +166,7 @@ def _pg_config(host: str, port: int) -> ConnectionConfig:
             "username": "postgres",
             "ssl": {"mode": "prefer"},
         },
-        secrets={"password": "egress-test-password"},
+        secrets={"password": SECRET},
         connect_timeout=2,
     )
 
@@ -204,3 +208,53 @@ def test_blocked_and_closed_port_are_indistinguishable(settings):
     shape = [[(s.name, s.ok, s.message) for s in r.stages] for r in (blocked, closed)]
     assert shape[0] == shape[1]
     assert set(blocked.as_dict()) == set(closed.as_dict())
+
+
+def _hostile_server(listener: socket.socket, reply: str, seen: list) -> None:
+    """Speak just enough PostgreSQL to ask for a cleartext password, then echo it in an error."""
+    while True:
+        conn, _ = listener.accept()
+        head = conn.recv(8)
+        if head:
+            break
+        conn.close()  # the connector's bare TCP reachability probe
+    with conn:
+        length, code = struct.unpack("!ii", head)
+        if code == 80877103:  # SSLRequest: no TLS here
+            conn.sendall(b"N")
+            length, code = struct.unpack("!ii", conn.recv(8))
+        conn.recv(length - 8)  # rest of the startup packet
+        conn.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartextPassword
+        _tag, size = struct.unpack("!ci", conn.recv(5))
+        password = conn.recv(size - 4).rstrip(b"\0").decode()
+        seen.append(password)
+        fields = b"SFATAL\0CXX000\0M" + reply.format(password=password).encode() + b"\0\0"
+        conn.sendall(b"E" + struct.pack("!i", len(fields) + 4) + fields)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("internal failure near {password}", "Connection failed at stage auth. internal failure near ***"),
+        ("password authentication failed: got {password}", "Authentication failed for user 'postgres'."),
+    ],
+)
+def test_hostile_server_cannot_echo_the_password(settings, reply, expected):
+    settings.DATASOURCE_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(5)
+    seen: list[str] = []
+    server = threading.Thread(target=_hostile_server, args=(listener, reply, seen), daemon=True)
+    server.start()
+    try:
+        config = _pg_config("127.0.0.1", listener.getsockname()[1])
+        result = get_connector("postgresql").test(config)
+    finally:
+        server.join(5)
+        listener.close()
+    assert seen == [SECRET]  # the server really got it and echoed it back
+    assert (result.ok, result.stage) == (False, "auth")
+    assert SECRET not in json.dumps(result.as_dict())
+    assert result.message == expected

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import connection as db_connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, TextField
+from django.db.models.functions import Cast
 from django_filters import rest_framework as filters
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -49,9 +51,8 @@ class DataSourceFilter(filters.FilterSet):
     def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if db_connection.vendor == "postgresql":
             return queryset.filter(tags__contains=[value])
-        import json
-
-        return queryset.filter(tags__contains=json.dumps(value))
+        # SQLite has no JSON containment: match the quoted tag in the JSON text.
+        return queryset.annotate(_tags=Cast("tags", TextField())).filter(_tags__contains=json.dumps(value))
 
 
 @docs.datasource_viewset

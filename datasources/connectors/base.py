@@ -23,6 +23,11 @@ class ConnectionConfig:
     connect_timeout: int = 10
     query_timeout: int = 30
 
+    def __post_init__(self) -> None:
+        # A zero timeout would mean "wait forever" to several drivers: keep at least one second.
+        self.connect_timeout = max(1, int(self.connect_timeout or 10))
+        self.query_timeout = max(1, int(self.query_timeout or 30))
+
     def __repr__(self) -> str:  # never show secret values in tracebacks or logs
         return (
             f"ConnectionConfig(type_key={self.type_key!r}, connection={self.connection!r}, "

@@ -23,6 +23,7 @@ from .egress import connect_failed_message
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TLS_REQUIRED = ("require", "verify-ca", "verify-full")
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+VERIFY_CA_NEEDS_CA = "SSL mode 'verify-ca' needs a CA certificate."
 
 
 def tcp_connect(ip: str, port: int, timeout: float, host: str) -> socket.socket:
@@ -38,8 +39,10 @@ def tcp_connect(ip: str, port: int, timeout: float, host: str) -> socket.socket:
     return sock
 
 
-def tls_probe(sock: socket.socket) -> None:
-    """Ask whether the server accepts TLS (PostgreSQL SSLRequest); no credentials are sent."""
+def tls_probe(sock: socket.socket, ssl: dict) -> None:
+    """Check the SSL settings, then ask whether the server accepts TLS (SSLRequest); no credentials sent."""
+    if ssl.get("mode") == "verify-ca" and not ssl.get("ca_certificate"):
+        raise ConnectorError("tls", VERIFY_CA_NEEDS_CA)
     try:
         sock.sendall(SSL_REQUEST)
         answer = sock.recv(1)
@@ -80,7 +83,7 @@ def ssl_params(ssl: dict, secrets: dict[str, str], tmp: Path) -> dict[str, str]:
     elif mode == "verify-full":
         params["sslrootcert"] = "system"
     elif mode == "verify-ca":
-        raise ConnectorError("tls", "SSL mode 'verify-ca' needs a CA certificate.")
+        raise ConnectorError("tls", VERIFY_CA_NEEDS_CA)
     if ssl.get("client_certificate"):
         params["sslcert"] = write_private(tmp, "client.crt", ssl["client_certificate"])
         if secrets.get("ssl_client_key"):
@@ -161,6 +164,7 @@ def watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[dict[str, boo
 def query_error(
     exc: psycopg.Error, stage: str, seconds: float, timed_out: bool, secrets: dict[str, str]
 ) -> ConnectorError:
+    """A cleaned error for a failed query (timeout, permission, or sanitized first line)."""
     if timed_out or exc.sqlstate == "57014":
         return ConnectorError(stage, f"The server did not answer within {seconds:g} seconds.")
     if exc.sqlstate == "42501":

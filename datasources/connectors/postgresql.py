@@ -131,7 +131,7 @@ class PostgresConnector(Connector):
             sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
             with closing(sock):
                 if mode in TLS_REQUIRED:
-                    runner.run("tls", lambda: tls_probe(sock), "The server accepts TLS.")
+                    runner.run("tls", lambda: tls_probe(sock, c.get("ssl") or {}), "The server accepts TLS.")
             conn = runner.run(
                 "auth",
                 lambda: self._connect(config, host, ip, port, Path(tmp), config.connect_timeout * 1000),

@@ -1,0 +1,84 @@
+"""Listing: filters, search, ordering, pagination, bounded queries; the type catalogue; history."""
+
+from __future__ import annotations
+
+import pytest
+
+from datasources.catalogue import CATALOGUE
+from datasources.models import DataSource
+from organizations.models import Workspace
+
+URL = "/api/v1/data-sources/"
+
+
+@pytest.fixture
+def many(api, org, sqlite_file):
+    ws = Workspace.objects.create(organization=org, name="Team")
+    for i in range(50):
+        body = {"name": f"src {i:02d}", "type": "sqlite", "connection": {"path": sqlite_file},
+                "tags": ["even"] if i % 2 == 0 else ["odd"], "workspace": ws.pk if i < 5 else None}
+        assert api.post(f"{URL}?test_connection=false", body, format="json").status_code == 201
+    return ws
+
+
+def test_list_of_fifty_in_a_constant_number_of_queries(api, many, django_assert_max_num_queries):
+    with django_assert_max_num_queries(8):
+        response = api.get(f"{URL}?page_size=50")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 50
+
+
+def test_filters_search_ordering_pagination(api, many):
+    assert api.get(f"{URL}?tag=even").json()["count"] == 25
+    assert api.get(f"{URL}?workspace={many.pk}").json()["count"] == 5
+    assert api.get(f"{URL}?type=sqlite").json()["count"] == 50
+    assert api.get(f"{URL}?type=mysql").json()["count"] == 0
+    assert api.get(f"{URL}?status=pending").json()["count"] == 50
+    assert api.get(f"{URL}?search=\"src 1\"").json()["count"] == 10
+    names = [d["name"] for d in api.get(f"{URL}?ordering=-name&page_size=3").json()["results"]]
+    assert names == ["src 49", "src 48", "src 47"]
+    page2 = api.get(f"{URL}?page=2&page_size=20").json()
+    assert len(page2["results"]) == 20 and page2["next"] and page2["previous"]
+    bad = api.get(f"{URL}?type=nope")
+    assert bad.status_code == 400 and bad.json()["code"] == "INVALID_REQUEST_BODY"
+
+
+def test_type_catalogue_lists_every_type_with_fields(api):
+    data = api.get("/api/v1/data-source-types/").json()
+    assert {t["key"] for t in data} == set(CATALOGUE)
+    pg = api.get("/api/v1/data-source-types/postgresql/").json()
+    names = {f["name"] for f in pg["connection_fields"]}
+    assert {"host", "port", "database", "username", "ssl", "ssh_tunnel"} <= names
+    assert "password" in {s["name"] for s in pg["secret_fields"]}
+    assert api.get("/api/v1/data-source-types/nope/").status_code == 404
+
+
+def test_history_is_newest_first_with_actor_and_request_id(api, sqlite_file):
+    ds = api.post(URL, {"name": "H", "type": "sqlite", "connection": {"path": sqlite_file}}, format="json").json()
+    api.patch(f"{URL}{ds['id']}/", {"description": "one"}, format="json", HTTP_X_REQUEST_ID="req-1")
+    api.post(f"{URL}{ds['id']}/test/")
+    events = api.get(f"{URL}{ds['id']}/history/").json()["results"]
+    assert [e["action"] for e in events] == ["test", "update", "create"]
+    assert events[1]["changes"] == {"description": {"old": "", "new": "one"}}
+    assert events[1]["request_id"] == "req-1"
+    assert events[1]["actor"].startswith("token:")
+
+
+def test_delete_removes_and_records(api, sqlite_file):
+    ds = api.post(URL, {"name": "D", "type": "sqlite", "connection": {"path": sqlite_file}}, format="json").json()
+    assert api.delete(f"{URL}{ds['id']}/").status_code == 204
+    assert not DataSource.objects.filter(pk=ds["id"]).exists()
+    assert api.get(f"{URL}{ds['id']}/").status_code == 404
+
+
+def test_create_response_has_etag_location_schema_and_test(api, sqlite_file):
+    response = api.post(URL, {"name": "C", "type": "sqlite", "connection": {"path": sqlite_file}}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert response["ETag"] == f'"{body["id"]}-1"'
+    assert response["Location"].endswith(f"/api/v1/data-sources/{body['id']}/")
+    assert body["schema"]["status"] == "ready" and body["schema"]["table_count"] == 2
+    assert body["last_test"]["ok"] is True and body["status"] == "active"
+    assert body["is_fully_configured"] is True
+    schema = api.get(f"{URL}{body['id']}/schema/").json()
+    assert {t["name"] for t in schema["tables"]} == {"items", "buyers"}
