@@ -66,6 +66,12 @@ class StrictSerializer(serializers.Serializer):
                 errors[key] = ["This field is read-only."]
             else:
                 errors[key] = ["Unknown field."]
+        try:
+            value = super().to_internal_value({k: v for k, v in data.items() if k in writable})
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            errors = {**exc.detail, **errors}
         if errors:
             raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
+        return value

@@ -113,6 +113,13 @@ DATASOURCE_FILE_ROOT = env.path("DATASOURCE_FILE_ROOT", default=str(BASE_DIR / "
 # CIDRs opened to connection tests, beyond the public internet.
 DATASOURCE_ALLOWED_NETWORKS = env.list("DATASOURCE_ALLOWED_NETWORKS", default=[])
 
+# Connection tests allowed per minute, per token (or user) and per organization.
+DATASOURCE_TEST_RATE_PER_TOKEN = env.int("DATASOURCE_TEST_RATE_PER_TOKEN", default=30)
+DATASOURCE_TEST_RATE_PER_ORG = env.int("DATASOURCE_TEST_RATE_PER_ORG", default=120)
+
+# Shared cache (rate-limit counters): locmem by default, Redis when several web processes run.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
 # --- Security (production) -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -161,7 +168,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "datasources.api.schema_docs.postprocess_datasource_schema",
+        "config.openapi.postprocess_errors",
+    ],
 }
 
 LOGGING = {

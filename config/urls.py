@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from rest_framework.permissions import AllowAny
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
 
 def healthz(request):
@@ -12,8 +12,20 @@ def healthz(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("datasources.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]), name="redoc"),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        name="schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]),
+        name="swagger-ui",
+    ),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]),
+        name="redoc",
+    ),
     path("healthz", healthz),
 ]

@@ -13,15 +13,19 @@ import copy
 from typing import Any
 
 from django import forms
-from rest_framework.exceptions import ErrorDetail
 
 from config.errors import ApiError, ErrorCode
 from datasources import catalogue
 from datasources.api.serializers import DataSourceWriteSerializer
 from datasources.models import DataSource
+from datasources.services import tenancy
 from datasources.services.credentials import secret_names
-from datasources.services.datasources import OPERATIONAL_DEFAULTS, WriteOptions, create_data_source, \
-    update_data_source
+from datasources.services.datasources import (
+    OPERATIONAL_DEFAULTS,
+    WriteOptions,
+    create_data_source,
+    update_data_source,
+)
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, Membership, Role, Workspace
 
@@ -31,6 +35,8 @@ SEP = "__"
 CLEAR_SUFFIX = "__clear"
 OPS_FIELDS = list(OPERATIONAL_DEFAULTS)
 PLAIN_FIELDS = ["name", "description", "workspace", *OPS_FIELDS]
+TENANCY = "tenancy_settings"
+TENANCY_FIELDS = [SEP.join((TENANCY, name)) for name in tenancy.FIELDS]
 
 
 def admin_actor(request: Any, organization: Any) -> Actor:
@@ -75,6 +81,10 @@ def connection_fields(fields: tuple[catalogue.Field, ...], prefix: tuple[str, ..
             yield from connection_fields(f.fields, path)
         else:
             yield SEP.join((CONNECTION, *path)), path, f
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
 
 
 def _help(f: catalogue.Field | catalogue.SecretField) -> str:
@@ -153,6 +163,23 @@ def connection_fieldsets(source_type: catalogue.SourceType) -> list[tuple[str, d
     return sets
 
 
+def tenancy_form_fields() -> dict[str, forms.Field]:
+    def choice(values: tuple[str, ...], blank: str, help_text: str = "") -> forms.ChoiceField:
+        return forms.ChoiceField(required=False, choices=[("", blank)] + [(v, v) for v in values],
+                                 help_text=help_text)
+
+    fields: dict[str, forms.Field] = {
+        "level": choice(tenancy.LEVELS, "No tenancy settings",
+                        "TABLE: one table holds every client, told apart by a column; DATABASE: one per client."),
+        "client_column_type": choice(tenancy.CLIENT_TYPES, "---------", "Required when level is TABLE."),
+    }
+    for name in tenancy.FIELDS[2:]:
+        fields[name] = forms.CharField(required=False, max_length=255, help_text="Required when level is TABLE.")
+    for name, field in fields.items():
+        field.label = _label(name)
+    return {SEP.join((TENANCY, name)): field for name, field in fields.items()}
+
+
 def secret_field_name(name: str) -> str:
     return SEP.join((CREDENTIALS, name))
 
@@ -162,7 +189,7 @@ def _messages(detail: Any) -> list[str]:
         return [m for value in detail.values() for m in _messages(value)]
     if isinstance(detail, list):
         return [m for value in detail for m in _messages(value)]
-    return [str(detail)] if isinstance(detail, ErrorDetail | str) else []
+    return [str(detail)] if isinstance(detail, str) else []
 
 
 # --- the form -------------------------------------------------------------------------------------
@@ -198,6 +225,9 @@ class DataSourceForm(forms.ModelForm):
         present = set() if adding else secret_names(ds)
         for s in self.source_type.secrets:
             self._add_secret_fields(s, s.name in present)
+        self.fields.update(tenancy_form_fields())
+        for name, value in ((None if adding else tenancy.current(ds)) or {}).items():
+            self.initial[SEP.join((TENANCY, name))] = value
         if not adding:
             self.initial["tags"] = ", ".join(ds.tags or [])
             self.initial["metadata"] = ds.metadata or {}
@@ -259,6 +289,15 @@ class DataSourceForm(forms.ModelForm):
                 out[s.name] = value
         return out
 
+    def _tenancy(self, adding: bool) -> dict[str, Any]:
+        """``{"tenancy_settings": {...} | None}`` when they changed (blank level = remove them)."""
+        if not adding and not set(TENANCY_FIELDS) & set(self.changed_data):
+            return {}
+        values = {name.removeprefix(TENANCY + SEP): self.cleaned_data.get(name) or "" for name in TENANCY_FIELDS}
+        if values["level"]:
+            return {TENANCY: values}
+        return {} if adding or tenancy.current(self.instance) is None else {TENANCY: None}
+
     def _plain(self, adding: bool) -> dict[str, Any]:
         ds, cd = self.instance, self.cleaned_data
         plain: dict[str, Any] = {}
@@ -298,6 +337,7 @@ class DataSourceForm(forms.ModelForm):
         present = set() if adding else secret_names(self.instance)
         credentials = self._credentials(present)
         connection = self._connection(adding)
+        data.update(self._tenancy(adding))
         if self._errors:
             return cleaned
         if adding:

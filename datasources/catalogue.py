@@ -27,6 +27,12 @@ REQUIRED = "This field is required."
 BLANK = "This field may not be blank."
 UNKNOWN = "Unknown field."
 
+#: Connection fields that decide where credentials are sent. Changing one of them without
+#: resending the secrets is refused for non-admins (a stored password never follows a new host
+#: on a writer's word alone).
+DESTINATION_FIELDS = frozenset({"host", "port", "server_url", "cloud_id", "account", "endpoint_url"})
+SSH_DESTINATION_FIELDS = frozenset({"host", "port"})
+
 
 def _fmt(value: Any) -> str:
     return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
@@ -99,6 +105,7 @@ class Field:
     help: str = ""
     affects_connection: bool = True
     pattern: str = ""  # regex searched in string values (JSON Schema ``pattern`` semantics)
+    pattern_message: str = ""  # what to say when the pattern does not match
 
     def __post_init__(self) -> None:
         if self.kind not in FIELD_KINDS:
@@ -295,7 +302,7 @@ def _string_error(f: Field, value: str) -> str | None:
     if f.kind == "pem" and PEM_MARKER not in value:
         return f"Must be PEM-encoded (a '{PEM_MARKER} ...' block)."
     if f.pattern and not re.search(f.pattern, value):
-        return f"Must match the pattern {f.pattern}."
+        return f.pattern_message or f"Must match the pattern {f.pattern}."
     return None
 
 

@@ -90,8 +90,16 @@ def password(required: bool = False, help: str = "", required_when: Condition | 
     return SecretField("password", "Password", required=required, required_when=required_when, help=help)
 
 
+RELATIVE_PATH_PATTERN = r"^(?![/\\])(?!.*(^|[/\\])\.\.([/\\]|$))[^\x00]+$"
+
+
 def file_path(help: str) -> Field:
-    return Field("path", "string", label="File path", required=True, max_length=PATH_MAX, help=help)
+    # Relative, no '..' segment: checked here so that a path saved untested is already confined.
+    return Field(
+        "path", "string", label="File path", required=True, max_length=PATH_MAX, help=help,
+        pattern=RELATIVE_PATH_PATTERN,
+        pattern_message="Must be a path relative to the file root, without '..' segments.",
+    )
 
 
 def aws_region(required: bool = True) -> Field:

@@ -134,3 +134,29 @@ class SchemaTable(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+class TenancyLevel(models.TextChoices):
+    TABLE = "TABLE", "Table"
+    DATABASE = "DATABASE", "Database"
+
+
+class ClientColumnType(models.TextChoices):
+    NUMBER = "NUMBER", "Number"
+    STRING = "STRING", "String"
+
+
+class TenancySettings(models.Model):
+    """How tenants are isolated in a data source (Databrain's tenancySettings)."""
+
+    data_source = models.OneToOneField(DataSource, on_delete=models.CASCADE, related_name="tenancy")
+    level = models.CharField(max_length=16, choices=TenancyLevel.choices)
+    client_column_type = models.CharField(max_length=16, choices=ClientColumnType.choices, blank=True, default="")
+    schema = models.CharField(max_length=255, blank=True, default="")
+    table = models.CharField(max_length=255, blank=True, default="")
+    client_column = models.CharField(max_length=255, blank=True, default="")
+    primary_key_column = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.data_source_id}: {self.level}"

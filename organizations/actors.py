@@ -36,7 +36,10 @@ class Actor:
 
     @property
     def is_org_admin(self) -> bool:
-        return self.is_system or (self.role in ADMIN_ROLES)
+        """Owners and admins; a token acting for no user needs the organization.admin scope."""
+        if self.is_system or self.role in ADMIN_ROLES:
+            return True
+        return self.role is None and "organization.admin" in self.scopes
 
     def audit_fields(self) -> dict:
         return {

@@ -23,7 +23,7 @@ from organizations.services import create_token
 
 SCOPE_CHOICES = [(s, s) for s in ALL_SCOPES]
 
-TOKEN_CREATED_TEMPLATE = """{% extends "admin/base_site.html" %}
+SHOWN_ONCE_PAGE = """{% extends "admin/base_site.html" %}
 {% block breadcrumbs %}<div class="breadcrumbs"><a href="{% url 'admin:index' %}">Home</a>
 &rsaquo; <a href="{% url 'admin:organizations_apitoken_changelist' %}">API tokens</a>
 &rsaquo; {{ token.name }}</div>{% endblock %}
@@ -161,7 +161,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         raw = getattr(obj, "_raw_token", None)
         if raw is None or admin.options.IS_POPUP_VAR in request.POST:
             return super().response_add(request, obj, post_url_continue)
-        template = engines["django"].from_string(TOKEN_CREATED_TEMPLATE)
+        template = engines["django"].from_string(SHOWN_ONCE_PAGE)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

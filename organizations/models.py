@@ -60,9 +60,7 @@ class Workspace(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint("organization", Lower("name"), name="uniq_workspace_name_per_org")
-        ]
+        constraints = [models.UniqueConstraint("organization", Lower("name"), name="uniq_workspace_name_per_org")]
 
     def __str__(self) -> str:
         return self.name
@@ -77,7 +75,7 @@ class Scope(models.TextChoices):
 
 
 ALL_SCOPES = [s.value for s in Scope]
-TOKEN_PREFIX = "dsp_"
+TOKEN_PREFIX = "dsp_"  # noqa: S105 (a public prefix, not a secret)
 
 
 def hash_token(raw: str) -> str:

@@ -48,7 +48,9 @@ def create_token(
         if not organization.memberships.filter(user=user).exists():
             raise ValidationError(f"User '{username}' is not a member of '{organization.slug}'.")
     raw = ApiToken.generate()
-    token = ApiToken(organization=organization, name=name, scopes=parse_scopes(scopes), user=user, expires_at=expires_at)
+    token = ApiToken(
+        organization=organization, name=name, scopes=parse_scopes(scopes), user=user, expires_at=expires_at
+    )
     token.set_token(raw)
     token.save()
     return token, raw

@@ -28,6 +28,9 @@ def require_service(host: str, port: int, what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _file_root(settings, tmp_path):
+    from django.core.cache import cache
+
+    cache.clear()  # rate-limit counters must not leak between tests (ids are reused)
     settings.SECURE_SSL_REDIRECT = False
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

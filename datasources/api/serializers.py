@@ -15,6 +15,7 @@ from config.serializers import (
 )
 from datasources.catalogue import TYPE_CHOICES, get_type, is_fully_configured
 from datasources.models import DataSource
+from datasources.services import tenancy
 from organizations.models import AuditEvent
 
 READ_ONLY = frozenset(
@@ -47,6 +48,21 @@ class SecretValuesField(serializers.DictField):
     child = StrictCharField(allow_null=True, trim_whitespace=False, max_length=100_000)
 
 
+class TenancySettingsSerializer(StrictSerializer):
+    """Databrain's tenancySettings: TABLE needs every field, DATABASE none."""
+
+    level = serializers.ChoiceField(choices=["TABLE", "DATABASE"])
+    client_column_type = serializers.ChoiceField(choices=["NUMBER", "STRING"], allow_null=True, required=False)
+    schema = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
+    table = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
+    client_column = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
+    primary_key_column = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
+
+
+class PatchedTenancySettingsSerializer(TenancySettingsSerializer):
+    level = serializers.ChoiceField(choices=["TABLE", "DATABASE"], required=False)
+
+
 class DataSourceWriteSerializer(StrictSerializer):
     """Shape of create, PUT and PATCH bodies. On PATCH every field is optional; ``null``
     resets an operational field to its default and clears an optional one."""
@@ -67,6 +83,11 @@ class DataSourceWriteSerializer(StrictSerializer):
     schema_refresh_interval = StrictIntegerField(min_value=60, max_value=2_592_000, allow_null=True, required=False)
     tags = TagsField(required=False)
     metadata = JSONObjectField(max_bytes=16_384, allow_null=True, required=False)
+    connection_string = StrictCharField(
+        required=False, write_only=True, max_length=4096, trim_whitespace=False,
+        help_text="Write-only: parsed into `connection` and `credentials`, never stored or returned.",
+    )
+    tenancy_settings = TenancySettingsSerializer(required=False, allow_null=True)
 
     def validate_name(self, value: str) -> str:
         if not value.strip():
@@ -108,6 +129,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
     schema = serializers.SerializerMethodField()
     tags = serializers.ListField(child=serializers.CharField(), read_only=True)
     metadata = serializers.DictField(read_only=True)
+    tenancy_settings = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
     updated_by = serializers.SerializerMethodField()
 
@@ -117,7 +139,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
             "id", "reference_id", "organization", "workspace", "name", "type", "description",
             "connection", "credentials_set", "connection_pool_size", "connection_timeout",
             "query_timeout", "max_retries", "schema_auto_refresh", "schema_refresh_interval",
-            "tags", "metadata", "status", "is_fully_configured", "last_test", "schema", "version",
+            "tags", "metadata", "tenancy_settings", "status", "is_fully_configured", "last_test", "schema", "version",
             "created_at", "created_by", "updated_at", "updated_by",
         ]
         read_only_fields = fields
@@ -138,6 +160,9 @@ class DataSourceSerializer(serializers.ModelSerializer):
             "table_count": obj.schema_table_count,
             "error": obj.schema_error,
         }
+
+    def get_tenancy_settings(self, obj: DataSource) -> dict[str, Any] | None:
+        return tenancy.current(obj)
 
     def get_created_by(self, obj: DataSource) -> dict[str, Any] | None:
         return _actor_repr(obj.created_by, obj.created_by_token)

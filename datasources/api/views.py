@@ -17,10 +17,11 @@ from rest_framework.response import Response
 from config.errors import InvalidRequest
 from datasources import catalogue
 from datasources.api import schema_docs as docs
+from datasources.api.schema_views import SchemaActionsMixin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, DataSourceWriteSerializer
-from datasources.models import Credential, DataSource, DataSourceStatus, SchemaSnapshot
+from datasources.models import Credential, DataSource, DataSourceStatus
 from datasources.services import datasources as service
-from datasources.services.connection import refresh_schema, test_stored
+from datasources.services.connection import test_stored
 from organizations.authentication import get_actor
 from organizations.models import AuditEvent
 
@@ -57,6 +58,7 @@ class DataSourceFilter(filters.FilterSet):
 
 @docs.datasource_viewset
 class DataSourceViewSet(
+    SchemaActionsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
@@ -72,8 +74,12 @@ class DataSourceViewSet(
         actor = get_actor(self.request)
         return (
             DataSource.objects.filter(organization=actor.organization)
-            .select_related("organization", "created_by", "updated_by", "created_by_token", "updated_by_token")
-            .prefetch_related(Prefetch("credentials", queryset=Credential.objects.only("id", "data_source_id", "field")))
+            .select_related(
+                "organization", "tenancy", "created_by", "updated_by", "created_by_token", "updated_by_token"
+            )
+            .prefetch_related(
+                Prefetch("credentials", queryset=Credential.objects.only("id", "data_source_id", "field"))
+            )
         )
 
     def get_object(self) -> DataSource:
@@ -125,7 +131,11 @@ class DataSourceViewSet(
         service.get_data_source(actor, pk)
         data = self._validated(request, partial=mode == "patch")
         result = service.update_data_source(
-            actor=actor, data_source_id=int(pk), data=data, mode=mode, options=self._options(request)  # type: ignore[arg-type]
+            actor=actor,
+            data_source_id=int(pk),
+            data=data,
+            mode=mode,
+            options=self._options(request),  # type: ignore[arg-type]
         )
         if result.dry_run:
             return self._dry_run_response(result)
@@ -138,7 +148,9 @@ class DataSourceViewSet(
         return self._update(request, pk, "patch")
 
     def destroy(self, request: Request, pk: str) -> Response:
-        service.delete_data_source(actor=get_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match"))
+        service.delete_data_source(
+            actor=get_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match")
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["get"])
@@ -154,36 +166,6 @@ class DataSourceViewSet(
         ds = service.get_data_source(actor, pk)
         result = test_stored(data_source=ds, actor=actor)
         return Response(result.as_dict())
-
-    @action(detail=True, methods=["post"])
-    def sync(self, request: Request, pk: str) -> Response:
-        from datasources.services.connection import SchemaCacheFailed
-
-        ds = service.get_data_source(get_actor(request), pk)
-        outcome = refresh_schema(data_source=ds)
-        if not outcome.ok:
-            raise SchemaCacheFailed(f"The schema could not be cached: {outcome.error}")
-        return self._render(ds)
-
-    @action(detail=True, methods=["get"])
-    def schema(self, request: Request, pk: str) -> Response:
-        ds = service.get_data_source(get_actor(request), pk)
-        snapshots = SchemaSnapshot.objects.filter(data_source=ds)
-        version = request.query_params.get("version")
-        if version is not None:
-            if not version.isdigit():
-                raise InvalidRequest("version must be a positive integer.", errors={"version": ["Invalid."]})
-            snapshots = snapshots.filter(version=int(version))
-        snapshot = snapshots.order_by("-version").first()
-        if snapshot is None:
-            from config.errors import NotFound
-
-            raise NotFound("No schema snapshot for this data source yet.")
-        tables = [
-            {"reference_id": t.reference_id, "schema": t.schema, "name": t.name, "kind": t.kind, "columns": t.columns}
-            for t in snapshot.tables.all()
-        ]
-        return Response({"version": snapshot.version, "created_at": snapshot.created_at, "tables": tables})
 
 
 @docs.types_viewset

@@ -56,6 +56,7 @@ class TestResult:
     stages: list[StageResult]
     duration_ms: float
     server_version: str | None = None
+    ssh_host_key_fingerprint: str | None = None  # host key seen through an unpinned SSH tunnel
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able representation."""
@@ -137,6 +138,7 @@ class StageRunner:
         self.stages: list[StageResult] = []
         self.failed: StageResult | None = None
         self.server_version: str | None = None
+        self.ssh_host_key_fingerprint: str | None = None
         self._start = time.perf_counter()
 
     def run(self, name: str, func: Callable[[], T], ok_message: str = "") -> T:
@@ -168,9 +170,10 @@ class StageRunner:
         """Build the final ``TestResult``."""
         total = _ms(self._start)
         failed = self.failed
+        extra = (self.server_version, self.ssh_host_key_fingerprint)
         if failed:
-            return TestResult(False, failed.name, failed.message, self.stages, total, self.server_version)
-        return TestResult(True, None, "Connection succeeded.", self.stages, total, self.server_version)
+            return TestResult(False, failed.name, failed.message, self.stages, total, *extra)
+        return TestResult(True, None, "Connection succeeded.", self.stages, total, *extra)
 
     def __enter__(self) -> StageRunner:
         return self

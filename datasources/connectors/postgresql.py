@@ -4,12 +4,16 @@ Connections go to the address checked by the egress policy (``hostaddr``) while 
 keeps the user's name for TLS verification. Every libpq parameter that could name a local
 file or pull in operator credentials is set explicitly, so nothing from the environment
 (``~/.pgpass``, ``~/.postgresql/*``, Kerberos tickets) is ever used for a user's host.
+With an SSH tunnel the driver connects to the tunnel's local port instead (``hostaddr``
+127.0.0.1), the bastion resolving the database host.
 """
 
 from __future__ import annotations
 
+import socket
 import tempfile
-from contextlib import closing
+from collections.abc import Callable
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +25,15 @@ from .base import (
     ConnectionConfig,
     Connector,
     ConnectorError,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
 )
 from .egress import check_host_syntax, resolve_checked
 from .pgwire import TLS_REQUIRED, classify, query_error, ssl_params, tcp_connect, tls_probe, watchdog
+from .ssh import SSHTunnel, forwarded, run_tunnel_stages
 
 APPLICATION_NAME = "datasource-control-plane"
-SSH_UNSUPPORTED = "SSH tunnels are not supported yet."
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "crdb_internal", "pg_extension", "pg_internal")
 
 INTROSPECT_SQL = """
@@ -49,7 +52,7 @@ ORDER BY n.nspname, c.relname, a.attnum
 
 
 class PostgresConnector(Connector):
-    """Stages: resolve, tcp, tls (only when the SSL mode requires TLS), auth, database."""
+    """Stages: resolve, tcp, [ssh], tls (only when the SSL mode requires TLS), auth, database."""
 
     def __init__(self, key: str, default_port: int = 5432, startup_options: bool = True):
         self.key = key
@@ -61,8 +64,10 @@ class PostgresConnector(Connector):
         return check_host_syntax(config.connection.get("host") or "", port), port
 
     def _connect(
-        self, config: ConnectionConfig, host: str, ip: str, port: int, tmp: Path, timeout_ms: int
+        self, config: ConnectionConfig, host: str, address: tuple[str, int], tmp: Path, timeout_ms: int
     ) -> psycopg.Connection:
+        """Log in at ``address`` (checked IP or tunnel end); ``host`` names the server for TLS."""
+        ip, port = address
         c = config.connection
         user = c.get("username") or ""
         if not user:
@@ -113,50 +118,64 @@ class PostgresConnector(Connector):
             raise ConnectorError("database", f"Schema '{schema}' not found.")
         return str(version)[:255]
 
-    def test(self, config: ConnectionConfig) -> TestResult:
-        """Run resolve, tcp, tls, auth and database stages, stopping at the first failure."""
-        c = config.connection
-        if (c.get("ssh_tunnel") or {}).get("enabled"):
-            stage = StageResult("ssh", False, 0.0, SSH_UNSUPPORTED)
-            return TestResult(False, "ssh", SSH_UNSUPPORTED, [stage], 0.0)
+    def _reach(
+        self, runner: StageRunner, config: ConnectionConfig, tunnel: SSHTunnel | None, stack: ExitStack
+    ) -> tuple[str, tuple[str, int], Callable[[], socket.socket]]:
+        """Stages resolve, tcp (and ssh): the host name, the address to log in at, a raw-socket opener."""
         timeout = float(config.connect_timeout)
-        mode = (c.get("ssl") or {}).get("mode") or "prefer"
+        if tunnel:
+            stack.enter_context(tunnel)
+            host, port = self._host_port(config)
+            address = run_tunnel_stages(runner, tunnel, host, port)
+            return host, address, lambda: tcp_connect(*address, timeout, host)
+
+        def resolve() -> tuple[str, int, str]:
+            host, port = self._host_port(config)
+            return host, port, resolve_checked(host, port, timeout)
+
+        host, port, ip = runner.run("resolve", resolve)
+        sock = stack.enter_context(closing(runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))))
+        return host, (ip, port), lambda: sock
+
+    def test(self, config: ConnectionConfig) -> TestResult:
+        """Run resolve, tcp, [ssh], tls, auth and database stages, stopping at the first failure."""
+        ssl = config.connection.get("ssl") or {}
+        tunnel = SSHTunnel(config) if SSHTunnel.enabled(config) else None
         with StageRunner(config.secrets) as runner, tempfile.TemporaryDirectory(prefix="pgtest-") as tmp:
-
-            def resolve() -> tuple[str, int, str]:
-                host, port = self._host_port(config)
-                return host, port, resolve_checked(host, port, timeout)
-
-            host, port, ip = runner.run("resolve", resolve)
-            sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
-            with closing(sock):
-                if mode in TLS_REQUIRED:
-                    runner.run("tls", lambda: tls_probe(sock, c.get("ssl") or {}), "The server accepts TLS.")
-            conn = runner.run(
-                "auth",
-                lambda: self._connect(config, host, ip, port, Path(tmp), config.connect_timeout * 1000),
-            )
-            with conn:
-                runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
+            with ExitStack() as stack:
+                host, address, raw = self._reach(runner, config, tunnel, stack)
+                if (ssl.get("mode") or "prefer") in TLS_REQUIRED:
+                    runner.run("tls", lambda: self._probe(raw, ssl), "The server accepts TLS.")
+                timeout_ms = config.connect_timeout * 1000
+                conn = runner.run("auth", lambda: self._connect(config, host, address, Path(tmp), timeout_ms))
+                with conn:
+                    runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
         return runner.result()
+
+    @staticmethod
+    def _probe(raw: Callable[[], socket.socket], ssl: dict) -> None:
+        with closing(raw()) as sock:
+            tls_probe(sock, ssl)
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of the configured schema (all user schemas if empty)."""
-        if (config.connection.get("ssh_tunnel") or {}).get("enabled"):
-            raise ConnectorError("ssh", SSH_UNSUPPORTED)
         host, port = self._host_port(config)
-        ip = resolve_checked(host, port, float(config.connect_timeout))
         seconds = config.query_timeout + config.connect_timeout
-        with tempfile.TemporaryDirectory(prefix="pgintrospect-") as tmp:
-            conn = self._connect(config, host, ip, port, Path(tmp), config.query_timeout * 1000)
-        with conn, watchdog(conn, seconds) as state:
-            try:
-                rows = conn.execute(
-                    INTROSPECT_SQL,
-                    {"schema": config.connection.get("schema") or "", "system": list(SYSTEM_SCHEMAS)},
-                ).fetchall()
-            except psycopg.Error as exc:
-                raise query_error(exc, "introspect", seconds, state["fired"], config.secrets) from None
+        with ExitStack() as stack:
+            if SSHTunnel.enabled(config):
+                address = stack.enter_context(forwarded(config, host, port))
+            else:
+                address = (resolve_checked(host, port, float(config.connect_timeout)), port)
+            with tempfile.TemporaryDirectory(prefix="pgintrospect-") as tmp:
+                conn = self._connect(config, host, address, Path(tmp), config.query_timeout * 1000)
+            with conn, watchdog(conn, seconds) as state:
+                try:
+                    rows = conn.execute(
+                        INTROSPECT_SQL,
+                        {"schema": config.connection.get("schema") or "", "system": list(SYSTEM_SCHEMAS)},
+                    ).fetchall()
+                except psycopg.Error as exc:
+                    raise query_error(exc, "introspect", seconds, state["fired"], config.secrets) from None
         tables: dict[tuple[str, str], TableInfo] = {}
         for schema, name, relkind, column, data_type, nullable in rows:
             table = tables.get((schema, name))

@@ -23,6 +23,7 @@ from datasources.connectors import (
 from datasources.models import DataSource, DataSourceStatus, SchemaSnapshot, SchemaStatus, SchemaTable
 from datasources.services import audit
 from datasources.services.credentials import load_secrets
+from datasources.services.ratelimit import consume_test_budget
 from organizations.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def require_passing(result: TestResult) -> None:
 
 def test_stored(*, data_source: DataSource, actor: Actor) -> TestResult:
     """Test the stored configuration and record the result (status, last_test, audit)."""
+    consume_test_budget(actor)
     result = run_test(build_config(data_source, data_source.connection, load_secrets(data_source)))
     record_test_result(data_source, result)
     audit.record(actor=actor, action="test", target=data_source, detail={"test": result.as_dict()})

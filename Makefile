@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` (serve the demo) and `make test` (the whole suite).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LOCAL_NETWORKS := 127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
+
+.PHONY: run test install lint system-deps
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages the tests drive for real: chromium (admin browser tests), openssh-server (tunnels).
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium missing: 'sudo apt-get install chromium' to run the browser tests"; fi; \
+	fi
+
+run: install
+	@echo ">> Local run: SQLite at ./db.sqlite3, DEBUG on, connection tests may reach loopback and private networks ($(LOCAL_NETWORKS))."
+	DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) $(BIN)/python manage.py migrate --noinput
+	DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) $(BIN)/python manage.py seed_demo
+	DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: install system-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .

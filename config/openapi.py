@@ -1,0 +1,238 @@
+"""Shared OpenAPI pieces: the one ``Error`` component, error responses and the generic hook.
+
+Every API error has the shape built by ``config.errors`` (``Error`` below). Views describe
+their specific errors with ``error_response(...)`` inside ``extend_schema``; the
+``postprocess_errors`` hook (in ``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``) adds the
+ones every operation can answer (401, 403, 404 on paths with an id, 429, 500), the
+``X-Request-ID`` header on every response and the shared components.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from config.errors import ERROR_CATALOGUE, ErrorCode
+
+SCHEMAS = "#/components/schemas/"
+HEADERS = "#/components/headers/"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": SCHEMAS + name}
+
+
+def nullable_ref(name: str, **extra: Any) -> dict[str, Any]:
+    """A nullable reference, the OpenAPI 3.0 way (``$ref`` siblings are ignored)."""
+    return {"allOf": [ref(name)], "nullable": True, **extra}
+
+
+ERROR_REF = ref("Error")
+STRING, BOOLEAN, INTEGER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
+DATE_TIME = {"type": "string", "format": "date-time"}
+
+
+def object_schema(**props: Any) -> dict[str, Any]:
+    """An object whose properties are all required (always present in responses)."""
+    return {"type": "object", "required": list(props), "properties": props}
+
+
+def array_schema(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+TEST_RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Outcome of a staged connection test. Messages are cleaned: never a secret.",
+    "required": ["ok", "stage", "message", "stages", "duration_ms", "server_version"],
+    "properties": {
+        "ok": {"type": "boolean"},
+        "stage": {"type": "string", "nullable": True,
+                  "description": "The failing stage (resolve, tcp, tls, ssh, auth, database, introspect); "
+                                 "null when the test passed."},
+        "message": {"type": "string"},
+        "stages": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "ok", "duration_ms", "message"],
+            "properties": {"name": {"type": "string"}, "ok": {"type": "boolean"},
+                           "duration_ms": {"type": "number"}, "message": {"type": "string"}},
+        }},
+        "duration_ms": {"type": "number"},
+        "server_version": {"type": "string", "nullable": True},
+        "tested_at": {"type": "string", "format": "date-time",
+                      "description": "Only on stored results (a data source's `last_test`)."},
+    },
+}
+
+
+def _code_table() -> str:
+    rows = "\n".join(f"| `{code}` | {status} | {text} |" for code, (status, text) in ERROR_CATALOGUE.items())
+    return "| code | HTTP status | meaning |\n|---|---|---|\n" + rows
+
+
+def error_components() -> dict[str, dict[str, Any]]:
+    return {
+        "ErrorCode": {
+            "type": "string",
+            "enum": list(ERROR_CATALOGUE),
+            "description": "Stable, machine-readable error code.\n\n" + _code_table(),
+        },
+        "Error": {
+            "type": "object",
+            "description": "The body of every error response. Some codes add the properties marked as theirs.",
+            "required": ["code", "message", "errors", "request_id"],
+            "properties": {
+                "code": ref("ErrorCode"),
+                "message": {"type": "string", "description": "Human-readable; never contains a secret."},
+                "errors": {
+                    "type": "object",
+                    "description": "Per-field messages keyed by dotted path "
+                                   "(`connection.ssh_tunnel.host`, `credentials.password`); may be empty.",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+                "request_id": {"type": "string", "description": "Same value as the X-Request-ID header."},
+                "stage": {"type": "string", "nullable": True,
+                          "description": "`CREDENTIAL_TEST_FAILED` only: the failing stage."},
+                "test": {**nullable_ref("TestResult"),
+                         "description": "`CREDENTIAL_TEST_FAILED` only: the full test result."},
+                "schema_version": {"type": "integer", "nullable": True,
+                                   "description": "`SCHEMA_CACHE_FAILED` only: the snapshot version still current."},
+                "retry_after": {"type": "integer", "description": "`RATE_LIMITED` only: seconds to wait."},
+            },
+        },
+        "TestResult": copy.deepcopy(TEST_RESULT_SCHEMA),
+    }
+
+
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "Id of this request (the client's X-Request-ID when well-formed, else a new one); "
+                       "also in error bodies and audit events.",
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "Current version of the data source; send it back in If-Match to update safely.",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "WWW-Authenticate": {"description": "The expected authentication scheme.", "schema": {"type": "string"}},
+}
+
+_DEFAULTS: dict[int, tuple[str, tuple[str, ...]]] = {
+    400: ("Invalid request.", (ErrorCode.INVALID_REQUEST_BODY,)),
+    401: ("Not authenticated: missing, unknown, expired or revoked credentials.",
+          (ErrorCode.AUTHENTICATION_ERROR,)),
+    403: ("Not allowed: the token lacks a scope or the role cannot make changes.", (ErrorCode.FORBIDDEN,)),
+    404: ("Not found, or not in your organization.", (ErrorCode.NOT_FOUND,)),
+    409: ("Conflict with the current state.", (ErrorCode.CONFLICT,)),
+    412: ("If-Match does not match the current ETag; read again and retry.", (ErrorCode.PRECONDITION_FAILED,)),
+    415: ("Unsupported Content-Type.", (ErrorCode.UNSUPPORTED_MEDIA_TYPE,)),
+    429: ("Too many requests; see Retry-After.", (ErrorCode.RATE_LIMITED,)),
+    500: ("Server error.", (ErrorCode.INTERNAL_SERVER_ERROR,)),
+}
+
+
+def _describe(status: int, codes: tuple[str, ...], description: str) -> str:
+    default_text, default_codes = _DEFAULTS.get(status, ("Error.", ()))
+    codes = codes or default_codes
+    text = description or default_text
+    return text + (" Codes: " + ", ".join(f"`{c}`" for c in codes) + "." if codes else "")
+
+
+def error_response(status: int, *codes: str, description: str = "") -> OpenApiResponse:
+    """For ``extend_schema(responses={status: error_response(status, CODE, ...)})``."""
+    return OpenApiResponse(response=ERROR_REF, description=_describe(status, codes, description))
+
+
+def if_match_parameter() -> OpenApiParameter:
+    return OpenApiParameter(
+        "If-Match", str, OpenApiParameter.HEADER, required=False,
+        description="An ETag from an earlier read; the change is refused with 412 if the resource has "
+                    "changed since. Recommended for every write.",
+    )
+
+
+def etag_header(*statuses: int) -> OpenApiParameter:
+    """``ETag`` response header on the given success statuses."""
+    return OpenApiParameter("ETag", str, OpenApiParameter.HEADER, response=list(statuses),
+                            description=RESPONSE_HEADERS["ETag"]["description"])
+
+
+# --- the hook ------------------------------------------------------------------------------------
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def _error_content() -> dict[str, Any]:
+    return {"application/json": {"schema": dict(ERROR_REF)}}
+
+
+def _requires_auth(operation: dict[str, Any]) -> bool:
+    security = operation.get("security")
+    return bool(security) and {} not in security
+
+
+def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    wanted = [429, 500]
+    if _requires_auth(operation):
+        wanted = [401, 403, *wanted]
+    if "{" in path:
+        wanted.append(404)
+    for status in wanted:
+        key = str(status)
+        if key not in responses:
+            responses[key] = {"description": _describe(status, (), ""), "content": _error_content()}
+    if "401" in responses:
+        responses["401"].setdefault("headers", {})["WWW-Authenticate"] = {"$ref": HEADERS + "WWW-Authenticate"}
+    if "429" in responses:
+        responses["429"].setdefault("headers", {})["Retry-After"] = {"$ref": HEADERS + "Retry-After"}
+
+
+def _link_headers(operation: dict[str, Any]) -> None:
+    for response in operation.get("responses", {}).values():
+        if "$ref" in response:
+            continue
+        headers = response.setdefault("headers", {})
+        for name in ("ETag",):
+            if name in headers:
+                headers[name] = {"$ref": HEADERS + name}
+        headers["X-Request-ID"] = {"$ref": HEADERS + "X-Request-ID"}
+
+
+def _sorted_responses(operation: dict[str, Any]) -> None:
+    responses = operation.get("responses", {})
+    operation["responses"] = {k: responses[k] for k in sorted(responses)}
+
+
+def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: shared error responses, headers and components."""
+    for path, item in result.get("paths", {}).items():
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            _add_default_errors(path, operation)
+            _link_headers(operation)
+            _sorted_responses(operation)
+    components = result.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name, schema in error_components().items():
+        schemas.setdefault(name, schema)
+    components["schemas"] = dict(sorted(schemas.items()))
+    components.setdefault("headers", {}).update(copy.deepcopy(RESPONSE_HEADERS))
+    return result
+
+
+
+
+class JSONObjectFieldExtension(OpenApiSerializerFieldExtension):
+    """``JSONObjectField`` only accepts JSON objects: say so instead of "any value"."""
+
+    target_class = "config.serializers.JSONObjectField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": {}}

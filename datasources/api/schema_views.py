@@ -1,0 +1,115 @@
+"""Schema-cache and tenancy endpoints of a data source (mixed into DataSourceViewSet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.errors import InvalidRequest, NotFound
+from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
+from datasources.models import DataSource, SchemaSnapshot
+from datasources.services import datasources as service
+from datasources.services import tenancy
+from datasources.services.connection import SchemaCacheFailed, refresh_schema
+from datasources.services.schema_diff import diff_snapshots
+from organizations.authentication import get_actor
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidRequest(f"'{name}' must be a positive integer.", errors={name: ["Must be a positive integer."]})
+    return int(raw)
+
+
+def _snapshot(ds: DataSource, version: int | None) -> SchemaSnapshot:
+    snapshots = SchemaSnapshot.objects.filter(data_source=ds)
+    snapshot = (snapshots.filter(version=version) if version else snapshots).order_by("-version").first()
+    if snapshot is None:
+        raise NotFound(f"No schema version {version}." if version else "No schema snapshot for this data source yet.")
+    return snapshot
+
+
+def _snapshot_summary(s: SchemaSnapshot) -> dict[str, Any]:
+    return {"version": s.version, "created_at": s.created_at, "table_count": s.table_count}
+
+
+class SchemaActionsMixin:
+    """/sync/, /schema/, /schema/versions/, /schema/diff/, /tenancy/."""
+
+    def _ds(self, request: Request, pk: str) -> DataSource:
+        return service.get_data_source(get_actor(request), pk)
+
+    @action(detail=True, methods=["post"])
+    def sync(self, request: Request, pk: str) -> Response:
+        ds = self._ds(request, pk)
+        outcome = refresh_schema(data_source=ds)
+        if not outcome.ok:
+            raise SchemaCacheFailed(
+                f"The schema could not be cached: {outcome.error} The previous snapshot stays current.",
+                extra={"schema_version": outcome.version},
+            )
+        return self._render(ds)  # type: ignore[attr-defined]
+
+    # Not named `schema`: that attribute is DRF's AutoSchema on every view.
+    @action(detail=True, methods=["get"], url_path="schema")
+    def schema_snapshot(self, request: Request, pk: str) -> Response:
+        snapshot = _snapshot(self._ds(request, pk), _int_param(request, "version"))
+        tables = [
+            {"reference_id": t.reference_id, "schema": t.schema, "name": t.name, "kind": t.kind, "columns": t.columns}
+            for t in snapshot.tables.all()
+        ]
+        return Response({**_snapshot_summary(snapshot), "tables": tables})
+
+    @action(detail=True, methods=["get"], url_path="schema/versions")
+    def schema_versions(self, request: Request, pk: str) -> Response:
+        snapshots = SchemaSnapshot.objects.filter(data_source=self._ds(request, pk)).order_by("-version")
+        return Response([_snapshot_summary(s) for s in snapshots])
+
+    @action(detail=True, methods=["get"], url_path="schema/diff")
+    def schema_diff(self, request: Request, pk: str) -> Response:
+        ds = self._ds(request, pk)
+        to_version = _int_param(request, "to")
+        new = _snapshot(ds, to_version)
+        from_version = _int_param(request, "from") or (new.version - 1 if new.version > 1 else None)
+        if from_version is None:
+            raise InvalidRequest("There is no earlier version to compare with.", errors={"from": ["Required."]})
+        return Response(diff_snapshots(_snapshot(ds, from_version), new))
+
+    @action(detail=True, methods=["get", "put", "patch", "delete"])
+    def tenancy(self, request: Request, pk: str) -> Response:
+        actor = get_actor(request)
+        ds = service.get_data_source(actor, pk)
+        if request.method == "GET":
+            current = tenancy.current(ds)
+            if current is None:
+                raise NotFound("This data source has no tenancy settings.")
+            response = Response(current)
+            response["ETag"] = ds.etag
+            return response
+        if request.method == "DELETE":
+            if tenancy.current(ds) is None:
+                raise NotFound("This data source has no tenancy settings.")
+            body: dict[str, Any] | None = None
+        else:
+            cls = TenancySettingsSerializer if request.method == "PUT" else PatchedTenancySettingsSerializer
+            serializer = cls(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            body = dict(serializer.validated_data)
+        options = service.WriteOptions(
+            if_match=request.headers.get("If-Match"), tenancy_replace=request.method == "PUT", test_connection=False
+        )
+        result = service.update_data_source(
+            actor=actor, data_source_id=ds.pk, data={"tenancy_settings": body}, mode="patch", options=options
+        )
+        if body is None:
+            response = Response(status=204)
+        else:
+            response = Response(tenancy.current(result.data_source))
+        response["ETag"] = result.data_source.etag
+        return response

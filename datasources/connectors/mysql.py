@@ -1,0 +1,213 @@
+"""MySQL-family connector (mysql, mariadb, singlestore) on PyMySQL.
+
+The TCP connection goes to the address checked by the egress policy and is handed to PyMySQL, so
+the host is looked up exactly once; the user's host name is kept for TLS verification. The client
+never reads option files, never sends local files, and never sends a clear-text password without TLS.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable
+from typing import TypeVar
+
+import pymysql
+
+from .base import (
+    ColumnInfo,
+    ConnectionConfig,
+    Connector,
+    ConnectorError,
+    StageResult,
+    StageRunner,
+    TableInfo,
+    TestResult,
+)
+from .egress import check_host_syntax, resolve_checked
+from .mysqlwire import (
+    TLS_REQUIRED,
+    ClearTextRefused,
+    SafeConnection,
+    apply_tls,
+    classify,
+    deadline,
+    tcp_connect,
+    tls_check,
+    tls_context,
+)
+
+APPLICATION_NAME = "datasource-control-plane"
+SSH_UNSUPPORTED = "SSH tunnels are not supported for this type yet."
+SYSTEM_SCHEMAS = ("information_schema", "mysql", "performance_schema", "sys", "memsql", "cluster")
+DRIVER_ERRORS = (pymysql.Error, OSError, RuntimeError, ClearTextRefused)
+
+TABLES_SQL = (
+    "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+    "WHERE {where} AND TABLE_TYPE <> 'SYSTEM VIEW' ORDER BY TABLE_SCHEMA, TABLE_NAME"
+)
+COLUMNS_SQL = (
+    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS "
+    "WHERE {where} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+)
+
+T = TypeVar("T")
+Target = tuple[str, int, str]  # host name (for TLS and messages), port, IP address to connect to
+
+
+def _ssh_enabled(config: ConnectionConfig) -> bool:
+    return bool((config.connection.get("ssh_tunnel") or {}).get("enabled"))
+
+
+def _ssl(config: ConnectionConfig) -> tuple[str, dict]:
+    settings = config.connection.get("ssl") or {}
+    return settings.get("mode") or "prefer", settings
+
+
+class MySQLConnector(Connector):
+    """Stages: resolve, tcp, tls (only when the SSL mode requires TLS), auth, database."""
+
+    def __init__(self, key: str, default_port: int = 3306):
+        self.key = key
+        self.default_port = default_port
+
+    def connect_target(self, config: ConnectionConfig) -> Target:
+        """Where the TCP connection goes: the one place an SSH tunnel's local end would be slotted in."""
+        port = config.connection.get("port") or self.default_port
+        host = check_host_syntax(config.connection.get("host") or "", port)
+        return host, port, resolve_checked(host, port, float(config.connect_timeout))
+
+    def _login(
+        self, config: ConnectionConfig, sock: socket.socket, host: str, port: int, ctx: ssl.SSLContext | None
+    ) -> SafeConnection:
+        """Handshake, TLS and authentication over ``sock`` (no database selected yet)."""
+        user = config.connection.get("username") or ""
+        if not user:
+            raise ConnectorError("auth", "A username is required.")
+        seconds = float(config.connect_timeout)
+        conn = SafeConnection(
+            user=user,
+            password=config.secrets.get("password") or "",
+            host=host,
+            port=port,
+            charset="utf8mb4",
+            connect_timeout=config.connect_timeout,
+            read_timeout=seconds,
+            write_timeout=seconds,
+            autocommit=True,
+            local_infile=False,
+            ssl_disabled=True,  # TLS is configured below from our own context, never from server-side paths
+            program_name=APPLICATION_NAME,
+            defer_connect=True,
+        )
+        apply_tls(conn, _ssl(config)[0], ctx)
+        with deadline(sock, seconds + 2) as state:
+            try:
+                conn.connect(sock)
+            except DRIVER_ERRORS as exc:
+                raise classify(exc, config, host, "auth", seconds, state["fired"]) from None
+        return conn
+
+    def _guarded(
+        self, conn: SafeConnection, config: ConnectionConfig, stage: str, seconds: float, fn: Callable[[], T]
+    ) -> T:
+        """Run ``fn`` under a deadline; on any error drop the connection without another byte."""
+        with deadline(conn.transport, seconds + 2) as state:
+            try:
+                return fn()
+            except DRIVER_ERRORS as exc:
+                conn.abort()
+                raise classify(exc, config, conn.host, stage, seconds, state["fired"]) from None
+
+    def _check_database(self, conn: SafeConnection, config: ConnectionConfig) -> str:
+        """Server version, then select the configured database (unknown or forbidden -> stage database)."""
+        database = config.connection.get("database") or ""
+
+        def check() -> str:
+            with conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                version = str(cur.fetchone()[0])
+            if database:
+                conn.select_db(database)
+            return version
+
+        version = self._guarded(conn, config, "database", float(config.connect_timeout), check)
+        flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
+        return f"{flavour} {version}"[:255]
+
+    def test(self, config: ConnectionConfig) -> TestResult:
+        """Run resolve, tcp, tls, auth and database stages, stopping at the first failure."""
+        if _ssh_enabled(config):
+            return TestResult(False, "ssh", SSH_UNSUPPORTED, [StageResult("ssh", False, 0.0, SSH_UNSUPPORTED)], 0.0)
+        mode, ssl_settings = _ssl(config)
+        timeout = float(config.connect_timeout)
+        with StageRunner(config.secrets) as runner:
+            host, port, ip = runner.run("resolve", lambda: self.connect_target(config))
+            sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
+            try:
+                if mode in TLS_REQUIRED:
+
+                    def tls() -> ssl.SSLContext | None:
+                        ctx = tls_context(ssl_settings, config.secrets)
+                        tls_check(sock, timeout)
+                        return ctx
+
+                    ctx = runner.run("tls", tls, "The server offers TLS.")
+                    conn = runner.run("auth", lambda: self._login(config, sock, host, port, ctx))
+                else:
+                    conn = runner.run(
+                        "auth",
+                        lambda: self._login(config, sock, host, port, tls_context(ssl_settings, config.secrets)),
+                    )
+                try:
+                    runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
+                finally:
+                    conn.finish()
+            finally:
+                sock.close()
+        return runner.result()
+
+    def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
+        """Tables and views with columns of the configured database (all user databases if empty).
+
+        Two catalogue queries whatever the number of tables: one on TABLES, one on COLUMNS.
+        """
+        if _ssh_enabled(config):
+            raise ConnectorError("ssh", SSH_UNSUPPORTED)
+        host, port, ip = self.connect_target(config)
+        ctx = tls_context(_ssl(config)[1], config.secrets)
+        sock = tcp_connect(ip, port, float(config.connect_timeout), host)
+        try:
+            conn = self._login(config, sock, host, port, ctx)
+            try:
+                self._check_database(conn, config)
+                conn.set_timeouts(float(config.query_timeout))
+                rows = self._guarded(
+                    conn, config, "introspect", float(config.query_timeout), lambda: self._catalogue(conn, config)
+                )
+            finally:
+                conn.finish()
+        finally:
+            sock.close()
+        return rows
+
+    def _catalogue(self, conn: SafeConnection, config: ConnectionConfig) -> list[TableInfo]:
+        database = config.connection.get("database") or ""
+        if database:
+            where, params = "TABLE_SCHEMA = %s", [database]
+        else:
+            where, params = f"TABLE_SCHEMA NOT IN ({', '.join(['%s'] * len(SYSTEM_SCHEMAS))})", list(SYSTEM_SCHEMAS)
+        tables: dict[tuple[str, str], TableInfo] = {}
+        with conn.cursor() as cur:
+            cur.execute(TABLES_SQL.format(where=where), params)
+            for schema, name, table_type in cur.fetchall():
+                kind = "view" if str(table_type).upper() == "VIEW" else "table"
+                tables[(schema, name)] = TableInfo(schema=schema, name=name, kind=kind, columns=[])
+            cur.execute(COLUMNS_SQL.format(where=where), params)
+            for schema, name, column, data_type, nullable in cur.fetchall():
+                table = tables.get((schema, name))
+                if table is not None:  # a table created between the two queries is left for the next refresh
+                    table.columns.append(
+                        ColumnInfo(column, str(data_type), str(nullable).upper() == "YES", len(table.columns) + 1)
+                    )
+        return list(tables.values())

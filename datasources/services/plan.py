@@ -1,0 +1,184 @@
+"""Compute and validate the full new state of a data source from a create/PATCH/PUT body.
+
+Pure with respect to the data source row: nothing is written here. Raises 400-class errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from config.errors import ApiError, InvalidRequest
+from datasources import catalogue, connection_strings
+from datasources.models import DataSource
+from datasources.services import tenancy
+from datasources.services.credentials import load_secrets
+from datasources.services.merge import diff_paths, merge_patch
+from organizations.actors import Actor
+from organizations.models import Workspace
+
+Mode = Literal["create", "patch", "put"]
+
+#: Plain writable fields and their defaults (``null`` on PATCH, or omission on PUT, resets to these).
+OPERATIONAL_DEFAULTS: dict[str, Any] = {
+    "connection_pool_size": 5,
+    "connection_timeout": 30,
+    "query_timeout": 300,
+    "max_retries": 3,
+    "schema_auto_refresh": False,
+    "schema_refresh_interval": 86400,
+}
+PLAIN_DEFAULTS: dict[str, Any] = {"description": "", "tags": [], "metadata": {}, **OPERATIONAL_DEFAULTS}
+UNCHANGED = object()
+
+
+class CredentialsRequired(ApiError):
+    code = "CREDENTIALS_REQUIRED"
+    status_code = 400
+
+
+@dataclass
+class Plan:
+    values: dict[str, Any]  # model field -> new value (incl. connection, workspace_id)
+    secrets: dict[str, str | None]  # effective secret writes (None = clear)
+    secrets_after: dict[str, str]  # the whole secret set after the change, decrypted
+    changes: dict[str, Any]  # audit-ready diff; secrets reduced to "changed"/"cleared"
+    connection_changed: bool
+    tenancy: Any = UNCHANGED  # dict, None (delete) or UNCHANGED
+
+
+def _workspace_id(actor: Actor, value: Any) -> int | None:
+    if value is None:
+        return None
+    if not Workspace.objects.filter(pk=value, organization=actor.organization).exists():
+        raise InvalidRequest("Unknown workspace.", errors={"workspace": ["No such workspace in your organization."]})
+    return int(value)
+
+
+def _plain_values(ds: DataSource, data: dict[str, Any], mode: Mode, actor: Actor, errors: dict) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if mode == "patch":
+        if "name" in data:
+            values["name"] = data["name"]
+        for key, default in PLAIN_DEFAULTS.items():
+            if key in data:
+                value = data[key]
+                if key == "metadata" and value is not None:
+                    value = merge_patch(ds.metadata, value)
+                values[key] = default if value is None else value
+        if "workspace" in data:
+            values["workspace_id"] = _workspace_id(actor, data["workspace"])
+        return values
+    if not data.get("name"):
+        errors["name"] = ["This field is required."]
+    values["name"] = data.get("name")
+    for key, default in PLAIN_DEFAULTS.items():
+        value = data.get(key)
+        values[key] = default if value is None else value
+    values["workspace_id"] = _workspace_id(actor, data.get("workspace"))
+    return values
+
+
+def _raw_connection(ds: DataSource, data: dict[str, Any], mode: Mode, errors: dict) -> tuple[dict, dict]:
+    """The merged (not yet validated) connection, and secrets parsed out of a connection string."""
+    from_string: dict[str, Any] = {}
+    string_secrets: dict[str, str] = {}
+    if data.get("connection_string") is not None:
+        try:
+            from_string, string_secrets = connection_strings.parse(ds.type, data["connection_string"])
+        except catalogue.ConfigInvalid as exc:
+            errors.update(exc.errors)
+    if mode == "patch":
+        raw = merge_patch(ds.connection, data["connection"]) if "connection" in data else ds.connection
+    else:
+        if data.get("connection") is None and not from_string:
+            errors["connection"] = ["This field is required."]
+        raw = data.get("connection") or {}
+    return merge_patch(raw, from_string), string_secrets
+
+
+def _destination_changes(changes: dict[str, Any]) -> tuple[bool, bool]:
+    db = any(k.removeprefix("connection.") in catalogue.DESTINATION_FIELDS for k in changes)
+    ssh = any(
+        k.startswith("connection.ssh_tunnel.") and k.rsplit(".", 1)[1] in catalogue.SSH_DESTINATION_FIELDS
+        for k in changes
+    )
+    return db, ssh
+
+
+def _check_destination(actor: Actor, changes: dict, current: dict[str, str], sent: dict[str, Any]) -> None:
+    """A stored secret is not sent to a new destination unless it is resent (or an admin asks)."""
+    if actor.is_org_admin:
+        return
+    db, ssh = _destination_changes(changes)
+    missing = [
+        name
+        for name in sorted(current)
+        if name not in sent and ((ssh and name.startswith("ssh_")) or (db and not name.startswith("ssh_")))
+    ]
+    if missing:
+        raise CredentialsRequired(
+            "This change sends stored credentials to a new destination: resend them "
+            f"({', '.join(missing)}) or ask an organization owner or admin.",
+            errors={f"credentials.{name}": ["Resend this secret with the new destination."] for name in missing},
+        )
+
+
+def build_plan(
+    ds: DataSource, data: dict[str, Any], *, mode: Mode, actor: Actor, tenancy_replace: bool = False
+) -> Plan:
+    """Validate ``data`` against the type and compute the full new state."""
+    source_type = catalogue.get_type(ds.type)
+    errors: dict[str, list[str]] = {}
+    if mode != "create" and "type" in data and data["type"] != ds.type:
+        errors["type"] = ["The type of a data source cannot be changed."]
+    values = _plain_values(ds, data, mode, actor, errors)
+    raw_connection, string_secrets = _raw_connection(ds, data, mode, errors)
+    connection = ds.connection
+    try:
+        connection = catalogue.normalize_connection(source_type, raw_connection)
+    except catalogue.ConfigInvalid as exc:
+        errors.update(exc.errors)
+    values["connection"] = connection
+
+    sent: dict[str, str | None] = {**string_secrets, **(data.get("credentials") or {})}
+    try:
+        catalogue.validate_secret_values(source_type, sent)
+    except catalogue.ConfigInvalid as exc:
+        errors.update(exc.errors)
+    current = load_secrets(ds) if ds.pk else {}
+    after = {k: v for k, v in {**current, **sent}.items() if v is not None}
+    if not errors:
+        try:
+            catalogue.check_required_secrets(source_type, connection, set(after))
+        except catalogue.ConfigInvalid as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise InvalidRequest("The data source is invalid for its type.", errors=errors)
+
+    changes: dict[str, Any] = {}
+    for key, new in values.items():
+        old = getattr(ds, key) if ds.pk else None
+        if key in ("connection", "metadata"):
+            changes.update(diff_paths(old or {}, new, key))
+        elif old != new:
+            changes[key.removesuffix("_id")] = {"old": old, "new": new}
+    effective = {k: v for k, v in sent.items() if current.get(k) != v and (v is not None or k in current)}
+    for name, value in effective.items():
+        changes[f"credentials.{name}"] = "cleared" if value is None else "changed"
+    if mode != "create":
+        _check_destination(actor, changes, current, sent)
+
+    plan = Plan(values, effective, after, changes, connection_changed=False)
+    plan.connection_changed = any(k.startswith("connection.") for k in changes) or bool(effective)
+    if "tenancy_settings" in data:
+        _plan_tenancy(ds, data["tenancy_settings"], plan, partial=mode == "patch" and not tenancy_replace)
+    return plan
+
+
+def _plan_tenancy(ds: DataSource, raw: dict[str, Any] | None, plan: Plan, *, partial: bool) -> None:
+    old = tenancy.current(ds) if ds.pk else None
+    new = None if raw is None else tenancy.validate(ds, tenancy.merge(old, raw, partial=partial))
+    if new != old:
+        plan.tenancy = new
+        plan.changes.update(diff_paths(old or {}, new or {}, "tenancy_settings"))

@@ -1,0 +1,93 @@
+"""Tenancy settings: the seed's rules, checked against the cached schema."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests.support.state import stored_state
+
+URL = "/api/v1/data-sources/"
+GOOD = {"level": "TABLE", "client_column_type": "NUMBER", "schema": "main", "table": "clients",
+        "client_column": "client_id", "primary_key_column": "id"}
+
+
+@pytest.fixture
+def tenant_db(_file_root):
+    import os
+
+    with sqlite3.connect(os.path.join(_file_root, "tenants.db")) as db:
+        db.executescript("CREATE TABLE clients (id INTEGER PRIMARY KEY, client_id INTEGER NOT NULL, name TEXT);")
+    return "tenants.db"
+
+
+@pytest.fixture
+def source(api, tenant_db):
+    response = api.post(URL, {"name": "T", "type": "sqlite", "connection": {"path": tenant_db}}, format="json")
+    assert response.status_code == 201
+    return response.json()
+
+
+def test_put_get_patch_delete_tenancy(api, source):
+    url = f"{URL}{source['id']}/tenancy/"
+    assert api.get(url).status_code == 404
+    put = api.put(url, GOOD, format="json")
+    assert put.status_code == 200, put.json()
+    assert put.json() == GOOD
+    assert api.get(url).json() == GOOD
+    assert api.get(f"{URL}{source['id']}/").json()["tenancy_settings"] == GOOD
+    patch = api.patch(url, {"client_column": "id"}, format="json")
+    assert patch.status_code == 200 and patch.json()["client_column"] == "id"
+    events = api.get(f"{URL}{source['id']}/history/").json()["results"]
+    assert events[0]["changes"] == {"tenancy_settings.client_column": {"old": "client_id", "new": "id"}}
+    assert api.delete(url).status_code == 204
+    assert api.get(url).status_code == 404
+    assert api.get(f"{URL}{source['id']}/").json()["tenancy_settings"] is None
+
+
+def test_database_level_needs_nothing_else(api, source):
+    response = api.put(f"{URL}{source['id']}/tenancy/", {"level": "DATABASE"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["level"] == "DATABASE"
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"level": "TABLE"}, "tenancy_settings.table"),
+        ({**GOOD, "table": "nope"}, "tenancy_settings.table"),
+        ({**GOOD, "client_column": "nope"}, "tenancy_settings.client_column"),
+        ({**GOOD, "primary_key_column": "nope"}, "tenancy_settings.primary_key_column"),
+        ({**GOOD, "client_column_type": "STRING"}, "tenancy_settings.client_column_type"),
+    ],
+)
+def test_invalid_tenancy_is_400_and_changes_nothing(api, source, body, field):
+    before = stored_state(source["id"])
+    response = api.put(f"{URL}{source['id']}/tenancy/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "TENANCY_SETTINGS_INVALID"
+    assert field in response.json()["errors"]
+    assert stored_state(source["id"]) == before
+
+
+def test_bad_shape_is_invalid_request_body(api, source):
+    response = api.put(f"{URL}{source['id']}/tenancy/", {"level": "ROW", "extra": 1}, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_REQUEST_BODY"
+    assert {"level", "extra"} <= set(response.json()["errors"])
+
+
+def test_tenancy_in_data_source_writes_and_omitted_means_unchanged(api, source):
+    url = f"{URL}{source['id']}/"
+    assert api.patch(url, {"tenancy_settings": GOOD}, format="json").status_code == 200
+    response = api.patch(url, {"description": "x"}, format="json")
+    assert response.json()["tenancy_settings"] == GOOD
+    response = api.patch(url, {"tenancy_settings": None}, format="json")
+    assert response.json()["tenancy_settings"] is None
+
+
+def test_other_organization_tenancy_is_404(other_api, source):
+    for method in ("get", "put", "patch", "delete"):
+        response = getattr(other_api, method)(f"{URL}{source['id']}/tenancy/", GOOD, format="json")
+        assert response.status_code == 404

@@ -1,0 +1,182 @@
+"""The table mapper (pure): for every table read downstream, find its table in the new source.
+
+Order: an explicit ``mapped_tables`` entry, else the same reference id (only when the new source is
+the same data source or workflow: reference ids are not comparable across sources), else the same
+name (escaped, case-insensitive). Tables nobody reads are never looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from workflows.references import InvalidReference, name_key, parse_table_reference, render_table
+
+MatchKind = Literal["explicit", "reference_id", "name"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A concrete table: its stable reference id and its name."""
+
+    reference_id: str
+    name: str
+
+    @property
+    def reference(self) -> str:
+        """``name:reference_id``."""
+        return render_table(self.name, self.reference_id)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One read table and the new table it maps to."""
+
+    old: Table
+    new: Table
+    matched_by: MatchKind
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A read table with no table in the new source; ``candidates`` when the name is ambiguous."""
+
+    table: Table
+    reason: Literal["missing", "ambiguous"]
+    candidates: tuple[Table, ...] = ()
+
+
+@dataclass(eq=False)
+class MappingError(Exception):
+    """Everything wrong with a mapping: unmapped read tables and bad ``mapped_tables`` entries."""
+
+    unmapped: list[Unmapped] = field(default_factory=list)
+    bad_keys: dict[str, str] = field(default_factory=dict)  # entry key -> why no read table matches it
+    bad_targets: dict[str, str] = field(default_factory=dict)  # entry key -> why its value is not in the new source
+
+    def __str__(self) -> str:
+        return f"{len(self.unmapped)} unmapped, {len(self.bad_keys) + len(self.bad_targets)} bad entries"
+
+
+def _index(tables: Iterable[Table]) -> tuple[dict[str, Table], dict[str, list[Table]]]:
+    by_ref: dict[str, Table] = {}
+    by_name: dict[str, list[Table]] = {}
+    for table in tables:
+        if table.reference_id in by_ref:
+            continue
+        by_ref[table.reference_id] = table
+        by_name.setdefault(name_key(table.name), []).append(table)
+    return by_ref, by_name
+
+
+def _resolve_target(value: str, new_by_ref: dict[str, Table], new_by_name: dict[str, list[Table]]) -> Table:
+    """The new table an entry's value names; raises ValueError saying why there is none."""
+    ref = parse_table_reference(value)
+    if ref.reference_id is not None:
+        if ref.reference_id not in new_by_ref:
+            raise ValueError(f"No table with reference id '{ref.reference_id}' in the new source.")
+        return new_by_ref[ref.reference_id]
+    candidates = new_by_name.get(name_key(ref.name), [])
+    if not candidates:
+        raise ValueError(f"No table called '{ref.name}' in the new source.")
+    if len(candidates) > 1:
+        listed = ", ".join(t.reference for t in candidates)
+        raise ValueError(f"'{ref.name}' names several tables in the new source ({listed}); add the reference id.")
+    return candidates[0]
+
+
+def _explicit(
+    explicit: Mapping[str, str],
+    read_by_ref: dict[str, Table],
+    read_by_name: dict[str, list[Table]],
+    new_by_ref: dict[str, Table],
+    new_by_name: dict[str, list[Table]],
+    error: MappingError,
+) -> dict[str, Table]:
+    chosen: dict[str, tuple[Table, int, str]] = {}  # read ref -> (new table, precedence, entry key)
+    for key, value in explicit.items():
+        try:
+            key_ref = parse_table_reference(key)
+        except InvalidReference as exc:
+            error.bad_keys[key] = exc.problem
+            continue
+        if key_ref.reference_id is not None:  # the id wins over the name
+            sources = [read_by_ref[key_ref.reference_id]] if key_ref.reference_id in read_by_ref else []
+            what = f"reference id '{key_ref.reference_id}'"
+        else:
+            sources = read_by_name.get(name_key(key_ref.name), [])
+            what = f"name '{key_ref.name}'"
+        if not sources:
+            error.bad_keys[key] = f"No node reads a table with {what} from this data source."
+            continue
+        try:
+            target = _resolve_target(value, new_by_ref, new_by_name) if isinstance(value, str) else None
+        except (InvalidReference, ValueError) as exc:
+            error.bad_targets[key] = exc.problem if isinstance(exc, InvalidReference) else str(exc)
+            continue
+        if target is None:
+            error.bad_targets[key] = "Expected a table reference string ('name' or 'name:reference_id')."
+            continue
+        precedence = 2 if key_ref.reference_id is not None else 1
+        for source in sources:
+            previous = chosen.get(source.reference_id)
+            if previous is None or precedence > previous[1]:
+                chosen[source.reference_id] = (target, precedence, key)
+            elif precedence == previous[1] and previous[0] != target:
+                error.bad_keys[key] = f"Conflicts with the entry '{previous[2]}' for {source.reference}."
+    return {ref: target for ref, (target, _, _) in chosen.items()}
+
+
+def plan_mapping(
+    read: Iterable[Table],
+    new: Iterable[Table],
+    explicit: Mapping[str, str] | None = None,
+    *,
+    match_reference_ids: bool = True,
+) -> list[Match]:
+    """A match for every read table (deduplicated by reference id), or MappingError listing every problem."""
+    read_by_ref, read_by_name = _index(read)
+    new_by_ref, new_by_name = _index(new)
+    error = MappingError()
+    chosen = _explicit(explicit or {}, read_by_ref, read_by_name, new_by_ref, new_by_name, error)
+    matches: list[Match] = []
+    for ref, table in read_by_ref.items():
+        if ref in chosen:
+            matches.append(Match(table, chosen[ref], "explicit"))
+        elif match_reference_ids and ref in new_by_ref:
+            matches.append(Match(table, new_by_ref[ref], "reference_id"))
+        else:
+            candidates = new_by_name.get(name_key(table.name), [])
+            if len(candidates) == 1:
+                matches.append(Match(table, candidates[0], "name"))
+            else:
+                reason: Literal["missing", "ambiguous"] = "ambiguous" if candidates else "missing"
+                error.unmapped.append(Unmapped(table, reason, tuple(candidates)))
+    if error.unmapped or error.bad_keys or error.bad_targets:
+        raise error
+    return matches
+
+
+def column_changes(old: list[dict] | None, new: list[dict]) -> dict | None:
+    """Columns added, removed and changed (type or nullability) by name; None when the old ones are unknown."""
+    if old is None:
+        return None
+    before = {str(c.get("name", "")).casefold(): c for c in old}
+    after = {str(c.get("name", "")).casefold(): c for c in new}
+    changed = []
+    for key in before.keys() & after.keys():
+        a, b = before[key], after[key]
+        if (a.get("type"), a.get("nullable")) != (b.get("type"), b.get("nullable")):
+            changed.append(
+                {
+                    "name": b.get("name"),
+                    "old": {"type": a.get("type"), "nullable": a.get("nullable")},
+                    "new": {"type": b.get("type"), "nullable": b.get("nullable")},
+                }
+            )
+    return {
+        "added": sorted(after[k].get("name") for k in after.keys() - before.keys()),
+        "removed": sorted(before[k].get("name") for k in before.keys() - after.keys()),
+        "changed": sorted(changed, key=lambda c: c["name"]),
+    }
