@@ -23,11 +23,18 @@ system-deps:
 		else echo "chromium missing: 'sudo apt-get install chromium' to run the browser tests"; fi; \
 	fi
 
+LOCAL_ENV := DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) SCHEMA_REFRESH_ASYNC=true
+
 run: install
 	@echo ">> Local run: SQLite at ./db.sqlite3, DEBUG on, connection tests may reach loopback and private networks ($(LOCAL_NETWORKS))."
-	DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) $(BIN)/python manage.py migrate --noinput
-	DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) $(BIN)/python manage.py seed_demo
-	DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	@echo ">> A Celery worker and beat run beside the web server (filesystem broker under ./var/celery)."
+	$(LOCAL_ENV) $(BIN)/python manage.py migrate --noinput
+	$(LOCAL_ENV) $(BIN)/python manage.py seed_demo
+	@mkdir -p var
+	@trap 'kill 0' INT TERM EXIT; \
+	$(LOCAL_ENV) $(BIN)/celery -A config worker --pool=solo --loglevel=WARNING & \
+	$(LOCAL_ENV) $(BIN)/celery -A config beat --loglevel=WARNING --schedule var/celerybeat-schedule & \
+	$(LOCAL_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: install system-deps
 	$(BIN)/ruff check .

@@ -120,6 +120,35 @@ DATASOURCE_TEST_RATE_PER_ORG = env.int("DATASOURCE_TEST_RATE_PER_ORG", default=1
 # Shared cache (rate-limit counters): locmem by default, Redis when several web processes run.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
+# --- Background work (Celery) ---------------------------------------------
+# Redis in production and CI (redis://127.0.0.1:6379/0); the default needs no server: a broker
+# kept in folders on the local filesystem, shared by the web process, the worker and beat.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _queue_dir = Path(env.str("CELERY_FILESYSTEM_DIR", default=str(BASE_DIR / "var" / "celery")))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "queue"),
+        "data_folder_out": str(_queue_dir / "queue"),
+        "control_folder": str(_queue_dir / "control"),
+        "store_processed": False,
+    }
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "schema-refresh-tick": {
+        "task": "datasources.schema_refresh_tick",
+        "schedule": env.float("SCHEMA_REFRESH_TICK_SECONDS", default=60.0),
+    }
+}
+# True when a worker runs: schema refreshes after connection changes are queued (status
+# `pending`) instead of run inside the request.
+SCHEMA_REFRESH_ASYNC = env.bool("SCHEMA_REFRESH_ASYNC", default=False)
+# First retry delay of a failed scheduled refresh; doubles on each retry, up to max_retries.
+SCHEMA_REFRESH_RETRY_BASE_SECONDS = env.float("SCHEMA_REFRESH_RETRY_BASE_SECONDS", default=30.0)
+
 # --- Security (production) -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -20,7 +20,7 @@ from datasources.admin_forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, 
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
 from datasources.services.connection import refresh_schema, test_stored
 from datasources.services.credentials import secret_names
-from datasources.services.datasources import delete_data_source
+from datasources.services.datasources import delete_data_source, dependants_of
 from organizations.models import AuditEvent
 
 HISTORY_LIMIT = 20
@@ -159,15 +159,27 @@ class DataSourceAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         """Nothing related is saved from this form (credentials go through the service)."""
 
-    def delete_model(self, request, obj):
-        delete_data_source(actor=admin_actor(request, obj.organization), data_source_id=obj.pk)
-
     def get_deleted_objects(self, objs, request):
         # Credentials and snapshots belong to the data source and go with it, although their
-        # own (read-only) admins refuse to delete them one by one.
+        # own (read-only) admins refuse to delete them one by one. Workflows still reading a
+        # source protect it (the service would refuse with a 409).
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         owned = {str(m._meta.verbose_name) for m in (Credential, SchemaSnapshot, SchemaTable)}
+        for obj in objs:
+            protected += [f"{obj}: still a source of {name}" for name in dependants_of(obj)]
         return deleted, counts, {p for p in perms_needed if str(p) not in owned}, protected
+
+    def delete_model(self, request, obj):
+        try:
+            delete_data_source(actor=admin_actor(request, obj.organization), data_source_id=obj.pk)
+        except ApiError as exc:  # e.g. a workflow started reading it after the confirmation page
+            request._datasource_delete_failed = True
+            self.message_user(request, f"{obj}: not deleted. {exc.message}", messages.ERROR)
+
+    def response_delete(self, request, obj_display, obj_id):
+        if getattr(request, "_datasource_delete_failed", False):
+            return HttpResponseRedirect(reverse("admin:datasources_datasource_changelist"))
+        return super().response_delete(request, obj_display, obj_id)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset.select_related("organization"):

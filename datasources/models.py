@@ -53,6 +53,9 @@ class DataSource(models.Model):
     schema_error = models.TextField(blank=True, default="")
     schema_refreshed_at = models.DateTimeField(null=True, blank=True)
     schema_version = models.PositiveIntegerField(null=True, blank=True)
+    schema_status_at = models.DateTimeField(null=True, blank=True, help_text="When schema_status last changed.")
+    schema_checked_at = models.DateTimeField(null=True, blank=True, help_text="When a refresh last finished.")
+    schema_claim = models.CharField(max_length=32, blank=True, default="", editable=False)
     schema_table_count = models.PositiveIntegerField(null=True, blank=True)
 
     version = models.PositiveIntegerField(default=1)

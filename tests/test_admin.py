@@ -334,3 +334,24 @@ def test_tenancy_settings_checked_against_the_schema(admin_client, sqlite_source
     data["tenancy_settings__level"] = ""
     admin_client.post(change_url(sqlite_source), data)
     assert not type(ds.tenancy).objects.filter(data_source=ds).exists()
+
+
+def test_source_read_by_a_workflow_is_protected(admin_client, sqlite_source, monkeypatch):
+    monkeypatch.setattr("datasources.admin._dependants", lambda ds: ["workflow Sales"])
+    url = reverse(f"{DS}_delete", args=[sqlite_source.pk])
+    assert "still a source of workflow Sales" in admin_client.get(url).content.decode()
+    admin_client.post(url, {"post": "yes"})
+    assert DataSource.objects.filter(pk=sqlite_source.pk).exists()
+
+
+def test_refused_delete_is_reported(admin_client, sqlite_source, monkeypatch):
+    from config.errors import Conflict
+
+    def refuse(**kwargs):
+        raise Conflict("The data source is still a source of: Sales.")
+
+    monkeypatch.setattr("datasources.admin.delete_data_source", refuse)
+    response = admin_client.post(reverse(f"{DS}_delete", args=[sqlite_source.pk]), {"post": "yes"}, follow=True)
+    html = response.content.decode()
+    assert "not deleted" in html and "deleted successfully" not in html
+    assert DataSource.objects.filter(pk=sqlite_source.pk).exists()

@@ -49,14 +49,18 @@ class RogueServer:
         self.infile_at, self.filename, self.tls, self.auth_switch = infile_at, filename, tls, auth_switch
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        self.listener.settimeout(0.1)
+        self.stopped = threading.Event()
         self.sessions: list[dict] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self):
-        while True:
+        while not self.stopped.is_set():
             try:
                 conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             session = {"received": b"", "after_request": None, "client_flags": None, "tls": False}
@@ -69,8 +73,9 @@ class RogueServer:
                 conn.close()
 
     def close(self):
+        self.stopped.set()
+        self.thread.join(10)
         self.listener.close()
-        self.thread.join(5)
 
     def _send(self, conn, seq, payload):
         conn.sendall(len(payload).to_bytes(3, "little") + bytes([seq % 256]) + payload)
@@ -121,15 +126,15 @@ class RogueServer:
             if queries == self.infile_at:
                 self._send(conn, 1, b"\xfb" + self.filename)
                 start = len(session["received"])
-                conn.settimeout(3)
-                try:
-                    while conn.recv(65536 and 1) or b"":
+                try:  # a client that sends a file ends it with an empty packet; ours just hangs up
+                    while self._recv(conn, session) not in (None, b""):
                         pass
                 except OSError:
                     pass
                 session["after_request"] = session["received"][start:]
                 return
-            replies = [OK] if queries == 0 or not command[1:].upper().startswith(b"SELECT VERSION") else _version_result()
+            version = command[1:].upper().startswith(b"SELECT VERSION")
+            replies = _version_result() if version else [OK]
             for number, payload in enumerate(replies, start=1):
                 self._send(conn, number, payload)
             queries += 1
@@ -149,9 +154,9 @@ def rogue(settings):
         server.close()
 
 
-def _config(port, **connection):
+def _config(port, connect_timeout=5, **connection):
     settings = {"host": "127.0.0.1", "port": port, "username": "victim", "ssl": {"mode": "disable"}, **connection}
-    return ConnectionConfig("mysql", settings, {"password": PASSWORD}, connect_timeout=5)
+    return ConnectionConfig("mysql", settings, {"password": PASSWORD}, connect_timeout=connect_timeout)
 
 
 def _assert_nothing_sent(session):
@@ -160,13 +165,32 @@ def _assert_nothing_sent(session):
     assert not session["client_flags"] & CLIENT_LOCAL_FILES
 
 
-@pytest.mark.parametrize(("infile_at", "stage"), [(0, "auth"), (1, "database")])
-def test_connection_test_refuses_local_infile(rogue, infile_at, stage):
-    server = rogue(infile_at=infile_at)
+def _packets(data):
+    while data:
+        size = int.from_bytes(data[:3], "little")
+        yield data[4 : 4 + size]
+        data = data[4 + size :]
+
+
+def test_connection_test_refuses_local_infile(rogue):
+    server = rogue(infile_at=1)  # SET NAMES answered, then SELECT VERSION() gets the file request
     result = get_connector("mysql").test(_config(server.port))
-    assert (result.ok, result.stage, result.message) == (False, stage, LOCAL_FILE_REFUSED)
+    assert (result.ok, result.stage, result.message) == (False, "database", LOCAL_FILE_REFUSED)
+    assert [(s.name, s.ok) for s in result.stages] == [
+        ("resolve", True), ("tcp", True), ("auth", True), ("database", False)
+    ]  # fmt: skip
     assert PASSWORD not in json.dumps(result.as_dict())
     _assert_nothing_sent(server.sessions[0])
+
+
+def test_request_answering_set_names_gets_no_file(rogue):
+    """PyMySQL reads the reply to its login-time SET NAMES as a bare packet: a file request there is ignored."""
+    server = rogue(infile_at=0)
+    result = get_connector("mysql").test(_config(server.port, connect_timeout=1))
+    assert not result.ok
+    session = server.sessions[0]
+    assert b"root:" not in session["received"] and not session["client_flags"] & CLIENT_LOCAL_FILES
+    assert all(p[:1] in (b"\x01", b"\x03") for p in _packets(session["after_request"]))  # commands only
 
 
 def test_introspection_refuses_local_infile(rogue):
@@ -181,7 +205,8 @@ def test_safe_connection_ignores_local_infile_true(rogue, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_bytes(SECRET_MARKER)
     server = rogue(infile_at=1, filename=str(secret).encode())
-    conn = SafeConnection(host="127.0.0.1", port=server.port, user="u", password="p", local_infile=True)
+    options = {"host": "127.0.0.1", "port": server.port, "user": "u", "password": "p", "autocommit": True}
+    conn = SafeConnection(local_infile=True, **options)
     with pytest.raises(RuntimeError, match="LOAD_LOCAL"):
         conn.query("SELECT 1")
     conn.abort()
@@ -193,7 +218,8 @@ def test_control_plain_pymysql_with_local_infile_leaks(rogue, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_bytes(SECRET_MARKER)
     server = rogue(infile_at=1, filename=str(secret).encode())
-    conn = pymysql.connect(host="127.0.0.1", port=server.port, user="u", password="p", local_infile=True)
+    options = {"host": "127.0.0.1", "port": server.port, "user": "u", "password": "p", "autocommit": True}
+    conn = pymysql.connect(local_infile=True, **options)
     with pytest.raises(pymysql.Error):
         conn.query("SELECT 1")
     server.close()

@@ -18,6 +18,7 @@ _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,63}")
 _REFERENCE_ID = re.compile(r"[a-z0-9]{1,16}")
 _VERSION = re.compile(r"v([1-9][0-9]{0,8})")
 CURRENT: Literal["current"] = "current"
+SAMPLE = "sample"
 
 Version = int | Literal["current"] | None
 
@@ -101,7 +102,7 @@ def parse_source_reference(text: str) -> SourceReference:
         version_like = _is_version(token) and not (
             i == 1 and token != CURRENT and any(_is_version(t) for t in tokens[1:])
         )
-        if token == "sample":
+        if token == SAMPLE:
             if stage > 1:
                 raise InvalidReference(text, "sample", "'sample' must come once, before the version.")
             sample, stage = True, 2

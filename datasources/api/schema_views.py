@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import InvalidRequest, NotFound
+from config.errors import Conflict, InvalidRequest, NotFound
 from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.services import datasources as service
@@ -35,6 +35,19 @@ def _snapshot(ds: DataSource, version: int | None) -> SchemaSnapshot:
     return snapshot
 
 
+def schema_status_of(ds: DataSource) -> dict[str, Any]:
+    """The schema cache's state: pending, refreshing, ready or failed, with its times and error."""
+    return {
+        "status": ds.schema_status,
+        "version": ds.schema_version,
+        "table_count": ds.schema_table_count,
+        "refreshed_at": ds.schema_refreshed_at,
+        "status_changed_at": ds.schema_status_at,
+        "checked_at": ds.schema_checked_at,
+        "error": ds.schema_error,
+    }
+
+
 def _snapshot_summary(s: SchemaSnapshot) -> dict[str, Any]:
     return {"version": s.version, "created_at": s.created_at, "table_count": s.table_count}
 
@@ -49,6 +62,8 @@ class SchemaActionsMixin:
     def sync(self, request: Request, pk: str) -> Response:
         ds = self._ds(request, pk)
         outcome = refresh_schema(data_source=ds)
+        if outcome.busy:
+            raise Conflict("A schema refresh of this data source is already running; try again shortly.")
         if not outcome.ok:
             raise SchemaCacheFailed(
                 f"The schema could not be cached: {outcome.error} The previous snapshot stays current.",
@@ -65,6 +80,11 @@ class SchemaActionsMixin:
             for t in snapshot.tables.all()
         ]
         return Response({**_snapshot_summary(snapshot), "tables": tables})
+
+    @action(detail=True, methods=["get"], url_path="schema/status")
+    def schema_status(self, request: Request, pk: str) -> Response:
+        ds = self._ds(request, pk)
+        return Response(schema_status_of(ds))
 
     @action(detail=True, methods=["get"], url_path="schema/versions")
     def schema_versions(self, request: Request, pk: str) -> Response:

@@ -113,6 +113,7 @@ class SchemaSummarySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["none", "pending", "refreshing", "ready", "failed"])
     version = serializers.IntegerField(allow_null=True)
     refreshed_at = serializers.DateTimeField(allow_null=True)
+    status_changed_at = serializers.DateTimeField(allow_null=True)
     table_count = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
 
@@ -151,12 +152,12 @@ class DataSourceSerializer(serializers.ModelSerializer):
         return is_fully_configured(get_type(obj.type), obj.connection, set(self.get_credentials_set(obj)))
 
     def get_schema(self, obj: DataSource) -> dict[str, Any]:
+        dt = serializers.DateTimeField()
         return {
             "status": obj.schema_status,
             "version": obj.schema_version,
-            "refreshed_at": serializers.DateTimeField().to_representation(obj.schema_refreshed_at)
-            if obj.schema_refreshed_at
-            else None,
+            "refreshed_at": dt.to_representation(obj.schema_refreshed_at) if obj.schema_refreshed_at else None,
+            "status_changed_at": dt.to_representation(obj.schema_status_at) if obj.schema_status_at else None,
             "table_count": obj.schema_table_count,
             "error": obj.schema_error,
         }

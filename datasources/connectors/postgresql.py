@@ -125,8 +125,8 @@ class PostgresConnector(Connector):
         timeout = float(config.connect_timeout)
         if tunnel:
             stack.enter_context(tunnel)
-            host, port = self._host_port(config)
-            address = run_tunnel_stages(runner, tunnel, host, port)
+            port = config.connection.get("port") or self.default_port
+            host, address = run_tunnel_stages(runner, tunnel, config.connection.get("host") or "", port)
             return host, address, lambda: tcp_connect(*address, timeout, host)
 
         def resolve() -> tuple[str, int, str]:

@@ -4,8 +4,8 @@ Staged test (the bastion resolves the target, so only the SSH host meets the egr
 the target host is syntax-checked: no Unix sockets or host lists)::
 
     with SSHTunnel(config) as tunnel:  # when SSHTunnel.enabled(config)
-        local_host, local_port = run_tunnel_stages(runner, tunnel, db_host, db_port)  # resolve, tcp, ssh
-        ...  # the driver connects to local_host:local_port (127.0.0.1, ephemeral), TLS names db_host
+        host, (local_host, local_port) = run_tunnel_stages(runner, tunnel, db_host, db_port)  # resolve, tcp, ssh
+        ...  # the driver connects to local_host:local_port (127.0.0.1, ephemeral); TLS checks ``host``
 
 Introspection: ``with forwarded(config, db_host, db_port) as (local_host, local_port): ...``
 (raises ``ConnectorError``). Settings: ``connection.ssh_tunnel`` {enabled, host, port,
@@ -41,6 +41,7 @@ logging.getLogger("paramiko").setLevel(logging.WARNING)
 
 KEY_UNREADABLE = "The SSH private key could not be read: check its format and passphrase."
 KEY_ENCRYPTED = "The SSH private key is encrypted: give its passphrase."
+INCOMPLETE = "The SSH tunnel needs a host, a username, and a password or private key."
 _KEY_CLASSES: tuple[tuple[type, type[paramiko.PKey]], ...] = (
     (rsa.RSAPrivateKey, paramiko.RSAKey),
     (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key),
@@ -136,6 +137,10 @@ class SSHTunnel:
 
     def resolve(self) -> str:
         """Check the SSH host against the egress policy; returns the IP to connect to."""
+        if not (
+            self.host and self.username and (self.secrets.get("ssh_password") or self.secrets.get("ssh_private_key"))
+        ):
+            raise ConnectorError("ssh", INCOMPLETE)
         self._ip = resolve_checked(self.host, self.port, self.timeout)
         return self._ip
 
@@ -182,8 +187,6 @@ class SSHTunnel:
         key_text = self.secrets.get("ssh_private_key")
         password = self.secrets.get("ssh_password")
         key = load_private_key(key_text, self.secrets.get("ssh_private_key_passphrase")) if key_text else None
-        if not self.username or (key is None and not password):
-            raise ConnectorError("ssh", "An SSH username and a password or private key are required.")
         for kind, value in (("key", key), ("password", password)):
             if not value:
                 continue
@@ -289,28 +292,29 @@ class SSHTunnel:
         self.close()
 
 
-def run_tunnel_stages(runner: StageRunner, tunnel: SSHTunnel, host: str, port: int) -> tuple[str, int]:
-    """Stages resolve, tcp and ssh for a tunnelled target; returns the local (host, port)."""
+def run_tunnel_stages(runner: StageRunner, tunnel: SSHTunnel, host: str, port: int) -> tuple[str, tuple[str, int]]:
+    """Stages resolve, tcp and ssh for a tunnelled target; returns the checked host and the local address."""
 
-    def resolve() -> None:
-        check_host_syntax(host, port)
+    def resolve() -> str:
+        checked = check_host_syntax(host, port)
         tunnel.resolve()
+        return checked
 
-    runner.run("resolve", resolve)
+    checked = runner.run("resolve", resolve)
     runner.run("tcp", tunnel.connect)
     try:
-        local = runner.run("ssh", lambda: tunnel.open(host, port))
+        local = runner.run("ssh", lambda: tunnel.open(checked, port))
     finally:
         runner.ssh_host_key_fingerprint = tunnel.recorded_fingerprint
     runner.stages[-1].message = tunnel.describe
-    return local
+    return checked, local
 
 
 @contextmanager
 def forwarded(config: ConnectionConfig, host: str, port: int) -> Iterator[tuple[str, int]]:
     """A tunnel to ``host:port`` for one use (e.g. introspection); raises ``ConnectorError``."""
-    check_host_syntax(host, port)
+    checked = check_host_syntax(host, port)
     with SSHTunnel(config) as tunnel:
         tunnel.resolve()
         tunnel.connect()
-        yield tunnel.open(host, port)
+        yield tunnel.open(checked, port)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import ApiError, ErrorCode
@@ -88,6 +92,26 @@ class RefreshOutcome:
     version: int | None
     created: bool
     error: str = ""
+    busy: bool = False  # another refresh of this source is running
+
+
+#: A claim older than this is considered abandoned (a worker died mid-refresh).
+STALE_CLAIM = timedelta(minutes=15)
+
+
+def claim_refresh(data_source_id: int) -> str | None:
+    """Atomically mark the source `refreshing`; None when another refresh holds a live claim.
+
+    A compare-and-set on the row rather than a row lock, so no lock is held while introspecting.
+    """
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    claimed = (
+        DataSource.objects.filter(pk=data_source_id)
+        .filter(~Q(schema_status=SchemaStatus.REFRESHING) | Q(schema_status_at__lt=now - STALE_CLAIM))
+        .update(schema_status=SchemaStatus.REFRESHING, schema_status_at=now, schema_claim=token)
+    )
+    return token if claimed else None
 
 
 def _fingerprint(tables: list[TableInfo]) -> str:
@@ -99,79 +123,98 @@ def _fingerprint(tables: list[TableInfo]) -> str:
 
 
 def _new_ref(used: set[str]) -> str:
-    import secrets as _s
-
     size = 4
     while True:
         for _ in range(50):
-            ref = "".join(_s.choice(ALPHABET) for _ in range(size))
+            ref = "".join(secrets.choice(ALPHABET) for _ in range(size))
             if ref not in used:
                 used.add(ref)
                 return ref
         size += 1
 
 
-def refresh_schema(*, data_source: DataSource, config: ConnectionConfig | None = None) -> RefreshOutcome:
-    """Introspect and store a new snapshot when the schema changed; keep the previous one on failure."""
+def _store_snapshot(data_source: DataSource, tables: list[TableInfo]) -> tuple[SchemaSnapshot, bool]:
+    """Write a new version only when the fingerprint changed; table ids persist by (schema, name)."""
+    fingerprint = _fingerprint(tables)
+    with transaction.atomic():
+        locked = DataSource.objects.select_for_update().only("id").get(pk=data_source.pk)
+        latest = SchemaSnapshot.objects.filter(data_source=locked).order_by("-version").first()
+        if latest is not None and latest.fingerprint == fingerprint:
+            return latest, False
+        previous = (
+            {(s, n): r for s, n, r in latest.tables.values_list("schema", "name", "reference_id")} if latest else {}
+        )
+        # Ids of tables dropped earlier are never handed to new tables.
+        used = set(SchemaTable.objects.filter(snapshot__data_source=locked).values_list("reference_id", flat=True))
+        snapshot = SchemaSnapshot.objects.create(
+            data_source=locked,
+            version=(latest.version + 1) if latest else 1,
+            fingerprint=fingerprint,
+            table_count=len(tables),
+        )
+        SchemaTable.objects.bulk_create(
+            [
+                SchemaTable(
+                    snapshot=snapshot,
+                    reference_id=previous.get((t.schema, t.name)) or _new_ref(used),
+                    schema=t.schema,
+                    name=t.name,
+                    kind=t.kind,
+                    columns=[
+                        {"name": c.name, "type": c.data_type, "nullable": c.nullable, "ordinal": c.ordinal}
+                        for c in t.columns
+                    ],
+                )
+                for t in tables
+            ],
+            batch_size=500,
+        )
+    return snapshot, True
+
+
+def _finish(data_source: DataSource, token: str, **fields: object) -> None:
+    now = timezone.now()
+    fields = {**fields, "schema_status_at": now, "schema_checked_at": now, "schema_claim": ""}
+    DataSource.objects.filter(pk=data_source.pk, schema_claim=token).update(**fields)
+    for key, value in fields.items():
+        setattr(data_source, key, value)
+
+
+def refresh_schema(
+    *, data_source: DataSource, config: ConnectionConfig | None = None, final: bool = True
+) -> RefreshOutcome:
+    """Introspect and store a new snapshot when the schema changed; keep the previous one on failure.
+
+    At most one refresh of a source runs at a time (``claim_refresh``). ``final=False`` is for a
+    failure that will be retried: the status goes back to `pending` instead of `failed`.
+    """
+    token = claim_refresh(data_source.pk)
+    if token is None:
+        return RefreshOutcome(ok=False, version=data_source.schema_version, created=False, busy=True,
+                              error="A schema refresh of this data source is already running.")
     if config is None:
         config = build_config(data_source, data_source.connection, load_secrets(data_source))
     try:
         tables = get_connector(data_source.type).introspect(config)
     except (ConnectorError, ConnectorUnavailable) as exc:
-        message = str(getattr(exc, "message", "") or exc)
-        DataSource.objects.filter(pk=data_source.pk).update(
-            schema_status=SchemaStatus.FAILED, schema_error=message[:2000]
-        )
-        data_source.schema_status, data_source.schema_error = SchemaStatus.FAILED, message[:2000]
+        message = str(getattr(exc, "message", "") or exc)[:2000]
+        status = SchemaStatus.FAILED if final else SchemaStatus.PENDING
+        _finish(data_source, token, schema_status=status, schema_error=message)
         return RefreshOutcome(ok=False, version=data_source.schema_version, created=False, error=message)
-    fingerprint = _fingerprint(tables)
-    now = timezone.now()
-    with transaction.atomic():
-        locked = DataSource.objects.select_for_update().get(pk=data_source.pk)
-        latest = SchemaSnapshot.objects.filter(data_source=locked).order_by("-version").first()
-        created = latest is None or latest.fingerprint != fingerprint
-        if created:
-            previous = (
-                {(s, n): r for s, n, r in latest.tables.values_list("schema", "name", "reference_id")}
-                if latest
-                else {}
-            )
-            used = set(previous.values())
-            snapshot = SchemaSnapshot.objects.create(
-                data_source=locked,
-                version=(latest.version + 1) if latest else 1,
-                fingerprint=fingerprint,
-                table_count=len(tables),
-            )
-            SchemaTable.objects.bulk_create(
-                [
-                    SchemaTable(
-                        snapshot=snapshot,
-                        reference_id=previous.get((t.schema, t.name)) or _new_ref(used),
-                        schema=t.schema,
-                        name=t.name,
-                        kind=t.kind,
-                        columns=[
-                            {"name": c.name, "type": c.data_type, "nullable": c.nullable, "ordinal": c.ordinal}
-                            for c in t.columns
-                        ],
-                    )
-                    for t in tables
-                ],
-                batch_size=500,
-            )
-            latest = snapshot
-        fields = {
-            "schema_status": SchemaStatus.READY,
-            "schema_error": "",
-            "schema_refreshed_at": now,
-            "schema_version": latest.version,
-            "schema_table_count": latest.table_count,
-        }
-        DataSource.objects.filter(pk=locked.pk).update(**fields)
-    for key, value in fields.items():
-        setattr(data_source, key, value)
-    return RefreshOutcome(ok=True, version=latest.version, created=created)
+    except Exception:
+        _finish(data_source, token, schema_status=SchemaStatus.FAILED, schema_error="Unexpected error.")
+        raise
+    snapshot, created = _store_snapshot(data_source, tables)
+    _finish(
+        data_source,
+        token,
+        schema_status=SchemaStatus.READY,
+        schema_error="",
+        schema_refreshed_at=timezone.now(),
+        schema_version=snapshot.version,
+        schema_table_count=snapshot.table_count,
+    )
+    return RefreshOutcome(ok=True, version=snapshot.version, created=created)
 
 
 class SchemaCacheFailed(ApiError):

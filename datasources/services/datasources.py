@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,7 +18,7 @@ from config.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from config.references import new_reference_id
 from datasources import catalogue
 from datasources.connectors import TestResult
-from datasources.models import DataSource, DataSourceStatus, SchemaStatus
+from datasources.models import DataSource, DataSourceStatus
 from datasources.services import audit, tenancy
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
@@ -212,10 +213,16 @@ def update_data_source(
 
 
 def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> RefreshOutcome | None:
-    """After a tested connection change, re-cache the schema with the configuration just tested."""
+    """After a tested connection change, re-cache the schema: queued to a worker when one is
+    configured (the response then says `pending`), else inline with the configuration just tested."""
     if test is None or not plan.connection_changed:
         return None
-    DataSource.objects.filter(pk=ds.pk).update(schema_status=SchemaStatus.REFRESHING)
+    if settings.SCHEMA_REFRESH_ASYNC:
+        from datasources.tasks import enqueue_refresh
+
+        enqueue_refresh(ds.pk)
+        ds.refresh_from_db()
+        return None
     outcome = refresh_schema(data_source=ds, config=build_config(ds, ds.connection, plan.secrets_after))
     ds.refresh_from_db()
     return outcome
@@ -227,7 +234,7 @@ def delete_data_source(*, actor: Actor, data_source_id: Any, if_match: str | Non
         ds = get_data_source(actor, data_source_id, for_update=True)
         if not etag_matches(ds, if_match):
             raise PreconditionFailed()
-        dependants = _dependants(ds)
+        dependants = dependants_of(ds)
         if dependants:
             raise Conflict(
                 f"The data source is still a source of: {', '.join(dependants)}.",
@@ -237,7 +244,8 @@ def delete_data_source(*, actor: Actor, data_source_id: Any, if_match: str | Non
         ds.delete()
 
 
-def _dependants(ds: DataSource) -> list[str]:
+def dependants_of(ds: DataSource) -> list[str]:
+    """Qualified names of the workflows that still read this data source."""
     try:
         from workflows.services import dependants_of_data_source
     except ImportError:

@@ -1,7 +1,8 @@
 """A throwaway OpenSSH server on 127.0.0.1:<free port> with generated host and user keys.
 
-Runs as root (CI): a dedicated user with a random password is created with useradd and
-removed again on stop. User keys: authorized ones in several formats, plus a stranger key.
+Runs as root (CI): a dedicated user (unique per run, so concurrent runs do not clash) with a
+random password is created with useradd and removed again on stop. User keys: authorized
+ones in several formats, plus a stranger key.
 Use ``serve_sshd()`` in a fixture: it fails in CI and skips locally when sshd cannot run.
 """
 
@@ -22,7 +23,6 @@ from pathlib import Path
 import pytest
 
 SSHD = "/usr/sbin/sshd"
-USER = "dsp_tunnel"
 PASSPHRASE = "key-Passphrase-42"
 # name -> ssh-keygen options; "stranger" is not authorized
 USER_KEYS = {
@@ -83,11 +83,12 @@ def _version() -> tuple[int, int]:
     return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
-def _ensure_user(password: str) -> None:
-    """Create the test user (no home, nologin shell) unless a previous run left it; set its password."""
-    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", USER], check=True, capture_output=True)
-    subprocess.run(["chpasswd"], input=f"{USER}:{password}".encode(), check=True, capture_output=True)
+def _create_user(password: str) -> str:
+    """Create a test user (no home, nologin shell) with ``password``; returns its name."""
+    user = f"dsp_ssh_{secrets.token_hex(4)}"
+    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", user], check=True, capture_output=True)
+    subprocess.run(["chpasswd"], input=f"{user}:{password}".encode(), check=True, capture_output=True)
+    return user
 
 
 def keygen_fingerprint(pub: Path, hash_name: str = "sha256") -> str:
@@ -137,11 +138,11 @@ def start_sshd() -> SSHServer:
     if checked.returncode:
         raise RuntimeError(f"sshd rejected its test config: {checked.stderr.strip()}")
     password = secrets.token_urlsafe(12)
-    _ensure_user(password)
+    user = _create_user(password)
     log = open(work / "sshd.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    server = SSHServer("127.0.0.1", port, USER, password, work, process, keys)
+    server = SSHServer("127.0.0.1", port, user, password, work, process, keys)
     deadline = time.time() + 10
     while time.time() < deadline and process.poll() is None:
         try:
@@ -161,7 +162,7 @@ def stop_sshd(server: SSHServer) -> None:
             server.process.wait(5)
         except subprocess.TimeoutExpired:
             server.process.kill()
-    subprocess.run(["userdel", USER], capture_output=True)
+    subprocess.run(["userdel", server.user], capture_output=True)
     shutil.rmtree(server.workdir, ignore_errors=True)
 
 

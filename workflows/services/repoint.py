@@ -19,7 +19,7 @@ from config.errors import ApiError, Conflict, ErrorCode, InvalidRequest, Precond
 from datasources.services import audit
 from organizations.actors import Actor
 from organizations.models import Organization
-from workflows.mapping import Match, MappingError, Table, column_changes, plan_mapping
+from workflows.mapping import MappingError, Match, Table, column_changes, plan_mapping
 from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
 from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, stamp
 from workflows.services.sources import (

@@ -102,7 +102,9 @@ def _display_names(rows: list[tuple[str, str, str, Any]]) -> dict[str, str]:
     counts: dict[str, int] = {}
     for _, _, name, _ in rows:
         counts[name_key(name)] = counts.get(name_key(name), 0) + 1
-    return {ref: (f"{schema}.{name}" if counts[name_key(name)] > 1 and schema else name) for ref, schema, name, _ in rows}
+    return {
+        ref: (f"{schema}.{name}" if counts[name_key(name)] > 1 and schema else name) for ref, schema, name, _ in rows
+    }
 
 
 def snapshot_of(target: Target) -> SchemaSnapshot | None:

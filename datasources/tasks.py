@@ -1,0 +1,77 @@
+"""Background schema refreshes: on demand, after connection changes, and on a schedule."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db.models import DurationField, ExpressionWrapper, F, Q, Value
+from django.utils import timezone
+
+from datasources.models import DataSource, DataSourceStatus, SchemaStatus
+from datasources.services.connection import STALE_CLAIM, refresh_schema
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_refresh(data_source_id: int) -> None:
+    """Mark the source `pending` and queue a refresh."""
+    DataSource.objects.filter(pk=data_source_id).exclude(schema_status=SchemaStatus.REFRESHING).update(
+        schema_status=SchemaStatus.PENDING, schema_status_at=timezone.now()
+    )
+    refresh_schema_task.delay(data_source_id)
+
+
+@shared_task(bind=True, name="datasources.refresh_schema", acks_late=True)
+def refresh_schema_task(self, data_source_id: int) -> str:
+    """Refresh one source; retry with exponential backoff up to its ``max_retries``, then fail."""
+    ds = DataSource.objects.filter(pk=data_source_id).first()
+    if ds is None:
+        return "gone"
+    retries = self.request.retries or 0
+    last_try = retries >= ds.max_retries
+    outcome = refresh_schema(data_source=ds, final=last_try)
+    if outcome.busy:
+        return "busy"
+    if outcome.ok:
+        if ds.status == DataSourceStatus.ERROR:
+            DataSource.objects.filter(pk=ds.pk).update(status=DataSourceStatus.ACTIVE)
+        return "ready"
+    if not last_try:
+        countdown = settings.SCHEMA_REFRESH_RETRY_BASE_SECONDS * (2**retries)
+        raise self.retry(countdown=countdown, max_retries=ds.max_retries)
+    # Credentials that keep failing: the source is in error until a refresh or test succeeds.
+    DataSource.objects.filter(pk=ds.pk).update(status=DataSourceStatus.ERROR)
+    logger.warning("schema refresh of data source %s failed after %s retries", ds.pk, retries)
+    return "failed"
+
+
+def due_data_sources(now=None):  # noqa: ANN001, ANN201 - a queryset of ids
+    """Sources with auto-refresh on whose last refresh is older than their interval."""
+    now = now or timezone.now()
+    interval = ExpressionWrapper(
+        F("schema_refresh_interval") * Value(timedelta(seconds=1)), output_field=DurationField()
+    )
+    busy = Q(schema_status__in=[SchemaStatus.PENDING, SchemaStatus.REFRESHING]) & Q(
+        schema_status_at__gte=now - STALE_CLAIM
+    )
+    return (
+        DataSource.objects.filter(schema_auto_refresh=True)
+        .exclude(busy)
+        .filter(Q(schema_checked_at__isnull=True) | Q(schema_checked_at__lte=now - interval))
+        .values_list("id", flat=True)
+    )
+
+
+@shared_task(name="datasources.schema_refresh_tick")
+def schema_refresh_tick() -> int:
+    """Celery beat's periodic tick: queue a refresh for every due source (once: marked pending)."""
+    now = timezone.now()
+    ids = list(due_data_sources(now))
+    if ids:
+        DataSource.objects.filter(pk__in=ids).update(schema_status=SchemaStatus.PENDING, schema_status_at=now)
+        for data_source_id in ids:
+            refresh_schema_task.delay(data_source_id)
+    return len(ids)

@@ -1,0 +1,120 @@
+"""Scheduled and queued schema refreshes on real Celery workers against the real Redis."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from datasources.models import DataSource, SchemaSnapshot
+from datasources.tasks import due_data_sources, enqueue_refresh, schema_refresh_tick
+from tests.conftest import IN_CI, require_service
+from tests.support.workers import WorkerPool, wait_for
+
+URL = "/api/v1/data-sources/"
+REDIS = "redis://127.0.0.1:6379/7"
+
+
+@pytest.fixture
+def workers(transactional_db, tmp_path, settings):
+    if connection.vendor != "postgresql":
+        message = "worker tests share the test database with worker processes: set DATABASE_URL to PostgreSQL"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    require_service("127.0.0.1", 6379, "Redis")
+    pool = WorkerPool(REDIS, tmp_path)
+    old = {k: celery_app.conf.get(k) for k in ("broker_url", "task_default_queue", "broker_transport_options")}
+    celery_app.conf.update(broker_url=REDIS, task_default_queue=pool.queue, broker_transport_options={})
+    celery_app._pool = None
+    yield pool
+    pool.close()
+    celery_app.conf.update(**old)
+    celery_app._pool = None
+
+
+def _sqlite(root: str, name: str, ddl: str) -> str:
+    with sqlite3.connect(os.path.join(root, name)) as db:
+        db.executescript(ddl)
+    return name
+
+
+def _source(api, name, path, **extra):
+    body = {"name": name, "type": "sqlite", "connection": {"path": path}, **extra}
+    response = api.post(f"{URL}?test_connection=false", body, format="json")
+    assert response.status_code == 201, response.json()
+    return DataSource.objects.get(pk=response.json()["id"])
+
+
+def test_enqueued_refresh_runs_on_a_worker(workers, make_client, org, _file_root):
+    workers.start(1)
+    ds = _source(make_client(org), "Q", _sqlite(_file_root, "q.db", "CREATE TABLE t (id INTEGER);"))
+    enqueue_refresh(ds.pk)
+    ds.refresh_from_db()
+    assert ds.schema_status == "pending"
+    assert wait_for(lambda: DataSource.objects.get(pk=ds.pk).schema_status == "ready")
+    assert SchemaSnapshot.objects.filter(data_source=ds).count() == 1
+
+
+def test_connection_change_answers_pending_then_a_worker_refreshes(workers, settings, make_client, org, _file_root):
+    settings.SCHEMA_REFRESH_ASYNC = True
+    workers.start(1)
+    api = make_client(org)
+    ds = _source(api, "P", _sqlite(_file_root, "p1.db", "CREATE TABLE a (id INTEGER);"))
+    _sqlite(_file_root, "p2.db", "CREATE TABLE b (id INTEGER);")
+    response = api.patch(f"{URL}{ds.pk}/", {"connection": {"path": "p2.db"}}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["schema"]["status"] == "pending"
+    assert wait_for(lambda: api.get(f"{URL}{ds.pk}/schema/status/").json()["status"] == "ready")
+    assert [t["name"] for t in api.get(f"{URL}{ds.pk}/schema/").json()["tables"]] == ["b"]
+
+
+def test_two_workers_racing_on_one_source_make_one_snapshot(workers, make_client, org, _file_root):
+    workers.start(2)
+    ddl = "".join(f"CREATE TABLE t{i} (id INTEGER, v TEXT);" for i in range(300))
+    ds = _source(make_client(org), "Race", _sqlite(_file_root, "race.db", ddl))
+    from datasources.tasks import refresh_schema_task
+
+    for _ in range(6):
+        refresh_schema_task.delay(ds.pk)
+    assert wait_for(lambda: workers.output().count("succeeded") >= 6, timeout=60)
+    assert SchemaSnapshot.objects.filter(data_source=ds).count() == 1
+    assert DataSource.objects.get(pk=ds.pk).schema_status == "ready"
+
+
+def test_failing_source_retries_max_retries_times_then_fails(workers, make_client, org, _file_root):
+    workers.start(1)
+    ds = _source(make_client(org), "F", _sqlite(_file_root, "gone.db", "CREATE TABLE t (id INTEGER);"),
+                 max_retries=2)
+    os.remove(os.path.join(_file_root, "gone.db"))
+    enqueue_refresh(ds.pk)
+    assert wait_for(lambda: DataSource.objects.get(pk=ds.pk).schema_status == "failed", timeout=60)
+    final = DataSource.objects.get(pk=ds.pk)
+    assert final.status == "error"
+    assert final.schema_error
+    assert workers.output().count("retry: Retry in") == 2
+
+
+def test_tick_enqueues_exactly_the_due_sources(workers, make_client, org, _file_root):
+    workers.start(1)
+    api = make_client(org)
+    path = _sqlite(_file_root, "tick.db", "CREATE TABLE t (id INTEGER);")
+    due = _source(api, "due", path, schema_auto_refresh=True, schema_refresh_interval=60)
+    fresh = _source(api, "fresh", path, schema_auto_refresh=True, schema_refresh_interval=3600)
+    off = _source(api, "off", path, schema_auto_refresh=False)
+    never = _source(api, "never", path, schema_auto_refresh=True)
+    now = timezone.now()
+    DataSource.objects.filter(pk=due.pk).update(schema_checked_at=now - timedelta(seconds=61))
+    DataSource.objects.filter(pk=fresh.pk).update(schema_checked_at=now - timedelta(seconds=61))
+    DataSource.objects.filter(pk=off.pk).update(schema_checked_at=now - timedelta(days=9))
+    assert set(due_data_sources(now)) == {due.pk, never.pk}
+    assert schema_refresh_tick() == 2
+    assert set(due_data_sources()) == set(), "queued sources are not queued twice"
+    assert wait_for(lambda: all(DataSource.objects.get(pk=p).schema_status == "ready" for p in (due.pk, never.pk)))
+    assert DataSource.objects.get(pk=fresh.pk).schema_status == "none"
+    assert DataSource.objects.get(pk=off.pk).schema_status == "none"

@@ -1,0 +1,232 @@
+"""Thin viewsets: parse the request, call the service, render the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.errors import InvalidRequest, NotFound
+from datasources.api.views import bool_param
+from organizations.authentication import get_actor
+from workflows.api import docs
+from workflows.api import serializers as s
+from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
+from workflows.references import InvalidReference, name_key, parse_table_reference
+from workflows.services import data_sources as ds_service
+from workflows.services import nodes as node_service
+from workflows.services import repoint as repoint_service
+from workflows.services import workflows as wf_service
+from workflows.services.common import get_workflow, get_workflow_data_source
+
+
+def _validated(serializer_class: type, request: Request, *, partial: bool) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _with_etag(response: Response, obj: Any) -> Response:
+    response["ETag"] = obj.etag
+    return response
+
+
+class _Base(viewsets.GenericViewSet):
+    scope_resource = "workflow"
+
+    def _fake(self) -> bool:
+        return getattr(self, "swagger_fake_view", False)
+
+    def _workflow(self) -> Workflow:
+        return get_workflow(get_actor(self.request), self.kwargs["workflow"])
+
+    def _page(self, queryset: Any, serializer_class: type) -> Response:
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+
+@docs.workflow_viewset
+class WorkflowViewSet(_Base):
+    serializer_class = s.WorkflowSerializer
+    search_fields = ["name", "description"]
+    ordering_fields = ["id", "name", "created_at", "updated_at"]
+    ordering = ["id"]
+
+    def get_queryset(self) -> QuerySet[Workflow]:
+        if self._fake():
+            return Workflow.objects.none()
+        return Workflow.objects.filter(organization=get_actor(self.request).organization).select_related(
+            "organization", "created_by", "updated_by", "created_by_token", "updated_by_token"
+        )
+
+    def _render(self, wf: Workflow, code: int = 200) -> Response:
+        wf = self.get_queryset().get(pk=wf.pk)
+        return _with_etag(Response(s.WorkflowSerializer(wf).data, status=code), wf)
+
+    def list(self, request: Request) -> Response:
+        return self._page(self.filter_queryset(self.get_queryset()), s.WorkflowSerializer)
+
+    def create(self, request: Request) -> Response:
+        data = _validated(s.WorkflowWriteSerializer, request, partial=False)
+        wf = wf_service.create_workflow(actor=get_actor(request), data=data)
+        response = self._render(wf, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/workflows/{wf.pk}/"
+        return response
+
+    def retrieve(self, request: Request, workflow: str) -> Response:
+        return self._render(self._workflow())
+
+    def _update(self, request: Request, workflow: str, mode: str) -> Response:
+        self._workflow()  # 404 before 400: never validate bodies for objects the caller cannot see
+        data = _validated(s.WorkflowWriteSerializer, request, partial=mode == "patch")
+        wf = wf_service.update_workflow(
+            actor=get_actor(request), workflow=workflow, data=data, mode=mode,  # type: ignore[arg-type]
+            if_match=request.headers.get("If-Match"),
+        )
+        return self._render(wf)
+
+    def update(self, request: Request, workflow: str) -> Response:
+        return self._update(request, workflow, "put")
+
+    def partial_update(self, request: Request, workflow: str) -> Response:
+        return self._update(request, workflow, "patch")
+
+    def destroy(self, request: Request, workflow: str) -> Response:
+        wf_service.delete_workflow(actor=get_actor(request), workflow=workflow,
+                                   if_match=request.headers.get("If-Match"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@docs.data_source_viewset
+class WorkflowDataSourceViewSet(_Base):
+    serializer_class = s.WorkflowDataSourceSerializer
+
+    def get_queryset(self) -> QuerySet[WorkflowDataSource]:
+        if self._fake():
+            return WorkflowDataSource.objects.none()
+        return WorkflowDataSource.objects.filter(workflow=self._workflow()).select_related(
+            "workflow__organization", "source_data_source", "source_workflow", "created_by", "updated_by",
+            "created_by_token", "updated_by_token",
+        )
+
+    def _render(self, wds: WorkflowDataSource, code: int = 200) -> Response:
+        wds = self.get_queryset().get(pk=wds.pk)
+        return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data, status=code), wds)
+
+    def list(self, request: Request, workflow: str) -> Response:
+        return self._page(self.get_queryset(), s.WorkflowDataSourceSerializer)
+
+    def create(self, request: Request, workflow: str) -> Response:
+        self._workflow()
+        data = _validated(s.SourceWriteSerializer, request, partial=False)
+        wds = ds_service.add_data_source(actor=get_actor(request), workflow=workflow, **data)
+        response = self._render(wds, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/workflows/{wds.workflow_id}/data-sources/{wds.pk}/"
+        return response
+
+    def retrieve(self, request: Request, workflow: str, data_source: str) -> Response:
+        actor = get_actor(request)
+        return self._render(get_workflow_data_source(actor, get_workflow(actor, workflow), data_source))
+
+    def partial_update(self, request: Request, workflow: str, data_source: str) -> Response:
+        actor = get_actor(request)
+        get_workflow_data_source(actor, get_workflow(actor, workflow), data_source)
+        data = _validated(s.RepointSerializer, request, partial=False)
+        result = repoint_service.repoint(
+            actor=actor, workflow=workflow, data_source=data_source,
+            source_data_source=data.get("source_data_source"), source_workflow=data.get("source_workflow"),
+            mapped_tables=data.get("mapped_tables"), dry_run=bool_param(request, "dry_run", False),
+            if_match=request.headers.get("If-Match"),
+        )
+        if result.dry_run:
+            current = s.WorkflowDataSourceSerializer(self.get_queryset().get(pk=result.data_source.pk)).data
+            return Response({**result.plan, "data_source": current})
+        return self._render(result.data_source)
+
+    def destroy(self, request: Request, workflow: str, data_source: str) -> Response:
+        ds_service.delete_data_source(actor=get_actor(request), workflow=workflow, data_source=data_source,
+                                      if_match=request.headers.get("If-Match"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@docs.node_viewset
+class NodeViewSet(_Base):
+    serializer_class = s.NodeSerializer
+    search_fields = ["name"]
+    ordering_fields = ["id", "name", "created_at", "updated_at"]
+    ordering = ["id"]
+
+    def get_queryset(self) -> QuerySet[Node]:
+        if self._fake():
+            return Node.objects.none()
+        inputs = NodeInput.objects.select_related(
+            "workflow_data_source__source_data_source", "workflow_data_source__source_workflow"
+        )
+        return (
+            Node.objects.filter(workflow=self._workflow())
+            .select_related("workflow__organization", "created_by", "updated_by", "created_by_token",
+                            "updated_by_token")
+            .prefetch_related(Prefetch("inputs", queryset=inputs))
+        )
+
+    def _render(self, node: Node, code: int = 200) -> Response:
+        node = self.get_queryset().get(pk=node.pk)
+        return _with_etag(Response(s.NodeSerializer(node).data, status=code), node)
+
+    def list(self, request: Request, workflow: str) -> Response:
+        return self._page(self.filter_queryset(self.get_queryset()), s.NodeSerializer)
+
+    def create(self, request: Request, workflow: str) -> Response:
+        self._workflow()
+        data = _validated(s.NodeWriteSerializer, request, partial=False)
+        node = node_service.create_node(actor=get_actor(request), workflow=workflow, data=data)
+        response = self._render(node, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/workflows/{node.workflow_id}/nodes/{node.pk}/"
+        return response
+
+    def retrieve(self, request: Request, workflow: str, node: str) -> Response:
+        return self._render(node_service.get_node(self._workflow(), node))
+
+    def partial_update(self, request: Request, workflow: str, node: str) -> Response:
+        node_service.get_node(self._workflow(), node)
+        data = _validated(s.NodeWriteSerializer, request, partial=True)
+        updated = node_service.update_node(actor=get_actor(request), workflow=workflow, node=node, data=data,
+                                           if_match=request.headers.get("If-Match"))
+        return self._render(updated)
+
+    def destroy(self, request: Request, workflow: str, node: str) -> Response:
+        node_service.delete_node(actor=get_actor(request), workflow=workflow, node=node,
+                                 if_match=request.headers.get("If-Match"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@docs.table_viewset
+class WorkflowTableViewSet(_Base):
+    """The workflow's output tables: what other workflows can use as a source."""
+
+    serializer_class = s.WorkflowTableSerializer
+
+    def get_queryset(self) -> QuerySet[Node]:
+        if self._fake():
+            return Node.objects.none()
+        return Node.objects.filter(workflow=self._workflow()).exclude(output_table_name="").order_by("id")
+
+    def list(self, request: Request, workflow: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([s.table_repr(n) for n in page])
+
+    def retrieve(self, request: Request, workflow: str, table: str) -> Response:
+        try:
+            ref = parse_table_reference(table)
+        except InvalidReference as exc:
+            raise InvalidRequest(f"Malformed table reference: the {exc.part} is wrong.",
+                                 errors={"table": [str(exc)]}) from None
+        for node in self.get_queryset():
+            if ref.reference_id == node.reference_id or (
+                ref.reference_id is None and name_key(node.output_table_name) == name_key(ref.name)
+            ):
+                return Response(s.table_repr(node))
+        raise NotFound("Table not found.")

@@ -1,0 +1,112 @@
+"""Create, update and delete workflows; who depends on a workflow or a data source."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.db import IntegrityError, transaction
+
+from config.errors import Conflict, PreconditionFailed
+from config.references import new_reference_id
+from datasources.models import DataSource
+from datasources.services import audit
+from organizations.actors import Actor
+from organizations.models import Organization
+from workflows.models import Workflow
+from workflows.references import render_workflow
+from workflows.services.common import etag_matches, get_workflow, stamp
+
+FIELDS = {"name": None, "description": ""}
+
+
+def _qualified(workflows: Any) -> list[str]:
+    return sorted({render_workflow(w.organization.slug, w.name, w.reference_id) for w in workflows})
+
+
+def dependants_of_workflow(workflow: Workflow) -> list[str]:
+    """Qualified references of the other workflows that read this workflow's output tables."""
+    users = Workflow.objects.filter(data_sources__source_workflow=workflow).select_related("organization")
+    return _qualified(users.exclude(pk=workflow.pk).distinct())
+
+
+def dependants_of_data_source(data_source: DataSource) -> list[str]:
+    """Qualified references of the workflows using this data source (answer 409 before deleting it)."""
+    users = Workflow.objects.filter(data_sources__source_data_source=data_source).select_related("organization")
+    return _qualified(users.distinct())
+
+
+def _name_conflict() -> Conflict:
+    return Conflict(
+        "A workflow with this name already exists in your organization.",
+        errors={"name": ["A workflow with this name already exists."]},
+    )
+
+
+def _save(workflow: Workflow) -> None:
+    taken = Workflow.objects.filter(organization_id=workflow.organization_id, name__iexact=workflow.name)
+    if taken.exclude(pk=workflow.pk).exists():
+        raise _name_conflict()
+    try:
+        with transaction.atomic():
+            workflow.save()
+    except IntegrityError as exc:  # a concurrent create won the race for the name
+        raise _name_conflict() from exc
+
+
+def create_workflow(*, actor: Actor, data: dict[str, Any]) -> Workflow:
+    """Create a workflow and audit it."""
+    workflow = Workflow(
+        organization=actor.organization, name=data["name"], description=data.get("description") or ""
+    )
+    with transaction.atomic():
+        workflow.reference_id = new_reference_id(Workflow)
+        stamp(workflow, actor, created=True)
+        _save(workflow)
+        changes = {"name": {"old": None, "new": workflow.name}}
+        audit.record(actor=actor, action="create", target=workflow, changes=changes)
+    return workflow
+
+
+def update_workflow(
+    *, actor: Actor, workflow: Any, data: dict[str, Any], mode: Literal["patch", "put"], if_match: str | None = None
+) -> Workflow:
+    """PATCH (only what was sent) or PUT (everything; omitted fields reset) a workflow."""
+    with transaction.atomic():
+        wf = get_workflow(actor, workflow, for_update=True)
+        if not etag_matches(wf, if_match):
+            raise PreconditionFailed()
+        changes = {}
+        for key, default in FIELDS.items():
+            if mode == "patch" and key not in data:
+                continue
+            value = data.get(key)
+            new = default if value is None else value
+            if new is not None and new != getattr(wf, key):
+                changes[key] = {"old": getattr(wf, key), "new": new}
+                setattr(wf, key, new)
+        if not changes:
+            return wf
+        stamp(wf, actor)
+        wf.version += 1
+        _save(wf)
+        audit.record(actor=actor, action="update", target=wf, changes=changes, detail={"method": mode.upper()})
+    return wf
+
+
+def delete_workflow(*, actor: Actor, workflow: Any, if_match: str | None = None) -> None:
+    """Delete a workflow unless another workflow still reads it (409 naming them)."""
+    with transaction.atomic():
+        # The organization lock serialises this check against a concurrent "add it as a source".
+        Organization.objects.select_for_update().filter(pk=actor.organization.pk).first()
+        wf = get_workflow(actor, workflow, for_update=True)
+        if not etag_matches(wf, if_match):
+            raise PreconditionFailed()
+        dependants = dependants_of_workflow(wf)
+        if dependants:
+            raise Conflict(
+                f"Workflow '{wf.name}' is still a source of: {', '.join(dependants)}.",
+                errors={"dependants": dependants},
+                extra={"dependants": dependants},
+            )
+        audit.record(actor=actor, action="delete", target=wf, changes={"name": {"old": wf.name, "new": None}})
+        wf.delete()
