@@ -43,6 +43,7 @@ def object_schema(**props: Any) -> dict[str, Any]:
 def array_schema(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
+
 TEST_RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "Outcome of a staged connection test. Messages are cleaned: never a secret.",
@@ -146,6 +147,11 @@ def error_response(status: int, *codes: str, description: str = "") -> OpenApiRe
     return OpenApiResponse(response=ERROR_REF, description=_describe(status, codes, description))
 
 
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """``{status: error_response(status)}`` for each status, with the default description and codes."""
+    return {status: error_response(status) for status in statuses}
+
+
 def if_match_parameter() -> OpenApiParameter:
     return OpenApiParameter(
         "If-Match", str, OpenApiParameter.HEADER, required=False,
@@ -219,13 +225,10 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
             _sorted_responses(operation)
     components = result.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for name, schema in error_components().items():
-        schemas.setdefault(name, schema)
+    schemas.update(error_components())  # the one Error shape, whatever a serializer called "Error" said
     components["schemas"] = dict(sorted(schemas.items()))
     components.setdefault("headers", {}).update(copy.deepcopy(RESPONSE_HEADERS))
     return result
-
-
 
 
 class JSONObjectFieldExtension(OpenApiSerializerFieldExtension):

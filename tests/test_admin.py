@@ -337,7 +337,7 @@ def test_tenancy_settings_checked_against_the_schema(admin_client, sqlite_source
 
 
 def test_source_read_by_a_workflow_is_protected(admin_client, sqlite_source, monkeypatch):
-    monkeypatch.setattr("datasources.admin._dependants", lambda ds: ["workflow Sales"])
+    monkeypatch.setattr("datasources.admin.dependants_of", lambda ds: ["workflow Sales"])
     url = reverse(f"{DS}_delete", args=[sqlite_source.pk])
     assert "still a source of workflow Sales" in admin_client.get(url).content.decode()
     admin_client.post(url, {"post": "yes"})

@@ -241,7 +241,7 @@ class TestPostgreSQL:
             ({"schema": "no_such_schema"}, "database", "Schema 'no_such_schema' not found."),
             ({"username": "no_such_role"}, "auth", "Authentication failed for user 'no_such_role'."),
             ({"ssl": {"mode": "verify-ca"}}, "tls", "SSL mode 'verify-ca' needs a CA certificate."),
-            ({"ssh_tunnel": {"enabled": True}}, "ssh", "SSH tunnels are not supported yet."),
+            ({"ssh_tunnel": {"enabled": True}}, "ssh", "The SSH tunnel needs a host, a username, and a password or private key."),
             ({"host": "/var/run/postgresql"}, "resolve", None),
         ],
     )

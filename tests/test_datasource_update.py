@@ -267,3 +267,21 @@ def test_link_local_and_metadata_addresses_are_refused_before_any_packet(api, al
         assert response.status_code == 400, host
         assert response.json()["code"] == "CREDENTIAL_TEST_FAILED"
     assert not DataSource.objects.exists()
+
+
+def test_create_dry_run_tests_and_saves_nothing(api, pg_source_data, allow_loopback):
+    response = api.post(f"{URL}?dry_run=true", pg_source_data, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["dry_run"] is True and body["test"]["ok"] is True
+    assert body["data_source"]["name"] == "Warehouse"
+    assert body["data_source"]["credentials_set"] == ["password"]
+    assert not DataSource.objects.exists()
+
+
+def test_update_dry_run_shows_secrets_as_they_would_be(api, pg_source):
+    response = api.patch(f"{URL}{pg_source['id']}/?dry_run=true&test_connection=false",
+                         {"credentials": {"password": None}}, format="json")
+    assert response.status_code == 200
+    assert response.json()["data_source"]["credentials_set"] == []
+    assert api.get(f"{URL}{pg_source['id']}/").json()["credentials_set"] == ["password"]

@@ -77,6 +77,11 @@ def tls_config(cluster, mode, ca=None, user=None, client=None, **secrets):
     return ConnectionConfig("postgresql", connection, secrets, connect_timeout=5)
 
 
+def mtls_config(cluster, certs):
+    """verify-full with the right CA, as the user that needs a password and a client certificate."""
+    return tls_config(cluster, "verify-full", ca=certs.ca.cert_pem, user=MTLS_USER, client=certs.clients[MTLS_USER])
+
+
 def names(result):
     return [s.name for s in result.stages]
 
@@ -136,7 +141,7 @@ def test_client_certificate_from_another_ca_is_refused(tls_server, certs, allow_
 
 def test_introspection_over_tls(tls_server, certs, allow_loopback, private_tmp):
     directory, written = private_tmp
-    config = tls_config(tls_server, "verify-full", ca=certs.ca.cert_pem, user=MTLS_USER, client=certs.clients[MTLS_USER])
+    config = mtls_config(tls_server, certs)
     assert isinstance(get_connector("postgresql").introspect(config), list)
     assert len(written) == 3 and list(directory.iterdir()) == []
 
@@ -164,7 +169,7 @@ def sshd():
 
 
 def test_verify_full_through_an_ssh_tunnel(tls_server, certs, sshd, allow_loopback, record_property):
-    config = tls_config(tls_server, "verify-full", ca=certs.ca.cert_pem, user=MTLS_USER, client=certs.clients[MTLS_USER])
+    config = mtls_config(tls_server, certs)
     config.connection["ssh_tunnel"] = {"enabled": True, "host": sshd.host, "port": sshd.port, "username": sshd.user}
     config.secrets["ssh_private_key"] = sshd.keys["ed25519"]
     result = get_connector("postgresql").test(config)

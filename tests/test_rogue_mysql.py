@@ -51,7 +51,7 @@ class RogueServer:
         self.port = self.listener.getsockname()[1]
         self.listener.settimeout(0.1)
         self.stopped = threading.Event()
-        self.sessions: list[dict] = []
+        self._sessions: list[dict] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -63,14 +63,23 @@ class RogueServer:
                 continue
             except OSError:
                 return
-            session = {"received": b"", "after_request": None, "client_flags": None, "tls": False}
-            self.sessions.append(session)
+            session = {"received": b"", "after_request": None, "client_flags": None, "tls": False,
+                       "done": threading.Event()}  # fmt: skip
+            self._sessions.append(session)
             try:
                 self._handle(conn, session)
             except (OSError, ValueError):
                 pass
             finally:
                 conn.close()
+                session["done"].set()
+
+    @property
+    def sessions(self) -> list[dict]:
+        """Sessions so far, once each has finished (the client hung up or the exchange ended)."""
+        for session in self._sessions:
+            assert session["done"].wait(10), "a rogue server session did not finish"
+        return self._sessions
 
     def close(self):
         self.stopped.set()

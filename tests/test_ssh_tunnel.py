@@ -208,3 +208,24 @@ def test_silent_ssh_server_times_out(sshd, pg_password_server, allow_loopback):
         result = get_connector("postgresql").test(config)
     assert time.perf_counter() - start < 4
     assert_failed_at_ssh(result, f"The server at 127.0.0.1:{port} did not complete an SSH handshake.")
+
+
+def test_key_loading_and_fingerprint_forms():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from datasources.connectors.ssh import fingerprint_matches, load_private_key
+
+    pkcs8 = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    key = load_private_key(pkcs8, passphrase="not-needed")  # a needless passphrase is ignored
+    assert key.get_name() == "ssh-ed25519"
+    sha = key.fingerprint
+    md5 = ":".join(f"{b:02x}" for b in key.get_fingerprint())
+    for pinned in (sha, sha + "=", f"MD5:{md5}", f"md5:{md5.replace(':', '').upper()}"):
+        assert fingerprint_matches(pinned, key)[0], pinned
+    for pinned in ("SHA256:" + "A" * 43, "MD5:00", "SHA1:abc", "SHA256:!!"):
+        assert not fingerprint_matches(pinned, key)[0], pinned
+    with pytest.raises(ConnectorError) as caught:
+        load_private_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    assert (caught.value.stage, caught.value.message) == ("ssh", KEY_UNREADABLE)

@@ -16,7 +16,7 @@ from typing import Literal
 
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,63}")
 _REFERENCE_ID = re.compile(r"[a-z0-9]{1,16}")
-_VERSION = re.compile(r"v([1-9][0-9]{0,8})")
+_VERSION = re.compile(r"v([0-9]+)")
 CURRENT: Literal["current"] = "current"
 SAMPLE = "sample"
 
@@ -64,8 +64,13 @@ def _is_version(token: str) -> bool:
     return token == CURRENT or _VERSION.fullmatch(token) is not None
 
 
-def _version(token: str) -> Version:
-    return CURRENT if token == CURRENT else int(token[1:])
+def _version(text: str, token: str) -> Version:
+    if token == CURRENT:
+        return CURRENT
+    number = int(token[1:])
+    if not 1 <= number < 10**9:
+        raise InvalidReference(text, "version", f"'{token}' is not a version: versions are v1, v2, ... or current.")
+    return number
 
 
 def _split_name(text: str, rest: str) -> tuple[str, list[str]]:
@@ -109,7 +114,7 @@ def parse_source_reference(text: str) -> SourceReference:
         elif version_like:
             if stage > 2:
                 raise InvalidReference(text, "version", "Only one version (vN or current) may be given.")
-            version, stage = _version(token), 3
+            version, stage = _version(text, token), 3
         elif _REFERENCE_ID.fullmatch(token):
             if stage > 0:
                 raise InvalidReference(text, "reference id", "The reference id must come right after the name.")

@@ -13,14 +13,11 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework.decorators import action
-from rest_framework.schemas import DefaultSchema
 
 from config import openapi as oa
 from config.errors import ErrorCode as C
 from datasources import catalogue, connection_strings
 from datasources.api.serializers import (
-    ActorSerializer,
     AuditEventSerializer,
     DataSourceSerializer,
     DataSourceWriteSerializer,
@@ -62,11 +59,10 @@ class DataSourceRepresentationExtension(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         props = schema["properties"]
-        actor = auto_schema.resolve_serializer(ActorSerializer, direction).ref["$ref"].rsplit("/", 1)[1]
         summary = auto_schema.resolve_serializer(SchemaSummarySerializer, direction).ref
         props["schema"] = {"allOf": [summary], "readOnly": True}
         for name in ("created_by", "updated_by"):
-            props[name] = nullable_ref(actor, readOnly=True, description="Null when the actor was deleted.")
+            props[name] = nullable_ref("Actor", readOnly=True, description="Null when the actor was deleted.")
         props["last_test"] = nullable_ref("TestResult", readOnly=True,
                                           description="The last connection test; null before the first.")
         props["credentials_set"]["description"] = "Names of the secrets that are set (never their values)."
@@ -81,6 +77,8 @@ class DataSourceRepresentationExtension(OpenApiSerializerExtension):
 
 S, B, I, DT = oa.STRING, oa.BOOLEAN, oa.INTEGER, oa.DATE_TIME  # noqa: E741
 NS, NI = {**S, "nullable": True}, {**I, "nullable": True}
+ACTOR = {"type": "object", "required": ["kind", "id", "name"], "description": "Who made a change.",
+         "properties": {"kind": {"type": "string", "enum": ["user", "token"]}, "id": I, "name": S}}
 
 
 def static_components() -> dict[str, dict[str, Any]]:
@@ -112,6 +110,7 @@ def static_components() -> dict[str, dict[str, Any]]:
                             schema=S, name=S, kind={**S, "description": "`table` or `view`."},
                             columns=_array(ref("SchemaColumn"))),
         "SchemaSnapshot": _obj(version=I, created_at=DT, table_count=I, tables=_array(ref("SchemaTable"))),
+        "SchemaCacheStatus": {"allOf": [ref("SchemaSummary"), _obj(checked_at={**DT, "nullable": True})]},
         "SchemaVersion": _obj(version=I, created_at=DT, table_count=I),
         "SchemaDiff": _obj(from_version=I, to_version=I, tables_added=_array(ref("SchemaTableLabel")),
                            tables_removed=_array(ref("SchemaTableLabel")),
@@ -195,6 +194,7 @@ def postprocess_datasource_schema(result: dict[str, Any], generator: Any = None,
         return result  # endpoints filtered out of this schema
     schemas.update(catalogue_components(base_repr, base_request))
     schemas.update(static_components())
+    schemas.setdefault("Actor", ACTOR)  # shared with other apps' representations
     schemas["DataSource"] = _union("DataSource", "A data source, shaped by its `type`.")
     schemas["DataSourceRequest"] = _union(
         "DataSourceRequest",
@@ -232,12 +232,15 @@ TEST_CONNECTION = OpenApiParameter(
 )
 LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[201],
                             description="URL of the new data source.")
-ORDERING = OpenApiParameter(
-    "ordering", {"type": "array", "items": {"type": "string", "enum": [
-        f"{sign}{f}" for f in ("id", "name", "type", "status", "created_at", "updated_at") for sign in ("", "-")
-    ]}}, OpenApiParameter.QUERY, style="form", explode=False,
-    description="Comma-separated sort fields; `-` for descending. Default `id`.",
-)
+
+
+def _ordering(fields: list[str]) -> OpenApiParameter:
+    choices = [f"{sign}{field}" for field in fields for sign in ("", "-")]
+    return OpenApiParameter("ordering", _array({"type": "string", "enum": choices}), OpenApiParameter.QUERY,
+                            style="form", explode=False,
+                            description="Comma-separated sort fields; `-` for descending. Default `id`.")
+
+
 PAGE = OpenApiParameter("page", {"type": "integer", "minimum": 1}, OpenApiParameter.QUERY,
                         description="Page number (default 1).")
 PAGE_SIZE = OpenApiParameter("page_size", {"type": "integer", "minimum": 1}, OpenApiParameter.QUERY,
@@ -269,12 +272,6 @@ PATCH_BODY = {"application/json": DataSourceWriteSerializer,
               "application/merge-patch+json": DataSourceWriteSerializer}
 
 _DATASOURCE_DOCS = {
-    "list": extend_schema(
-        tags=TAGS, summary="List data sources", parameters=[ORDERING, PAGE_SIZE, WORKSPACE],
-        responses={200: OpenApiResponse(DataSourceSerializer(many=True), description="A page of data sources."),
-                   400: error_response(400, C.INVALID_REQUEST_BODY, description="Invalid filter value."),
-                   404: PAGE_404},
-    ),
     "create": extend_schema(
         tags=TAGS, summary="Create a data source", request=JSON_BODY,
         description="Validated for its type and tested against the real database before it is saved; "
@@ -326,6 +323,10 @@ _DATASOURCE_DOCS = {
                    404: error_response(404, C.NOT_FOUND,
                                        description="No such data source, or no snapshot (with that version).")},
     ),
+    "schema_status": extend_schema(
+        tags=TAGS, summary="Get the schema cache's state",
+        responses={200: OpenApiResponse(ref("SchemaCacheStatus"), description="Status, times and last error.")},
+    ),
     "schema_versions": extend_schema(
         tags=TAGS, operation_id="v1_data_sources_schema_versions_list", summary="List the cached schema versions",
         responses={200: OpenApiResponse({"type": "array", "items": ref("SchemaVersion")},
@@ -362,31 +363,22 @@ _DATASOURCE_DOCS = {
 }
 
 
-def _unshadow_schema_action(cls: type) -> None:
-    """An action named ``schema`` hides ``APIView.schema`` (the OpenAPI inspector). Re-register it
-    as ``schema_snapshot`` (same URL, URL name and behaviour) so drf-spectacular can inspect the view.
-    A no-op once the view method itself has another name."""
-    func = getattr(cls, "schema", None)
-    if not callable(func) or not hasattr(func, "mapping"):
-        return
-
-    def schema_snapshot(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        return func(self, request, *args, **kwargs)
-
-    schema_snapshot.__doc__ = func.__doc__
-    extra = {k: v for k, v in func.kwargs.items() if k != "description"}
-    cls.schema_snapshot = action(methods=list(func.mapping), detail=func.detail, url_path=func.url_path,
-                                 url_name=func.url_name, **extra)(schema_snapshot)
-    cls.schema = DefaultSchema()
+def _list_docs(ordering_fields: list[str]) -> Any:
+    return extend_schema(
+        tags=TAGS, summary="List data sources", parameters=[_ordering(ordering_fields), PAGE_SIZE, WORKSPACE],
+        responses={200: OpenApiResponse(DataSourceSerializer(many=True), description="A page of data sources."),
+                   400: error_response(400, C.INVALID_REQUEST_BODY, description="Invalid filter value."),
+                   404: PAGE_404},
+    )
 
 
 def datasource_viewset(cls: type) -> type:
-    _unshadow_schema_action(cls)
     if getattr(cls, "queryset", None) is None:
         from datasources.models import DataSource
 
         cls.queryset = DataSource.objects.none()  # lets the schema generator find the model
-    return extend_schema_view(**_DATASOURCE_DOCS)(cls)
+    ordering = list(getattr(cls, "ordering_fields", None) or [])
+    return extend_schema_view(list=_list_docs(ordering), **_DATASOURCE_DOCS)(cls)
 
 
 def types_viewset(cls: type) -> type:

@@ -146,6 +146,8 @@ class DataSourceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_credentials_set(self, obj: DataSource) -> list[str]:
+        if hasattr(obj, "preview_secret_names"):  # a dry run's would-be state
+            return obj.preview_secret_names
         return sorted(c.field for c in obj.credentials.all())
 
     def get_is_fully_configured(self, obj: DataSource) -> bool:

@@ -30,7 +30,7 @@ from .base import (
 from .files import check_relative_path, file_root, resolve_under_root
 
 SUFFIXES = {
-    "csv": (".csv.gz", ".tsv.gz", ".csv", ".tsv", ".txt"),
+    "csv": (".csv.gz", ".tsv.gz", ".csv", ".tsv"),
     "parquet": (".parquet", ".pq"),
 }
 MAX_FILES = 1000

@@ -1,7 +1,8 @@
 """MySQL-family connector (mysql, mariadb, singlestore) on PyMySQL.
 
-The TCP connection goes to the address checked by the egress policy and is handed to PyMySQL, so
-the host is looked up exactly once; the user's host name is kept for TLS verification. The client
+The TCP connection goes to the address checked by the egress policy (or to an SSH tunnel's local
+end, the bastion resolving the host) and is handed to PyMySQL, so the host is looked up exactly
+once; the user's host name is kept for TLS verification. The client
 never reads option files, never sends local files, and never sends a clear-text password without TLS.
 """
 
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TypeVar
 
 import pymysql
@@ -19,7 +21,6 @@ from .base import (
     ConnectionConfig,
     Connector,
     ConnectorError,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
@@ -36,9 +37,9 @@ from .mysqlwire import (
     tls_check,
     tls_context,
 )
+from .ssh import SSHTunnel, forwarded, run_tunnel_stages
 
 APPLICATION_NAME = "datasource-control-plane"
-SSH_UNSUPPORTED = "SSH tunnels are not supported for this type yet."
 SYSTEM_SCHEMAS = ("information_schema", "mysql", "performance_schema", "sys", "memsql", "cluster")
 DRIVER_ERRORS = (pymysql.Error, OSError, RuntimeError, ClearTextRefused)
 
@@ -55,8 +56,26 @@ T = TypeVar("T")
 Target = tuple[str, int, str]  # host name (for TLS and messages), port, IP address to connect to
 
 
-def _ssh_enabled(config: ConnectionConfig) -> bool:
-    return bool((config.connection.get("ssh_tunnel") or {}).get("enabled"))
+class _Link:
+    """The one TCP connection a test or introspection logs in over: opened once, always closed."""
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.opener: Callable[[], socket.socket] | None = None
+
+    def get(self) -> socket.socket:
+        if self.sock is None and self.opener is not None:
+            self.sock = self.opener()
+        if self.sock is None:
+            raise ConnectorError("tcp", "No connection to the server.")
+        return self.sock
+
+    def __enter__(self) -> _Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.sock is not None:
+            self.sock.close()  # a no-op once PyMySQL has closed it or moved it into a TLS socket
 
 
 def _ssl(config: ConnectionConfig) -> tuple[str, dict]:
@@ -65,14 +84,14 @@ def _ssl(config: ConnectionConfig) -> tuple[str, dict]:
 
 
 class MySQLConnector(Connector):
-    """Stages: resolve, tcp, tls (only when the SSL mode requires TLS), auth, database."""
+    """Stages: resolve, tcp, [ssh], tls (only when the SSL mode requires TLS), auth, database."""
 
     def __init__(self, key: str, default_port: int = 3306):
         self.key = key
         self.default_port = default_port
 
     def connect_target(self, config: ConnectionConfig) -> Target:
-        """Where the TCP connection goes: the one place an SSH tunnel's local end would be slotted in."""
+        """Direct connection target: host name, port and the one egress-checked IP to connect to."""
         port = config.connection.get("port") or self.default_port
         host = check_host_syntax(config.connection.get("host") or "", port)
         return host, port, resolve_checked(host, port, float(config.connect_timeout))
@@ -135,61 +154,76 @@ class MySQLConnector(Connector):
         flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
         return f"{flavour} {version}"[:255]
 
+    def _reach(self, runner: StageRunner, config: ConnectionConfig, tunnel: SSHTunnel | None, link: _Link) -> str:
+        """Stages resolve, tcp (and ssh through a tunnel); returns the host name, ``link`` ready to open."""
+        timeout = float(config.connect_timeout)
+        if tunnel:
+            port = config.connection.get("port") or self.default_port
+            host, address = run_tunnel_stages(runner, tunnel, config.connection.get("host") or "", port)
+            link.opener = lambda: tcp_connect(*address, timeout, host)
+            return host
+        host, port, ip = runner.run("resolve", lambda: self.connect_target(config))
+        link.sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
+        return host
+
     def test(self, config: ConnectionConfig) -> TestResult:
-        """Run resolve, tcp, tls, auth and database stages, stopping at the first failure."""
-        if _ssh_enabled(config):
-            return TestResult(False, "ssh", SSH_UNSUPPORTED, [StageResult("ssh", False, 0.0, SSH_UNSUPPORTED)], 0.0)
+        """Run resolve, tcp, [ssh], tls, auth and database stages, stopping at the first failure."""
         mode, ssl_settings = _ssl(config)
         timeout = float(config.connect_timeout)
-        with StageRunner(config.secrets) as runner:
-            host, port, ip = runner.run("resolve", lambda: self.connect_target(config))
-            sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
+        port = config.connection.get("port") or self.default_port
+        tunnel = SSHTunnel(config) if SSHTunnel.enabled(config) else None
+        with StageRunner(config.secrets) as runner, tunnel or nullcontext(), _Link() as link:
+            host = self._reach(runner, config, tunnel, link)
+            ctx: ssl.SSLContext | None = None
+            if mode in TLS_REQUIRED:
+
+                def tls() -> ssl.SSLContext | None:
+                    context = tls_context(ssl_settings, config.secrets)
+                    tls_check(link.get(), timeout)
+                    return context
+
+                ctx = runner.run("tls", tls, "The server offers TLS.")
+
+            def auth() -> SafeConnection:
+                context = ctx if mode in TLS_REQUIRED else tls_context(ssl_settings, config.secrets)
+                return self._login(config, link.get(), host, port, context)
+
+            conn = runner.run("auth", auth)
             try:
-                if mode in TLS_REQUIRED:
-
-                    def tls() -> ssl.SSLContext | None:
-                        ctx = tls_context(ssl_settings, config.secrets)
-                        tls_check(sock, timeout)
-                        return ctx
-
-                    ctx = runner.run("tls", tls, "The server offers TLS.")
-                    conn = runner.run("auth", lambda: self._login(config, sock, host, port, ctx))
-                else:
-                    conn = runner.run(
-                        "auth",
-                        lambda: self._login(config, sock, host, port, tls_context(ssl_settings, config.secrets)),
-                    )
-                try:
-                    runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
-                finally:
-                    conn.finish()
+                runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
             finally:
-                sock.close()
+                conn.finish()
         return runner.result()
+
+    @contextmanager
+    def _endpoint(self, config: ConnectionConfig) -> Iterator[tuple[str, int, tuple[str, int]]]:
+        """Host name, port and the address to connect to: checked directly, or a tunnel's local end."""
+        if SSHTunnel.enabled(config):
+            port = config.connection.get("port") or self.default_port
+            host = check_host_syntax(config.connection.get("host") or "", port)
+            with forwarded(config, host, port) as address:
+                yield host, port, address
+        else:
+            host, port, ip = self.connect_target(config)
+            yield host, port, (ip, port)
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of the configured database (all user databases if empty).
 
         Two catalogue queries whatever the number of tables: one on TABLES, one on COLUMNS.
         """
-        if _ssh_enabled(config):
-            raise ConnectorError("ssh", SSH_UNSUPPORTED)
-        host, port, ip = self.connect_target(config)
         ctx = tls_context(_ssl(config)[1], config.secrets)
-        sock = tcp_connect(ip, port, float(config.connect_timeout), host)
-        try:
-            conn = self._login(config, sock, host, port, ctx)
+        with self._endpoint(config) as (host, port, address), _Link() as link:
+            link.sock = tcp_connect(*address, float(config.connect_timeout), host)
+            conn = self._login(config, link.get(), host, port, ctx)
             try:
                 self._check_database(conn, config)
                 conn.set_timeouts(float(config.query_timeout))
-                rows = self._guarded(
+                return self._guarded(
                     conn, config, "introspect", float(config.query_timeout), lambda: self._catalogue(conn, config)
                 )
             finally:
                 conn.finish()
-        finally:
-            sock.close()
-        return rows
 
     def _catalogue(self, conn: SafeConnection, config: ConnectionConfig) -> list[TableInfo]:
         database = config.connection.get("database") or ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import tempfile
 from collections.abc import Callable
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +119,11 @@ class PostgresConnector(Connector):
         return str(version)[:255]
 
     def _reach(
-        self, runner: StageRunner, config: ConnectionConfig, tunnel: SSHTunnel | None, stack: ExitStack
+        self, runner: StageRunner, config: ConnectionConfig, tunnel: SSHTunnel | None, tls: bool
     ) -> tuple[str, tuple[str, int], Callable[[], socket.socket]]:
         """Stages resolve, tcp (and ssh): the host name, the address to log in at, a raw-socket opener."""
         timeout = float(config.connect_timeout)
         if tunnel:
-            stack.enter_context(tunnel)
             port = config.connection.get("port") or self.default_port
             host, address = run_tunnel_stages(runner, tunnel, config.connection.get("host") or "", port)
             return host, address, lambda: tcp_connect(*address, timeout, host)
@@ -134,17 +133,20 @@ class PostgresConnector(Connector):
             return host, port, resolve_checked(host, port, timeout)
 
         host, port, ip = runner.run("resolve", resolve)
-        sock = stack.enter_context(closing(runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))))
+        sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
+        if not tls:
+            sock.close()  # only the TLS probe (which closes it) uses the raw connection
         return host, (ip, port), lambda: sock
 
     def test(self, config: ConnectionConfig) -> TestResult:
         """Run resolve, tcp, [ssh], tls, auth and database stages, stopping at the first failure."""
         ssl = config.connection.get("ssl") or {}
+        tls = (ssl.get("mode") or "prefer") in TLS_REQUIRED
         tunnel = SSHTunnel(config) if SSHTunnel.enabled(config) else None
         with StageRunner(config.secrets) as runner, tempfile.TemporaryDirectory(prefix="pgtest-") as tmp:
-            with ExitStack() as stack:
-                host, address, raw = self._reach(runner, config, tunnel, stack)
-                if (ssl.get("mode") or "prefer") in TLS_REQUIRED:
+            with tunnel or nullcontext():
+                host, address, raw = self._reach(runner, config, tunnel, tls)
+                if tls:
                     runner.run("tls", lambda: self._probe(raw, ssl), "The server accepts TLS.")
                 timeout_ms = config.connect_timeout * 1000
                 conn = runner.run("auth", lambda: self._connect(config, host, address, Path(tmp), timeout_ms))

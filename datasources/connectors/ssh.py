@@ -32,6 +32,7 @@ import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from .base import ConnectionConfig, ConnectorError, StageRunner
 from .egress import check_host_syntax, resolve_checked
@@ -63,19 +64,15 @@ def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
                 continue
             except (ValueError, UnsupportedAlgorithm):
                 continue
-            for crypto_class, key_class in _KEY_CLASSES:
-                if isinstance(loaded, crypto_class):
-                    plain = loaded.private_bytes(
-                        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-                    )
-                    return key_class.from_private_key(io.StringIO(plain.decode()))
-            raise ConnectorError("ssh", "Unsupported SSH key type: use RSA, Ed25519 or ECDSA.")
+            key_class = next((k for c, k in _KEY_CLASSES if isinstance(loaded, c)), None)
+            if key_class is None:
+                raise ConnectorError("ssh", "Unsupported SSH key type: use RSA, Ed25519 or ECDSA.")
+            try:
+                plain = loaded.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode()
+                return key_class.from_private_key(io.StringIO(plain))
+            except (ValueError, paramiko.SSHException):
+                raise ConnectorError("ssh", KEY_UNREADABLE) from None
     raise ConnectorError("ssh", KEY_ENCRYPTED if encrypted and not password else KEY_UNREADABLE)
-
-
-def fingerprint_sha256(key: paramiko.PKey) -> str:
-    """OpenSSH-style ``SHA256:<base64 without padding>``."""
-    return str(key.fingerprint)
 
 
 def fingerprint_md5(key: paramiko.PKey) -> str:
@@ -84,12 +81,12 @@ def fingerprint_md5(key: paramiko.PKey) -> str:
 
 
 def fingerprint_matches(pinned: str, key: paramiko.PKey) -> tuple[bool, str]:
-    """Whether ``key`` matches ``pinned``, and the key's fingerprint in the pinned algorithm."""
+    """Whether ``key`` matches ``pinned`` (SHA256 or MD5), and the key's fingerprint in that algorithm."""
     algorithm, _, value = pinned.strip().partition(":")
     if algorithm.upper() == "MD5":
         seen = fingerprint_md5(key)
         return value.replace(":", "").lower() == seen[4:].replace(":", ""), seen
-    seen = fingerprint_sha256(key)
+    seen = str(key.fingerprint)  # "SHA256:<base64 without padding>", as OpenSSH prints it
     try:
         wanted = base64.b64decode(value.strip().rstrip("=") + "===")
     except ValueError:
@@ -137,9 +134,7 @@ class SSHTunnel:
 
     def resolve(self) -> str:
         """Check the SSH host against the egress policy; returns the IP to connect to."""
-        if not (
-            self.host and self.username and (self.secrets.get("ssh_password") or self.secrets.get("ssh_private_key"))
-        ):
+        if not (self.host and self.username and any(self.secrets.get(k) for k in ("ssh_password", "ssh_private_key"))):
             raise ConnectorError("ssh", INCOMPLETE)
         self._ip = resolve_checked(self.host, self.port, self.timeout)
         return self._ip
@@ -172,7 +167,7 @@ class SSHTunnel:
         return ConnectorError("ssh", f"The server at {self.host}:{self.port} did not complete an SSH handshake.")
 
     def _check_host_key(self, key: paramiko.PKey) -> None:
-        self.fingerprint = fingerprint_sha256(key)
+        self.fingerprint = str(key.fingerprint)
         if not self.pinned:
             return
         matches, seen = fingerprint_matches(self.pinned, key)

@@ -134,9 +134,12 @@ def _detail(mode: str, test: TestResult | None) -> dict[str, Any]:
 
 
 def _preview(ds: DataSource, plan: Plan) -> DataSource:
+    """An unsaved copy showing the state a dry run would produce (secrets by name only)."""
     preview = DataSource.objects.get(pk=ds.pk) if ds.pk else ds
     for key, value in plan.values.items():
         setattr(preview, key, value)
+    preview.preview_secret_names = sorted(plan.secrets_after)
+    preview.preview_tenancy = tenancy.current(preview) if plan.tenancy is UNCHANGED else plan.tenancy
     return preview
 
 

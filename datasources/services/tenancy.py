@@ -28,6 +28,10 @@ def as_dict(settings: TenancySettings | None) -> dict[str, Any] | None:
 
 
 def current(data_source: DataSource) -> dict[str, Any] | None:
+    if hasattr(data_source, "preview_tenancy"):
+        return data_source.preview_tenancy
+    if data_source.pk is None:
+        return None
     try:
         return as_dict(data_source.tenancy)
     except TenancySettings.DoesNotExist:

@@ -12,63 +12,73 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import serializers
 
+from config.errors import ErrorCode
+from config.openapi import (
+    ERROR_REF,
+    INTEGER,
+    STRING,
+    array_schema,
+    error_response,
+    etag_header,
+    if_match_parameter,
+    object_schema,
+)
 from workflows.api import serializers as s
 
-try:  # the shared helper, when present, keeps every app's error documentation identical
-    from config.openapi import error_responses as _shared_error_responses  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on whether config/openapi.py exists
-    _shared_error_responses = None
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every error: a machine code, a message, per-field errors and the request id."""
-
-    code = serializers.CharField()
-    message = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-    request_id = serializers.CharField(allow_null=True)
-
-
-class UnmappedTableSerializer(serializers.Serializer):
-    table = s.TableSerializer()
-    reason = serializers.ChoiceField(choices=["missing", "ambiguous"])
-    candidates = s.TableSerializer(many=True)
-    nodes = serializers.ListField(child=serializers.DictField(), help_text="{id, reference_id, name} of readers.")
-
-
-class RepointErrorSerializer(ErrorSerializer):
-    """400 of a repoint: INVALID_REQUEST_BODY, or UNMAPPED_TABLES listing every unmapped table and its readers."""
-
-    unmapped_tables = UnmappedTableSerializer(many=True, required=False)
-
-
-class ConflictSerializer(ErrorSerializer):
-    dependants = serializers.ListField(child=serializers.CharField(), required=False)
-    nodes = serializers.ListField(child=serializers.CharField(), required=False)
-
-
 _DESCRIPTIONS = {
-    400: "Invalid body, parameter or reference (`errors` names each field and the wrong part).",
-    401: "Missing or invalid credentials.",
-    403: "The token lacks `workflow.read`/`workflow.write`, or the role cannot write.",
+    400: "Invalid body, parameter or reference; `errors` names each field (and the wrong part of a reference).",
     404: "No such object in your organization (also for another organization's references).",
-    409: "Conflicts with the current state (duplicate name, still used elsewhere).",
-    412: "If-Match does not match the current ETag.",
+    409: "Conflicts with the current state (duplicate name or source, still used elsewhere).",
+    412: "If-Match does not match the current ETag; read again and retry.",
+}
+_TABLE = object_schema(name=STRING, reference_id=STRING, reference=STRING)
+_NODE = object_schema(id=INTEGER, reference_id=STRING, name=STRING)
+UNMAPPED_ERROR = {
+    "allOf": [
+        ERROR_REF,
+        {
+            "type": "object",
+            "description": "`UNMAPPED_TABLES` (and INVALID_REQUEST_BODY when tables are also unmapped): every "
+            "table read downstream that has no table in the new source, with the nodes that read it.",
+            "properties": {
+                "unmapped_tables": array_schema(
+                    object_schema(
+                        table=_TABLE,
+                        reason={"type": "string", "enum": ["missing", "ambiguous"]},
+                        candidates=array_schema(_TABLE),
+                        nodes=array_schema(_NODE),
+                    )
+                ),
+            },
+        },
+    ]
+}
+DEPENDANTS_ERROR = {
+    "allOf": [
+        ERROR_REF,
+        {
+            "type": "object",
+            "properties": {
+                "dependants": {**array_schema(STRING), "description": "Workflows that still use it as a source."},
+                "nodes": {**array_schema(STRING), "description": "Nodes that still read it."},
+            },
+        },
+    ]
 }
 
 
-def errors(*codes: int, bad_request: Any = ErrorSerializer, conflict: Any = ErrorSerializer) -> dict[int, Any]:
-    """Error responses for ``codes`` (401 and 403 always)."""
-    wanted = sorted({401, 403, *codes})
-    if _shared_error_responses is not None:
-        try:
-            return dict(_shared_error_responses(*wanted))
-        except TypeError:
-            pass
-    by_code = {400: bad_request, 409: conflict}
-    return {c: OpenApiResponse(by_code.get(c, ErrorSerializer), description=_DESCRIPTIONS[c]) for c in wanted}
+def errors(*statuses: int, bad_request: Any = None, conflict: Any = None) -> dict[int, Any]:
+    """Specific error responses (the shared hook adds 401, 403, 404 on paths with ids, 429 and 500)."""
+    out: dict[int, Any] = {}
+    for status in statuses:
+        codes = [ErrorCode.INVALID_REQUEST_BODY, ErrorCode.UNMAPPED_TABLES] if status == 400 and bad_request else []
+        response = error_response(status, *codes, description=_DESCRIPTIONS[status])
+        special = {400: bad_request, 409: conflict}.get(status)
+        if special is not None:
+            response = OpenApiResponse(response=special, description=response.description)
+        out[status] = response
+    return out
 
 
 def _path(name: str, description: str) -> OpenApiParameter:
@@ -83,10 +93,8 @@ DATA_SOURCE = _path(
 )
 NODE = _path("node", "Node id, or `node_name[:reference_id]`.")
 TABLE = _path("table", "`table_name[:reference_id]` of an output table.")
-IF_MATCH = OpenApiParameter(
-    "If-Match", str, OpenApiParameter.HEADER, required=False,
-    description="An ETag from an earlier response; 412 if stale."
-)
+IF_MATCH = if_match_parameter()
+ETAG_200, ETAG_201 = etag_header(200), etag_header(201)
 DRY_RUN = OpenApiParameter(
     "dry_run", bool, OpenApiParameter.QUERY, required=False, description="Answer the plan and change nothing."
 )
@@ -105,23 +113,23 @@ SEED_EXAMPLE = OpenApiExample(
 workflow_viewset = extend_schema_view(
     list=extend_schema(summary="List workflows", responses={200: s.WorkflowSerializer(many=True), **errors()}),
     create=extend_schema(
-        summary="Create a workflow", request=s.WorkflowWriteSerializer,
+        summary="Create a workflow", parameters=[ETAG_201], request=s.WorkflowWriteSerializer,
         responses={201: s.WorkflowSerializer, **errors(400, 409)},
     ),
-    retrieve=extend_schema(summary="Get a workflow", parameters=[WORKFLOW],
+    retrieve=extend_schema(summary="Get a workflow", parameters=[WORKFLOW, ETAG_200],
                            responses={200: s.WorkflowSerializer, **errors(400, 404)}),
     update=extend_schema(
-        summary="Replace a workflow", parameters=[WORKFLOW, IF_MATCH], request=s.WorkflowWriteSerializer,
+        summary="Replace a workflow", parameters=[WORKFLOW, IF_MATCH, ETAG_200], request=s.WorkflowWriteSerializer,
         responses={200: s.WorkflowSerializer, **errors(400, 404, 409, 412)},
     ),
     partial_update=extend_schema(
-        summary="Update a workflow", parameters=[WORKFLOW, IF_MATCH], request=s.WorkflowWriteSerializer,
+        summary="Update a workflow", parameters=[WORKFLOW, IF_MATCH, ETAG_200], request=s.WorkflowWriteSerializer,
         responses={200: s.WorkflowSerializer, **errors(400, 404, 409, 412)},
     ),
     destroy=extend_schema(
         summary="Delete a workflow", description="409 names the workflows that still use it as a source.",
         parameters=[WORKFLOW, IF_MATCH],
-        responses={204: None, **errors(400, 404, 409, 412, conflict=ConflictSerializer)},
+        responses={204: None, **errors(400, 404, 409, 412, conflict=DEPENDANTS_ERROR)},
     ),
 )
 
@@ -129,10 +137,10 @@ data_source_viewset = extend_schema_view(
     list=extend_schema(summary="List a workflow's data sources", parameters=[WORKFLOW],
                        responses={200: s.WorkflowDataSourceSerializer(many=True), **errors(400, 404)}),
     create=extend_schema(
-        summary="Add a data source to a workflow", parameters=[WORKFLOW], request=s.SourceWriteSerializer,
+        summary="Add a data source to a workflow", parameters=[WORKFLOW, ETAG_201], request=s.SourceWriteSerializer,
         responses={201: s.WorkflowDataSourceSerializer, **errors(400, 404, 409)},
     ),
-    retrieve=extend_schema(summary="Get a workflow data source", parameters=[WORKFLOW, DATA_SOURCE],
+    retrieve=extend_schema(summary="Get a workflow data source", parameters=[WORKFLOW, DATA_SOURCE, ETAG_200],
                            responses={200: s.WorkflowDataSourceSerializer, **errors(400, 404)}),
     partial_update=extend_schema(
         summary="Repoint a workflow data source",
@@ -143,30 +151,30 @@ data_source_viewset = extend_schema_view(
             "`?dry_run=true` answers the plan and changes nothing; otherwise every node reference is rewritten "
             "in one transaction and the data source's representation is answered."
         ),
-        parameters=[WORKFLOW, DATA_SOURCE, IF_MATCH, DRY_RUN], request=s.RepointSerializer,
+        parameters=[WORKFLOW, DATA_SOURCE, IF_MATCH, DRY_RUN, ETAG_200], request=s.RepointSerializer,
         examples=[SEED_EXAMPLE],
-        responses={200: REPOINT_RESPONSE, **errors(400, 404, 409, 412, bad_request=RepointErrorSerializer)},
+        responses={200: REPOINT_RESPONSE, **errors(400, 404, 409, 412, bad_request=UNMAPPED_ERROR)},
     ),
     destroy=extend_schema(
         summary="Remove a workflow data source", description="409 names the nodes that still read it.",
         parameters=[WORKFLOW, DATA_SOURCE, IF_MATCH],
-        responses={204: None, **errors(400, 404, 409, 412, conflict=ConflictSerializer)},
+        responses={204: None, **errors(400, 404, 409, 412, conflict=DEPENDANTS_ERROR)},
     ),
 )
 
 node_viewset = extend_schema_view(
     list=extend_schema(summary="List a workflow's nodes", parameters=[WORKFLOW],
                        responses={200: s.NodeSerializer(many=True), **errors(400, 404)}),
-    create=extend_schema(summary="Create a node", parameters=[WORKFLOW], request=s.NodeWriteSerializer,
+    create=extend_schema(summary="Create a node", parameters=[WORKFLOW, ETAG_201], request=s.NodeWriteSerializer,
                          responses={201: s.NodeSerializer, **errors(400, 404, 409)}),
-    retrieve=extend_schema(summary="Get a node", parameters=[WORKFLOW, NODE],
+    retrieve=extend_schema(summary="Get a node", parameters=[WORKFLOW, NODE, ETAG_200],
                            responses={200: s.NodeSerializer, **errors(400, 404)}),
     partial_update=extend_schema(
-        summary="Update a node", parameters=[WORKFLOW, NODE, IF_MATCH], request=s.NodeWriteSerializer,
+        summary="Update a node", parameters=[WORKFLOW, NODE, IF_MATCH, ETAG_200], request=s.NodeWriteSerializer,
         responses={200: s.NodeSerializer, **errors(400, 404, 409, 412)},
     ),
     destroy=extend_schema(summary="Delete a node", parameters=[WORKFLOW, NODE, IF_MATCH],
-                          responses={204: None, **errors(400, 404, 409, 412, conflict=ConflictSerializer)}),
+                          responses={204: None, **errors(400, 404, 409, 412, conflict=DEPENDANTS_ERROR)}),
 )
 
 table_viewset = extend_schema_view(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -222,11 +221,11 @@ class WorkflowDataSourceSerializer(TrackedSerializer):
     def get_source(self, obj: WorkflowDataSource) -> dict[str, Any]:
         return source_repr(target_of(obj), self._org(obj))
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_source_data_source(self, obj: WorkflowDataSource) -> str | None:
         return self.get_reference(obj) if obj.source_data_source_id else None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_source_workflow(self, obj: WorkflowDataSource) -> str | None:
         return self.get_reference(obj) if obj.source_workflow_id else None
 

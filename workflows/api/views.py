@@ -143,7 +143,7 @@ class WorkflowDataSourceViewSet(_Base):
         )
         if result.dry_run:
             current = s.WorkflowDataSourceSerializer(self.get_queryset().get(pk=result.data_source.pk)).data
-            return Response({**result.plan, "data_source": current})
+            return Response({"dry_run": True, "data_source": current, **result.plan})
         return self._render(result.data_source)
 
     def destroy(self, request: Request, workflow: str, data_source: str) -> Response:

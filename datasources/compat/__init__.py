@@ -1,0 +1,1 @@
+"""Drop-in adapters that serve the seed products' update endpoints over the same services."""

@@ -1,0 +1,272 @@
+"""Rivergen (seed 001): ``PATCH /api/v1/data-sources/{data_source_id}`` and its credentials update.
+
+Flat fields map onto the core body; answers use the ``{success, data, message}`` envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.serializers import (
+    JSONObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from datasources import catalogue
+from datasources.compat import common
+from datasources.models import DataSource
+
+TAG = "compat: rivergen"
+
+#: Rivergen field -> core path. Rivergen's type names are the catalogue keys (``postgresql``...).
+FIELDS: dict[str, str] = {
+    "name": "name",
+    "description": "description",
+    "host": "connection.host",
+    "port": "connection.port",
+    "database_name": "connection.database",
+    "schema_name": "connection.schema",
+    "connection_string": "connection_string",
+    "file_path": "connection.path",
+    "use_ssh_tunnel": "connection.ssh_tunnel.enabled",
+    "ssh_host": "connection.ssh_tunnel.host",
+    "ssh_port": "connection.ssh_tunnel.port",
+    "ssh_username": "connection.ssh_tunnel.username",
+    **{name: name for name in (
+        "connection_pool_size", "connection_timeout", "query_timeout", "max_retries",
+        "schema_auto_refresh", "schema_refresh_interval", "metadata", "tags",
+    )},
+}
+#: Accepted and validated, with no effect: the tunnel's local end is an ephemeral port per connection.
+IGNORED = frozenset({"ssh_local_port"})
+ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"}
+
+
+def _opt_str(**kwargs: Any) -> StrictCharField:
+    return StrictCharField(required=False, allow_null=True, **kwargs)
+
+
+def _opt_int(**kwargs: Any) -> StrictIntegerField:
+    return StrictIntegerField(required=False, allow_null=True, **kwargs)
+
+
+class RivergenDataSourceUpdateSerializer(StrictSerializer):
+    """All fields optional: only the fields sent change; ``null`` clears or resets to the default."""
+
+    name = StrictCharField(required=False, min_length=1, max_length=255, help_text="1-255 characters.")
+    description = _opt_str(allow_blank=True)
+    host = _opt_str()
+    port = _opt_int()
+    database_name = _opt_str()
+    schema_name = _opt_str()
+    connection_string = StrictCharField(
+        required=False, write_only=True, trim_whitespace=False,
+        help_text="Full connection string; parsed into the fields and credentials, never stored or returned.",
+    )
+    file_path = _opt_str(max_length=1000, help_text="Object path for file-based sources (relative).")
+    use_ssh_tunnel = StrictBooleanField(required=False, allow_null=True)
+    ssh_host = _opt_str()
+    ssh_port = _opt_int()
+    ssh_username = _opt_str()
+    ssh_local_port = _opt_int(
+        min_value=1, max_value=65535,
+        help_text="Accepted for compatibility and ignored: the tunnel's local port is chosen per connection.",
+    )
+    connection_pool_size = _opt_int()
+    connection_timeout = _opt_int(help_text="Seconds.")
+    query_timeout = _opt_int(help_text="Seconds.")
+    max_retries = _opt_int()
+    schema_auto_refresh = StrictBooleanField(required=False, allow_null=True)
+    schema_refresh_interval = _opt_int(help_text="Seconds.")
+    metadata = JSONObjectField(required=False, allow_null=True, help_text="Merged into the stored metadata.")
+    tags = serializers.ListField(child=StrictCharField(), required=False, allow_null=True)
+
+
+def _secret_fields() -> dict[str, serializers.Field]:
+    names = sorted({s.name for t in catalogue.CATALOGUE.values() for s in t.secrets})
+    return {
+        name: StrictCharField(required=False, allow_null=True, write_only=True, trim_whitespace=False,
+                              help_text="Secret of the source's type: a value replaces, null clears.")
+        for name in names
+    }
+
+
+RivergenCredentialsUpdateSerializer = type(
+    "RivergenCredentialsUpdateSerializer",
+    (StrictSerializer,),
+    {
+        "__doc__": "Connection credentials: `username` plus the secrets of the source's type "
+                   "(`password`, `ssh_private_key`, `token`...). Omitted ones are kept.",
+        "username": StrictCharField(required=False, allow_null=True, help_text="Database user name."),
+        **_secret_fields(),
+    },
+)
+
+
+class RivergenDataSourceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    organization_id = serializers.IntegerField()
+    workspace_id = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField()
+    type = serializers.CharField(help_text="Catalogue type key, e.g. `postgresql`.")
+    description = serializers.CharField(allow_blank=True)
+    host = serializers.CharField(allow_null=True)
+    port = serializers.IntegerField(allow_null=True)
+    database_name = serializers.CharField(allow_null=True)
+    schema_name = serializers.CharField(allow_null=True)
+    file_path = serializers.CharField(allow_null=True)
+    use_ssh_tunnel = serializers.BooleanField()
+    ssh_host = serializers.CharField(allow_null=True)
+    ssh_port = serializers.IntegerField(allow_null=True)
+    ssh_username = serializers.CharField(allow_null=True)
+    connection_pool_size = serializers.IntegerField()
+    connection_timeout = serializers.IntegerField()
+    query_timeout = serializers.IntegerField()
+    max_retries = serializers.IntegerField()
+    schema_auto_refresh = serializers.BooleanField()
+    schema_refresh_interval = serializers.IntegerField()
+    metadata = serializers.DictField()
+    tags = serializers.ListField(child=serializers.CharField())
+    credentials_set = serializers.ListField(child=serializers.CharField(), help_text="Names only, never values.")
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    updated_by_user_id = serializers.IntegerField(allow_null=True)
+
+
+class RivergenEnvelopeSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = RivergenDataSourceSerializer()
+    message = serializers.CharField()
+
+
+class RivergenErrorDetailSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=[
+        (c, c) for c in ("BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "CONFLICT",
+                         "PRECONDITION_FAILED", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED",
+                         "METHOD_NOT_ALLOWED", "INTERNAL_SERVER_ERROR")
+    ])
+    reason = serializers.CharField(help_text="The control plane's code, e.g. CREDENTIAL_TEST_FAILED.")
+    details = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                    help_text="Messages per Rivergen field name.")
+    stage = serializers.CharField(required=False, allow_null=True,
+                                  help_text="CREDENTIAL_TEST_FAILED only: the failing stage.")
+
+
+class RivergenErrorSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = serializers.DictField(allow_null=True, help_text="Always null.")
+    message = serializers.CharField()
+    error = RivergenErrorDetailSerializer()
+
+
+def represent(ds: DataSource) -> dict[str, Any]:
+    conn = ds.connection or {}
+    tunnel = conn.get("ssh_tunnel") or {}
+    return RivergenDataSourceSerializer({
+        "id": ds.pk, "organization_id": ds.organization_id, "workspace_id": ds.workspace_id,
+        "name": ds.name, "type": ds.type, "description": ds.description,
+        "host": conn.get("host"), "port": conn.get("port"), "database_name": conn.get("database"),
+        "schema_name": conn.get("schema"), "file_path": conn.get("path"),
+        "use_ssh_tunnel": bool(tunnel.get("enabled")), "ssh_host": tunnel.get("host"),
+        "ssh_port": tunnel.get("port"), "ssh_username": tunnel.get("username"),
+        "connection_pool_size": ds.connection_pool_size, "connection_timeout": ds.connection_timeout,
+        "query_timeout": ds.query_timeout, "max_retries": ds.max_retries,
+        "schema_auto_refresh": ds.schema_auto_refresh, "schema_refresh_interval": ds.schema_refresh_interval,
+        "metadata": ds.metadata, "tags": ds.tags,
+        "credentials_set": sorted(c.field for c in ds.credentials.all()),
+        "status": ds.status, "created_at": ds.created_at, "updated_at": ds.updated_at,
+        "updated_by_user_id": ds.updated_by_id,
+    }).data
+
+
+def to_core(body: dict[str, Any]) -> dict[str, Any]:
+    return common.core_data({FIELDS[k]: v for k, v in body.items() if k not in IGNORED})
+
+
+def _errors(*extra: int) -> dict[int, OpenApiResponse]:
+    described = {
+        400: "BAD_REQUEST: invalid request data (`error.details` per field), or the connection test failed "
+             "(`error.reason` CREDENTIAL_TEST_FAILED) and nothing was changed.",
+        401: "UNAUTHORIZED: invalid or missing authentication token.",
+        403: "FORBIDDEN: not a member of any organization, or the token lacks `datasource.write`.",
+        404: "NOT_FOUND: data source not found (also another organization's).",
+        409: "CONFLICT: another data source of the organization has this name.",
+        412: "PRECONDITION_FAILED: If-Match does not match the current ETag.",
+        415: "UNSUPPORTED_MEDIA_TYPE: send application/json.",
+        429: "RATE_LIMITED: too many connection tests; see Retry-After.",
+        500: "INTERNAL_SERVER_ERROR.",
+    }
+    wanted = (400, 401, 403, 404, 429, 500, *extra)
+    return {code: OpenApiResponse(RivergenErrorSerializer, description=described[code]) for code in wanted}
+
+
+ID = OpenApiParameter("data_source_id", int, OpenApiParameter.PATH, description="Data source ID.")
+
+
+class RivergenView(common.CompatView):
+    field_names = {path: name for name, path in FIELDS.items() if path != name}
+
+    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
+        code = ERROR_CODES.get(failure.status, failure.code)
+        error = {"code": code, "reason": failure.code, "details": failure.errors}
+        if "stage" in failure.extra:
+            error["stage"] = failure.extra["stage"]
+        return failure.status, {"success": False, "data": None, "message": failure.message, "error": error}
+
+    def envelope(self, request: Request, ds: DataSource, message: str) -> Response:
+        ds = common.fetch(request, ds.pk)
+        return common.with_etag(Response({"success": True, "data": represent(ds), "message": message}), ds)
+
+
+class RivergenDataSourceView(RivergenView):
+    @extend_schema(
+        operation_id="compat_rivergen_update_data_source",
+        summary="Update Data Source (Rivergen)",
+        description="Rivergen-compatible partial update: only the fields sent change. A change that affects "
+                    "the connection is tested against the database before it is applied.",
+        tags=[TAG],
+        parameters=[ID],
+        request=RivergenDataSourceUpdateSerializer,
+        responses={200: RivergenEnvelopeSerializer, **_errors(409, 412, 415)},
+    )
+    def patch(self, request: Request, data_source_id: str) -> Response:
+        common.fetch(request, data_source_id)  # 404 before 400 for ids not in the organization
+        body = RivergenDataSourceUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = common.update(request, data_source_id, to_core(dict(body.validated_data)))
+        return self.envelope(request, result.data_source, "Data source updated successfully")
+
+
+class RivergenCredentialsView(RivergenView):
+    field_names = {"connection.username": "username", "credentials": ""}
+
+    @extend_schema(
+        operation_id="compat_rivergen_update_credentials",
+        summary="Update Credentials (Rivergen)",
+        description="Update connection credentials separately: `username` and any secret of the source's type. "
+                    "Secrets are write-only; the new credentials are tested before they are applied.",
+        tags=[TAG],
+        parameters=[ID],
+        request=RivergenCredentialsUpdateSerializer,
+        responses={200: RivergenEnvelopeSerializer, **_errors(412, 415)},
+    )
+    def patch(self, request: Request, data_source_id: str) -> Response:
+        common.fetch(request, data_source_id)
+        body = RivergenCredentialsUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = dict(body.validated_data)
+        data: dict[str, Any] = {}
+        if "username" in values:
+            data["connection"] = {"username": values.pop("username")}
+        if values:
+            data["credentials"] = values
+        result = common.update(request, data_source_id, data)
+        return self.envelope(request, result.data_source, "Credentials updated successfully")

@@ -1,0 +1,158 @@
+"""Workflows, their data sources, nodes and output tables over the API (repointing: test_remap.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from organizations.models import AuditEvent
+from tests.test_workflow_helpers import WF, add_node, add_source, create_source, create_workflow, wds_url
+from workflows.models import Workflow
+from workflows.services import dependants_of_data_source
+
+SHOP = "CREATE TABLE items (id INTEGER, name TEXT); CREATE TABLE buyers (id INTEGER);"
+
+
+@pytest.fixture
+def shop(api):
+    return create_source(api, "Shop", "shop.db", SHOP)
+
+
+def test_workflow_crud_with_lookup_by_id_or_qualified_reference(api):
+    created = api.post(WF, {"name": "Sales Flow", "description": "d"}, format="json")
+    assert created.status_code == 201 and created["Location"] == f"{WF}{created.json()['id']}/"
+    wf = created.json()
+    assert wf["kind"] == "workflow" and wf["reference"] == f"acme.sales_flow:{wf['reference_id']}"
+    for lookup in (wf["id"], "acme.sales_flow", "acme.Sales-Flow", f"acme.renamed:{wf['reference_id']}"):
+        got = api.get(f"{WF}{lookup}/")
+        assert got.status_code == 200 and got.json()["id"] == wf["id"], lookup
+    assert api.get(f"{WF}acme.nope/").status_code == 404
+    assert api.get(f"{WF}no_org_part/").status_code == 400
+    etag = api.get(f"{WF}{wf['id']}/")["ETag"]
+    patched = api.patch(f"{WF}{wf['id']}/", {"description": "new"}, format="json", HTTP_IF_MATCH=etag)
+    assert patched.status_code == 200 and patched.json()["name"] == "Sales Flow" and patched["ETag"] != etag
+    assert api.patch(f"{WF}{wf['id']}/", {"name": "x"}, format="json", HTTP_IF_MATCH=etag).status_code == 412
+    put = api.put(f"{WF}{wf['id']}/", {"name": "Sales"}, format="json")
+    assert put.status_code == 200 and put.json()["description"] == ""
+    assert api.get(f"{WF}?search=sales").json()["count"] == 1
+    assert api.delete(f"{WF}{wf['id']}/").status_code == 204
+    assert not Workflow.objects.exists()
+    assert [e.action for e in AuditEvent.objects.order_by("id")] == ["create", "update", "update", "delete"]
+
+
+def test_names_are_unique_per_organization_case_insensitively(api, other_api):
+    create_workflow(api, "Flow")
+    duplicate = api.post(WF, {"name": "FLOW"}, format="json")
+    assert duplicate.status_code == 409 and "name" in duplicate.json()["errors"]
+    assert other_api.post(WF, {"name": "Flow"}, format="json").status_code == 201
+    assert other_api.get(f"{WF}acme.flow/").status_code == 404
+
+
+def test_unknown_and_read_only_fields_are_rejected_by_name(api):
+    response = api.post(WF, {"name": "F", "version": 3, "colour": "red"}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"version", "colour"}
+
+
+def test_data_sources_add_list_get_and_delete(api, shop):
+    wf = create_workflow(api, "Flow")
+    wds = add_source(api, wf, source_data_source="acme.shop")
+    assert wds["source"]["version"] == "current" and wds["source"]["resolved_version"] == 1
+    pinned = add_source(api, wf, source_data_source=f"acme.shop:{shop['reference_id']}:v1")
+    duplicate = api.post(f"{WF}{wf['id']}/data-sources/", {"source_data_source": "acme.shop:v1"}, format="json")
+    assert duplicate.status_code == 409
+    assert api.get(f"{WF}{wf['id']}/data-sources/").json()["count"] == 2
+    # Lookup by the source's reference: ambiguous without the version, exact with it.
+    assert api.get(f"{WF}{wf['id']}/data-sources/acme.shop/").status_code == 400
+    assert api.get(f"{WF}{wf['id']}/data-sources/acme.shop:v1/").json()["id"] == pinned["id"]
+    assert api.get(f"{WF}{wf['id']}/data-sources/acme.shop:current/").json()["id"] == wds["id"]
+    add_node(api, wf, "reader", [(wds, "items")])
+    in_use = api.delete(wds_url(wf, wds))
+    assert in_use.status_code == 409 and in_use.json()["nodes"] == ["reader"]
+    assert api.delete(wds_url(wf, pinned)).status_code == 204
+    assert dependants_of_data_source_names(shop) == [wf["reference"]]
+
+
+def dependants_of_data_source_names(source: dict) -> list[str]:
+    from datasources.models import DataSource
+
+    return dependants_of_data_source(DataSource.objects.get(pk=source["id"]))
+
+
+def test_nodes_read_tables_by_reference_or_name_and_output_a_table(api, shop):
+    wf = create_workflow(api, "Flow")
+    wds = add_source(api, wf, source_data_source="acme.shop")
+    schema = api.get(f"/api/v1/data-sources/{shop['id']}/schema/").json()
+    items = next(t["reference_id"] for t in schema["tables"] if t["name"] == "items")
+    body = {"name": "Clean", "kind": "notebook",
+            "inputs": [{"data_source": wds["reference"], "table": f"wrong_name:{items}"},
+                       {"data_source": wds["id"], "table": "BUYERS"}],
+            "output_table": {"name": "clean items", "columns": [{"name": "id", "type": "int", "nullable": False}]}}
+    created = api.post(f"{WF}{wf['id']}/nodes/", body, format="json")
+    assert created.status_code == 201, created.json()
+    node = created.json()
+    assert [i["table"]["reference"] for i in node["inputs"]][0] == f"items:{items}"
+    assert node["kind"] == "notebook" and node["output_table"]["reference"] == f"clean_items:{node['reference_id']}"
+    bad = api.post(f"{WF}{wf['id']}/nodes/", {"name": "X", "inputs": [{"data_source": wds["id"], "table": "nope"},
+                                                                      {"data_source": 999, "table": "items"}]},
+                   format="json")
+    assert bad.status_code == 400 and set(bad.json()["errors"]) == {"inputs.0.table", "inputs.1.data_source"}
+    dup = api.post(f"{WF}{wf['id']}/nodes/", {"name": "clean"}, format="json")
+    assert dup.status_code == 409
+    url = f"{WF}{wf['id']}/nodes/{node['id']}/"
+    assert api.get(f"{WF}{wf['id']}/nodes/Clean/").json()["id"] == node["id"]
+    patched = api.patch(url, {"output_table": {"name": "renamed"}}, format="json", HTTP_IF_MATCH=created["ETag"])
+    assert patched.status_code == 200 and patched.json()["output_table"]["columns"][0]["name"] == "id"
+    assert api.patch(url, {"name": "Z"}, format="json", HTTP_IF_MATCH=created["ETag"]).status_code == 412
+    tables = api.get(f"{WF}{wf['id']}/tables/").json()["results"]
+    assert [t["name"] for t in tables] == ["renamed"]
+    assert api.get(f"{WF}{wf['id']}/tables/renamed/").json()["node"]["id"] == node["id"]
+    assert api.patch(url, {"output_table": None}, format="json").json()["output_table"] is None
+    assert api.delete(url).status_code == 204
+
+
+def test_output_tables_read_elsewhere_are_protected_and_renames_propagate(api, shop):
+    up = create_workflow(api, "Up")
+    up_wds = add_source(api, up, source_data_source="acme.shop")
+    producer = add_node(api, up, "p", [(up_wds, "items")], output={"name": "out", "columns": []})
+    down = create_workflow(api, "Down")
+    down_wds = add_source(api, down, source_workflow="acme.up")
+    add_node(api, down, "c", [(down_wds, "out")])
+    url = f"{WF}{up['id']}/nodes/{producer['id']}/"
+    assert api.patch(url, {"output_table": None}, format="json").status_code == 409
+    assert api.delete(url).status_code == 409
+    assert api.patch(url, {"output_table": {"name": "out2"}}, format="json").status_code == 200
+    reads = api.get(f"{WF}{down['id']}/nodes/c/").json()["inputs"][0]["table"]
+    assert reads == {"name": "out2", "reference_id": producer["reference_id"],
+                     "reference": f"out2:{producer['reference_id']}"}
+    blocked = api.delete(f"{WF}{up['id']}/")
+    assert blocked.status_code == 409 and blocked.json()["code"] == "CONFLICT"
+    assert blocked.json()["dependants"] == [down["reference"]]
+    assert api.delete(f"{WF}{down['id']}/").status_code == 204
+    assert api.delete(f"{WF}{up['id']}/").status_code == 204
+
+
+def test_lists_use_a_bounded_number_of_queries(api, shop, django_assert_max_num_queries):
+    wf = create_workflow(api, "Flow")
+    wds = add_source(api, wf, source_data_source="acme.shop")
+    for i in range(20):
+        add_node(api, wf, f"n{i}", [(wds, "items"), (wds, "buyers")], output={"name": f"t{i}", "columns": []})
+    with django_assert_max_num_queries(12):
+        assert len(api.get(f"{WF}{wf['id']}/nodes/").json()["results"]) == 20
+    with django_assert_max_num_queries(8):
+        assert api.get(WF).status_code == 200
+
+
+def test_the_openapi_schema_documents_every_workflow_endpoint(api):
+    from openapi_spec_validator import validate
+
+    schema = api.get("/api/schema/?format=json").json()
+    validate(schema)
+    paths = schema["paths"]
+    for path in ("/api/v1/workflows/", "/api/v1/workflows/{workflow}/",
+                 "/api/v1/workflows/{workflow}/data-sources/", "/api/v1/workflows/{workflow}/data-sources/{data_source}/",
+                 "/api/v1/workflows/{workflow}/nodes/", "/api/v1/workflows/{workflow}/nodes/{node}/",
+                 "/api/v1/workflows/{workflow}/tables/", "/api/v1/workflows/{workflow}/tables/{table}/"):
+        assert path in paths, path
+    patch = paths["/api/v1/workflows/{workflow}/data-sources/{data_source}/"]["patch"]
+    assert {"200", "400", "403", "404", "409", "412"} <= set(patch["responses"])
+    assert {p["name"] for p in patch["parameters"]} >= {"workflow", "data_source", "dry_run", "If-Match"}
