@@ -35,6 +35,8 @@ class ErrorCode:
     RATE_LIMITED = "RATE_LIMITED"
     CREDENTIAL_TEST_FAILED = "CREDENTIAL_TEST_FAILED"
     CONNECTOR_UNAVAILABLE = "CONNECTOR_UNAVAILABLE"
+    CREDENTIALS_REQUIRED = "CREDENTIALS_REQUIRED"
+    TENANCY_SETTINGS_INVALID = "TENANCY_SETTINGS_INVALID"
     UNMAPPED_TABLES = "UNMAPPED_TABLES"
     SCHEMA_CACHE_FAILED = "SCHEMA_CACHE_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -54,6 +56,11 @@ ERROR_CATALOGUE: dict[str, tuple[int, str]] = {
     ErrorCode.RATE_LIMITED: (429, "Too many requests; see Retry-After."),
     ErrorCode.CREDENTIAL_TEST_FAILED: (400, "The connection test failed; nothing was changed."),
     ErrorCode.CONNECTOR_UNAVAILABLE: (400, "No connection test is available for this type here."),
+    ErrorCode.CREDENTIALS_REQUIRED: (
+        400,
+        "The change sends stored secrets to a new destination: resend them (or ask an owner/admin).",
+    ),
+    ErrorCode.TENANCY_SETTINGS_INVALID: (400, "Tenancy settings break the rules or do not match the cached schema."),
     ErrorCode.UNMAPPED_TABLES: (400, "Tables read downstream have no mapping in the new source."),
     ErrorCode.SCHEMA_CACHE_FAILED: (500, "The schema could not be cached."),
     ErrorCode.INTERNAL_SERVER_ERROR: (500, "Unexpected server error."),

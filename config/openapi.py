@@ -62,6 +62,8 @@ TEST_RESULT_SCHEMA: dict[str, Any] = {
         }},
         "duration_ms": {"type": "number"},
         "server_version": {"type": "string", "nullable": True},
+        "ssh_host_key_fingerprint": {"type": "string", "nullable": True,
+                                     "description": "Host key seen through an SSH tunnel with no pinned key."},
         "tested_at": {"type": "string", "format": "date-time",
                       "description": "Only on stored results (a data source's `last_test`)."},
     },

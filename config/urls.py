@@ -25,7 +25,9 @@ urlpatterns = [
     ),
     path(
         "api/redoc/",
-        SpectacularRedocView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]),
+        SpectacularRedocView.as_view(
+            template_name="api/redoc.html", url_name="schema", permission_classes=[AllowAny], authentication_classes=[]
+        ),
         name="redoc",
     ),
     path("healthz", healthz),

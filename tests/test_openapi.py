@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 import sqlite3
@@ -133,6 +134,16 @@ def test_error_component_lists_every_catalogue_code(doc):
     assert set(error["required"]) == {"code", "message", "errors", "request_id"}
     assert error["properties"]["code"] == {"$ref": SCHEMAS + "ErrorCode"}
     assert {"stage", "test"} <= error["properties"].keys()
+
+
+@pytest.mark.django_db
+def test_test_result_schema_follows_the_dataclass(doc):
+    from datasources.connectors.base import StageResult, TestResult
+
+    schema = doc["components"]["schemas"]["TestResult"]
+    assert {f.name for f in dataclasses.fields(TestResult)} <= schema["properties"].keys()
+    stage = schema["properties"]["stages"]["items"]
+    assert {f.name for f in dataclasses.fields(StageResult)} <= stage["properties"].keys()
 
 
 @pytest.mark.django_db
@@ -349,3 +360,8 @@ def test_docs_pages_are_self_hosted(client, url):
     assert scripts, "the UI bundle should be served"
     for src in scripts:
         assert src.startswith("/static/drf_spectacular_sidecar/"), src
+
+
+def test_redoc_page_loads_nothing_from_other_sites(client):
+    html = client.get("/api/redoc/").content.decode()
+    assert "googleapis" not in html and "gstatic" not in html

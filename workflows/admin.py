@@ -124,9 +124,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             messages.error(request, exc.message)
             return
         obj.pk, obj.reference_id, obj.version = saved.pk, saved.reference_id, saved.version
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Inlines are read-only: nothing to save."""
+        obj._state.adding = False  # the inline formsets (read-only) bind to the saved row
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
         obj = self.get_object(request, object_id)

@@ -64,6 +64,7 @@ class DataSourceViewSet(
     viewsets.GenericViewSet,
 ):
     scope_resource = "datasource"
+    queryset = DataSource.objects.none()  # for schema generation; get_queryset scopes to the caller
     serializer_class = DataSourceSerializer
     filterset_class = DataSourceFilter
     search_fields = ["name"]

@@ -2,8 +2,8 @@
 
 The TCP connection goes to the address checked by the egress policy (or to an SSH tunnel's local
 end, the bastion resolving the host) and is handed to PyMySQL, so the host is looked up exactly
-once; the user's host name is kept for TLS verification. The client
-never reads option files, never sends local files, and never sends a clear-text password without TLS.
+once; the user's host name is kept for TLS verification. The client never reads option files,
+never sends local files, and never sends a clear-text password without TLS.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class MySQLConnector(Connector):
         seconds = float(config.connect_timeout)
         conn = SafeConnection(
             user=user,
-            password=config.secrets.get("password") or "",
+            password=(config.secrets.get("password") or "").encode(),  # UTF-8 bytes: PyMySQL would try latin-1
             host=host,
             port=port,
             charset="utf8mb4",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from config.errors import ApiError, InvalidRequest
+from config.errors import ApiError, ErrorCode, InvalidRequest
 from datasources import catalogue, connection_strings
 from datasources.models import DataSource
 from datasources.services import tenancy
@@ -33,7 +33,7 @@ UNCHANGED = object()
 
 
 class CredentialsRequired(ApiError):
-    code = "CREDENTIALS_REQUIRED"
+    code = ErrorCode.CREDENTIALS_REQUIRED
     status_code = 400
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from config.errors import ApiError
+from config.errors import ApiError, ErrorCode
 from datasources.models import DataSource, SchemaSnapshot, SchemaTable, TenancySettings
 
 FIELDS = ("level", "client_column_type", "schema", "table", "client_column", "primary_key_column")
@@ -17,7 +17,7 @@ _STRING = re.compile(r"char|text|string|uuid|citext|enum|clob|varchar|name", re.
 
 
 class TenancySettingsInvalid(ApiError):
-    code = "TENANCY_SETTINGS_INVALID"
+    code = ErrorCode.TENANCY_SETTINGS_INVALID
     status_code = 400
 
 

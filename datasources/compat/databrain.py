@@ -1,0 +1,196 @@
+"""Databrain (seed 002): ``PUT /api/v2/datasource``, the source named by ``credentials.name``.
+
+The credential structure of the type must be complete (the seed's contract, see ``databrain_types``);
+values are then validated, tested, applied and the schema re-cached by the update service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.errors import ApiError, InvalidRequest, NotFound
+from config.serializers import JSONObjectField, StrictCharField, StrictSerializer
+from datasources.compat import common
+from datasources.compat.databrain_types import SPECS, TYPES, credentials_schema, error_names, translate
+from datasources.models import DataSource, TenancySettings
+from datasources.services.connection import SchemaCacheFailed
+from organizations.authentication import get_actor
+
+TAG = "compat: databrain"
+CODES = (
+    "INVALID_REQUEST_BODY", "DATASOURCE_NAME_ERROR", "CREDENTIAL_TEST_FAILED", "AUTHENTICATION_ERROR",
+    "FORBIDDEN", "SCHEMA_CACHE_FAILED", "DATASOURCE_NOT_FOUND", "TENANCY_SETTINGS_CREATE_FAILED",
+    "TENANCY_SETTINGS_UPDATE_FAILED", "CONFLICT", "PRECONDITION_FAILED", "RATE_LIMITED", "METHOD_NOT_ALLOWED",
+    "INTERNAL_SERVER_ERROR",
+)
+#: core code -> Databrain code (others keep their name)
+CODE_MAP = {
+    "NOT_FOUND": "DATASOURCE_NOT_FOUND",
+    "CONNECTOR_UNAVAILABLE": "CREDENTIAL_TEST_FAILED",
+    "CREDENTIALS_REQUIRED": "INVALID_REQUEST_BODY",
+    "UNSUPPORTED_MEDIA_TYPE": "INVALID_REQUEST_BODY",
+    "NOT_ACCEPTABLE": "INVALID_REQUEST_BODY",
+}
+TENANCY_FIELDS = {  # Databrain name -> core tenancy_settings name
+    "tenancyLevel": "level", "clientColumnType": "client_column_type", "schemaName": "schema",
+    "tableName": "table", "clientColumn": "client_column", "primaryKeyColumn": "primary_key_column",
+}
+
+
+class DatasourceNameError(ApiError):
+    code = "DATASOURCE_NAME_ERROR"
+    status_code = 400
+
+
+@extend_schema_field(credentials_schema())
+class DatabrainCredentialsField(JSONObjectField):
+    """The type's credential structure, with ``name`` identifying the source."""
+
+
+class DatabrainTenancySettingsSerializer(StrictSerializer):
+    """Optional: omitted (or null) keeps the current settings. TABLE needs every other field."""
+
+    tenancyLevel = serializers.ChoiceField(choices=[("TABLE", "Table mapping"), ("DATABASE", "Database per client")])
+    clientColumnType = serializers.ChoiceField(
+        choices=[("NUMBER", "Numeric client id"), ("STRING", "Text client id")], required=False, allow_null=True,
+        help_text="Required when tenancyLevel is TABLE.",
+    )
+    schemaName = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255,
+                                 help_text="Required when tenancyLevel is TABLE.")
+    tableName = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255,
+                                help_text="Required when tenancyLevel is TABLE.")
+    clientColumn = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255,
+                                   help_text="Required when tenancyLevel is TABLE.")
+    primaryKeyColumn = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255,
+                                       help_text="Required when tenancyLevel is TABLE.")
+
+
+class DatabrainDatasourceUpdateSerializer(StrictSerializer):
+    datasourceType = serializers.ChoiceField(
+        choices=[(name, name) for name in TYPES],
+        error_messages={"invalid_choice": f'Unknown datasourceType "{{input}}": use one of {", ".join(TYPES)}.'},
+        help_text="Must match the existing datasource type.",
+    )
+    credentials = DatabrainCredentialsField(max_bytes=200_000)
+    tenancySettings = DatabrainTenancySettingsSerializer(required=False, allow_null=True)
+
+
+class DatabrainDatasourceSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The name of the updated datasource (same as credentials.name).")
+
+
+class DatabrainErrorDetailSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=[(c, c) for c in CODES])
+    message = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                   help_text="Messages per field (`credentials.host`...), when there are any.")
+    stage = serializers.CharField(required=False, allow_null=True,
+                                  help_text="CREDENTIAL_TEST_FAILED only: the failing stage.")
+
+
+class DatabrainErrorSerializer(serializers.Serializer):
+    error = DatabrainErrorDetailSerializer()
+
+
+def _errors() -> dict[int, OpenApiResponse]:
+    described = {
+        400: "INVALID_REQUEST_BODY (missing required fields, invalid credential structure, unknown "
+             "datasourceType), DATASOURCE_NAME_ERROR (the name matches only in another letter case), "
+             "CREDENTIAL_TEST_FAILED (connection test failed; nothing was changed), "
+             "TENANCY_SETTINGS_CREATE_FAILED / TENANCY_SETTINGS_UPDATE_FAILED (invalid tenancy settings).",
+        401: "AUTHENTICATION_ERROR: invalid or missing service token.",
+        403: "FORBIDDEN: the token lacks `datasource.write` or the role cannot write.",
+        404: "DATASOURCE_NOT_FOUND: no datasource of this name in your organization.",
+        409: "CONFLICT: the datasource kept changing during the update.",
+        412: "PRECONDITION_FAILED: If-Match does not match the current ETag.",
+        429: "RATE_LIMITED: too many connection tests.",
+        500: "SCHEMA_CACHE_FAILED (the update was applied but the schema could not be cached), "
+             "INTERNAL_SERVER_ERROR.",
+    }
+    return {code: OpenApiResponse(DatabrainErrorSerializer, description=text) for code, text in described.items()}
+
+
+def _find(request: Request, name: Any) -> DataSource:
+    """The organization's datasource with exactly this name."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest("credentials.name is required: the name of the datasource to update.",
+                             errors={"credentials.name": ["This field is required."]})
+    actor = get_actor(request)
+    same = DataSource.objects.filter(organization=actor.organization, name__iexact=name).first()
+    if same is None:
+        raise NotFound(f'Datasource "{name}" does not exist in your organization.')
+    if same.name != name:
+        raise DatasourceNameError(
+            f'Datasource not found: no datasource is named exactly "{name}" (names must match as created).',
+            errors={"credentials.name": ["Must match the existing datasource name exactly."]},
+        )
+    return same
+
+
+def _tenancy(settings: dict[str, Any]) -> dict[str, Any]:
+    return {TENANCY_FIELDS[k]: v for k, v in settings.items()}
+
+
+class DatabrainDatasourceView(common.CompatView):
+    field_names = {
+        "tenancy_settings": "tenancySettings",
+        **{f"tenancy_settings.{core}": f"tenancySettings.{name}" for name, core in TENANCY_FIELDS.items()},
+    }
+    had_tenancy = False
+
+    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
+        code = CODE_MAP.get(failure.code, failure.code)
+        if code == "TENANCY_SETTINGS_INVALID":
+            code = "TENANCY_SETTINGS_UPDATE_FAILED" if self.had_tenancy else "TENANCY_SETTINGS_CREATE_FAILED"
+        error: dict[str, Any] = {"code": code, "message": failure.message}
+        if failure.errors:
+            error["errors"] = failure.errors
+        if "stage" in failure.extra:
+            error["stage"] = failure.extra["stage"]
+        return failure.status, {"error": error}
+
+    @extend_schema(
+        operation_id="compat_databrain_update_datasource",
+        summary="Update Datasource (Databrain)",
+        description="Databrain-compatible update of a datasource's credentials (the complete structure of its "
+                    "type) and, optionally, its tenancy settings. The new credentials are validated and tested "
+                    "before they are applied; then the schema is re-cached. The datasource is the one whose "
+                    "name is `credentials.name`.",
+        tags=[TAG],
+        request=DatabrainDatasourceUpdateSerializer,
+        responses={200: DatabrainDatasourceSerializer, **_errors()},
+    )
+    def put(self, request: Request) -> Response:
+        body = DatabrainDatasourceUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = body.validated_data
+        credentials = dict(values["credentials"])
+        ds = _find(request, credentials.pop("name", None))
+        source_type = values["datasourceType"]
+        if TYPES[source_type] != ds.type:
+            raise InvalidRequest(
+                f"datasourceType must match the existing datasource type ({_seed_type(ds.type)}).",
+                errors={"datasourceType": ["Must match the existing datasource type."]},
+            )
+        self.field_names = {**self.field_names, **error_names(SPECS[source_type])}
+        paths, covered = translate(SPECS[source_type], credentials)
+        data = common.core_data(paths, covered)
+        if values.get("tenancySettings") is not None:
+            data["tenancy_settings"] = _tenancy(values["tenancySettings"])
+            self.had_tenancy = TenancySettings.objects.filter(data_source=ds).exists()
+        result = common.update(request, ds.pk, data, tenancy_replace=True)
+        if result.schema is not None and not result.schema.ok:
+            raise SchemaCacheFailed(
+                f"The datasource was updated but its schema could not be cached: {result.schema.error}",
+                extra={"schema_version": result.schema.version},
+            )
+        return common.with_etag(Response({"name": result.data_source.name}), result.data_source)
+
+
+def _seed_type(type_key: str) -> str:
+    return next((name for name, key in TYPES.items() if key == type_key), f"{type_key}, which Databrain lacks")

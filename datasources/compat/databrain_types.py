@@ -1,0 +1,251 @@
+"""Databrain's type names and per-type credential structures, mapped onto the catalogue.
+
+A structure lists each Databrain field, the core path it maps to (``connection.<field>`` or
+``credentials.<secret>``) and whether the seed requires it. Requiring the complete structure is the
+seed's request contract; the values themselves are validated by the catalogue and the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from config.errors import InvalidRequest
+
+#: Databrain ``datasourceType`` -> catalogue type key.
+TYPES: dict[str, str] = {
+    "postgres": "postgresql", "redshift": "redshift", "cockroachdb": "cockroachdb", "mysql": "mysql",
+    "mongodb": "mongodb", "clickhouse": "clickhouse", "singlestore": "singlestore", "bigquery": "bigquery",
+    "databricks": "databricks", "elasticsearch": "elasticsearch", "opensearch": "opensearch", "mssql": "mssql",
+    "awss3": "s3", "csv": "csv", "firebolt": "firebolt", "athena": "athena", "trino": "trino",
+    "snowflake": "snowflake",
+}
+SNOWFLAKE_SUFFIX = ".snowflakecomputing.com"
+REQUIRED = "This field is required."
+
+
+@dataclass(frozen=True)
+class When:
+    """A condition on another Databrain field of the same structure."""
+
+    field: str
+    values: tuple[Any, ...]
+    negate: bool = False
+
+    def holds(self, credentials: dict[str, Any]) -> bool:
+        return (credentials.get(self.field) in self.values) != self.negate
+
+    def describe(self) -> str:
+        values = " or ".join(f'"{v}"' if isinstance(v, str) else str(v).lower() for v in self.values)
+        return f"{self.field} is {'not ' if self.negate else ''}{values}"
+
+
+Convert = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class F:
+    name: str
+    target: str
+    required: bool | When = False
+    kind: str = "string"  # string, integer, boolean, or "a|b" for an enum (docs)
+    convert: Convert | None = None
+    help: str = ""
+
+
+def _choice(mapping: dict[Any, Any]) -> Convert:
+    def convert(value: Any) -> Any:
+        if value not in mapping:
+            raise ValueError(f"Must be one of: {', '.join(str(v) for v in mapping)}.")
+        return mapping[value]
+    return convert
+
+
+def _ssl_mode(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("Must be a boolean.")
+    return "require" if value else "disable"
+
+
+def _account(value: Any) -> Any:
+    if isinstance(value, str) and value.lower().endswith(SNOWFLAKE_SUFFIX):
+        return value[: -len(SNOWFLAKE_SUFFIX)]
+    return value
+
+
+SSH_ON = When("sshTunnel", ("enable",))
+SSH = (
+    F("sshTunnel", "connection.ssh_tunnel.enabled", kind="enable|disable",
+      convert=_choice({"enable": True, "disable": False})),
+    F("sshHost", "connection.ssh_tunnel.host", SSH_ON),
+    F("sshPort", "connection.ssh_tunnel.port", SSH_ON, "integer"),
+    F("sshUsername", "connection.ssh_tunnel.username", SSH_ON),
+    F("sshPrivateKey", "credentials.ssh_private_key", SSH_ON),
+)
+SSL = F("enableSsl", "connection.ssl.mode", kind="boolean", convert=_ssl_mode,
+        help="true: SSL required; false: disabled; omitted: preferred.")
+
+
+def _server(name: str = "host", user: str = "username") -> tuple[F, ...]:
+    return (F(name, "connection.host", True), F("port", "connection.port", True, "integer"),
+            F(user, "connection.username", True), F("password", "credentials.password", True))
+
+
+POSTGRES = (*_server(), F("database", "connection.database", True), F("schema", "connection.schema", True),
+            SSL, *SSH)
+MYSQL = (*_server(), F("database", "connection.database", True))
+SEARCH_AUTH = When("disableAuth", (True,), negate=True)
+SEARCH_CLOUD = When("server_type", ("elastic-cloud", "open-cloud"))
+SEARCH = (
+    F("server_type", "connection.server_type", True, "elastic-cloud|open-cloud|self-managed"),
+    F("cloudId", "connection.cloud_id", SEARCH_CLOUD),
+    F("serverUrl", "connection.server_url", When("server_type", ("self-managed",))),
+    F("username", "connection.username", SEARCH_AUTH),
+    F("password", "credentials.password", SEARCH_AUTH),
+    F("disableAuth", "connection.disable_auth", kind="boolean", help='Only valid when server_type is "self-managed".'),
+    F("ignoreCertificate", "connection.ignore_certificate", kind="boolean"),
+    F("ignoreSsl", "connection.ignore_ssl", kind="boolean"),
+)
+SNOWFLAKE_AUTH = {"username/password": "password", "Key-pair authentication": "key_pair"}
+
+SPECS: dict[str, tuple[F, ...]] = {
+    "postgres": POSTGRES,
+    "redshift": POSTGRES,
+    "cockroachdb": POSTGRES,
+    "mysql": (*MYSQL, SSL, *SSH),
+    "singlestore": (*MYSQL, SSL, *SSH),
+    "mongodb": MYSQL,
+    "clickhouse": MYSQL,
+    "mssql": (
+        *_server("server", "user"),
+        F("database", "connection.database"),
+        F("disableDatabaseSelection", "connection.disable_database_selection", kind="boolean"),
+        F("readOnlyIntent", "connection.read_only_intent", kind="boolean",
+          help="Connect with read-only intent (routes to readable secondaries)."),
+    ),
+    "snowflake": (
+        F("host", "connection.account", True, convert=_account, help="e.g. your-account.snowflakecomputing.com"),
+        F("username", "connection.username", True),
+        F("role", "connection.role", True),
+        F("warehouse", "connection.warehouse", True),
+        F("database", "connection.database", True),
+        F("schema", "connection.schema", True),
+        F("credentials", "connection.auth_method", True, "username/password|Key-pair authentication",
+          _choice(SNOWFLAKE_AUTH), help="Authentication method."),
+        F("password", "credentials.password", When("credentials", ("username/password",))),
+        F("privateKey", "credentials.private_key", When("credentials", ("Key-pair authentication",))),
+        F("passphrase", "credentials.private_key_passphrase"),
+    ),
+    "bigquery": (
+        F("credentialsJson", "credentials.service_account_json", True,
+          help="JSON string containing the Google Cloud service account credentials."),
+        F("projectId", "connection.project_id", True),
+        F("location", "connection.location", True, help='e.g. "US", "EU".'),
+        F("datasetId", "connection.dataset_id"),
+    ),
+    "databricks": (
+        F("host", "connection.host", True), F("httpPath", "connection.http_path", True),
+        F("token", "credentials.token", True), F("catalog", "connection.catalog"),
+        F("schema", "connection.schema", True),
+    ),
+    "elasticsearch": SEARCH,
+    "opensearch": SEARCH,
+    "firebolt": (
+        F("clientId", "connection.client_id", True), F("clientSecret", "credentials.client_secret", True),
+        F("accountName", "connection.account_name", True), F("database", "connection.database", True),
+        F("engineName", "connection.engine_name", True), F("schema", "connection.schema"),
+    ),
+    "athena": (
+        F("database", "connection.database", True),
+        F("s3OutputLocation", "connection.s3_output_location", True, help="e.g. s3://bucket/results/"),
+        F("accessKeyId", "connection.access_key_id", True), F("region", "connection.region", True),
+        F("secretAccessKey", "credentials.secret_access_key", True),
+    ),
+    "trino": (
+        F("host", "connection.host", True), F("port", "connection.port", True, "integer"),
+        F("catalog", "connection.catalog", True), F("schema", "connection.schema", True),
+        F("username", "connection.username", True), F("password", "credentials.password", True), *SSH,
+    ),
+    "csv": (),
+    "awss3": (
+        F("bucketName", "connection.bucket", True), F("path", "connection.path_prefix", help="May be empty."),
+        F("region", "connection.region", True),
+        F("tableLevel", "connection.table_level", kind="File|Folder"),
+        F("accessKeyId", "connection.access_key_id", True),
+        F("secretAccessKey", "credentials.secret_access_key", True),
+    ),
+}
+
+
+def translate(spec: tuple[F, ...], credentials: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Databrain credentials (without ``name``) -> ({core path: value}, connection paths the type covers).
+
+    Raises INVALID_REQUEST_BODY naming every missing or unknown field.
+    """
+    fields = {f.name: f for f in spec}
+    errors: dict[str, list[str]] = {}
+    for key in credentials:
+        if key not in fields:
+            errors[f"credentials.{key}"] = ["Unknown field."]
+    values: dict[str, Any] = {}
+    for f in spec:
+        value = credentials.get(f.name)
+        if value is None:
+            if f.required is True:
+                errors[f"credentials.{f.name}"] = [REQUIRED]
+            elif isinstance(f.required, When) and f.required.holds(credentials):
+                errors[f"credentials.{f.name}"] = [f"This field is required when {f.required.describe()}."]
+            continue
+        try:
+            values[f.target] = f.convert(value) if f.convert else value
+        except ValueError as exc:
+            errors[f"credentials.{f.name}"] = [str(exc)]
+    if errors:
+        raise InvalidRequest("Missing required fields or invalid credential structure.", errors=errors)
+    return values, [f.target for f in spec if f.target.startswith("connection.")]
+
+
+def error_names(spec: tuple[F, ...]) -> dict[str, str]:
+    """Core error path -> Databrain field, for this structure."""
+    return {f.target: f"credentials.{f.name}" for f in spec}
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------------
+
+
+def _property(f: F) -> dict[str, Any]:
+    if "|" in f.kind:
+        schema: dict[str, Any] = {"type": "string", "enum": f.kind.split("|")}
+    elif f.kind == "integer":
+        schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+    else:
+        schema = {"type": f.kind}
+    notes = [f.help] if f.help else []
+    if isinstance(f.required, When):
+        notes.append(f"Required when {f.required.describe()}.")
+    if f.target.startswith("credentials."):
+        schema["writeOnly"] = True
+        notes.append("Secret: never returned.")
+    if notes:
+        schema["description"] = " ".join(notes)
+    return schema
+
+
+def credentials_schema() -> dict[str, Any]:
+    """``credentials``: ``name`` plus the structure of ``datasourceType`` (one alternative per type)."""
+    variants = []
+    for source_type, spec in SPECS.items():
+        variants.append({
+            "type": "object",
+            "title": f"{source_type} credentials",
+            "properties": {"name": {"type": "string", "minLength": 1}, **{f.name: _property(f) for f in spec}},
+            "required": ["name", *[f.name for f in spec if f.required is True]],
+            "additionalProperties": False,
+        })
+    return {
+        "type": "object",
+        "description": "The complete credential structure of `datasourceType` (partial updates are not "
+                       "supported); `name` must equal the existing datasource's name exactly.",
+        "anyOf": variants,
+    }
