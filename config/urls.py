@@ -30,5 +30,6 @@ urlpatterns = [
         ),
         name="redoc",
     ),
+    path("compat/", include("datasources.compat.urls")),
     path("healthz", healthz),
 ]

@@ -92,7 +92,7 @@ FILE_TYPES: tuple[SourceType, ...] = (
         secrets=(),
     ),
     SourceType(
-        key="csv", label="CSV", family="file", connector="file", driver_extra="", file_based=True,
+        key="csv", label="CSV", family="file", connector="file", driver_extra="duckdb", file_based=True,
         fields=(
             file_path(FILE_ROOT_HELP),
             Field("format", "enum", label="Format", choices=("csv",), default="csv"),
@@ -103,11 +103,11 @@ FILE_TYPES: tuple[SourceType, ...] = (
         secrets=(),
     ),
     SourceType(
-        key="file", label="File", family="file", connector="file", driver_extra="", file_based=True,
+        key="file", label="File", family="file", connector="file", driver_extra="duckdb", file_based=True,
         fields=(
             file_path(FILE_ROOT_HELP),
             Field("format", "enum", label="Format", choices=("csv", "parquet"), default="csv",
-                  help="parquet needs the optional pyarrow package."),
+                  help="csv or parquet; both are read with DuckDB."),
             Field("delimiter", "string", label="Delimiter", required=True, default=",", max_length=1,
                   help="Single-character field delimiter (csv only)."),
             flag("has_header", "Has header row", default=True, help="csv only."),

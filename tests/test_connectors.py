@@ -29,8 +29,7 @@ DRIVERS = {
     "snowflake": "snowflake-connector-python", "bigquery": "google-cloud-bigquery",
     "databricks": "databricks-sql-connector", "clickhouse": "clickhouse-connect", "mongodb": "pymongo",
     "elasticsearch": "elasticsearch", "opensearch": "opensearch-py", "firebolt": "firebolt-sdk",
-    "athena": "pyathena", "trino": "trino", "motherduck": "duckdb", "mysql": "pymysql", "mariadb": "pymysql",
-    "singlestore": "pymysql", "mssql": "pymssql", "s3": "boto3", "google_sheets": "gspread",
+    "athena": "pyathena", "trino": "trino", "mssql": "pymssql", "s3": "boto3", "google_sheets": "gspread",
 }  # fmt: skip
 
 
@@ -43,7 +42,7 @@ def test_unavailable_types_name_their_driver(type_key, driver):
     )
 
 
-@pytest.mark.parametrize("type_key", ["mixpanel", "mcp", "csv", "nosuchdb"])
+@pytest.mark.parametrize("type_key", ["mixpanel", "mcp", "motherduck", "nosuchdb"])
 def test_other_types_unavailable(type_key):
     with pytest.raises(
         ConnectorUnavailable, match=f"^No connection test is available for type '{type_key}' yet"
@@ -51,9 +50,12 @@ def test_other_types_unavailable(type_key):
         get_connector(type_key)
 
 
-@pytest.mark.parametrize("type_key", ["postgresql", "redshift", "cockroachdb", "supabase", "sqlite"])
+@pytest.mark.parametrize(
+    "type_key",
+    ["postgresql", "redshift", "cockroachdb", "supabase", "sqlite", "mysql", "mariadb", "singlestore", "csv", "file"],
+)
 def test_built_connectors(type_key):
-    assert get_connector(type_key).key == type_key
+    assert get_connector(type_key).key in (type_key, "file", "mysql", "postgresql")
 
 
 def test_secrets_masked():
@@ -241,7 +243,11 @@ class TestPostgreSQL:
             ({"schema": "no_such_schema"}, "database", "Schema 'no_such_schema' not found."),
             ({"username": "no_such_role"}, "auth", "Authentication failed for user 'no_such_role'."),
             ({"ssl": {"mode": "verify-ca"}}, "tls", "SSL mode 'verify-ca' needs a CA certificate."),
-            ({"ssh_tunnel": {"enabled": True}}, "ssh", "The SSH tunnel needs a host, a username, and a password or private key."),
+            (
+                {"ssh_tunnel": {"enabled": True}},
+                "ssh",
+                "The SSH tunnel needs a host, a username, and a password or private key.",
+            ),
             ({"host": "/var/run/postgresql"}, "resolve", None),
         ],
     )
@@ -274,30 +280,15 @@ class TestPostgreSQL:
             get_connector("postgresql").introspect(_pg())
         assert caught.value.stage == "tcp"
 
-    def test_wrong_password(self, allow_loopback):
-        role, secret = f"conn_test_{uuid.uuid4().hex[:8]}", "wrong-pass-456"
-        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
-            admin.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'right-pass-123'").format(sql.Identifier(role))
-            )
-        try:
-            try:
-                psycopg.connect(
-                    dbname="postgres", password=secret, connect_timeout=3, **{**PG, "user": role}
-                ).close()
-                pytest.skip(
-                    "pg_hba on 127.0.0.1 is 'trust': any password works, so a wrong one cannot fail "
-                    "(a later issue runs a password-auth initdb cluster)"
-                )
-            except psycopg.OperationalError:
-                pass
-            result = get_connector("postgresql").test(_pg(username=role, secrets={"password": secret}))
-            assert (result.ok, result.stage) == (False, "auth")
-            assert result.message == f"Authentication failed for user '{role}'."
-            assert secret not in json.dumps(result.as_dict())
-        finally:
-            with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
-                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    def test_wrong_password(self, allow_loopback, pg_password_server):
+        c, secret = pg_password_server, "wrong-pass-456"
+        config = _pg(host=c.host, port=c.port, database=c.database, username=c.user, secrets={"password": secret})
+        result = get_connector("postgresql").test(config)
+        assert (result.ok, result.stage) == (False, "auth")
+        assert result.message == f"Authentication failed for user '{c.user}'."
+        assert secret not in json.dumps(result.as_dict())
+        right = _pg(host=c.host, port=c.port, database=c.database, username=c.user, secrets={"password": c.password})
+        assert get_connector("postgresql").test(right).ok
 
     def test_introspect_schema(self, allow_loopback, throwaway_db):
         tables = get_connector("postgresql").introspect(_pg(database=throwaway_db, schema="sales"))

@@ -210,29 +210,20 @@ def test_introspection_refuses_local_infile(rogue):
     _assert_nothing_sent(server.sessions[0])
 
 
-def test_safe_connection_ignores_local_infile_true(rogue, tmp_path):
+@pytest.mark.parametrize("client", [SafeConnection, pymysql.Connection])
+def test_local_infile_true_is_ignored_by_safe_connection_only(rogue, tmp_path, client):
+    """Ours sends nothing even when asked to allow it; plain PyMySQL (the control) does send the file."""
     secret = tmp_path / "secret.txt"
     secret.write_bytes(SECRET_MARKER)
     server = rogue(infile_at=1, filename=str(secret).encode())
-    options = {"host": "127.0.0.1", "port": server.port, "user": "u", "password": "p", "autocommit": True}
-    conn = SafeConnection(local_infile=True, **options)
-    with pytest.raises(RuntimeError, match="LOAD_LOCAL"):
+    conn = client(host="127.0.0.1", port=server.port, user="u", password="p", autocommit=True, local_infile=True)
+    with pytest.raises((RuntimeError, pymysql.Error)):
         conn.query("SELECT 1")
-    conn.abort()
-    _assert_nothing_sent(server.sessions[0])
-
-
-def test_control_plain_pymysql_with_local_infile_leaks(rogue, tmp_path):
-    """The fake server works: an unguarded client with local_infile=True does send the file."""
-    secret = tmp_path / "secret.txt"
-    secret.write_bytes(SECRET_MARKER)
-    server = rogue(infile_at=1, filename=str(secret).encode())
-    options = {"host": "127.0.0.1", "port": server.port, "user": "u", "password": "p", "autocommit": True}
-    conn = pymysql.connect(local_infile=True, **options)
-    with pytest.raises(pymysql.Error):
-        conn.query("SELECT 1")
-    server.close()
-    assert SECRET_MARKER in server.sessions[0]["after_request"]
+    conn._force_close()
+    if client is SafeConnection:
+        _assert_nothing_sent(server.sessions[0])
+    else:
+        assert SECRET_MARKER in server.sessions[0]["after_request"]
 
 
 def test_clear_text_password_refused_without_tls(rogue):
@@ -249,16 +240,10 @@ def test_clear_text_password_refused_without_tls(rogue):
 def _cert(subject, issuer_key, key, issuer=None, ca=False, sans=()):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer or name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
+    builder = x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name).public_key(key.public_key())
+    builder = builder.serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+    builder = builder.not_valid_after(now + datetime.timedelta(days=1))
+    builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())

@@ -1,0 +1,260 @@
+"""Rivergen (seed 001) drop-in: PATCH /api/v1/data-sources/{id} and its credentials update."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from rest_framework.test import APIClient
+
+from datasources.connectors import egress
+from tests.support.state import stored_state
+
+URL = "/api/v1/data-sources/"
+RG = "/compat/rivergen/api/v1/data-sources/"
+CURL_BODY = {"name": "Updated PostgreSQL", "connection_pool_size": 10}  # the seed's curl example
+REQUEST_BODY = {  # the seed's "Request Body" example
+    "name": "Updated PostgreSQL",
+    "description": "Updated description",
+    "host": "newhost.example.com",
+    "port": 5433,
+    "connection_pool_size": 10,
+    "connection_timeout": 60,
+    "tags": ["updated", "production"],
+}
+DOCUMENTED_DATA_KEYS = {
+    "id", "organization_id", "workspace_id", "name", "type", "description", "host", "port", "database_name",
+    "schema_name", "connection_pool_size", "connection_timeout", "query_timeout", "max_retries", "status",
+    "tags", "updated_at", "updated_by_user_id",
+}
+
+
+# --- a host name of the seeds' examples, served by the real PostgreSQL cluster ----------------------
+
+
+class Forwarder:
+    """Listens on ``bind`` and pipes every connection to ``target`` (a stand-in for a remote server)."""
+
+    def __init__(self, bind: tuple[str, int], target: tuple[str, int]):
+        self.target = target
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(bind)
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True, name="compat-forward").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                return
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True, name="compat-forward").start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextmanager
+def served_as(monkeypatch, name: str, ip: str, port: int, cluster) -> Iterator[None]:
+    """Make ``name:port`` resolve to ``ip`` and reach the PostgreSQL ``cluster`` there."""
+    try:
+        forwarder = Forwarder((ip, port), (cluster.host, cluster.port))
+    except OSError as exc:
+        pytest.skip(f"cannot listen on {ip}:{port}: {exc}")
+    real = egress._getaddrinfo
+    monkeypatch.setattr(egress, "_getaddrinfo", lambda h, p, t: [ip] if h == name else real(h, p, t))
+    try:
+        yield
+    finally:
+        forwarder.close()
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_source(api, pg_source_data, allow_loopback):
+    body = {**pg_source_data, "description": "orig", "tags": ["a"]}
+    response = api.post(URL, body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def assert_error(response, status: int, code: str, reason: str | None = None) -> dict:
+    body = response.json()
+    assert response.status_code == status, body
+    assert body["success"] is False and body["data"] is None and body["message"]
+    assert body["error"]["code"] == code
+    if reason:
+        assert body["error"]["reason"] == reason
+    return body
+
+
+# --- the seed's examples ----------------------------------------------------------------------------
+
+
+def test_curl_example_verbatim(api, pg_source):
+    response = api.patch(f"{RG}{pg_source['id']}", CURL_BODY, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["success"] is True and body["message"] == "Data source updated successfully"
+    data = body["data"]
+    assert DOCUMENTED_DATA_KEYS <= data.keys()
+    assert (data["name"], data["connection_pool_size"], data["type"]) == ("Updated PostgreSQL", 10, "postgresql")
+    assert (data["description"], data["tags"], data["database_name"], data["schema_name"]) == (
+        "orig", ["a"], pg_source["connection"]["database"], "public")
+    assert data["updated_by_user_id"] is None  # a token acting for no user
+    assert response["ETag"]
+    core = api.get(f"{URL}{pg_source['id']}/").json()
+    assert (core["name"], core["connection_pool_size"], core["connection"]) == (
+        "Updated PostgreSQL", 10, pg_source["connection"])
+
+
+def test_request_body_example_verbatim(api, pg_source, pg_password_server, monkeypatch):
+    with served_as(monkeypatch, "newhost.example.com", "127.0.0.3", 5433, pg_password_server):
+        response = api.patch(f"{RG}{pg_source['id']}", REQUEST_BODY, format="json")
+    assert response.status_code == 200, response.json()
+    data = response.json()["data"]
+    for key, value in REQUEST_BODY.items():
+        assert data[key] == value, key
+    assert data["status"] == "active"
+    core = api.get(f"{URL}{pg_source['id']}/").json()
+    assert core["last_test"]["ok"] and core["schema"]["status"] == "ready"
+
+
+def test_updated_by_user_id_is_the_tokens_user(org, owner, make_client, pg_source):
+    client = make_client(org, username=owner.username)
+    response = client.patch(f"{RG}{pg_source['id']}", {"description": "by a user"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"]["updated_by_user_id"] == owner.pk
+
+
+# --- flat fields and their rules --------------------------------------------------------------------
+
+
+def test_flat_fields_map_onto_the_connection(api, pg_source):
+    url = f"{RG}{pg_source['id']}"
+    response = api.patch(url, {"use_ssh_tunnel": True, "ssh_port": 2222}, format="json")
+    body = assert_error(response, 400, "BAD_REQUEST", "INVALID_REQUEST_BODY")
+    assert {"ssh_host", "ssh_username"} <= body["error"]["details"].keys()
+    response = api.patch(url, {"schema_name": "nope"}, format="json")
+    body = assert_error(response, 400, "BAD_REQUEST", "CREDENTIAL_TEST_FAILED")
+    assert body["error"]["stage"] == "database"
+    ok = api.patch(url, {"schema_name": "public", "query_timeout": 120, "schema_auto_refresh": True,
+                         "metadata": {"team": "bi"}, "ssh_local_port": 6000}, format="json")
+    assert ok.status_code == 200, ok.json()
+    data = ok.json()["data"]
+    assert (data["query_timeout"], data["schema_auto_refresh"], data["metadata"]) == (120, True, {"team": "bi"})
+    assert "ssh_local_port" not in data
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"connection_pool_size": 0}, "connection_pool_size"),  # the main API's range
+        ({"port": "5433"}, "port"),
+        ({"name": ""}, "name"),
+        ({"file_path": "shop.db"}, "file_path"),  # not a field of a PostgreSQL source
+        ({"ssh_local_port": 70000}, "ssh_local_port"),
+        ({"credentials": {"password": "x"}}, "credentials"),  # not a Rivergen field
+    ],
+)
+def test_invalid_fields_are_named(api, pg_source, body, field):
+    before = stored_state(pg_source["id"])
+    response = api.patch(f"{RG}{pg_source['id']}", body, format="json")
+    assert field in assert_error(response, 400, "BAD_REQUEST")["error"]["details"]
+    assert stored_state(pg_source["id"]) == before
+
+
+def test_core_rule_egress_policy_applies(api, pg_source, allow_loopback):
+    """The main API's egress policy: a cloud metadata address is refused, nothing changes."""
+    before = stored_state(pg_source["id"])
+    response = api.patch(f"{RG}{pg_source['id']}", {"host": "169.254.169.254"}, format="json")
+    body = assert_error(response, 400, "BAD_REQUEST", "CREDENTIAL_TEST_FAILED")
+    assert body["error"]["stage"] == "tcp"
+    assert stored_state(pg_source["id"]) == before
+
+
+# --- error codes ------------------------------------------------------------------------------------
+
+
+def test_unauthorized(pg_source):
+    response = APIClient().patch(f"{RG}{pg_source['id']}", CURL_BODY, format="json")
+    assert_error(response, 401, "UNAUTHORIZED", "AUTHENTICATION_ERROR")
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Bearer dsp_nope")
+    assert_error(bad.patch(f"{RG}{pg_source['id']}", CURL_BODY, format="json"), 401, "UNAUTHORIZED")
+
+
+def test_forbidden_when_not_a_member_of_any_organization(pg_source, django_user_model):
+    client = APIClient()
+    client.force_login(django_user_model.objects.create_user(username="loner", password="pw-loner"))
+    body = assert_error(client.patch(f"{RG}{pg_source['id']}", CURL_BODY, format="json"), 403, "FORBIDDEN")
+    assert "not a member of any organization" in body["message"]
+
+
+def test_forbidden_without_write_scope(org, make_client, pg_source):
+    reader = make_client(org, ["datasource.read"])
+    assert_error(reader.patch(f"{RG}{pg_source['id']}", CURL_BODY, format="json"), 403, "FORBIDDEN")
+
+
+@pytest.mark.parametrize("ref", ["999999", "abc", "other"])
+def test_not_found(api, other_api, pg_source, ref):
+    if ref == "other":
+        api = other_api  # another organization's id answers 404 too
+        ref = str(pg_source["id"])
+    assert_error(api.patch(f"{RG}{ref}", CURL_BODY, format="json"), 404, "NOT_FOUND")
+
+
+# --- credentials update -----------------------------------------------------------------------------
+
+
+def test_credentials_update(api, pg_source, pg_password_server):
+    url = f"{RG}{pg_source['id']}/credentials"
+    before = stored_state(pg_source["id"])
+    wrong = api.patch(url, {"password": "not-the-password"}, format="json")
+    assert assert_error(wrong, 400, "BAD_REQUEST", "CREDENTIAL_TEST_FAILED")["error"]["stage"] == "auth"
+    assert "not-the-password" not in wrong.content.decode()
+    assert stored_state(pg_source["id"]) == before
+    secret = pg_password_server.password
+    ok = api.patch(url, {"username": pg_password_server.user, "password": secret}, format="json")
+    assert ok.status_code == 200, ok.json()
+    assert ok.json()["message"] == "Credentials updated successfully"
+    assert ok.json()["data"]["credentials_set"] == ["password"]
+    assert secret not in ok.content.decode()
+
+
+@pytest.mark.parametrize("body,field", [({"token": "x"}, "token"), ({"password": ""}, "password"),
+                                        ({"password": 5}, "password"), ({"apikey": "x"}, "apikey")])
+def test_credentials_fields_are_the_types(api, pg_source, body, field):
+    response = api.patch(f"{RG}{pg_source['id']}/credentials", body, format="json")
+    assert field in assert_error(response, 400, "BAD_REQUEST")["error"]["details"]
+
+
+def test_openapi_tag(client, db):
+    doc = client.get("/api/schema/?format=json").json()
+    op = doc["paths"]["/compat/rivergen/api/v1/data-sources/{data_source_id}"]["patch"]
+    assert op["tags"] == ["compat: rivergen"]
+    assert op["responses"]["404"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RivergenError"}
+    assert "/compat/rivergen/api/v1/data-sources/{data_source_id}/credentials" in doc["paths"]
