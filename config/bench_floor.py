@@ -82,7 +82,7 @@ FROM {AUTH_FROM}
 WHERE {AUTH_WHERE}"""  # noqa: S608 (constant fragments; values are bound parameters)
 
 LIST_DS_SQL = f"""WITH a AS (SELECT {AUTH_COLUMNS} FROM {AUTH_FROM} WHERE {AUTH_WHERE}),
-  n AS (SELECT count(*) FROM datasources_datasource, a WHERE organization_id = a.organization_id)
+  n AS (SELECT count(*) FROM datasources_datasource x, a WHERE x.organization_id = a.organization_id)
 SELECT a.*, n.*, d.* FROM a CROSS JOIN n LEFT JOIN LATERAL (
   SELECT {DS_COLUMNS} FROM datasources_datasource ds {DS_JOINS}
   WHERE ds.organization_id = a.organization_id ORDER BY ds.id LIMIT %s OFFSET %s

@@ -148,11 +148,75 @@ def test_the_openapi_schema_documents_every_workflow_endpoint(api):
     schema = api.get("/api/schema/?format=json").json()
     validate(schema)
     paths = schema["paths"]
-    for path in ("/api/v1/workflows/", "/api/v1/workflows/{workflow}/",
-                 "/api/v1/workflows/{workflow}/data-sources/", "/api/v1/workflows/{workflow}/data-sources/{data_source}/",
-                 "/api/v1/workflows/{workflow}/nodes/", "/api/v1/workflows/{workflow}/nodes/{node}/",
-                 "/api/v1/workflows/{workflow}/tables/", "/api/v1/workflows/{workflow}/tables/{table}/"):
+    base = "/api/v1/workflows/{workflow}/"
+    for path in ("/api/v1/workflows/", base, f"{base}data-sources/", f"{base}data-sources/{{data_source}}/",
+                 f"{base}nodes/", f"{base}nodes/{{node}}/", f"{base}tables/", f"{base}tables/{{table}}/"):
         assert path in paths, path
     patch = paths["/api/v1/workflows/{workflow}/data-sources/{data_source}/"]["patch"]
     assert {"200", "400", "403", "404", "409", "412"} <= set(patch["responses"])
     assert {p["name"] for p in patch["parameters"]} >= {"workflow", "data_source", "dry_run", "If-Match"}
+
+
+def test_deleting_the_organization_removes_workflows_that_read_each_other(api, org, shop):
+    up = create_workflow(api, "Up")
+    add_source(api, up, source_data_source="acme.shop")
+    down = create_workflow(api, "Down")
+    add_source(api, down, source_workflow="acme.up")
+    org.delete()
+    assert not Workflow.objects.exists()
+
+
+def test_a_data_source_in_use_cannot_be_deleted_behind_the_workflows_back(api, shop):
+    from django.db.models import RestrictedError
+
+    from datasources.models import DataSource
+
+    wf = create_workflow(api, "Flow")
+    add_source(api, wf, source_data_source="acme.shop")
+    with pytest.raises(RestrictedError):
+        DataSource.objects.get(pk=shop["id"]).delete()
+
+
+def _json_schema(node):
+    """OpenAPI 3.0 ``nullable`` -> JSON Schema null."""
+    if isinstance(node, list):
+        return [_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _json_schema(v) for k, v in node.items() if k not in ("nullable", "discriminator")}
+    if node.get("nullable") is True:
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+        else:
+            return {"anyOf": [{"type": "null"}, out]}
+    return out
+
+
+def test_real_payloads_match_the_documented_components(api, shop):
+    import jsonschema
+
+    doc = api.get("/api/schema/?format=json").json()
+    schemas = _json_schema(doc["components"]["schemas"])
+
+    def check(component, instance):
+        root = {"components": {"schemas": schemas}, "$ref": f"#/components/schemas/{component}"}
+        errors = list(jsonschema.Draft202012Validator(root).iter_errors(instance))
+        assert not errors, [f"{component} {list(e.path)}: {e.message[:200]}" for e in errors]
+
+    wf = create_workflow(api, "Flow")
+    check("Workflow", wf)
+    wds = add_source(api, wf, source_data_source="acme.shop:sample")
+    check("WorkflowDataSource", wds)
+    check("Node", add_node(api, wf, "n", [(wds, "items")], output={"name": "o", "columns": [{"name": "id"}]}))
+    check("WorkflowTable", api.get(f"{WF}{wf['id']}/tables/o/").json())
+    plan = api.patch(f"{wds_url(wf, wds)}?dry_run=true", {"source_data_source": "acme.shop"}, format="json").json()
+    check("RepointPlan", plan)
+    check("DataSourcePatchResult", plan)
+    unmapped = create_source(api, "Empty", "empty.db", "CREATE TABLE other (id INT);")
+    error = api.patch(wds_url(wf, wds), {"source_data_source": f"acme.empty:{unmapped['reference_id']}"},
+                      format="json").json()
+    assert error["code"] == "UNMAPPED_TABLES"
+    op = doc["paths"]["/api/v1/workflows/{workflow}/data-sources/{data_source}/"]["patch"]
+    documented = op["responses"]["400"]["content"]["application/json"]["schema"]
+    root = {"components": {"schemas": schemas}, **_json_schema(documented)}
+    assert not list(jsonschema.Draft202012Validator(root).iter_errors(error))

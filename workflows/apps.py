@@ -2,5 +2,7 @@ from django.apps import AppConfig
 
 
 class WorkflowsConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'workflows'
+    """Workflows, their data sources and nodes; repointing with table remapping."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "workflows"

@@ -33,12 +33,10 @@ def _columns(extra: bool) -> list[dict]:
 
 def build(*, organization: Organization, nodes: int = 10_000, tables: int = 1_000,
           renamed_share: float = 0.1, recreated_share: float = 0.45) -> ScaleCase:
-    """A data source with v1 and v2 schemas and a workflow whose ``nodes`` nodes read its ``tables`` tables.
-
-    In v2 the first ``renamed_share`` of the tables are renamed (new id: needs an explicit mapping), the
-    next ``recreated_share`` are re-created under the same name (new id: mapped by name), the rest keep
-    their id (mapped by reference id) and gain a column.
-    """
+    """A data source with schema v1 and v2, and a workflow whose ``nodes`` nodes read its ``tables`` tables."""
+    # In v2 the first renamed_share of the tables are renamed (new id: needs an explicit mapping), the next
+    # recreated_share are re-created under the same name (new id: mapped by name), the rest keep their id
+    # (mapped by reference id) and gain a column: all three ways of matching, at scale.
     prefix = new_reference_id(Workflow)  # keeps the synthetic reference ids unique per build
     ds = DataSource.objects.create(
         organization=organization, name=f"scale {prefix}", type="sqlite", reference_id=new_reference_id(DataSource),

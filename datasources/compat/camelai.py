@@ -9,7 +9,6 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import InvalidRequest
 from config.serializers import StrictCharField, StrictSerializer
 from datasources.catalogue import get_type, is_fully_configured
 from datasources.compat import common
@@ -41,7 +40,7 @@ def camel_type(type_key: str) -> str:
     try:
         return TYPES[type_key]
     except KeyError:
-        raise InvalidRequest(
+        raise common.SeedInvalidRequest(
             f"This data source's type '{type_key}' has no camelAI equivalent (camelAI knows "
             f"{', '.join(LABELS)}); update it with PATCH /api/v1/data-sources/{{id}}/ instead.",
             errors={"type": [f"'{type_key}' has no camelAI type."]},
@@ -118,9 +117,8 @@ class CamelaiSourceView(common.CompatView):
     def patch(self, request: Request, id: str) -> Response:  # noqa: A002 - the seed's parameter name
         ds = common.fetch(request, id)
         camel_type(ds.type)  # a type camelAI cannot name is refused before anything changes
-        body = CamelaiSourcePartialUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = {"name": body.validated_data["account_name"]} if "account_name" in body.validated_data else {}
+        body = common.parse(CamelaiSourcePartialUpdateSerializer, request.data)
+        data = {"name": body["account_name"]} if "account_name" in body else {}
         result = common.update(request, ds.pk, data)
         ds = common.fetch(request, result.data_source.pk)
         return common.with_etag(Response(represent(ds)), ds)

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from django.db.models import Prefetch
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from config.errors import InvalidRequest
 from config.errors import exception_handler as core_exception_handler
 from datasources.api.serializers import DataSourceWriteSerializer
 from datasources.models import Credential, DataSource
@@ -52,6 +55,22 @@ def seed_path(path: str, names: Mapping[str, str]) -> str:
     return path
 
 
+class SeedValidationError(ValidationError):
+    """A body refused by an adapter's own serializer: its fields already carry the seed's names."""
+
+
+class SeedInvalidRequest(InvalidRequest):
+    """INVALID_REQUEST_BODY raised by an adapter, with fields already in the seed's names."""
+
+
+def parse(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
+    """The body validated by an adapter's (shape-only) serializer."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise SeedValidationError(serializer.errors)
+    return dict(serializer.validated_data)
+
+
 class CompatView(APIView):
     """An APIView whose errors (401, 403, 404, 400, ...) come out in its seed's shape."""
 
@@ -67,9 +86,10 @@ class CompatView(APIView):
         if response is None:
             return None
         body = response.data
+        names = {} if isinstance(exc, (SeedValidationError, SeedInvalidRequest)) else self.field_names
         errors: dict[str, list[str]] = {}
         for path, messages in (body.get("errors") or {}).items():
-            errors.setdefault(seed_path(path, self.field_names), []).extend(messages)
+            errors.setdefault(seed_path(path, names), []).extend(messages)
         failure = Failure(
             status=response.status_code,
             code=str(body.get("code")),

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import ApiError, InvalidRequest, NotFound
+from config.errors import ApiError, NotFound
 from config.serializers import JSONObjectField, StrictCharField, StrictSerializer
 from datasources.compat import common
 from datasources.compat.databrain_types import SPECS, TYPES, credentials_schema, error_names, translate
@@ -118,7 +118,7 @@ def _errors() -> dict[int, OpenApiResponse]:
 def _find(request: Request, name: Any) -> DataSource:
     """The organization's datasource with exactly this name."""
     if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest("credentials.name is required: the name of the datasource to update.",
+        raise common.SeedInvalidRequest("credentials.name is required: the name of the datasource to update.",
                              errors={"credentials.name": ["This field is required."]})
     actor = get_actor(request)
     same = DataSource.objects.filter(organization=actor.organization, name__iexact=name).first()
@@ -166,14 +166,12 @@ class DatabrainDatasourceView(common.CompatView):
         responses={200: DatabrainDatasourceSerializer, **_errors()},
     )
     def put(self, request: Request) -> Response:
-        body = DatabrainDatasourceUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        values = body.validated_data
+        values = common.parse(DatabrainDatasourceUpdateSerializer, request.data)
         credentials = dict(values["credentials"])
         ds = _find(request, credentials.pop("name", None))
         source_type = values["datasourceType"]
         if TYPES[source_type] != ds.type:
-            raise InvalidRequest(
+            raise common.SeedInvalidRequest(
                 f"datasourceType must match the existing datasource type ({_seed_type(ds.type)}).",
                 errors={"datasourceType": ["Must match the existing datasource type."]},
             )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from config.errors import InvalidRequest
+from datasources.compat.common import SeedInvalidRequest
 
 #: Databrain ``datasourceType`` -> catalogue type key.
 TYPES: dict[str, str] = {
@@ -202,7 +202,7 @@ def translate(spec: tuple[F, ...], credentials: dict[str, Any]) -> tuple[dict[st
         except ValueError as exc:
             errors[f"credentials.{f.name}"] = [str(exc)]
     if errors:
-        raise InvalidRequest("Missing required fields or invalid credential structure.", errors=errors)
+        raise SeedInvalidRequest("Missing required fields or invalid credential structure.", errors=errors)
     return values, [f.target for f in spec if f.target.startswith("connection.")]
 
 

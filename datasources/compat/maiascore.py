@@ -15,7 +15,6 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import InvalidRequest
 from config.serializers import StrictSerializer
 from datasources.compat import common
 from datasources.compat.parsers import FormOrJSONParser, TextXMLParser, XMLParser
@@ -55,7 +54,7 @@ def driver_for(type_key: str) -> str:
     """The maiascore driver of a catalogue type; 400 when maiascore has none."""
     driver = next((name for name, key in DRIVERS.items() if key == type_key), None)
     if driver is None:
-        raise InvalidRequest(f"This data source's type '{type_key}' has no maiascore driver "
+        raise common.SeedInvalidRequest(f"This data source's type '{type_key}' has no maiascore driver "
                              f"(drivers: {', '.join(DRIVERS)}).", errors={"driver": ["No maiascore driver."]})
     return driver
 
@@ -138,7 +137,8 @@ def to_core(body: dict[str, Any]) -> dict[str, Any]:
     values = dict(body)
     ssh, tunneling = values.pop("ssh", None), values.pop("sshTunneling", None)
     if ssh is not None and tunneling is not None and ssh != tunneling:
-        raise InvalidRequest("ssh and sshTunneling must agree.", errors={"sshTunneling": ["Must equal ssh."]})
+        raise common.SeedInvalidRequest("ssh and sshTunneling must agree.",
+                                        errors={"sshTunneling": ["Must equal ssh."]})
     if ssh is not None or tunneling is not None:
         values["sshTunneling"] = tunneling if tunneling is not None else ssh
     if values.get("ssl") is not None:
@@ -214,9 +214,7 @@ class MaiascoreDatasourceView(common.CompatView):
     def put(self, request: Request, id: str) -> Response:  # noqa: A002 - the seed's parameter name
         ds = common.fetch(request, id)
         driver_for(ds.type)  # a type maiascore cannot name is refused before anything changes
-        body = MaiascoreDatasourceUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        values = dict(body.validated_data)
+        values = common.parse(MaiascoreDatasourceUpdateSerializer, request.data)
         driver = values.pop("driver", None)
         data = to_core(values)
         if driver is not None:  # the core refuses a type change; its error is reported on ``driver``

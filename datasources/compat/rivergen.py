@@ -239,9 +239,8 @@ class RivergenDataSourceView(RivergenView):
     )
     def patch(self, request: Request, data_source_id: str) -> Response:
         common.fetch(request, data_source_id)  # 404 before 400 for ids not in the organization
-        body = RivergenDataSourceUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = common.update(request, data_source_id, to_core(dict(body.validated_data)))
+        body = common.parse(RivergenDataSourceUpdateSerializer, request.data)
+        result = common.update(request, data_source_id, to_core(body))
         return self.envelope(request, result.data_source, "Data source updated successfully")
 
 
@@ -260,9 +259,7 @@ class RivergenCredentialsView(RivergenView):
     )
     def patch(self, request: Request, data_source_id: str) -> Response:
         common.fetch(request, data_source_id)
-        body = RivergenCredentialsUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        values = dict(body.validated_data)
+        values = common.parse(RivergenCredentialsUpdateSerializer, request.data)
         data: dict[str, Any] = {}
         if "username" in values:
             data["connection"] = {"username": values.pop("username")}

@@ -1,0 +1,558 @@
+"""The benchmark, in one command (not part of CI's pass/fail):
+
+    .venv/bin/python bench/run.py            # ~7 minutes on 2 cores; writes bench/results.md
+
+What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user postgres):
+
+1. creates two throwaway databases: the service's (migrated, then seeded by bench/seed.py: an
+   organization, a token, 1,000 data sources, workflows of 10, 100 and 10,000 nodes) and a small
+   target database that the PostgreSQL data sources point at (connection tests, schema refresh);
+2. counts the queries per request of every endpoint, API and floor (bench/queries.py);
+3. starts gunicorn (2 sync workers, settings ``config.settings_bench``: the API plus the floor views
+   of ``config/bench_floor.py``) and drives each endpoint with wrk (bench/lua/plan.lua) for a fixed
+   duration, the API then its floor, after a warm-up;
+4. restarts gunicorn with CONN_MAX_AGE=0 (a new database connection per request) for the GET and
+   PATCH pair;
+5. starts one gunicorn worker and reads its RSS (/proc/<pid>/status) after 2,000 and 20,000 mixed
+   requests;
+6. prints the table, writes bench/results.md, drops the databases.
+
+Options: --duration S (per endpoint and side, default 10), --warmup S (default 2), --only KEY[,KEY]
+(endpoints), --skip-memory, --skip-conn-max-age-0, --keep (keep the databases), --out PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess  # noqa: S404 (the benchmark drives local tools: wrk, gunicorn, manage.py)
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PY = sys.executable
+PG = "postgresql://postgres@127.0.0.1:5432/"
+THREADS = 2  # wrk threads = connections: each thread's requests are sequential (see plan.lua)
+WORKERS = 2
+RATIO_TARGET = 0.7
+TAIL_TARGET = 4.0
+
+TARGET_SCHEMA = """
+CREATE TABLE customers (id bigserial PRIMARY KEY, name text NOT NULL, email text, created_at timestamptz);
+CREATE TABLE products (id bigserial PRIMARY KEY, sku text NOT NULL, title text, price numeric(12, 2));
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id bigint REFERENCES customers, placed_at timestamptz,
+                     total numeric(12, 2), status text);
+CREATE TABLE order_items (order_id bigint REFERENCES orders, product_id bigint REFERENCES products,
+                          quantity int NOT NULL, PRIMARY KEY (order_id, product_id));
+CREATE VIEW order_totals AS SELECT customer_id, sum(total) AS total FROM orders GROUP BY customer_id;
+"""
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---- endpoints --------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    key: str
+    label: str
+    queries_key: str
+
+
+ENDPOINTS = [
+    Endpoint("get_ds", "GET a data source", "get_ds"),
+    Endpoint("list_50", "GET list, page of 50", "list_50"),
+    Endpoint("patch_plain", "PATCH description + tags", "patch_plain"),
+    Endpoint("patch_conn", "PATCH connection (test + schema refresh)", "patch_conn"),
+    Endpoint("get_wds", "GET a workflow data source", "get_wds"),
+    Endpoint("repoint", "PATCH workflow data source (repoint + remap, 10 nodes)", "repoint_10"),
+    Endpoint("repoint_10k", "PATCH repoint + remap, 10,000 nodes", "repoint_10000"),
+]
+BY_KEY = {e.key: e for e in ENDPOINTS}
+CMA0_KEYS = ["get_ds", "patch_plain"]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        stamp = f"{int(time.time())}_{os.getpid()}"
+        self.db = f"dsp_bench_{stamp}"
+        self.target_db = f"dsp_bench_{stamp}_target"
+        self.tmp = Path(tempfile.mkdtemp(prefix="dsp-bench-"))
+        self.seed: dict[str, Any] = {}
+        self.server: subprocess.Popen | None = None
+        self.port = 0
+        self.rng = random.Random(20240601)  # noqa: S311 (load shuffling, not security)
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings_bench",
+            "DATABASE_URL": f"{PG}{self.db}",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "false",
+            "DATASOURCE_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "DATASOURCE_TEST_RATE_PER_TOKEN": "100000000",
+            "DATASOURCE_TEST_RATE_PER_ORG": "100000000",
+            "SCHEMA_REFRESH_ASYNC": "false",
+            "CONN_MAX_AGE": "60",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("CACHE_URL", None)
+
+    # ---- setup ---------------------------------------------------------------------------------
+
+    def check_tools(self) -> None:
+        if shutil.which("wrk") is None:
+            log("wrk not found: apt-get install -y wrk")
+            subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False)  # noqa: S607
+            if shutil.which("wrk") is None:
+                subprocess.run(["apt-get", "update", "-q"], check=True)  # noqa: S607
+                subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)  # noqa: S607
+        if not (Path(PY).parent / "gunicorn").exists():
+            raise SystemExit(f"gunicorn is not installed next to {PY}")
+        with psycopg.connect(PG + "postgres", connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+
+    def create_databases(self) -> None:
+        with psycopg.connect(PG + "postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db}"')
+            conn.execute(f'CREATE DATABASE "{self.target_db}"')
+        with psycopg.connect(PG + self.target_db, autocommit=True) as conn:
+            conn.execute(TARGET_SCHEMA)
+
+    def drop_databases(self) -> None:
+        with psycopg.connect(PG + "postgres", autocommit=True) as conn:
+            for name in (self.db, self.target_db):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def manage(self, *argv: str) -> None:
+        subprocess.run([PY, "manage.py", *argv], cwd=ROOT, env=self.env, check=True)  # noqa: S603
+
+    def run_script(self, *argv: str) -> None:
+        subprocess.run([PY, *argv], cwd=ROOT, env=self.env, check=True)  # noqa: S603
+
+    def sql(self, query: str, *params: Any) -> list[tuple]:
+        with psycopg.connect(PG + self.db, autocommit=True) as conn:
+            cursor = conn.execute(query, params or None)
+            return cursor.fetchall() if cursor.description else []
+
+    def vacuum(self) -> None:
+        with psycopg.connect(PG + self.db, autocommit=True) as conn:
+            for table in ("datasources_datasource", "workflows_nodeinput", "workflows_node",
+                          "workflows_workflowdatasource", "organizations_auditevent"):
+                conn.execute(f"VACUUM ANALYZE {table}")
+
+    # ---- server --------------------------------------------------------------------------------
+
+    def start_server(self, *, workers: int = WORKERS, conn_max_age: int = 60) -> None:
+        self.stop_server()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        env = {**self.env, "CONN_MAX_AGE": str(conn_max_age)}
+        self.server_log = open(self.tmp / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
+        self.server = subprocess.Popen(  # noqa: S603
+            [str(Path(PY).parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--worker-class", "sync", "--timeout", "120", "--backlog", "256",
+             "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=self.server_log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:  # noqa: S310
+                    if r.status == 200 and len(self.workers()) == workers:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"gunicorn did not start; see {self.server_log.name}")
+
+    def workers(self) -> list[int]:
+        if self.server is None:
+            return []
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.server.pid:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server = None
+            self.server_log.close()
+
+    # ---- plans ---------------------------------------------------------------------------------
+
+    def write_plan(self, name: str, per_thread: list[list[tuple[str, str, dict | None]]]) -> Path:
+        path = self.tmp / f"{name}.plan"
+        with path.open("w") as f:
+            for tid, requests in enumerate(per_thread):
+                f.write(f"#thread {tid}\n")
+                for method, url, body in requests:
+                    f.write(f"{method}\t{url}" + (f"\t{json.dumps(body)}" if body is not None else "") + "\n")
+        return path
+
+    def wds_version(self, wds: int) -> int:
+        return self.sql("SELECT source_version FROM workflows_workflowdatasource WHERE id = %s", wds)[0][0]
+
+    def ssl_mode(self, ds: int) -> str:
+        row = self.sql("SELECT connection->'ssl'->>'mode' FROM datasources_datasource WHERE id = %s", ds)
+        return row[0][0] or "prefer"
+
+    def repoint_cycle(self, prefix: str, target: dict, bodies: dict) -> list[tuple[str, str, dict | None]]:
+        url = f"{prefix}/workflows/{target['workflow']}/data-sources/{target['wds']}/"
+        order = ["to_v2", "to_v1"] if self.wds_version(target["wds"]) == 1 else ["to_v1", "to_v2"]
+        return [("PATCH", url, bodies[key]) for key in order]
+
+    def conn_cycle(self, prefix: str, ds: int) -> list[tuple[str, str, dict | None]]:
+        modes = ["disable", "prefer"] if self.ssl_mode(ds) != "disable" else ["prefer", "disable"]
+        return [("PATCH", f"{prefix}/data-sources/{ds}/", {"connection": {"ssl": {"mode": m}}}) for m in modes]
+
+    def shuffled_ids(self) -> list[int]:
+        ids = list(self.seed["data_sources"])
+        self.rng.shuffle(ids)
+        return ids
+
+    def plan_for(self, key: str, prefix: str) -> list[list[tuple[str, str, dict | None]]]:
+        s = self.seed
+        plans: list[list[tuple[str, str, dict | None]]] = []
+        for tid in range(THREADS):
+            if key == "get_ds":
+                plan = [("GET", f"{prefix}/data-sources/{i}/", None) for i in self.shuffled_ids()]
+            elif key == "list_50":
+                pages = list(range(1, len(s["data_sources"]) // 50 + 1))
+                self.rng.shuffle(pages)
+                plan = [("GET", f"{prefix}/data-sources/?page_size=50&page={p}", None) for p in pages]
+            elif key == "patch_plain":
+                body = {"description": "bench @N@", "tags": ["bench", "t-@N@"]}
+                plan = [("PATCH", f"{prefix}/data-sources/{i}/", body) for i in self.shuffled_ids()]
+            elif key == "patch_conn":
+                plan = self.conn_cycle(prefix, s["connection_sources"][tid])
+            elif key == "get_wds":
+                flow = s["flows"][tid]
+                plan = [("GET", f"{prefix}/workflows/{flow['workflow']}/data-sources/{flow['wds']}/", None)]
+            elif key == "repoint":
+                plan = self.repoint_cycle(prefix, s["flows"][tid], s["shop_bodies"])
+            elif key == "repoint_10k":
+                plan = self.repoint_cycle(prefix, s["bigs"][tid], s["big_bodies"])
+            else:
+                raise KeyError(key)
+            plans.append(plan)
+        return plans
+
+    def mixed_plan(self) -> list[tuple[str, str, dict | None]]:
+        """1,000 requests: GETs, lists, plain PATCHes, workflow GETs, repoints and connection PATCHes."""
+        s, api = self.seed, "/api/v1"
+        flow = s["flows"][0]
+        repoints = self.repoint_cycle(api, flow, s["shop_bodies"])
+        conns = self.conn_cycle(api, s["connection_sources"][0])
+        ids = self.shuffled_ids()
+        plan: list[tuple[str, str, dict | None]] = []
+        for i in range(1000):
+            ds = ids[i % len(ids)]
+            if i % 50 == 25:  # 20 repoints, alternating (an even number: the cycle ends where it began)
+                plan.append(repoints[(i // 50) % 2])
+            elif i % 100 == 10:  # 10 connection PATCHes, alternating
+                plan.append(conns[(i // 100) % 2])
+            elif i % 10 in (1, 6):
+                plan.append(("PATCH", f"{api}/data-sources/{ds}/", {"description": "mix @N@", "tags": ["@N@"]}))
+            elif i % 10 == 3:
+                plan.append(("GET", f"{api}/data-sources/?page_size=50&page={i % 20 + 1}", None))
+            elif i % 10 == 8:
+                plan.append(("GET", f"{api}/workflows/{flow['workflow']}/data-sources/{flow['wds']}/", None))
+            else:
+                plan.append(("GET", f"{api}/data-sources/{ds}/", None))
+        return plan
+
+    # ---- load ----------------------------------------------------------------------------------
+
+    def wrk(self, plan: Path, seconds: float, *, threads: int = THREADS, stop_after: int = 0) -> dict[str, Any]:
+        env = {**os.environ, "BENCH_PLAN": str(plan), "BENCH_TOKEN": self.seed["token"],
+               "BENCH_STOP": str(stop_after)}
+        argv = ["wrk", "-t", str(threads), "-c", str(threads), "-d", f"{int(seconds)}s", "--timeout", "30s",
+                "-s", str(BENCH / "lua" / "plan.lua"), f"http://127.0.0.1:{self.port}/"]
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: S603
+                                text=True)
+        if stop_after:
+            # A thread that reached BENCH_STOP stops; wrk itself sleeps out -d unless interrupted.
+            assert proc.stderr is not None
+            errors = []
+            for line in proc.stderr:
+                if line.startswith("BENCH_STOPPED"):
+                    proc.send_signal(signal.SIGINT)
+                    break
+                errors.append(line)
+            out, rest = proc.communicate()
+            err = "".join(errors) + rest
+        else:
+            out, err = proc.communicate()
+        line = next((x for x in out.splitlines() if x.startswith("BENCH_JSON ")), None)
+        if line is None:
+            raise SystemExit(f"wrk failed: {out}\n{err}")
+        result = json.loads(line.removeprefix("BENCH_JSON "))
+        result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+        result["errors"] = sum(result[k] for k in ("connect_errors", "read_errors", "write_errors",
+                                                     "status_errors", "timeouts"))
+        result["stderr"] = [x for x in err.splitlines() if x.startswith("BENCH_ERR")][:3]
+        for message in result["stderr"]:
+            log(f"  ! {message[:300]}")
+        return result
+
+    def measure(self, key: str, side: str) -> dict[str, Any]:
+        prefix = "/api/v1" if side == "api" else "/bench/floor"
+        self.vacuum()
+        if self.args.warmup:
+            self.wrk(self.write_plan(f"{key}-{side}-warm", self.plan_for(key, prefix)), self.args.warmup)
+        result = self.wrk(self.write_plan(f"{key}-{side}", self.plan_for(key, prefix)), self.args.duration)
+        log(f"  {side:5s} {key:12s} {result['rps']:8.1f} req/s  p50 {result['p50'] / 1000:7.2f} ms  "
+            f"p99 {result['p99'] / 1000:7.2f} ms  errors {result['errors']}")
+        return result
+
+    def rss_kib(self, pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def memory(self) -> dict[str, Any]:
+        self.start_server(workers=1)
+        (pid,) = self.workers()
+        plan = self.write_plan("mixed", [self.mixed_plan()])
+        start = self.rss_kib(pid)
+        first = self.wrk(plan, 600, threads=1, stop_after=2000)
+        rss_2k = self.rss_kib(pid)
+        second = self.wrk(plan, 900, threads=1, stop_after=18000)
+        rss_20k = self.rss_kib(pid)
+        self.stop_server()
+        growth = (rss_20k - rss_2k) / rss_2k
+        return {"pid": pid, "rss_start_kib": start, "rss_2k_kib": rss_2k, "rss_20k_kib": rss_20k,
+                "growth": growth, "requests": first["requests"] + second["requests"],
+                "errors": first["errors"] + second["errors"], "rps": second["rps"], "ok": abs(growth) <= 0.10}
+
+    # ---- the whole run -------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        started = time.time()
+        self.check_tools()
+        log(f"databases {self.db} and {self.target_db}")
+        self.create_databases()
+        try:
+            log("migrate")
+            self.manage("migrate", "--noinput", "-v", "0")
+            log("seed")
+            seed_path = self.tmp / "seed.json"
+            self.run_script("bench/seed.py", str(seed_path), self.target_db)
+            self.seed = json.loads(seed_path.read_text())
+            log("queries per request")
+            queries_path = self.tmp / "queries.json"
+            self.run_script("bench/queries.py", str(seed_path), str(queries_path))
+            queries = json.loads(queries_path.read_text())
+            keys = self.args.only.split(",") if self.args.only else [e.key for e in ENDPOINTS]
+            results: dict[str, dict[str, Any]] = {}
+            log(f"load: gunicorn {WORKERS} sync workers, wrk {THREADS} threads x 1 connection, "
+                f"{self.args.duration:g} s per endpoint and side (+{self.args.warmup:g} s warm-up)")
+            self.start_server()
+            for key in keys:
+                results[key] = {side: self.measure(key, side) for side in ("api", "floor")}
+            cma0: dict[str, dict[str, Any]] = {}
+            if not self.args.skip_conn_max_age_0:
+                log("CONN_MAX_AGE=0: a new database connection per request")
+                self.start_server(conn_max_age=0)
+                for key in CMA0_KEYS:
+                    cma0[key] = {side: self.measure(key, side) for side in ("api", "floor")}
+            self.stop_server()
+            memory = None
+            if not self.args.skip_memory:
+                log("memory: 1 worker, 2,000 then 20,000 mixed requests")
+                memory = self.memory()
+                log(f"  RSS {memory['rss_2k_kib']} KiB after 2,000, {memory['rss_20k_kib']} KiB after 20,000 "
+                    f"({memory['growth']:+.1%})")
+        finally:
+            self.stop_server()
+            if not self.args.keep:
+                self.drop_databases()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return {"results": results, "cma0": cma0, "queries": queries, "memory": memory,
+                "elapsed": time.time() - started}
+
+
+# ---- report -----------------------------------------------------------------------------------
+
+
+def fmt_ms(us: float) -> str:
+    return f"{us / 1000:.2f}"
+
+
+@dataclass
+class Report:
+    data: dict[str, Any]
+    args: argparse.Namespace
+    lines: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+
+    def row(self, label: str, api: dict, floor: dict, queries: dict | None) -> str:
+        ratio = api["rps"] / floor["rps"] if floor["rps"] else 0.0
+        tail = api["p99"] / api["p50"] if api["p50"] else 0.0
+        ok = ratio >= RATIO_TARGET and tail <= TAIL_TARGET and api["errors"] == 0 and floor["errors"] == 0
+        if not ok:
+            self.missed.append(label)
+        q = f"{queries['api']} / {queries['floor']}" if queries else "-"
+        return (f"| {label} | {api['rps']:.0f} | {fmt_ms(api['p50'])} | {fmt_ms(api['p99'])} | "
+                f"{floor['rps']:.0f} | {fmt_ms(floor['p50'])} | {fmt_ms(floor['p99'])} | **{ratio:.2f}x** | "
+                f"{tail:.1f} | {q} | {api['errors']}/{floor['errors']} | {'yes' if ok else 'NO'} |")
+
+    def build(self) -> str:
+        d, a = self.data, self.args
+        out = self.lines
+        out.append("# Benchmark results")
+        out.append("")
+        out.append(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
+                   f"({platform.python_implementation()} {platform.python_version()}, "
+                   f"PostgreSQL {pg_version()}); whole run {d['elapsed'] / 60:.1f} min.")
+        out.append("")
+        out.append("Command (from the repository root, PostgreSQL on 127.0.0.1:5432 with trust auth for "
+                   "`postgres`):")
+        out.append("")
+        out.append("```")
+        out.append(".venv/bin/python bench/run.py" + (f" --duration {a.duration:g}" if a.duration != 10 else ""))
+        out.append("```")
+        out.append("")
+        out.append(f"gunicorn {WORKERS} sync workers (`config.settings_bench`, DEBUG off, CONN_MAX_AGE=60), "
+                   f"wrk {THREADS} threads x 1 connection (closed-loop, loopback), {a.duration:g} s per endpoint "
+                   f"and side after a {a.warmup:g} s warm-up; 1,000 data sources in the organization. "
+                   "**Floor** = bare Django views in `config/bench_floor.py` doing the minimum SQL for the same "
+                   "response (one indexed SELECT for a read, SELECT ... FOR UPDATE + UPDATE for a write; "
+                   "same token check; no DRF, no service layer, no audit row). "
+                   f"Targets: API >= {RATIO_TARGET}x its floor's req/s, p99 <= {TAIL_TARGET:g}x p50.")
+        out.append("")
+        header = ("| endpoint | API req/s | API p50 ms | API p99 ms | floor req/s | floor p50 ms | floor p99 ms | "
+                  "API/floor | API p99/p50 | queries API / floor | errors API/floor | target met |")
+        sep = "|" + "---|" * 12
+        out.append("## Persistent connections (CONN_MAX_AGE=60)")
+        out.append("")
+        out += [header, sep]
+        for key, sides in d["results"].items():
+            e = BY_KEY[key]
+            out.append(self.row(e.label, sides["api"], sides["floor"], d["queries"].get(e.queries_key)))
+        if d["cma0"]:
+            out.append("")
+            out.append("## A new database connection per request (CONN_MAX_AGE=0), for comparison")
+            out.append("")
+            out += [header, sep]
+            for key, sides in d["cma0"].items():
+                e = BY_KEY[key]
+                label = f"{e.label} (CONN_MAX_AGE=0)"
+                line = self.row(label, sides["api"], sides["floor"], d["queries"].get(e.queries_key))
+                self.missed = [m for m in self.missed if m != label]  # a comparison line, not a target
+                out.append(line)
+            out.append("")
+            for key, sides in d["cma0"].items():
+                if key in d["results"]:
+                    persistent = d["results"][key]
+                    out.append(f"- {BY_KEY[key].label}: persistent connections give "
+                               f"{persistent['api']['rps'] / sides['api']['rps']:.1f}x the API's req/s and "
+                               f"{persistent['floor']['rps'] / sides['floor']['rps']:.1f}x the floor's.")
+        q = d["queries"]
+        out.append("")
+        out.append("## Queries per request (API / floor), counted in-process")
+        out.append("")
+        out.append("| request | API | floor |")
+        out.append("|---|---|---|")
+        for key, label in (("get_ds", "GET a data source"), ("list_10", "list, page_size=10"),
+                           ("list_50", "list, page_size=50"), ("list_200", "list, page_size=200"),
+                           ("patch_plain", "PATCH description + tags"), ("patch_conn", "PATCH connection"),
+                           ("get_wds", "GET workflow data source"), ("repoint_10", "repoint, 10 nodes"),
+                           ("repoint_100", "repoint, 100 nodes"), ("repoint_10000", "repoint, 10,000 nodes")):
+            if key in q:
+                out.append(f"| {label} | {q[key]['api']} | {q[key]['floor']} |")
+        flat_list = len({q[k]["api"] for k in ("list_10", "list_50", "list_200") if k in q}) == 1
+        flat_repoint = len({q[k]["api"] for k in ("repoint_10", "repoint_100", "repoint_10000") if k in q}) == 1
+        out.append("")
+        out.append(f"- List: the query count {'does not grow' if flat_list else 'GROWS'} with the page size.")
+        out.append(f"- Repoint: the query count {'does not grow' if flat_repoint else 'GROWS'} with the number "
+                   "of nodes.")
+        if not flat_list:
+            self.missed.append("list query count")
+        if not flat_repoint:
+            self.missed.append("repoint query count")
+        m = d["memory"]
+        if m:
+            out.append("")
+            out.append("## Memory (one gunicorn worker, mixed requests)")
+            out.append("")
+            out.append("| worker RSS at start | after 2,000 requests | after 20,000 requests | growth "
+                       "| target (<= 10%) |")
+            out.append("|---|---|---|---|---|")
+            out.append(f"| {m['rss_start_kib'] / 1024:.1f} MiB | {m['rss_2k_kib'] / 1024:.1f} MiB | "
+                       f"{m['rss_20k_kib'] / 1024:.1f} MiB | {m['growth']:+.1%} | {'yes' if m['ok'] else 'NO'} |")
+            out.append("")
+            out.append(f"Mix per 1,000 requests: ~600 GETs of a data source, 100 lists of 50, 180 plain PATCHes, "
+                       f"100 GETs of a workflow data source, 20 repoints, 10 connection PATCHes "
+                       f"({m['errors']} errors; {m['rps']:.0f} req/s on one worker).")
+            if not m["ok"]:
+                self.missed.append("memory")
+        out.append("")
+        out.append("Missed targets: " + (", ".join(self.missed) if self.missed else "none") + ".")
+        return "\n".join(out) + "\n"
+
+
+def pg_version() -> str:
+    with psycopg.connect(PG + "postgres") as conn:
+        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint and side")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each measurement")
+    parser.add_argument("--only", default="", help=f"comma-separated endpoints: {','.join(BY_KEY)}")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-conn-max-age-0", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the throwaway databases")
+    parser.add_argument("--out", default=str(BENCH / "results.md"))
+    parser.add_argument("--json", default="", help="also write the raw figures to this JSON file")
+    args = parser.parse_args()
+    data = Bench(args).run()
+    report = Report(data, args).build()
+    print()
+    print(report)
+    Path(args.out).write_text(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    log(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

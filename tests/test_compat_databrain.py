@@ -1,0 +1,264 @@
+"""Databrain (seed 002) drop-in: PUT /api/v2/datasource, the source named by credentials.name."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from rest_framework.test import APIClient
+
+from datasources.compat.databrain_types import SPECS, TYPES
+from datasources.connectors import ConnectorError
+from datasources.connectors.postgresql import PostgresConnector
+from datasources.models import TenancySettings
+from tests.support.state import stored_state
+from tests.test_compat_rivergen import served_as
+
+URL = "/api/v1/data-sources/"
+DB = "/compat/databrain/api/v2/datasource"
+CURL_BODY = {  # the seed's curl example, verbatim
+    "datasourceType": "postgres",
+    "credentials": {
+        "name": "production-postgres",
+        "host": "new-db.example.com",
+        "port": 5432,
+        "username": "dbuser",
+        "password": "newpassword",
+        "database": "analytics",
+        "schema": "public",
+    },
+}
+SEED_TYPES = ["postgres", "redshift", "mysql", "mongodb", "clickhouse", "singlestore", "bigquery", "databricks",
+              "elasticsearch", "opensearch", "mssql", "awss3", "csv", "firebolt", "athena", "trino", "snowflake",
+              "cockroachdb"]
+
+
+def admin_sql(cluster, statements: list[str], dbname: str = "postgres") -> None:
+    with psycopg.connect(host=cluster.host, port=cluster.port, user=cluster.user, password=cluster.password,
+                         dbname=dbname, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def ensure_database(cluster, name: str, owner: str | None = None) -> None:
+    with psycopg.connect(host=cluster.host, port=cluster.port, user=cluster.user, password=cluster.password,
+                         dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f"CREATE DATABASE {name}" + (f" OWNER {owner}" if owner else ""))
+
+
+@pytest.fixture
+def source(api, pg_source_data, allow_loopback):
+    response = api.post(URL, {**pg_source_data, "name": "production-postgres", "tags": ["kept"]}, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def body_for(cluster, **changes) -> dict:
+    credentials = {"name": "production-postgres", "host": cluster.host, "port": cluster.port,
+                   "username": cluster.user, "password": cluster.password, "database": cluster.database,
+                   "schema": "public", **changes}
+    return {"datasourceType": "postgres", "credentials": {k: v for k, v in credentials.items() if v is not None}}
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    body = response.json()
+    assert response.status_code == status, body
+    assert list(body) == ["error"] and body["error"]["code"] == code and body["error"]["message"]
+    return body["error"]
+
+
+# --- the seed's example ---------------------------------------------------------------------------
+
+
+def test_curl_example_verbatim(api, source, pg_password_server, monkeypatch):
+    admin_sql(pg_password_server, [
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbuser') THEN "
+        "CREATE ROLE dbuser LOGIN PASSWORD 'newpassword'; END IF; END $$"])
+    ensure_database(pg_password_server, "analytics", owner="dbuser")
+    with served_as(monkeypatch, "new-db.example.com", "127.0.0.2", 5432, pg_password_server):
+        response = api.put(DB, CURL_BODY, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json() == {"name": "production-postgres"}  # no "error" key on success
+    core = api.get(f"{URL}{source['id']}/").json()
+    assert {k: core["connection"][k] for k in ("host", "port", "username", "database", "schema")} == {
+        "host": "new-db.example.com", "port": 5432, "username": "dbuser", "database": "analytics", "schema": "public"}
+    assert core["last_test"]["ok"] and core["schema"]["status"] == "ready"  # tested, then re-cached
+    assert core["tags"] == ["kept"]  # only the credential structure is replaced
+
+
+def test_put_replaces_the_structure_and_recaches(api, source, pg_password_server):
+    response = api.put(DB, body_for(pg_password_server, enableSsl=False), format="json")
+    assert response.status_code == 200, response.json()
+    core = api.get(f"{URL}{source['id']}/").json()
+    assert core["connection"]["ssl"]["mode"] == "disable"
+    response = api.put(DB, body_for(pg_password_server), format="json")  # enableSsl omitted: back to default
+    assert response.status_code == 200, response.json()
+    core = api.get(f"{URL}{source['id']}/").json()
+    assert core["connection"]["ssl"]["mode"] == "prefer" and core["schema"]["status"] == "ready"
+
+
+# --- INVALID_REQUEST_BODY -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body,fields",
+    [
+        ({"credentials": {"name": "production-postgres"}}, {"datasourceType"}),
+        ({"datasourceType": "postgres"}, {"credentials"}),
+        ({"datasourceType": "postgres", "credentials": {"name": "production-postgres", "host": "h"}},
+         {"credentials.port", "credentials.username", "credentials.password", "credentials.database",
+          "credentials.schema"}),
+        ({"datasourceType": "postgres", "credentials": {**CURL_BODY["credentials"], "sshTunnel": "enable"}},
+         {"credentials.sshHost", "credentials.sshPort", "credentials.sshUsername", "credentials.sshPrivateKey"}),
+        ({"datasourceType": "postgres", "credentials": {**CURL_BODY["credentials"], "server": "x"}},
+         {"credentials.server"}),
+        ({**CURL_BODY, "extra": 1}, {"extra"}),
+        ({**CURL_BODY, "tenancySettings": {"tenancyLevel": "ROW"}}, {"tenancySettings.tenancyLevel"}),
+    ],
+)
+def test_invalid_request_body(api, source, body, fields):
+    before = stored_state(source["id"])
+    error = assert_error(api.put(DB, body, format="json"), 400, "INVALID_REQUEST_BODY")
+    assert fields <= error["errors"].keys()
+    assert stored_state(source["id"]) == before
+
+
+def test_unknown_datasource_type_is_a_clear_400(api, source):
+    error = assert_error(api.put(DB, {**CURL_BODY, "datasourceType": "oracle"}, format="json"),
+                         400, "INVALID_REQUEST_BODY")
+    assert 'Unknown datasourceType "oracle"' in error["errors"]["datasourceType"][0]
+
+
+def test_type_must_match_the_existing_one(api, source):
+    error = assert_error(api.put(DB, {**CURL_BODY, "datasourceType": "mysql"}, format="json"),
+                         400, "INVALID_REQUEST_BODY")
+    assert "postgres" in error["message"]
+
+
+def test_mssql_uses_server_and_user(api):
+    create = api.post(f"{URL}?test_connection=false", {
+        "name": "sqlserver", "type": "mssql", "connection": {"host": "mssql.example.com", "username": "sa"},
+        "credentials": {"password": "pw"}}, format="json")
+    assert create.status_code == 201, create.json()
+    body = {"datasourceType": "mssql", "credentials": {"name": "sqlserver", "host": "mssql.example.com",
+                                                         "username": "sa", "password": "pw", "port": 1433}}
+    error = assert_error(api.put(DB, body, format="json"), 400, "INVALID_REQUEST_BODY")
+    assert {"credentials.server", "credentials.user", "credentials.host", "credentials.username"} == set(
+        error["errors"])
+    full = {"datasourceType": "mssql", "credentials": {"name": "sqlserver", "server": "mssql2.example.com",
+                                                         "user": "sa", "password": "pw", "port": 1433}}
+    error = assert_error(api.put(DB, full, format="json"), 400, "CREDENTIAL_TEST_FAILED")
+    assert "pymssql" in error["message"]  # no SQL Server driver here: the test cannot pass
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+def test_name_errors(api, source, other_api):
+    missing = {**CURL_BODY, "credentials": {**CURL_BODY["credentials"], "name": "nope"}}
+    assert_error(api.put(DB, missing, format="json"), 404, "DATASOURCE_NOT_FOUND")
+    assert_error(other_api.put(DB, CURL_BODY, format="json"), 404, "DATASOURCE_NOT_FOUND")
+    case = {**CURL_BODY, "credentials": {**CURL_BODY["credentials"], "name": "Production-Postgres"}}
+    assert_error(api.put(DB, case, format="json"), 400, "DATASOURCE_NAME_ERROR")
+    nameless = {**CURL_BODY, "credentials": {k: v for k, v in CURL_BODY["credentials"].items() if k != "name"}}
+    assert "credentials.name" in assert_error(api.put(DB, nameless, format="json"), 400,
+                                              "INVALID_REQUEST_BODY")["errors"]
+
+
+# --- test, cache, auth ----------------------------------------------------------------------------
+
+
+def test_credential_test_failed_changes_nothing(api, source, pg_password_server):
+    before = stored_state(source["id"])
+    response = api.put(DB, body_for(pg_password_server, password="wrong-password"), format="json")
+    error = assert_error(response, 400, "CREDENTIAL_TEST_FAILED")
+    assert error["stage"] == "auth" and "wrong-password" not in response.content.decode()
+    assert stored_state(source["id"]) == before
+
+
+def test_core_rule_egress_policy_applies(api, source, pg_password_server):
+    """The main API's egress policy: a cloud metadata address is refused, nothing changes."""
+    before = stored_state(source["id"])
+    error = assert_error(api.put(DB, body_for(pg_password_server, host="169.254.169.254"), format="json"),
+                         400, "CREDENTIAL_TEST_FAILED")
+    assert error["stage"] == "tcp"
+    assert stored_state(source["id"]) == before
+
+
+def test_schema_cache_failed(api, source, pg_password_server, monkeypatch):
+    def broken(self, config):
+        raise ConnectorError("introspect", "catalog query failed")
+
+    monkeypatch.setattr(PostgresConnector, "introspect", broken)
+    error = assert_error(api.put(DB, body_for(pg_password_server), format="json"), 500, "SCHEMA_CACHE_FAILED")
+    assert "catalog query failed" in error["message"]
+    core = api.get(f"{URL}{source['id']}/").json()  # applied (tested), only the cache failed
+    assert core["connection"]["ssl"]["mode"] == "prefer" and core["schema"]["status"] == "failed"
+
+
+def test_authentication_error(source):
+    assert_error(APIClient().put(DB, CURL_BODY, format="json"), 401, "AUTHENTICATION_ERROR")
+    bad = APIClient()
+    bad.credentials(HTTP_AUTHORIZATION="Bearer dbn_live_abc123")
+    assert_error(bad.put(DB, CURL_BODY, format="json"), 401, "AUTHENTICATION_ERROR")
+
+
+# --- tenancy settings -----------------------------------------------------------------------------
+
+TABLE = {"tenancyLevel": "TABLE", "clientColumnType": "NUMBER", "schemaName": "public", "tableName": "clients",
+         "clientColumn": "client_id", "primaryKeyColumn": "id"}
+
+
+def test_tenancy_settings(api, pg_source_data, pg_password_server, allow_loopback):
+    ensure_database(pg_password_server, "compat_tenants")
+    admin_sql(pg_password_server, ["CREATE TABLE IF NOT EXISTS clients (id serial PRIMARY KEY, "
+                                   "client_id integer NOT NULL, name text)"], dbname="compat_tenants")
+    data = {**pg_source_data, "name": "tenants"}
+    data["connection"] = {**data["connection"], "database": "compat_tenants"}
+    ds = api.post(URL, data, format="json").json()
+    body = body_for(pg_password_server, name="tenants", database="compat_tenants", enableSsl=False)
+    error = assert_error(api.put(DB, {**body, "tenancySettings": {"tenancyLevel": "TABLE"}}, format="json"),
+                         400, "TENANCY_SETTINGS_CREATE_FAILED")
+    assert "tenancySettings.tableName" in error["errors"]
+    bad_column = {**TABLE, "clientColumn": "nope"}
+    error = assert_error(api.put(DB, {**body, "tenancySettings": bad_column}, format="json"),
+                         400, "TENANCY_SETTINGS_CREATE_FAILED")
+    assert "tenancySettings.clientColumn" in error["errors"]
+    assert not TenancySettings.objects.filter(data_source_id=ds["id"]).exists()
+    ok = api.put(DB, {**body, "tenancySettings": TABLE}, format="json")
+    assert ok.status_code == 200, ok.json()
+    assert api.get(f"{URL}{ds['id']}/").json()["tenancy_settings"] == {
+        "level": "TABLE", "client_column_type": "NUMBER", "schema": "public", "table": "clients",
+        "client_column": "client_id", "primary_key_column": "id"}
+    error = assert_error(api.put(DB, {**body, "tenancySettings": {**TABLE, "tableName": "nope"}}, format="json"),
+                         400, "TENANCY_SETTINGS_UPDATE_FAILED")
+    assert "tenancySettings.tableName" in error["errors"]
+    assert api.put(DB, body, format="json").status_code == 200  # omitted: unchanged
+    assert api.get(f"{URL}{ds['id']}/").json()["tenancy_settings"]["level"] == "TABLE"
+    database = api.put(DB, {**body, "tenancySettings": {"tenancyLevel": "DATABASE"}}, format="json")
+    assert database.status_code == 200, database.json()
+    assert api.get(f"{URL}{ds['id']}/").json()["tenancy_settings"]["table"] == ""
+
+
+# --- vocabulary -----------------------------------------------------------------------------------
+
+
+def test_every_seed_type_maps_to_the_catalogue():
+    from datasources.catalogue import CATALOGUE
+
+    assert sorted(TYPES) == sorted(SEED_TYPES) and sorted(SPECS) == sorted(SEED_TYPES)
+    for name, key in TYPES.items():
+        source_type = CATALOGUE[key]
+        for f in SPECS[name]:
+            kind, _, field = f.target.partition(".")
+            found = source_type.field(field) if kind == "connection" else source_type.secret(field)
+            assert found is not None, (name, f.name, f.target)
+
+
+def test_openapi_tag(client, db):
+    doc = client.get("/api/schema/?format=json").json()
+    op = doc["paths"]["/compat/databrain/api/v2/datasource"]["put"]
+    assert op["tags"] == ["compat: databrain"]
+    schema = doc["components"]["schemas"]["DatabrainDatasourceUpdateRequest"]
+    titles = {v["title"] for v in schema["properties"]["credentials"]["anyOf"]}
+    assert titles == {f"{t} credentials" for t in SEED_TYPES}

@@ -1,0 +1,211 @@
+"""Fuzz every operation of the OpenAPI contract against the live server (schemathesis).
+
+The real app runs on a loopback port (``tests/support/live.py``) on the test database, with a real
+all-scopes token. The data it works on is real too: PostgreSQL data sources point at the scram
+password cluster (``pg_password_server``) through a role whose password is a *planted canary*, so
+every connection test and schema refresh the fuzzer triggers is a real one; other sources carry
+canary secrets of their own. Schemathesis runs its default phases (examples, coverage, fuzzing,
+stateful) and default checks (no server errors; status codes, content types, headers and bodies
+conform to the schema; negative data rejected; positive data accepted; ...), plus one check of
+ours: no response, body or header, ever contains a planted secret.
+
+Path parameters point at the real objects (a dictionary of their ids, mixed with generated
+values), so the fuzzer reaches the handlers instead of answering 404 all day; destructive
+operations get throwaway objects of their own.
+
+Bounded: ``FUZZ_MAX_EXAMPLES`` examples per operation (default 10) and a fixed seed
+(``FUZZ_SEED``, default 20251) so CI is repeatable; set ``FUZZ_SEED=random`` to explore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from tests.support.live import live_http_server  # noqa: E402
+
+CANARY_PG_PASSWORD = "Canary-PG-9d1f0c7e-never-in-a-response"
+CANARY_MYSQL = "Canary-MySQL-4a7b2e91-never-in-a-response"
+CANARY_SSH = "Canary-SSH-Pass-8e4d2b57-never-in-a-response"
+CANARY_KEY = "Canary-Snowflake-Key-6c2d8f13-never-in-a-response"
+CANARY_SA = "Canary-BigQuery-SA-0b5e7a24-never-in-a-response"
+CANARY_TOKEN = "Canary-Token-3f9a1c66-never-in-a-response"
+CANARIES = (CANARY_PG_PASSWORD, CANARY_MYSQL, CANARY_SSH, CANARY_KEY, CANARY_SA, CANARY_TOKEN)
+CANARY_ROLE, CANARY_DB = "fuzz_canary", "fuzz_canary_db"
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
+SEED = os.environ.get("FUZZ_SEED", "20251")
+
+
+# --- the planted-secret check -------------------------------------------------------------------
+
+
+@schemathesis.check
+def no_planted_secret(ctx, response, case):
+    """No response, body or header, contains a planted secret (or a piece of one)."""
+    text = response.content.decode("utf-8", "replace") if response.content else ""
+    headers = "\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in response.headers.items())
+    for canary in CANARIES:
+        for haystack, where in ((text, "body"), (headers, "headers")):
+            if canary in haystack or canary[:24] in haystack:
+                raise AssertionError(f"A planted secret appears in the response {where}: {canary[:12]}...")
+    return None
+
+
+# --- real data ------------------------------------------------------------------------------------
+
+
+def _canary_role(cluster) -> None:
+    """A role with the canary password and a database of its own, in the password cluster."""
+    import psycopg
+
+    dsn = dict(host=cluster.host, port=cluster.port, user=cluster.user, password=cluster.password,
+               dbname=cluster.database, autocommit=True)
+    with psycopg.connect(**dsn) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [CANARY_ROLE]).fetchone()
+        if not exists:
+            conn.execute(f"CREATE ROLE {CANARY_ROLE} LOGIN PASSWORD '{CANARY_PG_PASSWORD}'")
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [CANARY_DB]).fetchone():
+            conn.execute(f"CREATE DATABASE {CANARY_DB} OWNER {CANARY_ROLE}")
+    with psycopg.connect(**{**dsn, "dbname": CANARY_DB, "user": CANARY_ROLE, "password": CANARY_PG_PASSWORD}) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS customers (id integer PRIMARY KEY, tenant_id integer NOT NULL, "
+                  "name text)")
+        c.execute("CREATE TABLE IF NOT EXISTS orders (id integer PRIMARY KEY, customer_id integer, total numeric)")
+        c.execute("CREATE OR REPLACE VIEW big_orders AS SELECT * FROM orders WHERE total > 100")
+
+
+def _pg_body(cluster, name: str) -> dict:
+    return {
+        "name": name, "type": "postgresql", "description": "Fuzz target", "tags": ["fuzz", "pg"],
+        "connection": {"host": cluster.host, "port": cluster.port, "database": CANARY_DB, "username": CANARY_ROLE,
+                       "ssl": {"mode": "disable"}},
+        "credentials": {"password": CANARY_PG_PASSWORD},
+    }
+
+
+class World:
+    """What the fuzzer works on: ids of real objects, by role."""
+
+    def __init__(self, api, cluster, file_root: str) -> None:
+        import sqlite3
+
+        def post(url: str, body: dict, expect: int = 201, **query: str) -> dict:
+            qs = ("?" + "&".join(f"{k}={v}" for k, v in query.items())) if query else ""
+            response = api.post(url + qs, body, format="json")
+            assert response.status_code == expect, (url, response.status_code, response.content[:1000])
+            return response.json()
+
+        ds = "/api/v1/data-sources/"
+        self.warehouse = post(ds, _pg_body(cluster, "Warehouse"))
+        assert self.warehouse["schema"]["status"] == "ready", self.warehouse["schema"]
+        self.victim = post(ds, _pg_body(cluster, "Victim"))
+        with sqlite3.connect(os.path.join(file_root, "shop.db")) as db:
+            db.executescript("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT);"
+                             "CREATE TABLE IF NOT EXISTS buyers (id INTEGER PRIMARY KEY, email TEXT);")
+        self.shop = post(ds, {"name": "Shop", "type": "sqlite", "connection": {"path": "shop.db"}})
+        self.others = [
+            post(ds, {"name": "Orders MySQL", "type": "mysql",
+                      "connection": {"host": "127.0.0.1", "port": 1, "username": "app",
+                                     "ssh_tunnel": {"enabled": True, "host": "127.0.0.1", "username": "tunnel"}},
+                      "credentials": {"password": CANARY_MYSQL, "ssh_password": CANARY_SSH}},
+                 test_connection="false"),
+            post(ds, {"name": "Snow", "type": "snowflake",
+                      "connection": {"account": "acme-x1", "username": "u", "role": "r", "warehouse": "w",
+                                     "database": "d", "schema": "s", "auth_method": "key_pair"},
+                      "credentials": {"private_key": f"-----BEGIN PRIVATE KEY-----\n{CANARY_KEY}\n-----END PRIVATE KEY-----\n"}}, test_connection="false"),
+            post(ds, {"name": "BQ", "type": "bigquery", "connection": {"project_id": "proj-1"},
+                      "credentials": {"service_account_json": json.dumps(
+                          {"type": "service_account", "client_email": "fuzz@proj-1.iam", "private_key": CANARY_SA})}}, test_connection="false"),
+            post(ds, {"name": "Duck", "type": "motherduck", "connection": {"database": "md"},
+                      "credentials": {"token": CANARY_TOKEN}}, test_connection="false"),
+        ]
+        wh = self.warehouse["id"]
+        tenancy = api.put(f"{ds}{wh}/tenancy/", {"level": "TABLE", "client_column_type": "NUMBER",
+                                                  "schema": "public", "table": "customers",
+                                                  "client_column": "tenant_id", "primary_key_column": "id"},
+                          format="json")
+        assert tenancy.status_code == 200, tenancy.content
+        wf = "/api/v1/workflows/"
+        self.workflow = post(wf, {"name": "Flow", "description": "fuzzed"})
+        self.victim_workflow = post(wf, {"name": "Doomed"})
+        self.wds = post(f"{wf}{self.workflow['id']}/data-sources/", {"source_data_source": "acme.warehouse"})
+        self.wds_shop = post(f"{wf}{self.workflow['id']}/data-sources/", {"source_data_source": "acme.shop"})
+        self.node = post(f"{wf}{self.workflow['id']}/nodes/", {
+            "name": "Clean", "kind": "transform",
+            "inputs": [{"data_source": self.wds["id"], "table": "customers"}],
+            "output_table": {"name": "clean_customers", "columns": [{"name": "id", "type": "integer"}]}})
+        self.node2 = post(f"{wf}{self.workflow['id']}/nodes/", {
+            "name": "Scratch", "inputs": [{"data_source": self.wds_shop["id"], "table": "items"}]})
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(transactional_db, settings, org, api, pg_password_server, _file_root):
+    from tests.support.live import prepare_settings
+
+    prepare_settings(settings)
+    _canary_role(pg_password_server)
+    return World(api, pg_password_server, _file_root)
+
+
+def _config(token: str, world: World):
+    ds_id = world.warehouse["id"]
+    wf_id = world.workflow["id"]
+    ds_ids = [ds_id, world.shop["id"], *(o["id"] for o in world.others)]
+    data = {
+        "seed": None if SEED == "random" else int(SEED),
+        "headers": {"Authorization": f"Bearer {token}"},
+        "workers": 1,
+        "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
+        "dictionaries": {
+            "data_sources": {"values": ds_ids},
+            "workflows": {"values": [wf_id, world.workflow["reference"]]},
+            "wds": {"values": [world.wds["id"], world.wds_shop["id"], world.wds["reference"]]},
+            "nodes": {"values": [world.node["id"], world.node2["id"], "Clean"]},
+            "tables": {"values": ["clean_customers"]},
+        },
+        "parameters": {
+            "path.id": {"dictionary": "data_sources", "probability": 0.9},
+            "path.workflow": {"dictionary": "workflows", "probability": 0.9},
+            "path.data_source": {"dictionary": "wds", "probability": 0.9},
+            "path.node": {"dictionary": "nodes", "probability": 0.9},
+            "path.table": {"dictionary": "tables", "probability": 0.9},
+        },
+    }
+    return schemathesis.Config.from_dict(data)
+
+
+def test_every_operation_conforms_to_the_contract(world, settings, api):
+    from schemathesis.engine import events, from_schema
+
+    with live_http_server(settings) as live:
+        started = time.monotonic()
+        schema = schemathesis.openapi.from_url(f"{live.url}/api/schema/?format=json",
+                                               config=_config(api.raw_token, world))
+        schema.config.update(base_url=live.url) if hasattr(schema.config, "update") else None
+        failures: list[str] = []
+        errors: list[str] = []
+        tested: set[str] = set()
+        for event in from_schema(schema).execute():
+            if isinstance(event, events.ScenarioFinished):
+                tested.add(event.recorder.label)
+                for case_id, checks in event.recorder.checks.items():
+                    for check in checks:
+                        if check.failure_info is not None:
+                            f = check.failure_info
+                            failures.append(f"[{event.phase}] {event.recorder.label} {check.name}: "
+                                            f"{f.failure.title}\n{f.failure.message}\n{f.code_sample}")
+            elif isinstance(event, events.NonFatalError):
+                errors.append(f"{event.label}: {event.info.format() if hasattr(event.info, 'format') else event.value}")
+            elif isinstance(event, events.FatalError):
+                raise event.exception
+        elapsed = time.monotonic() - started
+    print(f"fuzzed {len(tested)} operations in {elapsed:.1f}s")
+    assert not errors, "\n\n".join(errors)
+    assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures[:60])
