@@ -17,13 +17,15 @@ What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user p
    requests;
 6. prints the table, writes bench/results.md, drops the databases.
 
-Options: --duration S (per endpoint and side, default 10), --warmup S (default 2), --only KEY[,KEY]
-(endpoints), --skip-memory, --skip-conn-max-age-0, --keep (keep the databases), --out PATH.
+Options: --duration S (per endpoint and side, default 10), --warmup S (default 1), --slice S (default
+2), --only KEY[,KEY] (endpoints), --skip-memory, --skip-conn-max-age-0, --keep (keep the databases
+and the seed file, for bench/profile.py), --out PATH, --json PATH (raw figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import platform
@@ -272,12 +274,12 @@ class Bench:
             plans.append(plan)
         return plans
 
-    def mixed_plan(self) -> list[tuple[str, str, dict | None]]:
+    def mixed_plan(self, tid: int) -> list[tuple[str, str, dict | None]]:
         """1,000 requests: GETs, lists, plain PATCHes, workflow GETs, repoints and connection PATCHes."""
         s, api = self.seed, "/api/v1"
-        flow = s["flows"][0]
+        flow = s["flows"][tid]
         repoints = self.repoint_cycle(api, flow, s["shop_bodies"])
-        conns = self.conn_cycle(api, s["connection_sources"][0])
+        conns = self.conn_cycle(api, s["connection_sources"][tid])
         ids = self.shuffled_ids()
         plan: list[tuple[str, str, dict | None]] = []
         for i in range(1000):
@@ -308,11 +310,13 @@ class Bench:
         if stop_after:
             # A thread that reached BENCH_STOP stops; wrk itself sleeps out -d unless interrupted.
             assert proc.stderr is not None
-            errors = []
+            errors, stopped = [], 0
             for line in proc.stderr:
                 if line.startswith("BENCH_STOPPED"):
-                    proc.send_signal(signal.SIGINT)
-                    break
+                    stopped += 1
+                    if stopped == threads:
+                        proc.send_signal(signal.SIGINT)
+                        break
                 errors.append(line)
             out, rest = proc.communicate()
             err = "".join(errors) + rest
@@ -330,15 +334,32 @@ class Bench:
             log(f"  ! {message[:300]}")
         return result
 
-    def measure(self, key: str, side: str) -> dict[str, Any]:
+    def slice(self, key: str, side: str, seconds: float, tag: str) -> dict[str, Any]:
+        """One wrk run against the current state; then wait out any request wrk left in flight, so
+        that the next run's plan (repoint direction, SSL mode) is read from the committed state."""
         prefix = "/api/v1" if side == "api" else "/bench/floor"
+        result = self.wrk(self.write_plan(f"{key}-{side}-{tag}", self.plan_for(key, prefix)), seconds)
+        time.sleep(result["max"] / 1e6 + 0.1)
+        return result
+
+    def measure(self, key: str) -> dict[str, dict[str, Any]]:
+        """Warm both sides up, then alternate short API and floor slices (API first in even rounds,
+        floor first in odd ones) so that a change in the machine's background load hits both alike."""
         self.vacuum()
         if self.args.warmup:
-            self.wrk(self.write_plan(f"{key}-{side}-warm", self.plan_for(key, prefix)), self.args.warmup)
-        result = self.wrk(self.write_plan(f"{key}-{side}", self.plan_for(key, prefix)), self.args.duration)
-        log(f"  {side:5s} {key:12s} {result['rps']:8.1f} req/s  p50 {result['p50'] / 1000:7.2f} ms  "
-            f"p99 {result['p99'] / 1000:7.2f} ms  errors {result['errors']}")
-        return result
+            for side in ("api", "floor"):
+                self.slice(key, side, self.args.warmup, "warm")
+        rounds = max(1, round(self.args.duration / self.args.slice))
+        seconds = self.args.duration / rounds
+        runs: dict[str, list[dict[str, Any]]] = {"api": [], "floor": []}
+        for i in range(rounds):
+            for side in (("api", "floor") if i % 2 == 0 else ("floor", "api")):
+                runs[side].append(self.slice(key, side, seconds, str(i)))
+        merged = {side: merge_runs(r) for side, r in runs.items()}
+        for side, result in merged.items():
+            log(f"  {side:5s} {key:12s} {result['rps']:8.1f} req/s  p50 {result['p50'] / 1000:7.2f} ms  "
+                f"p99 {result['p99'] / 1000:7.2f} ms  errors {result['errors']}")
+        return merged
 
     def rss_kib(self, pid: int) -> int:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -349,11 +370,15 @@ class Bench:
     def memory(self) -> dict[str, Any]:
         self.start_server(workers=1)
         (pid,) = self.workers()
-        plan = self.write_plan("mixed", [self.mixed_plan()])
+        # Two connections keep the one worker busy (no idle gap while the client reconnects); each
+        # wrk thread stops after its half, so the worker has served exactly 2,000, then 20,000.
+        plan = self.write_plan("mixed", [self.mixed_plan(tid) for tid in range(THREADS)])
         start = self.rss_kib(pid)
-        first = self.wrk(plan, 600, threads=1, stop_after=2000)
+        first = self.wrk(plan, 600, stop_after=2000 // THREADS)
+        time.sleep(0.5)
         rss_2k = self.rss_kib(pid)
-        second = self.wrk(plan, 900, threads=1, stop_after=18000)
+        second = self.wrk(plan, 900, stop_after=18000 // THREADS)
+        time.sleep(0.5)
         rss_20k = self.rss_kib(pid)
         self.stop_server()
         growth = (rss_20k - rss_2k) / rss_2k
@@ -384,14 +409,16 @@ class Bench:
             log(f"load: gunicorn {WORKERS} sync workers, wrk {THREADS} threads x 1 connection, "
                 f"{self.args.duration:g} s per endpoint and side (+{self.args.warmup:g} s warm-up)")
             self.start_server()
+            load_before = Path("/proc/loadavg").read_text().split()[:3]
             for key in keys:
-                results[key] = {side: self.measure(key, side) for side in ("api", "floor")}
+                results[key] = self.measure(key)
             cma0: dict[str, dict[str, Any]] = {}
             if not self.args.skip_conn_max_age_0:
                 log("CONN_MAX_AGE=0: a new database connection per request")
                 self.start_server(conn_max_age=0)
                 for key in CMA0_KEYS:
-                    cma0[key] = {side: self.measure(key, side) for side in ("api", "floor")}
+                    cma0[key] = self.measure(key)
+            load_after = Path("/proc/loadavg").read_text().split()[:3]
             self.stop_server()
             memory = None
             if not self.args.skip_memory:
@@ -401,11 +428,41 @@ class Bench:
                     f"({memory['growth']:+.1%})")
         finally:
             self.stop_server()
-            if not self.args.keep:
+            if self.args.keep:
+                log(f"kept: DATABASE_URL={PG}{self.db}, seed file {self.tmp / 'seed.json'}")
+            else:
                 self.drop_databases()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+                shutil.rmtree(self.tmp, ignore_errors=True)
         return {"results": results, "cma0": cma0, "queries": queries, "memory": memory,
-                "elapsed": time.time() - started}
+                "elapsed": time.time() - started, "load": [load_before, load_after]}
+
+
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several wrk runs as one: summed counts and time, latency percentiles of the merged distribution
+    (from each run's quantile grid, weighted by its number of requests)."""
+    total = sum(r["requests"] for r in runs)
+    merged: dict[str, Any] = {
+        "requests": total,
+        "duration_us": sum(r["duration_us"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "max": max(r["max"] for r in runs),
+        "slices": [{k: r[k] for k in ("requests", "rps", "p50", "p99", "errors")} for r in runs],
+        "stderr": [m for r in runs for m in r["stderr"]][:3],
+    }
+    merged["rps"] = total / (merged["duration_us"] / 1e6) if merged["duration_us"] else 0.0
+    grids = [(r["requests"], [p / 100 for p, _ in r["quantiles"]], [v for _, v in r["quantiles"]]) for r in runs]
+    candidates = sorted({v for _, _, values in grids for v in values})
+
+    def below(x: float) -> float:
+        count = 0.0
+        for n, ps, values in grids:
+            i = bisect.bisect_right(values, x)
+            count += n * (ps[i - 1] if i else 0.0)
+        return count
+
+    for name, p in (("p50", 0.50), ("p90", 0.90), ("p99", 0.99)):
+        merged[name] = next((x for x in candidates if below(x) >= p * total - 1e-9), merged["max"]) if total else 0
+    return merged
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -451,11 +508,15 @@ class Report:
         out.append("")
         out.append(f"gunicorn {WORKERS} sync workers (`config.settings_bench`, DEBUG off, CONN_MAX_AGE=60), "
                    f"wrk {THREADS} threads x 1 connection (closed-loop, loopback), {a.duration:g} s per endpoint "
-                   f"and side after a {a.warmup:g} s warm-up; 1,000 data sources in the organization. "
+                   f"and side (after a {a.warmup:g} s warm-up) in alternating {a.slice:g} s API and floor slices; "
+                   "1,000 data sources in the organization. "
                    "**Floor** = bare Django views in `config/bench_floor.py` doing the minimum SQL for the same "
                    "response (one indexed SELECT for a read, SELECT ... FOR UPDATE + UPDATE for a write; "
                    "same token check; no DRF, no service layer, no audit row). "
-                   f"Targets: API >= {RATIO_TARGET}x its floor's req/s, p99 <= {TAIL_TARGET:g}x p50.")
+                   f"Targets: API >= {RATIO_TARGET}x its floor's req/s, p99 <= {TAIL_TARGET:g}x p50. "
+                   f"Load average (1, 5, 15 min) before / after the load phase: {' '.join(d['load'][0])} / "
+                   f"{' '.join(d['load'][1])} (the load generator, gunicorn and PostgreSQL share the cores, "
+                   "with whatever else runs on the machine).")
         out.append("")
         header = ("| endpoint | API req/s | API p50 ms | API p99 ms | floor req/s | floor p50 ms | floor p99 ms | "
                   "API/floor | API p99/p50 | queries API / floor | errors API/floor | target met |")
@@ -536,7 +597,9 @@ def pg_version() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint and side")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each measurement")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per endpoint and side")
+    parser.add_argument("--slice", type=float, default=2.0,
+                        help="the API and floor runs alternate in slices of about this many seconds")
     parser.add_argument("--only", default="", help=f"comma-separated endpoints: {','.join(BY_KEY)}")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-conn-max-age-0", action="store_true")

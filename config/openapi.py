@@ -182,13 +182,29 @@ def _requires_auth(operation: dict[str, Any]) -> bool:
     return bool(security) and {} not in security
 
 
+def _is_paginated(operation: dict[str, Any]) -> bool:
+    return any(p.get("in") == "query" and p.get("name") == "page" for p in operation.get("parameters", []))
+
+
+def _close_request_bodies(schemas: dict[str, Any]) -> None:
+    """Request bodies reject unknown fields (400 naming them): say so with ``additionalProperties: false``.
+
+    Applies to the request components drf-spectacular splits out (``*Request``), not to the
+    per-type unions (``oneOf``) nor to components that already state their extra properties.
+    """
+    for name, component in schemas.items():
+        if (name.endswith("Request") and isinstance(component, dict) and component.get("type") == "object"
+                and "properties" in component and "additionalProperties" not in component):
+            component["additionalProperties"] = False
+
+
 def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     wanted = [429, 500]
     if _requires_auth(operation):
         wanted = [401, 403, *wanted]
-    if "{" in path:
-        wanted.append(404)
+    if "{" in path or _is_paginated(operation):
+        wanted.append(404)  # no such object, or (lists) an invalid page number
     for status in wanted:
         key = str(status)
         if key not in responses:
@@ -228,6 +244,7 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
     components = result.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(error_components())  # the one Error shape, whatever a serializer called "Error" said
+    _close_request_bodies(schemas)
     components["schemas"] = dict(sorted(schemas.items()))
     components.setdefault("headers", {}).update(copy.deepcopy(RESPONSE_HEADERS))
     return result

@@ -75,7 +75,7 @@ def test_curl_example_verbatim(api, source, pg_password_server, monkeypatch):
         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbuser') THEN "
         "CREATE ROLE dbuser LOGIN PASSWORD 'newpassword'; END IF; END $$"])
     ensure_database(pg_password_server, "analytics", owner="dbuser")
-    with served_as(monkeypatch, "new-db.example.com", "127.0.0.2", 5432, pg_password_server):
+    with served_as(monkeypatch, "new-db.example.com", 5432, pg_password_server):
         response = api.put(DB, CURL_BODY, format="json")
     assert response.status_code == 200, response.json()
     assert response.json() == {"name": "production-postgres"}  # no "error" key on success

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from collections.abc import Iterator
@@ -71,16 +72,26 @@ class Forwarder:
                     pass
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() thread up
+        except OSError:
+            pass
         self.sock.close()
 
 
 @contextmanager
-def served_as(monkeypatch, name: str, ip: str, port: int, cluster) -> Iterator[None]:
-    """Make ``name:port`` resolve to ``ip`` and reach the PostgreSQL ``cluster`` there."""
-    try:
-        forwarder = Forwarder((ip, port), (cluster.host, cluster.port))
-    except OSError as exc:
-        pytest.skip(f"cannot listen on {ip}:{port}: {exc}")
+def served_as(monkeypatch, name: str, port: int, cluster) -> Iterator[None]:
+    """Make ``name:port`` resolve to a free loopback address that reaches the PostgreSQL ``cluster``."""
+    rng = random.Random()
+    for _ in range(20):  # the port is the seed's; a random 127/8 address keeps parallel runs apart
+        ip = f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        try:
+            forwarder = Forwarder((ip, port), (cluster.host, cluster.port))
+            break
+        except OSError:
+            continue
+    else:
+        pytest.skip(f"no free loopback address for port {port}")
     real = egress._getaddrinfo
     monkeypatch.setattr(egress, "_getaddrinfo", lambda h, p, t: [ip] if h == name else real(h, p, t))
     try:
@@ -131,7 +142,7 @@ def test_curl_example_verbatim(api, pg_source):
 
 
 def test_request_body_example_verbatim(api, pg_source, pg_password_server, monkeypatch):
-    with served_as(monkeypatch, "newhost.example.com", "127.0.0.3", 5433, pg_password_server):
+    with served_as(monkeypatch, "newhost.example.com", 5433, pg_password_server):
         response = api.patch(f"{RG}{pg_source['id']}", REQUEST_BODY, format="json")
     assert response.status_code == 200, response.json()
     data = response.json()["data"]
@@ -193,6 +204,21 @@ def test_core_rule_egress_policy_applies(api, pg_source, allow_loopback):
     body = assert_error(response, 400, "BAD_REQUEST", "CREDENTIAL_TEST_FAILED")
     assert body["error"]["stage"] == "tcp"
     assert stored_state(pg_source["id"]) == before
+
+
+def test_core_rule_stored_password_never_follows_a_new_host(org, editor, make_client, pg_source,
+                                                            pg_password_server):
+    """The main API's rule: a writer who is not an admin must resend the password with a new destination."""
+    client = make_client(org, ["datasource.read", "datasource.write"], username=editor.username)
+    url = f"{RG}{pg_source['id']}"
+    refused = client.patch(url, {"host": "localhost"}, format="json")
+    assert "credentials.password" in assert_error(refused, 400, "BAD_REQUEST", "CREDENTIALS_REQUIRED")["error"][
+        "details"]
+    c = pg_password_server
+    dsn = f"postgresql://{c.user}:{c.password}@localhost:{c.port}/{c.database}?sslmode=disable"
+    moved = client.patch(url, {"connection_string": dsn}, format="json")
+    assert moved.status_code == 200, moved.json()
+    assert moved.json()["data"]["host"] == "localhost" and c.password not in moved.content.decode()
 
 
 # --- error codes ------------------------------------------------------------------------------------

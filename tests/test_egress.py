@@ -215,14 +215,15 @@ def _hostile_server(listener: socket.socket, reply: str, seen: list) -> None:
     while True:
         conn, _ = listener.accept()
         head = conn.recv(8)
-        if head:
-            break
-        conn.close()  # the connector's bare TCP reachability probe
-    with conn:
-        length, code = struct.unpack("!ii", head)
+        length, code = struct.unpack("!ii", head) if len(head) == 8 else (0, 0)
         if code == 80877103:  # SSLRequest: no TLS here
             conn.sendall(b"N")
-            length, code = struct.unpack("!ii", conn.recv(8))
+            head = conn.recv(8)
+            length, code = struct.unpack("!ii", head) if len(head) == 8 else (0, 0)
+        if length:
+            break
+        conn.close()  # the connector's probe: it hangs up after the answer to SSLRequest
+    with conn:
         conn.recv(length - 8)  # rest of the startup packet
         conn.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartextPassword
         _tag, size = struct.unpack("!ci", conn.recv(5))

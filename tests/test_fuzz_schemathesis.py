@@ -78,6 +78,17 @@ def _canary_role(cluster) -> None:
         c.execute("CREATE OR REPLACE VIEW big_orders AS SELECT * FROM orders WHERE total > 100")
 
 
+def _toggle_table(cluster) -> None:
+    import psycopg
+
+    with psycopg.connect(host=cluster.host, port=cluster.port, user=CANARY_ROLE, password=CANARY_PG_PASSWORD,
+                         dbname=CANARY_DB, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('public.refunds')").fetchone()[0]:
+            conn.execute("DROP TABLE refunds")
+        else:
+            conn.execute("CREATE TABLE refunds (id integer PRIMARY KEY, order_id integer)")
+
+
 def _pg_body(cluster, name: str) -> dict:
     return {
         "name": name, "type": "postgresql", "description": "Fuzz target", "tags": ["fuzz", "pg"],
@@ -102,7 +113,11 @@ class World:
         ds = "/api/v1/data-sources/"
         self.warehouse = post(ds, _pg_body(cluster, "Warehouse"))
         assert self.warehouse["schema"]["status"] == "ready", self.warehouse["schema"]
+        _toggle_table(cluster)  # a second schema version, for the diff endpoint
+        synced = api.post(f"{ds}{self.warehouse['id']}/sync/")
+        assert synced.status_code == 200 and synced.json()["schema"]["version"] == 2, synced.content
         self.victim = post(ds, _pg_body(cluster, "Victim"))
+        self.scratch = post(ds, _pg_body(cluster, "Scratch"))
         with sqlite3.connect(os.path.join(file_root, "shop.db")) as db:
             db.executescript("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT);"
                              "CREATE TABLE IF NOT EXISTS buyers (id INTEGER PRIMARY KEY, email TEXT);")
@@ -138,8 +153,86 @@ class World:
             "name": "Clean", "kind": "transform",
             "inputs": [{"data_source": self.wds["id"], "table": "customers"}],
             "output_table": {"name": "clean_customers", "columns": [{"name": "id", "type": "integer"}]}})
+        self.wds_spare = post(f"{wf}{self.workflow['id']}/data-sources/", {"source_data_source": "acme.shop:v1"})
         self.node2 = post(f"{wf}{self.workflow['id']}/nodes/", {
             "name": "Scratch", "inputs": [{"data_source": self.wds_shop["id"], "table": "items"}]})
+
+
+# --- realistic state for positive cases ---------------------------------------------------------
+#
+# Positive cases promise "schema-valid => accepted". Some acceptance rules depend on server state no
+# static schema can carry: the current ETag, which tables a source's cached schema has, which
+# references exist, that a data source's type never changes. For *positive* cases only, this hook
+# repairs those parts with real state before the request is sent (schemathesis re-validates the case
+# afterwards, so a repaired case is still judged as positive). Negative cases are never touched.
+
+_STATE: dict = {}
+DS_WRITE_PATHS = ("/api/v1/data-sources/", "/api/v1/data-sources/{id}/")
+
+
+def _etag_of(path: str) -> str:
+    status, headers, _ = _STATE["live"].request("GET", path, token=_STATE["token"])
+    return headers.get("ETag", "*") if status == 200 else "*"
+
+
+def _scratch_of_type(body: dict) -> int | None:
+    """A data source of the body's type to PUT it onto: created (untested) from the body itself."""
+    kind = body.get("type")
+    if kind in _STATE["scratch"]:
+        return _STATE["scratch"][kind]
+    _STATE["counter"] += 1
+    status, _, created = _STATE["live"].request(
+        "POST", "/api/v1/data-sources/?test_connection=false", token=_STATE["token"],
+        body={**body, "name": f"scratch-{kind}-{_STATE['counter']}", "tenancy_settings": None})
+    if status != 201:
+        return None  # the body is refused on create too: the PUT will show why
+    _STATE["scratch"][kind] = created["id"]
+    return created["id"]
+
+
+def _repair_positive(case) -> None:
+    op = case.operation
+    method, path = op.method.upper(), op.path
+    body = case.body if isinstance(case.body, dict) else None
+    if method in ("POST", "PUT", "PATCH") and path in DS_WRITE_PATHS:
+        # A connection change is tested against the real database before it is applied; generated hosts
+        # are not databases, so positive cases skip the test explicitly (a documented, write-scope option).
+        case.query = {**(case.query or {}), "test_connection": "false"}
+        if body is not None and method == "PUT":
+            target = _scratch_of_type(body)
+            if target is not None:
+                case.path_parameters = {**case.path_parameters, "id": target}
+        if body is not None and method == "PATCH":
+            body.pop("type", None)  # immutable: only the current type could be sent
+            validators = _STATE["patch_validators"]
+            if "connection" in body and not validators["connection"].is_valid(body["connection"]):
+                body.pop("connection")  # fields of another type than the target's
+            if "credentials" in body and not validators["credentials"].is_valid(body["credentials"]):
+                body.pop("credentials")
+    if path.endswith("/tenancy/") and method in ("PUT", "PATCH") and body is not None:
+        if body.get("level", "TABLE") == "TABLE" or method == "PATCH":
+            body.update(level="TABLE", client_column_type="NUMBER", schema="public", table="customers",
+                        client_column="tenant_id", primary_key_column="id")
+    if path == "/api/v1/workflows/{workflow}/data-sources/" and method == "POST" and body is not None:
+        body.pop("source_workflow", None)
+        body["source_data_source"] = "acme.shop:v1"
+    if path == "/api/v1/workflows/{workflow}/data-sources/{data_source}/" and method == "PATCH" and body is not None:
+        body.pop("source_workflow", None)
+        body.pop("mapped_tables", None)
+        body["source_data_source"] = "acme.warehouse:current"
+    if path.startswith("/api/v1/workflows/{workflow}/nodes/") and method in ("POST", "PATCH") and body is not None:
+        if "inputs" in body or method == "POST":
+            body["inputs"] = [{"data_source": _STATE["wds"], "table": "customers"}]
+    if "If-Match" in case.headers:
+        formatted = case.formatted_path.removesuffix("tenancy/")
+        case.headers["If-Match"] = _etag_of(formatted)
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if not _STATE or case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    _repair_positive(case)
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -154,58 +247,123 @@ def world(transactional_db, settings, org, api, pg_password_server, _file_root):
     return World(api, pg_password_server, _file_root)
 
 
+def _ids(op: str, dictionary: str, probability: float = 1.0) -> dict:
+    method, path = op.split(" ", 1)
+    name = path.rsplit("{", 1)[-1].rstrip("}/")
+    return {"include-method": method, "include-path": path,
+            "parameters": {f"path.{name}": {"dictionary": dictionary, "probability": probability}}}
+
+
 def _config(token: str, world: World):
-    ds_id = world.warehouse["id"]
-    wf_id = world.workflow["id"]
-    ds_ids = [ds_id, world.shop["id"], *(o["id"] for o in world.others)]
+    ds_ids = [world.warehouse["id"], world.shop["id"], *(o["id"] for o in world.others)]
     data = {
         "seed": None if SEED == "random" else int(SEED),
         "headers": {"Authorization": f"Bearer {token}"},
         "workers": 1,
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
         "dictionaries": {
-            "data_sources": {"values": ds_ids},
-            "workflows": {"values": [wf_id, world.workflow["reference"]]},
+            "readable_sources": {"values": ds_ids},
+            "cacheable_sources": {"values": [world.warehouse["id"], world.shop["id"]]},
+            "tenancy_sources": {"values": [world.warehouse["id"]]},
+            "scratch_sources": {"values": [world.scratch["id"]]},
+            "victim_sources": {"values": [world.victim["id"], world.scratch["id"]]},
+            "workflows": {"values": [world.workflow["id"], world.workflow["reference"]]},
+            "victim_workflows": {"values": [world.victim_workflow["id"]]},
             "wds": {"values": [world.wds["id"], world.wds_shop["id"], world.wds["reference"]]},
+            "victim_wds": {"values": [world.wds_spare["id"]]},
             "nodes": {"values": [world.node["id"], world.node2["id"], "Clean"]},
+            "victim_nodes": {"values": [world.node2["id"]]},
             "tables": {"values": ["clean_customers"]},
         },
         "parameters": {
-            "path.id": {"dictionary": "data_sources", "probability": 0.9},
+            "path.id": {"dictionary": "readable_sources", "probability": 0.9},
+            "path.data_source_id": {"dictionary": "scratch_sources", "probability": 1.0},
             "path.workflow": {"dictionary": "workflows", "probability": 0.9},
             "path.data_source": {"dictionary": "wds", "probability": 0.9},
             "path.node": {"dictionary": "nodes", "probability": 0.9},
             "path.table": {"dictionary": "tables", "probability": 0.9},
         },
+        "operations": [
+            # Writes go to a scratch source, never to the ones the reads and refreshes rely on.
+            _ids("PUT /api/v1/data-sources/{id}/", "scratch_sources"),
+            _ids("PATCH /api/v1/data-sources/{id}/", "scratch_sources"),
+            _ids("PATCH /compat/camelai/api/v1/sources/{id}/", "scratch_sources"),
+            _ids("PUT /compat/maiascore/datasources/{id}", "scratch_sources"),
+            _ids("DELETE /api/v1/data-sources/{id}/", "victim_sources"),
+            # Refreshes and tests: sources whose database is really there.
+            _ids("POST /api/v1/data-sources/{id}/sync/", "cacheable_sources"),
+            _ids("POST /api/v1/data-sources/{id}/test/", "cacheable_sources"),
+            _ids("PUT /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
+            _ids("PATCH /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
+            _ids("DELETE /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
+            _ids("DELETE /api/v1/workflows/{workflow}/", "victim_workflows"),
+            _ids("DELETE /api/v1/workflows/{workflow}/data-sources/{data_source}/", "victim_wds"),
+            _ids("DELETE /api/v1/workflows/{workflow}/nodes/{node}/", "victim_nodes"),
+            # The per-type unions multiply the deterministic coverage cases (~10k for one PUT): fuzz them
+            # with the bounded random phase only.
+            *({"include-method": m, "include-path": p, "phases": {"coverage": {"enabled": False}}}
+              for m, p in (("PUT", "/api/v1/data-sources/{id}/"), ("PATCH", "/api/v1/data-sources/{id}/"),
+                           ("PUT", "/compat/databrain/api/v2/datasource"),
+                           ("PUT", "/compat/maiascore/datasources/{id}"),
+                           ("PATCH", "/compat/rivergen/api/v1/data-sources/{data_source_id}"))),
+        ],
     }
     return schemathesis.Config.from_dict(data)
 
 
-def test_every_operation_conforms_to_the_contract(world, settings, api):
+def _patch_validators(doc: dict) -> dict:
+    import jsonschema
+
+    from tests.test_openapi import to_json_schema
+
+    root = {"components": {"schemas": to_json_schema(doc["components"]["schemas"])}}
+
+    def validator(name: str):
+        return jsonschema.Draft202012Validator({**root, "$ref": f"#/components/schemas/{name}"})
+
+    return {"connection": validator("PatchedPostgresqlConnection"), "credentials": validator("PostgresqlCredentials")}
+
+
+def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypatch):
     from schemathesis.engine import events, from_schema
 
+    from datasources.connectors import egress
+
+    # No internet here (and a catch-all TCP proxy in some sandboxes): only the loopback networks
+    # allowed by the settings are reachable, so generated public hosts fail fast at `tcp`.
+    monkeypatch.setattr(egress, "_default_blocked", lambda ip: True)
+    report: list[str] = []
     with live_http_server(settings) as live:
         started = time.monotonic()
         schema = schemathesis.openapi.from_url(f"{live.url}/api/schema/?format=json",
                                                config=_config(api.raw_token, world))
-        schema.config.update(base_url=live.url) if hasattr(schema.config, "update") else None
+        _STATE.update(live=live, token=api.raw_token, scratch={"postgresql": world.scratch["id"]}, counter=0,
+                      wds=world.wds["id"], patch_validators=_patch_validators(schema.raw_schema))
         failures: list[str] = []
         errors: list[str] = []
         tested: set[str] = set()
-        for event in from_schema(schema).execute():
-            if isinstance(event, events.ScenarioFinished):
-                tested.add(event.recorder.label)
-                for case_id, checks in event.recorder.checks.items():
-                    for check in checks:
-                        if check.failure_info is not None:
-                            f = check.failure_info
-                            failures.append(f"[{event.phase}] {event.recorder.label} {check.name}: "
-                                            f"{f.failure.title}\n{f.failure.message}\n{f.code_sample}")
-            elif isinstance(event, events.NonFatalError):
-                errors.append(f"{event.label}: {event.info.format() if hasattr(event.info, 'format') else event.value}")
-            elif isinstance(event, events.FatalError):
-                raise event.exception
+        try:
+            for event in from_schema(schema).execute():
+                if isinstance(event, events.ScenarioFinished):
+                    tested.add(event.recorder.label)
+                    report.append(f"{event.elapsed_time:7.2f}s {event.phase} {event.recorder.label} {event.status}"
+                                  f" cases={len(event.recorder.cases)}")
+                    for checks in event.recorder.checks.values():
+                        for check in checks:
+                            if check.failure_info is not None:
+                                f = check.failure_info
+                                failures.append(f"[{event.phase}] {event.recorder.label} {check.name}: "
+                                                f"{f.failure.title}\n{f.failure.message}\n{f.code_sample}")
+                elif isinstance(event, events.NonFatalError):
+                    errors.append(f"{event.label}: {event.value!r}")
+                elif isinstance(event, events.FatalError):
+                    raise event.exception
+        finally:
+            _STATE.clear()
         elapsed = time.monotonic() - started
-    print(f"fuzzed {len(tested)} operations in {elapsed:.1f}s")
+    report.append(f"fuzzed {len(tested)} operations in {elapsed:.1f}s")
+    if os.environ.get("FUZZ_REPORT"):
+        with open(os.environ["FUZZ_REPORT"], "w") as fh:
+            fh.write("\n".join(report) + "\n\n" + "\n\n".join(errors) + "\n\n" + "\n\n".join(failures))
     assert not errors, "\n\n".join(errors)
     assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures[:60])

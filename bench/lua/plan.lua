@@ -23,7 +23,6 @@ function setup(thread)
 end
 
 local requests = {}
-local index = 0
 local responses = 0
 local stop_after = tonumber(os.getenv("BENCH_STOP") or "0")
 local shown = 0
@@ -49,11 +48,13 @@ end
 
 local auth = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
 
+-- The position advances in response(), not here: wrk calls request() once more on the first thread
+-- at start-up (to check the script), and again after a reconnect, without a response in between.
+local position = 1
+
 function request()
-   index = index + 1
-   if index > #requests then index = 1 end
    counter = counter + 1
-   local r = requests[index]
+   local r = requests[position]
    local stamp = tid_text .. "-" .. counter
    local headers = {["Authorization"] = auth, ["Accept"] = "application/json"}
    local body = nil
@@ -66,6 +67,7 @@ end
 
 function response(status, headers, body)
    responses = responses + 1
+   position = position % #requests + 1
    if status >= 400 and shown < 3 then
       shown = shown + 1
       io.stderr:write("BENCH_ERR thread " .. tid_text .. " status " .. status .. ": " .. body:sub(1, 400) .. "\n")
@@ -77,12 +79,25 @@ function response(status, headers, body)
    end
 end
 
+-- Latency quantiles for merging several runs (bench/run.py alternates short API and floor slices):
+-- every 0.5% up to 95%, every 0.1% up to 99.9%, then 99.95% and the maximum.
+local grid = {}
+for i = 1, 190 do grid[#grid + 1] = i * 0.5 end
+for i = 951, 999 do grid[#grid + 1] = i * 0.1 end
+grid[#grid + 1] = 99.95
+
 function done(summary, latency, requests)
    local e = summary.errors
+   local q = {}
+   if summary.requests > 0 then
+      for _, p in ipairs(grid) do q[#q + 1] = string.format("[%.2f, %d]", p, latency:percentile(p)) end
+   end
+   q[#q + 1] = string.format("[100, %d]", latency.max)
    io.write(string.format(
       'BENCH_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, "read_errors": %d, ' ..
       '"write_errors": %d, "status_errors": %d, "timeouts": %d, "p50": %d, "p90": %d, "p99": %d, "max": %d, ' ..
-      '"mean": %.1f}\n',
+      '"mean": %.1f, "quantiles": [%s]}\n',
       summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+      table.concat(q, ", ")))
 end

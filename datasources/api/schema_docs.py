@@ -295,7 +295,8 @@ _DATASOURCE_DOCS = {
     ),
     "destroy": extend_schema(
         tags=TAGS, summary="Delete a data source", parameters=[oa.if_match_parameter()],
-        responses={204: OpenApiResponse(description="Deleted."), 412: IF_MATCH_412},
+        responses={204: OpenApiResponse(description="Deleted."), 412: IF_MATCH_412,
+                   409: error_response(409, C.CONFLICT, description="Workflows still read this data source.")},
     ),
     "history": extend_schema(
         tags=TAGS, operation_id="v1_data_sources_history_list", summary="Audit history of a data source",

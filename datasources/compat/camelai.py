@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.serializers import StrictCharField, StrictSerializer
+from config.serializers import StrictCharField
 from datasources.catalogue import get_type, is_fully_configured
 from datasources.compat import common
 from datasources.models import DataSource
@@ -47,7 +47,9 @@ def camel_type(type_key: str) -> str:
         ) from None
 
 
-class CamelaiSourcePartialUpdateSerializer(StrictSerializer):
+class CamelaiSourcePartialUpdateSerializer(common.SeedRequest):
+    """Partially update a data source connection (unknown fields are refused by name)."""
+
     account_name = StrictCharField(min_length=1, max_length=255, required=False,
                                    help_text="New display name for the connection")
 

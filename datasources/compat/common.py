@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from django.db.models import Prefetch
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,13 +21,13 @@ from rest_framework.views import APIView
 
 from config.errors import InvalidRequest
 from config.errors import exception_handler as core_exception_handler
+from config.serializers import StrictSerializer
 from datasources.api.serializers import DataSourceWriteSerializer
 from datasources.models import Credential, DataSource
 from datasources.services import datasources as service
 from organizations.authentication import get_actor
 
 CORE_KEYS = frozenset({"code", "message", "errors", "request_id"})
-CONNECTION = "connection."
 
 
 @dataclass
@@ -55,6 +56,22 @@ def seed_path(path: str, names: Mapping[str, str]) -> str:
     return path
 
 
+class SeedRequest(StrictSerializer):
+    """An adapter's request body: shapes only, unknown keys refused by name (documented as such)."""
+
+
+class SeedRequestExtension(OpenApiSerializerExtension):
+    """Document that seed request bodies refuse unknown properties (``additionalProperties: false``)."""
+
+    target_class = SeedRequest
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        return schema
+
+
 class SeedValidationError(ValidationError):
     """A body refused by an adapter's own serializer: its fields already carry the seed's names."""
 
@@ -75,8 +92,9 @@ class CompatView(APIView):
     """An APIView whose errors (401, 403, 404, 400, ...) come out in its seed's shape."""
 
     scope_resource = "datasource"
-    #: core error path (``connection.host``, ``credentials.password``) -> the seed's field name
-    field_names: ClassVar[dict[str, str]] = {}
+    #: core error path (``connection.host``, ``credentials.password``) -> the seed's field name;
+    #: a view may replace it per request (never mutate it in place)
+    field_names: Mapping[str, str] = {}
 
     def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
         return self.handle_error

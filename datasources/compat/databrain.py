@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.errors import ApiError, NotFound
-from config.serializers import JSONObjectField, StrictCharField, StrictSerializer
+from config.serializers import JSONObjectField, StrictCharField
 from datasources.compat import common
 from datasources.compat.databrain_types import SPECS, TYPES, credentials_schema, error_names, translate
 from datasources.models import DataSource, TenancySettings
@@ -52,7 +52,7 @@ class DatabrainCredentialsField(JSONObjectField):
     """The type's credential structure, with ``name`` identifying the source."""
 
 
-class DatabrainTenancySettingsSerializer(StrictSerializer):
+class DatabrainTenancySettingsSerializer(common.SeedRequest):
     """Optional: omitted (or null) keeps the current settings. TABLE needs every other field."""
 
     tenancyLevel = serializers.ChoiceField(choices=[("TABLE", "Table mapping"), ("DATABASE", "Database per client")])
@@ -70,7 +70,9 @@ class DatabrainTenancySettingsSerializer(StrictSerializer):
                                        help_text="Required when tenancyLevel is TABLE.")
 
 
-class DatabrainDatasourceUpdateSerializer(StrictSerializer):
+class DatabrainDatasourceUpdateSerializer(common.SeedRequest):
+    """Update a datasource's credentials (the type's complete structure) and, optionally, tenancy settings."""
+
     datasourceType = serializers.ChoiceField(
         choices=[(name, name) for name in TYPES],
         error_messages={"invalid_choice": f'Unknown datasourceType "{{input}}": use one of {", ".join(TYPES)}.'},
@@ -81,6 +83,8 @@ class DatabrainDatasourceUpdateSerializer(StrictSerializer):
 
 
 class DatabrainDatasourceSerializer(serializers.Serializer):
+    """Success: the datasource's name. Errors answer ``{"error": {"code", "message"}}`` instead."""
+
     name = serializers.CharField(help_text="The name of the updated datasource (same as credentials.name).")
 
 
@@ -94,6 +98,8 @@ class DatabrainErrorDetailSerializer(serializers.Serializer):
 
 
 class DatabrainErrorSerializer(serializers.Serializer):
+    """Every Databrain error: ``{"error": {"code": ..., "message": ...}}``."""
+
     error = DatabrainErrorDetailSerializer()
 
 
@@ -108,6 +114,7 @@ def _errors() -> dict[int, OpenApiResponse]:
         404: "DATASOURCE_NOT_FOUND: no datasource of this name in your organization.",
         409: "CONFLICT: the datasource kept changing during the update.",
         412: "PRECONDITION_FAILED: If-Match does not match the current ETag.",
+        415: "INVALID_REQUEST_BODY: the body must be application/json.",
         429: "RATE_LIMITED: too many connection tests.",
         500: "SCHEMA_CACHE_FAILED (the update was applied but the schema could not be cached), "
              "INTERNAL_SERVER_ERROR.",

@@ -15,7 +15,6 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.serializers import StrictSerializer
 from datasources.compat import common
 from datasources.compat.parsers import FormOrJSONParser, TextXMLParser, XMLParser
 from datasources.models import DataSource
@@ -71,7 +70,7 @@ def _flag(help_text: str = "") -> serializers.BooleanField:
     return serializers.BooleanField(required=False, allow_null=True, help_text=help_text)
 
 
-class MaiascoreDatasourceUpdateSerializer(StrictSerializer):
+class MaiascoreDatasourceUpdateSerializer(common.SeedRequest):
     """Fields to update a data source. XML and form bodies carry the same fields as text."""
 
     driver = serializers.ChoiceField(
@@ -120,6 +119,8 @@ class MaiascoreDatasourceSerializer(serializers.Serializer):
 
 
 class MaiascoreErrorSerializer(serializers.Serializer):
+    """Every maiascore error: ``{code, message}``, ``code`` being the HTTP status."""
+
     code = serializers.IntegerField(help_text="The HTTP status.")
     message = serializers.CharField()
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,

@@ -15,9 +15,8 @@ from rest_framework.parsers import BaseParser
 MAX_DEPTH = 8
 
 
-def _charset(media_type: str | None, parser_context: dict | None) -> str:
-    encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
-    return str(encoding)
+def _charset(parser_context: dict | None) -> str:
+    return str((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
 
 
 def _element(node: Any, depth: int = 0) -> Any:
@@ -63,7 +62,7 @@ class FormOrJSONParser(BaseParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
         raw = stream.read() if stream is not None else b""
         try:
-            text = raw.decode(_charset(media_type, parser_context))
+            text = raw.decode(_charset(parser_context))
         except UnicodeDecodeError:
             raise ParseError("The body is not valid text in its charset.") from None
         if text.lstrip().startswith("{"):

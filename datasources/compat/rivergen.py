@@ -17,7 +17,6 @@ from config.serializers import (
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
-    StrictSerializer,
 )
 from datasources import catalogue
 from datasources.compat import common
@@ -57,7 +56,7 @@ def _opt_int(**kwargs: Any) -> StrictIntegerField:
     return StrictIntegerField(required=False, allow_null=True, **kwargs)
 
 
-class RivergenDataSourceUpdateSerializer(StrictSerializer):
+class RivergenDataSourceUpdateSerializer(common.SeedRequest):
     """All fields optional: only the fields sent change; ``null`` clears or resets to the default."""
 
     name = StrictCharField(required=False, min_length=1, max_length=255, help_text="1-255 characters.")
@@ -100,7 +99,7 @@ def _secret_fields() -> dict[str, serializers.Field]:
 
 RivergenCredentialsUpdateSerializer = type(
     "RivergenCredentialsUpdateSerializer",
-    (StrictSerializer,),
+    (common.SeedRequest,),
     {
         "__doc__": "Connection credentials: `username` plus the secrets of the source's type "
                    "(`password`, `ssh_private_key`, `token`...). Omitted ones are kept.",
@@ -111,6 +110,8 @@ RivergenCredentialsUpdateSerializer = type(
 
 
 class RivergenDataSourceSerializer(serializers.Serializer):
+    """A data source in Rivergen's flat shape; secrets never appear (``credentials_set`` names them)."""
+
     id = serializers.IntegerField()
     organization_id = serializers.IntegerField()
     workspace_id = serializers.IntegerField(allow_null=True)
@@ -142,6 +143,8 @@ class RivergenDataSourceSerializer(serializers.Serializer):
 
 
 class RivergenEnvelopeSerializer(serializers.Serializer):
+    """``{success: true, data, message}``."""
+
     success = serializers.BooleanField()
     data = RivergenDataSourceSerializer()
     message = serializers.CharField()
@@ -161,6 +164,8 @@ class RivergenErrorDetailSerializer(serializers.Serializer):
 
 
 class RivergenErrorSerializer(serializers.Serializer):
+    """``{success: false, data: null, message, error: {code, reason, details}}``."""
+
     success = serializers.BooleanField()
     data = serializers.DictField(allow_null=True, help_text="Always null.")
     message = serializers.CharField()
@@ -198,7 +203,7 @@ def _errors(*extra: int) -> dict[int, OpenApiResponse]:
         401: "UNAUTHORIZED: invalid or missing authentication token.",
         403: "FORBIDDEN: not a member of any organization, or the token lacks `datasource.write`.",
         404: "NOT_FOUND: data source not found (also another organization's).",
-        409: "CONFLICT: another data source of the organization has this name.",
+        409: "CONFLICT: another data source of the organization has this name, or it kept changing.",
         412: "PRECONDITION_FAILED: If-Match does not match the current ETag.",
         415: "UNSUPPORTED_MEDIA_TYPE: send application/json.",
         429: "RATE_LIMITED: too many connection tests; see Retry-After.",
@@ -255,7 +260,7 @@ class RivergenCredentialsView(RivergenView):
         tags=[TAG],
         parameters=[ID],
         request=RivergenCredentialsUpdateSerializer,
-        responses={200: RivergenEnvelopeSerializer, **_errors(412, 415)},
+        responses={200: RivergenEnvelopeSerializer, **_errors(409, 412, 415)},
     )
     def patch(self, request: Request, data_source_id: str) -> Response:
         common.fetch(request, data_source_id)

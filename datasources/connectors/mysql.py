@@ -33,7 +33,7 @@ from .mysqlwire import (
     apply_tls,
     classify,
     deadline,
-    tcp_connect,
+    open_server,
     tls_check,
     tls_context,
 )
@@ -57,15 +57,12 @@ Target = tuple[str, int, str]  # host name (for TLS and messages), port, IP addr
 
 
 class _Link:
-    """The one TCP connection a test or introspection logs in over: opened once, always closed."""
+    """The one TCP connection a test or introspection logs in over: always closed."""
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
-        self.opener: Callable[[], socket.socket] | None = None
 
     def get(self) -> socket.socket:
-        if self.sock is None and self.opener is not None:
-            self.sock = self.opener()
         if self.sock is None:
             raise ConnectorError("tcp", "No connection to the server.")
         return self.sock
@@ -155,15 +152,17 @@ class MySQLConnector(Connector):
         return f"{flavour} {version}"[:255]
 
     def _reach(self, runner: StageRunner, config: ConnectionConfig, tunnel: SSHTunnel | None, link: _Link) -> str:
-        """Stages resolve, tcp (and ssh through a tunnel); returns the host name, ``link`` ready to open."""
+        """Stages resolve, tcp (and ssh through a tunnel); returns the host name, ``link`` open to a greeting server."""
         timeout = float(config.connect_timeout)
         if tunnel:
             port = config.connection.get("port") or self.default_port
-            host, address = run_tunnel_stages(runner, tunnel, config.connection.get("host") or "", port)
-            link.opener = lambda: tcp_connect(*address, timeout, host)
+            target = config.connection.get("host") or ""
+            host, _, link.sock = run_tunnel_stages(
+                runner, tunnel, target, port, lambda local: open_server(*local, timeout, target)
+            )
             return host
         host, port, ip = runner.run("resolve", lambda: self.connect_target(config))
-        link.sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
+        link.sock = runner.run("tcp", lambda: open_server(ip, port, timeout, host))
         return host
 
     def test(self, config: ConnectionConfig) -> TestResult:
@@ -196,16 +195,17 @@ class MySQLConnector(Connector):
         return runner.result()
 
     @contextmanager
-    def _endpoint(self, config: ConnectionConfig) -> Iterator[tuple[str, int, tuple[str, int]]]:
-        """Host name, port and the address to connect to: checked directly, or a tunnel's local end."""
+    def _endpoint(self, config: ConnectionConfig) -> Iterator[tuple[str, int, socket.socket]]:
+        """Host name, port and a connection whose peer has greeted like a MySQL server (direct or tunnelled)."""
+        timeout = float(config.connect_timeout)
         if SSHTunnel.enabled(config):
             port = config.connection.get("port") or self.default_port
             host = check_host_syntax(config.connection.get("host") or "", port)
-            with forwarded(config, host, port) as address:
-                yield host, port, address
+            with forwarded(config, host, port, lambda local: open_server(*local, timeout, host)) as (_, sock):
+                yield host, port, sock
         else:
             host, port, ip = self.connect_target(config)
-            yield host, port, (ip, port)
+            yield host, port, open_server(ip, port, timeout, host)
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of the configured database (all user databases if empty).
@@ -213,8 +213,8 @@ class MySQLConnector(Connector):
         Two catalogue queries whatever the number of tables: one on TABLES, one on COLUMNS.
         """
         ctx = tls_context(_ssl(config)[1], config.secrets)
-        with self._endpoint(config) as (host, port, address), _Link() as link:
-            link.sock = tcp_connect(*address, float(config.connect_timeout), host)
+        with self._endpoint(config) as (host, port, sock), _Link() as link:
+            link.sock = sock
             conn = self._login(config, link.get(), host, port, ctx)
             try:
                 self._check_database(conn, config)

@@ -7,14 +7,12 @@ server text is only ever used sanitized, as a last resort.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import ssl
 import struct
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +21,7 @@ from pymysql.connections import Connection
 from pymysql.constants import CLIENT, CR
 
 from .base import ConnectionConfig, ConnectorError, sanitize
-from .egress import connect_failed_message
+from .reach import Deadline, NotTheServer, connect_and_greet, peek
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TLS_REQUIRED = ("require", "verify-ca", "verify-full")
@@ -32,6 +30,7 @@ NO_SSL = "The server does not support SSL, but the SSL mode requires it."
 LOCAL_FILE_REFUSED = "The server asked for a local file (LOAD DATA LOCAL INFILE); this client never sends files."
 CLEAR_TEXT_PLUGINS = (b"mysql_clear_password", b"dialog")
 DB_ERRORS = (1044, 1049)  # access denied to database, unknown database
+MAX_GREETING = 1024  # a real handshake is about 80-120 bytes
 
 
 class SafeConnection(Connection):
@@ -78,48 +77,55 @@ class ClearTextRefused(Exception):
     """The server asked for the password in clear text over an unencrypted connection."""
 
 
-def tcp_connect(ip: str, port: int, timeout: float, host: str) -> socket.socket:
-    """Open a TCP connection to the checked ``ip``; failures read like a closed port."""
-    family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+def _greeting(data: bytes) -> bool | None:
+    """Judge for the first packet of a MySQL server: a handshake v10, or an error packet.
+
+    Packet header: 3-byte length, sequence id 0. Handshake v10: 0x0a, a printable version
+    string ending in NUL, connection id (4), auth data (8), a NUL filler, capabilities (2).
+    Error: 0xff, a 2-byte code, a printable message.
+    """
+    if len(data) >= 4 and (data[3] != 0 or not 0 < int.from_bytes(data[:3], "little") <= MAX_GREETING):
+        return False
+    if len(data) >= 5 and data[4] not in (0x0A, 0xFF):
+        return False
+    if len(data) < 4 or len(data) < 4 + int.from_bytes(data[:3], "little"):
+        return None
+    payload = data[4 : 4 + int.from_bytes(data[:3], "little")]
+    if len(data) > 4 + len(payload):
+        return False  # a server sends nothing more before the client answers
+    if payload[0] == 0xFF:
+        code = struct.unpack("<H", payload[1:3])[0] if len(payload) >= 3 else 0
+        return 1000 <= code < 20000 and _printable(payload[3:])
+    end = payload.find(b"\0", 1)
+    return 1 < end <= 64 and _printable(payload[1:end]) and len(payload) >= end + 16 and payload[end + 13] == 0
+
+
+def _printable(text: bytes) -> bool:
     try:
-        sock.connect((ip, port))
-    except OSError:
-        sock.close()
-        raise ConnectorError("tcp", connect_failed_message(host, port)) from None
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return text.decode().isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
+def open_server(ip: str, port: int, timeout: float, host: str) -> socket.socket:
+    """Stage tcp: connect and wait for the server's greeting (left unread for the driver).
+
+    Until a valid handshake (or error packet) has come, every failure reads like a closed port.
+    """
+    sock, _ = connect_and_greet(ip, port, timeout, host, lambda s, d: peek(s, d, _greeting))
     return sock
-
-
-def _peek_packet(sock: socket.socket, timeout: float) -> bytes:
-    """Payload of the first packet the server sent, left unread in the socket (MSG_PEEK)."""
-    end = time.monotonic() + timeout
-    while (remaining := end - time.monotonic()) > 0:
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(4096, socket.MSG_PEEK)
-        except TimeoutError:
-            break
-        except OSError:
-            data = b""
-        if not data:
-            raise ConnectorError("tls", "The server closed the connection before its greeting.")
-        size = int.from_bytes(data[:3], "little") if len(data) >= 4 else -1
-        if 0 <= size <= len(data) - 4:
-            return data[4 : 4 + size]
-        time.sleep(0.01)
-    raise ConnectorError("tls", f"The server sent no MySQL greeting within {timeout:g} seconds.")
 
 
 def peek_greeting(sock: socket.socket, timeout: float) -> int:
     """Capability flags from the server greeting, read without consuming it."""
-    payload = _peek_packet(sock, timeout)
-    if payload[:1] == b"\xff" and len(payload) >= 3:
+    try:
+        data = peek(sock, Deadline(timeout), _greeting)
+    except NotTheServer:
+        raise ConnectorError("tls", "The server closed the connection before its greeting.") from None
+    payload = data[4:]
+    if payload[:1] == b"\xff":
         raise ConnectorError("tls", greeting_error(struct.unpack("<H", payload[1:3])[0]))
     end = payload.find(b"\0", 1)
-    if payload[:1] != b"\x0a" or end < 0 or len(payload) < end + 16:
-        raise ConnectorError("tls", "The server did not answer like a MySQL server.")
     return struct.unpack("<H", payload[end + 14 : end + 16])[0]
 
 

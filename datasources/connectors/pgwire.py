@@ -6,7 +6,6 @@ as a last resort, so no secret value can be echoed back to a client.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import struct
@@ -19,41 +18,60 @@ import psycopg
 
 from .base import ConnectionConfig, ConnectorError, sanitize
 from .egress import connect_failed_message
+from .reach import Deadline, connect_and_greet, peek, take
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TLS_REQUIRED = ("require", "verify-ca", "verify-full")
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 VERIFY_CA_NEEDS_CA = "SSL mode 'verify-ca' needs a CA certificate."
+MAX_ERROR_LENGTH = 30000  # libpq's limit for an error message before authentication
 
 
-def tcp_connect(ip: str, port: int, timeout: float, host: str) -> socket.socket:
-    """Open a raw TCP connection to the checked ``ip``; failures read like a closed port."""
-    family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect((ip, port))
-    except OSError:
-        sock.close()
-        raise ConnectorError("tcp", connect_failed_message(host, port)) from None
-    return sock
+def _ssl_answer(data: bytes) -> bool | None:
+    """Judge for the answer to SSLRequest: a lone 'S' or 'N', or a well-formed ErrorResponse."""
+    if data[:1] in (b"S", b"N"):
+        return len(data) == 1  # anything right behind the answer byte is not PostgreSQL
+    if data[:1] != b"E":
+        return False
+    if len(data) < 5:
+        return None
+    length = struct.unpack("!i", data[1:5])[0]
+    if not 5 < length <= MAX_ERROR_LENGTH:
+        return False
+    if len(data) < 1 + length:
+        return None
+    if len(data) > 1 + length:
+        return False
+    body = data[5 : 1 + length]
+    fields = body[:-1].split(b"\0")
+    return body.endswith(b"\0\0") and all(f[:1].isalpha() for f in fields[:-1]) and fields[-1] == b""
 
 
-def tls_probe(sock: socket.socket, ssl: dict) -> None:
-    """Check the SSL settings, then ask whether the server accepts TLS (SSLRequest); no credentials sent."""
+def _ask_ssl(sock: socket.socket, deadline: Deadline) -> bytes:
+    sock.sendall(SSL_REQUEST)
+    answer = peek(sock, deadline, _ssl_answer)
+    take(sock, len(answer))  # read it: closing with unread data would reset the server's side
+    return answer[:1]
+
+
+def greet(ip: str, port: int, timeout: float, host: str) -> bytes:
+    """Stage tcp: connect and send SSLRequest (no credentials); the server's answer, S, N or E.
+
+    Until that answer has come, validly, every failure reads like a closed port.
+    """
+    sock, answer = connect_and_greet(ip, port, timeout, host, _ask_ssl)
+    sock.close()  # the login goes over the driver's own connection
+    return answer  # type: ignore[return-value]
+
+
+def tls_verdict(answer: bytes, ssl: dict) -> None:
+    """Stage tls (when the SSL mode requires TLS): the settings, and the server's answer to SSLRequest."""
     if ssl.get("mode") == "verify-ca" and not ssl.get("ca_certificate"):
         raise ConnectorError("tls", VERIFY_CA_NEEDS_CA)
-    try:
-        sock.sendall(SSL_REQUEST)
-        answer = sock.recv(1)
-    except TimeoutError:
-        raise ConnectorError("tls", "The server did not answer the SSL request in time.") from None
-    except OSError:
-        raise ConnectorError("tls", "The server closed the connection during the SSL request.") from None
     if answer == b"N":
         raise ConnectorError("tls", "The server does not support SSL, but the SSL mode requires it.")
     if answer != b"S":
-        raise ConnectorError("tls", "The server did not answer the SSL request like a PostgreSQL server.")
+        raise ConnectorError("tls", "The server refused the SSL request.")
 
 
 def write_private(directory: Path, name: str, content: str) -> str:

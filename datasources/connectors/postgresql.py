@@ -10,10 +10,8 @@ With an SSH tunnel the driver connects to the tunnel's local port instead (``hos
 
 from __future__ import annotations
 
-import socket
 import tempfile
-from collections.abc import Callable
-from contextlib import ExitStack, closing, nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from .base import (
     TestResult,
 )
 from .egress import check_host_syntax, resolve_checked
-from .pgwire import TLS_REQUIRED, classify, query_error, ssl_params, tcp_connect, tls_probe, watchdog
+from .pgwire import TLS_REQUIRED, classify, greet, query_error, ssl_params, tls_verdict, watchdog
 from .ssh import SSHTunnel, forwarded, run_tunnel_stages
 
 APPLICATION_NAME = "datasource-control-plane"
@@ -119,24 +117,25 @@ class PostgresConnector(Connector):
         return str(version)[:255]
 
     def _reach(
-        self, runner: StageRunner, config: ConnectionConfig, tunnel: SSHTunnel | None, tls: bool
-    ) -> tuple[str, tuple[str, int], Callable[[], socket.socket]]:
-        """Stages resolve, tcp (and ssh): the host name, the address to log in at, a raw-socket opener."""
+        self, runner: StageRunner, config: ConnectionConfig, tunnel: SSHTunnel | None
+    ) -> tuple[str, tuple[str, int], bytes]:
+        """Stages resolve, tcp (and ssh): the host name, the address to log in at, the answer to SSLRequest."""
         timeout = float(config.connect_timeout)
         if tunnel:
             port = config.connection.get("port") or self.default_port
-            host, address = run_tunnel_stages(runner, tunnel, config.connection.get("host") or "", port)
-            return host, address, lambda: tcp_connect(*address, timeout, host)
+            host, address, answer = run_tunnel_stages(
+                runner, tunnel, config.connection.get("host") or "", port,
+                lambda local: greet(*local, timeout, config.connection.get("host") or ""),
+            )  # fmt: skip
+            return host, address, answer
 
         def resolve() -> tuple[str, int, str]:
             host, port = self._host_port(config)
             return host, port, resolve_checked(host, port, timeout)
 
         host, port, ip = runner.run("resolve", resolve)
-        sock = runner.run("tcp", lambda: tcp_connect(ip, port, timeout, host))
-        if not tls:
-            sock.close()  # only the TLS probe (which closes it) uses the raw connection
-        return host, (ip, port), lambda: sock
+        answer = runner.run("tcp", lambda: greet(ip, port, timeout, host))
+        return host, (ip, port), answer
 
     def test(self, config: ConnectionConfig) -> TestResult:
         """Run resolve, tcp, [ssh], tls, auth and database stages, stopping at the first failure."""
@@ -145,29 +144,26 @@ class PostgresConnector(Connector):
         tunnel = SSHTunnel(config) if SSHTunnel.enabled(config) else None
         with StageRunner(config.secrets) as runner, tempfile.TemporaryDirectory(prefix="pgtest-") as tmp:
             with tunnel or nullcontext():
-                host, address, raw = self._reach(runner, config, tunnel, tls)
+                host, address, answer = self._reach(runner, config, tunnel)
                 if tls:
-                    runner.run("tls", lambda: self._probe(raw, ssl), "The server accepts TLS.")
+                    runner.run("tls", lambda: tls_verdict(answer, ssl), "The server accepts TLS.")
                 timeout_ms = config.connect_timeout * 1000
                 conn = runner.run("auth", lambda: self._connect(config, host, address, Path(tmp), timeout_ms))
                 with conn:
                     runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
         return runner.result()
 
-    @staticmethod
-    def _probe(raw: Callable[[], socket.socket], ssl: dict) -> None:
-        with closing(raw()) as sock:
-            tls_probe(sock, ssl)
-
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of the configured schema (all user schemas if empty)."""
         host, port = self._host_port(config)
         seconds = config.query_timeout + config.connect_timeout
         with ExitStack() as stack:
+            timeout = float(config.connect_timeout)
             if SSHTunnel.enabled(config):
-                address = stack.enter_context(forwarded(config, host, port))
+                address, _ = stack.enter_context(forwarded(config, host, port, lambda a: greet(*a, timeout, host)))
             else:
-                address = (resolve_checked(host, port, float(config.connect_timeout)), port)
+                address = (resolve_checked(host, port, timeout), port)
+                greet(*address, timeout, host)
             with tempfile.TemporaryDirectory(prefix="pgintrospect-") as tmp:
                 conn = self._connect(config, host, address, Path(tmp), config.query_timeout * 1000)
             with conn, watchdog(conn, seconds) as state:

@@ -4,10 +4,13 @@ Staged test (the bastion resolves the target, so only the SSH host meets the egr
 the target host is syntax-checked: no Unix sockets or host lists)::
 
     with SSHTunnel(config) as tunnel:  # when SSHTunnel.enabled(config)
-        host, (local_host, local_port) = run_tunnel_stages(runner, tunnel, db_host, db_port)  # resolve, tcp, ssh
+        host, (local_host, local_port), greeting = run_tunnel_stages(runner, tunnel, db_host, db_port, probe)
         ...  # the driver connects to local_host:local_port (127.0.0.1, ephemeral); TLS checks ``host``
 
-Introspection: ``with forwarded(config, db_host, db_port) as (local_host, local_port): ...``
+Stage tcp ends only once the SSH host has sent an SSH-2.0 banner: anything else reads like a closed
+port. Within stage ssh, ``probe(local_address)`` checks that the target speaks the database's
+protocol; if not, it reads like a target the bastion could not connect to.
+Introspection: ``with forwarded(config, db_host, db_port, probe) as ((local_host, local_port), greeting):``
 (raises ``ConnectorError``). Settings: ``connection.ssh_tunnel`` {enabled, host, port,
 username, host_key_fingerprint}; secrets ``ssh_password``, ``ssh_private_key`` (PEM/OpenSSH
 text), ``ssh_private_key_passphrase``. A pinned fingerprint (``SHA256:<base64>`` or
@@ -24,9 +27,9 @@ import logging
 import select
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -36,9 +39,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from .base import ConnectionConfig, ConnectorError, StageRunner
 from .egress import check_host_syntax, resolve_checked
-from .pgwire import tcp_connect
+from .reach import connect_and_greet, peek, ssh_banner
 
 logging.getLogger("paramiko").setLevel(logging.WARNING)
+T = TypeVar("T")
 
 KEY_UNREADABLE = "The SSH private key could not be read: check its format and passphrase."
 KEY_ENCRYPTED = "The SSH private key is encrypted: give its passphrase."
@@ -140,8 +144,13 @@ class SSHTunnel:
         return self._ip
 
     def connect(self) -> None:
-        """Open the TCP connection to the checked SSH address (stage tcp)."""
-        self._sock = tcp_connect(self._ip or self.resolve(), self.port, self.timeout, self.host)
+        """Stage tcp: connect to the checked SSH address and wait for an SSH-2.0 banner (left unread).
+
+        A peer that does not identify as an SSH server reads like a closed port.
+        """
+        self._sock, _ = connect_and_greet(
+            self._ip or self.resolve(), self.port, self.timeout, self.host, lambda s, d: peek(s, d, ssh_banner)
+        )
 
     def open(self, target_host: str, target_port: int) -> tuple[str, int]:
         """Handshake, verify the host key, authenticate, start the forwarder (stage ssh)."""
@@ -287,29 +296,49 @@ class SSHTunnel:
         self.close()
 
 
-def run_tunnel_stages(runner: StageRunner, tunnel: SSHTunnel, host: str, port: int) -> tuple[str, tuple[str, int]]:
-    """Stages resolve, tcp and ssh for a tunnelled target; returns the checked host and the local address."""
+def _through(tunnel: SSHTunnel, host: str, port: int, probe: Callable[[tuple[str, int]], T]) -> T:
+    """``probe`` the target through the tunnel's local end; a target that does not answer like the
+    expected server reads like one the bastion could not connect to."""
+    try:
+        return probe(("127.0.0.1", int(tunnel.local_port or 0)))
+    except ConnectorError:
+        raise ConnectorError("ssh", f"The SSH server could not connect to {host}:{port}.") from None
+
+
+def run_tunnel_stages(
+    runner: StageRunner, tunnel: SSHTunnel, host: str, port: int, probe: Callable[[tuple[str, int]], T]
+) -> tuple[str, tuple[str, int], T]:
+    """Stages resolve, tcp and ssh for a tunnelled target; returns the checked host, the local address,
+    and what ``probe`` (run on the local address within stage ssh) returned."""
 
     def resolve() -> str:
         checked = check_host_syntax(host, port)
         tunnel.resolve()
         return checked
 
+    def ssh() -> tuple[tuple[str, int], T]:
+        local = tunnel.open(checked, port)
+        return local, _through(tunnel, checked, port, probe)
+
     checked = runner.run("resolve", resolve)
     runner.run("tcp", tunnel.connect)
     try:
-        local = runner.run("ssh", lambda: tunnel.open(checked, port))
+        local, greeting = runner.run("ssh", ssh)
     finally:
         runner.ssh_host_key_fingerprint = tunnel.recorded_fingerprint
     runner.stages[-1].message = tunnel.describe
-    return checked, local
+    return checked, local, greeting
 
 
 @contextmanager
-def forwarded(config: ConnectionConfig, host: str, port: int) -> Iterator[tuple[str, int]]:
-    """A tunnel to ``host:port`` for one use (e.g. introspection); raises ``ConnectorError``."""
+def forwarded(
+    config: ConnectionConfig, host: str, port: int, probe: Callable[[tuple[str, int]], T]
+) -> Iterator[tuple[tuple[str, int], T]]:
+    """A tunnel to ``host:port`` for one use (e.g. introspection): the local address and what ``probe``
+    returned for it; raises ``ConnectorError``."""
     checked = check_host_syntax(host, port)
     with SSHTunnel(config) as tunnel:
         tunnel.resolve()
         tunnel.connect()
-        yield tunnel.open(checked, port)
+        local = tunnel.open(checked, port)
+        yield local, _through(tunnel, checked, port, probe)
