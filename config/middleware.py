@@ -35,15 +35,18 @@ _STATUS_CODES = {
 }
 
 
+JSON_PREFIXES = ("/api/", "/compat/")
+
+
 class ApiErrorPageMiddleware:
-    """Replace Django's HTML error pages (404 for unknown URLs, 500s, CSRF 403) under /api/."""
+    """Replace Django's HTML error pages (unknown URLs, 500s, CSRF 403) under /api/ and /compat/."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith("/api/") or response.status_code < 400:
+        if not request.path.startswith(JSON_PREFIXES) or response.status_code < 400:
             return response
         ctype = response.get("Content-Type", "")
         if "json" in ctype:
@@ -53,7 +56,7 @@ class ApiErrorPageMiddleware:
         return new
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not request.path.startswith("/api/"):
+        if not request.path.startswith(JSON_PREFIXES):
             return None
         logger.exception("Unhandled error", exc_info=exception)
         return JsonResponse(

@@ -10,8 +10,8 @@ from datasources.compat.databrain_types import SPECS, TYPES
 from datasources.connectors import ConnectorError
 from datasources.connectors.postgresql import PostgresConnector
 from datasources.models import TenancySettings
+from tests.support.forwarding import served_as
 from tests.support.state import stored_state
-from tests.test_compat_rivergen import served_as
 
 URL = "/api/v1/data-sources/"
 DB = "/compat/databrain/api/v2/datasource"

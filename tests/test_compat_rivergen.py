@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import random
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 from rest_framework.test import APIClient
 
-from datasources.connectors import egress
+from tests.support.forwarding import served_as
 from tests.support.state import stored_state
 
 URL = "/api/v1/data-sources/"
@@ -31,73 +25,6 @@ DOCUMENTED_DATA_KEYS = {
     "schema_name", "connection_pool_size", "connection_timeout", "query_timeout", "max_retries", "status",
     "tags", "updated_at", "updated_by_user_id",
 }
-
-
-# --- a host name of the seeds' examples, served by the real PostgreSQL cluster ----------------------
-
-
-class Forwarder:
-    """Listens on ``bind`` and pipes every connection to ``target`` (a stand-in for a remote server)."""
-
-    def __init__(self, bind: tuple[str, int], target: tuple[str, int]):
-        self.target = target
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(bind)
-        self.sock.listen(16)
-        threading.Thread(target=self._accept, daemon=True, name="compat-forward").start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-                upstream = socket.create_connection(self.target, timeout=10)
-            except OSError:
-                return
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True, name="compat-forward").start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() thread up
-        except OSError:
-            pass
-        self.sock.close()
-
-
-@contextmanager
-def served_as(monkeypatch, name: str, port: int, cluster) -> Iterator[None]:
-    """Make ``name:port`` resolve to a free loopback address that reaches the PostgreSQL ``cluster``."""
-    rng = random.Random()
-    for _ in range(20):  # the port is the seed's; a random 127/8 address keeps parallel runs apart
-        ip = f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-        try:
-            forwarder = Forwarder((ip, port), (cluster.host, cluster.port))
-            break
-        except OSError:
-            continue
-    else:
-        pytest.skip(f"no free loopback address for port {port}")
-    real = egress._getaddrinfo
-    monkeypatch.setattr(egress, "_getaddrinfo", lambda h, p, t: [ip] if h == name else real(h, p, t))
-    try:
-        yield
-    finally:
-        forwarder.close()
 
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -242,6 +169,14 @@ def test_forbidden_when_not_a_member_of_any_organization(pg_source, django_user_
 def test_forbidden_without_write_scope(org, make_client, pg_source):
     reader = make_client(org, ["datasource.read"])
     assert_error(reader.patch(f"{RG}{pg_source['id']}", CURL_BODY, format="json"), 403, "FORBIDDEN")
+
+
+def test_if_match(api, pg_source):
+    url = f"{RG}{pg_source['id']}"
+    etag = api.patch(url, {"description": "one"}, format="json")["ETag"]
+    assert_error(api.patch(url, {"description": "two"}, format="json", HTTP_IF_MATCH='"0-0"'),
+                 412, "PRECONDITION_FAILED")
+    assert api.patch(url, {"description": "two"}, format="json", HTTP_IF_MATCH=etag).status_code == 200
 
 
 @pytest.mark.parametrize("ref", ["999999", "abc", "other"])

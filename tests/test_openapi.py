@@ -161,6 +161,8 @@ def test_every_operation_documents_its_errors(doc):
         (DS_ID + "tenancy/", "delete"): {"412"},
     }
     for path, method, op in operations(doc):
+        if path.startswith("/compat/"):
+            continue  # the seed adapters answer in their seeds' own error shapes, on purpose
         responses = op["responses"]
         wanted = {"401", "403", "429", "500"} | specific.get((path, method), set())
         if "{" in path:

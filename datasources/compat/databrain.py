@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import ApiError, NotFound
+from config.errors import NotFound
 from config.serializers import JSONObjectField, StrictCharField
 from datasources.compat import common
 from datasources.compat.databrain_types import SPECS, TYPES, credentials_schema, error_names, translate
@@ -42,7 +42,7 @@ TENANCY_FIELDS = {  # Databrain name -> core tenancy_settings name
 }
 
 
-class DatasourceNameError(ApiError):
+class DatasourceNameError(common.SeedInvalidRequest):
     code = "DATASOURCE_NAME_ERROR"
     status_code = 400
 
@@ -126,7 +126,7 @@ def _find(request: Request, name: Any) -> DataSource:
     """The organization's datasource with exactly this name."""
     if not isinstance(name, str) or not name.strip():
         raise common.SeedInvalidRequest("credentials.name is required: the name of the datasource to update.",
-                             errors={"credentials.name": ["This field is required."]})
+                                        errors={"credentials.name": ["This field is required."]})
     actor = get_actor(request)
     same = DataSource.objects.filter(organization=actor.organization, name__iexact=name).first()
     if same is None:

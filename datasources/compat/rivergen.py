@@ -19,6 +19,8 @@ from config.serializers import (
     StrictIntegerField,
 )
 from datasources import catalogue
+from datasources.api.serializers import DataSourceWriteSerializer, TagsField
+from datasources.catalogue_types_common import port
 from datasources.compat import common
 from datasources.models import DataSource
 
@@ -56,13 +58,24 @@ def _opt_int(**kwargs: Any) -> StrictIntegerField:
     return StrictIntegerField(required=False, allow_null=True, **kwargs)
 
 
+def _core_int(name: str, **kwargs: Any) -> StrictIntegerField:
+    """An operational field with the main API's own limits (read from its serializer, not copied)."""
+    core = DataSourceWriteSerializer().fields[name]
+    return _opt_int(min_value=core.min_value, max_value=core.max_value, **kwargs)
+
+
+def _port(**kwargs: Any) -> StrictIntegerField:
+    limits = port(1)  # the catalogue's port field
+    return _opt_int(min_value=limits.min_value, max_value=limits.max_value, **kwargs)
+
+
 class RivergenDataSourceUpdateSerializer(common.SeedRequest):
     """All fields optional: only the fields sent change; ``null`` clears or resets to the default."""
 
     name = StrictCharField(required=False, min_length=1, max_length=255, help_text="1-255 characters.")
     description = _opt_str(allow_blank=True)
     host = _opt_str()
-    port = _opt_int()
+    port = _port()
     database_name = _opt_str()
     schema_name = _opt_str()
     connection_string = StrictCharField(
@@ -72,20 +85,20 @@ class RivergenDataSourceUpdateSerializer(common.SeedRequest):
     file_path = _opt_str(max_length=1000, help_text="Object path for file-based sources (relative).")
     use_ssh_tunnel = StrictBooleanField(required=False, allow_null=True)
     ssh_host = _opt_str()
-    ssh_port = _opt_int()
+    ssh_port = _port()
     ssh_username = _opt_str()
-    ssh_local_port = _opt_int(
-        min_value=1, max_value=65535,
+    ssh_local_port = _port(
         help_text="Accepted for compatibility and ignored: the tunnel's local port is chosen per connection.",
     )
-    connection_pool_size = _opt_int()
-    connection_timeout = _opt_int(help_text="Seconds.")
-    query_timeout = _opt_int(help_text="Seconds.")
-    max_retries = _opt_int()
+    connection_pool_size = _core_int("connection_pool_size")
+    connection_timeout = _core_int("connection_timeout", help_text="Seconds.")
+    query_timeout = _core_int("query_timeout", help_text="Seconds.")
+    max_retries = _core_int("max_retries")
     schema_auto_refresh = StrictBooleanField(required=False, allow_null=True)
-    schema_refresh_interval = _opt_int(help_text="Seconds.")
-    metadata = JSONObjectField(required=False, allow_null=True, help_text="Merged into the stored metadata.")
-    tags = serializers.ListField(child=StrictCharField(), required=False, allow_null=True)
+    schema_refresh_interval = _core_int("schema_refresh_interval", help_text="Seconds.")
+    metadata = JSONObjectField(max_bytes=16_384, required=False, allow_null=True,
+                               help_text="Merged into the stored metadata (RFC 7396).")
+    tags = TagsField(required=False)
 
 
 def _secret_fields() -> dict[str, serializers.Field]:
