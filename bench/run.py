@@ -1,6 +1,6 @@
 """The benchmark, in one command (not part of CI's pass/fail):
 
-    .venv/bin/python bench/run.py            # ~7 minutes on 2 cores; writes bench/results.md
+    .venv/bin/python bench/run.py            # ~10 minutes on 2 cores; writes bench/results.md
 
 What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user postgres):
 
@@ -9,17 +9,20 @@ What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user p
    target database that the PostgreSQL data sources point at (connection tests, schema refresh);
 2. counts the queries per request of every endpoint, API and floor (bench/queries.py);
 3. starts gunicorn (2 sync workers, settings ``config.settings_bench``: the API plus the floor views
-   of ``config/bench_floor.py``) and drives each endpoint with wrk (bench/lua/plan.lua) for a fixed
-   duration, the API then its floor, after a warm-up;
+   of ``config/bench_floor.py``) and drives each endpoint with wrk (bench/lua/plan.lua, 2 threads x
+   1 connection) for a fixed time per side after a warm-up, in alternating 2-second API and floor
+   slices so that the machine's background load weighs on both alike;
 4. restarts gunicorn with CONN_MAX_AGE=0 (a new database connection per request) for the GET and
    PATCH pair;
 5. starts one gunicorn worker and reads its RSS (/proc/<pid>/status) after 2,000 and 20,000 mixed
    requests;
-6. prints the table, writes bench/results.md, drops the databases.
+6. runs bench/repoint.py (one 10,000-node repoint, dry run and apply, with its query counts);
+7. prints the table, writes bench/results.md, drops the databases.
 
-Options: --duration S (per endpoint and side, default 10), --warmup S (default 1), --slice S (default
-2), --only KEY[,KEY] (endpoints), --skip-memory, --skip-conn-max-age-0, --keep (keep the databases
-and the seed file, for bench/profile.py), --out PATH, --json PATH (raw figures).
+Options: --duration S (per endpoint and side, default 10), --warmup S (default 1), --slice S
+(default 2), --only KEY[,KEY] (endpoints), --skip-memory, --skip-conn-max-age-0,
+--skip-repoint-script, --keep (keep the databases and the seed file, for bench/profile.py),
+--out PATH, --json PATH (raw figures).
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class Bench:
             "CONN_MAX_AGE": "60",
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            "STATIC_ROOT": str(self.tmp),  # an existing folder: no whitenoise warning (no static served)
         }
         self.env.pop("CACHE_URL", None)
 
@@ -386,6 +390,17 @@ class Bench:
                 "growth": growth, "requests": first["requests"] + second["requests"],
                 "errors": first["errors"] + second["errors"], "rps": second["rps"], "ok": abs(growth) <= 0.10}
 
+    def repoint_script(self) -> dict[str, Any]:
+        """bench/repoint.py (the workflows engineer's): one dry run and one apply of a repoint of
+        10,000 nodes reading 1,000 tables, in its own throwaway test database, with query counts."""
+        script = BENCH / "repoint.py"
+        if not script.exists():
+            return {"ok": False, "output": "bench/repoint.py is not there."}
+        proc = subprocess.run([PY, str(script)], cwd=ROOT, env=self.env, capture_output=True,  # noqa: S603
+                              text=True, timeout=600, check=False)
+        output = (proc.stdout + ("\n" + proc.stderr[-2000:] if proc.returncode else "")).strip()
+        return {"ok": proc.returncode == 0, "output": output}
+
     # ---- the whole run -------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -426,6 +441,12 @@ class Bench:
                 memory = self.memory()
                 log(f"  RSS {memory['rss_2k_kib']} KiB after 2,000, {memory['rss_20k_kib']} KiB after 20,000 "
                     f"({memory['growth']:+.1%})")
+            repoint_script = None
+            if not self.args.skip_repoint_script:
+                log("bench/repoint.py: one 10,000-node repoint, dry run and apply")
+                repoint_script = self.repoint_script()
+                for line in repoint_script["output"].splitlines():
+                    log(f"  {line}")
         finally:
             self.stop_server()
             if self.args.keep:
@@ -434,7 +455,8 @@ class Bench:
                 self.drop_databases()
                 shutil.rmtree(self.tmp, ignore_errors=True)
         return {"results": results, "cma0": cma0, "queries": queries, "memory": memory,
-                "elapsed": time.time() - started, "load": [load_before, load_after]}
+                "repoint_script": repoint_script, "elapsed": time.time() - started,
+                "load": [load_before, load_after]}
 
 
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -584,6 +606,16 @@ class Report:
                        f"({m['errors']} errors; {m['rps']:.0f} req/s on one worker).")
             if not m["ok"]:
                 self.missed.append("memory")
+        r = d.get("repoint_script")
+        if r:
+            out.append("")
+            out.append("## One 10,000-node repoint, request by request (`bench/repoint.py`)")
+            out.append("")
+            out.append("10,000 nodes reading 1,000 tables, in its own throwaway database; the full API request.")
+            out.append("")
+            out.append("```")
+            out.append(r["output"] or "(no output)")
+            out.append("```")
         out.append("")
         out.append("Missed targets: " + (", ".join(self.missed) if self.missed else "none") + ".")
         return "\n".join(out) + "\n"
@@ -603,6 +635,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help=f"comma-separated endpoints: {','.join(BY_KEY)}")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-conn-max-age-0", action="store_true")
+    parser.add_argument("--skip-repoint-script", action="store_true", help="do not run bench/repoint.py")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway databases")
     parser.add_argument("--out", default=str(BENCH / "results.md"))
     parser.add_argument("--json", default="", help="also write the raw figures to this JSON file")

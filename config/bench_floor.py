@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from django.conf import settings
@@ -82,22 +82,22 @@ TENANCY_FIELDS = ("level", "client_column_type", "schema", "table", "client_colu
 GET_DS_SQL = f"""SELECT {AUTH_COLUMNS}, {DS_COLUMNS}
 FROM {AUTH_FROM}
   LEFT JOIN datasources_datasource ds ON ds.organization_id = t.organization_id AND ds.id = %s
-WHERE {AUTH_WHERE}"""  # noqa: S608 (constant fragments; values are bound parameters)
+WHERE {AUTH_WHERE}"""  # noqa: S608 (constant fragments; values are bound parameters)  # nosec B608
 
 LIST_DS_SQL = f"""WITH a AS (SELECT {AUTH_COLUMNS} FROM {AUTH_FROM} WHERE {AUTH_WHERE}),
   page AS (SELECT x.* FROM datasources_datasource x, a WHERE x.organization_id = a.organization_id
            ORDER BY x.id LIMIT %s OFFSET %s),
   n AS (SELECT count(*) FROM datasources_datasource x, a WHERE x.organization_id = a.organization_id)
 SELECT a.*, n.count, {DS_COLUMNS}
-FROM a CROSS JOIN n LEFT JOIN page ds ON true ORDER BY ds.id"""  # noqa: S608
+FROM a CROSS JOIN n LEFT JOIN page ds ON true ORDER BY ds.id"""  # noqa: S608 (module constants only; values are bound parameters)  # nosec B608
 
 LOCK_DS_SQL = f"""SELECT {AUTH_COLUMNS}, {DS_COLUMNS}
 FROM {AUTH_FROM}
   JOIN datasources_datasource ds ON ds.organization_id = t.organization_id AND ds.id = %s
 WHERE {AUTH_WHERE}
-FOR UPDATE OF ds"""  # noqa: S608
+FOR UPDATE OF ds"""  # noqa: S608 (module constants only; values are bound parameters)  # nosec B608
 
-AUTH_SQL = f"SELECT {AUTH_COLUMNS} FROM {AUTH_FROM} WHERE {AUTH_WHERE}"  # noqa: S608
+AUTH_SQL = f"SELECT {AUTH_COLUMNS} FROM {AUTH_FROM} WHERE {AUTH_WHERE}"  # noqa: S608 (module constants only; values are bound parameters)  # nosec B608
 
 
 # ---- small helpers ----------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def _test_and_introspect(conn_settings: dict[str, Any], timeout: int) -> tuple[s
             user=conn_settings.get("username"), sslmode=ssl.get("mode") or "prefer", connect_timeout=timeout,
             autocommit=True, prepare_threshold=None,
         ) as target:
-            server_version = target.execute("SELECT version()").fetchone()[0]
+            server_version = cast("tuple[Any, ...]", target.execute("SELECT version()").fetchone())[0]  # always a row
             if not target.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
                                   (schema,)).fetchone():
                 raise Refused(400, "CREDENTIAL_TEST_FAILED", f"Schema '{schema}' not found.")
@@ -487,7 +487,7 @@ GET_WDS_SQL = f"""SELECT {AUTH_COLUMNS}, {WDS_COLUMNS}
 FROM {AUTH_FROM}
   LEFT JOIN workflows_workflow w ON w.organization_id = t.organization_id AND w.id = %s
   LEFT JOIN workflows_workflowdatasource wds ON wds.workflow_id = w.id AND wds.id = %s
-WHERE {AUTH_WHERE}"""  # noqa: S608
+WHERE {AUTH_WHERE}"""  # noqa: S608 (module constants only; values are bound parameters)  # nosec B608
 # The repoint's one read: the token, the workflow data source (locked), the target data source and
 # the id of the target's schema snapshot (the pinned version, or the newest).
 LOCK_WDS_SQL = f"""SELECT {AUTH_COLUMNS}, {WDS_COLUMNS}, nd.id, nd.name, nd.schema_version,
@@ -498,7 +498,7 @@ FROM {AUTH_FROM}
   JOIN workflows_workflowdatasource wds ON wds.workflow_id = w.id AND wds.id = %s
   LEFT JOIN datasources_datasource nd ON nd.organization_id = t.organization_id AND nd.reference_id = %s
 WHERE {AUTH_WHERE}
-FOR UPDATE OF wds"""  # noqa: S608
+FOR UPDATE OF wds"""  # noqa: S608 (module constants only; values are bound parameters)  # nosec B608
 # Every table read downstream (distinct, with the names stored for it) and every table of the target.
 TABLES_SQL = """SELECT 'read', table_reference_id, array_agg(DISTINCT table_name) FROM workflows_nodeinput
   WHERE workflow_data_source_id = %s GROUP BY table_reference_id
@@ -644,7 +644,7 @@ def _repoint(request: HttpRequest, workflow: int, pk: int) -> HttpResponse:
                 name_cases.append("WHEN %s THEN %s")
                 params += [old, new[new_ref]]
             cursor.execute(
-                "UPDATE workflows_nodeinput SET "  # noqa: S608 (only placeholders are interpolated)
+                "UPDATE workflows_nodeinput SET "  # noqa: S608 (only placeholders are interpolated)  # nosec B608
                 f"table_reference_id = CASE table_reference_id {' '.join(ref_cases)} END, "
                 f"table_name = CASE table_reference_id {' '.join(name_cases)} END "
                 f"WHERE workflow_data_source_id = %s AND table_reference_id IN ({', '.join(['%s'] * len(changes))})",

@@ -185,8 +185,8 @@ def exception_handler(exc: Exception, context: dict | None = None) -> Response |
             else:
                 errors = {}
                 message = str(exc.detail)
-            if isinstance(exc, drf_exc.Throttled) and exc.wait is not None:
-                headers["Retry-After"] = str(int(exc.wait) + 1)
+            if isinstance(exc, drf_exc.Throttled) and exc.wait is not None:  # type: ignore[attr-defined]  # not in the DRF stubs
+                headers["Retry-After"] = str(int(exc.wait) + 1)  # type: ignore[attr-defined]
             if getattr(exc, "auth_header", None):
                 headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
             return Response(error_body(code, message, errors), status=status_code, headers=headers or None)

@@ -179,7 +179,7 @@ def _error_content() -> dict[str, Any]:
 
 def _requires_auth(operation: dict[str, Any]) -> bool:
     security = operation.get("security")
-    return bool(security) and {} not in security
+    return bool(security) and {} not in (security or [])
 
 
 def _is_paginated(operation: dict[str, Any]) -> bool:
@@ -196,6 +196,21 @@ def _close_request_bodies(schemas: dict[str, Any]) -> None:
         if (name.endswith("Request") and isinstance(component, dict) and component.get("type") == "object"
                 and "properties" in component and "additionalProperties" not in component):
             component["additionalProperties"] = False
+
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _merge_patch_only_on_patch(method: str, operation: dict[str, Any]) -> None:
+    """JSON Merge Patch (RFC 7396) is a PATCH format: list it on PATCH bodies only.
+
+    The parser is global, so drf-spectacular lists it on every body; on POST and PUT it doubled
+    the request body and tripped code generators (openapi-python-client emitted a body union
+    referencing an unimported ``Unset``).
+    """
+    content = operation.get("requestBody", {}).get("content", {})
+    if method != "patch" and MERGE_PATCH in content and len(content) > 1:
+        del content[MERGE_PATCH]
 
 
 def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
@@ -238,6 +253,7 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
             operation = item.get(method)
             if operation is None:
                 continue
+            _merge_patch_only_on_patch(method, operation)
             _add_default_errors(path, operation)
             _link_headers(operation)
             _sorted_responses(operation)

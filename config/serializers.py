@@ -58,7 +58,7 @@ class StrictSerializer(serializers.Serializer):
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
         writable = {name for name, f in self.fields.items() if not f.read_only}
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, Any] = {}
         for key in data:
             if key in writable:
                 continue

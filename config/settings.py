@@ -199,6 +199,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DataSourceStatusEnum": "datasources.models.DataSourceStatus",
         "NodeKindEnum": "workflows.models.NodeKind",
+        "RedivisSourceKindEnum": ["dataset", "workflow"],
+        "WorkflowKindEnum": ["workflow"],
+        "WorkflowDataSourceKindEnum": ["dataSource"],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

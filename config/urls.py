@@ -31,5 +31,6 @@ urlpatterns = [
         name="redoc",
     ),
     path("compat/", include("datasources.compat.urls")),
+    path("compat/redivis/", include("workflows.compat.urls")),
     path("healthz", healthz),
 ]

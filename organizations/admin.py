@@ -8,6 +8,7 @@ session), and only its hash is kept. Audit events are read-only.
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -90,7 +91,7 @@ class ApiTokenAddForm(forms.ModelForm):
         fields = ["name", "organization", "user", "scopes", "expires_at"]
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = cast("dict[str, Any]", super().clean())  # ModelForm.clean returns cleaned_data
         org, user = cleaned.get("organization"), cleaned.get("user")
         if org and user and not org.memberships.filter(user=user).exists():
             self.add_error("user", f"'{user.get_username()}' is not a member of '{org.slug}'.")
@@ -193,7 +194,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ["created_at", "organization", "action", "target_type", "target_id", "target_link",
               "actor_repr", "actor_user", "actor_token", "request_id", "changes_pretty", "detail_pretty"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # plain names; the stubs type `fields` as field groups
 
     def has_add_permission(self, request):
         return False

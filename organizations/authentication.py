@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, cast
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -11,6 +12,9 @@ from rest_framework.request import Request
 
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, Membership, Scope, hash_token
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -83,9 +87,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 def actor_for_session(request: Request) -> Actor | None:
     """A logged-in user acts in one organization: X-Organization (slug) or their first membership."""
-    user = request.user
-    if not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+    if not getattr(request.user, "is_authenticated", False) or getattr(request.user, "pk", None) is None:
         return None
+    user = cast("User", request.user)  # authenticated, so not AnonymousUser
     memberships = Membership.objects.select_related("organization").filter(user=user).order_by("id")
     slug = request.headers.get("X-Organization")
     if slug:

@@ -285,3 +285,15 @@ def test_update_dry_run_shows_secrets_as_they_would_be(api, pg_source):
     assert response.status_code == 200
     assert response.json()["data_source"]["credentials_set"] == []
     assert api.get(f"{URL}{pg_source['id']}/").json()["credentials_set"] == ["password"]
+
+
+def test_test_endpoint_records_the_result_and_answers_400_when_it_fails(api, pg_source):
+    url = f"{URL}{pg_source['id']}/"
+    assert api.post(f"{url}test/").json()["ok"] is True
+    api.patch(f"{url}?test_connection=false", {"connection": {"database": "nope_db"}}, format="json")
+    response = api.post(f"{url}test/")
+    assert response.status_code == 400
+    assert response.json()["code"] == "CREDENTIAL_TEST_FAILED" and response.json()["stage"] == "database"
+    stored = api.get(url).json()
+    assert stored["status"] == "error" and stored["last_test"]["stage"] == "database"
+    assert api.get(f"{url}history/").json()["results"][0]["action"] == "test"

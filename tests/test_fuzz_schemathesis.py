@@ -35,8 +35,13 @@ CANARY_SSH = "Canary-SSH-Pass-8e4d2b57-never-in-a-response"
 CANARY_KEY = "Canary-Snowflake-Key-6c2d8f13-never-in-a-response"
 CANARY_SA = "Canary-BigQuery-SA-0b5e7a24-never-in-a-response"
 CANARY_TOKEN = "Canary-Token-3f9a1c66-never-in-a-response"
+PEM_KEY = f"-----BEGIN PRIVATE KEY-----\n{CANARY_KEY}\n-----END PRIVATE KEY-----\n"
+SERVICE_ACCOUNT = json.dumps({"type": "service_account", "client_email": "fuzz@proj-1.iam", "private_key": CANARY_SA})
 CANARIES = (CANARY_PG_PASSWORD, CANARY_MYSQL, CANARY_SSH, CANARY_KEY, CANARY_SA, CANARY_TOKEN)
 CANARY_ROLE, CANARY_DB = "fuzz_canary", "fuzz_canary_db"
+REAL_TENANCY = {"level": "TABLE", "client_column_type": "NUMBER", "schema": "public", "table": "customers",
+                "client_column": "tenant_id", "primary_key_column": "id"}
+PG_TYPES = {"postgresql", "redshift", "cockroachdb", "supabase"}
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
 SEED = os.environ.get("FUZZ_SEED", "20251")
 
@@ -111,6 +116,10 @@ class World:
             return response.json()
 
         ds = "/api/v1/data-sources/"
+        from organizations.models import Organization, Workspace
+
+        self.workspace_id = Workspace.objects.create(organization=Organization.objects.get(slug="acme"),
+                                                     name="Analytics").pk
         self.warehouse = post(ds, _pg_body(cluster, "Warehouse"))
         assert self.warehouse["schema"]["status"] == "ready", self.warehouse["schema"]
         _toggle_table(cluster)  # a second schema version, for the diff endpoint
@@ -131,10 +140,9 @@ class World:
             post(ds, {"name": "Snow", "type": "snowflake",
                       "connection": {"account": "acme-x1", "username": "u", "role": "r", "warehouse": "w",
                                      "database": "d", "schema": "s", "auth_method": "key_pair"},
-                      "credentials": {"private_key": f"-----BEGIN PRIVATE KEY-----\n{CANARY_KEY}\n-----END PRIVATE KEY-----\n"}}, test_connection="false"),
+                      "credentials": {"private_key": PEM_KEY}}, test_connection="false"),
             post(ds, {"name": "BQ", "type": "bigquery", "connection": {"project_id": "proj-1"},
-                      "credentials": {"service_account_json": json.dumps(
-                          {"type": "service_account", "client_email": "fuzz@proj-1.iam", "private_key": CANARY_SA})}}, test_connection="false"),
+                      "credentials": {"service_account_json": SERVICE_ACCOUNT}}, test_connection="false"),
             post(ds, {"name": "Duck", "type": "motherduck", "connection": {"database": "md"},
                       "credentials": {"token": CANARY_TOKEN}}, test_connection="false"),
         ]
@@ -194,10 +202,21 @@ def _repair_positive(case) -> None:
     op = case.operation
     method, path = op.method.upper(), op.path
     body = case.body if isinstance(case.body, dict) else None
+    if body is not None and isinstance(body.get("connection_string"), str):
+        # Like a host, a connection string names a real database.
+        kind = body.get("type", "postgresql")
+        body["connection_string"] = _STATE["pg_dsn"] if kind in PG_TYPES else "mysql://app@127.0.0.1:1/app"
     if method in ("POST", "PUT", "PATCH") and path in DS_WRITE_PATHS:
         # A connection change is tested against the real database before it is applied; generated hosts
         # are not databases, so positive cases skip the test explicitly (a documented, write-scope option).
         case.query = {**(case.query or {}), "test_connection": "false"}
+        if body is not None and method == "POST" and body.get("type") == "postgresql" and "connection" in body:
+            # A PostgreSQL source created by a positive case points at the real cluster and is tested.
+            body["connection"].update(_STATE["pg_connection"], schema="public")
+            body["connection"].pop("ssh_tunnel", None)
+            body["credentials"] = {"password": CANARY_PG_PASSWORD}
+            body.pop("connection_string", None)
+            case.query.pop("test_connection")
         if body is not None and method == "PUT":
             target = _scratch_of_type(body)
             if target is not None:
@@ -209,10 +228,19 @@ def _repair_positive(case) -> None:
                 body.pop("connection")  # fields of another type than the target's
             if "credentials" in body and not validators["credentials"].is_valid(body["credentials"]):
                 body.pop("credentials")
+    if body is not None and "workspace" in body and path in DS_WRITE_PATHS:
+        body["workspace"] = _STATE["workspace"] if body["workspace"] is not None else None  # ids that exist
+    pin = _STATE["pins"].get(f"{method} {path}")
+    if pin is not None and case.path_parameters.get(pin[0]) not in pin[1]:
+        # The operation's own objects (scratch, victims, sources whose database is here): generated
+        # or borrowed ids would break the objects the other operations rely on.
+        case.path_parameters = {**case.path_parameters, pin[0]: pin[1][0]}
+    tenancy = body.get("tenancy_settings") if body is not None and path in DS_WRITE_PATHS else None
+    if isinstance(tenancy, dict) and tenancy.get("level") == "TABLE" and method != "POST":
+        tenancy.update(REAL_TENANCY)  # names checked against the target's cached schema
     if path.endswith("/tenancy/") and method in ("PUT", "PATCH") and body is not None:
         if body.get("level", "TABLE") == "TABLE" or method == "PATCH":
-            body.update(level="TABLE", client_column_type="NUMBER", schema="public", table="customers",
-                        client_column="tenant_id", primary_key_column="id")
+            body.update(REAL_TENANCY)
     if path == "/api/v1/workflows/{workflow}/data-sources/" and method == "POST" and body is not None:
         body.pop("source_workflow", None)
         body["source_data_source"] = "acme.shop:v1"
@@ -222,17 +250,25 @@ def _repair_positive(case) -> None:
         body["source_data_source"] = "acme.warehouse:current"
     if path.startswith("/api/v1/workflows/{workflow}/nodes/") and method in ("POST", "PATCH") and body is not None:
         if "inputs" in body or method == "POST":
-            body["inputs"] = [{"data_source": _STATE["wds"], "table": "customers"}]
+            in_flow = str(case.path_parameters.get("workflow")) in _STATE["flow"]
+            body["inputs"] = [{"data_source": _STATE["wds"], "table": "customers"}] if in_flow else []
     if "If-Match" in case.headers:
         formatted = case.formatted_path.removesuffix("tenancy/")
         case.headers["If-Match"] = _etag_of(formatted)
 
 
+def _is_positive(case) -> bool:
+    """Every part of the case is valid (stateful steps carry no metadata: they are positive)."""
+    meta = case.meta
+    if meta is None:
+        return True
+    return meta.generation.mode.is_positive and all(c.mode.is_positive for c in meta.components.values())
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if not _STATE or case.meta is None or not case.meta.generation.mode.is_positive:
-        return
-    _repair_positive(case)
+    if _STATE and _is_positive(case):
+        _repair_positive(case)
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -248,19 +284,51 @@ def world(transactional_db, settings, org, api, pg_password_server, _file_root):
 
 
 def _ids(op: str, dictionary: str, probability: float = 1.0) -> dict:
-    method, path = op.split(" ", 1)
-    name = path.rsplit("{", 1)[-1].rstrip("}/")
-    return {"include-method": method, "include-path": path,
+    name = op.rsplit("{", 1)[-1].rstrip("}/")
+    return {"include-name": op,  # one filter: separate method and path filters would be OR-ed
             "parameters": {f"path.{name}": {"dictionary": dictionary, "probability": probability}}}
+
+
+_OPERATION_IDS = [
+    # Writes go to a scratch source, never to the ones the reads and refreshes rely on.
+    _ids("PUT /api/v1/data-sources/{id}/", "scratch_sources"),
+    _ids("PATCH /api/v1/data-sources/{id}/", "scratch_sources"),
+    _ids("PATCH /compat/camelai/api/v1/sources/{id}/", "scratch_sources"),
+    _ids("PUT /compat/maiascore/datasources/{id}", "scratch_sources"),
+    _ids("DELETE /api/v1/data-sources/{id}/", "victim_sources"),
+    # Refreshes and tests: sources whose database is really here. Elsewhere they answer, by design,
+    # SCHEMA_CACHE_FAILED (500, the seed's code) or CONNECTOR_UNAVAILABLE (400).
+    _ids("POST /api/v1/data-sources/{id}/sync/", "cacheable_sources"),
+    _ids("POST /api/v1/data-sources/{id}/test/", "cacheable_sources"),
+    _ids("PUT /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
+    _ids("PATCH /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
+    _ids("DELETE /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
+    _ids("DELETE /api/v1/workflows/{workflow}/", "victim_workflows"),
+    _ids("DELETE /api/v1/workflows/{workflow}/data-sources/{data_source}/", "victim_wds"),
+    _ids("DELETE /api/v1/workflows/{workflow}/nodes/{node}/", "victim_nodes"),
+]
 
 
 def _config(token: str, world: World):
     ds_ids = [world.warehouse["id"], world.shop["id"], *(o["id"] for o in world.others)]
     data = {
         "seed": None if SEED == "random" else int(SEED),
-        "headers": {"Authorization": f"Bearer {token}"},
+        # One request per connection: Django's threaded dev server shares the in-memory SQLite
+        # connection across its request threads, and idle keep-alive threads trip over it.
+        "headers": {"Connection": "close"},
+        # The token through the schema's own security scheme: schemathesis then knows which header
+        # carries it (a plain header would overwrite the ones it negates to test authentication).
+        "auth": {"openapi": {"BearerAuth": {"bearer": token}}},
         "workers": 1,
-        "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
+        "request-timeout": 60,
+        # DRF refuses NUL in every string field (PostgreSQL text cannot hold it), a rule the schema
+        # does not repeat on each property: positive strings carry none.
+        "generation": {"max-examples": MAX_EXAMPLES, "database": "none", "allow-x00": False},
+        # Path values come from the dictionaries below, not from ids seen in responses: a refresh or a
+        # test of a source whose database is not here says so by design (SCHEMA_CACHE_FAILED, 500;
+        # CONNECTOR_UNAVAILABLE, 400), and would drown every other finding.
+        "phases": {"fuzzing": {"extra-data-sources": {"responses": False}},
+                   "coverage": {"extra-data-sources": {"responses": False}}},
         "dictionaries": {
             "readable_sources": {"values": ds_ids},
             "cacheable_sources": {"values": [world.warehouse["id"], world.shop["id"]]},
@@ -284,31 +352,26 @@ def _config(token: str, world: World):
             "path.table": {"dictionary": "tables", "probability": 0.9},
         },
         "operations": [
-            # Writes go to a scratch source, never to the ones the reads and refreshes rely on.
-            _ids("PUT /api/v1/data-sources/{id}/", "scratch_sources"),
-            _ids("PATCH /api/v1/data-sources/{id}/", "scratch_sources"),
-            _ids("PATCH /compat/camelai/api/v1/sources/{id}/", "scratch_sources"),
-            _ids("PUT /compat/maiascore/datasources/{id}", "scratch_sources"),
-            _ids("DELETE /api/v1/data-sources/{id}/", "victim_sources"),
-            # Refreshes and tests: sources whose database is really there.
-            _ids("POST /api/v1/data-sources/{id}/sync/", "cacheable_sources"),
-            _ids("POST /api/v1/data-sources/{id}/test/", "cacheable_sources"),
-            _ids("PUT /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
-            _ids("PATCH /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
-            _ids("DELETE /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
-            _ids("DELETE /api/v1/workflows/{workflow}/", "victim_workflows"),
-            _ids("DELETE /api/v1/workflows/{workflow}/data-sources/{data_source}/", "victim_wds"),
-            _ids("DELETE /api/v1/workflows/{workflow}/nodes/{node}/", "victim_nodes"),
+            *_OPERATION_IDS,
             # The per-type unions multiply the deterministic coverage cases (~10k for one PUT): fuzz them
             # with the bounded random phase only.
-            *({"include-method": m, "include-path": p, "phases": {"coverage": {"enabled": False}}}
-              for m, p in (("PUT", "/api/v1/data-sources/{id}/"), ("PATCH", "/api/v1/data-sources/{id}/"),
-                           ("PUT", "/compat/databrain/api/v2/datasource"),
-                           ("PUT", "/compat/maiascore/datasources/{id}"),
-                           ("PATCH", "/compat/rivergen/api/v1/data-sources/{data_source_id}"))),
+            *({"include-name": name, "phases": {"coverage": {"enabled": False}}}
+              for name in ("PUT /api/v1/data-sources/{id}/", "PATCH /api/v1/data-sources/{id}/",
+                           "PUT /compat/databrain/api/v2/datasource", "PUT /compat/maiascore/datasources/{id}",
+                           "PATCH /compat/rivergen/api/v1/data-sources/{data_source_id}")),
         ],
     }
     return schemathesis.Config.from_dict(data)
+
+
+def _pins(dictionaries: dict) -> dict:
+    """Operation label -> (path parameter, allowed values), from the operation-level bindings above."""
+    pins = {}
+    for entry in _OPERATION_IDS:
+        name, (param, dictionary) = entry["include-name"], next(iter(entry["parameters"].items()))
+        pins[name] = (param.removeprefix("path."),
+                      [e.value for e in dictionaries[dictionary["dictionary"]].entries])
+    return pins
 
 
 def _patch_validators(doc: dict) -> dict:
@@ -324,7 +387,14 @@ def _patch_validators(doc: dict) -> dict:
     return {"connection": validator("PatchedPostgresqlConnection"), "credentials": validator("PostgresqlCredentials")}
 
 
-def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypatch):
+def _answer(recorder, case_id) -> str:
+    response = recorder.find_response(case_id=case_id) if case_id else None
+    if response is None:
+        return ""
+    return f"\n-> {response.status_code} {response.content[:600].decode('utf-8', 'replace')}"
+
+
+def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypatch, pg_password_server):
     from schemathesis.engine import events, from_schema
 
     from datasources.connectors import egress
@@ -338,7 +408,12 @@ def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypa
         schema = schemathesis.openapi.from_url(f"{live.url}/api/schema/?format=json",
                                                config=_config(api.raw_token, world))
         _STATE.update(live=live, token=api.raw_token, scratch={"postgresql": world.scratch["id"]}, counter=0,
-                      wds=world.wds["id"], patch_validators=_patch_validators(schema.raw_schema))
+                      wds=world.wds["id"], flow={str(world.workflow["id"]), world.workflow["reference"]},
+                      pg_connection=_pg_body(pg_password_server, "x")["connection"],
+                      workspace=world.workspace_id, pins=_pins(schema.config.dictionaries),
+                      pg_dsn=f"postgresql://{CANARY_ROLE}:{CANARY_PG_PASSWORD}@{pg_password_server.host}:"
+                             f"{pg_password_server.port}/{CANARY_DB}?sslmode=disable",
+                      patch_validators=_patch_validators(schema.raw_schema))
         failures: list[str] = []
         errors: list[str] = []
         tested: set[str] = set()
@@ -348,12 +423,13 @@ def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypa
                     tested.add(event.recorder.label)
                     report.append(f"{event.elapsed_time:7.2f}s {event.phase} {event.recorder.label} {event.status}"
                                   f" cases={len(event.recorder.cases)}")
-                    for checks in event.recorder.checks.values():
+                    for case_id, checks in event.recorder.checks.items():
                         for check in checks:
                             if check.failure_info is not None:
                                 f = check.failure_info
                                 failures.append(f"[{event.phase}] {event.recorder.label} {check.name}: "
-                                                f"{f.failure.title}\n{f.failure.message}\n{f.code_sample}")
+                                                f"{f.failure.title}\n{f.failure.message}\n{f.code_sample}"
+                                                f"{_answer(event.recorder, case_id)}")
                 elif isinstance(event, events.NonFatalError):
                     errors.append(f"{event.label}: {event.value!r}")
                 elif isinstance(event, events.FatalError):

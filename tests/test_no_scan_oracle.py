@@ -66,11 +66,11 @@ class Peer:
 
     def _serve(self) -> None:
         while not self.stop.is_set():
-            if not select.select([self.listener], [], [], 0.05)[0]:
-                continue
             try:
+                if not select.select([self.listener], [], [], 0.05)[0]:
+                    continue
                 conn, _ = self.listener.accept()
-            except OSError:
+            except (OSError, ValueError):  # closed by shutdown()
                 return
             self.connections += 1
             self.held.append(conn)

@@ -6,7 +6,7 @@ import pytest
 
 from datasources.models import SchemaTable
 from organizations.models import AuditEvent
-from tests.test_workflow_helpers import (
+from tests.support.workflows import (
     WF,
     add_node,
     add_source,

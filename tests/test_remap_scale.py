@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_workflow_helpers import WF, add_node, add_source, create_source, create_workflow, node_tables
+from tests.support.workflows import WF, add_node, add_source, create_source, create_workflow, node_tables
 from workflows.models import NodeInput
 from workflows.scale import build
 from workflows.services import repoint as repoint_service

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from organizations.models import AuditEvent
-from tests.test_workflow_helpers import add_node, add_source, change_schema, create_source, create_workflow
+from tests.support.workflows import add_node, add_source, change_schema, create_source, create_workflow
 from workflows.models import NodeInput, Workflow, WorkflowDataSource
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from organizations.models import AuditEvent
-from tests.test_workflow_helpers import WF, add_node, add_source, create_source, create_workflow, wds_url
+from tests.support.workflows import WF, add_node, add_source, create_source, create_workflow, wds_url
 from workflows.models import Workflow
 from workflows.services import dependants_of_data_source
 

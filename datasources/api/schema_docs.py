@@ -26,6 +26,7 @@ from datasources.api.serializers import (
 )
 
 ref, nullable_ref, error_response = oa.ref, oa.nullable_ref, oa.error_response
+SCHEMAS = oa.SCHEMAS
 _obj, _array = oa.object_schema, oa.array_schema
 TAGS, TYPE_TAGS = ["data-sources"], ["data-source-types"]
 CONNECTION_STRING_TYPES = frozenset(getattr(connection_strings, "SUPPORTED", ()))
@@ -141,15 +142,31 @@ def static_components() -> dict[str, dict[str, Any]]:
     }
 
 
+def _untitled(schema: Any) -> Any:
+    """A copy without ``title`` on object schemas: code generators name a model after its title, so
+    ``PostgresqlConnection`` titled "PostgreSQL connection" became a class no ``$ref`` could find.
+    The label moves to the description when there is none; nested objects are then named after
+    their parent and property (``PostgresqlConnectionSsl``)."""
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _untitled(value) for key, value in schema.items()}
+    if out.get("type") == "object" and "title" in out:
+        title = out.pop("title")
+        out.setdefault("description", title)
+    return out
+
+
 def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[str, Any]]:
     """Per-type components built from the catalogue and the serializers' common fields."""
     out: dict[str, dict[str, Any]] = {}
     for key, source_type in catalogue.CATALOGUE.items():
         p = component_prefix(key)
-        connection = catalogue.connection_openapi_schema(source_type)
+        connection = _untitled(catalogue.connection_openapi_schema(source_type))
         out[f"{p}Connection"] = connection
-        out[f"Patched{p}Connection"] = catalogue.connection_openapi_schema(source_type, partial=True)
-        out[f"{p}Credentials"] = catalogue.credentials_openapi_schema(source_type)
+        out[f"Patched{p}Connection"] = _untitled(catalogue.connection_openapi_schema(source_type, partial=True))
+        out[f"{p}Credentials"] = _untitled(catalogue.credentials_openapi_schema(source_type))
         discriminator = {"type": "string", "enum": [key], "description": f"`{key}`: {source_type.label}."}
 
         request = copy.deepcopy(base_request)
@@ -157,7 +174,11 @@ def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[
                                      credentials=ref(f"{p}Credentials"))
         request["required"] = sorted(set(request.get("required", [])) | {"type"})
         if key in CONNECTION_STRING_TYPES:
-            request["anyOf"] = [{"required": ["connection"]}, {"required": ["connection_string"]}]
+            # At least one of the two. Said with `not` rather than a top-level `anyOf`, which code
+            # generators read as "a union of two anonymous schemas" and so emit no model for the type.
+            request["not"] = {"allOf": [{"not": {"required": ["connection"]}},
+                                        {"not": {"required": ["connection_string"]}}],
+                              "description": "Give `connection`, `connection_string`, or both."}
         else:
             request["properties"].pop("connection_string", None)
             request["required"] = sorted({*request["required"], "connection"})
@@ -170,6 +191,43 @@ def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[
         representation["description"] = f"A {source_type.label} data source. Secrets never appear."
         out[f"{p}DataSource"] = representation
     return out
+
+
+TENANCY_TABLE_FIELDS = ("schema", "table", "client_column", "primary_key_column")
+
+
+def tenancy_request_components(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``TenancySettingsRequest`` as a union on ``level``: TABLE needs every field, DATABASE none.
+
+    One flat object could not say "required when level is TABLE", so schema-valid bodies were
+    refused (``{"level": "TABLE"}``) and clients could not tell from the contract.
+    """
+    name = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"}
+    table = {
+        "type": "object", "additionalProperties": False,
+        "description": "Tenants are the rows of one table, told apart by a client column: every field is "
+                       "required, and the table and columns are checked against the cached schema.",
+        "required": ["level", "client_column_type", *TENANCY_TABLE_FIELDS],
+        "properties": {"level": {"type": "string", "enum": ["TABLE"]},
+                       "client_column_type": {"type": "string", "enum": ["NUMBER", "STRING"]},
+                       **{field: dict(name) for field in TENANCY_TABLE_FIELDS}},
+    }
+    others = {k: copy.deepcopy(v) for k, v in base.get("properties", {}).items() if k != "level"}
+    database = {
+        "type": "object", "additionalProperties": False,
+        "description": "Tenants are whole databases: the other fields are ignored (stored empty).",
+        "required": ["level"],
+        "properties": {"level": {"type": "string", "enum": ["DATABASE"]}, **others},
+    }
+    union = {
+        "oneOf": [ref("TableTenancySettingsRequest"), ref("DatabaseTenancySettingsRequest")],
+        "discriminator": {"propertyName": "level",
+                          "mapping": {"TABLE": SCHEMAS + "TableTenancySettingsRequest",
+                                      "DATABASE": SCHEMAS + "DatabaseTenancySettingsRequest"}},
+        "description": "Databrain's tenancySettings, shaped by `level`.",
+    }
+    return {"TableTenancySettingsRequest": table, "DatabaseTenancySettingsRequest": database,
+            "TenancySettingsRequest": union}
 
 
 def _union(suffix: str, description: str) -> dict[str, Any]:
@@ -192,7 +250,13 @@ def postprocess_datasource_schema(result: dict[str, Any], generator: Any = None,
     base_repr, base_request = schemas.get("DataSource"), schemas.get("DataSourceRequest")
     if base_repr is None or base_request is None:
         return result  # endpoints filtered out of this schema
+    for name in ("DataSourceRequest", "PatchedDataSourceRequest"):  # before the unions copy them
+        tags = schemas.get(name, {}).get("properties", {}).get("tags")
+        if isinstance(tags, dict) and tags.get("type") == "array":
+            tags["uniqueItems"] = True  # a repeated tag is refused ("Tags must be unique.")
     schemas.update(catalogue_components(base_repr, base_request))
+    if "TenancySettingsRequest" in schemas and "oneOf" not in schemas["TenancySettingsRequest"]:
+        schemas.update(tenancy_request_components(schemas["TenancySettingsRequest"]))
     schemas.update(static_components())
     schemas.setdefault("Actor", ACTOR)  # shared with other apps' representations
     schemas["DataSource"] = _union("DataSource", "A data source, shaped by its `type`.")
@@ -306,10 +370,11 @@ _DATASOURCE_DOCS = {
     ),
     "test_connection": extend_schema(
         tags=TAGS, summary="Test the stored connection", request=None,
-        description="A failing test is a 200 with `ok: false`; the result is recorded as `last_test`.",
-        responses={200: OpenApiResponse(ref("TestResult"), description="The test result."),
-                   400: error_response(400, C.CONNECTOR_UNAVAILABLE,
-                                       description="No connection test is available for this type here.")},
+        description="The result is recorded as `last_test` (and `status`) whether it passes or fails; a failing "
+        "test answers 400 `CREDENTIAL_TEST_FAILED` with the failing `stage` and the whole `test`.",
+        responses={200: OpenApiResponse(ref("TestResult"), description="The test passed."),
+                   400: error_response(400, C.CREDENTIAL_TEST_FAILED, C.CONNECTOR_UNAVAILABLE,
+                                       description="The test failed, or no test is available for this type here.")},
     ),
     "sync": extend_schema(
         tags=TAGS, summary="Refresh the cached schema", request=None, parameters=[oa.etag_header(200)],

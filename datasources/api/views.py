@@ -21,7 +21,7 @@ from datasources.api.schema_views import SchemaActionsMixin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, DataSourceWriteSerializer
 from datasources.models import Credential, DataSource, DataSourceStatus
 from datasources.services import datasources as service
-from datasources.services.connection import test_stored
+from datasources.services.connection import require_passing, test_stored
 from organizations.authentication import get_actor
 from organizations.models import AuditEvent
 
@@ -42,7 +42,7 @@ def bool_param(request: Request, name: str, default: bool) -> bool:
 class DataSourceFilter(filters.FilterSet):
     type = filters.ChoiceFilter(choices=catalogue.TYPE_CHOICES)
     status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
-    workspace = filters.NumberFilter(field_name="workspace_id")
+    workspace = filters.NumberFilter(field_name="workspace_id", step_size=1)  # an id: no fractions
     tag = filters.CharFilter(method="filter_tag", label="Has this tag")
 
     class Meta:
@@ -165,7 +165,8 @@ class DataSourceViewSet(
     def test_connection(self, request: Request, pk: str) -> Response:
         actor = get_actor(request)
         ds = service.get_data_source(actor, pk)
-        result = test_stored(data_source=ds, actor=actor)
+        result = test_stored(data_source=ds, actor=actor)  # recorded (status, last_test, audit) either way
+        require_passing(result)
         return Response(result.as_dict())
 
 

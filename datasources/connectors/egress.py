@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterable
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -141,7 +142,8 @@ def _getaddrinfo(host: str, port: int, timeout: float) -> list[str]:
     if "error" in box or not box.get("value"):
         raise ConnectorError("resolve", f"Could not resolve host '{host}'.")
     addresses: list[str] = []
-    for _family, _type, _proto, _canon, sockaddr in box["value"]:  # type: ignore[union-attr]
+    results = cast("list[tuple[Any, ...]]", box["value"])  # getaddrinfo's 5-tuples (checked non-empty above)
+    for _family, _type, _proto, _canon, sockaddr in results:
         address = str(sockaddr[0]).split("%", 1)[0]
         if address not in addresses:
             addresses.append(address)

@@ -12,7 +12,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import pymysql
 
@@ -142,7 +142,7 @@ class MySQLConnector(Connector):
         def check() -> str:
             with conn.cursor() as cur:
                 cur.execute("SELECT VERSION()")
-                version = str(cur.fetchone()[0])
+                version = str(cast("tuple[Any, ...]", cur.fetchone())[0])  # always a row
             if database:
                 conn.select_db(database)
             return version

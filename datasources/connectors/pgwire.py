@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Iterator
@@ -51,7 +52,26 @@ def _ask_ssl(sock: socket.socket, deadline: Deadline) -> bytes:
     sock.sendall(SSL_REQUEST)
     answer = peek(sock, deadline, _ssl_answer)
     take(sock, len(answer))  # read it: closing with unread data would reset the server's side
+    if answer == b"S":
+        _close_tls(sock, min(deadline.remaining(), 1.0))
     return answer[:1]
+
+
+def _close_tls(sock: socket.socket, seconds: float) -> None:
+    """Best effort: open and close TLS politely, so the server does not log a failed SSL handshake.
+
+    Nothing is verified or sent inside the session; the verdict on TLS is the tls stage's (over the
+    driver's own connection). Any failure here is ignored: the server has already answered validly.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        sock.settimeout(max(seconds, 0.01))
+        with context.wrap_socket(sock, do_handshake_on_connect=True) as tls:
+            tls.unwrap()
+    except (OSError, ValueError):
+        pass
 
 
 def greet(ip: str, port: int, timeout: float, host: str) -> bytes:
@@ -61,7 +81,7 @@ def greet(ip: str, port: int, timeout: float, host: str) -> bytes:
     """
     sock, answer = connect_and_greet(ip, port, timeout, host, _ask_ssl)
     sock.close()  # the login goes over the driver's own connection
-    return answer  # type: ignore[return-value]
+    return answer
 
 
 def tls_verdict(answer: bytes, ssl: dict) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -103,7 +103,7 @@ class PostgresConnector(Connector):
         schema = config.connection.get("schema") or ""
         with watchdog(conn, seconds) as state:
             try:
-                version = conn.execute("SELECT version()").fetchone()[0]
+                version = cast("tuple[Any, ...]", conn.execute("SELECT version()").fetchone())[0]  # always a row
                 found = (
                     not schema
                     or conn.execute(

@@ -14,12 +14,15 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from .base import ConnectorError
 from .egress import connect_failed_message
 
 PEEK_LIMIT = 16384  # bytes of greeting looked at; more without a verdict is not a greeting
 POLL = 0.01  # seconds between peeks while a greeting is incomplete
+
+T = TypeVar("T")
 
 #: A judge looks at the bytes received so far: True (valid), False (invalid), None (need more).
 Judge = Callable[[bytes], bool | None]
@@ -95,8 +98,8 @@ def take(sock: socket.socket, size: int) -> bytes:
 
 
 def connect_and_greet(
-    ip: str, port: int, timeout: float, host: str, greet: Callable[[socket.socket, Deadline], object]
-) -> tuple[socket.socket, object]:
+    ip: str, port: int, timeout: float, host: str, greet: Callable[[socket.socket, Deadline], T]
+) -> tuple[socket.socket, T]:
     """TCP connect, then ``greet(sock, deadline)`` within the same ``timeout``; closed-port shape on failure.
 
     Returns the open socket and what ``greet`` returned (the caller owns the socket).

@@ -29,7 +29,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -156,7 +156,7 @@ class SSHTunnel:
         """Handshake, verify the host key, authenticate, start the forwarder (stage ssh)."""
         if self._sock is None:
             self.connect()
-        transport = self._transport = paramiko.Transport(self._sock)
+        transport = self._transport = paramiko.Transport(cast(socket.socket, self._sock))  # set by connect()
         transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = self.timeout
         done = threading.Event()
         try:
@@ -196,9 +196,9 @@ class SSHTunnel:
                 continue
             try:
                 if kind == "key":
-                    transport.auth_publickey(self.username, value)
+                    transport.auth_publickey(self.username, cast(paramiko.PKey, value))
                 else:
-                    transport.auth_password(self.username, value)
+                    transport.auth_password(self.username, cast(str, value))
             except paramiko.AuthenticationException:
                 continue
             except (paramiko.SSHException, OSError, EOFError):
@@ -254,9 +254,10 @@ class SSHTunnel:
             listener.close()  # no more connections than allowed
 
     def _pump(self, client: socket.socket, channel: paramiko.Channel) -> None:
+        watched: list[Any] = [client, channel]  # a socket and a paramiko Channel (both have fileno())
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([client, channel], [], [], 0.2)
+                ready, _, _ = select.select(watched, [], [], 0.2)
                 if client in ready:
                     data = client.recv(65536)
                     if not data:

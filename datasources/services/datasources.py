@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -25,6 +25,9 @@ from datasources.services.credentials import write_secrets
 from datasources.services.plan import OPERATIONAL_DEFAULTS, UNCHANGED, Plan, build_plan
 from datasources.services.ratelimit import consume_test_budget
 from organizations.actors import Actor
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 __all__ = ["OPERATIONAL_DEFAULTS", "WriteOptions", "WriteResult", "create_data_source", "update_data_source"]
 logger = logging.getLogger(__name__)
@@ -48,7 +51,12 @@ class WriteResult:
     dry_run: bool = False
 
 
-def etag_matches(data_source: DataSource, if_match: str | None) -> bool:
+class HasETag(Protocol):
+    @property
+    def etag(self) -> str: ...
+
+
+def etag_matches(data_source: HasETag, if_match: str | None) -> bool:
     if if_match is None:
         return True
     candidates = [c.strip().removeprefix("W/") for c in if_match.split(",")]
@@ -113,7 +121,7 @@ def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) ->
         ds.status = DataSourceStatus.ACTIVE if test is not None else DataSourceStatus.PENDING
         if test is not None:
             ds.last_test = {**test.as_dict(), "tested_at": timezone.now().isoformat()}
-    ds.updated_by = actor.user if getattr(actor.user, "pk", None) else None
+    ds.updated_by = cast("User | None", actor.user if getattr(actor.user, "pk", None) else None)
     ds.updated_by_token = actor.token
 
 
@@ -138,8 +146,9 @@ def _preview(ds: DataSource, plan: Plan) -> DataSource:
     preview = DataSource.objects.get(pk=ds.pk) if ds.pk else ds
     for key, value in plan.values.items():
         setattr(preview, key, value)
-    preview.preview_secret_names = sorted(plan.secrets_after)
-    preview.preview_tenancy = tenancy.current(preview) if plan.tenancy is UNCHANGED else plan.tenancy
+    # Attributes of this unsaved preview only (read by the serializer), not model fields.
+    setattr(preview, "preview_secret_names", sorted(plan.secrets_after))  # noqa: B010
+    setattr(preview, "preview_tenancy", tenancy.current(preview) if plan.tenancy is UNCHANGED else plan.tenancy)  # noqa: B010
     return preview
 
 

@@ -1,0 +1,116 @@
+"""Static and deployment checks, run as the tools themselves would run in CI.
+
+- ``manage.py check --deploy`` with production settings from the environment (DEBUG off, a long
+  random SECRET_KEY, real ALLOWED_HOSTS, the SECURE_* defaults): no warning at all.
+- ``ruff`` and ``mypy`` (django and DRF stubs, ``mypy.ini``) clean on the services, connectors and
+  common code.
+- ``bandit`` (``.bandit``): no medium or high finding that is not justified inline (``# nosec``).
+
+A missing tool fails in CI and skips locally, like a missing service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+IN_CI = os.environ.get("CI") == "true"
+# What the issue asks to keep typed and lint-clean (mypy's own list is in mypy.ini).
+TYPED = ["config", "organizations", "datasources/services", "datasources/connectors", "datasources/crypto.py",
+         "datasources/connection_strings.py", *sorted(str(p.relative_to(ROOT)) for p in
+                                                       (ROOT / "datasources").glob("catalogue*.py")),
+         *[p for p in ("workflows/services", "workflows/mapping.py") if (ROOT / p).exists()]]
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        message = f"{name} is not installed in this environment (see requirements.txt)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(path)
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603 (our own venv's tools, fixed arguments)
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def production_env() -> dict[str, str]:
+    """The environment of a production deployment (config/settings.py reads everything from it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECURE_", "SESSION_", "CSRF_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOW_INSECURE_DEV_KEY="false",
+        ALLOWED_HOSTS="dsp.example.com",
+        CSRF_TRUSTED_ORIGINS="https://dsp.example.com",
+        ENCRYPTION_KEYS="k1:" + secrets.token_urlsafe(32),
+    )
+    return env
+
+
+def test_deploy_check_passes_with_production_settings():
+    result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                  env=production_env())
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in output, output
+
+
+def test_deploy_check_fails_without_a_secret_key():
+    """The check above is not vacuous: production settings refuse to start without a real key."""
+    env = production_env()
+    del env["SECRET_KEY"]
+    result = _run([sys.executable, "manage.py", "check", "--deploy"], env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stdout + result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "settings: without SECRET_KEY, DEBUG=false still starts on the built-in 'dev-insecure-xxx...' key "
+    "(ALLOW_INSECURE_DEV_KEY defaults to true) and that key passes security.W009; see the report"))
+def test_deploy_check_catches_a_forgotten_secret_key():
+    env = production_env()
+    del env["SECRET_KEY"], env["ALLOW_INSECURE_DEV_KEY"]
+    result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env=env)
+    assert result.returncode != 0, result.stdout + result.stderr
+
+
+def test_ruff_is_clean_on_the_typed_code():
+    result = _run([_tool("ruff"), "check", "--no-cache", *TYPED])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean_with_the_django_and_drf_stubs():
+    result = _run([_tool("mypy"), "--config-file", "mypy.ini", "--no-incremental"], timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert output.strip().startswith("Success"), output
+    configured = (ROOT / "mypy.ini").read_text()
+    for path in TYPED:  # the checked set covers what the issue names
+        assert path.rstrip("/") in configured, f"{path} is not in mypy.ini's files"
+
+
+def test_bandit_reports_no_medium_or_high_finding():
+    result = _run([_tool("bandit"), "--ini", ".bandit", "-ll", "-q", "-f", "json"])
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        pytest.fail(f"bandit did not produce a report: {result.stdout[-2000:]} {result.stderr[-2000:]}")
+    findings = [f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_severity']}: {r['issue_text']}"
+                for r in report["results"]]
+    assert not findings, "\n".join(findings)
+    assert not report["errors"], report["errors"]
+    assert report["metrics"]["_totals"]["loc"] > 1000  # it did scan the application

@@ -1,0 +1,184 @@
+"""Redivis (seed 000): ``PATCH /api/v1/workflows/:workflowReference/dataSources/:dataSourceReference``.
+
+A thin adapter over the repoint service: ``sourceDataset`` / ``sourceWorkflow`` / ``mappedTables``
+in, the camelCase "get" representation of a dataSource out, errors in Redivis's ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.serializers import StrictCharField
+from datasources.compat import common
+from organizations.authentication import get_actor
+from workflows.models import WorkflowDataSource
+from workflows.services import repoint as repoint_service
+from workflows.services.common import get_workflow, get_workflow_data_source
+from workflows.services.sources import source_reference, source_repr, target_of
+
+TAG = "compat: redivis"
+
+
+class RedivisDataSourcePatchSerializer(common.SeedRequest):
+    """Either a sourceDataset or a sourceWorkflow, not both; mappedTables optional."""
+
+    sourceDataset = StrictCharField(  # noqa: N815 - the seed's names
+        required=False, max_length=600, help_text="Qualified reference to the new source dataset (version/sample)."
+    )
+    sourceWorkflow = StrictCharField(  # noqa: N815
+        required=False, max_length=600, help_text="Qualified reference to the new source workflow."
+    )
+    mappedTables = serializers.DictField(  # noqa: N815
+        child=StrictCharField(max_length=600),
+        required=False,
+        help_text='Current table -> table in the new source, e.g. `{"old_table:xje9": "new_table:a842"}`.',
+    )
+
+
+class RedivisSourceSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["dataset", "workflow"])
+    id = serializers.CharField()
+    name = serializers.CharField()
+    qualifiedReference = serializers.CharField()  # noqa: N815
+    version = serializers.CharField(allow_null=True)
+    uri = serializers.CharField()
+
+
+class RedivisWorkflowSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["workflow"])
+    id = serializers.CharField()
+    name = serializers.CharField()
+    qualifiedReference = serializers.CharField()  # noqa: N815
+    uri = serializers.CharField()
+
+
+class RedivisDataSourceSerializer(serializers.Serializer):
+    """The "get" representation of a dataSource resource."""
+
+    kind = serializers.ChoiceField(choices=["dataSource"])
+    uri = serializers.CharField()
+    id = serializers.CharField()
+    url = serializers.CharField()
+    createdAt = serializers.DateTimeField()  # noqa: N815
+    updatedAt = serializers.DateTimeField()  # noqa: N815
+    isSample = serializers.BooleanField()  # noqa: N815
+    sourceDataset = RedivisSourceSerializer(allow_null=True)  # noqa: N815
+    sourceWorkflow = RedivisSourceSerializer(allow_null=True)  # noqa: N815
+    workflow = RedivisWorkflowSerializer()
+
+
+class RedivisErrorBodySerializer(serializers.Serializer):
+    code = serializers.IntegerField(help_text="The HTTP status.")
+    status = serializers.CharField(help_text="The error code of the main API, e.g. UNMAPPED_TABLES.")
+    message = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class RedivisErrorSerializer(serializers.Serializer):
+    error = RedivisErrorBodySerializer()
+
+
+def _workflow_uri(wds: WorkflowDataSource) -> str:
+    return f"/workflows/{wds.workflow.organization.slug}.{wds.workflow.name}:{wds.workflow.reference_id}"
+
+
+def represent(wds: WorkflowDataSource) -> dict[str, Any]:
+    org = wds.workflow.organization.slug
+    target = target_of(wds)
+    source = source_repr(target, org)
+    source_obj = {
+        "kind": "workflow" if target.workflow is not None else "dataset",
+        "id": source["reference_id"],
+        "name": source["name"],
+        "qualifiedReference": source_reference(target, org),
+        "version": None if target.workflow is not None else (f"v{source['version']}"
+                                                               if source["version"] != "current" else "current"),
+        "uri": f"/{'workflows' if target.workflow is not None else 'datasets'}/{source_reference(target, org)}",
+    }
+    workflow = wds.workflow
+    uri = f"{_workflow_uri(wds)}/dataSources/{wds.reference_id}"
+    return {
+        "kind": "dataSource",
+        "uri": uri,
+        "id": wds.reference_id,
+        "url": f"/compat/redivis/api/v1{uri}",
+        "createdAt": serializers.DateTimeField().to_representation(wds.created_at),
+        "updatedAt": serializers.DateTimeField().to_representation(wds.updated_at),
+        "isSample": wds.is_sample,
+        "sourceDataset": source_obj if target.workflow is None else None,
+        "sourceWorkflow": source_obj if target.workflow is not None else None,
+        "workflow": {
+            "kind": "workflow",
+            "id": workflow.reference_id,
+            "name": workflow.name,
+            "qualifiedReference": f"{workflow.organization.slug}.{workflow.name}:{workflow.reference_id}",
+            "uri": _workflow_uri(wds),
+        },
+    }
+
+
+class RedivisDataSourceView(common.CompatView):
+    scope_resource = "workflow"
+    field_names = {
+        "source_data_source": "sourceDataset",
+        "source_workflow": "sourceWorkflow",
+        "mapped_tables": "mappedTables",
+    }
+
+    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
+        body: dict[str, Any] = {"code": failure.status, "status": failure.code, "message": failure.message}
+        if failure.errors:
+            body["errors"] = failure.errors
+        body.update(failure.extra)
+        return failure.status, {"error": body}
+
+    @extend_schema(
+        operation_id="compat_redivis_datasource_patch",
+        summary="Update a workflow's dataSource (Redivis)",
+        description="Repoint a workflow data source to a new dataset version/sample or workflow, remapping the "
+        "tables that downstream nodes read. Scope `workflow.write`.",
+        tags=[TAG],
+        parameters=[
+            OpenApiParameter("workflowReference", str, OpenApiParameter.PATH),
+            OpenApiParameter("dataSourceReference", str, OpenApiParameter.PATH),
+        ],
+        request=RedivisDataSourcePatchSerializer,
+        responses={
+            200: RedivisDataSourceSerializer,
+            **{
+                status: OpenApiResponse(RedivisErrorSerializer, description=text)
+                for status, text in (
+                    (400, "Invalid body, UNMAPPED_TABLES, unknown table in the new source, or a cycle."),
+                    (401, "Missing or invalid token."),
+                    (403, "The token lacks `workflow.write` or its role cannot write."),
+                    (404, "No such workflow, dataSource or new source in your organization."),
+                    (409, "The new source is already a dataSource of the workflow."),
+                    (412, "If-Match does not match the current ETag."),
+                    (415, "Unsupported Content-Type."),
+                    (429, "Too many requests."),
+                    (500, "Server error."),
+                )
+            },
+        },
+    )
+    def patch(self, request: Request, workflowReference: str, dataSourceReference: str) -> Response:  # noqa: N803
+        body = common.parse(RedivisDataSourcePatchSerializer, request.data)
+        result = repoint_service.repoint(
+            actor=get_actor(request),
+            workflow=workflowReference,
+            data_source=dataSourceReference,
+            source_data_source=body.get("sourceDataset"),
+            source_workflow=body.get("sourceWorkflow"),
+            mapped_tables=body.get("mappedTables"),
+            if_match=request.headers.get("If-Match"),
+        )
+        actor = get_actor(request)
+        wds = get_workflow_data_source(actor, get_workflow(actor, workflowReference), result.data_source.pk)
+        response = Response(represent(wds))
+        response["ETag"] = wds.etag
+        return response
