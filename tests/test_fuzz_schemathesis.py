@@ -9,9 +9,9 @@ stateful) and default checks (no server errors; status codes, content types, hea
 conform to the schema; negative data rejected; positive data accepted; ...), plus one check of
 ours: no response, body or header, ever contains a planted secret.
 
-Path parameters point at the real objects (a dictionary of their ids, mixed with generated
-values), so the fuzzer reaches the handlers instead of answering 404 all day; destructive
-operations get throwaway objects of their own.
+Positive cases act on real objects (their ids, mostly, mixed with generated values), so the
+fuzzer reaches the handlers instead of answering 404 all day; destructive operations get
+throwaway objects of their own. See `before_call` for every such repair, positive cases only.
 
 Bounded: ``FUZZ_MAX_EXAMPLES`` examples per operation (default 10) and a fixed seed
 (``FUZZ_SEED``, default 20251) so CI is repeatable; set ``FUZZ_SEED=random`` to explore.
@@ -198,10 +198,28 @@ def _scratch_of_type(body: dict) -> int | None:
     return created["id"]
 
 
+def _real_path(case, label: str) -> None:
+    """Path parameters name real objects: the operation's own (scratch, victims, sources whose database
+    is here), else one of the fixtures' in nine cases out of ten (the tenth keeps its generated value)."""
+    pin = _STATE["pins"].get(label)
+    params = dict(case.path_parameters or {})
+    for name, value in params.items():
+        if pin is not None and name == pin[0]:
+            if value not in pin[1]:
+                params[name] = pin[1][0]
+            continue
+        choices = _STATE["paths"].get(name)
+        digest = sum(str(value).encode())
+        if choices and value not in choices and digest % 10:
+            params[name] = choices[digest % len(choices)]
+    case.path_parameters = params
+
+
 def _repair_positive(case) -> None:
     op = case.operation
     method, path = op.method.upper(), op.path
     body = case.body if isinstance(case.body, dict) else None
+    _real_path(case, f"{method} {path}")
     if body is not None and isinstance(body.get("connection_string"), str):
         # Like a host, a connection string names a real database.
         kind = body.get("type", "postgresql")
@@ -230,11 +248,6 @@ def _repair_positive(case) -> None:
                 body.pop("credentials")
     if body is not None and "workspace" in body and path in DS_WRITE_PATHS:
         body["workspace"] = _STATE["workspace"] if body["workspace"] is not None else None  # ids that exist
-    pin = _STATE["pins"].get(f"{method} {path}")
-    if pin is not None and case.path_parameters.get(pin[0]) not in pin[1]:
-        # The operation's own objects (scratch, victims, sources whose database is here): generated
-        # or borrowed ids would break the objects the other operations rely on.
-        case.path_parameters = {**case.path_parameters, pin[0]: pin[1][0]}
     tenancy = body.get("tenancy_settings") if body is not None and path in DS_WRITE_PATHS else None
     if isinstance(tenancy, dict) and tenancy.get("level") == "TABLE" and method != "POST":
         tenancy.update(REAL_TENANCY)  # names checked against the target's cached schema
@@ -289,6 +302,8 @@ def _ids(op: str, dictionary: str, probability: float = 1.0) -> dict:
             "parameters": {f"path.{name}": {"dictionary": dictionary, "probability": probability}}}
 
 
+# Operation -> the objects its positive cases act on (applied by `before_call`, not as schemathesis
+# parameter bindings: a binding also overwrites the ids of *negative* cases, which then pass as valid).
 _OPERATION_IDS = [
     # Writes go to a scratch source, never to the ones the reads and refreshes rely on.
     _ids("PUT /api/v1/data-sources/{id}/", "scratch_sources"),
@@ -300,6 +315,7 @@ _OPERATION_IDS = [
     # SCHEMA_CACHE_FAILED (500, the seed's code) or CONNECTOR_UNAVAILABLE (400).
     _ids("POST /api/v1/data-sources/{id}/sync/", "cacheable_sources"),
     _ids("POST /api/v1/data-sources/{id}/test/", "cacheable_sources"),
+    _ids("GET /api/v1/data-sources/{id}/schema/diff/", "tenancy_sources"),  # the one with two versions
     _ids("PUT /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
     _ids("PATCH /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
     _ids("DELETE /api/v1/data-sources/{id}/tenancy/", "tenancy_sources"),
@@ -323,7 +339,10 @@ def _config(token: str, world: World):
         "request-timeout": 60,
         # DRF refuses NUL in every string field (PostgreSQL text cannot hold it), a rule the schema
         # does not repeat on each property: positive strings carry none.
-        "generation": {"max-examples": MAX_EXAMPLES, "database": "none", "allow-x00": False},
+        # The bearer token is not generated data: authentication is tested by `ignored_auth` (requests
+        # without it), not by negating a header the auth provider then overwrites with the real token.
+        "generation": {"max-examples": MAX_EXAMPLES, "database": "none", "allow-x00": False,
+                       "with-security-parameters": False},
         # Path values come from the dictionaries below, not from ids seen in responses: a refresh or a
         # test of a source whose database is not here says so by design (SCHEMA_CACHE_FAILED, 500;
         # CONNECTOR_UNAVAILABLE, 400), and would drown every other finding.
@@ -343,16 +362,7 @@ def _config(token: str, world: World):
             "victim_nodes": {"values": [world.node2["id"]]},
             "tables": {"values": ["clean_customers"]},
         },
-        "parameters": {
-            "path.id": {"dictionary": "readable_sources", "probability": 0.9},
-            "path.data_source_id": {"dictionary": "scratch_sources", "probability": 1.0},
-            "path.workflow": {"dictionary": "workflows", "probability": 0.9},
-            "path.data_source": {"dictionary": "wds", "probability": 0.9},
-            "path.node": {"dictionary": "nodes", "probability": 0.9},
-            "path.table": {"dictionary": "tables", "probability": 0.9},
-        },
         "operations": [
-            *_OPERATION_IDS,
             # The per-type unions multiply the deterministic coverage cases (~10k for one PUT): fuzz them
             # with the bounded random phase only.
             *({"include-name": name, "phases": {"coverage": {"enabled": False}}}
@@ -362,6 +372,14 @@ def _config(token: str, world: World):
         ],
     }
     return schemathesis.Config.from_dict(data)
+
+
+PATH_DICTIONARIES = {"id": "readable_sources", "data_source_id": "scratch_sources", "workflow": "workflows",
+                     "data_source": "wds", "node": "nodes", "table": "tables"}
+
+
+def _path_values(dictionaries: dict) -> dict:
+    return {param: [e.value for e in dictionaries[name].entries] for param, name in PATH_DICTIONARIES.items()}
 
 
 def _pins(dictionaries: dict) -> dict:
@@ -411,6 +429,7 @@ def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypa
                       wds=world.wds["id"], flow={str(world.workflow["id"]), world.workflow["reference"]},
                       pg_connection=_pg_body(pg_password_server, "x")["connection"],
                       workspace=world.workspace_id, pins=_pins(schema.config.dictionaries),
+                      paths=_path_values(schema.config.dictionaries),
                       pg_dsn=f"postgresql://{CANARY_ROLE}:{CANARY_PG_PASSWORD}@{pg_password_server.host}:"
                              f"{pg_password_server.port}/{CANARY_DB}?sslmode=disable",
                       patch_validators=_patch_validators(schema.raw_schema))

@@ -294,7 +294,6 @@ def test_api_test_endpoint_cannot_tell_them_apart(api, api_targets):
         assert created.status_code == 201, created.json()
         shapes[name] = _shape(api.post(f"{URL}{created.json()['id']}/test/"), host, port)
     assert len(set(map(repr, shapes.values()))) == 1, shapes
-    status, _code, stage, message, stages = shapes["blocked"]
-    assert (stage, message, stages) == ("tcp", "Could not connect to the server at HOST:PORT.",
-                                        [("resolve", True), ("tcp", False)])  # fmt: skip
-    assert status in (200, 400)  # the endpoint reports the failed test; the shape is what matters
+    status, code, stage, message, stages = shapes["blocked"]
+    assert (status, code, stage, stages) == (400, "CREDENTIAL_TEST_FAILED", "tcp", [("resolve", True), ("tcp", False)])
+    assert "Could not connect to the server at HOST:PORT." in message

@@ -158,6 +158,14 @@ def _untitled(schema: Any) -> Any:
     return out
 
 
+def _pem_patterns(credentials: dict[str, Any]) -> dict[str, Any]:
+    """PEM secrets (keys) must hold a ``-----BEGIN`` block, as the PEM connection fields already say."""
+    for field in credentials.get("properties", {}).values():
+        if field.get("format") == "pem":
+            field.setdefault("pattern", "-----BEGIN")
+    return credentials
+
+
 def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[str, Any]]:
     """Per-type components built from the catalogue and the serializers' common fields."""
     out: dict[str, dict[str, Any]] = {}
@@ -166,7 +174,7 @@ def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[
         connection = _untitled(catalogue.connection_openapi_schema(source_type))
         out[f"{p}Connection"] = connection
         out[f"Patched{p}Connection"] = _untitled(catalogue.connection_openapi_schema(source_type, partial=True))
-        out[f"{p}Credentials"] = _untitled(catalogue.credentials_openapi_schema(source_type))
+        out[f"{p}Credentials"] = _pem_patterns(_untitled(catalogue.credentials_openapi_schema(source_type)))
         discriminator = {"type": "string", "enum": [key], "description": f"`{key}`: {source_type.label}."}
 
         request = copy.deepcopy(base_request)
