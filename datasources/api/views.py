@@ -83,10 +83,6 @@ class DataSourceViewSet(
             )
         )
 
-    def get_object(self) -> DataSource:
-        service.get_data_source(get_actor(self.request), self.kwargs["pk"])  # 404 for ids not ours
-        return super().get_object()
-
     # ---- helpers -------------------------------------------------------------------------
     def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response:
         ds = self.get_queryset().get(pk=ds.pk)
@@ -118,7 +114,10 @@ class DataSourceViewSet(
 
     # ---- endpoints -----------------------------------------------------------------------
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self._render(self.get_object())
+        ds = self.get_object()  # the queryset is the caller's organization's: other ids are 404
+        response = Response(DataSourceSerializer(ds).data)
+        response["ETag"] = ds.etag
+        return response
 
     def create(self, request: Request) -> Response:
         data = self._validated(request, partial=False)

@@ -126,9 +126,9 @@ def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) ->
 
 
 def _save(ds: DataSource, plan: Plan) -> None:
+    """Inside the caller's transaction: a name clash raised here rolls the whole write back."""
     try:
-        with transaction.atomic():
-            ds.save()
+        ds.save()
     except IntegrityError as exc:
         raise _conflict() from exc
     if plan.secrets:
