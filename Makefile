@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LOCAL_NETWORKS := 127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
 
-.PHONY: run test install lint system-deps
+.PHONY: run test install lint system-deps fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ run: install
 test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# schemathesis over every operation of the live server (about 3-5 minutes; not in `make test` yet).
+fuzz: install
+	$(BIN)/python -m pytest -m fuzz tests/test_fuzz_schemathesis.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -74,6 +74,29 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (a gunicorn master's workers)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
+def stop(proc: subprocess.Popen, log_file: Any) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log_file.close()
+
+
 # ---- endpoints --------------------------------------------------------------------------------
 
 
@@ -111,6 +134,7 @@ class Bench:
         self.seed: dict[str, Any] = {}
         self.server: subprocess.Popen | None = None
         self.port = 0
+        self.extra: tuple[subprocess.Popen, int, Any] | None = None  # the CONN_MAX_AGE=0 server
         self.rng = random.Random(20240601)  # noqa: S311 (load shuffling, not security)
         self.env = {
             **os.environ,
@@ -180,53 +204,44 @@ class Bench:
 
     # ---- server --------------------------------------------------------------------------------
 
-    def start_server(self, *, workers: int = WORKERS, conn_max_age: int = 60) -> None:
-        self.stop_server()
+    def spawn(self, *, workers: int, conn_max_age: int) -> tuple[subprocess.Popen, int, Any]:
+        """A gunicorn on a free loopback port; returns (process, port, log file) once it answers."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+            port = sock.getsockname()[1]
         env = {**self.env, "CONN_MAX_AGE": str(conn_max_age)}
-        self.server_log = open(self.tmp / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
-        self.server = subprocess.Popen(  # noqa: S603
-            [str(Path(PY).parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+        log_file = open(self.tmp / f"gunicorn-{port}.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(  # noqa: S603
+            [str(Path(PY).parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), "--worker-class", "sync", "--timeout", "120", "--backlog", "256",
              "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=self.server_log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:  # noqa: S310
-                    if r.status == 200 and len(self.workers()) == workers:
-                        return
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
+                    if r.status == 200 and len(children(proc.pid)) == workers:
+                        return proc, port, log_file
             except OSError:
                 pass
             time.sleep(0.2)
-        raise SystemExit(f"gunicorn did not start; see {self.server_log.name}")
+        raise SystemExit(f"gunicorn did not start; see {log_file.name}")
+
+    def start_server(self, *, workers: int = WORKERS, conn_max_age: int = 60) -> None:
+        self.stop_server()
+        self.server, self.port, self.server_log = self.spawn(workers=workers, conn_max_age=conn_max_age)
 
     def workers(self) -> list[int]:
-        if self.server is None:
-            return []
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.server.pid:
-                pids.append(int(stat.parent.name))
-        return sorted(pids)
+        return children(self.server.pid) if self.server is not None else []
 
     def stop_server(self) -> None:
         if self.server is not None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+            stop(self.server, self.server_log)
             self.server = None
-            self.server_log.close()
+        if self.extra is not None:
+            stop(self.extra[0], self.extra[2])
+            self.extra = None
 
     # ---- plans ---------------------------------------------------------------------------------
 
@@ -313,11 +328,12 @@ class Bench:
 
     # ---- load ----------------------------------------------------------------------------------
 
-    def wrk(self, plan: Path, seconds: float, *, threads: int = THREADS, stop_after: int = 0) -> dict[str, Any]:
+    def wrk(self, plan: Path, seconds: float, *, threads: int = THREADS, stop_after: int = 0,
+            port: int = 0) -> dict[str, Any]:
         env = {**os.environ, "BENCH_PLAN": str(plan), "BENCH_TOKEN": self.seed["token"],
                "BENCH_STOP": str(stop_after)}
         argv = ["wrk", "-t", str(threads), "-c", str(threads), "-d", f"{int(seconds)}s", "--timeout", "30s",
-                "-s", str(BENCH / "lua" / "plan.lua"), f"http://127.0.0.1:{self.port}/"]
+                "-s", str(BENCH / "lua" / "plan.lua"), f"http://127.0.0.1:{port or self.port}/"]
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: S603
                                 text=True)
         if stop_after:
@@ -347,30 +363,45 @@ class Bench:
             log(f"  ! {message[:300]}")
         return result
 
-    def slice(self, key: str, side: str, seconds: float, tag: str) -> dict[str, Any]:
+    def slice(self, key: str, side: str, seconds: float, tag: str, port: int = 0) -> dict[str, Any]:
         """One wrk run against the current state; then wait out any request wrk left in flight, so
         that the next run's plan (repoint direction, SSL mode) is read from the committed state."""
         prefix = "/api/v1" if side == "api" else "/bench/floor"
-        result = self.wrk(self.write_plan(f"{key}-{side}-{tag}", self.plan_for(key, prefix)), seconds)
-        time.sleep(result["max"] / 1e6 + 0.1)
+        plan = self.write_plan(f"{key}-{side}-{tag}", self.plan_for(key, prefix))
+        result = self.wrk(plan, seconds, port=port)
+        self.settle(result["max"] / 1e6 + 0.1)
         return result
 
-    def measure(self, key: str) -> dict[str, dict[str, Any]]:
-        """Warm both sides up, then alternate short API and floor slices (API first in even rounds,
-        floor first in odd ones) so that a change in the machine's background load hits both alike."""
+    def settle(self, at_least: float) -> None:
+        """Wait until no request wrk abandoned at its deadline is still running: at least
+        ``at_least`` seconds, then until neither database has had a busy session for 3 polls."""
+        time.sleep(at_least)
+        quiet, deadline = 0, time.time() + 15
+        while quiet < 3 and time.time() < deadline:
+            busy = self.sql("SELECT count(*) FROM pg_stat_activity WHERE datname IN (%s, %s) "
+                            "AND pid <> pg_backend_pid() AND state <> 'idle'", self.db, self.target_db)[0][0]
+            quiet = quiet + 1 if busy == 0 else 0
+            time.sleep(0.05)
+
+    def measure(self, key: str, targets: list[tuple[str, str, int]] | None = None) -> dict[str, dict[str, Any]]:
+        """Warm every target up, then run them in short alternating slices (the order rotates each
+        round) so that a change in the machine's background load weighs on all of them alike.
+        A target is (label, "api" or "floor", port; 0 = the main server)."""
+        targets = targets or [("api", "api", 0), ("floor", "floor", 0)]
         self.vacuum()
         if self.args.warmup:
-            for side in ("api", "floor"):
-                self.slice(key, side, self.args.warmup, "warm")
+            for label, side, port in targets:
+                self.slice(key, side, self.args.warmup, f"{label}-warm", port)
         rounds = max(1, round(self.args.duration / self.args.slice))
         seconds = self.args.duration / rounds
-        runs: dict[str, list[dict[str, Any]]] = {"api": [], "floor": []}
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in targets}
         for i in range(rounds):
-            for side in (("api", "floor") if i % 2 == 0 else ("floor", "api")):
-                runs[side].append(self.slice(key, side, seconds, str(i)))
-        merged = {side: merge_runs(r) for side, r in runs.items()}
-        for side, result in merged.items():
-            log(f"  {side:5s} {key:12s} {result['rps']:8.1f} req/s  p50 {result['p50'] / 1000:7.2f} ms  "
+            order = targets[i % len(targets):] + targets[:i % len(targets)]
+            for label, side, port in (order if i % 2 == 0 else list(reversed(order))):
+                runs[label].append(self.slice(key, side, seconds, f"{label}-{i}", port))
+        merged = {label: merge_runs(r) for label, r in runs.items()}
+        for label, result in merged.items():
+            log(f"  {label:9s} {key:12s} {result['rps']:8.1f} req/s  p50 {result['p50'] / 1000:7.2f} ms  "
                 f"p99 {result['p99'] / 1000:7.2f} ms  errors {result['errors']}")
         return merged
 
@@ -398,7 +429,7 @@ class Bench:
                 raise MemoryCheckFailed(f"the workers did not reach {count} requests in 15 minutes")
             plan = self.write_plan("mixed", [self.mixed_plan(tid) for tid in range(THREADS)])
             result = self.wrk(plan, 5)
-            time.sleep(result["max"] / 1e6 + 0.1)
+            self.settle(result["max"] / 1e6 + 0.1)
             requests, errors = requests + result["requests"], errors + result["errors"]
         return {"requests": requests, "errors": errors, "seconds": time.time() - started}
 
@@ -420,9 +451,12 @@ class Bench:
         script = BENCH / "repoint.py"
         if not script.exists():
             return {"ok": False, "output": "bench/repoint.py is not there."}
-        proc = subprocess.run([PY, str(script)], cwd=ROOT, env=self.env, capture_output=True,  # noqa: S603
+        env = {**self.env, "ALLOWED_HOSTS": "127.0.0.1,testserver"}  # its test client's host
+        proc = subprocess.run([PY, str(script)], cwd=ROOT, env=env, capture_output=True,  # noqa: S603
                               text=True, timeout=600, check=False)
-        output = (proc.stdout + ("\n" + proc.stderr[-2000:] if proc.returncode else "")).strip()
+        output = proc.stdout.strip()
+        if proc.returncode:
+            output += "\n(failed: " + (proc.stderr.strip().splitlines() or ["no message"])[-1][:500] + ")"
         return {"ok": proc.returncode == 0, "output": output}
 
     # ---- the whole run -------------------------------------------------------------------------
@@ -478,10 +512,12 @@ class Bench:
                         f"{w['rss_20k_kib']} KiB after 20,000 ({w['growth']:+.1%})")
             cma0: dict[str, dict[str, Any]] = {}
             if not self.args.skip_conn_max_age_0:
-                log("CONN_MAX_AGE=0: a new database connection per request")
-                self.start_server(conn_max_age=0)
+                log("CONN_MAX_AGE=0 (a new database connection per request) beside CONN_MAX_AGE=60, interleaved")
+                self.extra = self.spawn(workers=WORKERS, conn_max_age=0)
+                port0 = self.extra[1]
                 for key in CMA0_KEYS:
-                    cma0[key] = self.measure(key)
+                    cma0[key] = self.measure(key, [("api", "api", port0), ("floor", "floor", port0),
+                                                   ("api_cma60", "api", 0), ("floor_cma60", "floor", 0)])
             self.stop_server()
             repoint_script = None
             if not self.args.skip_repoint_script:
@@ -603,12 +639,14 @@ class Report:
                 self.missed = [m for m in self.missed if m != label]  # a comparison line, not a target
                 out.append(line)
             out.append("")
+            out.append("Measured beside a CONN_MAX_AGE=60 server in the same alternating slices:")
+            out.append("")
             for key, sides in d["cma0"].items():
-                if key in d["results"]:
-                    persistent = d["results"][key]
-                    out.append(f"- {BY_KEY[key].label}: persistent connections give "
-                               f"{persistent['api']['rps'] / sides['api']['rps']:.1f}x the API's req/s and "
-                               f"{persistent['floor']['rps'] / sides['floor']['rps']:.1f}x the floor's.")
+                out.append(f"- {BY_KEY[key].label}: persistent connections give "
+                           f"{sides['api_cma60']['rps'] / sides['api']['rps']:.1f}x the API's req/s "
+                           f"({sides['api_cma60']['rps']:.0f} vs {sides['api']['rps']:.0f}) and "
+                           f"{sides['floor_cma60']['rps'] / sides['floor']['rps']:.1f}x the floor's "
+                           f"({sides['floor_cma60']['rps']:.0f} vs {sides['floor']['rps']:.0f}).")
         q = d["queries"]
         out.append("")
         out.append("## Queries per request (API / floor), counted in-process")

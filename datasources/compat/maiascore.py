@@ -195,10 +195,14 @@ class MaiascoreDatasourceView(common.CompatView):
         description="maiascore-compatible update. The connection is replaced by the fields sent (omitted ones "
                     "return to their defaults; omitted secrets are kept), tested against the database, then "
                     "applied and the schema re-cached. Bodies: JSON, XML (`<item>`), form encoding, or JSON "
-                    "sent with the form content type.",
+                    "sent with the form content type. XML bodies (`application/xml`, `text/xml`) are accepted with "
+                    "the same fields but are left out of this schema: OpenAPI code generators cannot model them.",
         tags=[TAG],
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH, description="Datasource Id")],
-        request=MaiascoreDatasourceUpdateSerializer,
+        request={
+            "application/json": MaiascoreDatasourceUpdateSerializer,
+            "application/x-www-form-urlencoded": MaiascoreDatasourceUpdateSerializer,
+        },
         responses={
             200: MaiascoreDatasourceSerializer,
             400: _error("Invalid fields (each named), or the connection test failed and nothing was changed."),

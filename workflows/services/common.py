@@ -114,6 +114,7 @@ def get_workflow_data_source(
     matches = []
     for wds in qs:
         source = wds.source_data_source or wds.source_workflow
+        assert source is not None  # a check constraint: exactly one of the two is set
         if ref.reference_id is not None and source.reference_id != ref.reference_id:
             continue
         if ref.reference_id is None and name_key(source.name) != key:

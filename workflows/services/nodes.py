@@ -94,6 +94,8 @@ def _check_output(wf: Workflow, node: Node, output: dict[str, Any] | None) -> No
                 errors={"output_table": readers},
             )
         return
+    if not output.get("name"):
+        raise InvalidRequest("An output table needs a name.", errors={"output_table.name": ["This field is required."]})
     key = name_key(output["name"])
     others = Node.objects.filter(workflow=wf).exclude(pk=node.pk).exclude(output_table_name="")
     if any(name_key(n) == key for n in others.values_list("output_table_name", flat=True)):

@@ -119,12 +119,12 @@ def snapshot_of(target: Target) -> SchemaSnapshot | None:
 def tables_of(target: Target) -> list[SourceTable]:
     """Every table the target offers: a snapshot's tables, or a workflow's output tables."""
     if target.workflow is not None:
-        rows = (
+        outputs = (
             Node.objects.filter(workflow=target.workflow)
             .exclude(output_table_name="")
             .values_list("reference_id", "output_table_name", "output_columns")
         )
-        return [SourceTable(Table(ref, name), columns or []) for ref, name, columns in rows]
+        return [SourceTable(Table(ref, name), columns or []) for ref, name, columns in outputs]
     snapshot = snapshot_of(target)
     if snapshot is None:
         return []
@@ -141,7 +141,8 @@ def upstream_path(start: Workflow, goal_id: int) -> list[int] | None:
     frontier = [start.pk]
     for _ in range(MAX_DEPTH):
         if goal_id in parents:
-            path, node = [], goal_id
+            path: list[int] = []
+            node: int | None = goal_id
             while node is not None:
                 path.append(node)
                 node = parents[node]
