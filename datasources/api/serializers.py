@@ -12,6 +12,7 @@ from config.serializers import (
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
+    actor_repr,
 )
 from datasources.catalogue import TYPE_CHOICES, get_type, is_fully_configured
 from datasources.models import DataSource
@@ -95,20 +96,6 @@ class DataSourceWriteSerializer(StrictSerializer):
         return value.strip()
 
 
-def _actor_repr(user: Any, token: Any) -> dict[str, Any] | None:
-    if token is not None:
-        return {"kind": "token", "id": token.pk, "name": token.name}
-    if user is not None:
-        return {"kind": "user", "id": user.pk, "name": user.get_username()}
-    return None
-
-
-class ActorSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["user", "token"])
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-
-
 class SchemaSummarySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["none", "pending", "refreshing", "ready", "failed"])
     version = serializers.IntegerField(allow_null=True)
@@ -168,10 +155,10 @@ class DataSourceSerializer(serializers.ModelSerializer):
         return tenancy.current(obj)
 
     def get_created_by(self, obj: DataSource) -> dict[str, Any] | None:
-        return _actor_repr(obj.created_by, obj.created_by_token)
+        return actor_repr(obj.created_by, obj.created_by_token)
 
     def get_updated_by(self, obj: DataSource) -> dict[str, Any] | None:
-        return _actor_repr(obj.updated_by, obj.updated_by_token)
+        return actor_repr(obj.updated_by, obj.updated_by_token)
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

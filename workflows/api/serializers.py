@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.serializers import StrictBooleanField, StrictCharField, StrictSerializer
+from config.serializers import ActorSerializer, StrictBooleanField, StrictCharField, StrictSerializer, actor_repr
 from workflows.models import Node, NodeKind, Workflow, WorkflowDataSource
 from workflows.references import render_table, render_workflow
 from workflows.services.sources import source_reference, source_repr, target_of
@@ -18,20 +18,6 @@ WORKFLOW_READ_ONLY = frozenset(
 )
 
 
-def _actor(user: Any, token: Any) -> dict[str, Any] | None:
-    if token is not None:
-        return {"kind": "token", "id": token.pk, "name": token.name}
-    if user is not None:
-        return {"kind": "user", "id": user.pk, "name": user.get_username()}
-    return None
-
-
-class ActorSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["user", "token"])
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-
-
 class TrackedSerializer(serializers.ModelSerializer):
     """Version, timestamps and who created/updated, shared by every representation."""
 
@@ -40,11 +26,11 @@ class TrackedSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ActorSerializer(allow_null=True))
     def get_created_by(self, obj: Any) -> dict[str, Any] | None:
-        return _actor(obj.created_by, obj.created_by_token)
+        return actor_repr(obj.created_by, obj.created_by_token)
 
     @extend_schema_field(ActorSerializer(allow_null=True))
     def get_updated_by(self, obj: Any) -> dict[str, Any] | None:
-        return _actor(obj.updated_by, obj.updated_by_token)
+        return actor_repr(obj.updated_by, obj.updated_by_token)
 
 
 # ---- requests ---------------------------------------------------------------------------------
