@@ -6,6 +6,7 @@ apply, audit and schema refresh are identical. Secrets and ciphertexts are never
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import csrf_protect_m
 from django.core.exceptions import PermissionDenied
@@ -205,6 +206,14 @@ class DataSourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refresh schema")
     def refresh_schema_action(self, request, queryset):
+        if settings.SCHEMA_REFRESH_ASYNC:  # a worker runs: queue, as the API does
+            from datasources.tasks import enqueue_refresh
+
+            for ds in queryset:
+                enqueue_refresh(ds.pk)
+            self.message_user(request, f"Schema refresh queued for {queryset.count()} data source(s).",
+                              messages.SUCCESS)
+            return
         for ds in queryset:
             outcome = refresh_schema(data_source=ds)
             if outcome.ok:

@@ -118,3 +118,14 @@ def test_tick_enqueues_exactly_the_due_sources(workers, make_client, org, _file_
     assert wait_for(lambda: all(DataSource.objects.get(pk=p).schema_status == "ready" for p in (due.pk, never.pk)))
     assert DataSource.objects.get(pk=fresh.pk).schema_status == "none"
     assert DataSource.objects.get(pk=off.pk).schema_status == "none"
+
+
+def test_admin_refresh_action_queues_to_the_worker(workers, settings, admin_client, make_client, org, _file_root):
+    settings.SCHEMA_REFRESH_ASYNC = True
+    workers.start(1)
+    ds = _source(make_client(org), "A", _sqlite(_file_root, "admin.db", "CREATE TABLE t (id INTEGER);"))
+    response = admin_client.post("/admin/datasources/datasource/",
+                                 {"action": "refresh_schema_action", "_selected_action": [ds.pk]}, follow=True)
+    assert response.status_code == 200
+    assert b"queued" in response.content
+    assert wait_for(lambda: DataSource.objects.get(pk=ds.pk).schema_status == "ready")
