@@ -1,6 +1,6 @@
 """The benchmark, in one command (not part of CI's pass/fail):
 
-    .venv/bin/python bench/run.py            # ~10 minutes on 2 cores; writes bench/results.md
+    .venv/bin/python bench/run.py   # ~10 min on an idle 2-core machine (14 at load average 4); writes bench/results.md
 
 What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user postgres):
 
