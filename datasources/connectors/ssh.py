@@ -271,7 +271,10 @@ class SSHTunnel:
         except (OSError, ValueError, EOFError, paramiko.SSHException):
             pass
         finally:
-            channel.close()
+            try:
+                channel.close()  # the transport may already be gone (tunnel closed meanwhile)
+            except (OSError, EOFError, paramiko.SSHException):
+                pass
             client.close()
 
     def close(self) -> None:
