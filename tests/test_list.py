@@ -82,3 +82,10 @@ def test_create_response_has_etag_location_schema_and_test(api, sqlite_file):
     assert body["is_fully_configured"] is True
     schema = api.get(f"{URL}{body['id']}/schema/").json()
     assert {t["name"] for t in schema["tables"]} == {"items", "buyers"}
+
+
+@pytest.mark.parametrize("query", ["page_size=0", "page_size=t", "page_size=201", "page=", "page=0", "page=1.5"])
+def test_malformed_paging_is_400(api, query):
+    response = api.get(f"{URL}?{query}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_REQUEST_BODY"

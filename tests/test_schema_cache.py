@@ -109,3 +109,12 @@ def test_thousand_tables_make_one_snapshot_in_bounded_queries(org, make_client, 
     assert again.ok and not again.created and again.version == 1
     with capsys.disabled():
         print(f"\n[measure] introspect+store 1000x20 PostgreSQL tables: {elapsed:.2f}s")
+
+
+def test_sync_of_a_type_without_a_connector_is_connector_unavailable(api):
+    body = {"name": "Snow", "type": "motherduck", "connection": {"database": "d"}, "credentials": {"token": "t"}}
+    created = api.post(f"{URL}?test_connection=false", body, format="json")
+    assert created.status_code == 201, created.json()
+    response = api.post(f"{URL}{created.json()['id']}/sync/")
+    assert response.status_code == 400
+    assert response.json()["code"] == "CONNECTOR_UNAVAILABLE"

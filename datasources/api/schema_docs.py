@@ -387,6 +387,9 @@ _DATASOURCE_DOCS = {
     "sync": extend_schema(
         tags=TAGS, summary="Refresh the cached schema", request=None, parameters=[oa.etag_header(200)],
         responses={200: REPRESENTATION,
+                   400: error_response(400, C.CONNECTOR_UNAVAILABLE,
+                                       description="No connector can introspect this type here."),
+                   409: error_response(409, C.CONFLICT, description="A refresh of this source is already running."),
                    500: error_response(500, C.SCHEMA_CACHE_FAILED, C.INTERNAL_SERVER_ERROR,
                                        description="The schema could not be cached.")},
     ),

@@ -10,10 +10,11 @@ from rest_framework.response import Response
 
 from config.errors import Conflict, InvalidRequest, NotFound
 from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
+from datasources.connectors import ConnectorUnavailable, get_connector
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.services import datasources as service
 from datasources.services import tenancy
-from datasources.services.connection import SchemaCacheFailed, refresh_schema
+from datasources.services.connection import ConnectorUnavailableError, SchemaCacheFailed, refresh_schema
 from datasources.services.schema_diff import diff_snapshots
 from organizations.authentication import get_actor
 
@@ -61,6 +62,10 @@ class SchemaActionsMixin:
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str) -> Response:
         ds = self._ds(request, pk)
+        try:
+            get_connector(ds.type)
+        except ConnectorUnavailable as exc:  # nothing to introspect with: the caller's problem, not ours
+            raise ConnectorUnavailableError(str(exc)) from exc
         outcome = refresh_schema(data_source=ds)
         if outcome.busy:
             raise Conflict("A schema refresh of this data source is already running; try again shortly.")
