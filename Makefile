@@ -27,7 +27,7 @@ LOCAL_ENV := DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) SCHEMA_REF
 
 run: install
 	@echo ">> Local run: SQLite at ./db.sqlite3, DEBUG on, connection tests may reach loopback and private networks ($(LOCAL_NETWORKS))."
-	@echo ">> A Celery worker and beat run beside the web server (filesystem broker under ./var/celery)."
+	@echo ">> A Celery worker and beat run beside the web server (broker: a SQLite file under ./var, no server)."
 	$(LOCAL_ENV) $(BIN)/python manage.py migrate --noinput
 	$(LOCAL_ENV) $(BIN)/python manage.py seed_demo
 	@mkdir -p var

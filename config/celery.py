@@ -10,15 +10,3 @@ app = Celery("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-
-def _ensure_filesystem_queue() -> None:
-    """The filesystem broker needs its folders before anyone sends or polls."""
-    from django.conf import settings
-
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
-    for key in ("data_folder_in", "data_folder_out", "control_folder"):
-        if options.get(key):
-            os.makedirs(options[key], exist_ok=True)
-
-
-app.on_after_configure.connect(lambda sender, **kw: _ensure_filesystem_queue(), weak=False)

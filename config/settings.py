@@ -119,17 +119,12 @@ DATASOURCE_TEST_RATE_PER_ORG = env.int("DATASOURCE_TEST_RATE_PER_ORG", default=1
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 # --- Background work (Celery) ---------------------------------------------
-# Redis in production and CI (redis://127.0.0.1:6379/0); the default needs no server: a broker
-# kept in folders on the local filesystem, shared by the web process, the worker and beat.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    _queue_dir = Path(env.str("CELERY_FILESYSTEM_DIR", default=str(BASE_DIR / "var" / "celery")))
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_queue_dir / "queue"),
-        "data_folder_out": str(_queue_dir / "queue"),
-        "control_folder": str(_queue_dir / "control"),
-        "store_processed": False,
-    }
+# Redis in production and CI (redis://127.0.0.1:6379/0); the default needs no server: kombu's
+# SQLAlchemy transport on a SQLite file shared by the web process, the worker and beat
+# (transactional, unlike the folder-based filesystem transport, whose readers can see half-written
+# messages).
+(BASE_DIR / "var").mkdir(exist_ok=True)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{BASE_DIR / 'var' / 'celery-broker.sqlite3'}")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

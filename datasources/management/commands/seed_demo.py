@@ -98,8 +98,8 @@ class Command(BaseCommand):
             ).data_source
             self.stdout.write(f"Created data source 'Demo SQLite' id={ds.pk}.")
         else:
-            refresh_schema(data_source=ds)
             self.stdout.write(f"Data source 'Demo SQLite' exists (id={ds.pk}).")
+        refresh_schema(data_source=ds)  # inline even when a worker would take it: the seed ends cached
         ds.refresh_from_db()
         self.stdout.write(f"Schema: {ds.schema_status}, version {ds.schema_version}, {ds.schema_table_count} tables.")
         self.stdout.write(f"DEMO_TOKEN={raw}")
