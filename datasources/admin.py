@@ -166,8 +166,9 @@ class DataSourceAdmin(admin.ModelAdmin):
         # source protect it (the service would refuse with a 409).
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         owned = {str(m._meta.verbose_name) for m in (Credential, SchemaSnapshot, SchemaTable)}
-        for obj in objs:
-            protected += [f"{obj}: still a source of {name}" for name in dependants_of(obj)]
+        readers = [f"{obj}: still a source of {name}" for obj in objs for name in dependants_of(obj)]
+        if readers:  # say why, rather than Django's "no permission to delete workflow data sources"
+            return deleted, counts, set(), [*protected, *readers]
         return deleted, counts, {p for p in perms_needed if str(p) not in owned}, protected
 
     def delete_model(self, request, obj):
