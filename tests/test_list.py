@@ -89,3 +89,10 @@ def test_malformed_paging_is_400(api, query):
     response = api.get(f"{URL}?{query}")
     assert response.status_code == 400
     assert response.json()["code"] == "INVALID_REQUEST_BODY"
+
+
+@pytest.mark.parametrize("query", ["ordering=nope", "ordering=-name,bogus", "ordering="])
+def test_unknown_ordering_is_400(api, query):
+    response = api.get(f"{URL}?{query}")
+    assert response.status_code == 400
+    assert "ordering" in response.json()["errors"]
