@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-from organizations.models import ApiToken, Organization, Workspace
+from organizations.models import Organization, Tracked, Workspace
 
 
 class DataSourceStatus(models.TextChoices):
@@ -23,7 +22,7 @@ class SchemaStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class DataSource(models.Model):
+class DataSource(Tracked):
     """A connection to a customer's database or files. ``connection`` holds non-secret settings,
     validated against the type catalogue; secrets live in ``Credential`` rows, encrypted."""
 
@@ -58,18 +57,6 @@ class DataSource(models.Model):
     schema_claim = models.CharField(max_length=32, blank=True, default="", editable=False)
     schema_table_count = models.PositiveIntegerField(null=True, blank=True)
 
-    version = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_by_token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    updated_by_token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -79,10 +66,6 @@ class DataSource(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.pk}-{self.version}"'
 
 
 class Credential(models.Model):
