@@ -8,13 +8,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import Conflict, InvalidRequest, NotFound
+from config.errors import InvalidRequest, NotFound
 from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
-from datasources.connectors import ConnectorUnavailable, get_connector
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.services import datasources as service
 from datasources.services import tenancy
-from datasources.services.connection import ConnectorUnavailableError, SchemaCacheFailed, refresh_schema
+from datasources.services.connection import sync_schema
 from datasources.services.schema_diff import diff_snapshots
 from organizations.authentication import get_actor
 
@@ -62,18 +61,7 @@ class SchemaActionsMixin:
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str) -> Response:
         ds = self._ds(request, pk)
-        try:
-            get_connector(ds.type)
-        except ConnectorUnavailable as exc:  # nothing to introspect with: the caller's problem, not ours
-            raise ConnectorUnavailableError(str(exc)) from exc
-        outcome = refresh_schema(data_source=ds)
-        if outcome.busy:
-            raise Conflict("A schema refresh of this data source is already running; try again shortly.")
-        if not outcome.ok:
-            raise SchemaCacheFailed(
-                f"The schema could not be cached: {outcome.error} The previous snapshot stays current.",
-                extra={"schema_version": outcome.version},
-            )
+        sync_schema(data_source=ds)
         return self._render(ds)  # type: ignore[attr-defined]
 
     # Not named `schema`: that attribute is DRF's AutoSchema on every view.

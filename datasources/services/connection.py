@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.errors import ApiError, ErrorCode
+from config.errors import ApiError, Conflict, ErrorCode
 from config.references import ALPHABET
 from datasources.connectors import (
     ConnectionConfig,
@@ -220,3 +220,21 @@ def refresh_schema(
 class SchemaCacheFailed(ApiError):
     code = ErrorCode.SCHEMA_CACHE_FAILED
     status_code = 500
+
+
+def sync_schema(*, data_source: DataSource) -> RefreshOutcome:
+    """Refresh now (Databrain's "Sync Datasource"): 400 without a connector, 409 while another
+    refresh runs, 500 SCHEMA_CACHE_FAILED when introspection fails (the previous snapshot stays)."""
+    try:
+        get_connector(data_source.type)
+    except ConnectorUnavailable as exc:
+        raise ConnectorUnavailableError(str(exc)) from exc
+    outcome = refresh_schema(data_source=data_source)
+    if outcome.busy:
+        raise Conflict("A schema refresh of this data source is already running; try again shortly.")
+    if not outcome.ok:
+        raise SchemaCacheFailed(
+            f"The schema could not be cached: {outcome.error} The previous snapshot stays current.",
+            extra={"schema_version": outcome.version},
+        )
+    return outcome
