@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from django.db import connection as db_connection
-from django.db.models import Prefetch, QuerySet, TextField
-from django.db.models.functions import Cast
-from django_filters import rest_framework as filters
+from django.db.models import Prefetch, QuerySet
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,9 +13,10 @@ from rest_framework.response import Response
 from config.errors import InvalidRequest
 from datasources import catalogue
 from datasources.api import schema_docs as docs
+from datasources.api.filters import DataSourceFilter
 from datasources.api.schema_views import SchemaActionsMixin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, DataSourceWriteSerializer
-from datasources.models import Credential, DataSource, DataSourceStatus
+from datasources.models import Credential, DataSource
 from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
 from organizations.authentication import get_actor
@@ -37,23 +34,6 @@ def bool_param(request: Request, name: str, default: bool) -> bool:
     if raw.lower() in FALSE:
         return False
     raise InvalidRequest(f"Query parameter '{name}' must be true or false.", errors={name: ["Must be true or false."]})
-
-
-class DataSourceFilter(filters.FilterSet):
-    type = filters.ChoiceFilter(choices=catalogue.TYPE_CHOICES)
-    status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
-    workspace = filters.NumberFilter(field_name="workspace_id", step_size=1)  # an id: no fractions
-    tag = filters.CharFilter(method="filter_tag", label="Has this tag")
-
-    class Meta:
-        model = DataSource
-        fields = ["type", "status", "workspace", "tag"]
-
-    def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        if db_connection.vendor == "postgresql":
-            return queryset.filter(tags__contains=[value])
-        # SQLite has no JSON containment: match the quoted tag in the JSON text.
-        return queryset.annotate(_tags=Cast("tags", TextField())).filter(_tags__contains=json.dumps(value))
 
 
 @docs.datasource_viewset

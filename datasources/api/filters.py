@@ -1,0 +1,30 @@
+"""Query-string filters of the data-source list."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import connection as db_connection
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
+from django_filters import rest_framework as filters
+
+from datasources import catalogue
+from datasources.models import DataSource, DataSourceStatus
+
+
+class DataSourceFilter(filters.FilterSet):
+    type = filters.ChoiceFilter(choices=catalogue.TYPE_CHOICES)
+    status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
+    workspace = filters.NumberFilter(field_name="workspace_id", step_size=1)  # an id: no fractions
+    tag = filters.CharFilter(method="filter_tag", label="Has this tag")
+
+    class Meta:
+        model = DataSource
+        fields = ["type", "status", "workspace", "tag"]
+
+    def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if db_connection.vendor == "postgresql":
+            return queryset.filter(tags__contains=[value])
+        # SQLite has no JSON containment: match the quoted tag in the JSON text.
+        return queryset.annotate(_tags=Cast("tags", TextField())).filter(_tags__contains=json.dumps(value))
