@@ -12,12 +12,13 @@ from config.serializers import (
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
-    actor_repr,
 )
+from datasources.api.representation import data_source_dict, secret_names
 from datasources.catalogue import TYPE_CHOICES, get_type, is_fully_configured
 from datasources.models import DataSource
 from datasources.services import tenancy
 from organizations.models import AuditEvent
+from organizations.tracking import actor_of
 
 READ_ONLY = frozenset(
     {
@@ -132,33 +133,32 @@ class DataSourceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: DataSource) -> dict[str, Any]:
+        return data_source_dict(instance)  # the same dict as the declared fields, built in one pass
+
+    # DRF's field-by-field rendering (``serializers.ModelSerializer.to_representation``) uses these;
+    # tests/test_representation.py holds it equal to ``data_source_dict``.
     def get_credentials_set(self, obj: DataSource) -> list[str]:
-        if hasattr(obj, "preview_secret_names"):  # a dry run's would-be state
-            return obj.preview_secret_names
-        return sorted(c.field for c in obj.credentials.all())
+        return secret_names(obj)
 
     def get_is_fully_configured(self, obj: DataSource) -> bool:
-        return is_fully_configured(get_type(obj.type), obj.connection, set(self.get_credentials_set(obj)))
+        return is_fully_configured(get_type(obj.type), obj.connection, set(secret_names(obj)))
 
     def get_schema(self, obj: DataSource) -> dict[str, Any]:
-        dt = serializers.DateTimeField()
-        return {
-            "status": obj.schema_status,
-            "version": obj.schema_version,
-            "refreshed_at": dt.to_representation(obj.schema_refreshed_at) if obj.schema_refreshed_at else None,
-            "status_changed_at": dt.to_representation(obj.schema_status_at) if obj.schema_status_at else None,
-            "table_count": obj.schema_table_count,
-            "error": obj.schema_error,
-        }
+        return SchemaSummarySerializer(
+            {"status": obj.schema_status, "version": obj.schema_version, "refreshed_at": obj.schema_refreshed_at,
+             "status_changed_at": obj.schema_status_at, "table_count": obj.schema_table_count,
+             "error": obj.schema_error}
+        ).data
 
     def get_tenancy_settings(self, obj: DataSource) -> dict[str, Any] | None:
         return tenancy.current(obj)
 
     def get_created_by(self, obj: DataSource) -> dict[str, Any] | None:
-        return actor_repr(obj.created_by, obj.created_by_token)
+        return actor_of(obj, "created")
 
     def get_updated_by(self, obj: DataSource) -> dict[str, Any] | None:
-        return actor_repr(obj.updated_by, obj.updated_by_token)
+        return actor_of(obj, "updated")
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import InvalidRequest
+from config.errors import InvalidRequest, NotFound
 from datasources import catalogue
 from datasources.api import schema_docs as docs
 from datasources.api.filters import DataSourceFilter
+from datasources.api.representation import organization_data_sources
 from datasources.api.schema_views import SchemaActionsMixin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, DataSourceWriteSerializer
-from datasources.models import Credential, DataSource
+from datasources.models import DataSource
 from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
 from organizations.authentication import get_actor
@@ -53,17 +55,17 @@ class DataSourceViewSet(
 
     def get_queryset(self) -> QuerySet[DataSource]:
         actor = get_actor(self.request)
-        return (
-            DataSource.objects.filter(organization=actor.organization)
-            .select_related(
-                "organization", "tenancy", "created_by", "updated_by", "created_by_token", "updated_by_token"
-            )
-            .prefetch_related(
-                Prefetch("credentials", queryset=Credential.objects.only("id", "data_source_id", "field"))
-            )
-        )
+        return organization_data_sources(actor.organization)
 
     # ---- helpers -------------------------------------------------------------------------
+    def get_object(self) -> DataSource:
+        """One indexed fetch: the queryset is already the caller's organization's, so another
+        organization's id (or a malformed one) is a 404. The list's filters do not apply here."""
+        try:
+            return self.get_queryset().get(pk=int(self.kwargs["pk"]))
+        except (DataSource.DoesNotExist, ValueError, TypeError):
+            raise NotFound("Data source not found.") from None
+
     def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response:
         ds = self.get_queryset().get(pk=ds.pk)
         response = Response(DataSourceSerializer(ds).data, status=status_code, headers=headers or None)
@@ -108,11 +110,14 @@ class DataSourceViewSet(
 
     def _update(self, request: Request, pk: str, mode: str) -> Response:
         actor = get_actor(request)
-        service.get_data_source(actor, pk)
-        data = self._validated(request, partial=mode == "patch")
+        try:
+            data = self._validated(request, partial=mode == "patch")
+        except APIException:
+            service.get_data_source(actor, pk)  # an unknown id is a 404 before the body's 400
+            raise
         result = service.update_data_source(
             actor=actor,
-            data_source_id=int(pk),
+            data_source_id=pk,
             data=data,
             mode=mode,
             options=self._options(request),  # type: ignore[arg-type]

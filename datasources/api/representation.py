@@ -1,0 +1,116 @@
+"""The JSON representation of a data source, built directly.
+
+`DataSourceSerializer` declares the fields (for the OpenAPI schema and the field order), but
+rendering 27 DRF fields one by one was about a third of a list request's CPU time. This module
+builds the same dict in one pass; ``tests/test_representation.py`` holds it equal to DRF's
+field-by-field output. The queryset helper reads everything it needs in one statement.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.db.models import Aggregate, CharField, OuterRef, QuerySet, Subquery
+from rest_framework import serializers
+
+from datasources.catalogue import get_type, is_fully_configured
+from datasources.models import Credential, DataSource
+from datasources.services import tenancy
+from organizations.models import Organization
+from organizations.tracking import actor_of, with_actor_names
+
+_DATETIME = serializers.DateTimeField()  # DRF's ISO 8601 rendering ("Z" for UTC), one instance
+
+
+class _JoinedNames(Aggregate):
+    """Comma-joined values (catalogue secret names never contain a comma)."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, ',')"
+    output_field = CharField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", **extra)
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", template="%(function)s(%(expressions)s)",
+                           **extra)
+
+
+def for_representation(queryset: QuerySet[DataSource]) -> QuerySet[DataSource]:
+    """Everything `data_source_dict` reads, in the same statement: organization and tenancy
+    (joined), the names of the set secrets and of who created/updated (scalar subqueries)."""
+    names = (
+        Credential.objects.filter(data_source=OuterRef("pk"))
+        .order_by()
+        .values("data_source")
+        .annotate(names=_JoinedNames("field"))
+        .values("names")
+    )
+    return with_actor_names(queryset.select_related("organization", "tenancy")).annotate(_secret_names=Subquery(names))
+
+
+@cache
+def _annotated() -> QuerySet[DataSource]:
+    """Built once per process (resolving five subqueries costs more than the statement itself);
+    callers only ever filter clones of it, never evaluate it."""
+    return for_representation(DataSource.objects.all())
+
+
+def organization_data_sources(organization: Organization) -> QuerySet[DataSource]:
+    """The organization's data sources, ready to render."""
+    return _annotated().filter(organization=organization)
+
+
+def secret_names(ds: DataSource) -> list[str]:
+    """The names of the secrets that are set, sorted: a dry run's would-be set, the annotation, or a query."""
+    if hasattr(ds, "preview_secret_names"):
+        return ds.preview_secret_names
+    if hasattr(ds, "_secret_names"):
+        return sorted(name for name in (ds._secret_names or "").split(",") if name)
+    return sorted(c.field for c in ds.credentials.all())
+
+
+def _when(value: Any) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+def data_source_dict(ds: DataSource) -> dict[str, Any]:
+    secrets = secret_names(ds)
+    return {
+        "id": ds.pk,
+        "reference_id": ds.reference_id,
+        "organization": ds.organization.slug,
+        "workspace": ds.workspace_id,
+        "name": ds.name,
+        "type": ds.type,
+        "description": ds.description,
+        "connection": dict(ds.connection),
+        "credentials_set": secrets,
+        "connection_pool_size": ds.connection_pool_size,
+        "connection_timeout": ds.connection_timeout,
+        "query_timeout": ds.query_timeout,
+        "max_retries": ds.max_retries,
+        "schema_auto_refresh": ds.schema_auto_refresh,
+        "schema_refresh_interval": ds.schema_refresh_interval,
+        "tags": [str(tag) for tag in ds.tags],
+        "metadata": dict(ds.metadata),
+        "tenancy_settings": tenancy.current(ds),
+        "status": ds.status,
+        "is_fully_configured": is_fully_configured(get_type(ds.type), ds.connection, set(secrets)),
+        "last_test": None if ds.last_test is None else dict(ds.last_test),
+        "schema": {
+            "status": ds.schema_status,
+            "version": ds.schema_version,
+            "refreshed_at": _when(ds.schema_refreshed_at),
+            "status_changed_at": _when(ds.schema_status_at),
+            "table_count": ds.schema_table_count,
+            "error": ds.schema_error,
+        },
+        "version": ds.version,
+        "created_at": _when(ds.created_at),
+        "created_by": actor_of(ds, "created"),
+        "updated_at": _when(ds.updated_at),
+        "updated_by": actor_of(ds, "updated"),
+    }
