@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from functools import lru_cache
 from typing import Any
 
 FIELD_KINDS = frozenset({"string", "text", "integer", "boolean", "enum", "object", "pem", "string_list"})
@@ -456,9 +457,17 @@ def check_required_secrets(source_type: SourceType, connection: dict, present: s
 
 
 def is_fully_configured(source_type: SourceType, connection: dict, present: set[str]) -> bool:
+    """Whether the stored connection and secrets pass the type's rules (rendered on every read:
+    memoized on the connection's JSON, since many rows share few shapes)."""
+    return _fully_configured(source_type.key, json.dumps(connection, sort_keys=True), frozenset(present))
+
+
+@lru_cache(maxsize=4096)
+def _fully_configured(key: str, connection_json: str, present: frozenset[str]) -> bool:
+    source_type = get_type(key)
     try:
-        normalized = normalize_connection(source_type, connection)
-        check_required_secrets(source_type, normalized, present)
+        normalized = normalize_connection(source_type, json.loads(connection_json))
+        check_required_secrets(source_type, normalized, set(present))
     except ConfigInvalid:
         return False
     return True

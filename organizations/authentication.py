@@ -53,13 +53,11 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
-        token = (
-            ApiToken.objects.active()
-            .select_related("organization", "user")
-            .filter(token_hash=hash_token(raw))
-            .first()
-        )
-        if token is None:
+        try:  # by the unique hash alone; expiry and revocation are checked on the row
+            token = ApiToken.objects.select_related("organization", "user").get(token_hash=hash_token(raw))
+        except ApiToken.DoesNotExist:
+            token = None
+        if token is None or not token.is_active:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         role = None
         if token.user_id is not None:
