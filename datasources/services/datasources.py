@@ -22,7 +22,7 @@ from datasources.models import DataSource, DataSourceStatus
 from datasources.services import audit, tenancy
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
-from datasources.services.plan import OPERATIONAL_DEFAULTS, UNCHANGED, Plan, build_plan
+from datasources.services.plan import CONNECTION_KEYS, OPERATIONAL_DEFAULTS, UNCHANGED, Plan, build_plan
 from datasources.services.ratelimit import consume_test_budget
 from organizations.actors import Actor
 
@@ -147,7 +147,8 @@ def _preview(ds: DataSource, plan: Plan) -> DataSource:
     for key, value in plan.values.items():
         setattr(preview, key, value)
     # Attributes of this unsaved preview only (read by the serializer), not model fields.
-    setattr(preview, "preview_secret_names", sorted(plan.secrets_after))  # noqa: B010
+    if plan.secrets_loaded:  # else the secrets are unchanged: the serializer reads their names
+        setattr(preview, "preview_secret_names", sorted(plan.secrets_after))  # noqa: B010
     setattr(preview, "preview_tenancy", tenancy.current(preview) if plan.tenancy is UNCHANGED else plan.tenancy)  # noqa: B010
     return preview
 
@@ -184,6 +185,8 @@ def update_data_source(
 ) -> WriteResult:
     """PATCH (merge) or PUT (replace) a data source, testing connection changes before applying."""
     options = options or WriteOptions()
+    if not options.dry_run and not _may_test(data, mode, options):
+        return _update_without_test(actor, data_source_id, data, mode, options)
     for _attempt in range(MAX_ATTEMPTS):
         ds = get_data_source(actor, data_source_id)
         if not etag_matches(ds, options.if_match):
@@ -216,12 +219,39 @@ def update_data_source(
                 if not plan.changes:
                     return WriteResult(locked)
             ds = locked
-            _apply(ds, plan, actor, test)
-            ds.version += 1
-            _save(ds, plan)
-            audit.record(actor=actor, action="update", target=ds, changes=plan.changes, detail=_detail(mode, test))
+            _write(ds, plan, actor, test, mode)
         return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test))
     raise Conflict("The data source kept changing during the update; try again.")
+
+
+def _may_test(data: dict[str, Any], mode: str, options: WriteOptions) -> bool:
+    """Whether this write could need a connection test (which must not run under the row lock)."""
+    return options.test_connection and (mode != "patch" or not CONNECTION_KEYS.isdisjoint(data))
+
+
+def _update_without_test(
+    actor: Actor, data_source_id: Any, data: dict[str, Any], mode: Literal["patch", "put"], options: WriteOptions
+) -> WriteResult:
+    """No test can be needed: plan and write under the row lock at once (one read, no re-merge)."""
+    with transaction.atomic():
+        ds = get_data_source(actor, data_source_id, for_update=True)
+        if not etag_matches(ds, options.if_match):
+            raise PreconditionFailed()
+        plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace)
+        if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
+            _check_name_free(actor, plan.values["name"], ds.pk)
+        if not plan.changes:
+            return WriteResult(ds)
+        _write(ds, plan, actor, None, mode)
+    return WriteResult(ds, changed=sorted(plan.changes))
+
+
+def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mode: str) -> None:
+    """Apply, bump the version, save, audit: inside the caller's transaction, on the locked row."""
+    _apply(ds, plan, actor, test)
+    ds.version += 1
+    _save(ds, plan)
+    audit.record(actor=actor, action="update", target=ds, changes=plan.changes, detail=_detail(mode, test))
 
 
 def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> RefreshOutcome | None:

@@ -30,6 +30,8 @@ OPERATIONAL_DEFAULTS: dict[str, Any] = {
 }
 PLAIN_DEFAULTS: dict[str, Any] = {"description": "", "tags": [], "metadata": {}, **OPERATIONAL_DEFAULTS}
 UNCHANGED = object()
+#: Body keys that can change where the stored secrets go (or the secrets themselves).
+CONNECTION_KEYS = frozenset({"connection", "credentials", "connection_string"})
 
 
 class CredentialsRequired(ApiError):
@@ -45,6 +47,7 @@ class Plan:
     changes: dict[str, Any]  # audit-ready diff; secrets reduced to "changed"/"cleared"
     connection_changed: bool
     tenancy: Any = UNCHANGED  # dict, None (delete) or UNCHANGED
+    secrets_loaded: bool = True  # False: the body touched no connection field, secrets_after is empty
 
 
 def _workspace_id(actor: Actor, value: Any) -> int | None:
@@ -146,9 +149,11 @@ def build_plan(
         catalogue.validate_secret_values(source_type, sent)
     except catalogue.ConfigInvalid as exc:
         errors.update(exc.errors)
-    current = load_secrets(ds) if ds.pk else {}
+    # A PATCH that leaves connection and credentials alone needs no secret: skip their decryption.
+    touches_connection = mode != "patch" or not CONNECTION_KEYS.isdisjoint(data)
+    current = load_secrets(ds) if ds.pk and touches_connection else {}
     after = {k: v for k, v in {**current, **sent}.items() if v is not None}
-    if not errors:
+    if not errors and touches_connection:
         try:
             catalogue.check_required_secrets(source_type, connection, set(after))
         except catalogue.ConfigInvalid as exc:
@@ -169,7 +174,7 @@ def build_plan(
     if mode != "create":
         _check_destination(actor, changes, current, sent)
 
-    plan = Plan(values, effective, after, changes, connection_changed=False)
+    plan = Plan(values, effective, after, changes, connection_changed=False, secrets_loaded=touches_connection)
     plan.connection_changed = any(k.startswith("connection.") for k in changes) or bool(effective)
     if "tenancy_settings" in data:
         _plan_tenancy(ds, data["tenancy_settings"], plan, partial=mode == "patch" and not tenancy_replace)

@@ -103,5 +103,7 @@ def write(data_source: DataSource, values: dict[str, Any] | None) -> None:
     """Apply validated settings (None deletes them). Call inside the update transaction."""
     if values is None:
         TenancySettings.objects.filter(data_source=data_source).delete()
+        data_source._state.fields_cache.pop("tenancy", None)  # the instance reads "none" from now on
         return
-    TenancySettings.objects.update_or_create(data_source=data_source, defaults=values)
+    settings_row, _ = TenancySettings.objects.update_or_create(data_source=data_source, defaults=values)
+    data_source.tenancy = settings_row  # the instance reads the new settings, not a cached old row
