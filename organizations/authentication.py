@@ -54,18 +54,23 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
         try:  # by the unique hash alone; expiry and revocation are checked on the row
-            token = ApiToken.objects.select_related("organization", "user").get(token_hash=hash_token(raw))
+            token = ApiToken.objects.select_related("organization").get(token_hash=hash_token(raw))
         except ApiToken.DoesNotExist:
             token = None
         if token is None or not token.is_active:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         role = None
-        if token.user_id is not None:
-            if not token.user.is_active:
-                raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
-            membership = Membership.objects.filter(organization_id=token.organization_id, user_id=token.user_id).first()
+        if token.user_id is not None:  # a user's token: their membership and the user, in one query
+            membership = (
+                Membership.objects.select_related("user")
+                .filter(organization_id=token.organization_id, user_id=token.user_id)
+                .first()
+            )
             if membership is None:
                 raise exceptions.AuthenticationFailed("The token's user is not a member of its organization.")
+            if not membership.user.is_active:
+                raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+            token.user = membership.user
             role = membership.role
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

@@ -127,6 +127,26 @@ def test_role_limits_user_tokens(org, source, django_user_model, role, can_write
         assert stored_state(source["id"]) == before
 
 
+def test_user_token_stops_working_when_the_user_is_deactivated_or_leaves(org, source, django_user_model):
+    from organizations.models import Membership
+    from tests.conftest import client_for
+
+    user = django_user_model.objects.create_user(username="leaver", password="x")
+    membership = Membership.objects.create(organization=org, user=user, role="editor")
+    client = client_for(org, ["datasource.read"], username=user.username)
+    ok = client.get(f"{URL}{source['id']}/")
+    assert ok.status_code == 200
+    assert ok.json()["name"] == source["name"]
+    user.is_active = False
+    user.save()
+    refused = client.get(f"{URL}{source['id']}/")
+    assert refused.status_code == 401 and refused.json()["code"] == "AUTHENTICATION_ERROR"
+    user.is_active = True
+    user.save()
+    membership.delete()
+    assert client.get(f"{URL}{source['id']}/").status_code == 401
+
+
 def test_session_login_reaches_the_browsable_api(client, owner, source):
     client.force_login(owner)
     response = client.get(URL, HTTP_ACCEPT="text/html")
