@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Subquery
+
 from config.errors import InvalidRequest, NotFound
 from datasources.models import DataSource, SchemaSnapshot, SchemaTable
 from organizations.actors import Actor
@@ -107,13 +109,14 @@ def _display_names(rows: list[tuple[str, str, str, Any]]) -> dict[str, str]:
     }
 
 
-def snapshot_of(target: Target) -> SchemaSnapshot | None:
-    """The schema snapshot a data-source target reads (its pinned version, or the newest)."""
+def _snapshot_id(target: Target) -> Subquery:
+    """The id of the schema snapshot a data-source target reads (its pinned version, or the newest),
+    as a subquery: the tables are then read in one statement."""
     assert target.data_source is not None
     snapshots = SchemaSnapshot.objects.filter(data_source=target.data_source)
     if target.version is not None:
-        return snapshots.filter(version=target.version).first()
-    return snapshots.order_by("-version").first()
+        snapshots = snapshots.filter(version=target.version)
+    return Subquery(snapshots.order_by("-version").values("id")[:1])
 
 
 def tables_of(target: Target) -> list[SourceTable]:
@@ -125,11 +128,10 @@ def tables_of(target: Target) -> list[SourceTable]:
             .values_list("reference_id", "output_table_name", "output_columns")
         )
         return [SourceTable(Table(ref, name), columns or []) for ref, name, columns in outputs]
-    snapshot = snapshot_of(target)
-    if snapshot is None:
-        return []
     rows = list(
-        SchemaTable.objects.filter(snapshot=snapshot).values_list("reference_id", "schema", "name", "columns")
+        SchemaTable.objects.filter(snapshot_id=_snapshot_id(target)).values_list(
+            "reference_id", "schema", "name", "columns"
+        )
     )
     names = _display_names(rows)
     return [SourceTable(Table(ref, names[ref]), columns or []) for ref, _, _, columns in rows]
