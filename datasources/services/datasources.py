@@ -266,7 +266,8 @@ def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> Refre
         ds.refresh_from_db()
         return None
     outcome = refresh_schema(data_source=ds, config=build_config(ds, ds.connection, plan.secrets_after))
-    ds.refresh_from_db()
+    if outcome.busy:  # another refresh holds the claim: read the state it left (refresh_schema's
+        ds.refresh_from_db()  # own outcomes are already on the instance)
     return outcome
 
 
