@@ -8,19 +8,18 @@ field-by-field output. The queryset helper reads everything it needs in one stat
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from django.db.models import Aggregate, CharField, OuterRef, QuerySet, Subquery
-from rest_framework import serializers
+from django.utils import timezone
 
 from datasources.catalogue import get_type, is_fully_configured
 from datasources.models import Credential, DataSource
 from datasources.services import tenancy
 from organizations.models import Organization
 from organizations.tracking import actor_of, with_actor_names
-
-_DATETIME = serializers.DateTimeField()  # DRF's ISO 8601 rendering ("Z" for UTC), one instance
 
 
 class _JoinedNames(Aggregate):
@@ -72,8 +71,13 @@ def secret_names(ds: DataSource) -> list[str]:
     return sorted(c.field for c in ds.credentials.all())
 
 
-def _when(value: Any) -> str | None:
-    return None if value is None else _DATETIME.to_representation(value)
+def _when(value: datetime | None) -> str | None:
+    """DRF's ISO 8601 rendering of an aware datetime in the default time zone ("Z" for UTC),
+    without its per-call lookup of the active time zone (the API never activates another)."""
+    if value is None:
+        return None
+    text = value.astimezone(timezone.get_default_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def data_source_dict(ds: DataSource) -> dict[str, Any]:
