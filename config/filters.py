@@ -5,19 +5,36 @@ from rest_framework.filters import OrderingFilter
 from config.errors import InvalidRequest
 
 
+def ordering_choices(fields: list[str]) -> list[str]:
+    return [f"{sign}{field}" for field in fields for sign in ("", "-")]
+
+
 class StrictOrderingFilter(OrderingFilter):
-    """An unknown ``ordering`` field is a 400 naming the fields that can be used."""
+    """``ordering`` is a comma-separated list of known fields (``-`` reverses): anything else is a 400
+    naming the fields that can be used. So is an empty value or an empty item (``name,,id``)."""
 
     def get_ordering(self, request, queryset, view):
         params = request.query_params.get(self.ordering_param)
         if params is not None:
-            fields = [p.strip() for p in params.split(",")]
             allowed = {name for name, _label in self.get_valid_fields(queryset, view, {"request": request})}
-            bad = [f for f in fields if f.lstrip("-") not in allowed]
-            if bad or not params.strip():
+            bad = [f for f in params.split(",") if f.removeprefix("-") not in allowed]
+            if bad:
                 choices = ", ".join(sorted(allowed))
+                shown = ", ".join(repr(f) for f in bad) if params else "nothing"
                 raise InvalidRequest(
-                    f"Cannot order by {', '.join(bad) or 'nothing'}; use one of: {choices}.",
+                    f"Cannot order by {shown}; use one of: {choices}.",
                     errors={self.ordering_param: [f"Choose from: {choices} (prefix '-' to reverse)."]},
                 )
         return super().get_ordering(request, queryset, view)
+
+    def get_schema_operation_parameters(self, view):
+        fields = getattr(view, "ordering_fields", None)
+        if not isinstance(fields, (list, tuple)):
+            return super().get_schema_operation_parameters(view)
+        default = ", ".join(getattr(view, "ordering", None) or ["id"])
+        return [{
+            "name": self.ordering_param, "in": "query", "required": False, "style": "form", "explode": False,
+            "description": f"Comma-separated sort fields, `-` for descending (default `{default}`). "
+                           "An unknown, empty or blank field is refused with 400.",
+            "schema": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ordering_choices(fields)}},
+        }]

@@ -1,8 +1,34 @@
 """Page-number pagination that refuses malformed paging parameters instead of ignoring them."""
 
+import re
+
 from rest_framework.pagination import PageNumberPagination
 
 from config.errors import InvalidRequest
+
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²', which int() refuses
+
+
+def page_parameters(max_page_size: int = 200, default_page_size: int = 50) -> list[dict]:
+    """The two paging query parameters as OpenAPI 3.0 parameter objects (what the server accepts)."""
+    return [
+        {"name": "page", "in": "query", "required": False,
+         "description": "Page number, from 1 (default 1). A page past the last answers 404.",
+         "schema": {"type": "integer", "minimum": 1}},
+        {"name": "page_size", "in": "query", "required": False,
+         "description": f"Results per page, 1 to {max_page_size} (default {default_page_size}).",
+         "schema": {"type": "integer", "minimum": 1, "maximum": max_page_size}},
+    ]
+
+
+def check_positive(request, name: str, maximum: int | None = None) -> None:
+    """400 unless the query parameter ``name`` is absent or an integer from 1 (to ``maximum``)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return
+    if not _DIGITS.fullmatch(raw) or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
+        expected = f"an integer between 1 and {maximum}" if maximum else "an integer of at least 1"
+        raise InvalidRequest(f"'{name}' must be {expected}.", errors={name: [f"Must be {expected}."]})
 
 
 class Pagination(PageNumberPagination):
@@ -10,15 +36,10 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
-    def _positive(self, request, name: str, maximum: int | None = None) -> None:
-        raw = request.query_params.get(name)
-        if raw is None:
-            return
-        if not raw.isdigit() or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
-            limit = f" between 1 and {maximum}" if maximum else ""
-            raise InvalidRequest(f"'{name}' must be an integer{limit}.", errors={name: [f"Must be an integer{limit}."]})
-
     def paginate_queryset(self, queryset, request, view=None):
-        self._positive(request, self.page_query_param)
-        self._positive(request, self.page_size_query_param, self.max_page_size)
+        check_positive(request, self.page_query_param)
+        check_positive(request, self.page_size_query_param, self.max_page_size)
         return super().paginate_queryset(queryset, request, view)
+
+    def get_schema_operation_parameters(self, view):
+        return page_parameters(self.max_page_size, self.page_size)

@@ -23,6 +23,15 @@ class DataSourceFilter(filters.FilterSet):
         model = DataSource
         fields = ["type", "status", "workspace", "tag"]
 
+    def is_valid(self) -> bool:
+        """An empty value (``type=``) is refused like any other value that is not one, not ignored."""
+        form = self.form
+        form.is_valid()
+        for name in self.filters:
+            if name in self.data and self.data.get(name) == "" and name not in form.errors:
+                form.add_error(name, "Must not be empty; leave the parameter out to not filter on it.")
+        return not form.errors
+
     def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if db_connection.vendor == "postgresql":
             return queryset.filter(tags__contains=[value])

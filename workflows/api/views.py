@@ -9,13 +9,14 @@ from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import InvalidRequest, NotFound
+from config.errors import NotFound
 from datasources.api.views import bool_param
 from organizations.authentication import get_actor
 from workflows.api import docs
 from workflows.api import serializers as s
+from workflows.api.paths import check_path
 from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
-from workflows.references import InvalidReference, name_key, parse_table_reference
+from workflows.references import name_key, parse_table_reference
 from workflows.services import data_sources as ds_service
 from workflows.services import nodes as node_service
 from workflows.services import repoint as repoint_service
@@ -36,6 +37,10 @@ def _with_etag(response: Response, obj: Any) -> Response:
 
 class _Base(viewsets.GenericViewSet):
     scope_resource = "workflow"
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication, scopes and throttling come first
+        check_path(kwargs)  # a segment that cannot name an object is a 404, like an unknown one
 
     def _fake(self) -> bool:
         return getattr(self, "swagger_fake_view", False)
@@ -103,6 +108,7 @@ class WorkflowViewSet(_Base):
 @docs.data_source_viewset
 class WorkflowDataSourceViewSet(_Base):
     serializer_class = s.WorkflowDataSourceSerializer
+    filter_backends: list[type] = []  # paged by id only: no search, ordering or filters
 
     def get_queryset(self) -> QuerySet[WorkflowDataSource]:
         if self._fake():
@@ -208,6 +214,7 @@ class WorkflowTableViewSet(_Base):
     """The workflow's output tables: what other workflows can use as a source."""
 
     serializer_class = s.WorkflowTableSerializer
+    filter_backends: list[type] = []  # paged by id only: no search, ordering or filters
 
     def get_queryset(self) -> QuerySet[Node]:
         if self._fake():
@@ -219,11 +226,7 @@ class WorkflowTableViewSet(_Base):
         return self.get_paginated_response([s.table_repr(n) for n in page])
 
     def retrieve(self, request: Request, workflow: str, table: str) -> Response:
-        try:
-            ref = parse_table_reference(table)
-        except InvalidReference as exc:
-            raise InvalidRequest(f"Malformed table reference: the {exc.part} is wrong.",
-                                 errors={"table": [str(exc)]}) from None
+        ref = parse_table_reference(table)  # well-formed: checked by `initial`
         for node in self.get_queryset():
             if ref.reference_id == node.reference_id or (
                 ref.reference_id is None and name_key(node.output_table_name) == name_key(ref.name)

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from config.serializers import StrictCharField
 from datasources.compat import common
 from organizations.authentication import get_actor
+from workflows.api.paths import check_path
 from workflows.models import WorkflowDataSource
 from workflows.services import repoint as repoint_service
 from workflows.services.common import get_workflow, get_workflow_data_source
@@ -144,8 +145,13 @@ class RedivisDataSourceView(common.CompatView):
         "tables that downstream nodes read. Scope `workflow.write`.",
         tags=[TAG],
         parameters=[
-            OpenApiParameter("workflowReference", str, OpenApiParameter.PATH),
-            OpenApiParameter("dataSourceReference", str, OpenApiParameter.PATH),
+            OpenApiParameter("workflowReference", str, OpenApiParameter.PATH,
+                             description="`org.workflow_name[:reference_id]`, or the workflow's id. A value that is "
+                                         "neither answers 404, like an unknown one."),
+            OpenApiParameter("dataSourceReference", str, OpenApiParameter.PATH,
+                             description="The qualified reference of the dataSource's current source "
+                                         "(`org.source_name[:reference_id][:sample][:vN|:current]`), or its id. "
+                                         "A value that is neither answers 404, like an unknown one."),
         ],
         request=RedivisDataSourcePatchSerializer,
         responses={
@@ -156,7 +162,8 @@ class RedivisDataSourceView(common.CompatView):
                     (400, "Invalid body, UNMAPPED_TABLES, unknown table in the new source, or a cycle."),
                     (401, "Missing or invalid token."),
                     (403, "The token lacks `workflow.write` or its role cannot write."),
-                    (404, "No such workflow, dataSource or new source in your organization."),
+                    (404, "No such workflow, dataSource or new source in your organization (or a path "
+                           "segment that is not a reference)."),
                     (409, "The new source is already a dataSource of the workflow."),
                     (412, "If-Match does not match the current ETag."),
                     (415, "Unsupported Content-Type."),
@@ -167,6 +174,8 @@ class RedivisDataSourceView(common.CompatView):
         },
     )
     def patch(self, request: Request, workflowReference: str, dataSourceReference: str) -> Response:  # noqa: N803
+        check_path({"workflowReference": workflowReference, "dataSourceReference": dataSourceReference},
+                   {"workflowReference": "workflow", "dataSourceReference": "data_source"})
         body = common.parse(RedivisDataSourcePatchSerializer, request.data)
         result = repoint_service.repoint(
             actor=get_actor(request),

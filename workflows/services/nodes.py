@@ -23,14 +23,13 @@ def get_node(workflow: Workflow, lookup: Any, *, for_update: bool = False) -> No
     if for_update:
         qs = qs.select_for_update(of=("self",))
     text = str(lookup)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         node = qs.filter(pk=int(text)).first()
     else:
         try:
             ref = parse_table_reference(text)
-        except InvalidReference as exc:
-            message = f"Malformed node reference: the {exc.part} is wrong."
-            raise InvalidRequest(message, errors={"node": [str(exc)]}) from None
+        except InvalidReference as exc:  # a path segment that names nothing (workflows.api.paths)
+            raise NotFound(f"Node not found: the {exc.part} is wrong.", errors={"node": [str(exc)]}) from None
         if ref.reference_id is not None:
             node = qs.filter(reference_id=ref.reference_id).first()
         else:
