@@ -4,7 +4,8 @@ Every API error has the shape built by ``config.errors`` (``Error`` below). View
 their specific errors with ``error_response(...)`` inside ``extend_schema``; the
 ``postprocess_errors`` hook (in ``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``) adds the
 ones every operation can answer (401, 403, 404 on paths with an id, 429, 500), the
-``X-Request-ID`` header on every response and the shared components.
+``X-Request-ID`` header on every response and the shared components. Lists also answer 400 for a
+malformed query parameter.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def nullable_ref(name: str, **extra: Any) -> dict[str, Any]:
 
 
 ERROR_REF = ref("Error")
+
+#: "Not blank" (and no NUL, which DRF refuses in every string): at least one character that Python's
+#: ``str.strip()`` keeps, which is what DRF's ``CharField`` (and the catalogue) trim before refusing a
+#: blank value. ECMA-262 and Rust regex ``\s`` leave out U+001C-U+001F and U+0085, which Python strips,
+#: so they are excluded explicitly; ECMA-262 ``\s`` includes U+FEFF, which Python keeps: allowed back.
+NOT_BLANK = r"^[^\x00]*(?:[^\s\x1c-\x1f\x85\x00]|\ufeff)[^\x00]*$"
 STRING, BOOLEAN, INTEGER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
 DATE_TIME = {"type": "string", "format": "date-time"}
 
@@ -213,17 +220,23 @@ def _merge_patch_only_on_patch(method: str, operation: dict[str, Any]) -> None:
         del content[MERGE_PATCH]
 
 
+LIST_400 = "A query parameter is malformed: `page`, `page_size`, `ordering` or a filter (an empty value too)."
+
+
 def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     wanted = [429, 500]
     if _requires_auth(operation):
         wanted = [401, 403, *wanted]
     if "{" in path or _is_paginated(operation):
-        wanted.append(404)  # no such object, or (lists) an invalid page number
+        wanted.append(404)  # no such object, or (lists) a page past the last
+    if _is_paginated(operation):
+        wanted.append(400)  # a malformed page, page size, ordering or filter value
     for status in wanted:
         key = str(status)
         if key not in responses:
-            responses[key] = {"description": _describe(status, (), ""), "content": _error_content()}
+            text = LIST_400 if status == 400 else ""
+            responses[key] = {"description": _describe(status, (), text), "content": _error_content()}
     if "401" in responses:
         responses["401"].setdefault("headers", {})["WWW-Authenticate"] = {"$ref": HEADERS + "WWW-Authenticate"}
     if "429" in responses:
@@ -246,6 +259,29 @@ def _sorted_responses(operation: dict[str, Any]) -> None:
     operation["responses"] = {k: responses[k] for k in sorted(responses)}
 
 
+def _refuses_empty(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> bool:
+    """Whether ``{}`` is invalid: something is required (or a ``not`` rule applies), in every member."""
+    if "$ref" in schema and depth < 5:
+        return _refuses_empty(schemas.get(schema["$ref"].removeprefix(SCHEMAS), {}), schemas, depth + 1)
+    members = schema.get("oneOf") or schema.get("anyOf")
+    if members:
+        return all(_refuses_empty(m, schemas, depth + 1) for m in members)
+    return bool(schema.get("required")) or "not" in schema
+
+
+def _require_bodies(result: dict[str, Any]) -> None:
+    """A body that cannot be empty is a required body: sending none is refused like sending ``{}``."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for item in result.get("paths", {}).values():
+        for method in HTTP_METHODS:
+            body = (item.get(method) or {}).get("requestBody")
+            if not body or body.get("required"):
+                continue
+            content = body.get("content", {})
+            if content and all(_refuses_empty(media.get("schema", {}), schemas) for media in content.values()):
+                body["required"] = True
+
+
 def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: shared error responses, headers and components."""
     for path, item in result.get("paths", {}).items():
@@ -261,9 +297,25 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
     schemas = components.setdefault("schemas", {})
     schemas.update(error_components())  # the one Error shape, whatever a serializer called "Error" said
     _close_request_bodies(schemas)
+    _require_bodies(result)
     components["schemas"] = dict(sorted(schemas.items()))
     components.setdefault("headers", {}).update(copy.deepcopy(RESPONSE_HEADERS))
     return result
+
+
+class NonBlankCharFieldExtension(OpenApiSerializerFieldExtension):
+    """A request string that DRF trims and refuses when blank says so with ``pattern: NOT_BLANK``."""
+
+    target_class = "rest_framework.fields.CharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        if (direction == "request" and not field.read_only and not field.allow_blank and field.trim_whitespace
+                and schema.get("type") == "string" and not {"pattern", "format", "enum"} & schema.keys()):
+            schema["pattern"] = NOT_BLANK
+        return schema
 
 
 class JSONObjectFieldExtension(OpenApiSerializerFieldExtension):

@@ -259,6 +259,10 @@ def test_openapi_tag(client, db):
     doc = client.get("/api/schema/?format=json").json()
     op = doc["paths"]["/compat/databrain/api/v2/datasource"]["put"]
     assert op["tags"] == ["compat: databrain"]
-    schema = doc["components"]["schemas"]["DatabrainDatasourceUpdateRequest"]
-    titles = {v["title"] for v in schema["properties"]["credentials"]["anyOf"]}
-    assert titles == {f"{t} credentials" for t in SEED_TYPES}
+    schemas = doc["components"]["schemas"]
+    union = schemas["DatabrainDatasourceUpdateRequest"]  # one member per datasourceType, with its structure
+    assert union["discriminator"]["propertyName"] == "datasourceType"
+    assert set(union["discriminator"]["mapping"]) == set(SEED_TYPES)
+    for name, ref in union["discriminator"]["mapping"].items():
+        member = schemas[ref.split("/")[-1]]
+        assert name in member["properties"]["credentials"]["description"]

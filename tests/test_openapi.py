@@ -216,7 +216,8 @@ def test_query_parameters(doc):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("union,suffix", [("DataSource", "DataSource"), ("DataSourceRequest", "DataSourceRequest")])
+@pytest.mark.parametrize("union,suffix", [("DataSource", "DataSource"), ("DataSourceRequest", "DataSourceRequest"),
+                                          ("DataSourceReplaceRequest", "DataSourceReplaceRequest")])
 def test_discriminated_unions_cover_the_catalogue(doc, union, suffix):
     schemas = doc["components"]["schemas"]
     schema = schemas[union]
@@ -231,7 +232,7 @@ def test_discriminated_unions_cover_the_catalogue(doc, union, suffix):
         assert member["properties"]["type"]["enum"] == [key]
         assert "type" in member["required"]
         assert member["properties"]["connection"] == {"$ref": f"{SCHEMAS}{component_prefix(key)}Connection"}
-        if suffix == "DataSourceRequest":
+        if suffix.endswith("Request"):
             assert member["properties"]["credentials"] == {"$ref": f"{SCHEMAS}{component_prefix(key)}Credentials"}
             assert {"name", "tags", "connection_pool_size", "metadata"} <= member["properties"].keys()
         else:
@@ -254,9 +255,9 @@ def test_per_type_components_exist(doc):
 @pytest.mark.django_db
 def test_request_bodies(doc):
     paths = doc["paths"]
-    for path, method in [(DS, "post"), (DS_ID, "put")]:
+    for path, method, union in [(DS, "post", "DataSourceRequest"), (DS_ID, "put", "DataSourceReplaceRequest")]:
         content = paths[path][method]["requestBody"]["content"]
-        assert content["application/json"]["schema"] == {"$ref": SCHEMAS + "DataSourceRequest"}
+        assert content["application/json"]["schema"] == {"$ref": SCHEMAS + union}
     patch = paths[DS_ID]["patch"]["requestBody"]["content"]
     for media_type in ("application/json", "application/merge-patch+json"):
         assert patch[media_type]["schema"] == {"$ref": SCHEMAS + "PatchedDataSourceRequest"}

@@ -16,7 +16,10 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 
 from config import openapi as oa
 from config.errors import ErrorCode as C
+from config.pagination import page_parameters
 from datasources import catalogue, connection_strings
+from datasources.api import schema_rules as rules
+from datasources.api.schema_components import ACTOR, static_components
 from datasources.api.serializers import (
     AuditEventSerializer,
     DataSourceSerializer,
@@ -73,97 +76,41 @@ class DataSourceRepresentationExtension(OpenApiSerializerExtension):
         return schema
 
 
-# --- hand-written components ---------------------------------------------------------------------
-
-
-S, B, I, DT = oa.STRING, oa.BOOLEAN, oa.INTEGER, oa.DATE_TIME  # noqa: E741
-NS, NI = {**S, "nullable": True}, {**I, "nullable": True}
-ACTOR = {"type": "object", "required": ["kind", "id", "name"], "description": "Who made a change.",
-         "properties": {"kind": {"type": "string", "enum": ["user", "token"]}, "id": I, "name": S}}
-
-
-def static_components() -> dict[str, dict[str, Any]]:
-    condition = _obj(path=S, **{"in": _array({}), "not_in": _array({})}, description=S)
-    condition["description"] = "Holds when the value at `path` is in `in` (if given) and not in `not_in`."
-    return {
-        "CatalogueCondition": condition,
-        "CatalogueField": _obj(
-            name=S, kind={"type": "string", "enum": sorted(catalogue.FIELD_KINDS)}, label=S, required=B,
-            required_when=nullable_ref("CatalogueCondition"), default={"nullable": True, "description": "Any."},
-            choices=_array(S), min_value=NI, max_value=NI, max_length=NI, pattern=NS, help=S,
-            affects_connection=B, fields=_array(ref("CatalogueField")),
-        ),
-        "CatalogueSecretField": _obj(
-            name=S, label=S, kind={"type": "string", "enum": sorted(catalogue.SECRET_KINDS)}, required=B,
-            required_when=nullable_ref("CatalogueCondition"), help=S,
-        ),
-        "CatalogueSecretRule": _obj(names=_array(S), when=nullable_ref("CatalogueCondition"), description=S),
-        "DataSourceType": {
-            **_obj(key={"type": "string", "enum": list(catalogue.CATALOGUE)}, label=S, family=S, connector=S,
-                   driver_extra={**S, "description": "Optional driver its connection test needs; may be blank."},
-                   file_based=B, connection_fields=_array(ref("CatalogueField")),
-                   secret_fields=_array(ref("CatalogueSecretField")),
-                   secret_rules=_array(ref("CatalogueSecretRule"))),
-            "description": "A catalogue entry: everything a client needs to build a form for the type.",
-        },
-        "SchemaColumn": _obj(name=S, type=S, nullable=B, ordinal=I),
-        "SchemaTable": _obj(reference_id={**S, "description": "Stable while (schema, name) persists."},
-                            schema=S, name=S, kind={**S, "description": "`table` or `view`."},
-                            columns=_array(ref("SchemaColumn"))),
-        "SchemaSnapshot": _obj(version=I, created_at=DT, table_count=I, tables=_array(ref("SchemaTable"))),
-        "SchemaCacheStatus": {"allOf": [ref("SchemaSummary"), _obj(checked_at={**DT, "nullable": True})]},
-        "SchemaVersion": _obj(version=I, created_at=DT, table_count=I),
-        "SchemaDiff": _obj(from_version=I, to_version=I, tables_added=_array(ref("SchemaTableLabel")),
-                           tables_removed=_array(ref("SchemaTableLabel")),
-                           tables_changed=_array(ref("SchemaTableChange"))),
-        "SchemaTableLabel": _obj(schema=S, name=S, reference_id=S, kind=S),
-        "SchemaTableChange": _obj(
-            schema=S, name=S, reference_id=S, kind=S, columns_added=_array(S), columns_removed=_array(S),
-            columns_changed=_array(_obj(name=S, old=_obj(type=S, nullable=B), new=_obj(type=S, nullable=B))),
-        ),
-        "TenancySettings": {
-            **_obj(level={"type": "string", "enum": ["TABLE", "DATABASE"]},
-                   client_column_type={"type": "string", "enum": ["NUMBER", "STRING", ""]},
-                   schema=S, table=S, client_column=S, primary_key_column=S),
-            "description": "How tenants are isolated. With `DATABASE` the other fields are empty strings.",
-        },
-        "DataSourceDryRun": {
-            **_obj(
-                dry_run={"type": "boolean", "enum": [True]},
-                changed_fields=_array(S),
-                test={**nullable_ref("TestResult"),
-                      "description": "Null when nothing connection-related changed or the test was skipped."},
-                data_source={"type": "object", "additionalProperties": {},
-                             "description": "The representation as it would be after the change (shaped like "
-                                            "DataSource; on create, server-assigned fields are null)."},
-            ),
-            "description": "Answer to `dry_run=true`: validated (and tested), nothing saved.",
-        },
-    }
-
-
-def _untitled(schema: Any) -> Any:
-    """A copy without ``title`` on object schemas: code generators name a model after its title, so
-    ``PostgresqlConnection`` titled "PostgreSQL connection" became a class no ``$ref`` could find.
-    The label moves to the description when there is none; nested objects are then named after
-    their parent and property (``PostgresqlConnectionSsl``)."""
-    if isinstance(schema, list):
-        return [_untitled(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: _untitled(value) for key, value in schema.items()}
-    if out.get("type") == "object" and "title" in out:
-        title = out.pop("title")
-        out.setdefault("description", title)
-    return out
-
-
-def _pem_patterns(credentials: dict[str, Any]) -> dict[str, Any]:
-    """PEM secrets (keys) must hold a ``-----BEGIN`` block, as the PEM connection fields already say."""
-    for field in credentials.get("properties", {}).values():
-        if field.get("format") == "pem":
-            field.setdefault("pattern", "-----BEGIN")
-    return credentials
+def _request(base_request: dict, key: str, source_type: catalogue.SourceType, *, create: bool) -> dict[str, Any]:
+    """``<T>DataSourceRequest`` (create) or ``<T>DataSourceReplaceRequest`` (PUT)."""
+    p = component_prefix(key)
+    request = copy.deepcopy(base_request)
+    discriminator = {"type": "string", "enum": [key], "description": f"`{key}`: {source_type.label}."}
+    request["properties"].update(type=discriminator, connection=ref(f"{p}Connection"),
+                                 credentials=ref(f"{p}Credentials"))
+    request["required"] = sorted(set(request.get("required", [])) | {"type"})
+    violations = []
+    with_string = key in CONNECTION_STRING_TYPES
+    if with_string:
+        # At least one of the two (said inside the one `not`, see schema_rules).
+        neither = [{"not": {"required": ["connection"]}}, {"not": {"required": ["connection_string"]}}]
+        violations.append({"allOf": neither})
+    else:
+        request["properties"].pop("connection_string", None)
+        request["required"] = sorted({*request["required"], "connection"})
+    secrets = rules.secrets_description(source_type)
+    if create:
+        violations += rules.secret_violations(source_type, connection_string=with_string)
+        text = f"Writable fields of a {source_type.label} data source."
+        if secrets:
+            text += f" Secrets it needs in `credentials`: {secrets}" + (
+                " (a `connection_string` may carry the password instead)." if with_string else ".")
+    else:
+        text = (f"PUT body of a {source_type.label} data source: omitted optional fields return to their defaults, "
+                "omitted secrets are kept.")
+        if secrets:
+            text += f" The secrets it needs ({secrets}) must be set, in `credentials` or already stored."
+    if with_string:
+        text += " Give `connection`, `connection_string`, or both."
+    if violations:
+        request["not"] = {"anyOf": violations}
+    request["description"] = text
+    return request
 
 
 def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[str, Any]]:
@@ -171,31 +118,19 @@ def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[
     out: dict[str, dict[str, Any]] = {}
     for key, source_type in catalogue.CATALOGUE.items():
         p = component_prefix(key)
-        connection = _untitled(catalogue.connection_openapi_schema(source_type))
-        out[f"{p}Connection"] = connection
-        out[f"Patched{p}Connection"] = _untitled(catalogue.connection_openapi_schema(source_type, partial=True))
-        out[f"{p}Credentials"] = _pem_patterns(_untitled(catalogue.credentials_openapi_schema(source_type)))
-        discriminator = {"type": "string", "enum": [key], "description": f"`{key}`: {source_type.label}."}
-
-        request = copy.deepcopy(base_request)
-        request["properties"].update(type=discriminator, connection=ref(f"{p}Connection"),
-                                     credentials=ref(f"{p}Credentials"))
-        request["required"] = sorted(set(request.get("required", [])) | {"type"})
-        if key in CONNECTION_STRING_TYPES:
-            # At least one of the two. Said with `not` rather than a top-level `anyOf`, which code
-            # generators read as "a union of two anonymous schemas" and so emit no model for the type.
-            request["not"] = {"allOf": [{"not": {"required": ["connection"]}},
-                                        {"not": {"required": ["connection_string"]}}],
-                              "description": "Give `connection`, `connection_string`, or both."}
-        else:
-            request["properties"].pop("connection_string", None)
-            request["required"] = sorted({*request["required"], "connection"})
-        request["description"] = f"Writable fields of a {source_type.label} data source."
-        out[f"{p}DataSourceRequest"] = request
+        out[f"{p}Connection"] = rules.refine_connection(
+            rules.untitled(catalogue.connection_openapi_schema(source_type)), source_type, partial=False)
+        out[f"Patched{p}Connection"] = rules.refine_connection(
+            rules.untitled(catalogue.connection_openapi_schema(source_type, partial=True)), source_type, partial=True)
+        out[f"{p}Credentials"] = rules.refine_credentials(
+            rules.pem_patterns(rules.untitled(catalogue.credentials_openapi_schema(source_type))))
+        out[f"{p}DataSourceRequest"] = _request(base_request, key, source_type, create=True)
+        out[f"{p}DataSourceReplaceRequest"] = _request(base_request, key, source_type, create=False)
 
         representation = copy.deepcopy(base_repr)
-        representation["properties"].update(type={**discriminator, "readOnly": True},
-                                            connection=ref(f"{p}Connection"))
+        representation["properties"].update(
+            type={"type": "string", "enum": [key], "description": f"`{key}`: {source_type.label}.", "readOnly": True},
+            connection=ref(f"{p}Connection"))
         representation["description"] = f"A {source_type.label} data source. Secrets never appear."
         out[f"{p}DataSource"] = representation
     return out
@@ -268,12 +203,15 @@ def postprocess_datasource_schema(result: dict[str, Any], generator: Any = None,
     schemas.update(static_components())
     schemas.setdefault("Actor", ACTOR)  # shared with other apps' representations
     schemas["DataSource"] = _union("DataSource", "A data source, shaped by its `type`.")
-    schemas["DataSourceRequest"] = _union(
-        "DataSourceRequest",
-        "Create or replace (PUT) body, shaped by `type`. On PUT every required field must be present, "
-        "omitted optional fields return to their defaults, omitted secrets are kept, and `type` must "
-        "equal the current type (it cannot change).",
+    schemas["DataSourceRequest"] = _union("DataSourceRequest", "Create body, shaped by `type`.")
+    schemas["DataSourceReplaceRequest"] = _union(
+        "DataSourceReplaceRequest",
+        "Replace (PUT) body, shaped by `type`: every required field must be present, omitted optional fields "
+        "return to their defaults, omitted secrets are kept, and `type` must equal the current type.",
     )
+    put = result.get("paths", {}).get("/api/v1/data-sources/{id}/", {}).get("put", {})
+    for media in put.get("requestBody", {}).get("content", {}).values():
+        media["schema"] = ref("DataSourceReplaceRequest")
     patched = schemas.get("PatchedDataSourceRequest")
     if patched is not None:
         props = patched["properties"]
@@ -306,18 +244,11 @@ LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[
                             description="URL of the new data source.")
 
 
-def _ordering(fields: list[str]) -> OpenApiParameter:
-    choices = [f"{sign}{field}" for field in fields for sign in ("", "-")]
-    return OpenApiParameter("ordering", _array({"type": "string", "enum": choices}), OpenApiParameter.QUERY,
-                            style="form", explode=False,
-                            description="Comma-separated sort fields; `-` for descending. Default `id`.")
-
-
-PAGE = OpenApiParameter("page", {"type": "integer", "minimum": 1}, OpenApiParameter.QUERY,
-                        description="Page number (default 1).")
-PAGE_SIZE = OpenApiParameter("page_size", {"type": "integer", "minimum": 1}, OpenApiParameter.QUERY,
-                             description="Results per page (default 50; larger than 200 is capped at 200).")
+PAGING = [OpenApiParameter(p["name"], p["schema"], OpenApiParameter.QUERY, description=p["description"])
+          for p in page_parameters()]
 WORKSPACE = OpenApiParameter("workspace", int, OpenApiParameter.QUERY, description="Workspace id.")
+TAG = OpenApiParameter("tag", {"type": "string", "minLength": 1}, OpenApiParameter.QUERY,
+                       description="Only sources with this tag. Like every filter, an empty value is refused (400).")
 
 
 def _version_param(name: str, description: str) -> OpenApiParameter:
@@ -372,8 +303,9 @@ _DATASOURCE_DOCS = {
     ),
     "history": extend_schema(
         tags=TAGS, operation_id="v1_data_sources_history_list", summary="Audit history of a data source",
-        parameters=[PAGE, PAGE_SIZE], filters=False,
+        parameters=PAGING, filters=False,
         responses={200: OpenApiResponse(AuditEventSerializer(many=True), description="Newest first."),
+                   400: error_response(400, C.INVALID_REQUEST_BODY, description="Invalid `page` or `page_size`."),
                    404: error_response(404, C.NOT_FOUND, description="No such data source, or invalid page.")},
     ),
     "test_connection": extend_schema(
@@ -440,18 +372,18 @@ _DATASOURCE_DOCS = {
 }
 
 
-def _list_docs(ordering_fields: list[str]) -> Any:
+def _list_docs() -> Any:
     return extend_schema(
-        tags=TAGS, summary="List data sources", parameters=[_ordering(ordering_fields), PAGE_SIZE, WORKSPACE],
+        tags=TAGS, summary="List data sources", parameters=[WORKSPACE, TAG],
         responses={200: OpenApiResponse(DataSourceSerializer(many=True), description="A page of data sources."),
-                   400: error_response(400, C.INVALID_REQUEST_BODY, description="Invalid filter value."),
+                   400: error_response(400, C.INVALID_REQUEST_BODY,
+                                       description="Invalid filter, ordering or paging value (an empty one too)."),
                    404: PAGE_404},
     )
 
 
 def datasource_viewset(cls: type) -> type:
-    ordering = list(getattr(cls, "ordering_fields", None) or [])
-    return extend_schema_view(list=_list_docs(ordering), **_DATASOURCE_DOCS)(cls)
+    return extend_schema_view(list=_list_docs(), **_DATASOURCE_DOCS)(cls)
 
 
 def types_viewset(cls: type) -> type:

@@ -15,8 +15,11 @@ from rest_framework.response import Response
 
 from config.errors import NotFound
 from config.serializers import JSONObjectField, StrictCharField
-from datasources.compat import common
-from datasources.compat.databrain_types import SPECS, TYPES, credentials_schema, error_names, translate
+from datasources.compat import (
+    common,
+    databrain_schema,  # noqa: F401 - registers the request schema extension
+)
+from datasources.compat.databrain_types import SPECS, TYPES, error_names, translate
 from datasources.models import DataSource, TenancySettings
 from datasources.services.connection import SchemaCacheFailed
 from organizations.authentication import get_actor
@@ -47,7 +50,7 @@ class DatasourceNameError(common.SeedInvalidRequest):
     status_code = 400
 
 
-@extend_schema_field(credentials_schema())
+@extend_schema_field({"type": "object", "description": "The credential structure of `datasourceType`."})
 class DatabrainCredentialsField(JSONObjectField):
     """The type's credential structure, with ``name`` identifying the source."""
 

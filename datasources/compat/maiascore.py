@@ -7,14 +7,18 @@ are kept; secrets are never echoed. Errors are ``{code, message}`` with ``code``
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.openapi import NOT_BLANK
+from datasources.catalogue import PEM_MARKER
 from datasources.compat import common
 from datasources.compat.parsers import FormOrJSONParser, TextXMLParser, XMLParser
 from datasources.models import DataSource
@@ -82,7 +86,7 @@ class MaiascoreDatasourceUpdateSerializer(common.SeedRequest):
     username = _text()
     password = _secret("Database password.")
     database = _text()
-    port = _text(help_text="TCP port, as a string (e.g. \"5432\").")
+    port = _text(help_text="TCP port, as a string from \"1\" to \"65535\" (e.g. \"5432\").")
     ssl = _flag("true: SSL required; false: disabled; omitted: preferred.")
     keyfile = _secret("PEM private key of the client certificate.")
     certificate = _text(help_text="PEM client certificate.")
@@ -91,9 +95,70 @@ class MaiascoreDatasourceUpdateSerializer(common.SeedRequest):
     sshHost = _text()
     sshUsername = _text()
     sshPassword = _secret("SSH password.")
-    sshPort = _text(help_text="SSH port, as a string (default \"22\").")
+    sshPort = _text(help_text="SSH port, as a string from \"1\" to \"65535\" (default \"22\").")
     sshIdentity = _secret("PEM/OpenSSH private key of the SSH user.")
     sshTunneling = _flag("Use an SSH tunnel.")
+
+
+MYSQL_DRIVERS = ("mysql", "mariadb", "singlestore")
+
+
+class MaiascoreUpdateExtension(OpenApiSerializerExtension):
+    """What the catalogue requires of the replaced connection, said in the request schema.
+
+    ``host`` and ``username`` are required by every maiascore driver, ``database`` by all but the
+    MySQL family (so it is required unless ``driver`` names one); with a tunnel, ``sshHost`` and
+    ``sshUsername`` too. Secrets may be omitted (kept), so the schema does not require them.
+    """
+
+    target_class = "datasources.compat.maiascore.MaiascoreDatasourceUpdateSerializer"
+    priority = 1  # over the SeedRequest extension (unknown keys refused: said here too)
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        if direction != "request":
+            return schema
+        props = schema["properties"]
+        for name in ("host", "username"):
+            props[name]["pattern"] = NOT_BLANK
+        for name in ("port", "sshPort"):
+            props[name]["pattern"] = PORT_PATTERN
+        for name, pattern in (("password", NOT_BLANK), ("sshPassword", NOT_BLANK), ("keyfile", PEM_MARKER),
+                              ("sshIdentity", PEM_MARKER)):
+            props[name]["pattern"] = pattern  # secrets: never blank; keys are PEM
+        schema["required"] = ["host", "username"]
+
+        def filled(name: str) -> dict[str, Any]:
+            return {"required": [name], "properties": {name: {"type": "string", "pattern": NOT_BLANK}}}
+
+        tunnel = {"anyOf": [{"required": [flag], "properties": {flag: {"enum": [True]}}}
+                            for flag in ("ssh", "sshTunneling")]}
+        schema["not"] = {"anyOf": [
+            {"allOf": [{"not": {"required": ["driver"], "properties": {"driver": {"enum": list(MYSQL_DRIVERS)}}}},
+                       {"not": filled("database")}]},
+            *({"allOf": [tunnel, {"not": filled(name)}]} for name in ("sshHost", "sshUsername")),
+            *({"required": ["ssh", "sshTunneling"], "properties": {"ssh": {"enum": [value]},
+                                                                  "sshTunneling": {"enum": [not value]}}}
+              for value in (True, False)),
+        ], "description": "`database` is required unless `driver` is mysql, mariadb or singlestore (a MySQL-family "
+                          "source may omit it; leave `driver` out and it is required); with a tunnel, `sshHost` "
+                          "and `sshUsername` are required; `ssh` and `sshTunneling` agree when both are sent."}
+        return schema
+
+
+class MaiascoreDatasourceUpdateFormSerializer(MaiascoreDatasourceUpdateSerializer):
+    """The same fields form-encoded: every value is text, so none can be ``null`` there."""
+
+
+class MaiascoreUpdateFormExtension(MaiascoreUpdateExtension):
+    target_class = "datasources.compat.maiascore.MaiascoreDatasourceUpdateFormSerializer"
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = super().map_serializer(auto_schema, direction)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("nullable", None)
+        return schema
 
 
 class MaiascoreDatasourceSerializer(serializers.Serializer):
@@ -127,10 +192,14 @@ class MaiascoreErrorSerializer(serializers.Serializer):
                                    help_text="Messages per field, when there are any.")
 
 
+#: A TCP port as the seed sends it: a decimal string from 1 to 65535 (leading zeros allowed).
+PORT_PATTERN = r"^0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$"
+
+
 def _port(value: Any) -> Any:
     """"5432" -> 5432; anything else is left for the catalogue to refuse by name."""
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value):  # ASCII digits: int() refuses '²'
+        return int(value)
     return value
 
 
@@ -201,7 +270,7 @@ class MaiascoreDatasourceView(common.CompatView):
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH, description="Datasource Id")],
         request={
             "application/json": MaiascoreDatasourceUpdateSerializer,
-            "application/x-www-form-urlencoded": MaiascoreDatasourceUpdateSerializer,
+            "application/x-www-form-urlencoded": MaiascoreDatasourceUpdateFormSerializer,
         },
         responses={
             200: MaiascoreDatasourceSerializer,

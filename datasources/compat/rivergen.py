@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.openapi import NOT_BLANK
 from config.serializers import (
     JSONObjectField,
     StrictBooleanField,
@@ -19,6 +21,7 @@ from config.serializers import (
     StrictIntegerField,
 )
 from datasources import catalogue
+from datasources.api.schema_rules import JSON_OBJECT
 from datasources.api.serializers import DataSourceWriteSerializer, TagsField
 from datasources.catalogue_types_common import port
 from datasources.compat import common
@@ -74,7 +77,7 @@ class RivergenDataSourceUpdateSerializer(common.SeedRequest):
 
     name = StrictCharField(required=False, min_length=1, max_length=255, help_text="1-255 characters.")
     description = _opt_str(allow_blank=True)
-    host = _opt_str()
+    host = StrictCharField(required=False, help_text="Every type with a host requires it: it cannot be cleared.")
     port = _port()
     database_name = _opt_str()
     schema_name = _opt_str()
@@ -110,13 +113,37 @@ def _secret_fields() -> dict[str, serializers.Field]:
     }
 
 
+class RivergenCredentialsExtension(OpenApiSerializerExtension):
+    """Secrets are never blank; PEM ones hold a ``-----BEGIN`` block, JSON ones a JSON object (``format``)."""
+
+    target_class = "datasources.compat.rivergen.RivergenCredentialsUpdateSerializer"
+    priority = 1  # over the SeedRequest extension (unknown keys refused: said here too)
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        kinds = {s.name: s.kind for t in catalogue.CATALOGUE.values() for s in t.secrets}
+        for name, prop in schema.get("properties", {}).items():
+            kind = kinds.get(name)
+            if kind == "pem":
+                prop["pattern"] = catalogue.PEM_MARKER
+            elif kind == "json":
+                prop.update(pattern=JSON_OBJECT, format="json")
+            elif kind is not None:
+                prop["pattern"] = NOT_BLANK
+        schema["description"] = (schema.get("description", "") + " Only the secrets of the source's type are "
+                                 "accepted (the others are refused by name, 400); see its `secret_fields` in "
+                                 "the type catalogue.").strip()
+        return schema
+
+
 RivergenCredentialsUpdateSerializer = type(
     "RivergenCredentialsUpdateSerializer",
     (common.SeedRequest,),
     {
         "__doc__": "Connection credentials: `username` plus the secrets of the source's type "
                    "(`password`, `ssh_private_key`, `token`...). Omitted ones are kept.",
-        "username": StrictCharField(required=False, allow_null=True, help_text="Database user name."),
+        "username": StrictCharField(required=False, help_text="Database user name (it cannot be cleared)."),
         **_secret_fields(),
     },
 )

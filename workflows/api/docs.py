@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -27,8 +28,10 @@ from config.openapi import (
 from workflows.api import serializers as s
 
 _DESCRIPTIONS = {
-    400: "Invalid body, parameter or reference; `errors` names each field (and the wrong part of a reference).",
-    404: "No such object in your organization (also for another organization's references).",
+    400: "Invalid body or query parameter, a malformed reference in the body, or a reference that matches "
+         "several objects (add its reference id); `errors` names each field (and the wrong part of a reference).",
+    404: "No such object in your organization (also for another organization's references), or a path segment "
+         "that is neither an id nor a well-formed reference.",
     409: "Conflicts with the current state (duplicate name or source, still used elsewhere).",
     412: "If-Match does not match the current ETag; read again and retry.",
 }
@@ -68,6 +71,58 @@ DEPENDANTS_ERROR = {
 }
 
 
+def exactly_one(first: str, second: str) -> dict[str, Any]:
+    """``not`` (neither or both) of two string properties; ``null`` counts as absent.
+
+    Said with ``not`` rather than a top-level ``oneOf``, which code generators read as a union of
+    anonymous schemas (and then emit no model for the body)."""
+    def given(name: str) -> dict[str, Any]:
+        return {"required": [name], "properties": {name: {"type": "string"}}}
+
+    return {"anyOf": [{"allOf": [{"not": given(first)}, {"not": given(second)}]},
+                      {"allOf": [given(first), given(second)]}],
+            "description": f"Exactly one of `{first}` and `{second}` (a `null` one counts as not given)."}
+
+
+class ExactlyOneSourceExtension(OpenApiSerializerExtension):
+    """Add and repoint bodies name exactly one new source: a data source or a workflow."""
+
+    target_class = "workflows.api.serializers.SourceWriteSerializer"
+    match_subclasses = True
+    priority = 1  # over the compat SeedRequest extension (unknown keys refused: said here too)
+    names = ("source_data_source", "source_workflow")
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["not"] = exactly_one(*self.names)
+            schema["additionalProperties"] = False
+        return schema
+
+
+class ExactlyOneRedivisSourceExtension(ExactlyOneSourceExtension):
+    target_class = "workflows.compat.redivis.RedivisDataSourcePatchSerializer"
+    names = ("sourceDataset", "sourceWorkflow")
+
+
+class NodeWriteExtension(OpenApiSerializerExtension):
+    """On PATCH, ``output_table`` merges into the node's current one: its name may then be left out
+    (a node without an output table still needs it, 400)."""
+
+    target_class = "workflows.api.serializers.NodeWriteSerializer"
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request" and getattr(auto_schema, "method", "") == "PATCH":
+            output = auto_schema._map_serializer(s.OutputTableWriteSerializer(), direction, bypass_extensions=True)
+            output.pop("required", None)
+            output.update(additionalProperties=False, nullable=True,
+                          description="Merged into the current output table (`null` removes it); the name is "
+                                      "required when the node has no output table yet.")
+            schema["properties"]["output_table"] = output
+        return schema
+
+
 def errors(*statuses: int, bad_request: Any = None, conflict: Any = None) -> dict[int, Any]:
     """Specific error responses (the shared hook adds 401, 403, 404 on paths with ids, 429 and 500)."""
     out: dict[int, Any] = {}
@@ -82,7 +137,8 @@ def errors(*statuses: int, bad_request: Any = None, conflict: Any = None) -> dic
 
 
 def _path(name: str, description: str) -> OpenApiParameter:
-    return OpenApiParameter(name, str, OpenApiParameter.PATH, description=description)
+    return OpenApiParameter(name, str, OpenApiParameter.PATH,
+                            description=description + " A value that is neither answers 404, like an unknown one.")
 
 
 WORKFLOW = _path("workflow", "Workflow id, or its qualified reference `org.workflow_name[:reference_id]`.")

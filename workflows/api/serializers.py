@@ -101,7 +101,10 @@ class ColumnSerializer(StrictSerializer):
 
 
 class OutputTableWriteSerializer(StrictSerializer):
-    name = StrictCharField(min_length=1, max_length=255, required=False)
+    """A node's output table. On create its name is required; a PATCH merges it into the node's current
+    output table, so there the name may be left out when the node already has one."""
+
+    name = StrictCharField(min_length=1, max_length=255)
     columns = ColumnSerializer(many=True, required=False)
 
 

@@ -1,0 +1,77 @@
+"""Hand-written OpenAPI components of the data-source endpoints (catalogue, schema cache, tenancy, dry run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import openapi as oa
+from datasources import catalogue
+
+ref, nullable_ref = oa.ref, oa.nullable_ref
+_obj, _array = oa.object_schema, oa.array_schema
+
+
+S, B, I, DT = oa.STRING, oa.BOOLEAN, oa.INTEGER, oa.DATE_TIME  # noqa: E741
+NS, NI = {**S, "nullable": True}, {**I, "nullable": True}
+ACTOR = {"type": "object", "required": ["kind", "id", "name"], "description": "Who made a change.",
+         "properties": {"kind": {"type": "string", "enum": ["user", "token"]}, "id": I, "name": S}}
+
+
+def static_components() -> dict[str, dict[str, Any]]:
+    condition = _obj(path=S, **{"in": _array({}), "not_in": _array({})}, description=S)
+    condition["description"] = "Holds when the value at `path` is in `in` (if given) and not in `not_in`."
+    return {
+        "CatalogueCondition": condition,
+        "CatalogueField": _obj(
+            name=S, kind={"type": "string", "enum": sorted(catalogue.FIELD_KINDS)}, label=S, required=B,
+            required_when=nullable_ref("CatalogueCondition"), default={"nullable": True, "description": "Any."},
+            choices=_array(S), min_value=NI, max_value=NI, max_length=NI, pattern=NS, help=S,
+            affects_connection=B, fields=_array(ref("CatalogueField")),
+        ),
+        "CatalogueSecretField": _obj(
+            name=S, label=S, kind={"type": "string", "enum": sorted(catalogue.SECRET_KINDS)}, required=B,
+            required_when=nullable_ref("CatalogueCondition"), help=S,
+        ),
+        "CatalogueSecretRule": _obj(names=_array(S), when=nullable_ref("CatalogueCondition"), description=S),
+        "DataSourceType": {
+            **_obj(key={"type": "string", "enum": list(catalogue.CATALOGUE)}, label=S, family=S, connector=S,
+                   driver_extra={**S, "description": "Optional driver its connection test needs; may be blank."},
+                   file_based=B, connection_fields=_array(ref("CatalogueField")),
+                   secret_fields=_array(ref("CatalogueSecretField")),
+                   secret_rules=_array(ref("CatalogueSecretRule"))),
+            "description": "A catalogue entry: everything a client needs to build a form for the type.",
+        },
+        "SchemaColumn": _obj(name=S, type=S, nullable=B, ordinal=I),
+        "SchemaTable": _obj(reference_id={**S, "description": "Stable while (schema, name) persists."},
+                            schema=S, name=S, kind={**S, "description": "`table` or `view`."},
+                            columns=_array(ref("SchemaColumn"))),
+        "SchemaSnapshot": _obj(version=I, created_at=DT, table_count=I, tables=_array(ref("SchemaTable"))),
+        "SchemaCacheStatus": {"allOf": [ref("SchemaSummary"), _obj(checked_at={**DT, "nullable": True})]},
+        "SchemaVersion": _obj(version=I, created_at=DT, table_count=I),
+        "SchemaDiff": _obj(from_version=I, to_version=I, tables_added=_array(ref("SchemaTableLabel")),
+                           tables_removed=_array(ref("SchemaTableLabel")),
+                           tables_changed=_array(ref("SchemaTableChange"))),
+        "SchemaTableLabel": _obj(schema=S, name=S, reference_id=S, kind=S),
+        "SchemaTableChange": _obj(
+            schema=S, name=S, reference_id=S, kind=S, columns_added=_array(S), columns_removed=_array(S),
+            columns_changed=_array(_obj(name=S, old=_obj(type=S, nullable=B), new=_obj(type=S, nullable=B))),
+        ),
+        "TenancySettings": {
+            **_obj(level={"type": "string", "enum": ["TABLE", "DATABASE"]},
+                   client_column_type={"type": "string", "enum": ["NUMBER", "STRING", ""]},
+                   schema=S, table=S, client_column=S, primary_key_column=S),
+            "description": "How tenants are isolated. With `DATABASE` the other fields are empty strings.",
+        },
+        "DataSourceDryRun": {
+            **_obj(
+                dry_run={"type": "boolean", "enum": [True]},
+                changed_fields=_array(S),
+                test={**nullable_ref("TestResult"),
+                      "description": "Null when nothing connection-related changed or the test was skipped."},
+                data_source={"type": "object", "additionalProperties": {},
+                             "description": "The representation as it would be after the change (shaped like "
+                                            "DataSource; on create, server-assigned fields are null)."},
+            ),
+            "description": "Answer to `dry_run=true`: validated (and tested), nothing saved.",
+        },
+    }
