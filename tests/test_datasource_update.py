@@ -168,6 +168,43 @@ def test_connection_change_refreshes_schema(api, pg_source):
     assert response.json()["last_test"]["ok"] is True
 
 
+def test_connection_change_logs_in_once_and_caches_the_schema_seen_by_the_test(
+    api, pg_source, pg_password_server, monkeypatch
+):
+    """The inline refresh after a tested change reads the tables over the tested session."""
+    import psycopg
+
+    from datasources.connectors import postgresql
+
+    c = pg_password_server
+    table = "added_for_refresh"
+    with psycopg.connect(host=c.host, port=c.port, user=c.user, password=c.password, dbname=c.database,
+                         autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE IF NOT EXISTS {table} (id integer PRIMARY KEY, note text)")
+    logins = []
+    real_connect = postgresql.psycopg.connect
+
+    def counting_connect(*args, **kwargs):  # a spy: the real login still happens
+        logins.append(kwargs.get("host"))
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(postgresql.psycopg, "connect", counting_connect)
+    try:
+        response = api.patch(f"{URL}{pg_source['id']}/", {"connection": {"ssl": {"mode": "allow"}}}, format="json")
+    finally:
+        monkeypatch.undo()
+        with psycopg.connect(host=c.host, port=c.port, user=c.user, password=c.password, dbname=c.database,
+                             autocommit=True) as admin:
+            admin.execute(f"DROP TABLE {table}")
+    assert response.status_code == 200, response.json()
+    assert len(logins) == 1
+    body = response.json()
+    assert body["last_test"]["ok"] is True and "tables" not in body["last_test"]
+    assert body["schema"]["status"] == "ready" and body["schema"]["version"] == 2
+    names = {t["name"] for t in api.get(f"{URL}{pg_source['id']}/schema/").json()["tables"]}
+    assert table in names
+
+
 def test_dry_run_tests_but_saves_nothing(api, pg_source):
     url = f"{URL}{pg_source['id']}/?dry_run=true"
     before = stored_state(pg_source["id"])

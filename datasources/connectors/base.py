@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 STAGES = ("resolve", "tcp", "tls", "ssh", "auth", "database", "introspect")
@@ -57,10 +57,14 @@ class TestResult:
     duration_ms: float
     server_version: str | None = None
     ssh_host_key_fingerprint: str | None = None  # host key seen through an unpinned SSH tunnel
+    #: Introspected over the tested session (``test_and_introspect``); never part of the result's JSON.
+    tables: list[TableInfo] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able representation."""
-        return asdict(self)
+        """JSON-able representation (without ``tables``)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tables"}
+        data["stages"] = [asdict(stage) for stage in self.stages]
+        return data
 
 
 @dataclass
@@ -194,3 +198,8 @@ class Connector(ABC):
     @abstractmethod
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """List tables and views with their columns; raises ``ConnectorError``."""
+
+    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
+        """The test, plus ``tables`` when the connector can introspect over the tested session
+        (a refresh follows at once); by default just the test."""
+        return self.test(config)

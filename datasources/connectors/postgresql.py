@@ -139,9 +139,17 @@ class PostgresConnector(Connector):
 
     def test(self, config: ConnectionConfig) -> TestResult:
         """Run resolve, tcp, [ssh], tls, auth and database stages, stopping at the first failure."""
+        return self._test(config, introspect=False)
+
+    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
+        """The test, then the introspection over the same session when it passed (one login, not two)."""
+        return self._test(config, introspect=True)
+
+    def _test(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
         ssl = config.connection.get("ssl") or {}
         tls = (ssl.get("mode") or "prefer") in TLS_REQUIRED
         tunnel = SSHTunnel(config) if SSHTunnel.enabled(config) else None
+        tables = None
         with StageRunner(config.secrets) as runner, tempfile.TemporaryDirectory(prefix="pgtest-") as tmp:
             with tunnel or nullcontext():
                 host, address, answer = self._reach(runner, config, tunnel)
@@ -151,12 +159,24 @@ class PostgresConnector(Connector):
                 conn = runner.run("auth", lambda: self._connect(config, host, address, Path(tmp), timeout_ms))
                 with conn:
                     runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
-        return runner.result()
+                    if introspect:
+                        tables = self._introspect_session(conn, config)
+        result = runner.result()
+        result.tables = tables if result.ok else None
+        return result
+
+    def _introspect_session(self, conn: psycopg.Connection, config: ConnectionConfig) -> list[TableInfo] | None:
+        """Introspect over the tested session; None when that fails (the refresh then tries on its own
+        and records why)."""
+        try:
+            conn.execute(sql.SQL("SET statement_timeout TO {}").format(sql.Literal(config.query_timeout * 1000)))
+            return self._introspect_rows(conn, config)
+        except (psycopg.Error, ConnectorError):
+            return None
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of the configured schema (all user schemas if empty)."""
         host, port = self._host_port(config)
-        seconds = config.query_timeout + config.connect_timeout
         with ExitStack() as stack:
             timeout = float(config.connect_timeout)
             if SSHTunnel.enabled(config):
@@ -166,14 +186,19 @@ class PostgresConnector(Connector):
                 greet(*address, timeout, host)
             with tempfile.TemporaryDirectory(prefix="pgintrospect-") as tmp:
                 conn = self._connect(config, host, address, Path(tmp), config.query_timeout * 1000)
-            with conn, watchdog(conn, seconds) as state:
-                try:
-                    rows = conn.execute(
-                        INTROSPECT_SQL,
-                        {"schema": config.connection.get("schema") or "", "system": list(SYSTEM_SCHEMAS)},
-                    ).fetchall()
-                except psycopg.Error as exc:
-                    raise query_error(exc, "introspect", seconds, state["fired"], config.secrets) from None
+            with conn:
+                return self._introspect_rows(conn, config)
+
+    def _introspect_rows(self, conn: psycopg.Connection, config: ConnectionConfig) -> list[TableInfo]:
+        seconds = config.query_timeout + config.connect_timeout
+        with watchdog(conn, seconds) as state:
+            try:
+                rows = conn.execute(
+                    INTROSPECT_SQL,
+                    {"schema": config.connection.get("schema") or "", "system": list(SYSTEM_SCHEMAS)},
+                ).fetchall()
+            except psycopg.Error as exc:
+                raise query_error(exc, "introspect", seconds, state["fired"], config.secrets) from None
         tables: dict[tuple[str, str], TableInfo] = {}
         for schema, name, relkind, column, data_type, nullable in rows:
             table = tables.get((schema, name))

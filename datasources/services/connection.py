@@ -53,13 +53,15 @@ def build_config(data_source: DataSource, connection: dict, secrets: dict[str, s
     )
 
 
-def run_test(config: ConnectionConfig) -> TestResult:
-    """Test a configuration; ``CONNECTOR_UNAVAILABLE`` when no connector can test this type here."""
+def run_test(config: ConnectionConfig, *, introspect: bool = False) -> TestResult:
+    """Test a configuration; ``CONNECTOR_UNAVAILABLE`` when no connector can test this type here.
+    ``introspect``: a schema refresh follows at once, so the connector may also read the tables
+    over the tested session (``result.tables``)."""
     try:
         connector = get_connector(config.type_key)
     except ConnectorUnavailable as exc:
         raise ConnectorUnavailableError(str(exc)) from exc
-    return connector.test(config)
+    return connector.test_and_introspect(config) if introspect else connector.test(config)
 
 
 def require_passing(result: TestResult) -> None:
@@ -181,12 +183,17 @@ def _finish(data_source: DataSource, token: str, **fields: object) -> None:
 
 
 def refresh_schema(
-    *, data_source: DataSource, config: ConnectionConfig | None = None, final: bool = True
+    *,
+    data_source: DataSource,
+    config: ConnectionConfig | None = None,
+    final: bool = True,
+    tables: list[TableInfo] | None = None,
 ) -> RefreshOutcome:
     """Introspect and store a new snapshot when the schema changed; keep the previous one on failure.
 
     At most one refresh of a source runs at a time (``claim_refresh``). ``final=False`` is for a
-    failure that will be retried: the status goes back to `pending` instead of `failed`.
+    failure that will be retried: the status goes back to `pending` instead of `failed`. ``tables``:
+    already introspected (over the session of the connection test just passed).
     """
     token = claim_refresh(data_source.pk)
     if token is None:
@@ -195,7 +202,8 @@ def refresh_schema(
     if config is None:
         config = build_config(data_source, data_source.connection, load_secrets(data_source))
     try:
-        tables = get_connector(data_source.type).introspect(config)
+        if tables is None:
+            tables = get_connector(data_source.type).introspect(config)
     except (ConnectorError, ConnectorUnavailable) as exc:
         message = str(getattr(exc, "message", "") or exc)[:2000]
         status = SchemaStatus.FAILED if final else SchemaStatus.PENDING

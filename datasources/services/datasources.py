@@ -99,7 +99,8 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         connection_timeout=plan.values.get("connection_timeout", ds.connection_timeout),
         query_timeout=plan.values.get("query_timeout", ds.query_timeout),
     )
-    result = run_test(build_config(probe, plan.values["connection"], plan.secrets_after))
+    config = build_config(probe, plan.values["connection"], plan.secrets_after)
+    result = run_test(config, introspect=not settings.SCHEMA_REFRESH_ASYNC)  # an inline refresh follows
     require_passing(result)
     _pin_ssh_host_key(plan, result)
     return result
@@ -265,7 +266,8 @@ def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> Refre
         enqueue_refresh(ds.pk)
         ds.refresh_from_db()
         return None
-    outcome = refresh_schema(data_source=ds, config=build_config(ds, ds.connection, plan.secrets_after))
+    config = build_config(ds, ds.connection, plan.secrets_after)
+    outcome = refresh_schema(data_source=ds, config=config, tables=test.tables)
     if outcome.busy:  # another refresh holds the claim: read the state it left (refresh_schema's
         ds.refresh_from_db()  # own outcomes are already on the instance)
     return outcome
