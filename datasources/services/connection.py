@@ -138,6 +138,9 @@ def _new_ref(used: set[str]) -> str:
 def _store_snapshot(data_source: DataSource, tables: list[TableInfo]) -> tuple[SchemaSnapshot, bool]:
     """Write a new version only when the fingerprint changed; table ids persist by (schema, name)."""
     fingerprint = _fingerprint(tables)
+    newest = SchemaSnapshot.objects.filter(data_source_id=data_source.pk).order_by("-version").first()
+    if newest is not None and newest.fingerprint == fingerprint:
+        return newest, False  # the usual case, without a lock (snapshots are never edited, only added)
     with transaction.atomic():
         locked = DataSource.objects.select_for_update().only("id").get(pk=data_source.pk)
         latest = SchemaSnapshot.objects.filter(data_source=locked).order_by("-version").first()
