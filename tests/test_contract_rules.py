@@ -127,7 +127,8 @@ ES = {"name": "e", "type": "elasticsearch", "connection": {"server_type": "elast
 @pytest.mark.django_db
 @pytest.mark.parametrize("component,body,valid", [
     ("DataSourceRequest", MIXPANEL, False),  # its secret is required on create...
-    ("DataSourceReplaceRequest", MIXPANEL, True),  # ...and kept when a PUT omits it
+    ("DataSourceReplaceRequest", MIXPANEL, True),  # ...and kept when a PUT omits it, but not cleared
+    ("DataSourceReplaceRequest", {**MIXPANEL, "credentials": {"service_account_secret": None}}, False),
     ("DataSourceRequest", {**MIXPANEL, "credentials": {"service_account_secret": " "}}, False),
     ("DataSourceRequest", {**MIXPANEL, "credentials": {"service_account_secret": "s"}}, True),
     ("DataSourceRequest", {**MYSQL, "name": "\f"}, False),
@@ -177,3 +178,13 @@ def _check(document: dict, component: str, body: dict, valid: bool) -> None:
     else:
         with pytest.raises(AssertionError):
             assert_valid(document, component, body)
+
+
+def test_put_keeps_omitted_secrets_but_cannot_clear_a_required_one(api):
+    body = {**MIXPANEL, "credentials": {"service_account_secret": "s"}}
+    created = api.post(f"{DS}?test_connection=false", body, format="json")
+    assert created.status_code == 201, created.content
+    url = f"{DS}{created.json()['id']}/?test_connection=false"
+    assert api.put(url, MIXPANEL, format="json").status_code == 200  # omitted: kept
+    cleared = api.put(url, {**MIXPANEL, "credentials": {"service_account_secret": None}}, format="json")
+    assert cleared.status_code == 400 and "credentials.service_account_secret" in cleared.json()["errors"]

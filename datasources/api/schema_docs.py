@@ -103,8 +103,10 @@ def _request(base_request: dict, key: str, source_type: catalogue.SourceType, *,
     else:
         text = (f"PUT body of a {source_type.label} data source: omitted optional fields return to their defaults, "
                 "omitted secrets are kept.")
+        violations += rules.cleared_violations(source_type)
         if secrets:
-            text += f" The secrets it needs ({secrets}) must be set, in `credentials` or already stored."
+            text += (f" The secrets it needs ({secrets}) must be set, in `credentials` or already stored (so "
+                     "`null` cannot clear them).")
     if with_string:
         text += " Give `connection`, `connection_string`, or both."
     if violations:

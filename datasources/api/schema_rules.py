@@ -197,6 +197,25 @@ def _connection_holds(source_type: SourceType, condition: Condition | None) -> d
     return {"required": ["connection"], **inner}
 
 
+def _cleared(name: str) -> dict[str, Any]:
+    """The body clears the secret: an explicit null, whatever else it says."""
+    return {"required": ["credentials"], "properties": {"credentials": {
+        "required": [name], "properties": {name: {"not": {"type": "string"}}}}}}
+
+
+def cleared_violations(source_type: SourceType) -> list[dict[str, Any]]:
+    """PUT keeps the secrets it omits, but a ``null`` clears one: never one the type needs."""
+    out = []
+    for secret in source_type.secrets:
+        if secret.required:
+            out.append(_cleared(secret.name))
+        elif secret.required_when is not None:
+            out.append({"allOf": [_connection_holds(source_type, secret.required_when), _cleared(secret.name)]})
+    for rule in source_type.secret_rules:
+        out.append({"allOf": [_connection_holds(source_type, rule.when), *(_cleared(n) for n in rule.names)]})
+    return [{"allOf": [part for part in v["allOf"] if part]} if "allOf" in v else v for v in out]
+
+
 def secret_violations(source_type: SourceType, *, connection_string: bool) -> list[dict[str, Any]]:
     """One schema per way a *create* body misses a secret the type requires.
 
@@ -206,16 +225,12 @@ def secret_violations(source_type: SourceType, *, connection_string: bool) -> li
     def unless(names: tuple[str, ...]) -> list[dict[str, Any]]:
         return [{"not": {"required": ["connection_string"]}}] if connection_string and "password" in names else []
 
-    def cleared(name: str) -> dict[str, Any]:  # an explicit null clears it, whatever else the body says
-        return {"required": ["credentials"], "properties": {"credentials": {
-            "required": [name], "properties": {name: {"not": {"type": "string"}}}}}}
-
     out = []
     for secret in source_type.secrets:
         if secret.required:
             out.append({"allOf": [*unless((secret.name,)), {"not": _has_secret(secret.name)}]})
             if unless((secret.name,)):
-                out.append({"allOf": [cleared(secret.name)]})
+                out.append({"allOf": [_cleared(secret.name)]})
         elif secret.required_when is not None:
             out.append({"allOf": [*unless((secret.name,)), _connection_holds(source_type, secret.required_when),
                                   {"not": _has_secret(secret.name)}]})
