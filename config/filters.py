@@ -5,7 +5,7 @@ from rest_framework.filters import OrderingFilter
 from config.errors import InvalidRequest
 
 
-def ordering_choices(fields: list[str]) -> list[str]:
+def ordering_choices(fields: list[str] | tuple[str, ...]) -> list[str]:
     return [f"{sign}{field}" for field in fields for sign in ("", "-")]
 
 
