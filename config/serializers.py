@@ -77,17 +77,8 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
-def actor_repr(user: Any, token: Any) -> dict[str, Any] | None:
-    """Who created or changed an object: the token when one was used, else the user."""
-    if token is not None:
-        return {"kind": "token", "id": token.pk, "name": token.name}
-    if user is not None:
-        return {"kind": "user", "id": user.pk, "name": user.get_username()}
-    return None
-
-
 class ActorSerializer(serializers.Serializer):
-    """The shape of ``actor_repr`` (one `Actor` component for every app)."""
+    """Who created or changed an object (``organizations.tracking.actor_of``): one `Actor` component for every app."""
 
     kind = serializers.ChoiceField(choices=["user", "token"])
     id = serializers.IntegerField()

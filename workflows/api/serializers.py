@@ -7,7 +7,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.serializers import ActorSerializer, StrictBooleanField, StrictCharField, StrictSerializer, actor_repr
+from config.serializers import ActorSerializer, StrictBooleanField, StrictCharField, StrictSerializer
+from organizations.tracking import actor_of
 from workflows.models import Node, NodeKind, Workflow, WorkflowDataSource
 from workflows.references import render_table, render_workflow
 from workflows.services.sources import source_reference, source_repr, target_of
@@ -26,11 +27,11 @@ class TrackedSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ActorSerializer(allow_null=True))
     def get_created_by(self, obj: Any) -> dict[str, Any] | None:
-        return actor_repr(obj.created_by, obj.created_by_token)
+        return actor_of(obj, "created")
 
     @extend_schema_field(ActorSerializer(allow_null=True))
     def get_updated_by(self, obj: Any) -> dict[str, Any] | None:
-        return actor_repr(obj.updated_by, obj.updated_by_token)
+        return actor_of(obj, "updated")
 
 
 # ---- requests ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from rest_framework import status, viewsets
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,7 +22,7 @@ from workflows.services import data_sources as ds_service
 from workflows.services import nodes as node_service
 from workflows.services import repoint as repoint_service
 from workflows.services import workflows as wf_service
-from workflows.services.common import get_workflow, get_workflow_data_source
+from workflows.services.common import for_render, get_workflow, get_workflow_data_source
 
 
 def _validated(serializer_class: type, request: Request, *, partial: bool) -> dict[str, Any]:
@@ -113,13 +114,11 @@ class WorkflowDataSourceViewSet(_Base):
     def get_queryset(self) -> QuerySet[WorkflowDataSource]:
         if self._fake():
             return WorkflowDataSource.objects.none()
-        return WorkflowDataSource.objects.filter(workflow=self._workflow()).select_related(
-            "workflow__organization", "source_data_source", "source_workflow", "created_by", "updated_by",
-            "created_by_token", "updated_by_token",
-        )
+        return for_render(WorkflowDataSource.objects.filter(workflow=self._workflow()))
 
     def _render(self, wds: WorkflowDataSource, code: int = 200) -> Response:
-        wds = self.get_queryset().get(pk=wds.pk)
+        """Re-read a written row by its id (the workflow was resolved already) and render it."""
+        wds = for_render(WorkflowDataSource.objects.all()).get(pk=wds.pk)
         return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data, status=code), wds)
 
     def list(self, request: Request, workflow: str) -> Response:
@@ -135,20 +134,24 @@ class WorkflowDataSourceViewSet(_Base):
 
     def retrieve(self, request: Request, workflow: str, data_source: str) -> Response:
         actor = get_actor(request)
-        return self._render(get_workflow_data_source(actor, get_workflow(actor, workflow), data_source))
+        wds = get_workflow_data_source(actor, get_workflow(actor, workflow), data_source)  # ready to render
+        return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data), wds)
 
     def partial_update(self, request: Request, workflow: str, data_source: str) -> Response:
         actor = get_actor(request)
-        get_workflow_data_source(actor, get_workflow(actor, workflow), data_source)
-        data = _validated(s.RepointSerializer, request, partial=False)
+        try:
+            data = _validated(s.RepointSerializer, request, partial=False)
+        except APIException:  # 404 before 400: never judge bodies for objects the caller cannot see
+            get_workflow_data_source(actor, get_workflow(actor, workflow), data_source)
+            raise
         result = repoint_service.repoint(
             actor=actor, workflow=workflow, data_source=data_source,
             source_data_source=data.get("source_data_source"), source_workflow=data.get("source_workflow"),
             mapped_tables=data.get("mapped_tables"), dry_run=bool_param(request, "dry_run", False),
             if_match=request.headers.get("If-Match"),
         )
-        if result.dry_run:
-            current = s.WorkflowDataSourceSerializer(self.get_queryset().get(pk=result.data_source.pk)).data
+        if result.dry_run:  # the data source as it is (resolved, unchanged, ready to render)
+            current = s.WorkflowDataSourceSerializer(result.data_source).data
             return Response({"dry_run": True, "data_source": current, **result.plan})
         return self._render(result.data_source)
 

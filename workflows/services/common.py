@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 
 from config.errors import InvalidRequest, NotFound
 from datasources.services.datasources import etag_matches
 from organizations.actors import Actor
+from organizations.tracking import with_actor_names
 from workflows.models import Workflow, WorkflowDataSource
 from workflows.references import (
     CURRENT,
@@ -90,15 +91,24 @@ def _one(qs: Any, field: str) -> Any:
     return obj
 
 
+def for_render(queryset: QuerySet[WorkflowDataSource]) -> QuerySet[WorkflowDataSource]:
+    """Workflow data sources with what their representation reads, in one statement."""
+    return with_actor_names(
+        queryset.select_related("workflow__organization", "source_data_source", "source_workflow")
+    )
+
+
 def get_workflow_data_source(
     actor: Actor, workflow: Workflow, lookup: Any, *, for_update: bool = False, field: str = "data_source"
 ) -> WorkflowDataSource:
-    """A workflow's data source by id or by the qualified reference of its current source."""
-    qs = WorkflowDataSource.objects.filter(workflow=workflow).select_related(
-        "workflow__organization", "source_data_source", "source_workflow"
-    )
+    """A workflow's data source by id or by the qualified reference of its current source
+    (unlocked: with everything its representation reads)."""
+    qs = WorkflowDataSource.objects.filter(workflow=workflow)
     if for_update:
+        qs = qs.select_related("workflow__organization", "source_data_source", "source_workflow")
         qs = qs.select_for_update(of=("self",))
+    else:
+        qs = for_render(qs)
     text = str(lookup)
     if text.isdigit():
         found = qs.filter(pk=int(text)).first()
