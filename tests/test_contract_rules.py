@@ -146,6 +146,10 @@ ES = {"name": "e", "type": "elasticsearch", "connection": {"server_type": "elast
     ("DataSourceRequest", {**ES, "connection": {**ES["connection"], "username": "u"},
                            "credentials": {"password": "p"}}, True),
     ("DataSourceRequest", {"name": "p", "type": "postgresql", "connection_string": "postgresql://u@h/d"}, True),
+    # a merge patch: only what it says itself (turning the tunnel on while blanking its host) is refused
+    ("PatchedDataSourceRequest", {"connection": {"ssh_tunnel": {"enabled": True, "host": " "}}}, False),
+    ("PatchedDataSourceRequest", {"connection": {"ssh_tunnel": {"enabled": True}}}, True),
+    ("PatchedRivergenDataSourceUpdateRequest", {"tags": ["a", "a"]}, False),
 ])
 def test_data_source_schemas_state_the_catalogue_rules(doc, component, body, valid):  # noqa: F811
     _check(doc, component, body, valid)
@@ -188,3 +192,15 @@ def test_put_keeps_omitted_secrets_but_cannot_clear_a_required_one(api):
     assert api.put(url, MIXPANEL, format="json").status_code == 200  # omitted: kept
     cleared = api.put(url, {**MIXPANEL, "credentials": {"service_account_secret": None}}, format="json")
     assert cleared.status_code == 400 and "credentials.service_account_secret" in cleared.json()["errors"]
+
+
+def test_databrain_enum_fields_refuse_objects_with_a_400_not_a_500(api):
+    body = {"name": "Pg", "type": "postgresql", "connection": {"host": "h", "database": "d", "username": "u"},
+            "credentials": {"password": "p"}}
+    assert api.post(f"{DS}?test_connection=false", body, format="json").status_code == 201
+    credentials = {"name": "Pg", "host": "h", "port": 5432, "username": "u", "password": "p", "database": "d",
+                   "schema": "public", "sshTunnel": {}}  # an object where "enable" or "disable" goes
+    response = api.put("/compat/databrain/api/v2/datasource", {"datasourceType": "postgres",
+                                                               "credentials": credentials}, format="json")
+    assert response.status_code == 400, response.content
+    assert "credentials.sshTunnel" in response.json()["error"]["errors"]

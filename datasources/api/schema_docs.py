@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
 from config import openapi as oa
@@ -53,6 +53,18 @@ class DataSourceWriteExtension(OpenApiSerializerExtension):
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         return auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+
+
+class TagsFieldExtension(OpenApiSerializerFieldExtension):
+    """A repeated tag is refused ("Tags must be unique."), wherever tags are written (rivergen too)."""
+
+    target_class = "datasources.api.serializers.TagsField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request" and schema.get("type") == "array":
+            schema["uniqueItems"] = True
+        return schema
 
 
 class DataSourceRepresentationExtension(OpenApiSerializerExtension):
@@ -195,10 +207,6 @@ def postprocess_datasource_schema(result: dict[str, Any], generator: Any = None,
     base_repr, base_request = schemas.get("DataSource"), schemas.get("DataSourceRequest")
     if base_repr is None or base_request is None:
         return result  # endpoints filtered out of this schema
-    for name in ("DataSourceRequest", "PatchedDataSourceRequest"):  # before the unions copy them
-        tags = schemas.get(name, {}).get("properties", {}).get("tags")
-        if isinstance(tags, dict) and tags.get("type") == "array":
-            tags["uniqueItems"] = True  # a repeated tag is refused ("Tags must be unique.")
     schemas.update(catalogue_components(base_repr, base_request))
     if "TenancySettingsRequest" in schemas and "oneOf" not in schemas["TenancySettingsRequest"]:
         schemas.update(tenancy_request_components(schemas["TenancySettingsRequest"]))

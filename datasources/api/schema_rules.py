@@ -153,11 +153,32 @@ def _not_blank_properties(schema: dict[str, Any], fields: tuple[Field, ...]) -> 
             prop["minItems"] = 1
 
 
+def explicit_violations(source_type: SourceType) -> list[dict[str, Any]]:
+    """A merge patch that itself sets a condition *and* blanks (or nulls) the field it requires."""
+    out = []
+    for path, field in _walk(source_type.fields):
+        condition = field.required_when
+        if condition is None or field.required or field.kind == "object":
+            continue
+        parts = []
+        present_in = [v for v in condition.in_ if v is not None]
+        if condition.in_ and not present_in:
+            continue  # holds only when the value is absent: that is up to the stored connection
+        if present_in:
+            parts.append(_at(condition.path, {"enum": present_in}))
+        if condition.not_in:
+            parts.append(_at(condition.path, {"not": {"enum": [v for v in condition.not_in if v is not None]
+                                                      or [None]}}))
+            parts.append(_set(source_type, condition.path))
+        out.append({"allOf": [*parts, _at(path, {"not": _filled(field)})]})
+    return out
+
+
 def refine_connection(schema: dict[str, Any], source_type: SourceType, *, partial: bool) -> dict[str, Any]:
     """``<T>Connection`` (``partial``: ``Patched<T>Connection``, merged into the stored one first, so
-    its "required when" rules can only be checked on the result)."""
+    only what the patch says itself can be checked: a condition it sets with a field it blanks)."""
     _not_blank_properties(schema, source_type.fields)
-    violations = [] if partial else connection_violations(source_type)
+    violations = explicit_violations(source_type) if partial else connection_violations(source_type)
     if violations:
         schema["not"] = {"anyOf": violations,
                          "description": "A field required by another field's value is missing or blank."}

@@ -56,7 +56,7 @@ class F:
 
 def _choice(mapping: dict[Any, Any]) -> Convert:
     def convert(value: Any) -> Any:
-        if value not in mapping:
+        if not isinstance(value, (str, int, float, bool)) or value not in mapping:  # a dict is not hashable
             raise ValueError(f"Must be one of: {', '.join(str(v) for v in mapping)}.")
         return mapping[value]
     return convert
