@@ -186,10 +186,10 @@ def test_core_rule_egress_policy_applies(api, source, pg_password_server):
 
 
 def test_schema_cache_failed(api, source, pg_password_server, monkeypatch):
-    def broken(self, config):
+    def broken(self, conn, config):  # the catalog query, over the tested session and on a retry alike
         raise ConnectorError("introspect", "catalog query failed")
 
-    monkeypatch.setattr(PostgresConnector, "introspect", broken)
+    monkeypatch.setattr(PostgresConnector, "_introspect_rows", broken)
     error = assert_error(api.put(DB, body_for(pg_password_server), format="json"), 500, "SCHEMA_CACHE_FAILED")
     assert "catalog query failed" in error["message"]
     core = api.get(f"{URL}{source['id']}/").json()  # applied (tested), only the cache failed
