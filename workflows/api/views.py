@@ -22,7 +22,7 @@ from workflows.services import data_sources as ds_service
 from workflows.services import nodes as node_service
 from workflows.services import repoint as repoint_service
 from workflows.services import workflows as wf_service
-from workflows.services.common import for_render, get_workflow, get_workflow_data_source
+from workflows.services.common import get_workflow, get_workflow_data_source, renderable
 
 
 def _validated(serializer_class: type, request: Request, *, partial: bool) -> dict[str, Any]:
@@ -114,11 +114,11 @@ class WorkflowDataSourceViewSet(_Base):
     def get_queryset(self) -> QuerySet[WorkflowDataSource]:
         if self._fake():
             return WorkflowDataSource.objects.none()
-        return for_render(WorkflowDataSource.objects.filter(workflow=self._workflow()))
+        return renderable().filter(workflow=self._workflow())
 
     def _render(self, wds: WorkflowDataSource, code: int = 200) -> Response:
         """Re-read a written row by its id (the workflow was resolved already) and render it."""
-        wds = for_render(WorkflowDataSource.objects.all()).get(pk=wds.pk)
+        wds = renderable().get(pk=wds.pk)
         return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data, status=code), wds)
 
     def list(self, request: Request, workflow: str) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -91,11 +92,17 @@ def _one(qs: Any, field: str) -> Any:
     return obj
 
 
-def for_render(queryset: QuerySet[WorkflowDataSource]) -> QuerySet[WorkflowDataSource]:
-    """Workflow data sources with what their representation reads, in one statement."""
+@cache
+def _renderable() -> QuerySet[WorkflowDataSource]:
     return with_actor_names(
-        queryset.select_related("workflow__organization", "source_data_source", "source_workflow")
+        WorkflowDataSource.objects.select_related("workflow__organization", "source_data_source", "source_workflow")
     )
+
+
+def renderable() -> QuerySet[WorkflowDataSource]:
+    """Workflow data sources with what their representation reads, in one statement (the annotated
+    queryset is built once per process: resolving its subqueries costs more than running them)."""
+    return _renderable().all()
 
 
 def get_workflow_data_source(
@@ -103,12 +110,12 @@ def get_workflow_data_source(
 ) -> WorkflowDataSource:
     """A workflow's data source by id or by the qualified reference of its current source
     (unlocked: with everything its representation reads)."""
-    qs = WorkflowDataSource.objects.filter(workflow=workflow)
     if for_update:
-        qs = qs.select_related("workflow__organization", "source_data_source", "source_workflow")
-        qs = qs.select_for_update(of=("self",))
+        qs = WorkflowDataSource.objects.filter(workflow=workflow).select_for_update(of=("self",)).select_related(
+            "workflow__organization", "source_data_source", "source_workflow"
+        )
     else:
-        qs = for_render(qs)
+        qs = renderable().filter(workflow=workflow)
     text = str(lookup)
     if text.isdigit():
         found = qs.filter(pk=int(text)).first()
