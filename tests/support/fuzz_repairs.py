@@ -38,12 +38,32 @@ def _all_secrets(kind: str) -> dict:
     return {s.name: values.get(s.kind, CANARY_TOKEN) for s in CATALOGUE[kind].secrets} if kind in CATALOGUE else {}
 
 
-def _restore_secrets(pk: int, kind: str) -> None:
+def _conditional_fields(kind: str) -> dict:
+    """A value for every plain "required when" string field of the type (SSH host and user...)."""
+    from datasources.catalogue import CATALOGUE
+
+    def walk(fields) -> dict:
+        out = {}
+        for f in fields:
+            if f.kind == "object":
+                inner = walk(f.fields)
+                if inner:
+                    out[f.name] = inner
+            elif f.required_when is not None and f.kind == "string" and not f.pattern:
+                out[f.name] = f"fuzz-{f.name}"
+        return out
+
+    return walk(CATALOGUE[kind].fields) if kind in CATALOGUE else {}
+
+
+def _restore_secrets(pk: int, kind: str, *, conditional: bool = False) -> None:
     """Other cases may have cleared some of the target's secrets: store them all again (real state a
-    replace or a merge relies on: "omitted secrets are kept")."""
+    replace or a merge relies on: "omitted secrets are kept"); for a merge, the stored connection also
+    gets the fields other fields may come to require (a patch that turns the SSH tunnel on keeps them)."""
     secrets = {**_all_secrets(kind), **({"password": CANARY_PG_PASSWORD} if kind in PG_TYPES else {})}
+    body = {"credentials": secrets, **({"connection": _conditional_fields(kind)} if conditional else {})}
     STATE["live"].request("PATCH", f"/api/v1/data-sources/{pk}/?test_connection=false", token=STATE["token"],
-                           body={"credentials": secrets})
+                          body=body)
 
 
 def _scratch_of_type(body: dict) -> int | None:
@@ -135,6 +155,8 @@ def repair_positive(case) -> None:
         # Like a host, a connection string names a real database.
         kind = "postgresql" if method == "PATCH" else body.get("type", "postgresql")  # PATCH: the scratch's
         body["connection_string"] = STATE["pg_dsn"] if kind in PG_TYPES else "mysql://app@127.0.0.1:1/app"
+    if body is not None and "workspace" in body and path in DS_WRITE_PATHS:
+        body["workspace"] = STATE["workspace"] if body["workspace"] is not None else None  # ids that exist
     if method in ("POST", "PUT", "PATCH") and path in DS_WRITE_PATHS:
         # A connection change is tested against the real database before it is applied; generated hosts
         # are not databases, so positive cases skip the test explicitly (a documented, write-scope option).
@@ -151,17 +173,19 @@ def repair_positive(case) -> None:
             if target is not None:
                 case.path_parameters["id"] = target
         if body is not None and method == "PATCH":
-            status, _, target = STATE["live"].request("GET", case.formatted_path, token=STATE["token"])
-            if status == 200:
-                _restore_secrets(target["id"], target["type"])
+            pk = str(case.path_parameters.get("id"))
+            if pk == str(STATE["scratch"]["postgresql"]):  # the usual target: its type is known
+                _restore_secrets(int(pk), "postgresql", conditional=True)
+            else:
+                status, _, target = STATE["live"].request("GET", case.formatted_path, token=STATE["token"])
+                if status == 200:
+                    _restore_secrets(target["id"], target["type"], conditional=True)
             body.pop("type", None)  # immutable: only the current type could be sent
             validators = STATE["patch_validators"]
             if "connection" in body and not validators["connection"].is_valid(body["connection"]):
                 body.pop("connection")  # fields of another type than the target's
             if "credentials" in body and not validators["credentials"].is_valid(body["credentials"]):
                 body.pop("credentials")
-    if body is not None and "workspace" in body and path in DS_WRITE_PATHS:
-        body["workspace"] = STATE["workspace"] if body["workspace"] is not None else None  # ids that exist
     if path.endswith("/schema/diff/") and str((case.query or {}).get("to")) == "1" and "from" not in case.query:
         case.query["to"] = 2  # version 1 has no earlier one to compare with; the warehouse has two
     tenancy = body.get("tenancy_settings") if body is not None and path in DS_WRITE_PATHS else None
