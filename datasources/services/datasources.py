@@ -190,11 +190,7 @@ def update_data_source(
         return _update_without_test(actor, data_source_id, data, mode, options)
     for _attempt in range(MAX_ATTEMPTS):
         ds = get_data_source(actor, data_source_id)
-        if not etag_matches(ds, options.if_match):
-            raise PreconditionFailed()
-        plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace)
-        if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
-            _check_name_free(actor, plan.values["name"], ds.pk)
+        plan = _checked_plan(actor, ds, data, mode, options)
         test = _test(actor, ds, plan, options)
         if options.dry_run:
             return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True)
@@ -225,6 +221,18 @@ def update_data_source(
     raise Conflict("The data source kept changing during the update; try again.")
 
 
+def _checked_plan(
+    actor: Actor, ds: DataSource, data: dict[str, Any], mode: Literal["patch", "put"], options: WriteOptions
+) -> Plan:
+    """412 on a stale If-Match, then the validated plan (400s), then 409 on a name taken."""
+    if not etag_matches(ds, options.if_match):
+        raise PreconditionFailed()
+    plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace)
+    if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
+        _check_name_free(actor, plan.values["name"], ds.pk)
+    return plan
+
+
 def _may_test(data: dict[str, Any], mode: str, options: WriteOptions) -> bool:
     """Whether this write could need a connection test (which must not run under the row lock)."""
     return options.test_connection and (mode != "patch" or not CONNECTION_KEYS.isdisjoint(data))
@@ -236,11 +244,7 @@ def _update_without_test(
     """No test can be needed: plan and write under the row lock at once (one read, no re-merge)."""
     with transaction.atomic():
         ds = get_data_source(actor, data_source_id, for_update=True)
-        if not etag_matches(ds, options.if_match):
-            raise PreconditionFailed()
-        plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace)
-        if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
-            _check_name_free(actor, plan.values["name"], ds.pk)
+        plan = _checked_plan(actor, ds, data, mode, options)
         if not plan.changes:
             return WriteResult(ds)
         _write(ds, plan, actor, None, mode)
