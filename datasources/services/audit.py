@@ -1,31 +1,10 @@
-"""Audit records for data-source changes."""
+"""Audit records for data-source changes: the writer is ``organizations.audit.record``, re-exported.
+
+``from datasources.services import audit; audit.record(...)`` keeps working unchanged.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from organizations.audit import record
 
-from config.request_id import current_request_id
-from organizations.actors import Actor
-from organizations.models import AuditEvent
-
-
-def record(
-    *,
-    actor: Actor,
-    action: str,
-    target: Any,
-    changes: dict[str, Any] | None = None,
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Write one audit event. ``changes`` must already have secrets reduced to "changed"/"cleared"."""
-    return AuditEvent.objects.create(
-        organization_id=target.organization_id,
-        target_type=target._meta.label_lower,
-        target_id=target.pk,
-        target_repr=str(target)[:255],
-        action=action,
-        changes=changes or {},
-        detail=detail or {},
-        request_id=current_request_id() or "",
-        **actor.audit_fields(),
-    )
+__all__ = ["record"]
