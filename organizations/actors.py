@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from organizations.models import ADMIN_ROLES, WRITE_ROLES, ApiToken, Organization
+from organizations.models import ADMIN_ROLES, ALL_SCOPES, WRITE_ROLES, ApiToken, Membership, Organization
 
 
 @dataclass
@@ -17,6 +17,27 @@ class Actor:
     role: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     is_system: bool = False
+    origin: str = ""  # what a system actor is (e.g. the management command), for its label
+
+    @classmethod
+    def system(cls, organization: Organization, origin: str = "") -> Actor:
+        """The actor of a management command or another unattended job: may do anything."""
+        return cls(organization=organization, is_system=True, origin=origin)
+
+    @classmethod
+    def for_member(cls, organization: Organization, user: AbstractBaseUser) -> Actor:
+        """A logged-in operator (the admin): their role in the organization, every scope.
+
+        A superuser who is not a member has no role, so no role limit (as ``admin_actor``); anyone
+        else who is not a member gets the empty role, which may neither write nor administer."""
+        role = (
+            Membership.objects.filter(organization=organization, user_id=user.pk)
+            .values_list("role", flat=True)
+            .first()
+        )
+        if role is None and not getattr(user, "is_superuser", False):
+            role = ""
+        return cls(organization=organization, user=user, role=role, scopes=frozenset(ALL_SCOPES))
 
     @property
     def label(self) -> str:
@@ -25,7 +46,7 @@ class Actor:
             return f"{base} (user:{self.user.get_username()})" if self.user else base
         if self.user is not None:
             return f"user:{self.user.get_username()}"
-        return "system"
+        return f"system:{self.origin}" if self.origin else "system"
 
     def has_scope(self, scope: str) -> bool:
         return self.is_system or scope in self.scopes

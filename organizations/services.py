@@ -1,14 +1,25 @@
-"""Organization and token services (shared by commands, the admin and the API)."""
+"""Organization, token and membership services (shared by commands, the admin and the API).
+
+Every token and membership change is recorded in the audit trail here (``organizations.audit``):
+who did it, the target, and what changed. The raw token and its hash are never recorded.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from organizations.models import ALL_SCOPES, ApiToken, Organization
+from organizations import audit
+from organizations.actors import Actor
+from organizations.models import ALL_SCOPES, ApiToken, Membership, Organization, Role
+
+TOKEN_FIELDS = ("name", "scopes", "expires_at")  # what update_token may change
 
 
 def create_organization(*, slug: str, name: str | None = None) -> tuple[Organization, bool]:
@@ -30,16 +41,55 @@ def parse_scopes(value: str | list[str]) -> list[str]:
     return sorted(set(scopes), key=ALL_SCOPES.index)
 
 
+def organization_roles(user: Any) -> dict[int, str]:
+    """``{organization id: role}`` of every membership of ``user`` (empty for anonymous users)."""
+    if not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
+        return {}
+    return dict(Membership.objects.filter(user_id=user.pk).values_list("organization_id", "role"))
+
+
+def require_org_admin(actor: Actor, organization: Organization) -> None:
+    """Token and membership administration needs an owner or admin of that organization."""
+    if actor.organization.pk != organization.pk or not actor.is_org_admin:
+        raise PermissionDenied(f"Administering tokens and members of '{organization.slug}' needs the owner or "
+                               f"admin role there.")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly audit value."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, AbstractBaseUser):
+        return value.get_username()
+    return value
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {key: {"old": _plain(old.get(key)), "new": _plain(new[key])}
+            for key in new if _plain(old.get(key)) != _plain(new[key])}
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
 @transaction.atomic
 def create_token(
     *,
     organization: Organization,
     name: str,
-    scopes: list[str],
+    scopes: list[str] | str,
     username: str | None = None,
     expires_at: datetime | None = None,
+    actor: Actor | None = None,
+    raw: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns (token, raw). The raw value is never stored and shown only once."""
+    """Create a token; returns (token, raw). The raw value is never stored and shown only once.
+
+    ``actor`` defaults to the system (scripts and fixtures); ``raw`` is for a token whose value is
+    derived elsewhere (the demo token), otherwise a random one is generated."""
+    if actor is None:
+        actor = Actor.system(organization)
+    require_org_admin(actor, organization)
     user = None
     if username:
         user = get_user_model().objects.filter(username=username).first()
@@ -47,10 +97,95 @@ def create_token(
             raise ValidationError(f"No user named '{username}'.")
         if not organization.memberships.filter(user=user).exists():
             raise ValidationError(f"User '{username}' is not a member of '{organization.slug}'.")
-    raw = ApiToken.generate()
+    raw = raw or ApiToken.generate()
     token = ApiToken(
         organization=organization, name=name, scopes=parse_scopes(scopes), user=user, expires_at=expires_at
     )
     token.set_token(raw)
     token.save()
+    changes = _diff({}, {"name": token.name, "scopes": token.scopes, "user": user, "expires_at": expires_at})
+    audit.record(actor=actor, action="create", target=token, changes=changes)
     return token, raw
+
+
+def _locked(token: ApiToken) -> ApiToken:
+    return ApiToken.objects.select_for_update().select_related("organization").get(pk=token.pk)
+
+
+@transaction.atomic
+def update_token(*, actor: Actor, token: ApiToken, **fields: Any) -> dict[str, dict[str, Any]]:
+    """Change a token's name, scopes or expiry; returns (and records) what changed.
+
+    Revocation is ``revoke_token`` and is final: a revoked token is never re-activated."""
+    unknown = set(fields) - set(TOKEN_FIELDS)
+    if unknown:
+        raise ValidationError(f"A token's {', '.join(sorted(unknown))} cannot be changed.")
+    current = _locked(token)
+    require_org_admin(actor, current.organization)
+    if "scopes" in fields:
+        fields["scopes"] = parse_scopes(fields["scopes"])
+    if "name" in fields and not (fields["name"] or "").strip():
+        raise ValidationError("A token needs a name.")
+    changes = _diff({key: getattr(current, key) for key in fields}, fields)
+    if changes:
+        for key in changes:
+            setattr(current, key, fields[key])
+        current.save(update_fields=list(changes))
+        audit.record(actor=actor, action="update", target=current, changes=changes)
+    for key in changes:
+        setattr(token, key, fields[key])
+    return changes
+
+
+@transaction.atomic
+def revoke_token(*, actor: Actor, token: ApiToken) -> bool:
+    """Revoke a token (for good); False when it already was. Recorded as a ``revoke`` event."""
+    current = _locked(token)
+    require_org_admin(actor, current.organization)
+    if current.revoked_at is not None:
+        return False
+    current.revoked_at = timezone.now()
+    current.save(update_fields=["revoked_at"])
+    token.revoked_at = current.revoked_at
+    audit.record(actor=actor, action="revoke", target=current,
+                 changes={"revoked_at": {"old": None, "new": current.revoked_at.isoformat()}})
+    return True
+
+
+# --- memberships ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_membership(
+    *, actor: Actor, organization: Organization, user: AbstractBaseUser, role: str
+) -> tuple[Membership, bool]:
+    """Add ``user`` to the organization with ``role``, or change their role; returns (membership, created)."""
+    require_org_admin(actor, organization)
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role '{role}'. Known: {', '.join(Role.values)}.")
+    membership = (
+        Membership.objects.select_for_update().filter(organization=organization, user_id=user.pk).first()
+    )
+    if membership is None:
+        membership = Membership.objects.create(organization=organization, user=user, role=role)
+        audit.record(actor=actor, action="create", target=membership,
+                     changes={"user": {"old": None, "new": user.get_username()}, "role": {"old": None, "new": role}})
+        return membership, True
+    if membership.role != role:
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit.record(actor=actor, action="update", target=membership, changes={"role": {"old": old, "new": role}},
+                     detail={"user": user.get_username()})
+    return membership, False
+
+
+@transaction.atomic
+def remove_membership(*, actor: Actor, membership: Membership) -> None:
+    """Remove a member from an organization (their user tokens stop working there)."""
+    current = Membership.objects.select_for_update().select_related("organization", "user").get(pk=membership.pk)
+    require_org_admin(actor, current.organization)
+    audit.record(actor=actor, action="delete", target=current, changes={
+        "user": {"old": current.user.get_username(), "new": None}, "role": {"old": current.role, "new": None}})
+    current.delete()
+
