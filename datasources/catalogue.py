@@ -28,11 +28,16 @@ REQUIRED = "This field is required."
 BLANK = "This field may not be blank."
 UNKNOWN = "Unknown field."
 
-#: Connection fields that decide where credentials are sent. Changing one of them without
-#: resending the secrets is refused for non-admins (a stored password never follows a new host
-#: on a writer's word alone).
-DESTINATION_FIELDS = frozenset({"host", "port", "server_url", "cloud_id", "account", "endpoint_url"})
-SSH_DESTINATION_FIELDS = frozenset({"host", "port"})
+#: How a connection field bears on where or how the stored secrets travel (``Field.transit``).
+#: The update service refuses a change of such a field, for non-admins, unless the secrets that
+#: would travel the changed hop are resent in the same request.
+ENDPOINT = "endpoint"  # any change sends the secrets elsewhere: host, port, URL, account, region, CA pin
+PROTECTION = "protection"  # a change to a weaker value (``Field.strength``, weakest first) lowers TLS
+TRANSITS = frozenset({"", ENDPOINT, PROTECTION})
+#: Hops a secret travels: the database's own, or the SSH bastion's (``SecretField.hop``). The
+#: connection object named ``TUNNEL_FIELD`` describes the SSH hop.
+DATABASE_HOP, SSH_HOP = "database", "ssh"
+TUNNEL_FIELD = "ssh_tunnel"
 
 
 def _fmt(value: Any) -> str:
@@ -107,10 +112,14 @@ class Field:
     affects_connection: bool = True
     pattern: str = ""  # regex searched in string values (JSON Schema ``pattern`` semantics)
     pattern_message: str = ""  # what to say when the pattern does not match
+    transit: str = ""  # ENDPOINT or PROTECTION: the field steers where or how secrets travel
+    strength: tuple[Any, ...] = ()  # with PROTECTION: the values from weakest to strongest
 
     def __post_init__(self) -> None:
         if self.kind not in FIELD_KINDS:
             raise ValueError(f"{self.name}: unknown field kind {self.kind!r}")
+        if self.transit not in TRANSITS or (self.transit == PROTECTION) != bool(self.strength):
+            raise ValueError(f"{self.name}: transit {self.transit!r} with strength {self.strength!r}")
         if self.kind == "enum" and not self.choices:
             raise ValueError(f"{self.name}: enum field without choices")
         if self.kind == "enum" and self.default is not None and self.default not in self.choices:
@@ -132,7 +141,8 @@ class Field:
             "required_when": _cond(self.required_when), "default": copy.deepcopy(self.default),
             "choices": list(self.choices), "min_value": self.min_value, "max_value": self.max_value,
             "max_length": self.max_length, "pattern": self.pattern or None, "help": self.help,
-            "affects_connection": self.affects_connection, "fields": [f.as_dict() for f in self.fields],
+            "affects_connection": self.affects_connection, "transit": self.transit or None,
+            "fields": [f.as_dict() for f in self.fields],
         }
 
 
@@ -144,16 +154,19 @@ class SecretField:
     required: bool = False
     required_when: Condition | None = None
     help: str = ""
+    hop: str = DATABASE_HOP  # the hop this secret travels: the database's, or the SSH bastion's
 
     def __post_init__(self) -> None:
         if self.kind not in SECRET_KINDS:
             raise ValueError(f"{self.name}: unknown secret kind {self.kind!r}")
+        if self.hop not in (DATABASE_HOP, SSH_HOP):
+            raise ValueError(f"{self.name}: unknown hop {self.hop!r}")
         if not self.label:
             object.__setattr__(self, "label", _label(self.name))
 
     def as_dict(self) -> dict:
         return {"name": self.name, "label": self.label, "kind": self.kind, "required": self.required,
-                "required_when": _cond(self.required_when), "help": self.help}
+                "required_when": _cond(self.required_when), "help": self.help, "hop": self.hop}
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,18 @@ class SourceType:
 
     def secret_names(self) -> set[str]:
         return {s.name for s in self.secrets}
+
+    def transit_fields(self) -> dict[str, Field]:
+        """Dotted path -> field, for every field that steers where or how secrets travel."""
+        found: dict[str, Field] = {}
+        stack = [("", f) for f in self.fields]
+        while stack:
+            prefix, f = stack.pop()
+            path = prefix + f.name
+            if f.transit:
+                found[path] = f
+            stack.extend((path + ".", child) for child in f.fields)
+        return found
 
     def as_dict(self) -> dict:
         """The JSON-able description served by the type-catalogue endpoint."""

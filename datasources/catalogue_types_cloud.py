@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datasources.catalogue import Condition, Field, SecretField, SourceType
+from datasources.catalogue import ENDPOINT, PROTECTION, Condition, Field, SecretField, SourceType
 from datasources.catalogue_types_common import (
     AWS_ACCESS_KEY_ID,
     AWS_SECRET,
@@ -40,14 +40,15 @@ def _search(key: str, label: str, driver_extra: str) -> SourceType:
         key=key, label=label, family="search", connector=key, driver_extra=driver_extra,
         fields=(
             Field("server_type", "enum", label="Server type", choices=SEARCH_SERVER_TYPES, required=True),
-            Field("cloud_id", "string", label="Cloud ID", required_when=SEARCH_CLOUD, max_length=PATH_MAX),
+            Field("cloud_id", "string", label="Cloud ID", required_when=SEARCH_CLOUD, max_length=PATH_MAX,
+                  transit=ENDPOINT),
             url("server_url", "Server URL", required_when=SEARCH_SELF_MANAGED,
                 help="Base URL of the cluster, e.g. https://search.internal:9200."),
             name("username", "Username", required_when=SEARCH_AUTH_ON),
             flag("disable_auth", "Disable authentication",
                  help="Connect without credentials. Only valid when server_type is self-managed."),
-            flag("ignore_certificate", "Ignore certificate verification"),
-            flag("ignore_ssl", "Ignore SSL"),
+            flag("ignore_certificate", "Ignore certificate verification", secure_when=False),
+            flag("ignore_ssl", "Ignore SSL", secure_when=False),
         ),
         secrets=(password(required_when=SEARCH_AUTH_ON),),
         extra_checks=(_disable_auth_only_self_managed,),
@@ -59,7 +60,7 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
         key="snowflake", label="Snowflake", family="warehouse", connector="snowflake",
         driver_extra="snowflake-connector-python",
         fields=(
-            name("account", "Account", required=True,
+            name("account", "Account", required=True, transit=ENDPOINT,
                  help="Account identifier, e.g. 'xy12345.eu-west-1' or 'myorg-myaccount'."),
             name("username", "Username", required=True),
             name("role", "Role", required=True),
@@ -107,7 +108,7 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             port(8443, help="HTTP(S) interface port (default 8443)."),
             name("database", "Database", default="default"),
             name("username", "Username", default="default"),
-            flag("secure", "Use TLS", default=True),
+            flag("secure", "Use TLS", default=True, secure_when=True),
         ),
         secrets=(password(),),
     ),
@@ -120,7 +121,7 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             name("username", "Username", help="Leave empty for servers without authentication."),
             name("auth_source", "Authentication database", default="admin"),
             name("replica_set", "Replica set"),
-            flag("tls", "Use TLS"),
+            flag("tls", "Use TLS", secure_when=True),
         ),
         secrets=(password(),),
     ),
@@ -131,7 +132,7 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
         driver_extra="firebolt-sdk",
         fields=(
             name("client_id", "Client ID", required=True, help="Service account client ID."),
-            name("account_name", "Account name", required=True),
+            name("account_name", "Account name", required=True, transit=ENDPOINT),
             name("database", "Database", required=True),
             name("engine_name", "Engine name", required=True),
             name("schema", "Schema"),
@@ -159,7 +160,8 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             name("catalog", "Catalog", required=True),
             name("schema", "Schema", required=True),
             name("username", "Username", required=True),
-            Field("http_scheme", "enum", label="HTTP scheme", choices=("http", "https"), default="https"),
+            Field("http_scheme", "enum", label="HTTP scheme", choices=("http", "https"), default="https",
+                  transit=PROTECTION, strength=("http", "https")),
             SSH_TUNNEL,
         ),
         secrets=(password(), *SSH_SECRETS),
@@ -203,7 +205,8 @@ STORAGE_AND_SAAS_TYPES: tuple[SourceType, ...] = (
         key="mixpanel", label="Mixpanel", family="saas", connector="mixpanel", driver_extra="requests",
         fields=(
             Field("project_id", "integer", label="Project ID", required=True, min_value=1),
-            Field("region", "enum", label="Data residency region", choices=("US", "EU", "IN"), default="US"),
+            Field("region", "enum", label="Data residency region", choices=("US", "EU", "IN"), default="US",
+                  transit=ENDPOINT),
             name("username", "Service account username", required=True),
         ),
         secrets=(SecretField("service_account_secret", "Service account secret", required=True),),

@@ -75,7 +75,7 @@ SQL_TYPES: tuple[SourceType, ...] = (
                  help="Do not issue USE <database> after connecting."),
             flag("read_only_intent", "Read-only intent",
                  help="Connect with ApplicationIntent=ReadOnly (routes to readable secondaries)."),
-            flag("encrypt", "Encrypt connection", default=True),
+            flag("encrypt", "Encrypt connection", default=True, secure_when=True),
         ),
         secrets=(password(required=True),),
     ),

@@ -38,7 +38,7 @@ def test_editor_moving_the_destination_with_the_secret_resent_is_fine(editor_api
     assert response.json()["connection"]["host"] == "localhost"
 
 
-def test_editor_changing_ssh_host_must_resend_ssh_secrets(editor_api, api, sqlite_file, source):
+def test_editor_changing_ssh_host_must_resend_ssh_and_database_secrets(editor_api, api, sqlite_file, source):
     tunnel = {"enabled": True, "host": "bastion.example.com", "username": "tunnel"}
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
     response = api.patch(f"{URL}{source['id']}/?test_connection=false",
@@ -48,7 +48,8 @@ def test_editor_changing_ssh_host_must_resend_ssh_secrets(editor_api, api, sqlit
     moved = editor_api.patch(f"{URL}{source['id']}/?test_connection=false",
                              {"connection": {"ssh_tunnel": {"host": "evil.example.com"}}}, format="json")
     assert moved.status_code == 400
-    assert set(moved.json()["errors"]) == {"credentials.ssh_private_key"}
+    # The database password would now travel through the new bastion too.
+    assert set(moved.json()["errors"]) == {"credentials.ssh_private_key", "credentials.password"}
 
 
 def test_owner_and_admin_token_may_move_the_destination(api, org, owner, make_client, source):

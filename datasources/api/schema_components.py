@@ -26,11 +26,17 @@ def static_components() -> dict[str, dict[str, Any]]:
             name=S, kind={"type": "string", "enum": sorted(catalogue.FIELD_KINDS)}, label=S, required=B,
             required_when=nullable_ref("CatalogueCondition"), default={"nullable": True, "description": "Any."},
             choices=_array(S), min_value=NI, max_value=NI, max_length=NI, pattern=NS, help=S,
-            affects_connection=B, fields=_array(ref("CatalogueField")),
+            affects_connection=B,
+            transit={"type": "string", "enum": [catalogue.ENDPOINT, catalogue.PROTECTION], "nullable": True,
+                     "description": "`endpoint`: any change sends the stored secrets elsewhere; `protection`: a "
+                                    "weaker value lowers how they travel. Either needs the hop's secrets resent."},
+            fields=_array(ref("CatalogueField")),
         ),
         "CatalogueSecretField": _obj(
             name=S, label=S, kind={"type": "string", "enum": sorted(catalogue.SECRET_KINDS)}, required=B,
             required_when=nullable_ref("CatalogueCondition"), help=S,
+            hop={"type": "string", "enum": [catalogue.DATABASE_HOP, catalogue.SSH_HOP],
+                 "description": "The hop the secret travels: the database's, or the SSH bastion's."},
         ),
         "CatalogueSecretRule": _obj(names=_array(S), when=nullable_ref("CatalogueCondition"), description=S),
         "DataSourceType": {

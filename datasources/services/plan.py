@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from config.errors import ApiError, ErrorCode, InvalidRequest
+from config.errors import InvalidRequest
 from datasources import catalogue, connection_strings
 from datasources.models import DataSource
 from datasources.services import tenancy
 from datasources.services.credentials import load_secrets
+from datasources.services.destination import check_destination
 from datasources.services.merge import diff_paths, merge_patch
 from organizations.actors import Actor
 from organizations.models import Workspace
@@ -32,11 +33,6 @@ PLAIN_DEFAULTS: dict[str, Any] = {"description": "", "tags": [], "metadata": {},
 UNCHANGED = object()
 #: Body keys that can change where the stored secrets go (or the secrets themselves).
 CONNECTION_KEYS = frozenset({"connection", "credentials", "connection_string"})
-
-
-class CredentialsRequired(ApiError):
-    code = ErrorCode.CREDENTIALS_REQUIRED
-    status_code = 400
 
 
 @dataclass
@@ -100,33 +96,6 @@ def _raw_connection(ds: DataSource, data: dict[str, Any], mode: Mode, errors: di
     return merge_patch(raw, from_string), string_secrets
 
 
-def _destination_changes(changes: dict[str, Any]) -> tuple[bool, bool]:
-    db = any(k.removeprefix("connection.") in catalogue.DESTINATION_FIELDS for k in changes)
-    ssh = any(
-        k.startswith("connection.ssh_tunnel.") and k.rsplit(".", 1)[1] in catalogue.SSH_DESTINATION_FIELDS
-        for k in changes
-    )
-    return db, ssh
-
-
-def _check_destination(actor: Actor, changes: dict, current: dict[str, str], sent: dict[str, Any]) -> None:
-    """A stored secret is not sent to a new destination unless it is resent (or an admin asks)."""
-    if actor.is_org_admin:
-        return
-    db, ssh = _destination_changes(changes)
-    missing = [
-        name
-        for name in sorted(current)
-        if name not in sent and ((ssh and name.startswith("ssh_")) or (db and not name.startswith("ssh_")))
-    ]
-    if missing:
-        raise CredentialsRequired(
-            "This change sends stored credentials to a new destination: resend them "
-            f"({', '.join(missing)}) or ask an organization owner or admin.",
-            errors={f"credentials.{name}": ["Resend this secret with the new destination."] for name in missing},
-        )
-
-
 def build_plan(
     ds: DataSource, data: dict[str, Any], *, mode: Mode, actor: Actor, tenancy_replace: bool = False
 ) -> Plan:
@@ -172,7 +141,7 @@ def build_plan(
     for name, value in effective.items():
         changes[f"credentials.{name}"] = "cleared" if value is None else "changed"
     if mode != "create":
-        _check_destination(actor, changes, current, sent)
+        check_destination(actor, source_type, ds.connection, connection, current, sent)
 
     plan = Plan(values, effective, after, changes, connection_changed=False, secrets_loaded=touches_connection)
     plan.connection_changed = any(k.startswith("connection.") for k in changes) or bool(effective)
