@@ -17,6 +17,7 @@ from tests.support.sshd import serve_sshd
 URL = "/api/v1/data-sources/"
 CERT_USER = "certuser"  # logs in with its client certificate alone (hba method ``cert``)
 MTLS_USER = "mtls"  # needs its password and a client certificate (``clientcert=verify-full``)
+CLEARTEXT_USER = "plainpw"  # the server asks for its password in clear text (hba method ``password``)
 TLS_FAILED = (
     "TLS negotiation failed: the server certificate could not be verified or the client certificate was refused."
 )
@@ -35,6 +36,7 @@ def tls_server(certs):
     hba = (
         f"hostssl all {CERT_USER} 127.0.0.1/32 cert clientcert=verify-full",
         f"hostssl all {MTLS_USER} 127.0.0.1/32 scram-sha-256 clientcert=verify-full",
+        f"host all {CLEARTEXT_USER} 127.0.0.1/32 password",
         "hostssl all all 127.0.0.1/32 scram-sha-256",
     )
     tls = ClusterTLS(certs.server.cert_pem, certs.server.key_pem, certs.ca.cert_pem, hba)
@@ -46,6 +48,7 @@ def tls_server(certs):
                          dbname=cluster.database, sslmode="require", autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {CERT_USER} LOGIN")
         conn.execute(f"CREATE ROLE {MTLS_USER} LOGIN PASSWORD '{cluster.password}'")
+        conn.execute(f"CREATE ROLE {CLEARTEXT_USER} LOGIN PASSWORD '{cluster.password}'")
     yield cluster
     stop_cluster(cluster)
 
@@ -102,6 +105,20 @@ def test_verify_full_with_the_right_ca(tls_server, certs, allow_loopback, privat
     record_property("stages", json.dumps([(s.name, s.duration_ms) for s in result.stages]))
     assert [os.path.basename(p) for p in written] == ["root.crt"]
     assert list(directory.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["disable", "prefer", "require"])
+def test_cleartext_password_is_refused_without_a_verified_certificate(tls_server, allow_loopback, mode):
+    """A server that asks for the password in clear text gets nothing unless TLS verifies its certificate."""
+    result = get_connector("postgresql").test(tls_config(tls_server, mode, user=CLEARTEXT_USER))
+    assert (result.ok, result.stage) == (False, "auth")
+    assert result.message == pgwire.CLEARTEXT_REFUSED
+
+
+def test_cleartext_password_over_verified_tls_is_allowed(tls_server, certs, allow_loopback):
+    result = get_connector("postgresql").test(tls_config(tls_server, "verify-full", ca=certs.ca.cert_pem,
+                                                         user=CLEARTEXT_USER))
+    assert result.ok, result.message
 
 
 def test_verify_full_with_a_wrong_ca_fails_at_tls(tls_server, allow_loopback):

@@ -23,6 +23,17 @@ from .reach import Deadline, connect_and_greet, peek, take
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TLS_REQUIRED = ("require", "verify-ca", "verify-full")
+TLS_VERIFIED = ("verify-ca", "verify-full")
+CLEARTEXT_REFUSED = (
+    "The server asked for the password in clear text over a connection whose TLS certificate is not "
+    "verified; refused, the password was not sent. Use SSL mode verify-full (or verify-ca), or SCRAM "
+    "authentication on the server."
+)
+
+
+def require_auth(ssl: dict) -> str:
+    """libpq ``require_auth``: never GSS/SSPI, and no cleartext password unless TLS is verified."""
+    return "!gss,!sspi" if (ssl.get("mode") or "prefer") in TLS_VERIFIED else "!gss,!sspi,!password"
 SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 VERIFY_CA_NEEDS_CA = "SSL mode 'verify-ca' needs a CA certificate."
 MAX_ERROR_LENGTH = 30000  # libpq's limit for an error message before authentication
@@ -138,6 +149,8 @@ def classify(exc: Exception, config: ConnectionConfig, host: str, port: int) -> 
     if 'database "' in low and "does not exist" in low:
         name = c.get("database") or user
         return ConnectorError("database", f"Database '{name}' does not exist or is not accessible.")
+    if "requirement" in low and "cleartext password" in low:
+        return ConnectorError("auth", CLEARTEXT_REFUSED)
     if "no pg_hba.conf entry" in low:
         return ConnectorError("auth", f"The server does not accept this client for user '{user}'.")
     auth_markers = (

@@ -28,7 +28,16 @@ from .base import (
     TestResult,
 )
 from .egress import check_host_syntax, resolve_checked
-from .pgwire import TLS_REQUIRED, classify, greet, query_error, ssl_params, tls_verdict, watchdog
+from .pgwire import (
+    TLS_REQUIRED,
+    classify,
+    greet,
+    query_error,
+    require_auth,
+    ssl_params,
+    tls_verdict,
+    watchdog,
+)
 from .ssh import SSHTunnel, forwarded, run_tunnel_stages
 
 APPLICATION_NAME = "datasource-control-plane"
@@ -81,7 +90,7 @@ class PostgresConnector(Connector):
             "connect_timeout": max(2, int(config.connect_timeout)),
             "application_name": APPLICATION_NAME,
             "gssencmode": "disable",
-            "require_auth": "!gss,!sspi",
+            "require_auth": require_auth(c.get("ssl") or {}),
             **ssl_params(c.get("ssl") or {}, config.secrets, tmp),
         }
         if self.startup_options:
