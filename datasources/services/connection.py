@@ -25,7 +25,7 @@ from datasources.connectors import (
     get_connector,
 )
 from datasources.models import DataSource, DataSourceStatus, SchemaSnapshot, SchemaStatus, SchemaTable
-from datasources.services import audit
+from datasources.services import attempts
 from datasources.services.credentials import load_secrets
 from datasources.services.ratelimit import consume_test_budget
 from organizations.actors import Actor
@@ -41,6 +41,7 @@ class ConnectorUnavailableError(ApiError):
 class CredentialTestFailed(ApiError):
     code = ErrorCode.CREDENTIAL_TEST_FAILED
     status_code = 400
+    test_result: TestResult | None = None  # the failing test, for the audit trail
 
 
 def build_config(data_source: DataSource, connection: dict, secrets: dict[str, str]) -> ConnectionConfig:
@@ -66,18 +67,24 @@ def run_test(config: ConnectionConfig, *, introspect: bool = False) -> TestResul
 
 def require_passing(result: TestResult) -> None:
     if not result.ok:
-        raise CredentialTestFailed(
+        error = CredentialTestFailed(
             f"Connection test failed at stage '{result.stage}': {result.message} Nothing was changed.",
             extra={"stage": result.stage, "test": result.as_dict()},
         )
+        error.test_result = result
+        raise error
 
 
 def test_stored(*, data_source: DataSource, actor: Actor) -> TestResult:
     """Test the stored configuration and record the result (status, last_test, audit)."""
     consume_test_budget(actor)
-    result = run_test(build_config(data_source, data_source.connection, load_secrets(data_source)))
+    try:
+        result = run_test(build_config(data_source, data_source.connection, load_secrets(data_source)))
+    except ConnectorUnavailableError as exc:
+        attempts.record_attempt(actor=actor, data_source=data_source, action="test", trigger="test", error=exc)
+        raise
     record_test_result(data_source, result)
-    audit.record(actor=actor, action="test", target=data_source, detail={"test": result.as_dict()})
+    attempts.record_attempt(actor=actor, data_source=data_source, action="test", trigger="test", test=result)
     return result
 
 

@@ -14,12 +14,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
+from config.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
 from config.references import new_reference_id
 from datasources import catalogue
 from datasources.connectors import TestResult
 from datasources.models import DataSource, DataSourceStatus
 from datasources.services import audit, tenancy
+from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
 from datasources.services.plan import CONNECTION_KEYS, OPERATIONAL_DEFAULTS, UNCHANGED, Plan, build_plan
@@ -186,14 +187,37 @@ def update_data_source(
 ) -> WriteResult:
     """PATCH (merge) or PUT (replace) a data source, testing connection changes before applying."""
     options = options or WriteOptions()
-    if not options.dry_run and not _may_test(data, mode, options):
+    if options.dry_run:
+        return _dry_run(actor, data_source_id, data, mode, options)
+    if not _may_test(data, mode, options):
         return _update_without_test(actor, data_source_id, data, mode, options)
-    for _attempt in range(MAX_ATTEMPTS):
-        ds = get_data_source(actor, data_source_id)
+    ds = get_data_source(actor, data_source_id)
+    tested: list[TestResult] = []  # the test this request ran, if any (the last attempt's)
+    try:
+        return _update_with_test(actor, ds, data, mode, options, tested)
+    except ApiError as exc:
+        # A test of this source ran (or failed) and the change was not applied: say so in the audit.
+        test = failed_test(exc) or (tested[-1] if tested else None)
+        if test is not None:
+            record_attempt(actor=actor, data_source=ds, action="test", trigger=mode, data=data, test=test, error=exc)
+        raise
+
+
+def _update_with_test(
+    actor: Actor,
+    ds: DataSource,
+    data: dict[str, Any],
+    mode: Literal["patch", "put"],
+    options: WriteOptions,
+    tested: list[TestResult],
+) -> WriteResult:
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            ds = get_data_source(actor, ds.pk)
         plan = _checked_plan(actor, ds, data, mode, options)
         test = _test(actor, ds, plan, options)
-        if options.dry_run:
-            return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True)
+        if test is not None:
+            tested.append(test)
         if not plan.changes:
             return WriteResult(ds)
         with transaction.atomic():
@@ -219,6 +243,23 @@ def update_data_source(
             _write(ds, plan, actor, test, mode)
         return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test))
     raise Conflict("The data source kept changing during the update; try again.")
+
+
+def _dry_run(
+    actor: Actor, data_source_id: Any, data: dict[str, Any], mode: Literal["patch", "put"], options: WriteOptions
+) -> WriteResult:
+    """Validate and test, save nothing; the attempt is audited whatever its outcome."""
+    ds = get_data_source(actor, data_source_id)
+    test: TestResult | None = None
+    try:
+        plan = _checked_plan(actor, ds, data, mode, options)
+        test = _test(actor, ds, plan, options)
+    except ApiError as exc:
+        record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=mode, data=data,
+                       test=failed_test(exc), error=exc)
+        raise
+    record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=mode, data=data, test=test)
+    return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True)
 
 
 def _checked_plan(

@@ -1,0 +1,78 @@
+"""Audit events for what was tried on an existing data source without changing it: dry runs and
+connection tests whose change was not applied (failed, refused, or only tested).
+
+Each event says who, which source, which fields were tried (connection values, secrets by name
+only), and the outcome. A tested change that is applied is recorded by its ``update`` event instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.errors import ApiError
+from datasources.connectors import TestResult
+from datasources.models import DataSource
+from datasources.services import audit
+from organizations.actors import Actor
+
+MAX_VALUE_LENGTH = 200
+#: Body keys whose values are never recorded, only their names.
+NAMES_ONLY = frozenset({"credentials", "connection_string"})
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            _flatten(child, f"{prefix}.{key}", out)
+        return
+    if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+        value = value[:MAX_VALUE_LENGTH] + "..."
+    out[prefix] = value if value is None or isinstance(value, str | int | float | bool) else type(value).__name__
+
+
+def tried_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Dotted path -> value for what a body sets; secrets and connection strings as "sent"/"cleared"."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "credentials" and isinstance(value, dict):
+            out.update({f"credentials.{name}": "cleared" if v is None else "sent" for name, v in value.items()})
+        elif key in NAMES_ONLY:
+            out[key] = "cleared" if value is None else "sent"
+        else:
+            _flatten(value, str(key), out)
+    return out
+
+
+def _outcome(test: TestResult | None, error: ApiError | None) -> str:
+    if test is not None and not test.ok:
+        return "failed"
+    if error is not None:
+        return "refused" if test is None else "not_applied"
+    return "passed" if test is not None else "validated"
+
+
+def record_attempt(
+    *,
+    actor: Actor,
+    data_source: DataSource,
+    action: str,
+    trigger: str,
+    data: dict[str, Any] | None = None,
+    test: TestResult | None = None,
+    error: ApiError | None = None,
+) -> None:
+    """One audit event: ``action`` is ``dry_run`` or ``test``; ``trigger`` the request that asked."""
+    detail: dict[str, Any] = {"trigger": trigger, "outcome": _outcome(test, error)}
+    if data is not None:
+        detail["tried"] = tried_fields(data)
+    if test is not None:
+        detail["test"] = test.as_dict()
+    if error is not None:
+        detail["code"] = error.code
+    audit.record(actor=actor, action=action, target=data_source, detail=detail)
+
+
+def failed_test(error: ApiError) -> TestResult | None:
+    """The failing test carried by a CREDENTIAL_TEST_FAILED error, if that is what it is."""
+    result = getattr(error, "test_result", None)
+    return result if isinstance(result, TestResult) else None
