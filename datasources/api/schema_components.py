@@ -27,7 +27,7 @@ def static_components() -> dict[str, dict[str, Any]]:
             required_when=nullable_ref("CatalogueCondition"), default={"nullable": True, "description": "Any."},
             choices=_array(S), min_value=NI, max_value=NI, max_length=NI, pattern=NS, help=S,
             affects_connection=B,
-            transit={"type": "string", "enum": [catalogue.ENDPOINT, catalogue.PROTECTION], "nullable": True,
+            transit={"type": "string", "enum": [catalogue.ENDPOINT, catalogue.PROTECTION, None], "nullable": True,
                      "description": "`endpoint`: any change sends the stored secrets elsewhere; `protection`: a "
                                     "weaker value lowers how they travel. Either needs the hop's secrets resent."},
             fields=_array(ref("CatalogueField")),
