@@ -351,3 +351,34 @@ def test_secrets_to_resend_follow_the_hop():
     assert secrets_to_resend(source_type, moved_hops(source_type, tunnel_on, _pg()), stored) == [
         "password", "ssl_client_key"]
     assert secrets_to_resend(source_type, moved_hops(source_type, _pg(), _pg(database="y")), stored) == []
+
+
+# --- the admin: an operator with an editor's role is held to the same rule --------------------------
+
+
+def test_admin_editor_cannot_enable_a_tunnel_without_the_password(client, org, editor, pg, bastion, settings):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    settings.SECURE_SSL_REDIRECT = False
+    editor.is_staff = True
+    editor.save()
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_datasource", "change_datasource"]))
+    client.force_login(editor)
+    url = reverse("admin:datasources_datasource_change", args=[pg["id"]])
+    page = client.get(url)
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name, field in form.fields.items()
+            if not field.disabled and form[name].value() is not None
+            and field.__class__.__name__ != "BooleanField"}
+    data.update({"connection__ssh_tunnel__enabled": "on", "connection__ssh_tunnel__host": "127.0.0.1",
+                 "connection__ssh_tunnel__port": bastion.port, "connection__ssh_tunnel__username": "me",
+                 "credentials__ssh_password": "mine"})
+    before = stored_state(pg["id"])
+    response = client.post(url, data)
+    assert response.status_code == 200, "the form is shown again with the error"
+    errors = str(response.context["adminform"].form.errors)
+    assert "resend" in errors.lower() and CANARY not in response.content.decode()
+    assert bastion.connections == 0
+    assert stored_state(pg["id"]) == before
