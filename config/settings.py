@@ -1,5 +1,6 @@
 """Settings, read from the environment (django-environ). See README "Configuration"."""
 
+import sys
 from pathlib import Path
 
 import environ
@@ -10,9 +11,12 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-# Without SECRET_KEY a development key is used; its "django-insecure-" prefix makes
-# `manage.py check --deploy` fail (security.W009), so it cannot slip into production unnoticed.
-SECRET_KEY = env.str("SECRET_KEY", default="") or "django-insecure-local-development-key-do-not-deploy-0123456789"
+# With DEBUG on (`make run`) and no SECRET_KEY, a fixed development key is used (the demo token,
+# derived from it, stays the same across runs). With DEBUG off the service refuses to start
+# without a strong SECRET_KEY: see the end of "Secrets at rest" below.
+SECRET_KEY = env.str("SECRET_KEY", default="") or (
+    "django-insecure-local-development-key-do-not-deploy-0123456789" if DEBUG else ""
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -102,8 +106,39 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Secrets at rest -------------------------------------------------------
-# Comma-separated "key_id:base64url-32-bytes" entries; the first encrypts, all decrypt.
+# Comma-separated "key_id:base64url-32-bytes" entries; the first encrypts, all decrypt. Without
+# any (DEBUG on only), a key derived from SECRET_KEY encrypts (datasources/crypto.py).
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
+
+
+def production_secrets_problem(debug: bool, secret_key: str, encryption_keys: list[str]) -> str | None:
+    """What is missing or unsafe for a run with DEBUG off, as one line; None when nothing is.
+
+    SECRET_KEY signs sessions and the demo token; it must not also be what stored secrets hang on
+    (rotating it would make them unreadable), hence ENCRYPTION_KEYS. The strength rule is Django's
+    own (security.W009): at least 50 characters, at least 5 different ones, no "django-insecure-".
+    """
+    if debug:
+        return None
+    make_key = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    if not secret_key:
+        return f"SECRET_KEY is not set: set it to a long random value ({make_key}) or DEBUG=true for a local run."
+    if secret_key.startswith("django-insecure-"):
+        return f"SECRET_KEY is a development key (django-insecure-...): set a long random value ({make_key})."
+    if len(secret_key) < 50 or len(set(secret_key)) < 5:
+        return (f"SECRET_KEY is too weak (needs 50+ characters, 5+ different ones): set a long random value "
+                f"({make_key}).")
+    if not [entry for entry in encryption_keys if entry.strip()]:
+        return ("ENCRYPTION_KEYS is not set: set it to key_id:base64url-32-bytes (python -c \"import base64,os;"
+                "print('k1:'+base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip('='))\"); the key derived "
+                "from SECRET_KEY is for DEBUG=true local runs only.")
+    return None
+
+
+# Refuse to start (one line on stderr, exit status 1, no traceback): manage.py, gunicorn
+# (config/wsgi.py) and celery (config/celery.py) all load these settings first.
+if _problem := production_secrets_problem(DEBUG, SECRET_KEY, ENCRYPTION_KEYS):
+    sys.exit(_problem)
 
 # --- Data sources ----------------------------------------------------------
 # Root under which file-based sources (sqlite, csv, ...) must live.
