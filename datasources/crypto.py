@@ -3,6 +3,12 @@
 Keys come from ``settings.ENCRYPTION_KEYS`` ("key_id:base64url-32-bytes", first one encrypts,
 all decrypt). Each ciphertext is bound to its row and field through the associated data, so a
 ciphertext copied to another row or field does not decrypt.
+
+A key derived from ``SECRET_KEY`` (key id ``derived``) encrypts only on local runs (DEBUG on, no
+ENCRYPTION_KEYS); with DEBUG off, ENCRYPTION_KEYS is required (config/settings.py refuses to start
+without it, and so does this module). The derived key always decrypts while SECRET_KEY is
+unchanged, so values written on a local run stay readable after ENCRYPTION_KEYS is configured,
+until ``manage.py rotate_encryption_key`` re-encrypts them with the first configured key.
 """
 
 from __future__ import annotations
@@ -48,8 +54,12 @@ def load_keyring() -> Keyring:
             raise ImproperlyConfigured(f"Encryption key '{kid}' must be 32 bytes (base64url).")
         keys[kid] = key
         order.append(kid)
+    if not order and not settings.DEBUG:
+        raise ImproperlyConfigured(
+            "ENCRYPTION_KEYS is not set: the key derived from SECRET_KEY encrypts on DEBUG=true local runs only."
+        )
     # The key derived from SECRET_KEY always decrypts, so values written before keys were
-    # configured stay readable; it only encrypts when no key is configured.
+    # configured stay readable (while SECRET_KEY is unchanged); it encrypts only on local runs.
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"datasource-secrets").derive(
         settings.SECRET_KEY.encode()
     )
