@@ -6,7 +6,8 @@
 SEED.json is the file bench/seed.py wrote (``bench/run.py --keep`` keeps it and the databases and
 prints where). ENDPOINT is one of bench/run.py's keys: get_ds, list_50, patch_plain, patch_conn,
 get_wds, repoint, repoint_10k. Needs ``pip install pyinstrument``. The same environment variables
-as bench/run.py's server are set here when absent.
+as bench/run.py's server are set here when absent, SECRET_KEY and ENCRYPTION_KEYS from the
+keys.env that bench/run.py wrote beside SEED.json (the keys the seed was encrypted with).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ for key, value in {
     "LOG_LEVEL": "WARNING",
 }.items():
     os.environ.setdefault(key, value)
+KEYS = Path(sys.argv[1]).parent / "keys.env" if len(sys.argv) > 1 else None
+if KEYS is not None and KEYS.is_file():
+    for line in KEYS.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            os.environ.setdefault(key, value)
 
 import django  # noqa: E402
 

@@ -10,7 +10,9 @@ of the full API request (authentication, lookups, plan, rewrite, audit, response
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import sys
 import time
 from collections import Counter
@@ -18,6 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Everything lives in a throwaway test database: throwaway keys do (DEBUG off needs both).
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("ENCRYPTION_KEYS", "bench:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
 
 import django  # noqa: E402
 

@@ -29,6 +29,7 @@ Options: --duration S (per endpoint and side, default 10), --warmup S (default 1
 from __future__ import annotations
 
 import argparse
+import base64
 import bisect
 import json
 import os
@@ -140,7 +141,10 @@ class Bench:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings_bench",
             "DATABASE_URL": f"{PG}{self.db}",
+            # DEBUG off refuses to start without both (config/settings.py): throwaway keys for the
+            # throwaway databases, written to keys.env beside the seed file (bench/profile.py reads it).
             "SECRET_KEY": secrets.token_urlsafe(50),
+            "ENCRYPTION_KEYS": "bench:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
             "DEBUG": "false",
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECURE_SSL_REDIRECT": "false",
@@ -157,6 +161,9 @@ class Bench:
         }
         self.stats_dir = self.tmp / "stats"
         self.stats_dir.mkdir()
+        keys = self.tmp / "keys.env"
+        keys.touch(mode=0o600)
+        keys.write_text("".join(f"{k}={self.env[k]}\n" for k in ("SECRET_KEY", "ENCRYPTION_KEYS")))
         self.env.pop("CACHE_URL", None)
 
     # ---- setup ---------------------------------------------------------------------------------
@@ -528,7 +535,8 @@ class Bench:
         finally:
             self.stop_server()
             if self.args.keep:
-                log(f"kept: DATABASE_URL={PG}{self.db}, seed file {self.tmp / 'seed.json'}")
+                log(f"kept: DATABASE_URL={PG}{self.db}, seed file {self.tmp / 'seed.json'} "
+                    f"(its keys: {self.tmp / 'keys.env'})")
             else:
                 self.drop_databases()
                 shutil.rmtree(self.tmp, ignore_errors=True)

@@ -11,7 +11,9 @@ configured broker (Redis here). The queued tasks go to a private queue that is p
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import sys
 import time
 import uuid
@@ -20,6 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Everything lives in a throwaway test database: throwaway keys do (DEBUG off needs both).
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("ENCRYPTION_KEYS", "bench:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", f"bench-{uuid.uuid4().hex[:8]}")
 
 import django  # noqa: E402
