@@ -167,7 +167,7 @@ def set_membership(
         Membership.objects.select_for_update().filter(organization=organization, user_id=user.pk).first()
     )
     if membership is None:
-        membership = Membership.objects.create(organization=organization, user=user, role=role)
+        membership = Membership.objects.create(organization=organization, user_id=user.pk, role=role)
         audit.record(actor=actor, action="create", target=membership,
                      changes={"user": {"old": None, "new": user.get_username()}, "role": {"old": None, "new": role}})
         return membership, True
