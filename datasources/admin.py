@@ -22,6 +22,7 @@ from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTab
 from datasources.services.connection import refresh_schema, test_stored
 from datasources.services.credentials import secret_names
 from datasources.services.datasources import delete_data_source, dependants_of
+from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from organizations.models import AuditEvent
 
 HISTORY_LIMIT = 20
@@ -52,10 +53,14 @@ def _audit_url(obj: DataSource) -> str:
 
 
 @admin.register(DataSource)
-class DataSourceAdmin(admin.ModelAdmin):
+class DataSourceAdmin(OrganizationScopedAdmin):
+    """Non-superusers see their organizations' sources; changing, adding, deleting, "Test
+    connection" and "Refresh schema" need the change (add, delete) permission and a role that
+    may write there (owner, admin, editor), as the API's ``datasource.write`` does."""
+
     form = DataSourceForm
     list_display = ["name", "organization", "type", "status", "schema_status", "schema_version", "updated_at"]
-    list_filter = ["type", "status", "organization"]
+    list_filter = ["type", "status", ORGANIZATION_FILTER]
     search_fields = ["name", "reference_id"]
     list_select_related = ["organization"]
     actions = ["test_connection", "refresh_schema_action"]
@@ -189,8 +194,9 @@ class DataSourceAdmin(admin.ModelAdmin):
 
     # --- actions -----------------------------------------------------------------------------------
 
-    @admin.action(description="Test connection")
+    @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request, queryset):
+        self.check_action_allowed(request, queryset)
         for ds in queryset.select_related("organization"):
             try:
                 result = test_stored(data_source=ds, actor=admin_actor(request, ds.organization))
@@ -205,8 +211,9 @@ class DataSourceAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{ds.name}: connection test failed at stage '{result.stage}': "
                                            f"{result.message}", messages.ERROR)
 
-    @admin.action(description="Refresh schema")
+    @admin.action(description="Refresh schema", permissions=["change"])
     def refresh_schema_action(self, request, queryset):
+        self.check_action_allowed(request, queryset)
         if settings.SCHEMA_REFRESH_ASYNC:  # a worker runs: queue, as the API does
             from datasources.tasks import enqueue_refresh
 
@@ -328,9 +335,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(SchemaSnapshot)
-class SchemaSnapshotAdmin(ReadOnlyAdmin):
+class SchemaSnapshotAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
+    organization_field = "data_source__organization"
     list_display = ["data_source", "version", "table_count", "short_fingerprint", "created_at"]
-    list_filter = ["data_source__organization"]
+    list_filter = [("data_source__organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["data_source__name", "data_source__reference_id"]
     list_select_related = ["data_source"]
     fields = ["data_source", "version", "table_count", "fingerprint", "created_at"]
@@ -343,9 +351,10 @@ class SchemaSnapshotAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Credential)
-class CredentialAdmin(ReadOnlyAdmin):
+class CredentialAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     """Which secrets exist, and under which key. The ciphertext is never shown."""
 
+    organization_field = "data_source__organization"
     list_display = ["data_source", "field", "key_id", "updated_at"]
     list_filter = ["key_id", "field"]
     search_fields = ["data_source__name", "data_source__reference_id", "field"]

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 
 from config.errors import ApiError
 from datasources.admin_forms import admin_actor
+from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from workflows.models import Node, Workflow, WorkflowDataSource
 from workflows.references import render_table
 from workflows.services import workflows as wf_service
@@ -100,10 +101,13 @@ class NodeInline(_ReadOnlyInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(OrganizationScopedAdmin):
+    """Non-superusers see their organizations' workflows; changing, adding and deleting need the
+    model permission and a role that may write there (as the API's ``workflow.write``)."""
+
     form = WorkflowForm
     list_display = ["name", "organization", "reference_id", "version", "updated_at"]
-    list_filter = ["organization"]
+    list_filter = [ORGANIZATION_FILTER]
     search_fields = ["name", "reference_id"]
     list_select_related = ["organization"]
     inlines = [DataSourceInline, NodeInline]
@@ -171,9 +175,13 @@ class RepointForm(forms.Form):
 
 
 @admin.register(WorkflowDataSource)
-class WorkflowDataSourceAdmin(admin.ModelAdmin):
+class WorkflowDataSourceAdmin(OrganizationScopedAdmin):
+    """Read-only rows; the repoint view (preview and apply) needs the change permission and a
+    role that may write in the workflow's organization."""
+
     list_display = ["__str__", "workflow", "source", "is_sample", "version", "updated_at"]
     list_select_related = ["workflow__organization", "source_data_source", "source_workflow"]
+    organization_field = "workflow__organization"
     search_fields = ["reference_id", "workflow__name"]
     fields = ["workflow", "reference_id", "source", "is_sample", "version", "created_at", "updated_at",
               "repoint_link"]
@@ -188,7 +196,7 @@ class WorkflowDataSourceAdmin(admin.ModelAdmin):
         url = reverse("admin:workflows_workflowdatasource_repoint", args=[obj.pk])
         return format_html('<a class="button" href="{}">Repoint…</a>', url)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
