@@ -1,4 +1,10 @@
-"""Seed a demo organization, superuser, token and SQLite data source (idempotent)."""
+"""Seed a demo organization, superuser, token and SQLite data source (idempotent).
+
+Re-running it keeps what exists and says so: it never re-activates a token an operator revoked
+(nor lifts an expiry or restores scopes they took away), nor changes an existing member's role.
+The last line is always ``DEMO_TOKEN=<token>``; when that token no longer authenticates, the line
+before says why.
+"""
 
 import hashlib
 import hmac
@@ -15,7 +21,7 @@ from datasources.services.connection import refresh_schema
 from datasources.services.datasources import create_data_source
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, Membership, Role, hash_token
-from organizations.services import create_organization
+from organizations.services import create_organization, create_token, set_membership
 
 DEMO_DB = "demo/sample.db"
 
@@ -63,24 +69,32 @@ class Command(BaseCommand):
 
     def handle(self, username, password, **options):
         with transaction.atomic():
-            org, _ = create_organization(slug="demo", name="Demo organization")
+            org, created = create_organization(slug="demo", name="Demo organization")
+            self.stdout.write(f"{'Created' if created else 'Kept'} organization {org.slug}.")
+            system = Actor.system(org, "seed_demo")
             user_model = get_user_model()
             user = user_model.objects.filter(username=username).first()
             if user is None:
                 user = user_model.objects.create_superuser(username=username, email="", password=password)
                 self.stdout.write(f"Created superuser '{username}' (password '{password}').")
             else:
-                self.stdout.write(f"Superuser '{username}' exists.")
-            Membership.objects.get_or_create(organization=org, user=user, defaults={"role": Role.OWNER})
+                self.stdout.write(f"Kept user '{username}' (password unchanged).")
+            membership = Membership.objects.filter(organization=org, user=user).first()
+            if membership is None:
+                set_membership(actor=system, organization=org, user=user, role=Role.OWNER)
+                self.stdout.write(f"Created membership of '{username}' in {org.slug} (owner).")
+            else:
+                self.stdout.write(f"Kept membership of '{username}' in {org.slug} ({membership.role}).")
             raw = demo_token_value()
             token = ApiToken.objects.filter(token_hash=hash_token(raw)).first()
             if token is None:
-                token = ApiToken(organization=org, name="demo token", scopes=list(ALL_SCOPES))
-                token.set_token(raw)
-            token.revoked_at = None
-            token.expires_at = None
-            token.scopes = list(ALL_SCOPES)
-            token.save()
+                token, _raw = create_token(organization=org, name="demo token", scopes=list(ALL_SCOPES),
+                                           actor=system, raw=raw)
+                self.stdout.write(f"Created token '{token.name}' with scopes {','.join(token.scopes)}.")
+            else:
+                state = self._token_state(token)
+                left = f": left {state.split()[0]}" if not token.is_active else ""
+                self.stdout.write(f"Kept token '{token.name}' ({state}{left}).")
 
         build_sample_database(Path(settings.DATASOURCE_FILE_ROOT) / DEMO_DB)
         actor = Actor(organization=org, user=user, is_system=True)
@@ -98,8 +112,20 @@ class Command(BaseCommand):
             ).data_source
             self.stdout.write(f"Created data source 'Demo SQLite' id={ds.pk}.")
         else:
-            self.stdout.write(f"Data source 'Demo SQLite' exists (id={ds.pk}).")
+            self.stdout.write(f"Kept data source 'Demo SQLite' (id={ds.pk}).")
         refresh_schema(data_source=ds)  # inline even when a worker would take it: the seed ends cached
         ds.refresh_from_db()
         self.stdout.write(f"Schema: {ds.schema_status}, version {ds.schema_version}, {ds.schema_table_count} tables.")
+        if not token.is_active:
+            self.stdout.write(f"The demo token below was {self._token_state(token)} and stays so: it does not "
+                              f"authenticate. Create another with: python manage.py create_token {org.slug} "
+                              f"--scopes ...")
         self.stdout.write(f"DEMO_TOKEN={raw}")
+
+    @staticmethod
+    def _token_state(token: ApiToken) -> str:
+        if token.revoked_at is not None:
+            return f"revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S %Z}"
+        if not token.is_active:
+            return f"expired at {token.expires_at:%Y-%m-%d %H:%M:%S %Z}"
+        return f"active, scopes {','.join(token.scopes)}"

@@ -2,12 +2,14 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
+from organizations.actors import Actor
 from organizations.models import Organization
 from organizations.services import create_token
 
 
 class Command(BaseCommand):
-    help = "Create an API token for an organization. The token is printed alone on the last line."
+    help = ("Create an API token for an organization (recorded in the audit trail as system:create_token). "
+            "The token is printed alone on the last line.")
 
     def add_arguments(self, parser):
         parser.add_argument("org_slug")
@@ -26,7 +28,8 @@ class Command(BaseCommand):
             if expiry is None:
                 raise CommandError("--expires-at must be an ISO 8601 date-time.")
         try:
-            token, raw = create_token(organization=org, name=name, scopes=scopes, username=user, expires_at=expiry)
+            token, raw = create_token(organization=org, name=name, scopes=scopes, username=user, expires_at=expiry,
+                                      actor=Actor.system(org, "create_token"))  # recorded in the audit trail
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(f"Created token '{token.name}' ({token.prefix}…) with scopes {','.join(token.scopes)}.")
