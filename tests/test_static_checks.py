@@ -1,7 +1,9 @@
 """Static and deployment checks, run as the tools themselves would run in CI.
 
-- ``manage.py check --deploy`` with production settings from the environment (DEBUG off, a long
-  random SECRET_KEY, real ALLOWED_HOSTS, the SECURE_* defaults): no warning at all.
+- ``manage.py check --deploy`` as the README documents it (``--fail-level WARNING``): with production
+  settings from the environment (DEBUG off, a long random SECRET_KEY, ENCRYPTION_KEYS, real
+  ALLOWED_HOSTS, the SECURE_* defaults) no warning at all; with any security setting turned off,
+  a non-zero exit naming the warning.
 - ``ruff`` and ``mypy`` (django and DRF stubs, ``mypy.ini``) clean on the services, connectors and
   common code.
 - ``bandit`` (``.bandit``): no medium or high finding that is not justified inline (``# nosec``).
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -60,12 +63,43 @@ def production_env() -> dict[str, str]:
     return env
 
 
+def documented_deploy_checks() -> list[list[str]]:
+    """Every ``manage.py check --deploy`` command line of the README, as argv for this interpreter."""
+    commands = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if "manage.py check --deploy" in line:
+            argv = shlex.split(line.strip().strip("`"))
+            argv = [sys.executable, *argv[argv.index("manage.py"):]]
+            if argv not in commands:
+                commands.append(argv)
+    assert commands, "README.md documents no `manage.py check --deploy`"
+    return commands
+
+
 def test_deploy_check_passes_with_production_settings():
-    result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                  env=production_env())
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "System check identified no issues" in output, output
+    for command in [[sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                    *documented_deploy_checks()]:
+        result = _run(command, env=production_env())
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{command}: {output}"
+        assert "System check identified no issues" in output, output
+
+
+@pytest.mark.parametrize(("setting", "value", "warning"), [
+    ("SESSION_COOKIE_SECURE", "false", "security.W012"),
+    ("CSRF_COOKIE_SECURE", "false", "security.W016"),
+    ("SECURE_SSL_REDIRECT", "false", "security.W008"),
+    ("SECURE_HSTS_SECONDS", "0", "security.W004"),
+])
+def test_documented_deploy_check_fails_on_an_insecure_setting(setting, value, warning):
+    """The deploy check the README documents exits non-zero on a security *warning* (Django's
+    default fail level is ERROR, and every security check is a warning)."""
+    env = {**production_env(), setting: value}
+    for command in documented_deploy_checks():
+        result = _run(command, env=env)
+        output = result.stdout + result.stderr
+        assert warning in output, output
+        assert result.returncode != 0, f"{shlex.join(command[1:])} passes with {setting}={value}: {output}"
 
 
 def test_deploy_check_catches_a_forgotten_secret_key():
