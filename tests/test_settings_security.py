@@ -180,3 +180,16 @@ def test_local_secrets_move_to_encryption_keys_and_survive_a_secret_key_rotation
 
     settings.SECRET_KEY = strong_secret_key()  # SECRET_KEY rotated
     assert load_secrets(source) == {"password": "local-secret"}
+
+
+def test_processes_the_suite_starts_share_its_keys(tmp_path):
+    """config/settings_test.py puts the run's keys into the environment: a manage.py (or gunicorn,
+    celery worker) started with this process's environment reads what this process encrypted."""
+    key_id, ciphertext = crypto.encrypt("shared-secret", row_id=7, field="password")
+    assert key_id != crypto.DERIVED_KEY_ID
+    code = (f"from datasources import crypto; "
+            f"print(crypto.decrypt({key_id!r}, {ciphertext!r}, row_id=7, field='password'))")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    result = run([*MANAGE, "shell", "-c", code], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "shared-secret"
