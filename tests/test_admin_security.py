@@ -433,3 +433,36 @@ def test_seed_demo_keeps_an_operators_scope_and_role_changes(db, capsys):
     assert Membership.objects.get(organization__slug="demo").role == Role.ADMIN
     assert "Kept token 'demo token' (active, scopes datasource.read)." in second
     assert ALL_SCOPES != ["datasource.read"]
+
+
+def _organization_of(obj) -> int:
+    if isinstance(obj, Organization):
+        return obj.pk
+    for path in ("data_source", "workflow"):
+        if hasattr(obj, f"{path}_id"):
+            return getattr(obj, path).organization_id
+    return obj.organization_id
+
+
+def test_every_admin_page_loads_for_an_organization_admin_and_shows_only_their_organization(
+        client, staff, org, other_org, source, token, owner, outsider, sqlite_file):
+    from django.contrib import admin
+
+    data = {"name": "Elsewhere", "type": "sqlite", "connection": {"path": sqlite_file}}
+    create_data_source(actor=Actor(organization=other_org, is_system=True), data=data)
+    create_token(organization=other_org, name="elsewhere", scopes=["datasource.read"])
+    codenames = [p.codename for p in Permission.objects.filter(content_type__app_label__in=[
+        "organizations", "datasources", "workflows"])]
+    staff(codenames, {org: Role.ADMIN})
+    for model, model_admin in admin.site._registry.items():
+        info = (model._meta.app_label, model._meta.model_name)
+        if info[0] not in ("organizations", "datasources", "workflows"):
+            continue
+        response = client.get(reverse("admin:{}_{}_changelist".format(*info)))
+        assert response.status_code == 200, model
+        request = response.wsgi_request
+        for obj in response.context["cl"].result_list:
+            assert _organization_of(obj) == org.pk, (model, obj)
+            assert client.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk])).status_code == 200
+        if model_admin.has_add_permission(request):
+            assert client.get(reverse("admin:{}_{}_add".format(*info))).status_code == 200, model
