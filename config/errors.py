@@ -32,6 +32,8 @@ class ErrorCode:
     CONFLICT = "CONFLICT"
     PRECONDITION_FAILED = "PRECONDITION_FAILED"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    LENGTH_REQUIRED = "LENGTH_REQUIRED"
     RATE_LIMITED = "RATE_LIMITED"
     CREDENTIAL_TEST_FAILED = "CREDENTIAL_TEST_FAILED"
     CONNECTOR_UNAVAILABLE = "CONNECTOR_UNAVAILABLE"
@@ -53,6 +55,8 @@ ERROR_CATALOGUE: dict[str, tuple[int, str]] = {
     ErrorCode.CONFLICT: (409, "The change conflicts with the current state (e.g. a duplicate name)."),
     ErrorCode.PRECONDITION_FAILED: (412, "If-Match does not match the current ETag."),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, "The Content-Type is not accepted."),
+    ErrorCode.PAYLOAD_TOO_LARGE: (413, "The body is larger than the server accepts (REQUEST_BODY_MAX_BYTES)."),
+    ErrorCode.LENGTH_REQUIRED: (411, "A body was sent without a Content-Length the server can use."),
     ErrorCode.RATE_LIMITED: (429, "Too many requests; see Retry-After."),
     ErrorCode.CREDENTIAL_TEST_FAILED: (400, "The connection test failed; nothing was changed."),
     ErrorCode.CONNECTOR_UNAVAILABLE: (400, "No connection test is available for this type here."),

@@ -23,6 +23,7 @@ from config.errors import InvalidRequest
 from config.errors import exception_handler as core_exception_handler
 from config.serializers import StrictSerializer
 from datasources.api.serializers import DataSourceWriteSerializer
+from datasources.compat.parsers import SEED_PARSERS
 from datasources.models import Credential, DataSource
 from datasources.services import datasources as service
 from organizations.authentication import get_actor
@@ -92,6 +93,7 @@ class CompatView(APIView):
     """An APIView whose errors (401, 403, 404, 400, ...) come out in its seed's shape."""
 
     scope_resource = "datasource"
+    parser_classes = SEED_PARSERS  # the core rules (config/parsers.py); refused fields keep the body's names
     #: core error path (``connection.host``, ``credentials.password``) -> the seed's field name;
     #: a view may replace it per request (never mutate it in place)
     field_names: Mapping[str, str] = {}

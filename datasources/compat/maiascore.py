@@ -13,14 +13,13 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.openapi import NOT_BLANK
 from datasources.catalogue import PEM_MARKER
 from datasources.compat import common
-from datasources.compat.parsers import FormOrJSONParser, TextXMLParser, XMLParser
+from datasources.compat.parsers import FormOrJSONParser, JSONParser, TextXMLParser, XMLParser
 from datasources.models import DataSource
 
 TAG = "compat: maiascore"
