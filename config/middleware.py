@@ -1,10 +1,17 @@
-"""Request id on every response; JSON (never HTML) error pages under /api/."""
+"""Request id on every response; request-level refusals before a body is read; JSON (never HTML)
+error pages under /api/."""
 
+import io
 import logging
+from typing import Any
 
+from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
 
-from config.errors import ErrorCode, error_body
+from config.errors import ApiError, ErrorCode, InvalidRequest, NotFound, error_body
+from config.parsers import NUL_MESSAGE, PayloadTooLarge, bad_text, body_max_bytes, display_key
 from config.request_id import new_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger(__name__)
@@ -62,3 +69,102 @@ class ApiErrorPageMiddleware:
         return JsonResponse(
             error_body(ErrorCode.INTERNAL_SERVER_ERROR, "An unexpected error occurred."), status=500
         )
+
+
+_CHUNK = 64 * 1024
+
+
+class BodyLimitMiddleware:
+    """Refusals decided from the request line and headers, before a body or the database is touched.
+
+    - ``Content-Length`` above ``REQUEST_BODY_MAX_BYTES``: 413 ``PAYLOAD_TOO_LARGE``; the body is never
+      read (Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` alone does not cover DRF parsers that read the
+      request as a stream). A ``Content-Length`` that is not a non-negative integer: 400.
+    - A body without ``Content-Length`` (``Transfer-Encoding: chunked``): read here, at most the limit
+      (413 beyond), when the server terminates the input (``wsgi.input_terminated``, as gunicorn does);
+      else 411 ``LENGTH_REQUIRED`` (the body could not be read safely).
+    - NUL or a lone surrogate in a path segment: 404 naming the segment (a segment that names nothing,
+      see ``workflows.api.paths``); in a query parameter's name or value: 400 naming the parameter.
+
+    The error takes the shape of the view that would have answered (a seed adapter answers in its
+    seed's shape); elsewhere the core shape. Insert it right after ``RequestIdMiddleware``.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Any, view_args: tuple, view_kwargs: dict) -> Any:
+        error = check_body(request) or check_url(request, view_kwargs)
+        if error is None:
+            return None
+        return render_refusal(request, view_func, view_args, view_kwargs, error)
+
+
+def check_body(request: HttpRequest) -> ApiError | None:
+    limit = body_max_bytes()
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared not in (None, ""):
+        text = str(declared).strip()
+        if not (text.isascii() and text.isdigit()):
+            return InvalidRequest("Content-Length must be a non-negative integer.",
+                                  errors={"Content-Length": ["Must be a non-negative integer."]})
+        return PayloadTooLarge(limit) if int(text) > limit else None
+    if "HTTP_TRANSFER_ENCODING" not in request.META:
+        return None  # no body
+    environ = getattr(request, "environ", {})
+    stream = environ.get("wsgi.input")
+    if not environ.get("wsgi.input_terminated") or stream is None:
+        return ApiError("Send a Content-Length with the body.", code=ErrorCode.LENGTH_REQUIRED)
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        return PayloadTooLarge(limit)
+    body = b"".join(chunks)
+    request._stream = LimitedStream(io.BytesIO(body), len(body))  # type: ignore[assignment]
+    request.META["CONTENT_LENGTH"] = str(len(body))
+    return None
+
+
+def check_url(request: HttpRequest, view_kwargs: dict) -> ApiError | None:
+    for name, value in view_kwargs.items():
+        if isinstance(value, str) and (message := bad_text(value)):
+            return NotFound(f"Not found: the path segment '{name}' cannot name anything.", errors={name: [message]})
+    if bad_text(request.path_info):
+        return NotFound("Not found: the path cannot name anything.", errors={"path": [NUL_MESSAGE]})
+    errors: dict[str, list[str]] = {}
+    for key, values in request.GET.lists():
+        message = bad_text(key) or next((m for m in map(bad_text, values) if m), None)
+        if message:
+            errors[display_key(key)] = [message]
+    if errors:
+        return InvalidRequest("A query parameter holds characters that cannot be accepted.", errors=errors)
+    return None
+
+
+def render_refusal(request: HttpRequest, view_func: Any, view_args: tuple, view_kwargs: dict,
+                   error: ApiError) -> HttpResponse:
+    """``error`` as the view would have answered it: through a DRF view's own exception handler (a
+    seed adapter's shape), else the core shape (plain text outside /api/ and /compat/)."""
+    cls = getattr(view_func, "cls", None)
+    if isinstance(cls, type) and issubclass(cls, APIView):
+        view = cls(**getattr(view_func, "initkwargs", {}))
+        view.args, view.kwargs, view.headers = view_args, view_kwargs, {}
+        context = {"view": view, "args": view_args, "kwargs": view_kwargs, "request": None}
+        response = view.get_exception_handler()(error, context)
+        if response is not None:
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = "application/json"
+            response.renderer_context = {"view": view, "request": None, "response": response}
+            return response.render()
+    if request.path.startswith(JSON_PREFIXES):
+        return JsonResponse(error_body(error.code, error.message, error.errors, **error.extra),
+                            status=error.status_code)
+    return HttpResponse(error.message, status=error.status_code, content_type="text/plain; charset=utf-8")

@@ -245,3 +245,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Request bodies: size and depth limits (issue 12, part 3) -----------------------------------------
+# A body longer than REQUEST_BODY_MAX_BYTES (default 2 MiB) is answered 413 PAYLOAD_TOO_LARGE from its
+# Content-Length, before anything reads it (config.middleware.BodyLimitMiddleware); a chunked body is
+# read here up to the limit. Django's own limit on request.body and forms follows the same number.
+# JSON bodies (and JSON sent as a form) nest at most REQUEST_JSON_MAX_DEPTH (default 64) levels; NUL,
+# lone surrogates, invalid UTF-8, non-finite numbers and integers beyond 64 bits are refused in every
+# key and value of every JSON, merge-patch, form and XML body (400 naming the field: config/parsers.py).
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=2 * 1024 * 1024)
+REQUEST_JSON_MAX_DEPTH = env.int("REQUEST_JSON_MAX_DEPTH", default=64)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.JSONParser", "config.parsers.MergePatchJSONParser"]
+MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1,
+                  "config.middleware.BodyLimitMiddleware")
