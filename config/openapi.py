@@ -138,6 +138,8 @@ _DEFAULTS: dict[int, tuple[str, tuple[str, ...]]] = {
     404: ("Not found, or not in your organization.", (ErrorCode.NOT_FOUND,)),
     409: ("Conflict with the current state.", (ErrorCode.CONFLICT,)),
     412: ("If-Match does not match the current ETag; read again and retry.", (ErrorCode.PRECONDITION_FAILED,)),
+    411: ("A chunked body whose end the server cannot find; send a Content-Length.", (ErrorCode.LENGTH_REQUIRED,)),
+    413: ("The body is larger than REQUEST_BODY_MAX_BYTES; it was not read.", (ErrorCode.PAYLOAD_TOO_LARGE,)),
     415: ("Unsupported Content-Type.", (ErrorCode.UNSUPPORTED_MEDIA_TYPE,)),
     429: ("Too many requests; see Retry-After.", (ErrorCode.RATE_LIMITED,)),
     500: ("Server error.", (ErrorCode.INTERNAL_SERVER_ERROR,)),
@@ -237,6 +239,10 @@ def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
         if key not in responses:
             text = LIST_400 if status == 400 else ""
             responses[key] = {"description": _describe(status, (), text), "content": _error_content()}
+    if "requestBody" in operation:  # the body limit answers before the view, in the view's error shape
+        shape = responses.get("400", {}).get("content") or _error_content()
+        for status in (411, 413):
+            responses.setdefault(str(status), {"description": _describe(status, (), ""), "content": shape})
     if "401" in responses:
         responses["401"].setdefault("headers", {})["WWW-Authenticate"] = {"$ref": HEADERS + "WWW-Authenticate"}
     if "429" in responses:

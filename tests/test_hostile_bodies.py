@@ -531,3 +531,15 @@ def test_generated_hostile_bodies_are_refused_and_change_nothing(api, world, met
         assert snapshot() == before, body[:200]
 
     run()
+
+
+def test_every_operation_with_a_body_documents_the_body_limit(api):
+    doc = api.get("/api/schema/?format=json").json()
+    operations = [(path, method, op) for path, item in doc["paths"].items() for method, op in item.items()
+                  if isinstance(op, dict) and "requestBody" in op]
+    assert operations
+    for path, method, op in operations:
+        for status, code in (("413", "PAYLOAD_TOO_LARGE"), ("411", "LENGTH_REQUIRED")):
+            assert code in op["responses"].get(status, {}).get("description", ""), (path, method, status)
+            if "400" in op["responses"]:  # the seed adapters answer in their own shape
+                assert op["responses"][status]["content"] == op["responses"]["400"]["content"], (path, method)
