@@ -382,3 +382,12 @@ def test_admin_editor_cannot_enable_a_tunnel_without_the_password(client, org, e
     assert "resend" in errors.lower() and CANARY not in response.content.decode()
     assert bastion.connections == 0
     assert stored_state(pg["id"]) == before
+
+
+def test_a_secret_sent_in_the_wrong_place_is_not_audited(editor_api, pg):
+    body = {"connection": {"password": CANARY, "host": "db.example.com"}}
+    response = editor_api.patch(f"{URL}{pg['id']}/?dry_run=true", body, format="json")
+    assert response.status_code == 400
+    [event] = _events(pg["id"], "dry_run")
+    assert event.detail["tried"] == {"connection.password": "sent", "connection.host": "db.example.com"}
+    _no_canary_in_audit()

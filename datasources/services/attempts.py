@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.errors import ApiError
+from datasources import catalogue
 from datasources.connectors import TestResult
 from datasources.models import DataSource
 from datasources.services import audit
@@ -30,16 +31,25 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
     out[prefix] = value if value is None or isinstance(value, str | int | float | bool) else type(value).__name__
 
 
-def tried_fields(data: dict[str, Any]) -> dict[str, Any]:
-    """Dotted path -> value for what a body sets; secrets and connection strings as "sent"/"cleared"."""
+def _sent(value: Any) -> str:
+    return "cleared" if value is None else "sent"
+
+
+def tried_fields(data: dict[str, Any], source_type: catalogue.SourceType | None = None) -> dict[str, Any]:
+    """Dotted path -> value for what a body sets. Secrets, connection strings and connection keys
+    the type does not declare (a password sent in the wrong place) appear as "sent"/"cleared" only."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == "credentials" and isinstance(value, dict):
-            out.update({f"credentials.{name}": "cleared" if v is None else "sent" for name, v in value.items()})
+            out.update({f"credentials.{name}": _sent(v) for name, v in value.items()})
         elif key in NAMES_ONLY:
-            out[key] = "cleared" if value is None else "sent"
+            out[key] = _sent(value)
         else:
             _flatten(value, str(key), out)
+    for path in [p for p in out if p.startswith("connection.")]:
+        declared = source_type.field(path.removeprefix("connection.")) if source_type else None
+        if declared is None or declared.kind == "object":
+            out[path] = _sent(out[path])
     return out
 
 
@@ -64,7 +74,7 @@ def record_attempt(
     """One audit event: ``action`` is ``dry_run`` or ``test``; ``trigger`` the request that asked."""
     detail: dict[str, Any] = {"trigger": trigger, "outcome": _outcome(test, error)}
     if data is not None:
-        detail["tried"] = tried_fields(data)
+        detail["tried"] = tried_fields(data, catalogue.CATALOGUE.get(data_source.type))
     if test is not None:
         detail["test"] = test.as_dict()
     if error is not None:
