@@ -288,6 +288,45 @@ def _require_bodies(result: dict[str, Any]) -> None:
                 body["required"] = True
 
 
+SCHEMA_LISTS, SCHEMA_VALUES = ("allOf", "anyOf", "oneOf"), ("items", "not", "additionalProperties")
+
+
+def _strip_defaults(schema: Any, schemas: dict[str, Any], seen: set[str]) -> None:
+    """Remove ``default`` from ``schema`` and every schema it reaches (``$ref`` included, once each)."""
+    if not isinstance(schema, dict):
+        return
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix(SCHEMAS)
+        if name not in seen and name in schemas:
+            seen.add(name)
+            _strip_defaults(schemas[name], schemas, seen)
+        return
+    schema.pop("default", None)
+    for prop in schema.get("properties", {}).values():  # property *names* may be "default": not keywords
+        _strip_defaults(prop, schemas, seen)
+    for key in SCHEMA_LISTS:
+        for member in schema.get(key, ()):
+            _strip_defaults(member, schemas, seen)
+    for key in SCHEMA_VALUES:
+        _strip_defaults(schema.get(key), schemas, seen)
+
+
+def _no_defaults_in_patch_bodies(result: dict[str, Any]) -> None:
+    """A PATCH changes only what it sends: its request shapes carry no ``default``.
+
+    A code generator turns a default into the initial value of a model attribute, which the client then
+    sends (openapi-python-client's PATCH sent port 5432, schema ``public``, ``read_only``...) and which
+    overwrites the stored value the caller never set. Defaults stay on the create and PUT shapes, where
+    an omitted field does take its default.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+    for item in result.get("paths", {}).values():
+        body = (item.get("patch") or {}).get("requestBody", {})
+        for media in body.get("content", {}).values():
+            _strip_defaults(media.get("schema"), schemas, seen)
+
+
 def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: shared error responses, headers and components."""
     for path, item in result.get("paths", {}).items():
@@ -304,6 +343,7 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
     schemas.update(error_components())  # the one Error shape, whatever a serializer called "Error" said
     _close_request_bodies(schemas)
     _require_bodies(result)
+    _no_defaults_in_patch_bodies(result)
     components["schemas"] = dict(sorted(schemas.items()))
     components.setdefault("headers", {}).update(copy.deepcopy(RESPONSE_HEADERS))
     return result

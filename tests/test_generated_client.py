@@ -11,15 +11,23 @@ PostgreSQL cluster with password auth:
   workflow data source to another source with ``mapped_tables``: a dry run first, then for real.
 
 The per-type ``connection`` union must come out as typed models (``PostgresqlConnection``...).
+
+A second story PATCHes one connection field of a source of each type family (PostgreSQL, MySQL,
+SQLite, CSV, and BigQuery saved untested) through the client and compares the stored row and
+secrets before and after: nothing the caller did not send changes (no model default is sent), and
+a PATCH body decodes to its own type's member (with ``type``) or keeps its connection as sent
+(without).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import shutil
 import subprocess
 import sys
+import typing
 
 import pytest
 
@@ -118,7 +126,8 @@ def _story(server, token, cluster, second_db) -> None:  # noqa: PLR0915 (one sto
     # --- the per-type union came out as typed models ---------------------------------------------
     for name in ("PostgresqlConnection", "PostgresqlCredentials", "PostgresqlDataSourceRequest",
                  "PostgresqlDataSource", "PatchedPostgresqlConnection", "MysqlConnection", "SnowflakeConnection",
-                 "PatchedDataSourceRequest", "TableTenancySettingsRequest", "DatabaseTenancySettingsRequest",
+                 "PatchedPostgresqlDataSourceRequest", "PatchedUntypedDataSourceRequest",
+                 "TableTenancySettingsRequest", "DatabaseTenancySettingsRequest",
                  "DataSourceDryRun", "Error"):
         assert hasattr(m, name), name
     for model, connection in (("PostgresqlDataSource", "PostgresqlConnection"),
@@ -152,17 +161,17 @@ def _story(server, token, cluster, second_db) -> None:  # noqa: PLR0915 (one sto
     assert got.status_code == 200 and isinstance(got.parsed, m.PostgresqlDataSource)
     etag = got.headers["ETag"]
 
-    # --- PATCH: only what is sent changes ------------------------------------------------------------
+    # --- PATCH: only what is sent changes (no `type`: the untyped member) ---------------------------
     patched = patch.sync_detailed(
         ds.id, client=client, if_match=etag,
-        body=m.PatchedDataSourceRequest(description="Edited from the SDK", connection_pool_size=7),
+        body=m.PatchedUntypedDataSourceRequest(description="Edited from the SDK", connection_pool_size=7),
     )
     assert patched.status_code == 200, patched.content
     assert isinstance(patched.parsed, m.PostgresqlDataSource)
     assert patched.parsed.description == "Edited from the SDK" and patched.parsed.connection_pool_size == 7
     assert patched.parsed.tags == ["sdk"] and patched.parsed.version == ds.version + 1
     stale = patch.sync_detailed(ds.id, client=client, if_match=etag,
-                                body=m.PatchedDataSourceRequest(description="lost update"))
+                                body=m.PatchedUntypedDataSourceRequest(description="lost update"))
     assert stale.status_code == 412 and isinstance(stale.parsed, m.Error)
 
     # --- PUT: the whole writable representation; omitted optional fields return to defaults ------------
@@ -251,3 +260,138 @@ def _workflow_story(client, m, create, pg_request, second_db, tables) -> None:
     assert moved.inputs[0].table.name == "clients"
     kept = node_get.sync_detailed(str(wf.id), str(orders.id), client=client).parsed
     assert kept.inputs[0].table.name == "orders"
+
+
+# --- PATCH through the generated client: only what is sent changes, in every type family ----------------
+
+#: Stored values a PATCH changes as a consequence, not because the caller set them.
+DERIVED = {"version", "updated_at", "updated_by_user_id", "updated_by_token_id", "status", "last_test",
+           "schema_status", "schema_error", "schema_refreshed_at", "schema_version", "schema_status_at",
+           "schema_checked_at", "schema_claim", "schema_table_count"}
+
+
+def _stored(pk: int) -> dict:
+    """The stored row (minus what an update derives) and the stored secrets' ciphertexts."""
+    from datasources.models import Credential, DataSource
+
+    row = DataSource.objects.filter(pk=pk).values().get()
+    secrets = dict(Credential.objects.filter(data_source_id=pk).values_list("field", "ciphertext"))
+    return {"row": {k: v for k, v in row.items() if k not in DERIVED}, "secrets": secrets}
+
+
+def _decode(union, data: dict):
+    """Decode ``data`` the way the generated client decodes a union: the first member that parses."""
+    for member in typing.get_args(union):
+        if member is type(None) or not hasattr(member, "from_dict"):
+            continue
+        try:
+            return member.from_dict(data)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            continue
+    raise AssertionError(f"no member decodes {data}")
+
+
+def test_generated_patch_changes_only_what_is_sent(server, tmp_path, api, pg_password_server, second_database,
+                                                  sqlite_file, _file_root):
+    generate_client(server, tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        _patch_story(server, api.raw_token, pg_password_server, second_database, sqlite_file, _file_root)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+            del sys.modules[name]
+
+
+def _patch_story(server, token, cluster, second_db, sqlite_file, file_root) -> None:  # noqa: PLR0915
+    m = _mod("models")
+    ds_api = "api.data_sources."
+    create = _mod(ds_api + "api_v1_data_sources_create")
+    patch = _mod(ds_api + "api_v1_data_sources_partial_update")
+    client = _mod("client").AuthenticatedClient(base_url=server.url, token=token, raise_on_unexpected_status=True)
+    body_union = typing.get_type_hints(patch.sync_detailed)["body"]
+
+    # No PATCH model carries a default: built empty, each one sends nothing (nested ones too).
+    for name in dir(m):
+        cls = getattr(m, name)
+        if name.startswith("Patched") and isinstance(cls, type) and hasattr(cls, "to_dict"):
+            try:
+                empty = cls()
+            except TypeError:  # a required `type`
+                continue
+            assert empty.to_dict() == {}, (name, empty.to_dict())
+
+    for name in ("a.csv", "b.csv"):
+        with open(os.path.join(file_root, name), "w") as fh:
+            fh.write("id;name\n1;Ada\n")
+    with open(os.path.join(file_root, "copy.db"), "wb") as out, open(os.path.join(file_root, sqlite_file), "rb") as src:
+        out.write(src.read())
+
+    # (create body, PATCH body, where the sent field is stored, value, test the connection?)
+    families = [
+        ("postgresql", m.PostgresqlDataSourceRequest(
+            name="pg", type_=m.PostgresqlDataSourceRequestType.POSTGRESQL,
+            connection=m.PostgresqlConnection(
+                host=cluster.host, port=cluster.port, database=cluster.database, username=cluster.user,
+                ssl=m.PostgresqlConnectionSsl(mode=m.PostgresqlConnectionSslSSLMode.DISABLE)),
+            credentials=m.PostgresqlCredentials(password=cluster.password), connection_pool_size=9),
+         m.PatchedPostgresqlDataSourceRequest(
+            type_=m.PatchedPostgresqlDataSourceRequestType.POSTGRESQL,
+            connection=m.PatchedPostgresqlConnection(database=second_db)),
+         ("database", second_db), True),
+        ("mysql", m.MysqlDataSourceRequest(
+            name="my", type_=m.MysqlDataSourceRequestType.MYSQL,
+            connection=m.MysqlConnection(host="db.internal.example", port=3307, username="app", database="shop"),
+            credentials=m.MysqlCredentials(password="s3cret-mysql"), tags=["mysql"]),
+         m.PatchedMysqlDataSourceRequest(type_=m.PatchedMysqlDataSourceRequestType.MYSQL,
+                                         connection=m.PatchedMysqlConnection(database="reporting")),
+         ("database", "reporting"), False),
+        ("sqlite", m.SqliteDataSourceRequest(
+            name="lite", type_=m.SqliteDataSourceRequestType.SQLITE,
+            connection=m.SqliteConnection(path=sqlite_file, read_only=False)),
+         m.PatchedSqliteDataSourceRequest(type_=m.PatchedSqliteDataSourceRequestType.SQLITE,
+                                          connection=m.PatchedSqliteConnection(path="copy.db")),
+         ("path", "copy.db"), True),
+        ("csv", m.CsvDataSourceRequest(
+            name="sheet", type_=m.CsvDataSourceRequestType.CSV,
+            connection=m.CsvConnection(path="a.csv", delimiter=";", has_header=False)),
+         m.PatchedCsvDataSourceRequest(type_=m.PatchedCsvDataSourceRequestType.CSV,
+                                       connection=m.PatchedCsvConnection(path="b.csv")),
+         ("path", "b.csv"), True),
+        ("bigquery", m.BigqueryDataSourceRequest(
+            name="bq", type_=m.BigqueryDataSourceRequestType.BIGQUERY,
+            connection=m.BigqueryConnection(project_id="acme-analytics", location="EU"),
+            credentials=m.BigqueryCredentials(service_account_json='{"type": "service_account"}')),
+         m.PatchedBigqueryDataSourceRequest(type_=m.PatchedBigqueryDataSourceRequestType.BIGQUERY,
+                                            connection=m.PatchedBigqueryConnection(dataset_id="sales")),
+         ("dataset_id", "sales"), False),
+    ]
+    for key, create_body, patch_body, (field, value), tested in families:
+        created = create.sync_detailed(client=client, body=create_body, test_connection=tested)
+        assert created.status_code == 201, (key, created.content)
+        pk = created.parsed.id
+        before = _stored(pk)
+
+        # The body is exactly what was set, and decodes back to its own type's member.
+        sent = patch_body.to_dict()
+        assert sent == {"type": key, "connection": {field: value}}, (key, sent)
+        decoded = _decode(body_union, sent)
+        assert type(decoded) is type(patch_body) and decoded.to_dict() == sent, (key, type(decoded))
+
+        answer = patch.sync_detailed(pk, client=client, body=patch_body, test_connection=tested)
+        assert answer.status_code == 200, (key, answer.content)
+        assert type(answer.parsed).__name__ == type(created.parsed).__name__, key
+        after = _stored(pk)
+        expected = copy.deepcopy(before)
+        expected["row"]["connection"][field] = value
+        assert after == expected, key
+
+        # Without `type`, a connection is kept as sent (it was decoded as Athena's and sent as {}).
+        untyped = {"connection": {field: value}, "description": f"{key} again"}
+        decoded = _decode(body_union, untyped)
+        assert isinstance(decoded, m.PatchedUntypedDataSourceRequest), (key, type(decoded))
+        assert decoded.to_dict() == untyped, key
+        answer = patch.sync_detailed(pk, client=client, body=decoded, test_connection=tested)
+        assert answer.status_code == 200, (key, answer.content)
+        expected["row"]["description"] = f"{key} again"
+        assert _stored(pk) == expected, key

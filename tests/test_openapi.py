@@ -263,9 +263,18 @@ def test_request_bodies(doc):
     patch = paths[DS_ID]["patch"]["requestBody"]["content"]
     for media_type in ("application/json", "application/merge-patch+json"):
         assert patch[media_type]["schema"] == {"$ref": SCHEMAS + "PatchedDataSourceRequest"}
-    patched = doc["components"]["schemas"]["PatchedDataSourceRequest"]
-    assert "type" not in patched.get("required", [])
-    any_of = {r["$ref"] for r in patched["properties"]["connection"]["anyOf"]}
+    schemas = doc["components"]["schemas"]
+    members = [r["$ref"].removeprefix(SCHEMAS) for r in schemas["PatchedDataSourceRequest"]["oneOf"]]
+    assert members == [f"Patched{component_prefix(k)}DataSourceRequest" for k in CATALOGUE] + [
+        "PatchedUntypedDataSourceRequest"]
+    for key in CATALOGUE:  # `type` required, one value each: the members exclude each other
+        member = schemas[f"Patched{component_prefix(key)}DataSourceRequest"]
+        assert member["required"] == ["type"] and member["properties"]["type"]["enum"] == [key]
+        assert member["properties"]["connection"] == {"$ref": f"{SCHEMAS}Patched{component_prefix(key)}Connection"}
+        assert member["properties"]["credentials"] == {"$ref": f"{SCHEMAS}{component_prefix(key)}Credentials"}
+    untyped = schemas["PatchedUntypedDataSourceRequest"]
+    assert "type" not in untyped["properties"] and untyped["additionalProperties"] is False
+    any_of = {r["$ref"] for r in untyped["properties"]["connection"]["not"]["not"]["anyOf"]}
     assert any_of == {f"{SCHEMAS}Patched{component_prefix(k)}Connection" for k in CATALOGUE}
     for path in (DS_ID + "test/", DS_ID + "sync/"):
         assert "requestBody" not in paths[path]["post"]
@@ -283,6 +292,47 @@ def test_request_examples_validate(doc, sqlite_file):
     assert_valid(doc, "PatchedDataSourceRequest", {"credentials": {"password": None}})
     with pytest.raises(AssertionError):
         assert_valid(doc, "PatchedDataSourceRequest", {"connection": {"no_such_field": 1}})
+    assert_valid(doc, "PatchedDataSourceRequest", {"type": "mysql", "connection": {"port": 3307}})
+    with pytest.raises(AssertionError):  # another type's field
+        assert_valid(doc, "PatchedDataSourceRequest", {"type": "mysql", "connection": {"path": "a.db"}})
+    with pytest.raises(AssertionError):
+        assert_valid(doc, "PatchedDataSourceRequest", {"type": "nope", "name": "x"})
+
+
+def _schema_nodes(schema, schemas: dict, seen: set[str]):
+    """Every schema object reachable from ``schema`` (through ``$ref`` too), property names excepted."""
+    if not isinstance(schema, dict):
+        return
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix(SCHEMAS)
+        if name not in seen:
+            seen.add(name)
+            yield from _schema_nodes(schemas[name], schemas, seen)
+        return
+    yield schema
+    for prop in schema.get("properties", {}).values():
+        yield from _schema_nodes(prop, schemas, seen)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for member in schema.get(key, ()):
+            yield from _schema_nodes(member, schemas, seen)
+    for key in ("items", "not", "additionalProperties"):
+        yield from _schema_nodes(schema.get(key), schemas, seen)
+
+
+@pytest.mark.django_db
+def test_patch_bodies_have_no_defaults(doc):
+    """A PATCH changes what it sends: a default in its shape becomes a value a generated client sends."""
+    schemas = doc["components"]["schemas"]
+    checked = set()
+    for path, method, op in operations(doc):
+        if method != "patch" or "requestBody" not in op:
+            continue
+        for media in op["requestBody"]["content"].values():
+            for node in _schema_nodes(media["schema"], schemas, checked):
+                assert "default" not in node, (path, node)
+    assert {"PatchedPostgresqlConnection", "PatchedSqliteConnection", "PatchedUntypedDataSourceRequest"} <= checked
+    # ...while the create and PUT shapes keep theirs (an omitted field does take its default there).
+    assert schemas["PostgresqlConnection"]["properties"]["port"]["default"] == 5432
 
 
 # --- real payloads against the document ----------------------------------------------------------

@@ -201,6 +201,70 @@ def _any_of(suffix: str, prefix: str = "") -> list[dict[str, str]]:
     return [ref(f"{prefix}{component_prefix(key)}{suffix}") for key in catalogue.CATALOGUE]
 
 
+PATCH_CONNECTION_TEXT = ("Merged into the stored connection (RFC 7396): nested objects merge, `null` clears a field "
+                         "or resets it to its default. Fields are those of the type.")
+PATCH_CREDENTIALS_TEXT = "Secrets of the type: a value replaces, `null` clears, omitted is kept."
+
+
+def _free_form(one_of: list[dict[str, str]], description: str, **extra: Any) -> dict[str, Any]:
+    """An object that is one of ``one_of`` (said inside ``not: {not: ...}``).
+
+    The PATCH body that names no ``type`` cannot tell a client which type its ``connection`` is of:
+    a plain ``anyOf`` of the per-type shapes made openapi-python-client decode any connection as the
+    first one (Athena's, which dropped every other field and sent ``{}``). Code generators ignore
+    ``not``, so they see a free-form object (kept as is), while validators still check the shapes.
+    """
+    return {"type": "object", "additionalProperties": {}, "not": {"not": {"anyOf": one_of}}, **extra,
+            "description": description}
+
+
+def patch_components(generic: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The PATCH body: ``PatchedDataSourceRequest``, a union of one member per type (``type`` required,
+    the type's own connection and secrets) and ``PatchedUntypedDataSourceRequest`` (no ``type``).
+
+    The members exclude each other (``type``: one value each, or absent), so a client decodes a body to
+    the right one. PATCH shapes carry no ``default``: a generated model would send it, overwriting the
+    stored value the caller never set.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    base = copy.deepcopy(generic)
+    base["properties"].pop("type", None)
+    base.pop("required", None)
+    for key, source_type in catalogue.CATALOGUE.items():
+        p = component_prefix(key)
+        member = copy.deepcopy(base)
+        member["properties"] = {
+            "type": {"type": "string", "enum": [key], "description": f"`{key}`: {source_type.label}; it must be "
+                                                                      "the data source's current type."},
+            **member["properties"],
+            "connection": ref(f"Patched{p}Connection"),
+            "credentials": ref(f"{p}Credentials"),
+        }
+        if key not in CONNECTION_STRING_TYPES:
+            member["properties"].pop("connection_string", None)
+        member["required"] = ["type"]
+        member["description"] = (f"Partial update of a {source_type.label} data source: only what is sent changes; "
+                                 "`connection` is merged into the stored one.")
+        out[f"Patched{p}DataSourceRequest"] = member
+    untyped = copy.deepcopy(base)
+    untyped["properties"]["connection"] = _free_form(_any_of("Connection", "Patched"), PATCH_CONNECTION_TEXT)
+    untyped["properties"]["credentials"] = _free_form(_any_of("Credentials"), PATCH_CREDENTIALS_TEXT,
+                                                      writeOnly=True)
+    untyped["description"] = ("Partial update that does not name the `type`: only what is sent changes. "
+                              "`connection` and `credentials` are checked against the data source's type by the "
+                              "server; name the `type` to get its shapes.")
+    out["PatchedUntypedDataSourceRequest"] = untyped
+    names = [*(f"Patched{component_prefix(key)}DataSourceRequest" for key in catalogue.CATALOGUE),
+             "PatchedUntypedDataSourceRequest"]
+    out["PatchedDataSourceRequest"] = {
+        "oneOf": [ref(name) for name in names],
+        "description": "Partial update (JSON or JSON Merge Patch): only what is sent changes. Unknown or read-only "
+                       "fields are rejected with 400. With `type` (the current one), the body has that type's "
+                       "connection and secrets; without it, any type's.",
+    }
+    return out
+
+
 def postprocess_datasource_schema(result: dict[str, Any], generator: Any = None, **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook (after the enum hook): the per-type unions."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
@@ -224,18 +288,7 @@ def postprocess_datasource_schema(result: dict[str, Any], generator: Any = None,
         media["schema"] = ref("DataSourceReplaceRequest")
     patched = schemas.get("PatchedDataSourceRequest")
     if patched is not None:
-        props = patched["properties"]
-        props["connection"] = {
-            "type": "object", "anyOf": _any_of("Connection", "Patched"),
-            "description": "Merged into the stored connection (RFC 7396): nested objects merge, `null` "
-                           "clears a field or resets it to its default. Fields are those of the type.",
-        }
-        props["credentials"] = {
-            "type": "object", "writeOnly": True, "anyOf": _any_of("Credentials"),
-            "description": "Secrets of the type: a value replaces, `null` clears, omitted is kept.",
-        }
-        patched["description"] = ("Partial update (JSON or JSON Merge Patch): only what is sent changes. "
-                                  "Unknown or read-only fields are rejected with 400.")
+        schemas.update(patch_components(patched))
     return result
 
 
