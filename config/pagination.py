@@ -1,12 +1,9 @@
 """Page-number pagination that refuses malformed paging parameters instead of ignoring them."""
 
-import re
-
 from rest_framework.pagination import PageNumberPagination
 
 from config.errors import InvalidRequest
-
-_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²', which int() refuses
+from core.numbers import parse_ascii_int
 
 
 def page_parameters(max_page_size: int = 200, default_page_size: int = 50) -> list[dict]:
@@ -26,7 +23,7 @@ def check_positive(request, name: str, maximum: int | None = None) -> None:
     raw = request.query_params.get(name)
     if raw is None:
         return
-    if not _DIGITS.fullmatch(raw) or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
+    if parse_ascii_int(raw, minimum=1, maximum=maximum) is None:
         expected = f"an integer between 1 and {maximum}" if maximum else "an integer of at least 1"
         raise InvalidRequest(f"'{name}' must be {expected}.", errors={name: [f"Must be {expected}."]})
 

@@ -11,6 +11,7 @@ import shlex
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from core.numbers import parse_ascii_int
 from datasources.catalogue import ConfigInvalid
 
 PG_TYPES = {"postgresql", "redshift", "cockroachdb", "supabase"}
@@ -149,9 +150,10 @@ def _parse_pg_keywords(value: str) -> tuple[dict[str, Any], dict[str, str]]:
                 raise _fail("Unix-socket hosts are not allowed.")
             connection["host"] = val
         elif k == "port":
-            if not val.isdigit():
+            port = parse_ascii_int(val)
+            if port is None:
                 raise _fail("The port must be a number.")
-            connection["port"] = int(val)
+            connection["port"] = port
         elif k in ("dbname", "database"):
             connection["database"] = val
         elif k == "user":

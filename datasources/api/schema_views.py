@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.errors import InvalidRequest, NotFound
+from core.numbers import parse_ascii_int
 from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.services import datasources as service
@@ -22,9 +23,10 @@ def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    value = parse_ascii_int(raw, minimum=1)
+    if value is None:
         raise InvalidRequest(f"'{name}' must be a positive integer.", errors={name: ["Must be a positive integer."]})
-    return int(raw)
+    return value
 
 
 def _snapshot(ds: DataSource, version: int | None) -> SchemaSnapshot:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from config.errors import NotFound
+from core.numbers import is_ascii_digits
 from workflows.references import (
     InvalidReference,
     parse_source_reference,
@@ -29,7 +30,7 @@ KINDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
 
 
 def is_id(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+    return is_ascii_digits(text)
 
 
 def check_path(values: Mapping[str, Any], kinds: Mapping[str, str] | None = None) -> None:

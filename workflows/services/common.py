@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from django.db.models import Model, QuerySet
 
 from config.errors import InvalidRequest, NotFound
+from core.numbers import parse_ascii_int
 from datasources.models import DataSource
 from datasources.services.datasources import etag_matches
 from organizations.actors import Actor
@@ -70,8 +71,9 @@ def get_workflow(actor: Actor, lookup: Any, *, for_update: bool = False, field: 
     if for_update:
         qs = qs.select_for_update(of=("self",))
     text = str(lookup)
-    if text.isdigit():
-        workflow = by_pk(qs, int(text))
+    pk = parse_ascii_int(text)
+    if pk is not None:
+        workflow = by_pk(qs, pk)
         if workflow is None:
             raise NotFound("Workflow not found.")
         return workflow
@@ -130,8 +132,9 @@ def get_workflow_data_source(
     else:
         qs = renderable().filter(workflow=workflow)
     text = str(lookup)
-    if text.isdigit():
-        found = by_pk(qs, int(text))
+    pk = parse_ascii_int(text)
+    if pk is not None:
+        found = by_pk(qs, pk)
         if found is None:
             raise NotFound("Workflow data source not found.")
         return found

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 
 from config.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
 from config.references import new_reference_id
+from core.numbers import parse_ascii_int
 from datasources.services import audit
 from organizations.actors import Actor
 from workflows.mapping import Table
@@ -23,8 +24,9 @@ def get_node(workflow: Workflow, lookup: Any, *, for_update: bool = False) -> No
     if for_update:
         qs = qs.select_for_update(of=("self",))
     text = str(lookup)
-    if text.isascii() and text.isdigit():
-        node = qs.filter(pk=int(text)).first()
+    pk = parse_ascii_int(text)
+    if pk is not None:
+        node = qs.filter(pk=pk).first()
     else:
         try:
             ref = parse_table_reference(text)
