@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Q, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from datasources.models import DataSource, DataSourceStatus, SchemaStatus
@@ -49,18 +50,27 @@ def refresh_schema_task(self, data_source_id: int) -> str:
 
 
 def due_data_sources(now=None):  # noqa: ANN001, ANN201 - a queryset of ids
-    """Sources with auto-refresh on whose last refresh is older than their interval."""
+    """Sources with auto-refresh on whose last refresh is at least their interval old.
+
+    One query, the same on SQLite and PostgreSQL: the age of the last refresh (``now`` minus
+    ``schema_checked_at``, a duration) is compared with the interval as a duration. SQLite has no
+    interval type: Django computes both in microseconds there, but refuses to multiply a
+    ``PositiveIntegerField`` by a duration, hence the cast to a plain integer first.
+    """
     now = now or timezone.now()
     interval = ExpressionWrapper(
-        F("schema_refresh_interval") * Value(timedelta(seconds=1)), output_field=DurationField()
+        Cast("schema_refresh_interval", IntegerField()) * Value(timedelta(seconds=1)), output_field=DurationField()
     )
+    age = ExpressionWrapper(Value(now, output_field=DateTimeField()) - F("schema_checked_at"),
+                            output_field=DurationField())
     busy = Q(schema_status__in=[SchemaStatus.PENDING, SchemaStatus.REFRESHING]) & Q(
         schema_status_at__gte=now - STALE_CLAIM
     )
     return (
         DataSource.objects.filter(schema_auto_refresh=True)
         .exclude(busy)
-        .filter(Q(schema_checked_at__isnull=True) | Q(schema_checked_at__lte=now - interval))
+        .alias(age=age, interval=interval)
+        .filter(Q(schema_checked_at__isnull=True) | Q(age__gte=F("interval")))
         .values_list("id", flat=True)
     )
 

@@ -1,4 +1,8 @@
-"""Scheduled and queued schema refreshes on real Celery workers against the real Redis."""
+"""Scheduled and queued schema refreshes: the beat tick's choice of due sources and the tick
+itself on every application database (tasks run in this process, as a worker runs them), then
+real Celery workers against the real Redis (PostgreSQL only: the worker processes must see the
+test database, which on SQLite lives in this process's memory).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from datasources.models import DataSource, SchemaSnapshot
+from datasources.services.connection import STALE_CLAIM
 from datasources.tasks import due_data_sources, enqueue_refresh, schema_refresh_tick
 from tests.conftest import IN_CI, require_service
 from tests.support.workers import WorkerPool, wait_for
@@ -38,6 +43,16 @@ def workers(transactional_db, tmp_path, settings):
     celery_app._pool = None
 
 
+@pytest.fixture
+def eager_tasks():
+    """Tasks run in this process when sent, exceptions propagated: no broker, no worker."""
+    keys = ("task_always_eager", "task_eager_propagates")
+    old = {k: celery_app.conf.get(k) for k in keys}
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    celery_app.conf.update(**old)
+
+
 def _sqlite(root: str, name: str, ddl: str) -> str:
     with sqlite3.connect(os.path.join(root, name)) as db:
         db.executescript(ddl)
@@ -49,6 +64,56 @@ def _source(api, name, path, **extra):
     response = api.post(f"{URL}?test_connection=false", body, format="json")
     assert response.status_code == 201, response.json()
     return DataSource.objects.get(pk=response.json()["id"])
+
+
+def test_due_sources_are_chosen_by_their_own_interval_on_every_database(make_client, org, _file_root):
+    api = make_client(org)
+    path = _sqlite(_file_root, "due.db", "CREATE TABLE t (id INTEGER);")
+    now = timezone.now()
+
+    def source(name, checked_ago, interval=60, **fields):
+        ds = _source(api, name, path, schema_auto_refresh=True, schema_refresh_interval=interval)
+        checked = None if checked_ago is None else now - checked_ago
+        DataSource.objects.filter(pk=ds.pk).update(schema_checked_at=checked, **fields)
+        return ds.pk
+
+    due = {
+        source("never", None),
+        source("exactly one interval", timedelta(seconds=60)),
+        source("just over", timedelta(seconds=60, microseconds=1)),
+        source("an hour", timedelta(hours=1, seconds=1), interval=3600),
+        source("thirty days", timedelta(days=30, seconds=1), interval=2_592_000),
+        source("abandoned claim", timedelta(days=2), schema_status="refreshing",
+               schema_status_at=now - STALE_CLAIM - timedelta(seconds=1)),
+    }
+    source("just under", timedelta(seconds=59, microseconds=999_999))
+    source("fresh for its interval", timedelta(seconds=61), interval=3600)
+    source("almost thirty days", timedelta(days=29, hours=23), interval=2_592_000)
+    source("queued", timedelta(days=2), schema_status="pending", schema_status_at=now - timedelta(seconds=5))
+    source("refreshing", None, schema_status="refreshing", schema_status_at=now - timedelta(minutes=1))
+    off = _source(api, "off", path, schema_auto_refresh=False)
+    DataSource.objects.filter(pk=off.pk).update(schema_checked_at=now - timedelta(days=9))
+    assert set(due_data_sources(now)) == due
+
+
+def test_beat_tick_refreshes_the_due_sources_on_every_database(eager_tasks, make_client, org, _file_root):
+    api = make_client(org)
+    path = _sqlite(_file_root, "beat.db", "CREATE TABLE t (id INTEGER);")
+    due = _source(api, "due", path, schema_auto_refresh=True, schema_refresh_interval=60)
+    fresh = _source(api, "fresh", path, schema_auto_refresh=True, schema_refresh_interval=3600)
+    off = _source(api, "off", path, schema_auto_refresh=False)
+    never = _source(api, "never", path, schema_auto_refresh=True)
+    now = timezone.now()
+    DataSource.objects.filter(pk__in=[due.pk, fresh.pk]).update(schema_checked_at=now - timedelta(seconds=61))
+    DataSource.objects.filter(pk=off.pk).update(schema_checked_at=now - timedelta(days=9))
+    # What beat sends on every tick, looked up by name as a worker does.
+    entry = celery_app.conf.beat_schedule["schema-refresh-tick"]
+    assert celery_app.tasks[entry["task"]].apply_async().get() == 2
+    statuses = dict(DataSource.objects.values_list("name", "schema_status"))
+    assert statuses == {"due": "ready", "never": "ready", "fresh": "none", "off": "none"}
+    assert SchemaSnapshot.objects.filter(data_source__in=[due, never]).count() == 2
+    assert set(due_data_sources()) == set(), "refreshed sources are not due again"
+    assert schema_refresh_tick() == 0
 
 
 def test_enqueued_refresh_runs_on_a_worker(workers, make_client, org, _file_root):
