@@ -2,7 +2,9 @@
 
 API tokens are created through ``organizations.services.create_token``; the raw token is shown
 once, on a page rendered directly in the add response (never stored in a message cookie or the
-session), and only its hash is kept. Tokens are revoked (for good), never deleted. Token and
+session), and only its hash is kept. The add form carries a one-time submission id: reloading that
+page re-posts the form, and a re-post of an id that already created a token creates nothing and
+redirects to that token (without its value). Tokens are revoked (for good), never deleted. Token and
 membership changes go through the services, which record them in the audit trail. Audit events
 are read-only.
 
@@ -15,6 +17,7 @@ permission and the role the API requires for the same operation (a ``viewer`` ca
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Collection
 from typing import Any, cast
 
@@ -306,8 +309,21 @@ class WorkspaceAdmin(OrganizationScopedAdmin):
 # --- API tokens -----------------------------------------------------------------------------------
 
 
+#: Session key: the add form's submission ids that created a token -> that token's pk (never its value).
+ADD_SUBMISSIONS_SESSION_KEY = "apitoken_add_submissions"
+_SUBMISSIONS_KEPT = 20
+
+
+def _new_submission_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
 class ApiTokenAddForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple)
+    # One id per rendered form: a second POST of the same form (a reload of the "token created"
+    # page) is recognised and creates nothing.
+    submission = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64,
+                                 initial=_new_submission_id)
 
     class Meta:
         model = ApiToken
@@ -357,7 +373,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "organization", "user", "scopes", "expires_at"]
+            return ["name", "organization", "user", "scopes", "expires_at", "submission"]
         return ["name", "organization", "user", "prefix", "scopes", "created_at", "expires_at",
                 "revoked_at", "last_used_at"]
 
@@ -401,6 +417,28 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
         for attr in ("pk", "id", "prefix", "token_hash", "scopes", "created_at", "user_id"):
             setattr(obj, attr, getattr(token, attr))
         obj._raw_token = raw  # only in memory, for response_add
+        submission = data.get("submission")
+        if submission:
+            done = {**request.session.get(ADD_SUBMISSIONS_SESSION_KEY, {}), submission: token.pk}
+            request.session[ADD_SUBMISSIONS_SESSION_KEY] = dict(list(done.items())[-_SUBMISSIONS_KEPT:])
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if request.method == "POST":
+            already = self._already_created(request)
+            if already is not None:
+                return already
+        return super().add_view(request, form_url, extra_context)
+
+    def _already_created(self, request: Any) -> HttpResponseRedirect | None:
+        """A re-POST of an add form that already created a token (the browser's reload of the
+        "token created" page): create nothing, show nothing secret, go to that token."""
+        submission = request.POST.get("submission")
+        pk = request.session.get(ADD_SUBMISSIONS_SESSION_KEY, {}).get(submission) if submission else None
+        if pk is None or not ApiToken.objects.filter(pk=pk).exists():
+            return None
+        self.message_user(request, "This form already created this token; nothing new was created. Its value "
+                          "was shown once, when it was created, and cannot be shown again.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:organizations_apitoken_change", args=[pk]))
 
     def response_add(self, request, obj, post_url_continue=None):
         raw = getattr(obj, "_raw_token", None)
