@@ -327,6 +327,36 @@ def _no_defaults_in_patch_bodies(result: dict[str, Any]) -> None:
             _strip_defaults(media.get("schema"), schemas, seen)
 
 
+EXAMPLE_ORIGIN = "https://dsp.example.com"
+EXAMPLE_PATH_VALUES = {"id": "42", "workflow": "7", "data_source": "3", "node": "12", "table": "clean_customers"}
+
+
+def _page_examples(result: dict[str, Any]) -> None:
+    """Fixed, realistic examples on the paginated lists (DRF's are ``http://api.example.org/accounts/``).
+
+    Each ``Paginated*List`` component gets the URLs of the list operation that answers it.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    for path, item in sorted(result.get("paths", {}).items()):
+        content = ((item.get("get") or {}).get("responses", {}).get("200", {}).get("content", {}))
+        target = content.get("application/json", {}).get("schema", {}).get("$ref", "").removeprefix(SCHEMAS)
+        page = schemas.get(target) if target.startswith("Paginated") else None
+        if page is None or "_examples_from" in page:
+            continue
+        url = EXAMPLE_ORIGIN + path
+        for name, value in EXAMPLE_PATH_VALUES.items():
+            url = url.replace("{" + name + "}", value)
+        props = page.get("properties", {})
+        examples = {"count": 120, "next": f"{url}?page=3", "previous": f"{url}?page=1"}
+        for name, value in examples.items():
+            if name in props:
+                props[name]["example"] = value
+        page["_examples_from"] = path
+    for schema in schemas.values():
+        if isinstance(schema, dict):
+            schema.pop("_examples_from", None)
+
+
 def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: shared error responses, headers and components."""
     for path, item in result.get("paths", {}).items():
@@ -344,6 +374,7 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
     _close_request_bodies(schemas)
     _require_bodies(result)
     _no_defaults_in_patch_bodies(result)
+    _page_examples(result)
     components["schemas"] = dict(sorted(schemas.items()))
     components.setdefault("headers", {}).update(copy.deepcopy(RESPONSE_HEADERS))
     return result

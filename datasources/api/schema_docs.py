@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
 from config import openapi as oa
 from config.errors import ErrorCode as C
@@ -337,9 +337,39 @@ JSON_BODY = {"application/json": DataSourceWriteSerializer}
 PATCH_BODY = {"application/json": DataSourceWriteSerializer,
               "application/merge-patch+json": DataSourceWriteSerializer}
 
+# Fixed, realistic request examples: without them the docs UIs sample the schema, and Swagger UI draws
+# a random string for every `pattern` (most strings here), different on every page load.
+_PG_CONNECTION = {"host": "db.internal.example.com", "port": 5432, "database": "analytics",
+                  "username": "reporting", "ssl": {"mode": "require"}}
+CREATE_EXAMPLES = [
+    OpenApiExample("PostgreSQL", request_only=True, value={
+        "name": "Analytics replica", "type": "postgresql", "description": "Read replica of the analytics database.",
+        "connection": _PG_CONNECTION, "credentials": {"password": "correct-horse-battery-staple"},
+        "tags": ["analytics", "replica"]}),
+    OpenApiExample("SQLite file", request_only=True, value={
+        "name": "Shop archive", "type": "sqlite", "connection": {"path": "archive/shop.db", "read_only": True}}),
+]
+REPLACE_EXAMPLES = [
+    OpenApiExample("PostgreSQL", request_only=True, value={
+        "name": "Analytics replica", "type": "postgresql", "description": "Read replica of the analytics database.",
+        "connection": {**_PG_CONNECTION, "database": "analytics_v2"}, "connection_pool_size": 10}),
+]
+PATCH_EXAMPLES = [
+    OpenApiExample("Operational fields", request_only=True,
+                   value={"description": "Nightly copy of the analytics database.", "connection_pool_size": 10}),
+    OpenApiExample("One connection field", request_only=True,
+                   value={"type": "postgresql", "connection": {"database": "analytics_v2"}}),
+]
+TENANCY_EXAMPLES = [
+    OpenApiExample("Table", request_only=True, value={
+        "level": "TABLE", "client_column_type": "NUMBER", "schema": "public", "table": "customers",
+        "client_column": "tenant_id", "primary_key_column": "id"}),
+    OpenApiExample("Database", request_only=True, value={"level": "DATABASE"}),
+]
+
 _DATASOURCE_DOCS = {
     "create": extend_schema(
-        tags=TAGS, summary="Create a data source", request=JSON_BODY,
+        tags=TAGS, summary="Create a data source", request=JSON_BODY, examples=CREATE_EXAMPLES,
         description="Validated for its type and tested against the real database before it is saved; "
                     "then its schema is cached.",
         parameters=[DRY_RUN, TEST_CONNECTION, oa.etag_header(201), LOCATION],
@@ -349,12 +379,12 @@ _DATASOURCE_DOCS = {
     "retrieve": extend_schema(tags=TAGS, summary="Get a data source", parameters=[oa.etag_header(200)],
                               responses={200: REPRESENTATION}),
     "update": extend_schema(
-        tags=TAGS, summary="Replace a data source", request=JSON_BODY,
+        tags=TAGS, summary="Replace a data source", request=JSON_BODY, examples=REPLACE_EXAMPLES,
         parameters=[oa.if_match_parameter(), DRY_RUN, TEST_CONNECTION, oa.etag_header(200)],
         responses={200: UPDATED, 400: WRITE_400, 409: NAME_409, 412: IF_MATCH_412, 415: MEDIA_415},
     ),
     "partial_update": extend_schema(
-        tags=TAGS, summary="Update some fields of a data source", request=PATCH_BODY,
+        tags=TAGS, summary="Update some fields of a data source", request=PATCH_BODY, examples=PATCH_EXAMPLES,
         description="A connection change is tested before it is applied, then the schema is refreshed.",
         parameters=[oa.if_match_parameter(), DRY_RUN, TEST_CONNECTION, oa.etag_header(200)],
         responses={200: UPDATED, 400: WRITE_400, 409: NAME_409, 412: IF_MATCH_412, 415: MEDIA_415},
@@ -419,7 +449,7 @@ _DATASOURCE_DOCS = {
                                  404: error_response(404, C.NOT_FOUND,
                                                      description="No such data source, or no tenancy settings.")}),
         *[extend_schema(
-            methods=[method], tags=TAGS, summary=summary, request=TenancySettingsSerializer,
+            methods=[method], tags=TAGS, summary=summary, request=TenancySettingsSerializer, examples=TENANCY_EXAMPLES,
             parameters=[oa.if_match_parameter(), oa.etag_header(200)],
             responses={200: OpenApiResponse(ref("TenancySettings"), description="The new settings."),
                        400: error_response(400, C.INVALID_REQUEST_BODY, "TENANCY_SETTINGS_INVALID",
