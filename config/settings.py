@@ -260,3 +260,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.JSONParser", "config.parsers.MergePatchJSONParser"]
 MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1,
                   "config.middleware.BodyLimitMiddleware")
+
+# --- Health probes: /healthz and /readyz (issue 17; core/health.py) ----------------------------------
+# A kubelet or load balancer probes over plain HTTP with the container's own address as Host (pod or
+# target IP, not in ALLOWED_HOSTS): ProbeMiddleware answers GET/HEAD on the two probe paths before host
+# validation and the HTTPS redirect (their answers depend on neither). The redirect exemption covers
+# the routes themselves as well.
+MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1, "core.health.ProbeMiddleware")
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^readyz$"]

@@ -1,13 +1,9 @@
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
+from core.health import healthz, readyz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -32,5 +28,8 @@ urlpatterns = [
     ),
     path("compat/", include("datasources.compat.urls")),
     path("compat/redivis/", include("workflows.compat.urls")),
-    path("healthz", healthz),
+    # Probes (core/health.py): unauthenticated, outside /api/. core.health.ProbeMiddleware answers GET/HEAD
+    # on them before host validation and the HTTPS redirect; these routes give the same views (405 otherwise).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
 ]
