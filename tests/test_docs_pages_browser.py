@@ -63,7 +63,7 @@ def browser(chromium_path, monkeypatch):
 
 
 class Recorder:
-    """Every request a page makes; the off-host ones are aborted after being recorded."""
+    """Every request a page makes (the off-host ones are aborted after being recorded), and its console."""
 
     def __init__(self, page, origin: str):
         self.origin = origin
@@ -137,6 +137,9 @@ def test_redoc_renders_the_api_and_makes_no_request_off_the_machine(docs_server,
         assert recorder.off_host == [], f"Redoc requested other hosts: {recorder.off_host}"
         assert recorder.failed == [], recorder.failed
         assert recorder.bad_status == [], recorder.bad_status
+        # The page's Content-Security-Policy refused nothing (no attempt off-host, nothing Redoc needs).
+        refused = [line for line in recorder.console if "Content Security Policy" in line]
+        assert refused == [], refused
         # The API itself rendered: the title, the paths, operations with their request bodies.
         assert page.locator("h1", has_text="Data-source control plane API").is_visible()
         text = page.locator("body").inner_text().lower()  # as displayed: some headings are upper case
