@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -151,6 +152,12 @@ def service_env(services: dict, name: str, **overrides: str) -> dict[str, str]:
     return {**dockerfile_env(), **{k: "" if v is None else str(v) for k, v in environment.items()}, **overrides}
 
 
+def on_local_database(services: dict, name: str, url: str) -> str:
+    """The service's DATABASE_URL moved to the local test server (its query options, e.g. connect_timeout, kept)."""
+    query = urllib.parse.urlsplit(service_env(services, name)["DATABASE_URL"]).query
+    return f"{url}?{query}" if query else url
+
+
 def run(argv: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S603
                           timeout=timeout, check=False)
@@ -183,6 +190,7 @@ def test_compose_runs_the_production_shape():
     assert services["redis"]["image"].startswith("redis")
     env = service_env(services, "web")
     assert env["DATABASE_URL"].startswith("postgres://") and "@db:5432/" in env["DATABASE_URL"]
+    assert "connect_timeout=" in env["DATABASE_URL"]  # an unreachable database fails /readyz, not hangs it
     assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379/")
     assert env["CACHE_URL"].startswith("redis://redis:6379/")
     assert env["SCHEMA_REFRESH_ASYNC"] == "true"  # a worker runs: refreshes are queued
@@ -263,7 +271,7 @@ def migrated(deploy_database):
     """The migrate service's own command, with its environment, on the fresh database."""
     variables = placeholder_variables()
     services = compose(variables)["services"]
-    env = service_env(services, "migrate", DATABASE_URL=deploy_database["url"])
+    env = service_env(services, "migrate", DATABASE_URL=on_local_database(services, "migrate", deploy_database["url"]))
     result = run(local_argv(as_list(services["migrate"]["command"])), env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Applying" in result.stdout, result.stdout
@@ -273,7 +281,7 @@ def migrated(deploy_database):
 @pytest.mark.parametrize("service", DJANGO_SERVICES)
 def test_service_environment_passes_the_deploy_check_and_has_every_migration(migrated, service):
     services = compose(migrated["variables"])["services"]
-    env = service_env(services, service, DATABASE_URL=migrated["url"])
+    env = service_env(services, service, DATABASE_URL=on_local_database(services, service, migrated["url"]))
     check = run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "System check identified no issues" in check.stdout, check.stdout + check.stderr
@@ -327,7 +335,7 @@ def test_the_image_command_serves_the_compose_environment(migrated):
     variables = {**migrated["variables"], "DATASOURCE_ALLOWED_NETWORKS": "127.0.0.0/8"}
     services = compose(variables)["services"]
     env = service_env(
-        services, "web", DATABASE_URL=migrated["url"], CELERY_BROKER_URL="redis://127.0.0.1:6379/11",
+        services, "web", DATABASE_URL=on_local_database(services, "web", migrated["url"]), CELERY_BROKER_URL="redis://127.0.0.1:6379/11",
         CACHE_URL="redis://127.0.0.1:6379/12", CELERY_TASK_DEFAULT_QUEUE=queue,
         PORT=str(port), WEB_CONCURRENCY="1", PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
