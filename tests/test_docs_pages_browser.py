@@ -101,7 +101,12 @@ def open_docs(browser, url: str, origin: str, rendered_selector: str):
     page = context.new_page()
     recorder = Recorder(page, origin)
     page.goto(url, wait_until="load")
-    page.wait_for_selector(rendered_selector, state="visible", timeout=60_000)
+    try:
+        page.wait_for_selector(rendered_selector, state="visible", timeout=60_000)
+    except Exception as exc:  # say why: the schema's status, what was refused, what the console said
+        context.close()
+        raise AssertionError(f"{url} did not render {rendered_selector!r}: requests {recorder.requests}, "
+                             f"errors {recorder.bad_status + recorder.failed}, console {recorder.console}") from exc
     page.wait_for_load_state("networkidle")
     # Lazy parts (fonts, images further down) load as the page is scrolled through.
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
