@@ -357,6 +357,52 @@ def _page_examples(result: dict[str, Any]) -> None:
             schema.pop("_examples_from", None)
 
 
+# --- size: shared pieces said once --------------------------------------------------------------
+
+def _pointer(parts: list[str]) -> str:
+    return SCHEMAS + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+SHARE_MIN_CHARS = 300
+
+
+def _share_rule_fragments(schemas: dict[str, Any]) -> None:
+    """A cross-field rule (a ``not``) said word for word in several components is said once: the later
+    ones ``$ref`` the first (a JSON pointer into its component). The per-type components repeat the same
+    rules (SSH tunnel, TLS, secrets) for every type of a family. Only inside ``not``, which code generators
+    do not read, so no model changes; validators resolve the pointer."""
+    import json
+
+    first: dict[str, list[str]] = {}
+
+    def visit(node: Any, parts: list[str], in_not: bool, wrapped: bool) -> Any:
+        if isinstance(node, list):
+            return [visit(v, [*parts, str(i)], in_not, wrapped) for i, v in enumerate(node)]
+        if not isinstance(node, dict) or "$ref" in node:
+            return node
+        if in_not and not wrapped:
+            key = json.dumps(node, sort_keys=True, default=str)
+            if len(key) >= SHARE_MIN_CHARS:
+                if key in first:
+                    return {"$ref": _pointer(first[key])}
+                first[key] = parts
+        # A nullable node without `type` is wrapped by OpenAPI-to-JSON-Schema converters: no pointer
+        # may pass through it.
+        wrapped = wrapped or (node.get("nullable") is True and "type" not in node)
+        out = {}
+        for k, v in node.items():
+            if k == "properties" and isinstance(v, dict):
+                out[k] = {name: visit(sub, [*parts, k, name], in_not, wrapped) for name, sub in v.items()}
+            elif k in ("enum", "required", "example", "examples", "default", "discriminator"):
+                out[k] = v
+            else:
+                out[k] = visit(v, [*parts, k], in_not or k == "not", wrapped)
+        return out
+
+    for name in sorted(schemas):
+        schemas[name] = visit(schemas[name], [name], False, False)
+
+
 def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: shared error responses, headers and components."""
     for path, item in result.get("paths", {}).items():
@@ -375,6 +421,7 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
     _require_bodies(result)
     _no_defaults_in_patch_bodies(result)
     _page_examples(result)
+    _share_rule_fragments(schemas)
     components["schemas"] = dict(sorted(schemas.items()))
     components.setdefault("headers", {}).update(copy.deepcopy(RESPONSE_HEADERS))
     return result

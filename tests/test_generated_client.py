@@ -141,7 +141,7 @@ def _story(server, token, cluster, second_db) -> None:  # noqa: PLR0915 (one sto
             type_=m.PostgresqlDataSourceRequestType.POSTGRESQL,
             connection=m.PostgresqlConnection(
                 host=cluster.host, port=cluster.port, database=database, username=cluster.user,
-                ssl=m.PostgresqlConnectionSsl(mode=m.PostgresqlConnectionSslSSLMode.DISABLE),
+                ssl=m.Ssl(mode=m.SslSSLMode.DISABLE),
             ),
             credentials=m.PostgresqlCredentials(password=cluster.password),
             **extra,
@@ -333,7 +333,7 @@ def _patch_story(server, token, cluster, second_db, sqlite_file, file_root) -> N
             name="pg", type_=m.PostgresqlDataSourceRequestType.POSTGRESQL,
             connection=m.PostgresqlConnection(
                 host=cluster.host, port=cluster.port, database=cluster.database, username=cluster.user,
-                ssl=m.PostgresqlConnectionSsl(mode=m.PostgresqlConnectionSslSSLMode.DISABLE)),
+                ssl=m.Ssl(mode=m.SslSSLMode.DISABLE)),
             credentials=m.PostgresqlCredentials(password=cluster.password), connection_pool_size=9),
          m.PatchedPostgresqlDataSourceRequest(
             type_=m.PatchedPostgresqlDataSourceRequestType.POSTGRESQL,

@@ -299,6 +299,15 @@ def test_request_examples_validate(doc, sqlite_file):
         assert_valid(doc, "PatchedDataSourceRequest", {"type": "nope", "name": "x"})
 
 
+def resolve(schemas: dict, pointer: str):
+    """A ``$ref`` into ``#/components/schemas/``: a component, or (shared rules) a JSON pointer inside one."""
+    node = schemas
+    for part in pointer.removeprefix(SCHEMAS).split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
 def _schema_nodes(schema, schemas: dict, seen: set[str]):
     """Every schema object reachable from ``schema`` (through ``$ref`` too), property names excepted."""
     if not isinstance(schema, dict):
@@ -307,7 +316,7 @@ def _schema_nodes(schema, schemas: dict, seen: set[str]):
         name = schema["$ref"].removeprefix(SCHEMAS)
         if name not in seen:
             seen.add(name)
-            yield from _schema_nodes(schemas[name], schemas, seen)
+            yield from _schema_nodes(resolve(schemas, schema["$ref"]), schemas, seen)
         return
     yield schema
     for prop in schema.get("properties", {}).values():

@@ -9,6 +9,7 @@ and turns ``DataSourceRequest`` and ``DataSource`` into unions discriminated by 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
@@ -147,7 +148,41 @@ def catalogue_components(base_repr: dict, base_request: dict) -> dict[str, dict[
             connection=ref(f"{p}Connection"))
         representation["description"] = f"A {source_type.label} data source. Secrets never appear."
         out[f"{p}DataSource"] = representation
+    out.update(share_nested_objects(out))
     return out
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def share_nested_objects(out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A nested connection object that several types share word for word (``ssh_tunnel``, ``ssl``) is
+    one component they ``$ref`` (``SshTunnel``, ``PatchedSshTunnel``...) instead of a copy in each type's
+    ``<T>Connection`` and ``Patched<T>Connection``. Named after the property, or after the family when
+    the types of a property differ."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for key in catalogue.CATALOGUE:
+        for patched in ("", "Patched"):
+            for prop, sub in out[f"{patched}{component_prefix(key)}Connection"]["properties"].items():
+                if sub.get("type") == "object" and "properties" in sub:
+                    body = json.dumps({k: v for k, v in sub.items() if k != "nullable"}, sort_keys=True)
+                    groups.setdefault((patched, prop, body), []).append(key)
+    shared: dict[str, dict[str, Any]] = {}
+    for (patched, prop, body), keys in groups.items():
+        if len(keys) < 2:
+            continue
+        variants = [g for g, members in groups.items() if g[:2] == (patched, prop) and len(members) > 1]
+        families = {catalogue.CATALOGUE[k].family for k in keys}
+        prefix = "" if len(variants) == 1 else component_prefix(
+            families.pop() if len(families) == 1 else keys[0])
+        name = f"{patched}{prefix}{_camel(prop)}"
+        assert name not in shared and name not in out, name
+        shared[name] = json.loads(body)
+        for key in keys:
+            props = out[f"{patched}{component_prefix(key)}Connection"]["properties"]
+            props[prop] = nullable_ref(name) if props[prop].get("nullable") else ref(name)
+    return shared
 
 
 TENANCY_TABLE_FIELDS = ("schema", "table", "client_column", "primary_key_column")
@@ -289,7 +324,41 @@ def postprocess_datasource_schema(result: dict[str, Any], generator: Any = None,
     patched = schemas.get("PatchedDataSourceRequest")
     if patched is not None:
         schemas.update(patch_components(patched))
+    schemas.update(share_common_properties(schemas))
     return result
+
+
+PER_TYPE_SUFFIXES = ("DataSourceRequest", "DataSourceReplaceRequest", "DataSource")
+SHARED_MIN_CHARS = 60
+
+
+def share_common_properties(schemas: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fields every per-type body and representation repeats (``tags``, ``tenancy_settings``,
+    ``connection_pool_size``...) are components they ``$ref`` (``DataSourceTags``...), one per distinct
+    shape (request and response shapes differ), instead of a copy in each of the 26 x 4 components."""
+    members = [name for key in catalogue.CATALOGUE for name in
+               (*(f"{component_prefix(key)}{suffix}" for suffix in PER_TYPE_SUFFIXES),
+                f"Patched{component_prefix(key)}DataSourceRequest") if name in schemas]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name in members:
+        for prop, sub in schemas[name].get("properties", {}).items():
+            if prop in ("type", "connection", "credentials") or "$ref" in sub:
+                continue
+            body = json.dumps(sub, sort_keys=True, default=str)
+            if len(body) >= SHARED_MIN_CHARS and "$ref" not in body:
+                groups.setdefault((prop, body), []).append(name)
+    shared: dict[str, dict[str, Any]] = {}
+    for (prop, body), names in sorted(groups.items(), key=lambda g: (g[0][0], -len(g[1]), g[0][1])):
+        if len(names) < 2:
+            continue
+        base = f"DataSource{_camel(prop)}"
+        name = base
+        while name in shared or name in schemas:
+            name = f"{base}{len([n for n in shared if n.startswith(base)]) + 1}"
+        shared[name] = json.loads(body)
+        for member in names:
+            schemas[member]["properties"][prop] = ref(name)
+    return shared
 
 
 # --- operations ------------------------------------------------------------------------------------
