@@ -102,15 +102,20 @@ def test_manage_py_refuses_to_start_without_encryption_keys(tmp_path, keys):
     assert result.stderr.strip() == line
 
 
-def test_gunicorn_refuses_to_start_and_does_not_respawn_workers(tmp_path):
-    """A worker that cannot load the settings exits with gunicorn's "failed to boot" status, so
-    the arbiter stops (instead of starting new workers forever) and gunicorn exits non-zero."""
+@pytest.mark.parametrize("conf", ["gunicorn.conf.py", "empty.conf.py"])
+def test_gunicorn_refuses_to_start_and_does_not_respawn_workers(tmp_path, conf):
+    """With the repository's gunicorn.conf.py the master loads the settings and refuses before any
+    worker forks (exit 1); without it a worker that cannot load them exits with gunicorn's "failed
+    to boot" status (3), so the arbiter stops instead of starting new workers forever."""
     env = clean_env(tmp_path, SECRET_KEY=strong_secret_key())
-    result = run([str(BIN / "gunicorn"), "config.wsgi:application", "--bind", "127.0.0.1:0", "--workers", "1",
-                  "--log-level", "warning", "--no-control-socket"],
+    if conf == "empty.conf.py":
+        (tmp_path / conf).write_text("")
+        conf = str(tmp_path / conf)
+    result = run([str(BIN / "gunicorn"), "--config", conf, "config.wsgi:application", "--bind", "127.0.0.1:0",
+                  "--workers", "1", "--log-level", "warning", "--no-control-socket"],
                  env, timeout=60)
     refusal_lines(result, "ENCRYPTION_KEYS")
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == (1 if conf == "gunicorn.conf.py" else 3), result.stderr
 
 
 @pytest.mark.parametrize("service", [["worker", "--pool=solo"], ["beat", "--schedule", "{tmp}/beat-schedule"]])
