@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from config.errors import ApiError, Conflict, ErrorCode
 from config.references import ALPHABET
+from core import metrics
 from datasources.connectors import (
     ConnectionConfig,
     ConnectorError,
@@ -54,6 +55,7 @@ def build_config(data_source: DataSource, connection: dict, secrets: dict[str, s
     )
 
 
+@metrics.observe_connection_test  # connection tests by type, stage and outcome (core/metrics.py)
 def run_test(config: ConnectionConfig, *, introspect: bool = False) -> TestResult:
     """Test a configuration; ``CONNECTOR_UNAVAILABLE`` when no connector can test this type here.
     ``introspect``: a schema refresh follows at once, so the connector may also read the tables
@@ -192,6 +194,7 @@ def _finish(data_source: DataSource, token: str, **fields: object) -> None:
         setattr(data_source, key, value)
 
 
+@metrics.observe_schema_refresh  # refresh durations and failures (core/metrics.py)
 def refresh_schema(
     *,
     data_source: DataSource,
