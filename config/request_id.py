@@ -1,16 +1,22 @@
-"""The current request's id, available to errors, logs and audit records."""
+"""The current request's id, available to errors, logs, audit records and Celery tasks.
+
+An incoming ``X-Request-ID`` is kept when it is 1 to 128 ASCII letters, digits or ``._:-`` (a
+proxy's or a caller's id joins the logs); anything else (too long, spaces, other characters, a
+trailing newline) is replaced by a new id (32 hex digits). The response echoes the id in use.
+"""
 
 import contextvars
 import re
 import uuid
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_LENGTH = 128
+_VALID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_LENGTH}}}")
 
 
 def new_request_id(incoming: str | None = None) -> str:
     """Accept a well-formed incoming X-Request-ID, else mint one."""
-    if incoming and _VALID.match(incoming):
+    if incoming and isinstance(incoming, str) and _VALID.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex
 

@@ -268,3 +268,32 @@ MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1,
 # the routes themselves as well.
 MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1, "core.health.ProbeMiddleware")
 SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^readyz$"]
+
+# --- Observability: structured logs, request ids, Prometheus metrics (issue 17) ------------------------
+# LOG_FORMAT: "json" (default with DEBUG off: one JSON object per line, python-json-logger) or "text"
+# (default with DEBUG on, `make run`). Every line carries the request id (core.logging.RequestIdFilter);
+# URL passwords and secret-named values are masked in every line (core.logging.scrub). One access-log
+# line per request (logger core.access: request_id, actor, route, method, path, status, duration_ms).
+# Celery workers and beat log through the same LOGGING (config/celery.py), with the enqueuing
+# request's id. The request id comes from a valid incoming X-Request-ID, else a new one (config/request_id.py).
+from core.logging import logging_config  # noqa: E402
+from core.metrics import parse_networks  # noqa: E402
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json").strip().lower()
+try:
+    LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO").upper())
+except ValueError as _exc:
+    sys.exit(str(_exc))
+# The access log and request metrics time everything inside the request id (refusals included);
+# /metrics is answered right after them, before sessions, authentication and the HTTPS redirect.
+MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1, "core.access_log.AccessLogMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("core.access_log.AccessLogMiddleware") + 1, "core.metrics.MetricsEndpointMiddleware")
+# GET /metrics (Prometheus text format). METRICS_TOKEN: the scraper sends "Authorization: Bearer <token>".
+# METRICS_ALLOWED_NETWORKS: CIDRs the scraper's address (REMOTE_ADDR) must be in. Each one set must
+# pass; with neither set, loopback only. Several processes: PROMETHEUS_MULTIPROC_DIR (see core/metrics.py).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+try:
+    parse_networks(METRICS_ALLOWED_NETWORKS)
+except ValueError as _exc:
+    sys.exit(str(_exc))
