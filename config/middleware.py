@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from config.errors import ApiError, ErrorCode, InvalidRequest, NotFound, error_body
 from config.parsers import NUL_MESSAGE, PayloadTooLarge, bad_text, body_max_bytes, display_key
 from config.request_id import new_request_id, reset_request_id, set_request_id
+from core.numbers import parse_ascii_int
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +109,11 @@ def check_body(request: HttpRequest) -> ApiError | None:
     declared = request.META.get("CONTENT_LENGTH")
     if declared not in (None, ""):
         text = str(declared).strip()
-        if not (text.isascii() and text.isdigit()):
+        if not text or text.strip("0123456789"):
             return InvalidRequest("Content-Length must be a non-negative integer.",
                                   errors={"Content-Length": ["Must be a non-negative integer."]})
-        return PayloadTooLarge(limit) if int(text) > limit else None
+        size = parse_ascii_int(text)  # None: more digits than any body this service reads
+        return PayloadTooLarge(limit) if size is None or size > limit else None
     if "HTTP_TRANSFER_ENCODING" not in request.META:
         return None  # no body
     environ = getattr(request, "environ", {})

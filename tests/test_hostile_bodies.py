@@ -543,3 +543,12 @@ def test_every_operation_with_a_body_documents_the_body_limit(api):
             assert code in op["responses"].get(status, {}).get("description", ""), (path, method, status)
             if "400" in op["responses"]:  # the seed adapters answer in their own shape
                 assert op["responses"][status]["content"] == op["responses"]["400"]["content"], (path, method)
+
+
+@pytest.mark.parametrize(("declared", "status"), [("²", 400), ("1e3", 400), ("+5", 400), ("9" * 200, 413)])
+def test_content_length_is_read_as_ascii_digits_only(api, world, declared, status):
+    before = snapshot()
+    response = api.generic("PATCH", f"{DS}{world['ds']}/", b"", content_type="application/json",
+                           CONTENT_LENGTH=declared, **{"wsgi.input": Exploding()})
+    assert response.status_code == status, response.content
+    assert snapshot() == before
