@@ -36,21 +36,33 @@ def workers(transactional_db, tmp_path, settings):
     pool = WorkerPool(REDIS, tmp_path)
     old = {k: celery_app.conf.get(k) for k in ("broker_url", "task_default_queue", "broker_transport_options")}
     celery_app.conf.update(broker_url=REDIS, task_default_queue=pool.queue, broker_transport_options={})
-    celery_app._pool = None
+    _forget_broker_connections()
     yield pool
     pool.close()
     celery_app.conf.update(**old)
+    _forget_broker_connections()
+
+
+def _forget_broker_connections() -> None:
+    """Drop the app's connection and producer pools (as Celery does after a fork), so that the next
+    message goes to the broker configured now, not to one a pool was opened on before."""
     celery_app._pool = None
+    amqp = celery_app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 @pytest.fixture
 def eager_tasks():
-    """Tasks run in this process when sent, exceptions propagated: no broker, no worker."""
-    keys = ("task_always_eager", "task_eager_propagates")
+    """Tasks run in this process when sent, exceptions propagated: no worker. (Celery still opens a
+    producer to check the serializer: on the in-memory transport, then forgotten.)"""
+    keys = ("task_always_eager", "task_eager_propagates", "broker_url")
     old = {k: celery_app.conf.get(k) for k in keys}
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
+    _forget_broker_connections()
     yield
     celery_app.conf.update(**old)
+    _forget_broker_connections()
 
 
 def _sqlite(root: str, name: str, ddl: str) -> str:
