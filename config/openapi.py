@@ -347,10 +347,10 @@ def _page_examples(result: dict[str, Any]) -> None:
         for name, value in EXAMPLE_PATH_VALUES.items():
             url = url.replace("{" + name + "}", value)
         props = page.get("properties", {})
-        examples = {"count": 120, "next": f"{url}?page=3", "previous": f"{url}?page=1"}
-        for name, value in examples.items():
-            if name in props:
-                props[name]["example"] = value
+        examples: dict[str, object] = {"count": 120, "next": f"{url}?page=3", "previous": f"{url}?page=1"}
+        for prop, example in examples.items():
+            if prop in props:
+                props[prop]["example"] = example
         page["_examples_from"] = path
     for schema in schemas.values():
         if isinstance(schema, dict):
