@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 for key, value in {
-    "DJANGO_SETTINGS_MODULE": "config.settings_bench",
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
     "DEBUG": "false",
     "ALLOWED_HOSTS": "127.0.0.1",
     "SECURE_SSL_REDIRECT": "false",

@@ -32,10 +32,10 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from bench.scale import build  # noqa: E402
 from organizations.models import ALL_SCOPES  # noqa: E402
 from organizations.services import create_organization, create_token  # noqa: E402
 from workflows.models import NodeInput  # noqa: E402
-from workflows.scale import build  # noqa: E402
 
 
 def _timed(label: str, call) -> object:

@@ -8,8 +8,8 @@ What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user p
    organization, a token, 1,000 data sources, workflows of 10, 100 and 10,000 nodes) and a small
    target database that the PostgreSQL data sources point at (connection tests, schema refresh);
 2. counts the queries per request of every endpoint, API and floor (bench/queries.py);
-3. starts gunicorn (2 sync workers, settings ``config.settings_bench``: the API plus the floor views
-   of ``config/bench_floor.py``) and drives each endpoint with wrk (bench/lua/plan.lua, 2 threads x
+3. starts gunicorn (2 sync workers, settings ``bench.settings``: the API plus the floor views
+   of ``bench/floor.py``) and drives each endpoint with wrk (bench/lua/plan.lua, 2 threads x
    1 connection) for a fixed time per side after a warm-up, in alternating 2-second API and floor
    slices so that the machine's background load weighs on both alike;
 4. restarts gunicorn with CONN_MAX_AGE=0 (a new database connection per request) for the GET and
@@ -139,7 +139,7 @@ class Bench:
         self.rng = random.Random(20240601)  # noqa: S311 (load shuffling, not security)
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings_bench",
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
             "DATABASE_URL": f"{PG}{self.db}",
             # DEBUG off refuses to start without both (config/settings.py): throwaway keys for the
             # throwaway databases, written to keys.env beside the seed file (bench/profile.py reads it).
@@ -156,7 +156,7 @@ class Bench:
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
             "STATIC_ROOT": str(self.tmp),  # an existing folder: no whitenoise warning (no static served)
-            "BENCH_STATS_DIR": str(self.tmp / "stats"),  # worker RSS records (config/bench_floor.py)
+            "BENCH_STATS_DIR": str(self.tmp / "stats"),  # worker RSS records (bench/floor.py)
             "BENCH_RSS_AT": "1,2000,20000",
         }
         self.stats_dir = self.tmp / "stats"
@@ -614,11 +614,11 @@ class Report:
         out.append(".venv/bin/python bench/run.py" + (f" --duration {a.duration:g}" if a.duration != 10 else ""))
         out.append("```")
         out.append("")
-        out.append(f"gunicorn {WORKERS} sync workers (`config.settings_bench`, DEBUG off, CONN_MAX_AGE=60), "
+        out.append(f"gunicorn {WORKERS} sync workers (`bench.settings`, DEBUG off, CONN_MAX_AGE=60), "
                    f"wrk {THREADS} threads x 1 connection (closed-loop, loopback), {a.duration:g} s per endpoint "
                    f"and side (after a {a.warmup:g} s warm-up) in alternating {a.slice:g} s API and floor slices; "
                    "1,000 data sources in the organization. "
-                   "**Floor** = bare Django views in `config/bench_floor.py` doing the minimum SQL for the same "
+                   "**Floor** = bare Django views in `bench/floor.py` doing the minimum SQL for the same "
                    "response (one indexed SELECT for a read, SELECT ... FOR UPDATE + UPDATE for a write; "
                    "same token check; no DRF, no service layer, no audit row). "
                    f"Targets: API >= {RATIO_TARGET}x its floor's req/s, p99 <= {TAIL_TARGET:g}x p50. "
@@ -700,7 +700,7 @@ class Report:
                            f"{w['rss_20k_kib'] / 1024:.1f} MiB | {w['growth']:+.1%} | {'yes' if w['ok'] else 'NO'} |")
             out.append("")
             out.append("Each worker's RSS is read by the worker itself (`/proc/self/status`, "
-                       "`RequestCountMiddleware` of `config.settings_bench`) when it has served exactly 2,000 and "
+                       "`RequestCountMiddleware` of `bench.settings`) when it has served exactly 2,000 and "
                        "20,000 requests. The first 2,000 are mixed API requests (per 1,000: ~600 GETs of a data "
                        "source, 100 lists of 50, 180 plain PATCHes, 100 GETs of a workflow data source, 20 repoints, "
                        "10 connection PATCHes), so every code path has run before the 2,000 mark; then come the "

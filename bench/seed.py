@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_bench")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 import django  # noqa: E402
 
@@ -31,7 +31,7 @@ django.setup()
 
 from django.db import transaction  # noqa: E402
 
-from config.references import ALPHABET  # noqa: E402
+from core.references import ALPHABET  # noqa: E402
 from datasources import catalogue, crypto  # noqa: E402
 from datasources.models import Credential, DataSource, DataSourceStatus, SchemaSnapshot, SchemaTable  # noqa: E402
 from datasources.services.connection import refresh_schema  # noqa: E402

@@ -39,7 +39,7 @@ def _setup_logging(loglevel=None, **_kwargs):  # noqa: ANN001, ANN202 - Celery's
 
 @signals.before_task_publish.connect
 def _stamp_headers(headers=None, **_kwargs):  # noqa: ANN001, ANN202
-    from config.request_id import current_request_id
+    from core.request_id import current_request_id
 
     if headers is None:
         return
@@ -78,8 +78,8 @@ _tokens: dict[str, object] = {}
 
 @signals.task_prerun.connect
 def _task_started(task_id=None, task=None, **_kwargs):  # noqa: ANN001, ANN202
-    from config.request_id import current_request_id, new_request_id, set_request_id
     from core import metrics
+    from core.request_id import current_request_id, new_request_id, set_request_id
 
     # The enqueuing request's id; in an eager run, the request's own; else a new one for this run.
     rid = new_request_id(_header(task, REQUEST_ID_HEADER) or current_request_id())
@@ -93,7 +93,7 @@ def _task_started(task_id=None, task=None, **_kwargs):  # noqa: ANN001, ANN202
 
 @signals.task_postrun.connect
 def _task_finished(task_id=None, **_kwargs):  # noqa: ANN001, ANN202
-    from config.request_id import reset_request_id
+    from core.request_id import reset_request_id
 
     token = _tokens.pop(task_id, None)
     if token is not None:

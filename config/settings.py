@@ -38,7 +38,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -47,7 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.middleware.ApiErrorPageMiddleware",
+    "core.middleware.ApiErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -55,7 +55,7 @@ ROOT_URLCONF = "config.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "config" / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -198,20 +198,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["organizations.permissions.ScopePermission"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
-        "config.parsers.MergePatchJSONParser",
+        "core.parsers.MergePatchJSONParser",
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
-        "config.filters.StrictOrderingFilter",
+        "core.filters.StrictOrderingFilter",
     ],
-    "EXCEPTION_HANDLER": "config.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -235,7 +235,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "datasources.api.schema_docs.postprocess_datasource_schema",
-        "config.openapi.postprocess_errors",
+        "core.openapi.postprocess_errors",
     ],
 }
 
@@ -249,24 +249,24 @@ LOGGING = {
 
 # --- Request bodies: size and depth limits (issue 12, part 3) -----------------------------------------
 # A body longer than REQUEST_BODY_MAX_BYTES (default 2 MiB) is answered 413 PAYLOAD_TOO_LARGE from its
-# Content-Length, before anything reads it (config.middleware.BodyLimitMiddleware); a chunked body is
+# Content-Length, before anything reads it (core.middleware.BodyLimitMiddleware); a chunked body is
 # read here up to the limit. Django's own limit on request.body and forms follows the same number.
 # JSON bodies (and JSON sent as a form) nest at most REQUEST_JSON_MAX_DEPTH (default 64) levels; NUL,
 # lone surrogates, invalid UTF-8, non-finite numbers and integers beyond 64 bits are refused in every
-# key and value of every JSON, merge-patch, form and XML body (400 naming the field: config/parsers.py).
+# key and value of every JSON, merge-patch, form and XML body (400 naming the field: core/parsers.py).
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=2 * 1024 * 1024)
 REQUEST_JSON_MAX_DEPTH = env.int("REQUEST_JSON_MAX_DEPTH", default=64)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.JSONParser", "config.parsers.MergePatchJSONParser"]
-MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1,
-                  "config.middleware.BodyLimitMiddleware")
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["core.parsers.JSONParser", "core.parsers.MergePatchJSONParser"]
+MIDDLEWARE.insert(MIDDLEWARE.index("core.middleware.RequestIdMiddleware") + 1,
+                  "core.middleware.BodyLimitMiddleware")
 
 # --- Health probes: /healthz and /readyz (issue 17; core/health.py) ----------------------------------
 # A kubelet or load balancer probes over plain HTTP with the container's own address as Host (pod or
 # target IP, not in ALLOWED_HOSTS): ProbeMiddleware answers GET/HEAD on the two probe paths before host
 # validation and the HTTPS redirect (their answers depend on neither). The redirect exemption covers
 # the routes themselves as well.
-MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1, "core.health.ProbeMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("core.middleware.RequestIdMiddleware") + 1, "core.health.ProbeMiddleware")
 SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^readyz$"]
 
 # --- Observability: structured logs, request ids, Prometheus metrics (issue 17) ------------------------
@@ -275,7 +275,7 @@ SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^readyz$"]
 # URL passwords and secret-named values are masked in every line (core.logging.scrub). One access-log
 # line per request (logger core.access: request_id, actor, route, method, path, status, duration_ms).
 # Celery workers and beat log through the same LOGGING (config/celery.py), with the enqueuing
-# request's id. The request id comes from a valid incoming X-Request-ID, else a new one (config/request_id.py).
+# request's id. The request id comes from a valid incoming X-Request-ID, else a new one (core/request_id.py).
 from core.logging import logging_config  # noqa: E402
 from core.metrics import parse_networks  # noqa: E402
 
@@ -286,7 +286,7 @@ except ValueError as _exc:
     sys.exit(str(_exc))
 # The access log and request metrics time everything inside the request id (refusals included);
 # /metrics is answered right after them, before sessions, authentication and the HTTPS redirect.
-MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.RequestIdMiddleware") + 1, "core.access_log.AccessLogMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("core.middleware.RequestIdMiddleware") + 1, "core.access_log.AccessLogMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("core.access_log.AccessLogMiddleware") + 1, "core.metrics.MetricsEndpointMiddleware")
 # GET /metrics (Prometheus text format). METRICS_TOKEN: the scraper sends "Authorization: Bearer <token>".
 # METRICS_ALLOWED_NETWORKS: CIDRs the scraper's address (REMOTE_ADDR) must be in. Each one set must

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
-from config.request_id import current_request_id
 from core import metrics
+from core.request_id import current_request_id
 
 logger = logging.getLogger("core.access")
 

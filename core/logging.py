@@ -13,7 +13,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
-from config.request_id import current_request_id
+from core.request_id import current_request_id
 
 FORMATS = ("json", "text")
 

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from config.errors import ApiError
+from core.errors import ApiError
 from datasources import catalogue
 from datasources.admin_forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, admin_actor, connection_fieldsets
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable

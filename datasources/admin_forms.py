@@ -14,7 +14,7 @@ from typing import Any
 
 from django import forms
 
-from config.errors import ApiError, ErrorCode
+from core.errors import ApiError, ErrorCode
 from datasources import catalogue
 from datasources.api.serializers import DataSourceWriteSerializer
 from datasources.models import DataSource

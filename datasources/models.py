@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Lower
 
-from organizations.models import Organization, Tracked, Workspace
+from core.models import Tracked
+from organizations.models import Organization, Workspace
 
 
 class DataSourceStatus(models.TextChoices):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.request_id import current_request_id
+from core.request_id import current_request_id
 from organizations.actors import Actor
 from organizations.models import AuditEvent
 

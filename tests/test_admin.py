@@ -348,7 +348,7 @@ def test_source_read_by_a_workflow_is_protected(admin_client, sqlite_source, api
 
 
 def test_refused_delete_is_reported(admin_client, sqlite_source, monkeypatch):
-    from config.errors import Conflict
+    from core.errors import Conflict
 
     def refuse(**kwargs):
         raise Conflict("The data source is still a source of: Sales.")

@@ -1,7 +1,7 @@
 """Hostile request bodies (issue 12, part 3): a clear 4xx in the entry point's error shape, never a
 500, and nothing changed, on every JSON, merge-patch, form and XML entry point.
 
-The rules live in config/parsers.py (one walker for every parser) and config/middleware.py
+The rules live in core/parsers.py (one walker for every parser) and core/middleware.py
 (``BodyLimitMiddleware``: size from Content-Length before the body is read; NUL in paths and query
 parameters). Explicit cases first, then a property-based run over the write endpoints (40 examples
 each, derandomized; HOSTILE_EXAMPLES=400 explores more).
@@ -34,7 +34,7 @@ JSON_TYPE, MERGE, FORM, XML = ("application/json", "application/merge-patch+json
                                "application/x-www-form-urlencoded", "application/xml")
 MIB = 1024 * 1024
 SHOP = "CREATE TABLE items (id INTEGER, name TEXT);"
-# The documented messages (config/parsers.py), one per rule, the same on every entry point.
+# The documented messages (core/parsers.py), one per rule, the same on every entry point.
 NUL_MESSAGE = "Must not contain NUL characters (U+0000)."
 TEXT_MESSAGE = "Must be valid UTF-8 text: no lone surrogates (U+D800 to U+DFFF), no invalid bytes."
 FINITE_MESSAGE = "Must be a finite number: NaN, Infinity and values beyond the float range are refused."

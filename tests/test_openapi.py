@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from openapi_spec_validator import validate
 
-from config.errors import ERROR_CATALOGUE
+from core.errors import ERROR_CATALOGUE
 from datasources.api.schema_docs import component_prefix
 from datasources.catalogue import CATALOGUE
 

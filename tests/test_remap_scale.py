@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bench.scale import build
 from tests.support.workflows import WF, add_node, add_source, create_source, create_workflow, node_tables
 from workflows.models import NodeInput
-from workflows.scale import build
 from workflows.services import repoint as repoint_service
 
 

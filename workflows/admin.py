@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from config.errors import ApiError
+from core.errors import ApiError
 from datasources.admin_forms import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from workflows.models import Node, Workflow, WorkflowDataSource

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Lower
 
+from core.models import Tracked
 from datasources.models import DataSource
-from organizations.models import Organization, Tracked
+from organizations.models import Organization
 
 
 class Workflow(Tracked):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config import openapi as oa
+from core import openapi as oa
 from datasources import catalogue
 
 ref, nullable_ref = oa.ref, oa.nullable_ref

@@ -15,9 +15,9 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
-from config import openapi as oa
-from config.errors import ErrorCode as C
-from config.pagination import page_parameters
+from core import openapi as oa
+from core.errors import ErrorCode as C
+from core.pagination import page_parameters
 from datasources import catalogue, connection_strings
 from datasources.api import schema_rules as rules
 from datasources.api.schema_components import ACTOR, static_components

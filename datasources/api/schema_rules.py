@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.openapi import NOT_BLANK
+from core.openapi import NOT_BLANK
 from datasources import catalogue
 from datasources.catalogue import Condition, Field, SourceType
 

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
 from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
 from datasources.models import DataSource, SchemaSnapshot

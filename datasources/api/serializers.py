@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from config.serializers import (
+from core.serializers import (
     JSONObjectField,
     StrictBooleanField,
     StrictCharField,

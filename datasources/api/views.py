@@ -11,7 +11,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from datasources import catalogue
 from datasources.api import schema_docs as docs
 from datasources.api.filters import DataSourceFilter
@@ -168,6 +168,6 @@ class DataSourceTypeViewSet(viewsets.ViewSet):
         try:
             return Response(catalogue.get_type(pk).as_dict())
         except KeyError:
-            from config.errors import NotFound
+            from core.errors import NotFound
 
             raise NotFound("Unknown data source type.") from None

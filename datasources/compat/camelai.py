@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.serializers import StrictCharField
+from core.serializers import StrictCharField
 from datasources.catalogue import get_type, is_fully_configured
 from datasources.compat import common
 from datasources.models import DataSource

@@ -19,9 +19,9 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from config.errors import InvalidRequest
-from config.errors import exception_handler as core_exception_handler
-from config.serializers import StrictSerializer
+from core.errors import InvalidRequest
+from core.errors import exception_handler as core_exception_handler
+from core.serializers import StrictSerializer
 from datasources.api.serializers import DataSourceWriteSerializer
 from datasources.compat.parsers import SEED_PARSERS
 from datasources.models import Credential, DataSource
@@ -93,7 +93,7 @@ class CompatView(APIView):
     """An APIView whose errors (401, 403, 404, 400, ...) come out in its seed's shape."""
 
     scope_resource = "datasource"
-    parser_classes = SEED_PARSERS  # the core rules (config/parsers.py); refused fields keep the body's names
+    parser_classes = SEED_PARSERS  # the core rules (core/parsers.py); refused fields keep the body's names
     #: core error path (``connection.host``, ``credentials.password``) -> the seed's field name;
     #: a view may replace it per request (never mutate it in place)
     field_names: Mapping[str, str] = {}

@@ -13,8 +13,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import NotFound
-from config.serializers import JSONObjectField, StrictCharField
+from core.errors import NotFound
+from core.serializers import JSONObjectField, StrictCharField
 from datasources.compat import (
     common,
     databrain_schema,  # noqa: F401 - registers the request schema extension

@@ -14,7 +14,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent
 
-from config.openapi import NOT_BLANK
+from core.openapi import NOT_BLANK
 from datasources import catalogue
 from datasources.api.schema_rules import JSON_OBJECT
 from datasources.compat.databrain_types import SPECS, TYPES, F, When

@@ -16,7 +16,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.openapi import NOT_BLANK
+from core.openapi import NOT_BLANK
 from datasources.catalogue import PEM_MARKER
 from datasources.compat import common
 from datasources.compat.parsers import FormOrJSONParser, JSONParser, TextXMLParser, XMLParser

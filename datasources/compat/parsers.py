@@ -1,5 +1,5 @@
 """Body parsers of the seed adapters: JSON, XML (maiascore; parsed safely) and form encoding that may
-carry JSON (maiascore). Every one applies the rules of ``config.parsers`` (size, depth, strings,
+carry JSON (maiascore). Every one applies the rules of ``core.parsers`` (size, depth, strings,
 numbers); a refused field is named as the seed's body names it (never renamed to a core path)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from defusedxml import ElementTree as SafeET
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
-from config import parsers as core
+from core import parsers as core
 
 MAX_DEPTH = 8
 

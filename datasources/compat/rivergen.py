@@ -13,8 +13,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.openapi import NOT_BLANK
-from config.serializers import (
+from core.openapi import NOT_BLANK
+from core.serializers import (
     JSONObjectField,
     StrictBooleanField,
     StrictCharField,

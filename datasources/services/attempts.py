@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.errors import ApiError
+from core.errors import ApiError
 from datasources import catalogue
 from datasources.connectors import TestResult
 from datasources.models import DataSource

@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.errors import ApiError, Conflict, ErrorCode
-from config.references import ALPHABET
 from core import metrics
+from core.errors import ApiError, Conflict, ErrorCode
+from core.references import ALPHABET
 from datasources.connectors import (
     ConnectionConfig,
     ConnectorError,

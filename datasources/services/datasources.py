@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
-from config.references import new_reference_id
+from core.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
+from core.references import new_reference_id
 from datasources import catalogue
 from datasources.connectors import TestResult
 from datasources.models import DataSource, DataSourceStatus

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config.errors import ApiError, ErrorCode
+from core.errors import ApiError, ErrorCode
 from datasources import catalogue
 from organizations.actors import Actor
 

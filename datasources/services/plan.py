@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from config.errors import InvalidRequest
+from core.errors import InvalidRequest
 from datasources import catalogue, connection_strings
 from datasources.models import DataSource
 from datasources.services import tenancy

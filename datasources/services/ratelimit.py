@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from config.errors import ApiError, ErrorCode
+from core.errors import ApiError, ErrorCode
 from organizations.actors import Actor
 
 WINDOW = 60

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from config.errors import ApiError, ErrorCode
+from core.errors import ApiError, ErrorCode
 from datasources.models import DataSource, SchemaSnapshot, SchemaTable, TenancySettings
 
 FIELDS = ("level", "client_column_type", "schema", "table", "client_column", "primary_key_column")

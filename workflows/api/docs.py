@@ -14,8 +14,8 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 
-from config.errors import ErrorCode
-from config.openapi import (
+from core.errors import ErrorCode
+from core.openapi import (
     ERROR_REF,
     INTEGER,
     STRING,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from config.errors import NotFound
+from core.errors import NotFound
 from core.numbers import is_ascii_digits
 from workflows.references import (
     InvalidReference,

@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.serializers import ActorSerializer, StrictBooleanField, StrictCharField, StrictSerializer
+from core.serializers import ActorSerializer, StrictBooleanField, StrictCharField, StrictSerializer
 from organizations.tracking import actor_of
 from workflows.models import Node, NodeKind, Workflow, WorkflowDataSource
 from workflows.references import render_table, render_workflow

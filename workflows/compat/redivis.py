@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.serializers import StrictCharField
+from core.serializers import StrictCharField
 from datasources.compat import common
 from organizations.authentication import get_actor
 from workflows.api.paths import check_path

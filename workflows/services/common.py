@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
-from config.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
 from datasources.models import DataSource
 from datasources.services.datasources import etag_matches

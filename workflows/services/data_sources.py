@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db import transaction
 
-from config.errors import Conflict, PreconditionFailed
-from config.references import new_reference_id
+from core.errors import Conflict, PreconditionFailed
+from core.references import new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
 from organizations.models import Organization

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from config.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
-from config.references import new_reference_id
+from core.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
 from core.numbers import parse_ascii_int
+from core.references import new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
 from workflows.mapping import Table

@@ -15,7 +15,7 @@ from django.db.models import Case, CharField, F, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from config.errors import ApiError, Conflict, ErrorCode, InvalidRequest, PreconditionFailed
+from core.errors import ApiError, Conflict, ErrorCode, InvalidRequest, PreconditionFailed
 from datasources.services import audit
 from organizations.actors import Actor
 from organizations.models import Organization

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Subquery
 
-from config.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from datasources.models import DataSource, SchemaSnapshot, SchemaTable
 from organizations.actors import Actor
 from workflows.mapping import Table

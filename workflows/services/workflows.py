@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 
-from config.errors import Conflict, PreconditionFailed
-from config.references import new_reference_id
+from core.errors import Conflict, PreconditionFailed
+from core.references import new_reference_id
 from datasources.models import DataSource
 from datasources.services import audit
 from organizations.actors import Actor

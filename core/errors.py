@@ -17,7 +17,7 @@ from rest_framework import exceptions as drf_exc
 from rest_framework import status
 from rest_framework.response import Response
 
-from config.request_id import current_request_id
+from core.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
 

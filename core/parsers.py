@@ -26,7 +26,7 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from config.errors import ApiError, ErrorCode, InvalidRequest
+from core.errors import ApiError, ErrorCode, InvalidRequest
 
 DEFAULT_BODY_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_JSON_MAX_DEPTH = 64

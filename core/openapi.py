@@ -1,6 +1,6 @@
 """Shared OpenAPI pieces: the one ``Error`` component, error responses and the generic hook.
 
-Every API error has the shape built by ``config.errors`` (``Error`` below). Views describe
+Every API error has the shape built by ``core.errors`` (``Error`` below). Views describe
 their specific errors with ``error_response(...)`` inside ``extend_schema``; the
 ``postprocess_errors`` hook (in ``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``) adds the
 ones every operation can answer (401, 403, 404 on paths with an id, 429, 500), the
@@ -16,7 +16,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
-from config.errors import ERROR_CATALOGUE, ErrorCode
+from core.errors import ERROR_CATALOGUE, ErrorCode
 
 SCHEMAS = "#/components/schemas/"
 HEADERS = "#/components/headers/"
@@ -445,7 +445,7 @@ class NonBlankCharFieldExtension(OpenApiSerializerFieldExtension):
 class JSONObjectFieldExtension(OpenApiSerializerFieldExtension):
     """``JSONObjectField`` only accepts JSON objects: say so instead of "any value"."""
 
-    target_class = "config.serializers.JSONObjectField"
+    target_class = "core.serializers.JSONObjectField"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:

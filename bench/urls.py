@@ -6,5 +6,5 @@ from config.urls import urlpatterns as api_urlpatterns
 
 urlpatterns = [
     *api_urlpatterns,
-    path("bench/floor/", include("config.bench_floor")),
+    path("bench/floor/", include("bench.floor")),
 ]

@@ -2,7 +2,7 @@
 
 from rest_framework.filters import OrderingFilter
 
-from config.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 
 def ordering_choices(fields: list[str] | tuple[str, ...]) -> list[str]:

@@ -1,6 +1,6 @@
 """Benchmark *floor*: bare Django views doing the minimum SQL for the same result as the API.
 
-Enabled only by ``config.settings_bench`` (through ``config.urls_bench``); ``bench/run.py`` drives
+Enabled only by ``bench.settings`` (through ``bench.urls``); ``bench/run.py`` drives
 the same load at these views and at the real API and prints every API figure as a ratio to its floor.
 
 What a floor view keeps: bearer-token authentication (hash lookup, revocation, expiry, scope, the
@@ -698,7 +698,7 @@ def _rss_kib() -> int:
 class RequestCountMiddleware:
     """Counts the requests this worker has served; at the counts listed in BENCH_RSS_AT it appends
     its pid, the count and its RSS (from /proc/self/status) to BENCH_STATS_DIR/worker-<pid>.jsonl.
-    Outermost in config.settings_bench, so API and floor requests alike are counted."""
+    Outermost in bench.settings, so API and floor requests alike are counted."""
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response

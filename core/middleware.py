@@ -10,10 +10,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from config.errors import ApiError, ErrorCode, InvalidRequest, NotFound, error_body
-from config.parsers import NUL_MESSAGE, PayloadTooLarge, bad_text, body_max_bytes, display_key
-from config.request_id import new_request_id, reset_request_id, set_request_id
+from core.errors import ApiError, ErrorCode, InvalidRequest, NotFound, error_body
 from core.numbers import parse_ascii_int
+from core.parsers import NUL_MESSAGE, PayloadTooLarge, bad_text, body_max_bytes, display_key
+from core.request_id import new_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger(__name__)
 

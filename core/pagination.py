@@ -2,7 +2,7 @@
 
 from rest_framework.pagination import PageNumberPagination
 
-from config.errors import InvalidRequest
+from core.errors import InvalidRequest
 from core.numbers import parse_ascii_int
 
 

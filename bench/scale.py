@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.references import new_reference_id
+from core.references import new_reference_id
 from datasources.models import DataSource, SchemaSnapshot, SchemaStatus, SchemaTable
 from organizations.models import Organization
 from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
