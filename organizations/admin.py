@@ -23,7 +23,6 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template import engines
@@ -33,6 +32,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
+from organizations import selectors
 from organizations.actors import Actor
 from organizations.models import (
     ADMIN_ROLES,
@@ -47,7 +47,6 @@ from organizations.models import (
 from organizations.services import (
     TOKEN_FIELDS,
     create_token,
-    organization_roles,
     remove_membership,
     revoke_token,
     set_membership,
@@ -83,14 +82,14 @@ def organization_roles_of(request: Any) -> dict[int, str]:
     """The requesting user's ``{organization id: role}``, read once per request."""
     roles = getattr(request, "_organization_roles", None)
     if roles is None:
-        roles = organization_roles(request.user)
+        roles = selectors.organization_roles(request.user)
         request._organization_roles = roles
     return roles
 
 
 def organizations_with_role(request: Any, roles: Collection[str] | None) -> set[int]:
     """Ids of the organizations where the user's role is in ``roles`` (None: any role)."""
-    return {org for org, role in organization_roles_of(request).items() if roles is None or role in roles}
+    return selectors.organizations_with_role(organization_roles_of(request), roles)
 
 
 # --- organization scoping for non-superusers ------------------------------------------------------
@@ -128,7 +127,8 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(**{f"{self.organization_field}__in": self.viewable_organizations(request)})
+        return selectors.visible_to(request.user, queryset, self.viewable_organizations(request),
+                                    self.organization_field)
 
     def _may_write(self, request: Any, obj: Any) -> bool:
         if request.user.is_superuser:
@@ -158,9 +158,9 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         if not request.user.is_superuser:
             writable = self.writable_organizations(request)
             if db_field.related_model is Organization:
-                kwargs["queryset"] = Organization.objects.filter(pk__in=writable)
+                kwargs["queryset"] = selectors.organizations_among(writable)
             elif db_field.related_model is Workspace:
-                kwargs["queryset"] = Workspace.objects.filter(organization_id__in=writable)
+                kwargs["queryset"] = selectors.workspaces_of(writable)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def changelist_view(self, request, extra_context=None):
@@ -383,7 +383,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user" and not request.user.is_superuser:  # members of the operator's organizations
             writable = self.writable_organizations(request)
-            kwargs["queryset"] = get_user_model().objects.filter(memberships__organization_id__in=writable).distinct()
+            kwargs["queryset"] = selectors.members_of(writable)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_delete_permission(self, request, obj=None):
