@@ -19,11 +19,12 @@ from core.errors import ApiError
 from datasources import catalogue
 from datasources.admin_forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, admin_actor, connection_fieldsets
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
+from datasources.selectors import credentials_without_ciphertext
 from datasources.services.connection import refresh_schema, test_stored
 from datasources.services.credentials import secret_names
 from datasources.services.datasources import delete_data_source, dependants_of
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
-from organizations.models import AuditEvent
+from organizations.selectors import audit_events_for
 
 HISTORY_LIMIT = 20
 STATUS_FIELDS = ["status", "last_test_summary", "schema_summary", "credentials_summary", "version",
@@ -285,7 +286,7 @@ class DataSourceAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="Recent changes")
     def history_table(self, obj: DataSource) -> str:
-        events = AuditEvent.objects.filter(target_type=obj._meta.label_lower, target_id=obj.pk)[:HISTORY_LIMIT]
+        events = audit_events_for(obj)[:HISTORY_LIMIT]
         rows = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             ((f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.action, e.actor_repr, _change_summary(e.changes),
@@ -363,4 +364,4 @@ class CredentialAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("ciphertext")
+        return credentials_without_ciphertext(super().get_queryset(request))

@@ -12,6 +12,7 @@ from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
 from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
 from datasources.models import DataSource, SchemaSnapshot
+from datasources.selectors import data_source_for_actor, schema_snapshot, schema_snapshots
 from datasources.services import datasources as service
 from datasources.services import tenancy
 from datasources.services.connection import sync_schema
@@ -27,14 +28,6 @@ def _int_param(request: Request, name: str) -> int | None:
     if value is None:
         raise InvalidRequest(f"'{name}' must be a positive integer.", errors={name: ["Must be a positive integer."]})
     return value
-
-
-def _snapshot(ds: DataSource, version: int | None) -> SchemaSnapshot:
-    snapshots = SchemaSnapshot.objects.filter(data_source=ds)
-    snapshot = (snapshots.filter(version=version) if version else snapshots).order_by("-version").first()
-    if snapshot is None:
-        raise NotFound(f"No schema version {version}." if version else "No schema snapshot for this data source yet.")
-    return snapshot
 
 
 def schema_status_of(ds: DataSource) -> dict[str, Any]:
@@ -58,7 +51,7 @@ class SchemaActionsMixin:
     """/sync/, /schema/, /schema/versions/, /schema/diff/, /tenancy/."""
 
     def _ds(self, request: Request, pk: str) -> DataSource:
-        return service.get_data_source(get_actor(request), pk)
+        return data_source_for_actor(get_actor(request), pk)
 
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str) -> Response:
@@ -69,7 +62,7 @@ class SchemaActionsMixin:
     # Not named `schema`: that attribute is DRF's AutoSchema on every view.
     @action(detail=True, methods=["get"], url_path="schema")
     def schema_snapshot(self, request: Request, pk: str) -> Response:
-        snapshot = _snapshot(self._ds(request, pk), _int_param(request, "version"))
+        snapshot = schema_snapshot(self._ds(request, pk), _int_param(request, "version"))
         tables = [
             {"reference_id": t.reference_id, "schema": t.schema, "name": t.name, "kind": t.kind, "columns": t.columns}
             for t in snapshot.tables.all()
@@ -83,23 +76,22 @@ class SchemaActionsMixin:
 
     @action(detail=True, methods=["get"], url_path="schema/versions")
     def schema_versions(self, request: Request, pk: str) -> Response:
-        snapshots = SchemaSnapshot.objects.filter(data_source=self._ds(request, pk)).order_by("-version")
-        return Response([_snapshot_summary(s) for s in snapshots])
+        return Response([_snapshot_summary(s) for s in schema_snapshots(self._ds(request, pk))])
 
     @action(detail=True, methods=["get"], url_path="schema/diff")
     def schema_diff(self, request: Request, pk: str) -> Response:
         ds = self._ds(request, pk)
         to_version = _int_param(request, "to")
-        new = _snapshot(ds, to_version)
+        new = schema_snapshot(ds, to_version)
         from_version = _int_param(request, "from") or (new.version - 1 if new.version > 1 else None)
         if from_version is None:
             raise InvalidRequest("There is no earlier version to compare with.", errors={"from": ["Required."]})
-        return Response(diff_snapshots(_snapshot(ds, from_version), new))
+        return Response(diff_snapshots(schema_snapshot(ds, from_version), new))
 
     @action(detail=True, methods=["get", "put", "patch", "delete"])
     def tenancy(self, request: Request, pk: str) -> Response:
         actor = get_actor(request)
-        ds = service.get_data_source(actor, pk)
+        ds = data_source_for_actor(actor, pk)
         if request.method == "GET":
             current = tenancy.current(ds)
             if current is None:

@@ -11,18 +11,18 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import InvalidRequest, NotFound
+from core.errors import InvalidRequest
 from datasources import catalogue
 from datasources.api import schema_docs as docs
 from datasources.api.filters import DataSourceFilter
-from datasources.api.representation import organization_data_sources
 from datasources.api.schema_views import SchemaActionsMixin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, DataSourceWriteSerializer
 from datasources.models import DataSource
+from datasources.selectors import data_source_for_actor, data_sources_for_actor, renderable_data_source_for_actor
 from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
 from organizations.authentication import get_actor
-from organizations.models import AuditEvent
+from organizations.selectors import audit_events_for
 
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
@@ -54,20 +54,16 @@ class DataSourceViewSet(
     ordering = ["id"]
 
     def get_queryset(self) -> QuerySet[DataSource]:
-        actor = get_actor(self.request)
-        return organization_data_sources(actor.organization)
+        return data_sources_for_actor(get_actor(self.request))
 
     # ---- helpers -------------------------------------------------------------------------
     def get_object(self) -> DataSource:
-        """One indexed fetch: the queryset is already the caller's organization's, so another
-        organization's id (or a malformed one) is a 404. The list's filters do not apply here."""
-        try:
-            return self.get_queryset().get(pk=int(self.kwargs["pk"]))
-        except (DataSource.DoesNotExist, ValueError, TypeError):
-            raise NotFound("Data source not found.") from None
+        """One indexed fetch of the caller's organization's source: another organization's id (or a
+        malformed one) is a 404. The list's filters do not apply here."""
+        return renderable_data_source_for_actor(get_actor(self.request), self.kwargs["pk"])
 
     def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response:
-        ds = self.get_queryset().get(pk=ds.pk)
+        ds = renderable_data_source_for_actor(get_actor(self.request), ds.pk)
         response = Response(DataSourceSerializer(ds).data, status=status_code, headers=headers or None)
         response["ETag"] = ds.etag
         return response
@@ -113,7 +109,7 @@ class DataSourceViewSet(
         try:
             data = self._validated(request, partial=mode == "patch")
         except APIException:
-            service.get_data_source(actor, pk)  # an unknown id is a 404 before the body's 400
+            data_source_for_actor(actor, pk)  # an unknown id is a 404 before the body's 400
             raise
         result = service.update_data_source(
             actor=actor,
@@ -140,15 +136,14 @@ class DataSourceViewSet(
 
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk: str) -> Response:
-        ds = service.get_data_source(get_actor(request), pk)
-        events = AuditEvent.objects.filter(target_type=ds._meta.label_lower, target_id=ds.pk).select_related(None)
+        events = audit_events_for(data_source_for_actor(get_actor(request), pk))
         page = self.paginate_queryset(events)
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
     @action(detail=True, methods=["post"], url_path="test")
     def test_connection(self, request: Request, pk: str) -> Response:
         actor = get_actor(request)
-        ds = service.get_data_source(actor, pk)
+        ds = data_source_for_actor(actor, pk)
         result = test_stored(data_source=ds, actor=actor)  # recorded (status, last_test, audit) either way
         require_passing(result)
         return Response(result.as_dict())

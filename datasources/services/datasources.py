@@ -14,11 +14,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
+from core.errors import ApiError, Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
 from datasources import catalogue
 from datasources.connectors import TestResult
 from datasources.models import DataSource, DataSourceStatus
+from datasources.selectors import data_source_for_actor
 from datasources.services import audit, tenancy
 from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
@@ -64,15 +65,8 @@ def etag_matches(data_source: HasETag, if_match: str | None) -> bool:
     return "*" in candidates or data_source.etag in candidates
 
 
-def get_data_source(actor: Actor, data_source_id: Any, *, for_update: bool = False) -> DataSource:
-    """The caller's organization's data source, or 404 (also for other organizations' ids)."""
-    qs = DataSource.objects.filter(organization=actor.organization)
-    if for_update:
-        qs = qs.select_for_update()
-    try:
-        return qs.get(pk=int(data_source_id))
-    except (DataSource.DoesNotExist, ValueError, TypeError):
-        raise NotFound("Data source not found.") from None
+#: The caller's organization's data source, or 404: the selector, under the services' name for it.
+get_data_source = data_source_for_actor
 
 
 def _conflict() -> Conflict:

@@ -1,0 +1,140 @@
+"""Reads of data sources, scoped to the caller: the API, the admin and the compat adapters use these
+rather than building querysets of their own.
+
+Another organization's object is never found: ``*_for_actor`` lookups answer 404 (``NotFound``)
+for its id exactly as for an unknown or malformed one. Writes stay in ``datasources.services``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.db.models import Aggregate, CharField, OuterRef, Prefetch, QuerySet, Subquery
+
+from core.errors import NotFound
+from datasources.models import Credential, DataSource, SchemaSnapshot, TenancySettings
+from organizations.actors import Actor
+from organizations.tracking import with_actor_names
+
+
+class _JoinedNames(Aggregate):
+    """Comma-joined values (catalogue secret names never contain a comma)."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, ',')"
+    output_field = CharField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", **extra)
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", template="%(function)s(%(expressions)s)",
+                           **extra)
+
+
+def for_representation(queryset: QuerySet[DataSource]) -> QuerySet[DataSource]:
+    """Everything the API's representation (``datasources.api.representation``) reads, in the same
+    statement: organization and tenancy (joined), the names of the set secrets and of who
+    created/updated (scalar subqueries)."""
+    names = (
+        Credential.objects.filter(data_source=OuterRef("pk"))
+        .order_by()
+        .values("data_source")
+        .annotate(names=_JoinedNames("field"))
+        .values("names")
+    )
+    return with_actor_names(queryset.select_related("organization", "tenancy")).annotate(_secret_names=Subquery(names))
+
+
+@cache
+def _annotated() -> QuerySet[DataSource]:
+    """Built once per process (resolving five subqueries costs more than the statement itself);
+    callers only ever filter clones of it, never evaluate it."""
+    return for_representation(DataSource.objects.all())
+
+
+def _pk(data_source_id: Any) -> int:
+    """A path's id as an int; anything else names nothing (404)."""
+    try:
+        return int(data_source_id)
+    except (ValueError, TypeError):
+        raise NotFound("Data source not found.") from None
+
+
+# --- the hot reads: one statement each -------------------------------------------------------------
+
+
+def data_sources_for_actor(actor: Actor) -> QuerySet[DataSource]:
+    """The caller's organization's data sources, ready to render (the list; GET filters it by id).
+    The list's query-string filters are ``datasources.api.filters.DataSourceFilter``."""
+    return _annotated().filter(organization=actor.organization)
+
+
+def renderable_data_source_for_actor(actor: Actor, data_source_id: Any) -> DataSource:
+    """One of the caller's data sources with everything its representation reads (one indexed
+    statement), or 404 (also for another organization's id or a malformed one)."""
+    try:
+        return data_sources_for_actor(actor).get(pk=_pk(data_source_id))
+    except DataSource.DoesNotExist:
+        raise NotFound("Data source not found.") from None
+
+
+def data_source_for_actor(actor: Actor, data_source_id: Any, *, for_update: bool = False) -> DataSource:
+    """The caller's organization's data source (the plain row, locked when ``for_update``), or 404
+    (also for other organizations' ids)."""
+    qs = DataSource.objects.filter(organization=actor.organization)
+    if for_update:
+        qs = qs.select_for_update()
+    try:
+        return qs.get(pk=_pk(data_source_id))
+    except DataSource.DoesNotExist:
+        raise NotFound("Data source not found.") from None
+
+
+def data_source_with_people_for_actor(actor: Actor, data_source_id: Any) -> DataSource:
+    """One of the caller's data sources with its creator and updater (users and tokens) joined and
+    the names of its secrets prefetched (what the compat adapters' representations read); 404 otherwise."""
+    qs = (
+        DataSource.objects.filter(organization=actor.organization)
+        .select_related("created_by", "updated_by", "created_by_token", "updated_by_token")
+        .prefetch_related(Prefetch("credentials", queryset=Credential.objects.only("id", "data_source_id", "field")))
+    )
+    try:
+        return qs.get(pk=_pk(data_source_id))
+    except DataSource.DoesNotExist:
+        raise NotFound("Data source not found.") from None
+
+
+def data_source_named(actor: Actor, name: str) -> DataSource | None:
+    """The caller's data source whose name matches case-insensitively (names are unique that way), or None."""
+    return DataSource.objects.filter(organization=actor.organization, name__iexact=name).first()
+
+
+def has_tenancy_settings(data_source: DataSource) -> bool:
+    return TenancySettings.objects.filter(data_source=data_source).exists()
+
+
+# --- schema snapshots ------------------------------------------------------------------------------
+
+
+def schema_snapshots(data_source: DataSource) -> QuerySet[SchemaSnapshot]:
+    """A data source's schema snapshots, newest first."""
+    return SchemaSnapshot.objects.filter(data_source=data_source).order_by("-version")
+
+
+def schema_snapshot(data_source: DataSource, version: int | None = None) -> SchemaSnapshot:
+    """The snapshot of ``version``, or the newest when None; 404 when there is none."""
+    snapshots = SchemaSnapshot.objects.filter(data_source=data_source)
+    snapshot = (snapshots.filter(version=version) if version else snapshots).order_by("-version").first()
+    if snapshot is None:
+        raise NotFound(f"No schema version {version}." if version else "No schema snapshot for this data source yet.")
+    return snapshot
+
+
+# --- the admin -------------------------------------------------------------------------------------
+
+
+def credentials_without_ciphertext(queryset: QuerySet[Credential]) -> QuerySet[Credential]:
+    """Which secrets exist and under which key; the ciphertext is never loaded."""
+    return queryset.defer("ciphertext")
