@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.compat import Codec, ErrorShape, Field, SeedInvalidRequest, SeedRequest, Slot, Spread, Table, parse
 from core.serializers import StrictCharField
 from datasources.catalogue import get_type, is_fully_configured
 from datasources.compat import common
@@ -40,14 +41,23 @@ def camel_type(type_key: str) -> str:
     try:
         return TYPES[type_key]
     except KeyError:
-        raise common.SeedInvalidRequest(
+        raise SeedInvalidRequest(
             f"This data source's type '{type_key}' has no camelAI equivalent (camelAI knows "
             f"{', '.join(LABELS)}); update it with PATCH /api/v1/data-sources/{{id}}/ instead.",
             errors={"type": [f"'{type_key}' has no camelAI type."]},
         ) from None
 
 
-class CamelaiSourcePartialUpdateSerializer(common.SeedRequest):
+#: camelAI's ``Connection`` over the native data source
+TABLE = Table((
+    Field("account_name", "name"),
+    Field("type", "type", via=Codec(lambda camel: CATALOGUE_TYPES[camel][0], camel_type)),
+))
+#: DRF's shape: ``detail``, plus the messages of each invalid field under its name
+ERRORS = ErrorShape({"detail": Slot.MESSAGE, Spread(Slot.ERRORS): None})
+
+
+class CamelaiSourcePartialUpdateSerializer(SeedRequest):
     """Partially update a data source connection (unknown fields are refused by name)."""
 
     account_name = StrictCharField(min_length=1, max_length=255, required=False,
@@ -79,8 +89,7 @@ def represent(ds: DataSource) -> dict[str, Any]:
     secrets = {c.field for c in ds.credentials.all()}
     return {
         "id": ds.pk,
-        "account_name": ds.name,
-        "type": camel_type(ds.type),
+        **TABLE.to_seed(common.native(ds)),
         "created_at": serializers.DateTimeField().to_representation(ds.created_at),
         "is_fully_configured": is_fully_configured(get_type(ds.type), ds.connection, secrets),
     }
@@ -90,11 +99,9 @@ def _error(text: str) -> OpenApiResponse:
     return OpenApiResponse(CamelaiErrorSerializer, description=text)
 
 
-class CamelaiSourceView(common.CompatView):
-    field_names = {"name": "account_name"}
-
-    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
-        return failure.status, {"detail": failure.message, **failure.errors}
+class CamelaiSourceView(common.View):
+    tables = (TABLE,)
+    errors = ERRORS
 
     @extend_schema(
         operation_id="compat_camelai_sources_partial_update",
@@ -119,8 +126,7 @@ class CamelaiSourceView(common.CompatView):
     def patch(self, request: Request, id: str) -> Response:  # noqa: A002 - the seed's parameter name
         ds = common.fetch(request, id)
         camel_type(ds.type)  # a type camelAI cannot name is refused before anything changes
-        body = common.parse(CamelaiSourcePartialUpdateSerializer, request.data)
-        data = {"name": body["account_name"]} if "account_name" in body else {}
-        result = common.update(request, ds.pk, data)
+        body = parse(CamelaiSourcePartialUpdateSerializer, request.data)
+        result = common.update(request, ds.pk, TABLE.to_native(body))
         ds = common.fetch(request, result.data_source.pk)
         return common.with_etag(Response(represent(ds)), ds)

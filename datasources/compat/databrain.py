@@ -13,13 +13,14 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.compat import ErrorShape, Extra, Field, IfAny, SeedInvalidRequest, SeedRequest, Slot, Table, parse
 from core.errors import NotFound
 from core.serializers import JSONObjectField, StrictCharField
 from datasources.compat import (
     common,
     databrain_schema,  # noqa: F401 - registers the request schema extension
 )
-from datasources.compat.databrain_types import SPECS, TYPES, error_names, translate
+from datasources.compat.databrain_types import SPECS, TYPES
 from datasources.models import DataSource, TenancySettings
 from datasources.services.connection import SchemaCacheFailed
 from organizations.authentication import get_actor
@@ -31,21 +32,34 @@ CODES = (
     "TENANCY_SETTINGS_UPDATE_FAILED", "CONFLICT", "PRECONDITION_FAILED", "RATE_LIMITED", "METHOD_NOT_ALLOWED",
     "INTERNAL_SERVER_ERROR",
 )
-#: core code -> Databrain code (others keep their name)
-CODE_MAP = {
-    "NOT_FOUND": "DATASOURCE_NOT_FOUND",
-    "CONNECTOR_UNAVAILABLE": "CREDENTIAL_TEST_FAILED",
-    "CREDENTIALS_REQUIRED": "INVALID_REQUEST_BODY",
-    "UNSUPPORTED_MEDIA_TYPE": "INVALID_REQUEST_BODY",
-    "NOT_ACCEPTABLE": "INVALID_REQUEST_BODY",
-}
-TENANCY_FIELDS = {  # Databrain name -> core tenancy_settings name
-    "tenancyLevel": "level", "clientColumnType": "client_column_type", "schemaName": "schema",
-    "tableName": "table", "clientColumn": "client_column", "primaryKeyColumn": "primary_key_column",
-}
+#: ``{"error": {code, message}}``; native codes Databrain lacks become its nearest (others keep their name)
+ERRORS = ErrorShape(
+    {"error": {"code": Slot.CODE, "message": Slot.MESSAGE, "errors": IfAny(Slot.ERRORS), "stage": Extra("stage")}},
+    codes={
+        "NOT_FOUND": "DATASOURCE_NOT_FOUND",
+        "CONNECTOR_UNAVAILABLE": "CREDENTIAL_TEST_FAILED",
+        "CREDENTIALS_REQUIRED": "INVALID_REQUEST_BODY",
+        "UNSUPPORTED_MEDIA_TYPE": "INVALID_REQUEST_BODY",
+        "NOT_ACCEPTABLE": "INVALID_REQUEST_BODY",
+        "TENANCY_SETTINGS_INVALID": "TENANCY_SETTINGS_CREATE_FAILED",  # UPDATE_FAILED over existing settings
+    },
+)
+#: ``tenancySettings`` over the native ``tenancy_settings``
+TENANCY = Table(
+    (
+        Field("tenancyLevel", "tenancy_settings.level"),
+        Field("clientColumnType", "tenancy_settings.client_column_type"),
+        Field("schemaName", "tenancy_settings.schema"),
+        Field("tableName", "tenancy_settings.table"),
+        Field("clientColumn", "tenancy_settings.client_column"),
+        Field("primaryKeyColumn", "tenancy_settings.primary_key_column"),
+    ),
+    at="tenancySettings",
+    names={"tenancy_settings": "tenancySettings"},
+)
 
 
-class DatasourceNameError(common.SeedInvalidRequest):
+class DatasourceNameError(SeedInvalidRequest):
     code = "DATASOURCE_NAME_ERROR"
     status_code = 400
 
@@ -55,7 +69,7 @@ class DatabrainCredentialsField(JSONObjectField):
     """The type's credential structure, with ``name`` identifying the source."""
 
 
-class DatabrainTenancySettingsSerializer(common.SeedRequest):
+class DatabrainTenancySettingsSerializer(SeedRequest):
     """Optional: omitted (or null) keeps the current settings. TABLE needs every other field."""
 
     tenancyLevel = serializers.ChoiceField(choices=[("TABLE", "Table mapping"), ("DATABASE", "Database per client")])
@@ -73,7 +87,7 @@ class DatabrainTenancySettingsSerializer(common.SeedRequest):
                                        help_text="Required when tenancyLevel is TABLE.")
 
 
-class DatabrainDatasourceUpdateSerializer(common.SeedRequest):
+class DatabrainDatasourceUpdateSerializer(SeedRequest):
     """Update a datasource's credentials (the type's complete structure) and, optionally, tenancy settings."""
 
     datasourceType = serializers.ChoiceField(
@@ -128,8 +142,8 @@ def _errors() -> dict[int, OpenApiResponse]:
 def _find(request: Request, name: Any) -> DataSource:
     """The organization's datasource with exactly this name."""
     if not isinstance(name, str) or not name.strip():
-        raise common.SeedInvalidRequest("credentials.name is required: the name of the datasource to update.",
-                                        errors={"credentials.name": ["This field is required."]})
+        raise SeedInvalidRequest("credentials.name is required: the name of the datasource to update.",
+                                 errors={"credentials.name": ["This field is required."]})
     actor = get_actor(request)
     same = DataSource.objects.filter(organization=actor.organization, name__iexact=name).first()
     if same is None:
@@ -142,27 +156,9 @@ def _find(request: Request, name: Any) -> DataSource:
     return same
 
 
-def _tenancy(settings: dict[str, Any]) -> dict[str, Any]:
-    return {TENANCY_FIELDS[k]: v for k, v in settings.items()}
-
-
-class DatabrainDatasourceView(common.CompatView):
-    field_names = {
-        "tenancy_settings": "tenancySettings",
-        **{f"tenancy_settings.{core}": f"tenancySettings.{name}" for name, core in TENANCY_FIELDS.items()},
-    }
-    had_tenancy = False
-
-    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
-        code = CODE_MAP.get(failure.code, failure.code)
-        if code == "TENANCY_SETTINGS_INVALID":
-            code = "TENANCY_SETTINGS_UPDATE_FAILED" if self.had_tenancy else "TENANCY_SETTINGS_CREATE_FAILED"
-        error: dict[str, Any] = {"code": code, "message": failure.message}
-        if failure.errors:
-            error["errors"] = failure.errors
-        if "stage" in failure.extra:
-            error["stage"] = failure.extra["stage"]
-        return failure.status, {"error": error}
+class DatabrainDatasourceView(common.View):
+    tables: tuple[Table, ...] = (TENANCY,)
+    errors = ERRORS
 
     @extend_schema(
         operation_id="compat_databrain_update_datasource",
@@ -176,21 +172,21 @@ class DatabrainDatasourceView(common.CompatView):
         responses={200: DatabrainDatasourceSerializer, **_errors()},
     )
     def put(self, request: Request) -> Response:
-        values = common.parse(DatabrainDatasourceUpdateSerializer, request.data)
+        values = parse(DatabrainDatasourceUpdateSerializer, request.data)
         credentials = dict(values["credentials"])
         ds = _find(request, credentials.pop("name", None))
         source_type = values["datasourceType"]
         if TYPES[source_type] != ds.type:
-            raise common.SeedInvalidRequest(
+            raise SeedInvalidRequest(
                 f"datasourceType must match the existing datasource type ({_seed_type(ds.type)}).",
                 errors={"datasourceType": ["Must match the existing datasource type."]},
             )
-        self.field_names = {**self.field_names, **error_names(SPECS[source_type])}
-        paths, covered = translate(SPECS[source_type], credentials)
-        data = common.core_data(paths, covered)
+        self.tables = (TENANCY, SPECS[source_type])
+        data = SPECS[source_type].to_native(credentials)
         if values.get("tenancySettings") is not None:
-            data["tenancy_settings"] = _tenancy(values["tenancySettings"])
-            self.had_tenancy = TenancySettings.objects.filter(data_source=ds).exists()
+            data.update(TENANCY.to_native(values["tenancySettings"]))
+            if TenancySettings.objects.filter(data_source=ds).exists():
+                self.errors = ERRORS.with_codes(TENANCY_SETTINGS_INVALID="TENANCY_SETTINGS_UPDATE_FAILED")
         result = common.update(request, ds.pk, data, tenancy_replace=True)
         if result.schema is not None and not result.schema.ok:
             raise SchemaCacheFailed(

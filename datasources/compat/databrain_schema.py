@@ -14,13 +14,14 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent
 
+from core.compat import SAME, Field, Table, When
 from core.openapi import NOT_BLANK
 from datasources import catalogue
 from datasources.api.schema_rules import JSON_OBJECT
-from datasources.compat.databrain_types import SPECS, TYPES, F, When
+from datasources.compat.databrain_types import SPECS, TYPES
 
 
-def _catalogue_constraints(source_type: catalogue.SourceType, f: F) -> dict[str, Any]:
+def _catalogue_constraints(source_type: catalogue.SourceType, f: Field) -> dict[str, Any]:
     """What the catalogue checks of the value a Databrain field is translated into."""
     kind, _, name = f.target.partition(".")
     if kind == "credentials":
@@ -31,7 +32,7 @@ def _catalogue_constraints(source_type: catalogue.SourceType, f: F) -> dict[str,
             return {"pattern": JSON_OBJECT, "format": "json"}
         return {"pattern": NOT_BLANK}
     field = source_type.field(name)
-    if field is None or f.convert is not None or field.kind not in ("string", "text", "pem"):
+    if field is None or f.via is not SAME or field.kind not in ("string", "text", "pem"):
         return {}
     if field.kind == "pem":
         return {"pattern": catalogue.PEM_MARKER}
@@ -40,7 +41,7 @@ def _catalogue_constraints(source_type: catalogue.SourceType, f: F) -> dict[str,
     return {"pattern": NOT_BLANK} if field.required else {}
 
 
-def _property(source_type: catalogue.SourceType, f: F) -> dict[str, Any]:
+def _property(source_type: catalogue.SourceType, f: Field) -> dict[str, Any]:
     if "|" in f.kind:
         schema: dict[str, Any] = {"type": "string", "enum": f.kind.split("|")}
     elif f.kind == "integer":
@@ -63,7 +64,7 @@ def _holds(when: When) -> dict[str, Any]:
     return {"not": matches} if when.negate else matches
 
 
-def _violations(source_type: catalogue.SourceType, spec: tuple[F, ...]) -> list[dict[str, Any]]:
+def _violations(source_type: catalogue.SourceType, spec: Table) -> list[dict[str, Any]]:
     out = []
     for f in spec:
         if isinstance(f.required, When):

@@ -7,11 +7,10 @@ seed's request contract; the values themselves are validated by the catalogue an
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from datasources.compat.common import SeedInvalidRequest
+from core.compat import Codec, Field, Table, When, choice
+from datasources.compat.common import SSL_FLAG
 
 #: Databrain ``datasourceType`` -> catalogue type key.
 TYPES: dict[str, str] = {
@@ -22,50 +21,6 @@ TYPES: dict[str, str] = {
     "snowflake": "snowflake",
 }
 SNOWFLAKE_SUFFIX = ".snowflakecomputing.com"
-REQUIRED = "This field is required."
-
-
-@dataclass(frozen=True)
-class When:
-    """A condition on another Databrain field of the same structure."""
-
-    field: str
-    values: tuple[Any, ...]
-    negate: bool = False
-
-    def holds(self, credentials: dict[str, Any]) -> bool:
-        return (credentials.get(self.field) in self.values) != self.negate
-
-    def describe(self) -> str:
-        values = " or ".join(f'"{v}"' if isinstance(v, str) else str(v).lower() for v in self.values)
-        return f"{self.field} is {'not ' if self.negate else ''}{values}"
-
-
-Convert = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class F:
-    name: str
-    target: str
-    required: bool | When = False
-    kind: str = "string"  # string, integer, boolean, or "a|b" for an enum (docs)
-    convert: Convert | None = None
-    help: str = ""
-
-
-def _choice(mapping: dict[Any, Any]) -> Convert:
-    def convert(value: Any) -> Any:
-        if not isinstance(value, (str, int, float, bool)) or value not in mapping:  # a dict is not hashable
-            raise ValueError(f"Must be one of: {', '.join(str(v) for v in mapping)}.")
-        return mapping[value]
-    return convert
-
-
-def _ssl_mode(value: Any) -> Any:
-    if not isinstance(value, bool):
-        raise ValueError("Must be a boolean.")
-    return "require" if value else "disable"
 
 
 def _account(value: Any) -> Any:
@@ -74,16 +29,19 @@ def _account(value: Any) -> Any:
     return value
 
 
+#: the Snowflake account as Databrain's host (``<account>.snowflakecomputing.com``)
+ACCOUNT = Codec(_account, lambda account: None if account is None else f"{account}{SNOWFLAKE_SUFFIX}")
+F = Field  # short, for the structures below
 SSH_ON = When("sshTunnel", ("enable",))
 SSH = (
     F("sshTunnel", "connection.ssh_tunnel.enabled", kind="enable|disable",
-      convert=_choice({"enable": True, "disable": False})),
+      via=choice({"enable": True, "disable": False})),
     F("sshHost", "connection.ssh_tunnel.host", SSH_ON),
     F("sshPort", "connection.ssh_tunnel.port", SSH_ON, "integer"),
     F("sshUsername", "connection.ssh_tunnel.username", SSH_ON),
     F("sshPrivateKey", "credentials.ssh_private_key", SSH_ON),
 )
-SSL = F("enableSsl", "connection.ssl.mode", kind="boolean", convert=_ssl_mode,
+SSL = F("enableSsl", "connection.ssl.mode", kind="boolean", via=SSL_FLAG,
         help="true: SSL required; false: disabled; omitted: preferred.")
 
 
@@ -109,7 +67,8 @@ SEARCH = (
 )
 SNOWFLAKE_AUTH = {"username/password": "password", "Key-pair authentication": "key_pair"}
 
-SPECS: dict[str, tuple[F, ...]] = {
+#: ``datasourceType`` -> its credential structure (its fields as Databrain names them)
+STRUCTURES: dict[str, tuple[Field, ...]] = {
     "postgres": POSTGRES,
     "redshift": POSTGRES,
     "cockroachdb": POSTGRES,
@@ -125,14 +84,14 @@ SPECS: dict[str, tuple[F, ...]] = {
           help="Connect with read-only intent (routes to readable secondaries)."),
     ),
     "snowflake": (
-        F("host", "connection.account", True, convert=_account, help="e.g. your-account.snowflakecomputing.com"),
+        F("host", "connection.account", True, via=ACCOUNT, help="e.g. your-account.snowflakecomputing.com"),
         F("username", "connection.username", True),
         F("role", "connection.role", True),
         F("warehouse", "connection.warehouse", True),
         F("database", "connection.database", True),
         F("schema", "connection.schema", True),
         F("credentials", "connection.auth_method", True, "username/password|Key-pair authentication",
-          _choice(SNOWFLAKE_AUTH), help="Authentication method."),
+          choice(SNOWFLAKE_AUTH), help="Authentication method."),
         F("password", "credentials.password", When("credentials", ("username/password",))),
         F("privateKey", "credentials.private_key", When("credentials", ("Key-pair authentication",))),
         F("passphrase", "credentials.private_key_passphrase"),
@@ -178,34 +137,9 @@ SPECS: dict[str, tuple[F, ...]] = {
 }
 
 
-def translate(spec: tuple[F, ...], credentials: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Databrain credentials (without ``name``) -> ({core path: value}, connection paths the type covers).
-
-    Raises INVALID_REQUEST_BODY naming every missing or unknown field.
-    """
-    fields = {f.name: f for f in spec}
-    errors: dict[str, list[str]] = {}
-    for key in credentials:
-        if key not in fields:
-            errors[f"credentials.{key}"] = ["Unknown field."]
-    values: dict[str, Any] = {}
-    for f in spec:
-        value = credentials.get(f.name)
-        if value is None:
-            if f.required is True:
-                errors[f"credentials.{f.name}"] = [REQUIRED]
-            elif isinstance(f.required, When) and f.required.holds(credentials):
-                errors[f"credentials.{f.name}"] = [f"This field is required when {f.required.describe()}."]
-            continue
-        try:
-            values[f.target] = f.convert(value) if f.convert else value
-        except ValueError as exc:
-            errors[f"credentials.{f.name}"] = [str(exc)]
-    if errors:
-        raise SeedInvalidRequest("Missing required fields or invalid credential structure.", errors=errors)
-    return values, [f.target for f in spec if f.target.startswith("connection.")]
-
-
-def error_names(spec: tuple[F, ...]) -> dict[str, str]:
-    """Core error path -> Databrain field, for this structure."""
-    return {f.target: f"credentials.{f.name}" for f in spec}
+#: ``datasourceType`` -> the table of ``credentials``: the complete structure is required and replaces
+#: the connection (fields not sent return to their defaults); ``null`` means not given; secrets are kept
+SPECS: dict[str, Table] = {
+    name: Table(fields, at="credentials", replace=("connection",), null_is_absent=True, write_only=("credentials",))
+    for name, fields in STRUCTURES.items()
+}

@@ -16,10 +16,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.compat import Codec, ErrorShape, Field, IfAny, JSONParser, SeedInvalidRequest, SeedRequest, Slot, Table, parse
 from core.openapi import NOT_BLANK
 from datasources.catalogue import PEM_MARKER
 from datasources.compat import common
-from datasources.compat.parsers import FormOrJSONParser, JSONParser, TextXMLParser, XMLParser
+from datasources.compat.parsers import FormOrJSONParser, TextXMLParser, XMLParser
 from datasources.models import DataSource
 
 TAG = "compat: maiascore"
@@ -30,35 +31,75 @@ DRIVERS: dict[str, str] = {
     "redshift": "redshift", "cockroachdb": "cockroachdb", "supabase": "supabase",
 }
 ALIASES = {"postgresql": "postgres"}
-#: maiascore field -> core path
-FIELDS: dict[str, str] = {
-    "host": "connection.host",
-    "port": "connection.port",
-    "database": "connection.database",
-    "username": "connection.username",
-    "ssl": "connection.ssl.mode",
-    "certificate": "connection.ssl.client_certificate",
-    "sslCA": "connection.ssl.ca_certificate",
-    "sshTunneling": "connection.ssh_tunnel.enabled",
-    "sshHost": "connection.ssh_tunnel.host",
-    "sshPort": "connection.ssh_tunnel.port",
-    "sshUsername": "connection.ssh_tunnel.username",
-    "password": "credentials.password",
-    "keyfile": "credentials.ssl_client_key",
-    "sshPassword": "credentials.ssh_password",
-    "sshIdentity": "credentials.ssh_private_key",
-}
-COVERED = [path for path in FIELDS.values() if path.startswith("connection.")]
-SSL_ON = ("require", "verify-ca", "verify-full")
+MYSQL_DRIVERS = ("mysql", "mariadb", "singlestore")
+#: A TCP port as the seed sends it: a decimal string from 1 to 65535 (leading zeros allowed).
+PORT_PATTERN = r"^0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$"
 
 
 def driver_for(type_key: str) -> str:
     """The maiascore driver of a catalogue type; 400 when maiascore has none."""
     driver = next((name for name, key in DRIVERS.items() if key == type_key), None)
     if driver is None:
-        raise common.SeedInvalidRequest(f"This data source's type '{type_key}' has no maiascore driver "
-                             f"(drivers: {', '.join(DRIVERS)}).", errors={"driver": ["No maiascore driver."]})
+        raise SeedInvalidRequest(f"This data source's type '{type_key}' has no maiascore driver "
+                                 f"(drivers: {', '.join(DRIVERS)}).", errors={"driver": ["No maiascore driver."]})
     return driver
+
+
+def driver_type(driver: str) -> str:
+    return DRIVERS[ALIASES.get(driver, driver)]
+
+
+def _port(value: Any) -> Any:
+    """"5432" -> 5432; anything else is left for the catalogue to refuse by name."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value):  # ASCII digits: int() refuses '²'
+        return int(value)
+    return value
+
+
+#: a port as the seed's text
+PORT = Codec(_port, lambda port: None if port is None else str(port))
+
+
+def one_tunnel_flag(body: dict[str, Any]) -> dict[str, Any]:
+    """``ssh`` is an alias of ``sshTunneling``: when both are sent they must agree."""
+    ssh, tunneling = body.pop("ssh", None), body.pop("sshTunneling", None)
+    if ssh is not None and tunneling is not None and ssh != tunneling:
+        raise SeedInvalidRequest("ssh and sshTunneling must agree.", errors={"sshTunneling": ["Must equal ssh."]})
+    if ssh is not None or tunneling is not None:
+        body["sshTunneling"] = tunneling if tunneling is not None else ssh
+    return body
+
+
+TUNNEL = Codec(to_seed=bool)
+#: maiascore's datasource over the native one: PUT replaces the connection (omitted fields return to
+#: their defaults); secrets are write-only (omitted = kept, null = cleared)
+TABLE = Table(
+    (
+        Field("driver", "type", via=Codec(driver_type, driver_for)),
+        Field("host", "connection.host"),
+        Field("port", "connection.port", via=PORT),
+        Field("database", "connection.database"),
+        Field("username", "connection.username"),
+        Field("ssl", "connection.ssl.mode", via=common.SSL_FLAG),
+        Field("certificate", "connection.ssl.client_certificate"),
+        Field("sslCA", "connection.ssl.ca_certificate"),
+        Field("ssh", "connection.ssh_tunnel.enabled", via=TUNNEL),
+        Field("sshTunneling", "connection.ssh_tunnel.enabled", via=TUNNEL),
+        Field("sshHost", "connection.ssh_tunnel.host"),
+        Field("sshPort", "connection.ssh_tunnel.port", via=PORT),
+        Field("sshUsername", "connection.ssh_tunnel.username"),
+        Field("password", "credentials.password"),
+        Field("keyfile", "credentials.ssl_client_key"),
+        Field("sshPassword", "credentials.ssh_password"),
+        Field("sshIdentity", "credentials.ssh_private_key"),
+    ),
+    replace=("connection",),
+    write_only=("credentials",),
+    before=one_tunnel_flag,
+)
+#: ``{code, message}`` with ``code`` the HTTP status; missing authentication is 403, as the seed documents
+ERRORS = ErrorShape({"code": Slot.STATUS, "message": Slot.DETAILS, "errors": IfAny(Slot.ERRORS)},
+                    statuses={401: 403})
 
 
 def _text(**kwargs: Any) -> serializers.CharField:
@@ -73,7 +114,7 @@ def _flag(help_text: str = "") -> serializers.BooleanField:
     return serializers.BooleanField(required=False, allow_null=True, help_text=help_text)
 
 
-class MaiascoreDatasourceUpdateSerializer(common.SeedRequest):
+class MaiascoreDatasourceUpdateSerializer(SeedRequest):
     """Fields to update a data source. XML and form bodies carry the same fields as text."""
 
     driver = serializers.ChoiceField(
@@ -97,9 +138,6 @@ class MaiascoreDatasourceUpdateSerializer(common.SeedRequest):
     sshPort = _text(help_text="SSH port, as a string from \"1\" to \"65535\" (default \"22\").")
     sshIdentity = _secret("PEM/OpenSSH private key of the SSH user.")
     sshTunneling = _flag("Use an SSH tunnel.")
-
-
-MYSQL_DRIVERS = ("mysql", "mariadb", "singlestore")
 
 
 class MaiascoreUpdateExtension(OpenApiSerializerExtension):
@@ -191,71 +229,31 @@ class MaiascoreErrorSerializer(serializers.Serializer):
                                    help_text="Messages per field, when there are any.")
 
 
-#: A TCP port as the seed sends it: a decimal string from 1 to 65535 (leading zeros allowed).
-PORT_PATTERN = r"^0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})$"
-
-
-def _port(value: Any) -> Any:
-    """"5432" -> 5432; anything else is left for the catalogue to refuse by name."""
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value):  # ASCII digits: int() refuses '²'
-        return int(value)
-    return value
-
-
-def to_core(body: dict[str, Any]) -> dict[str, Any]:
-    values = dict(body)
-    ssh, tunneling = values.pop("ssh", None), values.pop("sshTunneling", None)
-    if ssh is not None and tunneling is not None and ssh != tunneling:
-        raise common.SeedInvalidRequest("ssh and sshTunneling must agree.",
-                                        errors={"sshTunneling": ["Must equal ssh."]})
-    if ssh is not None or tunneling is not None:
-        values["sshTunneling"] = tunneling if tunneling is not None else ssh
-    if values.get("ssl") is not None:
-        values["ssl"] = "require" if values["ssl"] else "disable"
-    for key in ("port", "sshPort"):
-        values[key] = _port(values.get(key))
-    return common.core_data({FIELDS[k]: v for k, v in values.items() if k in FIELDS}, COVERED)
-
-
 def represent(ds: DataSource) -> dict[str, Any]:
-    conn = ds.connection or {}
-    ssl, tunnel = conn.get("ssl") or {}, conn.get("ssh_tunnel") or {}
-
-    def text(value: Any) -> str | None:
-        return None if value is None else str(value)
-
     return MaiascoreDatasourceSerializer({
-        "id": str(ds.pk), "driver": driver_for(ds.type), "host": conn.get("host"),
-        "username": conn.get("username"), "database": conn.get("database"), "port": text(conn.get("port")),
-        "ssl": ssl.get("mode") in SSL_ON, "certificate": ssl.get("client_certificate"),
-        "sslCA": ssl.get("ca_certificate"), "ssh": bool(tunnel.get("enabled")), "sshHost": tunnel.get("host"),
-        "sshUsername": tunnel.get("username"), "sshPort": text(tunnel.get("port")),
-        "sshTunneling": bool(tunnel.get("enabled")), "published_at": ds.created_at,
-        "created_by": common.actor_name(ds.created_by, ds.created_by_token),
-        "updated_by": common.actor_name(ds.updated_by, ds.updated_by_token),
+        "id": str(ds.pk), **TABLE.to_seed(common.native(ds)), "published_at": ds.created_at,
+        "created_by": actor_name(ds.created_by, ds.created_by_token),
+        "updated_by": actor_name(ds.updated_by, ds.updated_by_token),
     }).data
+
+
+def actor_name(user: Any, token: Any) -> str | None:
+    """Who made a change, as one string: the user name, else ``token:<name>``."""
+    if user is not None:
+        return user.get_username()
+    if token is not None:
+        return f"token:{token.name}"
+    return None
 
 
 def _error(text: str) -> OpenApiResponse:
     return OpenApiResponse(MaiascoreErrorSerializer, description=text)
 
 
-class MaiascoreDatasourceView(common.CompatView):
+class MaiascoreDatasourceView(common.View):
     parser_classes = [JSONParser, XMLParser, TextXMLParser, FormOrJSONParser]
-    field_names = {**{path: name for name, path in FIELDS.items()}, "type": "driver"}
-
-    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
-        status = 403 if failure.status == 401 else failure.status  # the seed answers 403 without authentication
-        body: dict[str, Any] = {"code": status, "message": failure.details()}
-        if failure.errors:
-            body["errors"] = failure.errors
-        return status, body
-
-    def handle_error(self, exc: Exception, context: dict) -> Response | None:
-        response = super().handle_error(exc, context)
-        if response is not None and response.status_code == 403 and "WWW-Authenticate" in response:
-            del response["WWW-Authenticate"]
-        return response
+    tables = (TABLE,)
+    errors = ERRORS
 
     @extend_schema(
         operation_id="compat_maiascore_update_datasource",
@@ -287,11 +285,8 @@ class MaiascoreDatasourceView(common.CompatView):
     def put(self, request: Request, id: str) -> Response:  # noqa: A002 - the seed's parameter name
         ds = common.fetch(request, id)
         driver_for(ds.type)  # a type maiascore cannot name is refused before anything changes
-        values = common.parse(MaiascoreDatasourceUpdateSerializer, request.data)
-        driver = values.pop("driver", None)
-        data = to_core(values)
-        if driver is not None:  # the core refuses a type change; its error is reported on ``driver``
-            data["type"] = DRIVERS[ALIASES.get(driver, driver)]
-        result = common.update(request, ds.pk, data)
+        values = parse(MaiascoreDatasourceUpdateSerializer, request.data)
+        # a driver sent becomes ``type``: the core refuses a type change, reported on ``driver``
+        result = common.update(request, ds.pk, TABLE.to_native(values))
         ds = common.fetch(request, result.data_source.pk)
         return common.with_etag(Response(represent(ds)), ds)

@@ -1,9 +1,10 @@
-"""Body parsers of the seed adapters: JSON, XML (maiascore; parsed safely) and form encoding that may
-carry JSON (maiascore). Every one applies the rules of ``core.parsers`` (size, depth, strings,
-numbers); a refused field is named as the seed's body names it (never renamed to a core path)."""
+"""Body parsers of the maiascore adapter beyond JSON: XML (parsed safely) and form encoding that may
+carry JSON. Every one applies the rules of ``core.parsers`` (size, depth, strings, numbers); a
+refused field is named as the seed's body names it (``core.compat.SeedNames``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from defusedxml import DefusedXmlException
@@ -12,28 +13,9 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
 from core import parsers as core
+from core.compat import SeedNames
 
 MAX_DEPTH = 8
-
-
-class _SeedNames:
-    """Re-raise a refused body as the seed adapters' own 400: its paths are the body's, as sent."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
-        try:
-            return super().parse(stream, media_type, parser_context)  # type: ignore[misc]
-        except core.BodyRejected as exc:
-            from datasources.compat.common import SeedInvalidRequest  # common imports this module
-
-            raise SeedInvalidRequest(exc.message, errors=exc.errors) from None
-
-
-class JSONParser(_SeedNames, core.JSONParser):
-    pass
-
-
-class MergePatchJSONParser(_SeedNames, core.MergePatchJSONParser):
-    pass
 
 
 def _element(node: Any, depth: int = 0) -> Any:
@@ -58,7 +40,7 @@ class _XMLParser(BaseParser):
 
     media_type = "application/xml"
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         raw = core.read_bounded(stream)
         try:
             root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
@@ -71,7 +53,7 @@ class _XMLParser(BaseParser):
         return core.clean_parsed(value if isinstance(value, dict) else {})
 
 
-class XMLParser(_SeedNames, _XMLParser):
+class XMLParser(SeedNames, _XMLParser):
     pass
 
 
@@ -85,7 +67,7 @@ class _FormOrJSONParser(BaseParser):
 
     media_type = "application/x-www-form-urlencoded"
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         raw = core.read_bounded(stream)
         encoding = core.request_charset(parser_context)
         if raw.lstrip().startswith(b"{"):
@@ -93,9 +75,5 @@ class _FormOrJSONParser(BaseParser):
         return core.parse_form(raw, encoding)
 
 
-class FormOrJSONParser(_SeedNames, _FormOrJSONParser):
+class FormOrJSONParser(SeedNames, _FormOrJSONParser):
     pass
-
-
-#: what every seed adapter accepts unless it says otherwise (the core API's media types)
-SEED_PARSERS = [JSONParser, MergePatchJSONParser]

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.compat import Codec, ErrorShape, Extra, Field, SeedRequest, Slot, Table, parse
 from core.openapi import NOT_BLANK
 from core.serializers import (
     JSONObjectField,
@@ -29,28 +30,37 @@ from datasources.models import DataSource
 
 TAG = "compat: rivergen"
 
-#: Rivergen field -> core path. Rivergen's type names are the catalogue keys (``postgresql``...).
-FIELDS: dict[str, str] = {
-    "name": "name",
-    "description": "description",
-    "host": "connection.host",
-    "port": "connection.port",
-    "database_name": "connection.database",
-    "schema_name": "connection.schema",
-    "connection_string": "connection_string",
-    "file_path": "connection.path",
-    "use_ssh_tunnel": "connection.ssh_tunnel.enabled",
-    "ssh_host": "connection.ssh_tunnel.host",
-    "ssh_port": "connection.ssh_tunnel.port",
-    "ssh_username": "connection.ssh_tunnel.username",
-    **{name: name for name in (
-        "connection_pool_size", "connection_timeout", "query_timeout", "max_retries",
-        "schema_auto_refresh", "schema_refresh_interval", "metadata", "tags",
-    )},
-}
-#: Accepted and validated, with no effect: the tunnel's local end is an ephemeral port per connection.
-IGNORED = frozenset({"ssh_local_port"})
-ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"}
+#: Rivergen's data source over the native one (a merge: only the fields sent change; ``null`` clears
+#: or resets). Rivergen's type names are the catalogue keys (``postgresql``...).
+TABLE = Table(
+    (
+        Field("name", "name"),
+        Field("description", "description"),
+        Field("host", "connection.host"),
+        Field("port", "connection.port"),
+        Field("database_name", "connection.database"),
+        Field("schema_name", "connection.schema"),
+        Field("connection_string", "connection_string"),
+        Field("file_path", "connection.path"),
+        Field("use_ssh_tunnel", "connection.ssh_tunnel.enabled", via=Codec(to_seed=bool)),
+        Field("ssh_host", "connection.ssh_tunnel.host"),
+        Field("ssh_port", "connection.ssh_tunnel.port"),
+        Field("ssh_username", "connection.ssh_tunnel.username"),
+        *(Field(name, name) for name in (
+            "connection_pool_size", "connection_timeout", "query_timeout", "max_retries",
+            "schema_auto_refresh", "schema_refresh_interval", "metadata", "tags",
+        )),
+    ),
+    write_only=("connection_string",),
+    #: accepted and validated, with no effect: the tunnel's local end is an ephemeral port per connection
+    ignored=frozenset({"ssh_local_port"}),
+)
+#: ``{success: false, data: null, message, error: {code, reason, details}}``; ``code`` by HTTP status
+ERRORS = ErrorShape(
+    {"success": False, "data": None, "message": Slot.MESSAGE,
+     "error": {"code": Slot.CODE, "reason": Slot.NATIVE_CODE, "details": Slot.ERRORS, "stage": Extra("stage")}},
+    status_codes={400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"},
+)
 
 
 def _opt_str(**kwargs: Any) -> StrictCharField:
@@ -72,7 +82,7 @@ def _port(**kwargs: Any) -> StrictIntegerField:
     return _opt_int(min_value=limits.min_value, max_value=limits.max_value, **kwargs)
 
 
-class RivergenDataSourceUpdateSerializer(common.SeedRequest):
+class RivergenDataSourceUpdateSerializer(SeedRequest):
     """All fields optional: only the fields sent change; ``null`` clears or resets to the default."""
 
     name = StrictCharField(required=False, min_length=1, max_length=255, help_text="1-255 characters.")
@@ -104,12 +114,21 @@ class RivergenDataSourceUpdateSerializer(common.SeedRequest):
     tags = TagsField(required=False)
 
 
+#: every secret of the catalogue's types (the source's own type decides which it accepts)
+SECRETS = sorted({s.name for t in catalogue.CATALOGUE.values() for s in t.secrets})
+#: ``username`` and the secrets, each under its own name
+CREDENTIALS_TABLE = Table(
+    (Field("username", "connection.username"), *(Field(name, f"credentials.{name}") for name in SECRETS)),
+    write_only=("credentials",),
+    names={"credentials": ""},
+)
+
+
 def _secret_fields() -> dict[str, serializers.Field]:
-    names = sorted({s.name for t in catalogue.CATALOGUE.values() for s in t.secrets})
     return {
         name: StrictCharField(required=False, allow_null=True, write_only=True, trim_whitespace=False,
                               help_text="Secret of the source's type: a value replaces, null clears.")
-        for name in names
+        for name in SECRETS
     }
 
 
@@ -139,7 +158,7 @@ class RivergenCredentialsExtension(OpenApiSerializerExtension):
 
 RivergenCredentialsUpdateSerializer = type(
     "RivergenCredentialsUpdateSerializer",
-    (common.SeedRequest,),
+    (SeedRequest,),
     {
         "__doc__": "Connection credentials: `username` plus the secrets of the source's type "
                    "(`password`, `ssh_private_key`, `token`...). Omitted ones are kept.",
@@ -213,27 +232,13 @@ class RivergenErrorSerializer(serializers.Serializer):
 
 
 def represent(ds: DataSource) -> dict[str, Any]:
-    conn = ds.connection or {}
-    tunnel = conn.get("ssh_tunnel") or {}
     return RivergenDataSourceSerializer({
-        "id": ds.pk, "organization_id": ds.organization_id, "workspace_id": ds.workspace_id,
-        "name": ds.name, "type": ds.type, "description": ds.description,
-        "host": conn.get("host"), "port": conn.get("port"), "database_name": conn.get("database"),
-        "schema_name": conn.get("schema"), "file_path": conn.get("path"),
-        "use_ssh_tunnel": bool(tunnel.get("enabled")), "ssh_host": tunnel.get("host"),
-        "ssh_port": tunnel.get("port"), "ssh_username": tunnel.get("username"),
-        "connection_pool_size": ds.connection_pool_size, "connection_timeout": ds.connection_timeout,
-        "query_timeout": ds.query_timeout, "max_retries": ds.max_retries,
-        "schema_auto_refresh": ds.schema_auto_refresh, "schema_refresh_interval": ds.schema_refresh_interval,
-        "metadata": ds.metadata, "tags": ds.tags,
+        **TABLE.to_seed(common.native(ds)),
+        "id": ds.pk, "organization_id": ds.organization_id, "workspace_id": ds.workspace_id, "type": ds.type,
         "credentials_set": sorted(c.field for c in ds.credentials.all()),
         "status": ds.status, "created_at": ds.created_at, "updated_at": ds.updated_at,
         "updated_by_user_id": ds.updated_by_id,
     }).data
-
-
-def to_core(body: dict[str, Any]) -> dict[str, Any]:
-    return common.core_data({FIELDS[k]: v for k, v in body.items() if k not in IGNORED})
 
 
 def _errors(*extra: int) -> dict[int, OpenApiResponse]:
@@ -256,15 +261,9 @@ def _errors(*extra: int) -> dict[int, OpenApiResponse]:
 ID = OpenApiParameter("data_source_id", int, OpenApiParameter.PATH, description="Data source ID.")
 
 
-class RivergenView(common.CompatView):
-    field_names = {path: name for name, path in FIELDS.items() if path != name}
-
-    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
-        code = ERROR_CODES.get(failure.status, failure.code)
-        error = {"code": code, "reason": failure.code, "details": failure.errors}
-        if "stage" in failure.extra:
-            error["stage"] = failure.extra["stage"]
-        return failure.status, {"success": False, "data": None, "message": failure.message, "error": error}
+class RivergenView(common.View):
+    tables = (TABLE,)
+    errors = ERRORS
 
     def envelope(self, request: Request, ds: DataSource, message: str) -> Response:
         ds = common.fetch(request, ds.pk)
@@ -284,13 +283,13 @@ class RivergenDataSourceView(RivergenView):
     )
     def patch(self, request: Request, data_source_id: str) -> Response:
         common.fetch(request, data_source_id)  # 404 before 400 for ids not in the organization
-        body = common.parse(RivergenDataSourceUpdateSerializer, request.data)
-        result = common.update(request, data_source_id, to_core(body))
+        body = parse(RivergenDataSourceUpdateSerializer, request.data)
+        result = common.update(request, data_source_id, TABLE.to_native(body))
         return self.envelope(request, result.data_source, "Data source updated successfully")
 
 
 class RivergenCredentialsView(RivergenView):
-    field_names = {"connection.username": "username", "credentials": ""}
+    tables = (CREDENTIALS_TABLE,)
 
     @extend_schema(
         operation_id="compat_rivergen_update_credentials",
@@ -304,11 +303,6 @@ class RivergenCredentialsView(RivergenView):
     )
     def patch(self, request: Request, data_source_id: str) -> Response:
         common.fetch(request, data_source_id)
-        values = common.parse(RivergenCredentialsUpdateSerializer, request.data)
-        data: dict[str, Any] = {}
-        if "username" in values:
-            data["connection"] = {"username": values.pop("username")}
-        if values:
-            data["credentials"] = values
-        result = common.update(request, data_source_id, data)
+        values = parse(RivergenCredentialsUpdateSerializer, request.data)
+        result = common.update(request, data_source_id, CREDENTIALS_TABLE.to_native(values))
         return self.envelope(request, result.data_source, "Credentials updated successfully")

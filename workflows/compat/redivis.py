@@ -13,8 +13,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.compat import CompatView, ErrorShape, Field, IfAny, SeedRequest, Slot, Spread, Table, parse
 from core.serializers import StrictCharField
-from datasources.compat import common
 from organizations.authentication import get_actor
 from workflows.api.paths import check_path
 from workflows.models import WorkflowDataSource
@@ -24,8 +24,18 @@ from workflows.services.sources import source_reference, source_repr, target_of
 
 TAG = "compat: redivis"
 
+#: the PATCH body over the repoint service's arguments
+TABLE = Table((
+    Field("sourceDataset", "source_data_source"),
+    Field("sourceWorkflow", "source_workflow"),
+    Field("mappedTables", "mapped_tables"),
+))
+#: ``{"error": {code: <HTTP status>, status: <native code>, message, errors, ...}}``
+ERRORS = ErrorShape({"error": {"code": Slot.STATUS, "status": Slot.NATIVE_CODE, "message": Slot.MESSAGE,
+                               "errors": IfAny(Slot.ERRORS), Spread(Slot.EXTRA): None}})
 
-class RedivisDataSourcePatchSerializer(common.SeedRequest):
+
+class RedivisDataSourcePatchSerializer(SeedRequest):
     """Either a sourceDataset or a sourceWorkflow, not both; mappedTables optional."""
 
     sourceDataset = StrictCharField(  # noqa: N815 - the seed's names
@@ -123,20 +133,10 @@ def represent(wds: WorkflowDataSource) -> dict[str, Any]:
     }
 
 
-class RedivisDataSourceView(common.CompatView):
+class RedivisDataSourceView(CompatView):
     scope_resource = "workflow"
-    field_names = {
-        "source_data_source": "sourceDataset",
-        "source_workflow": "sourceWorkflow",
-        "mapped_tables": "mappedTables",
-    }
-
-    def render_failure(self, failure: common.Failure) -> tuple[int, Any]:
-        body: dict[str, Any] = {"code": failure.status, "status": failure.code, "message": failure.message}
-        if failure.errors:
-            body["errors"] = failure.errors
-        body.update(failure.extra)
-        return failure.status, {"error": body}
+    tables = (TABLE,)
+    errors = ERRORS
 
     @extend_schema(
         operation_id="compat_redivis_datasource_patch",
@@ -176,14 +176,14 @@ class RedivisDataSourceView(common.CompatView):
     def patch(self, request: Request, workflowReference: str, dataSourceReference: str) -> Response:  # noqa: N803
         check_path({"workflowReference": workflowReference, "dataSourceReference": dataSourceReference},
                    {"workflowReference": "workflow", "dataSourceReference": "data_source"})
-        body = common.parse(RedivisDataSourcePatchSerializer, request.data)
+        native = TABLE.to_native(parse(RedivisDataSourcePatchSerializer, request.data))
         result = repoint_service.repoint(
             actor=get_actor(request),
             workflow=workflowReference,
             data_source=dataSourceReference,
-            source_data_source=body.get("sourceDataset"),
-            source_workflow=body.get("sourceWorkflow"),
-            mapped_tables=body.get("mappedTables"),
+            source_data_source=native.get("source_data_source"),
+            source_workflow=native.get("source_workflow"),
+            mapped_tables=native.get("mapped_tables"),
             if_match=request.headers.get("If-Match"),
         )
         actor = get_actor(request)
