@@ -22,6 +22,7 @@ from datasources.admin_forms import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from workflows.models import Node, Workflow, WorkflowDataSource
 from workflows.references import render_table
+from workflows.selectors import dependants_of_workflow, first_rows_of, workflow_name_taken
 from workflows.services import workflows as wf_service
 from workflows.services.repoint import repoint
 from workflows.services.sources import source_reference, target_of
@@ -43,8 +44,7 @@ class WorkflowForm(forms.ModelForm):
         org = data.get("organization") or getattr(self.instance, "organization", None)
         name = (data.get("name") or "").strip()
         if org is not None and name:
-            taken = Workflow.objects.filter(organization=org, name__iexact=name).exclude(pk=self.instance.pk)
-            if taken.exists():
+            if workflow_name_taken(org, name, exclude_pk=self.instance.pk):
                 self.add_error("name", "A workflow with this name already exists in this organization.")
         return data
 
@@ -53,10 +53,7 @@ class _CappedFormSet(BaseInlineFormSet):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         instance = kwargs.get("instance")
         if instance is not None and instance.pk:
-            model = self.model
-            first = model.objects.filter(workflow=instance).order_by("pk").values_list("pk", flat=True)
-            ids = list(first[:INLINE_LIMIT])
-            kwargs["queryset"] = model.objects.filter(pk__in=ids)
+            kwargs["queryset"] = first_rows_of(self.model, instance, INLINE_LIMIT)
         super().__init__(*args, **kwargs)
 
 
@@ -140,7 +137,7 @@ class WorkflowAdmin(OrganizationScopedAdmin):
                 return HttpResponseRedirect(reverse("admin:workflows_workflow_change", args=[obj.pk]))
             messages.success(request, f"Deleted workflow '{obj.name}'.")
             return HttpResponseRedirect(reverse("admin:workflows_workflow_changelist"))
-        dependants = wf_service.dependants_of_workflow(obj) if obj is not None else []
+        dependants = dependants_of_workflow(obj) if obj is not None else []
         if dependants:
             messages.warning(request, f"Still a source of: {', '.join(dependants)}; deleting will be refused.")
         return super().delete_view(request, object_id, extra_context)

@@ -4,25 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from rest_framework import status, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import NotFound
 from datasources.api.views import bool_param
 from organizations.authentication import get_actor
 from workflows.api import docs
 from workflows.api import serializers as s
 from workflows.api.paths import check_path
-from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
-from workflows.references import name_key, parse_table_reference
+from workflows.models import Node, Workflow, WorkflowDataSource
+from workflows.references import parse_table_reference
+from workflows.selectors import (
+    node_for,
+    nodes_for,
+    output_table,
+    output_tables_of,
+    renderable_workflow_data_sources,
+    workflow_data_source_for_actor,
+    workflow_data_sources_of,
+    workflow_for_actor,
+    workflows_for_actor,
+)
 from workflows.services import data_sources as ds_service
 from workflows.services import nodes as node_service
 from workflows.services import repoint as repoint_service
 from workflows.services import workflows as wf_service
-from workflows.services.common import get_workflow, get_workflow_data_source, renderable
 
 
 def _validated(serializer_class: type, request: Request, *, partial: bool) -> dict[str, Any]:
@@ -47,7 +56,7 @@ class _Base(viewsets.GenericViewSet):
         return getattr(self, "swagger_fake_view", False)
 
     def _workflow(self) -> Workflow:
-        return get_workflow(get_actor(self.request), self.kwargs["workflow"])
+        return workflow_for_actor(get_actor(self.request), self.kwargs["workflow"])
 
     def _page(self, queryset: Any, serializer_class: type) -> Response:
         page = self.paginate_queryset(queryset)
@@ -64,9 +73,7 @@ class WorkflowViewSet(_Base):
     def get_queryset(self) -> QuerySet[Workflow]:
         if self._fake():
             return Workflow.objects.none()
-        return Workflow.objects.filter(organization=get_actor(self.request).organization).select_related(
-            "organization", "created_by", "updated_by", "created_by_token", "updated_by_token"
-        )
+        return workflows_for_actor(get_actor(self.request))
 
     def _render(self, wf: Workflow, code: int = 200) -> Response:
         wf = self.get_queryset().get(pk=wf.pk)
@@ -114,11 +121,11 @@ class WorkflowDataSourceViewSet(_Base):
     def get_queryset(self) -> QuerySet[WorkflowDataSource]:
         if self._fake():
             return WorkflowDataSource.objects.none()
-        return renderable().filter(workflow=self._workflow())
+        return workflow_data_sources_of(self._workflow())
 
     def _render(self, wds: WorkflowDataSource, code: int = 200) -> Response:
         """Re-read a written row by its id (the workflow was resolved already) and render it."""
-        wds = renderable().get(pk=wds.pk)
+        wds = renderable_workflow_data_sources().get(pk=wds.pk)
         return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data, status=code), wds)
 
     def list(self, request: Request, workflow: str) -> Response:
@@ -134,7 +141,7 @@ class WorkflowDataSourceViewSet(_Base):
 
     def retrieve(self, request: Request, workflow: str, data_source: str) -> Response:
         actor = get_actor(request)
-        wds = get_workflow_data_source(actor, get_workflow(actor, workflow), data_source)  # ready to render
+        wds = workflow_data_source_for_actor(actor, workflow_for_actor(actor, workflow), data_source)  # ready to render
         return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data), wds)
 
     def partial_update(self, request: Request, workflow: str, data_source: str) -> Response:
@@ -142,7 +149,7 @@ class WorkflowDataSourceViewSet(_Base):
         try:
             data = _validated(s.RepointSerializer, request, partial=False)
         except APIException:  # 404 before 400: never judge bodies for objects the caller cannot see
-            get_workflow_data_source(actor, get_workflow(actor, workflow), data_source)
+            workflow_data_source_for_actor(actor, workflow_for_actor(actor, workflow), data_source)
             raise
         result = repoint_service.repoint(
             actor=actor, workflow=workflow, data_source=data_source,
@@ -171,15 +178,7 @@ class NodeViewSet(_Base):
     def get_queryset(self) -> QuerySet[Node]:
         if self._fake():
             return Node.objects.none()
-        inputs = NodeInput.objects.select_related(
-            "workflow_data_source__source_data_source", "workflow_data_source__source_workflow"
-        )
-        return (
-            Node.objects.filter(workflow=self._workflow())
-            .select_related("workflow__organization", "created_by", "updated_by", "created_by_token",
-                            "updated_by_token")
-            .prefetch_related(Prefetch("inputs", queryset=inputs))
-        )
+        return nodes_for(self._workflow())
 
     def _render(self, node: Node, code: int = 200) -> Response:
         node = self.get_queryset().get(pk=node.pk)
@@ -197,10 +196,10 @@ class NodeViewSet(_Base):
         return response
 
     def retrieve(self, request: Request, workflow: str, node: str) -> Response:
-        return self._render(node_service.get_node(self._workflow(), node))
+        return self._render(node_for(self._workflow(), node))
 
     def partial_update(self, request: Request, workflow: str, node: str) -> Response:
-        node_service.get_node(self._workflow(), node)
+        node_for(self._workflow(), node)  # 404 before 400
         data = _validated(s.NodeWriteSerializer, request, partial=True)
         updated = node_service.update_node(actor=get_actor(request), workflow=workflow, node=node, data=data,
                                            if_match=request.headers.get("If-Match"))
@@ -222,7 +221,7 @@ class WorkflowTableViewSet(_Base):
     def get_queryset(self) -> QuerySet[Node]:
         if self._fake():
             return Node.objects.none()
-        return Node.objects.filter(workflow=self._workflow()).exclude(output_table_name="").order_by("id")
+        return output_tables_of(self._workflow())
 
     def list(self, request: Request, workflow: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
@@ -230,9 +229,4 @@ class WorkflowTableViewSet(_Base):
 
     def retrieve(self, request: Request, workflow: str, table: str) -> Response:
         ref = parse_table_reference(table)  # well-formed: checked by `initial`
-        for node in self.get_queryset():
-            if ref.reference_id == node.reference_id or (
-                ref.reference_id is None and name_key(node.output_table_name) == name_key(ref.name)
-            ):
-                return Response(s.table_repr(node))
-        raise NotFound("Table not found.")
+        return Response(s.table_repr(output_table(self._workflow(), ref)))

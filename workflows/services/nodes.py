@@ -6,39 +6,19 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from core.errors import ApiError, Conflict, InvalidRequest, NotFound, PreconditionFailed
-from core.numbers import parse_ascii_int
+from core.errors import ApiError, Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
 from workflows.mapping import Table
 from workflows.models import Node, NodeInput, Workflow
 from workflows.references import InvalidReference, name_key, parse_table_reference, render_table
+from workflows.selectors import node_for
 from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, stamp
 from workflows.services.sources import tables_of, target_of
 
-
-def get_node(workflow: Workflow, lookup: Any, *, for_update: bool = False) -> Node:
-    """A workflow's node by id or by ``name[:reference_id]``; 404 otherwise."""
-    qs = Node.objects.filter(workflow=workflow).select_related("workflow__organization")
-    if for_update:
-        qs = qs.select_for_update(of=("self",))
-    text = str(lookup)
-    pk = parse_ascii_int(text)
-    if pk is not None:
-        node = qs.filter(pk=pk).first()
-    else:
-        try:
-            ref = parse_table_reference(text)
-        except InvalidReference as exc:  # a path segment that names nothing (workflows.api.paths)
-            raise NotFound(f"Node not found: the {exc.part} is wrong.", errors={"node": [str(exc)]}) from None
-        if ref.reference_id is not None:
-            node = qs.filter(reference_id=ref.reference_id).first()
-        else:
-            node = next((n for n in qs if name_key(n.name) == name_key(ref.name)), None)
-    if node is None:
-        raise NotFound("Node not found.")
-    return node
+#: A workflow's node by id or by ``name[:reference_id]``; 404 otherwise.
+get_node = node_for
 
 
 def _resolve_inputs(actor: Actor, wf: Workflow, inputs: list[dict[str, Any]]) -> list[tuple[int, Table]]:

@@ -1,4 +1,4 @@
-"""Create, update and delete workflows; who depends on a workflow or a data source."""
+"""Create, update and delete workflows (who depends on one: ``workflows.selectors``)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,17 @@ from django.db import IntegrityError, transaction
 
 from core.errors import Conflict, PreconditionFailed
 from core.references import new_reference_id
-from datasources.models import DataSource
 from datasources.services import audit
 from organizations.actors import Actor
 from organizations.models import Organization
 from workflows.models import Workflow
-from workflows.references import render_workflow
+from workflows.selectors import dependants_of_data_source, dependants_of_workflow, workflow_name_taken
 from workflows.services.common import etag_matches, get_workflow, stamp
 
+__all__ = ["create_workflow", "delete_workflow", "dependants_of_data_source", "dependants_of_workflow",
+           "update_workflow"]
+
 FIELDS = {"name": None, "description": ""}
-
-
-def _qualified(workflows: Any) -> list[str]:
-    return sorted({render_workflow(w.organization.slug, w.name, w.reference_id) for w in workflows})
-
-
-def dependants_of_workflow(workflow: Workflow) -> list[str]:
-    """Qualified references of the other workflows that read this workflow's output tables."""
-    users = Workflow.objects.filter(data_sources__source_workflow=workflow).select_related("organization")
-    return _qualified(users.exclude(pk=workflow.pk).distinct())
-
-
-def dependants_of_data_source(data_source: DataSource) -> list[str]:
-    """Qualified references of the workflows using this data source (answer 409 before deleting it)."""
-    users = Workflow.objects.filter(data_sources__source_data_source=data_source).select_related("organization")
-    return _qualified(users.distinct())
 
 
 def _name_conflict() -> Conflict:
@@ -43,8 +29,7 @@ def _name_conflict() -> Conflict:
 
 
 def _save(workflow: Workflow) -> None:
-    taken = Workflow.objects.filter(organization_id=workflow.organization_id, name__iexact=workflow.name)
-    if taken.exclude(pk=workflow.pk).exists():
+    if workflow_name_taken(workflow.organization_id, workflow.name, exclude_pk=workflow.pk):
         raise _name_conflict()
     try:
         with transaction.atomic():

@@ -1,0 +1,272 @@
+"""Reads of workflows, their data sources and nodes, scoped to the caller: the API, the admin, the
+services and the compat adapters use these rather than building querysets of their own.
+
+Lookups take an id or a qualified reference (``workflows.references``). Another organization's
+object answers 404 (``NotFound``) exactly like an unknown one. Writes stay in ``workflows.services``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db.models import Model, Prefetch, QuerySet
+
+from core.errors import InvalidRequest, NotFound
+from core.numbers import parse_ascii_int
+from datasources.models import DataSource
+from organizations.actors import Actor
+from organizations.models import Organization
+from organizations.tracking import with_actor_names
+from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
+from workflows.references import (
+    CURRENT,
+    InvalidReference,
+    SourceReference,
+    TableReference,
+    name_key,
+    parse_source_reference,
+    parse_table_reference,
+    parse_workflow_reference,
+    render_workflow,
+)
+
+M = TypeVar("M", bound=Model)
+
+# --- references ------------------------------------------------------------------------------------
+
+
+def bad_reference(field: str, exc: InvalidReference) -> InvalidRequest:
+    """A 400 naming the field and the part of the reference that is wrong."""
+    return InvalidRequest(f"Malformed reference in '{field}': the {exc.part} is wrong.", errors={field: [str(exc)]})
+
+
+def check_org(actor: Actor, ref: SourceReference, field: str, what: str) -> None:
+    """Another organization's slug answers 404, exactly like an unknown name."""
+    if ref.org != actor.organization.slug.lower():
+        raise NotFound(f"No such {what} in your organization.", errors={field: [f"No such {what}."]})
+
+
+def pick(items: Iterable[M], ref: SourceReference, *, field: str, what: str) -> M:
+    """The one object whose reference id (wins) or escaped name matches ``ref``; 404 or 400 (ambiguous)."""
+    if ref.reference_id is not None:
+        found = [o for o in items if getattr(o, "reference_id", None) == ref.reference_id]
+    else:
+        key = name_key(ref.name)
+        found = [o for o in items if name_key(o.name) == key]  # type: ignore[attr-defined]
+    if not found:
+        raise NotFound(f"No such {what} in your organization.", errors={field: [f"No such {what}."]})
+    if len(found) > 1:
+        raise InvalidRequest(
+            f"The name '{ref.name}' matches several {what}s; add the reference id.",
+            errors={field: [f"Ambiguous: {', '.join(getattr(o, 'reference_id', '') for o in found)}."]},
+        )
+    return found[0]
+
+
+def by_pk(qs: QuerySet[M], pk: int) -> M | None:
+    """The row with this primary key, or None: ``.first()`` without its ORDER BY, which costs
+    more to compile than the lookup itself on an annotated queryset."""
+    return next(iter(qs.filter(pk=pk).order_by()[:1]), None)
+
+
+# --- workflows -------------------------------------------------------------------------------------
+
+
+def workflows_for_actor(actor: Actor) -> QuerySet[Workflow]:
+    """The caller's organization's workflows with what their representation reads (the list and
+    GET; search and ordering are the view's ``search_fields`` and ``ordering_fields``)."""
+    return Workflow.objects.filter(organization=actor.organization).select_related(
+        "organization", "created_by", "updated_by", "created_by_token", "updated_by_token"
+    )
+
+
+def _one(qs: Any, field: str) -> Any:
+    obj = qs.first()
+    if obj is None:
+        raise NotFound("Workflow not found.", errors={field: ["No such workflow."]})
+    return obj
+
+
+def workflow_for_actor(actor: Actor, lookup: Any, *, for_update: bool = False, field: str = "workflow") -> Workflow:
+    """The caller's organization's workflow by id or qualified reference; 404 otherwise (a
+    malformed reference is a 400 naming ``field``)."""
+    qs = Workflow.objects.filter(organization=actor.organization).select_related("organization")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    text = str(lookup)
+    pk = parse_ascii_int(text)
+    if pk is not None:
+        workflow = by_pk(qs, pk)
+        if workflow is None:
+            raise NotFound("Workflow not found.")
+        return workflow
+    try:
+        ref = parse_workflow_reference(text)
+    except InvalidReference as exc:
+        raise bad_reference(field, exc) from None
+    check_org(actor, ref, field, "workflow")
+    if ref.reference_id is not None:  # the id wins over the name
+        return _one(qs.filter(reference_id=ref.reference_id), field)
+    candidates = Workflow.objects.filter(organization=actor.organization).only("id", "name", "reference_id")
+    return _one(qs.filter(pk=pick(candidates, ref, field=field, what="workflow").pk), field)
+
+
+def workflow_name_taken(organization: Organization | int, name: str, *, exclude_pk: Any = None) -> bool:
+    """Whether another workflow of the organization has this name (case-insensitively)."""
+    taken = Workflow.objects.filter(organization=organization, name__iexact=name)
+    return taken.exclude(pk=exclude_pk).exists()
+
+
+def _qualified(workflows: Any) -> list[str]:
+    return sorted({render_workflow(w.organization.slug, w.name, w.reference_id) for w in workflows})
+
+
+def dependants_of_workflow(workflow: Workflow) -> list[str]:
+    """Qualified references of the other workflows that read this workflow's output tables."""
+    users = Workflow.objects.filter(data_sources__source_workflow=workflow).select_related("organization")
+    return _qualified(users.exclude(pk=workflow.pk).distinct())
+
+
+def dependants_of_data_source(data_source: DataSource) -> list[str]:
+    """Qualified references of the workflows using this data source (answer 409 before deleting it)."""
+    users = Workflow.objects.filter(data_sources__source_data_source=data_source).select_related("organization")
+    return _qualified(users.distinct())
+
+
+# --- workflow data sources -------------------------------------------------------------------------
+
+#: What a representation reads of the data source a workflow data source points at.
+_SOURCE_FIELDS = {"id", "organization", "reference_id", "name", "type", "schema_version"}
+
+
+@cache
+def _renderable() -> QuerySet[WorkflowDataSource]:
+    unread = [f"source_data_source__{f.name}" for f in DataSource._meta.concrete_fields if f.name not in _SOURCE_FIELDS]
+    return with_actor_names(
+        WorkflowDataSource.objects.select_related("workflow__organization", "source_data_source", "source_workflow")
+        .defer(*unread)  # its connection, secrets' metadata, test result...: loaded only if ever touched
+    )
+
+
+def renderable_workflow_data_sources() -> QuerySet[WorkflowDataSource]:
+    """Workflow data sources with what their representation reads, in one statement (the annotated
+    queryset is built once per process: resolving its subqueries costs more than running them).
+    Not scoped: filter it by a workflow already resolved for the caller, or re-read a written row."""
+    return _renderable().all()
+
+
+def workflow_data_sources_of(workflow: Workflow) -> QuerySet[WorkflowDataSource]:
+    """A workflow's data sources, ready to render (``workflow`` comes from ``workflow_for_actor``)."""
+    return renderable_workflow_data_sources().filter(workflow=workflow)
+
+
+def workflow_data_source_for_actor(
+    actor: Actor, workflow: Workflow, lookup: Any, *, for_update: bool = False, field: str = "data_source"
+) -> WorkflowDataSource:
+    """A workflow's data source by id or by the qualified reference of its current source
+    (unlocked: with everything its representation reads); 404 otherwise."""
+    if for_update:
+        qs = WorkflowDataSource.objects.filter(workflow=workflow).select_for_update(of=("self",)).select_related(
+            "workflow__organization", "source_data_source", "source_workflow"
+        )
+    else:
+        qs = workflow_data_sources_of(workflow)
+    text = str(lookup)
+    pk = parse_ascii_int(text)
+    if pk is not None:
+        found = by_pk(qs, pk)
+        if found is None:
+            raise NotFound("Workflow data source not found.")
+        return found
+    try:
+        ref = parse_source_reference(text)
+    except InvalidReference as exc:
+        raise bad_reference(field, exc) from None
+    check_org(actor, ref, field, "workflow data source")
+    key = name_key(ref.name)
+    matches = []
+    for wds in qs:
+        source = wds.source_data_source or wds.source_workflow
+        assert source is not None  # a check constraint: exactly one of the two is set
+        if ref.reference_id is not None and source.reference_id != ref.reference_id:
+            continue
+        if ref.reference_id is None and name_key(source.name) != key:
+            continue
+        if ref.sample and not wds.is_sample:
+            continue
+        if ref.version is not None:
+            if wds.source_workflow_id is not None:
+                continue
+            if wds.source_version != (None if ref.version == CURRENT else ref.version):
+                continue
+        matches.append(wds)
+    if not matches:
+        raise NotFound("Workflow data source not found.")
+    if len(matches) > 1:
+        raise InvalidRequest(
+            "Several data sources of this workflow match; use the id or add the version.",
+            errors={field: [f"Matches ids {', '.join(str(m.pk) for m in matches)}."]},
+        )
+    return matches[0]
+
+
+# --- nodes and output tables -----------------------------------------------------------------------
+
+
+def nodes_for(workflow: Workflow) -> QuerySet[Node]:
+    """A workflow's nodes with what their representation reads: the workflow, the actors, and the
+    inputs with their sources prefetched (one statement for the nodes, one for all their inputs)."""
+    inputs = NodeInput.objects.select_related(
+        "workflow_data_source__source_data_source", "workflow_data_source__source_workflow"
+    )
+    return (
+        Node.objects.filter(workflow=workflow)
+        .select_related("workflow__organization", "created_by", "updated_by", "created_by_token", "updated_by_token")
+        .prefetch_related(Prefetch("inputs", queryset=inputs))
+    )
+
+
+def node_for(workflow: Workflow, lookup: Any, *, for_update: bool = False) -> Node:
+    """A workflow's node by id or by ``name[:reference_id]``; 404 otherwise."""
+    qs = Node.objects.filter(workflow=workflow).select_related("workflow__organization")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    text = str(lookup)
+    pk = parse_ascii_int(text)
+    if pk is not None:
+        node = qs.filter(pk=pk).first()
+    else:
+        try:
+            ref = parse_table_reference(text)
+        except InvalidReference as exc:  # a path segment that names nothing (workflows.api.paths)
+            raise NotFound(f"Node not found: the {exc.part} is wrong.", errors={"node": [str(exc)]}) from None
+        if ref.reference_id is not None:
+            node = qs.filter(reference_id=ref.reference_id).first()
+        else:
+            node = next((n for n in qs if name_key(n.name) == name_key(ref.name)), None)
+    if node is None:
+        raise NotFound("Node not found.")
+    return node
+
+
+def output_tables_of(workflow: Workflow) -> QuerySet[Node]:
+    """The nodes of a workflow that output a table (what other workflows can read), by id."""
+    return Node.objects.filter(workflow=workflow).exclude(output_table_name="").order_by("id")
+
+
+def output_table(workflow: Workflow, ref: TableReference) -> Node:
+    """The node outputting the table ``ref`` names (its reference id wins over the name); 404 otherwise."""
+    for node in output_tables_of(workflow):
+        if ref.reference_id == node.reference_id or (
+            ref.reference_id is None and name_key(node.output_table_name) == name_key(ref.name)
+        ):
+            return node
+    raise NotFound("Table not found.")
+
+
+def first_rows_of(model: type[M], workflow: Workflow, limit: int) -> QuerySet[M]:
+    """The first ``limit`` rows (by id) of a workflow's data sources or nodes: the admin's inlines."""
+    first = model.objects.filter(workflow=workflow).order_by("pk").values_list("pk", flat=True)  # type: ignore[attr-defined]
+    return model.objects.filter(pk__in=list(first[:limit]))  # type: ignore[attr-defined]
