@@ -24,7 +24,7 @@ from core.serializers import (
 from datasources import catalogue
 from datasources.api.schema_rules import JSON_OBJECT
 from datasources.api.serializers import DataSourceWriteSerializer, TagsField
-from datasources.catalogue_types_common import port
+from datasources.catalogue.types_common import port
 from datasources.compat import common
 from datasources.models import DataSource
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datasources.catalogue import ENDPOINT, PROTECTION, SSH_HOP, Condition, Field, OneOfSecrets, SecretField
+from datasources.catalogue.fields import ENDPOINT, PROTECTION, SSH_HOP, Condition, Field, OneOfSecrets, SecretField
 
 NAME_MAX = 255
 PATH_MAX = 1000

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datasources.catalogue import ENDPOINT, PROTECTION, Condition, Field, SecretField, SourceType
-from datasources.catalogue_types_common import (
+from datasources.catalogue.fields import ENDPOINT, PROTECTION, Condition, Field, SecretField, SourceType
+from datasources.catalogue.types_common import (
     AWS_ACCESS_KEY_ID,
     AWS_SECRET,
     PATH_MAX,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datasources.catalogue import Field, SourceType
-from datasources.catalogue_types_common import (
+from datasources.catalogue.fields import Field, SourceType
+from datasources.catalogue.types_common import (
     SSH_RULES,
     SSH_SECRETS,
     SSH_TUNNEL,

@@ -1,0 +1,94 @@
+"""The source-type catalogue: what each type's ``connection`` and ``credentials`` may hold.
+
+The engine and the data are separate modules, and imports only go down:
+
+- ``fields``: the vocabulary (``Field``, ``SecretField``, ``OneOfSecrets``, ``Condition``,
+  ``SourceType``, ``ConfigInvalid`` and the transit/hop constants);
+- ``validation``: ``normalize_connection``, the secret checks; ``openapi``: the OpenAPI export;
+- ``types_common``: building blocks shared by several types (host, port, SSL, SSH tunnel...);
+  ``types_sql`` and ``types_cloud``: the per-type declarations;
+- this module: ``CATALOGUE`` built from the declarations, ``get_type``, and the public names of
+  the engine re-exported, so callers write ``from datasources import catalogue``.
+
+Pure Python (no Django imports). A new type is a ``SourceType`` in ``types_sql`` or ``types_cloud``
+(in the tuple for its place in the list clients see).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from datasources.catalogue.fields import (
+    BLANK,
+    DATABASE_HOP,
+    DEFAULT_MAX_LENGTH,
+    ENDPOINT,
+    FIELD_KINDS,
+    PEM_MARKER,
+    PROTECTION,
+    REQUIRED,
+    SECRET_KINDS,
+    SECRET_MAX_LENGTH,
+    SSH_HOP,
+    TRANSITS,
+    TUNNEL_FIELD,
+    UNKNOWN,
+    Condition,
+    ConfigInvalid,
+    ExtraCheck,
+    Field,
+    OneOfSecrets,
+    SecretField,
+    SourceType,
+    _same,
+)
+from datasources.catalogue.openapi import connection_openapi_schema, credentials_openapi_schema
+from datasources.catalogue.types_cloud import CLOUD_TYPES, STORAGE_AND_SAAS_TYPES
+from datasources.catalogue.types_sql import FILE_TYPES, SQL_TYPES
+from datasources.catalogue.validation import (
+    _is_blank,
+    check_required_secrets,
+    connection_defaults,
+    normalize_connection,
+    validate_secret_values,
+)
+
+__all__ = [
+    "BLANK", "CATALOGUE", "DATABASE_HOP", "DEFAULT_MAX_LENGTH", "ENDPOINT", "FIELD_KINDS", "PEM_MARKER",
+    "PROTECTION", "REQUIRED", "SECRET_KINDS", "SECRET_MAX_LENGTH", "SSH_HOP", "TRANSITS", "TUNNEL_FIELD",
+    "TYPES", "TYPE_CHOICES", "UNKNOWN", "Condition", "ConfigInvalid", "ExtraCheck", "Field", "OneOfSecrets",
+    "SecretField", "SourceType", "_is_blank", "_same", "check_required_secrets", "connection_defaults",
+    "connection_openapi_schema", "credentials_openapi_schema", "get_type", "is_fully_configured",
+    "normalize_connection", "validate_secret_values",
+]
+
+#: The source types, in the order clients see them.
+TYPES: tuple[SourceType, ...] = (*SQL_TYPES, *CLOUD_TYPES, *FILE_TYPES, *STORAGE_AND_SAAS_TYPES)
+
+CATALOGUE: dict[str, SourceType] = {t.key: t for t in TYPES}
+if len(CATALOGUE) != len(TYPES):
+    raise ValueError("duplicate source type key")
+TYPE_CHOICES: list[tuple[str, str]] = [(t.key, t.label) for t in TYPES]
+
+
+def get_type(key: str) -> SourceType:
+    """The catalogue entry for ``key``; ``KeyError`` if there is none."""
+    return CATALOGUE[key]
+
+
+def is_fully_configured(source_type: SourceType, connection: dict, present: set[str]) -> bool:
+    """Whether the stored connection and secrets pass the type's rules (rendered on every read:
+    memoized on the connection's JSON, since many rows share few shapes)."""
+    return _fully_configured(source_type.key, json.dumps(connection, sort_keys=True), frozenset(present))
+
+
+@lru_cache(maxsize=4096)
+def _fully_configured(key: str, connection_json: str, present: frozenset[str]) -> bool:
+    source_type = get_type(key)
+    try:
+        normalized = normalize_connection(source_type, json.loads(connection_json))
+        check_required_secrets(source_type, normalized, set(present))
+    except ConfigInvalid:
+        return False
+    return True
