@@ -6,3 +6,11 @@ class WorkflowsConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "workflows"
+
+    def ready(self) -> None:
+        # Deleting a data source a workflow still reads is refused (409): datasources asks its
+        # dependants registry, which workflows fill (datasources never imports workflows).
+        from datasources import dependants
+        from workflows.services import dependants_of_data_source
+
+        dependants.register(dependants_of_data_source)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from core.errors import ApiError, Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
-from datasources import catalogue
+from datasources import catalogue, dependants
 from datasources.connectors import TestResult
 from datasources.models import DataSource, DataSourceStatus
 from datasources.selectors import data_source_for_actor
@@ -329,9 +329,6 @@ def delete_data_source(*, actor: Actor, data_source_id: Any, if_match: str | Non
 
 
 def dependants_of(ds: DataSource) -> list[str]:
-    """Qualified names of the workflows that still read this data source."""
-    try:
-        from workflows.services import dependants_of_data_source
-    except ImportError:
-        return []
-    return dependants_of_data_source(ds)
+    """Qualified names of what still reads this data source (the workflows, which register
+    themselves in ``datasources.dependants``: data sources never import the apps built on them)."""
+    return dependants.dependants_of(ds)
