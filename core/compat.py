@@ -209,7 +209,7 @@ class Table:
 
 
 def _under(path: str, containers: Iterable[str]) -> bool:
-    return any(path.startswith(f"{container}.") for container in containers)
+    return any(path == container or path.startswith(f"{container}.") for container in containers)
 
 
 def _missing(f: Field, body: Mapping[str, Any]) -> str | None:
