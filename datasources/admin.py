@@ -17,12 +17,13 @@ from django.utils.html import format_html, format_html_join
 
 from core.errors import ApiError
 from datasources import catalogue
-from datasources.admin_forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, admin_actor, connection_fieldsets
+from datasources.admin_forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, connection_fieldsets
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
 from datasources.selectors import credentials_without_ciphertext
 from datasources.services.connection import refresh_schema, test_stored
 from datasources.services.credentials import secret_names
 from datasources.services.datasources import delete_data_source, dependants_of
+from organizations.actors import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from organizations.selectors import audit_events_for
 

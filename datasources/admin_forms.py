@@ -26,8 +26,8 @@ from datasources.services.datasources import (
     create_data_source,
     update_data_source,
 )
-from organizations.actors import Actor
-from organizations.models import ALL_SCOPES, Membership, Role, Workspace
+from organizations.actors import Actor, admin_actor
+from organizations.models import Role, Workspace
 
 CONNECTION = "connection"
 CREDENTIALS = "credentials"
@@ -37,16 +37,6 @@ OPS_FIELDS = list(OPERATIONAL_DEFAULTS)
 PLAIN_FIELDS = ["name", "description", "workspace", *OPS_FIELDS]
 TENANCY = "tenancy_settings"
 TENANCY_FIELDS = [SEP.join((TENANCY, name)) for name in tenancy.FIELDS]
-
-
-def admin_actor(request: Any, organization: Any) -> Actor:
-    """The actor for an admin operator: their role in the organization (if any), every scope."""
-    role = (
-        Membership.objects.filter(organization=organization, user=request.user)
-        .values_list("role", flat=True)
-        .first()
-    )
-    return Actor(organization=organization, user=request.user, role=role, scopes=frozenset(ALL_SCOPES))
 
 
 def merge_diff(old: Any, new: Any) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -28,7 +29,7 @@ class Actor:
     def for_member(cls, organization: Organization, user: AbstractBaseUser) -> Actor:
         """A logged-in operator (the admin): their role in the organization, every scope.
 
-        A superuser who is not a member has no role, so no role limit (as ``admin_actor``); anyone
+        A superuser who is not a member has no role, so no role limit (as ``admin_actor`` below); anyone
         else who is not a member gets the empty role, which may neither write nor administer."""
         role = (
             Membership.objects.filter(organization=organization, user_id=user.pk)
@@ -68,3 +69,15 @@ class Actor:
             "actor_token": self.token,
             "actor_repr": self.label,
         }
+
+
+def admin_actor(request: Any, organization: Organization) -> Actor:
+    """The actor for an operator of the admin site (``request.user``): their role in the
+    organization if they are a member (else no role, so no role limit: the admin site's own
+    permissions decide), every scope. The data-source and workflow admins both act through it."""
+    role = (
+        Membership.objects.filter(organization=organization, user=request.user)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return Actor(organization=organization, user=request.user, role=role, scopes=frozenset(ALL_SCOPES))

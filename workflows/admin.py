@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.errors import ApiError
-from datasources.admin_forms import admin_actor
+from organizations.actors import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from workflows.models import Node, Workflow, WorkflowDataSource
 from workflows.references import render_table

@@ -11,7 +11,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import InvalidRequest
+from core.params import bool_param
 from datasources import catalogue
 from datasources.api import schema_docs as docs
 from datasources.api.filters import DataSourceFilter
@@ -23,19 +23,6 @@ from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
 from organizations.authentication import get_actor
 from organizations.selectors import audit_events_for
-
-TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
-
-
-def bool_param(request: Request, name: str, default: bool) -> bool:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if raw.lower() in TRUE:
-        return True
-    if raw.lower() in FALSE:
-        return False
-    raise InvalidRequest(f"Query parameter '{name}' must be true or false.", errors={name: ["Must be true or false."]})
 
 
 @docs.datasource_viewset

@@ -10,7 +10,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from datasources.api.views import bool_param
+from core.params import bool_param
 from organizations.authentication import get_actor
 from workflows.api import docs
 from workflows.api import serializers as s

@@ -1,0 +1,21 @@
+"""Query-string parameters shared by the API views of every app."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+
+from core.errors import InvalidRequest
+
+TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+def bool_param(request: Request, name: str, default: bool) -> bool:
+    """``?name=true|1|yes`` or ``false|0|no`` (any case); ``default`` when absent, else a 400."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in TRUE:
+        return True
+    if raw.lower() in FALSE:
+        return False
+    raise InvalidRequest(f"Query parameter '{name}' must be true or false.", errors={name: ["Must be true or false."]})
