@@ -12,7 +12,7 @@ Metric names (all prefixed ``controlplane_``):
   ``schema_refresh_failures_total{type}`` (``failed`` and ``error``).
 - ``task_queue_lag_seconds{task}``: a Celery task's wait from enqueue (or its retry ETA) to start.
 - ``schema_refresh_oldest_pending_seconds``: age of the oldest source queued for a refresh and
-  not started yet (read from the database at each scrape; 0 when none).
+  not started yet (read from the database at each scrape; 0 when none; ``datasources.metrics``).
 
 Several processes (gunicorn workers, Celery workers): set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
 directory shared by all of them (the same machine, or a shared volume) before they start; each
@@ -165,35 +165,33 @@ def _count_refresh(type_key: str, outcome: str, seconds: float) -> None:
         REFRESH_FAILURES.labels(type=type_key).inc()
 
 
-class PendingRefreshCollector:
-    """``schema_refresh_oldest_pending_seconds``, from the database at scrape time: the queue's lag
-    as the sources see it (a refresh queued and not started, whichever process queued it)."""
+class ScrapeGauge:
+    """A gauge read at scrape time: ``read()`` returns its value, or ``None`` to leave it out of
+    this scrape (e.g. the database is down: the scrape still answers)."""
 
-    NAME = f"{NAMESPACE}_schema_refresh_oldest_pending_seconds"
-    HELP = "Age of the oldest data source queued for a schema refresh and not started (0 when none)."
+    def __init__(self, name: str, help: str, read: Callable[[], float | None]) -> None:
+        self.name, self.help, self.read = name, help, read
 
     def describe(self) -> list:
-        return [GaugeMetricFamily(self.NAME, self.HELP)]
+        return [GaugeMetricFamily(self.name, self.help)]
 
     def collect(self) -> list:
-        from django.db import DatabaseError
-        from django.db.models import Min
-        from django.utils import timezone
-
-        from datasources.models import DataSource, SchemaStatus
-
-        try:
-            oldest = DataSource.objects.filter(schema_status=SchemaStatus.PENDING).aggregate(
-                oldest=Min("schema_status_at"))["oldest"]
-        except DatabaseError:
-            return []  # the database is down: the scrape still answers, without this metric
-        age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
-        return [GaugeMetricFamily(self.NAME, self.HELP, value=age)]
+        value = self.read()
+        return [] if value is None else [GaugeMetricFamily(self.name, self.help, value=value)]
 
 
-_PENDING = PendingRefreshCollector()
-if not MULTIPROC_DIR:
-    REGISTRY.register(_PENDING)
+_SCRAPE_GAUGES: dict[str, ScrapeGauge] = {}
+
+
+def register_scrape_gauge(name: str, help: str, read: Callable[[], float | None]) -> None:
+    """Serve ``controlplane_<name>`` from ``read`` at each scrape. The app that owns the data
+    registers its gauges at startup (core knows no app's models); once per name."""
+    if name in _SCRAPE_GAUGES:
+        return
+    gauge = ScrapeGauge(f"{NAMESPACE}_{name}", help, read)
+    _SCRAPE_GAUGES[name] = gauge
+    if not MULTIPROC_DIR:
+        REGISTRY.register(gauge)
 
 
 def exposition(accept: str | None) -> tuple[bytes, str]:
@@ -201,7 +199,8 @@ def exposition(accept: str | None) -> tuple[bytes, str]:
     if MULTIPROC_DIR:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=MULTIPROC_DIR)
-        registry.register(_PENDING)
+        for gauge in _SCRAPE_GAUGES.values():
+            registry.register(gauge)
     else:
         registry = REGISTRY
     encoder, content_type = choose_encoder(accept or "")
