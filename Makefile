@@ -67,6 +67,7 @@ run: check-port install
 
 test: install system-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # schemathesis over every operation of the live server alone (about 3 minutes; `make test` runs it too,
