@@ -3,8 +3,9 @@
 The form saves through the same services as the API (``create_data_source`` /
 ``update_data_source`` in PATCH mode, sending only what changed), from ``clean()``, so that
 every validation error, failed connection test or conflict lands on the page as a form error
-and nothing is saved. Plain fields are validated by the API's write serializer first, so the
-admin and the API accept exactly the same values.
+and nothing is saved. Plain fields are checked first by the services' field rules
+(``datasources.fields``, the ones the API's serializer is built from), so the admin and the API accept
+exactly the same values with the same messages.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django import forms
 
 from core.errors import ApiError, ErrorCode
 from datasources import catalogue
-from datasources.api.serializers import DataSourceWriteSerializer
+from datasources import fields as rules
 from datasources.models import DataSource
 from datasources.services import tenancy
 from datasources.services.credentials import secret_names
@@ -26,6 +27,7 @@ from datasources.services.datasources import (
     create_data_source,
     update_data_source,
 )
+from datasources.services.plan import validate_body
 from organizations.actors import Actor, admin_actor
 from organizations.models import Role, Workspace
 
@@ -174,14 +176,6 @@ def secret_field_name(name: str) -> str:
     return SEP.join((CREDENTIALS, name))
 
 
-def _messages(detail: Any) -> list[str]:
-    if isinstance(detail, dict):
-        return [m for value in detail.values() for m in _messages(value)]
-    if isinstance(detail, list):
-        return [m for value in detail for m in _messages(value)]
-    return [str(detail)] if isinstance(detail, str) else []
-
-
 # --- the form -------------------------------------------------------------------------------------
 
 
@@ -224,6 +218,23 @@ class DataSourceForm(forms.ModelForm):
             self.initial["version_seen"] = ds.version
             if "workspace" in self.fields:
                 self.fields["workspace"].queryset = Workspace.objects.filter(organization=ds.organization_id)
+        self._align_plain_fields()
+
+    def _align_plain_fields(self) -> None:
+        """Plain inputs take their bounds from the field rules and leave the checking to them: a
+        refused value reads as the API words it (not as Django's form field would)."""
+        for name in PLAIN_FIELDS:
+            spec, field = rules.BY_NAME[name], self.fields.get(name)
+            if not isinstance(field, (forms.CharField, forms.IntegerField)):
+                continue
+            field.validators = []
+            attrs = field.widget.attrs
+            if spec.kind == "integer":
+                for attr, bound in (("min", spec.min_value), ("max", spec.max_value)):
+                    if bound is not None:
+                        attrs[attr] = bound
+            elif spec.max_length is not None:
+                attrs["maxlength"] = str(spec.max_length)
 
     def _add_secret_fields(self, s: catalogue.SecretField, is_set: bool) -> None:
         attrs = {"autocomplete": "new-password"}
@@ -283,7 +294,10 @@ class DataSourceForm(forms.ModelForm):
         """``{"tenancy_settings": {...} | None}`` when they changed (blank level = remove them)."""
         if not adding and not set(TENANCY_FIELDS) & set(self.changed_data):
             return {}
-        values = {name.removeprefix(TENANCY + SEP): self.cleaned_data.get(name) or "" for name in TENANCY_FIELDS}
+        values: dict[str, Any] = {
+            name.removeprefix(TENANCY + SEP): self.cleaned_data.get(name) or "" for name in TENANCY_FIELDS
+        }
+        values["client_column_type"] = values["client_column_type"] or None  # a choice: blank is "none"
         if values["level"]:
             return {TENANCY: values}
         return {} if adding or tenancy.current(self.instance) is None else {TENANCY: None}
@@ -301,13 +315,14 @@ class DataSourceForm(forms.ModelForm):
             plain["metadata"] = cd["metadata"]
         elif cd["metadata"] != (ds.metadata or {}):
             plain["metadata"] = merge_diff(ds.metadata, cd["metadata"])
-        serializer = DataSourceWriteSerializer(data=plain, partial=not adding)
-        if not serializer.is_valid():
-            for key, detail in serializer.errors.items():
-                for message in _messages(detail):
+        try:
+            validated = validate_body(plain, "create" if adding else "patch")
+        except ApiError as exc:
+            for path, messages in exc.errors.items():
+                key = path.split(".")[0]
+                for message in messages:
                     self.add_error(key if key in self.fields else None, message)
             return {}
-        validated = dict(serializer.validated_data)
         if "metadata" in plain:
             validated["metadata"] = plain["metadata"]  # keep the merge patch's nulls
         return validated

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from core.models import Tracked
+from datasources import fields as rules
 from organizations.models import Organization, Workspace
 
 
@@ -25,27 +26,41 @@ class SchemaStatus(models.TextChoices):
 
 class DataSource(Tracked):
     """A connection to a customer's database or files. ``connection`` holds non-secret settings,
-    validated against the type catalogue; secrets live in ``Credential`` rows, encrypted."""
+    validated against the type catalogue; secrets live in ``Credential`` rows, encrypted.
+
+    Plain fields carry the rules and defaults of ``datasources.fields`` (``full_clean`` checks them);
+    the write services apply the same rules to every body before anything is saved."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="data_sources")
     workspace = models.ForeignKey(
         Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="data_sources"
     )
     reference_id = models.CharField(max_length=16, unique=True, editable=False)
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=rules.NAME.max_length, validators=[rules.validate_name])
     type = models.CharField(max_length=32)
-    description = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default=rules.DESCRIPTION.default,
+                                   validators=[rules.validate_description])
     connection = models.JSONField(default=dict, blank=True)
 
-    connection_pool_size = models.PositiveIntegerField(default=5)
-    connection_timeout = models.PositiveIntegerField(default=30)
-    query_timeout = models.PositiveIntegerField(default=300)
-    max_retries = models.PositiveIntegerField(default=3)
-    schema_auto_refresh = models.BooleanField(default=False)
-    schema_refresh_interval = models.PositiveIntegerField(default=86400)
+    connection_pool_size = models.PositiveIntegerField(
+        default=rules.CONNECTION_POOL_SIZE.default, validators=[rules.RangeOf("connection_pool_size")]
+    )
+    connection_timeout = models.PositiveIntegerField(
+        default=rules.CONNECTION_TIMEOUT.default, validators=[rules.RangeOf("connection_timeout")]
+    )
+    query_timeout = models.PositiveIntegerField(
+        default=rules.QUERY_TIMEOUT.default, validators=[rules.RangeOf("query_timeout")]
+    )
+    max_retries = models.PositiveIntegerField(
+        default=rules.MAX_RETRIES.default, validators=[rules.RangeOf("max_retries")]
+    )
+    schema_auto_refresh = models.BooleanField(default=rules.SCHEMA_AUTO_REFRESH.default)
+    schema_refresh_interval = models.PositiveIntegerField(
+        default=rules.SCHEMA_REFRESH_INTERVAL.default, validators=[rules.RangeOf("schema_refresh_interval")]
+    )
 
-    tags = models.JSONField(default=list, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True, validators=[rules.validate_tags])
+    metadata = models.JSONField(default=dict, blank=True, validators=[rules.validate_metadata])
 
     status = models.CharField(max_length=16, choices=DataSourceStatus.choices, default=DataSourceStatus.PENDING)
     last_test = models.JSONField(null=True, blank=True)

@@ -13,6 +13,7 @@ from core.serializers import (
     StrictIntegerField,
     StrictSerializer,
 )
+from datasources import fields
 from datasources.api.representation import data_source_dict, secret_names
 from datasources.catalogue import TYPE_CHOICES, get_type, is_fully_configured
 from datasources.models import DataSource
@@ -20,81 +21,115 @@ from datasources.services import tenancy
 from organizations.models import AuditEvent
 from organizations.tracking import actor_of
 
-READ_ONLY = frozenset(
-    {
-        "id", "reference_id", "organization", "credentials_set", "status", "is_fully_configured",
-        "last_test", "schema", "version", "created_at", "created_by", "updated_at", "updated_by",
-    }
-)
-MAX_TAGS = 50
+READ_ONLY = fields.READ_ONLY
+MAX_TAGS = fields.TAGS.max_length
+
+
+def _char(spec: fields.FieldSpec, **kwargs: Any) -> StrictCharField:
+    if spec.blank:
+        kwargs["allow_blank"] = True
+    if not spec.trim:
+        kwargs["trim_whitespace"] = False
+    for bound in ("min_length", "max_length"):
+        if getattr(spec, bound) is not None:
+            kwargs[bound] = getattr(spec, bound)
+    return StrictCharField(**kwargs)
+
+
+def _integer(spec: fields.FieldSpec, **kwargs: Any) -> StrictIntegerField:
+    for bound in ("min_value", "max_value"):
+        if getattr(spec, bound) is not None:
+            kwargs[bound] = getattr(spec, bound)
+    return StrictIntegerField(**kwargs)
 
 
 class TagsField(serializers.ListField):
-    child = StrictCharField(min_length=1, max_length=64)
+    """Tags (``datasources.fields.TAGS``): unique, each 1 to 64 characters."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=MAX_TAGS, allow_null=True, **kwargs)
+        assert fields.TAGS.item is not None
+        super().__init__(child=_char(fields.TAGS.item), max_length=MAX_TAGS, allow_null=True, **kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
         if not isinstance(data, list):
             self.fail("not_a_list", input_type=type(data).__name__)
         value = super().to_internal_value(data)
         if len(set(value)) != len(value):
-            raise serializers.ValidationError("Tags must be unique.")
+            raise serializers.ValidationError(fields.NOT_UNIQUE)
         return value
 
 
 class SecretValuesField(serializers.DictField):
     """{secret_name: "value" | null}; write-only, never rendered."""
 
-    child = StrictCharField(allow_null=True, trim_whitespace=False, max_length=100_000)
+    def __init__(self, **kwargs: Any) -> None:
+        assert fields.CREDENTIALS.item is not None
+        super().__init__(child=_char(fields.CREDENTIALS.item, allow_null=True), **kwargs)
 
 
-class TenancySettingsSerializer(StrictSerializer):
+def build_field(spec: fields.FieldSpec, *, required: bool | None = None) -> serializers.Field:
+    """The DRF field of a spec: the same kind, bounds, nullability and help (its default stays the
+    services' to apply: a serializer never fills one in)."""
+    kwargs: dict[str, Any] = {}
+    if not (spec.required if required is None else required):
+        kwargs["required"] = False
+    if spec.nullable:
+        kwargs["allow_null"] = True
+    if spec.write_only:
+        kwargs["write_only"] = True
+    if spec.help:
+        kwargs["help_text"] = spec.help
+    if spec.kind == "string":
+        return _char(spec, **kwargs)
+    if spec.kind == "integer":
+        return _integer(spec, **kwargs)
+    if spec.kind == "boolean":
+        return StrictBooleanField(**kwargs)
+    if spec.kind == "choice":
+        choices = TYPE_CHOICES if spec is fields.TYPE else list(spec.choices)
+        return serializers.ChoiceField(choices=choices, **kwargs)
+    if spec.kind == "object":
+        return JSONObjectField(max_bytes=spec.max_bytes or 16_384, **kwargs)
+    if spec is fields.TAGS:
+        kwargs.pop("allow_null")
+        return TagsField(**kwargs)
+    if spec is fields.CREDENTIALS:
+        return SecretValuesField(**kwargs)
+    if spec is fields.TENANCY_SETTINGS:
+        return TenancySettingsSerializer(**kwargs)
+    raise AssertionError(f"No DRF field for {spec.name}")
+
+
+class SpecSerializer(StrictSerializer):
+    """A body whose fields are built from ``datasources.fields`` specs (bounds, help, required flags):
+    it translates shape; the rules are the specs', applied again by the services."""
+
+    specs: tuple[fields.FieldSpec, ...] = ()
+    optional: frozenset[str] = frozenset()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            spec.name: build_field(spec, required=spec.required and spec.name not in self.optional)
+            for spec in self.specs
+        }
+
+
+class TenancySettingsSerializer(SpecSerializer):
     """Databrain's tenancySettings: TABLE needs every field, DATABASE none."""
 
-    level = serializers.ChoiceField(choices=["TABLE", "DATABASE"])
-    client_column_type = serializers.ChoiceField(choices=["NUMBER", "STRING"], allow_null=True, required=False)
-    schema = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
-    table = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
-    client_column = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
-    primary_key_column = StrictCharField(max_length=255, allow_blank=True, allow_null=True, required=False)
+    specs = fields.TENANCY_FIELDS
 
 
 class PatchedTenancySettingsSerializer(TenancySettingsSerializer):
-    level = serializers.ChoiceField(choices=["TABLE", "DATABASE"], required=False)
+    optional = frozenset({"level"})
 
 
-class DataSourceWriteSerializer(StrictSerializer):
+class DataSourceWriteSerializer(SpecSerializer):
     """Shape of create, PUT and PATCH bodies. On PATCH every field is optional; ``null``
     resets an operational field to its default and clears an optional one."""
 
     read_only_names = READ_ONLY
-
-    name = StrictCharField(min_length=1, max_length=255)
-    type = serializers.ChoiceField(choices=TYPE_CHOICES, required=False)
-    description = StrictCharField(allow_blank=True, allow_null=True, max_length=10_000, required=False)
-    workspace = StrictIntegerField(allow_null=True, required=False, min_value=1)
-    connection = JSONObjectField(max_bytes=200_000, required=False, allow_null=False)
-    credentials = SecretValuesField(required=False, write_only=True)
-    connection_pool_size = StrictIntegerField(min_value=1, max_value=100, allow_null=True, required=False)
-    connection_timeout = StrictIntegerField(min_value=1, max_value=300, allow_null=True, required=False)
-    query_timeout = StrictIntegerField(min_value=1, max_value=86_400, allow_null=True, required=False)
-    max_retries = StrictIntegerField(min_value=0, max_value=10, allow_null=True, required=False)
-    schema_auto_refresh = StrictBooleanField(allow_null=True, required=False)
-    schema_refresh_interval = StrictIntegerField(min_value=60, max_value=2_592_000, allow_null=True, required=False)
-    tags = TagsField(required=False)
-    metadata = JSONObjectField(max_bytes=16_384, allow_null=True, required=False)
-    connection_string = StrictCharField(
-        required=False, write_only=True, max_length=4096, trim_whitespace=False,
-        help_text="Write-only: parsed into `connection` and `credentials`, never stored or returned.",
-    )
-    tenancy_settings = TenancySettingsSerializer(required=False, allow_null=True)
-
-    def validate_name(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("The name cannot be blank.")
-        return value.strip()
+    specs = fields.FIELDS
 
 
 class SchemaSummarySerializer(serializers.Serializer):

@@ -24,7 +24,14 @@ from datasources.services import audit, tenancy
 from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
-from datasources.services.plan import CONNECTION_KEYS, OPERATIONAL_DEFAULTS, UNCHANGED, Plan, build_plan
+from datasources.services.plan import (
+    CONNECTION_KEYS,
+    OPERATIONAL_DEFAULTS,
+    UNCHANGED,
+    Plan,
+    build_plan,
+    validate_body,
+)
 from datasources.services.ratelimit import consume_test_budget
 from organizations.actors import Actor
 
@@ -152,6 +159,7 @@ def _preview(ds: DataSource, plan: Plan) -> DataSource:
 def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOptions | None = None) -> WriteResult:
     """Validate, test, create, audit, then cache the schema."""
     options = options or WriteOptions()
+    data = validate_body(data, "create")  # the field rules, whoever calls (API, admin, adapter, shell)
     type_key = data.get("type") or ""
     if type_key not in catalogue.CATALOGUE:
         raise InvalidRequest("Unknown or missing type.", errors={"type": ["Choose a type from the catalogue."]})
@@ -181,6 +189,11 @@ def update_data_source(
 ) -> WriteResult:
     """PATCH (merge) or PUT (replace) a data source, testing connection changes before applying."""
     options = options or WriteOptions()
+    try:
+        data = validate_body(data, mode)  # the field rules, whoever calls (API, admin, adapter, shell)
+    except InvalidRequest:
+        get_data_source(actor, data_source_id)  # an unknown id is a 404 before the body's 400, as in the API
+        raise
     if options.dry_run:
         return _dry_run(actor, data_source_id, data, mode, options)
     if not _may_test(data, mode, options):

@@ -5,11 +5,12 @@ Pure with respect to the data source row: nothing is written here. Raises 400-cl
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.errors import InvalidRequest
-from datasources import catalogue, connection_strings
+from datasources import catalogue, connection_strings, fields
 from datasources.models import DataSource
 from datasources.services import tenancy
 from datasources.services.credentials import load_secrets
@@ -20,16 +21,10 @@ from organizations.models import Workspace
 
 Mode = Literal["create", "patch", "put"]
 
-#: Plain writable fields and their defaults (``null`` on PATCH, or omission on PUT, resets to these).
-OPERATIONAL_DEFAULTS: dict[str, Any] = {
-    "connection_pool_size": 5,
-    "connection_timeout": 30,
-    "query_timeout": 300,
-    "max_retries": 3,
-    "schema_auto_refresh": False,
-    "schema_refresh_interval": 86400,
-}
-PLAIN_DEFAULTS: dict[str, Any] = {"description": "", "tags": [], "metadata": {}, **OPERATIONAL_DEFAULTS}
+#: Plain writable fields and their defaults (``null`` on PATCH, or omission on PUT, resets to these):
+#: read from their one definition, ``datasources.fields``.
+OPERATIONAL_DEFAULTS: dict[str, Any] = fields.OPERATIONAL_DEFAULTS
+PLAIN_DEFAULTS: dict[str, Any] = fields.PLAIN_DEFAULTS
 UNCHANGED = object()
 #: Body keys that can change where the stored secrets go (or the secrets themselves).
 CONNECTION_KEYS = frozenset({"connection", "credentials", "connection_string"})
@@ -44,6 +39,13 @@ class Plan:
     connection_changed: bool
     tenancy: Any = UNCHANGED  # dict, None (delete) or UNCHANGED
     secrets_loaded: bool = True  # False: the body touched no connection field, secrets_after is empty
+
+
+def validate_body(data: Any, mode: Mode) -> dict[str, Any]:
+    """The field rules (``datasources.fields``) on a raw body, as the API applies them: its cleaned
+    values, or ``InvalidRequest`` ("The request is invalid.") naming each refused field. Every write
+    service calls it first, so a management command or a shell call gets the API's 400s."""
+    return fields.validate(data, partial=mode == "patch")
 
 
 def _workspace_id(actor: Actor, value: Any) -> int | None:
@@ -64,7 +66,7 @@ def _plain_values(ds: DataSource, data: dict[str, Any], mode: Mode, actor: Actor
                 value = data[key]
                 if key == "metadata" and value is not None:
                     value = merge_patch(ds.metadata, value)
-                values[key] = default if value is None else value
+                values[key] = copy.deepcopy(default) if value is None else value
         if "workspace" in data:
             values["workspace_id"] = _workspace_id(actor, data["workspace"])
         return values
@@ -73,7 +75,7 @@ def _plain_values(ds: DataSource, data: dict[str, Any], mode: Mode, actor: Actor
     values["name"] = data.get("name")
     for key, default in PLAIN_DEFAULTS.items():
         value = data.get(key)
-        values[key] = default if value is None else value
+        values[key] = copy.deepcopy(default) if value is None else value
     values["workspace_id"] = _workspace_id(actor, data.get("workspace"))
     return values
 
