@@ -341,16 +341,24 @@ def _group(
     return MISSING if own else out
 
 
-def validate(data: Any, *, partial: bool) -> dict[str, Any]:
-    """A create/PUT (``partial=False``) or PATCH body, checked field by field: the cleaned values
-    (names and strings trimmed as the API trims them), or ``InvalidRequest`` naming each field."""
+def validate_fields(
+    specs: Iterable[FieldSpec], data: Any, *, partial: bool, read_only: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A body of ``specs`` (any app's), checked field by field as DRF checks a strict serializer of
+    them: the cleaned values (strings trimmed), or ``InvalidRequest`` naming each refused field."""
     errors: dict[str, list[str]] = {}
     if data is None:
         raise InvalidRequest(INVALID, errors={"non_field_errors": [NO_DATA]})
-    values = _group(FIELDS, data, path="", partial=partial, errors=errors, read_only=READ_ONLY)
+    values = _group(specs, data, path="", partial=partial, errors=errors, read_only=read_only)
     if errors:
         raise InvalidRequest(INVALID, errors=errors)
     return dict(values)
+
+
+def validate(data: Any, *, partial: bool) -> dict[str, Any]:
+    """A data-source create/PUT (``partial=False``) or PATCH body: the cleaned values (names and
+    strings trimmed as the API trims them), or ``InvalidRequest`` naming each field."""
+    return validate_fields(FIELDS, data, partial=partial, read_only=READ_ONLY)
 
 
 def validate_tenancy_settings(data: Any, *, partial: bool) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from datasources.services import plan
 from datasources.services.datasources import WriteOptions, create_data_source, update_data_source
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, Membership, Role
+from workflows.api.serializers import WorkflowWriteSerializer
+from workflows.services import rules as workflow_rules
+from workflows.services.workflows import create_workflow, update_workflow
 
 URL = "/api/v1/data-sources/"
 
@@ -251,6 +254,38 @@ def test_the_admin_form_imports_no_api_serializer():
 
     source = open(admin_forms.__file__).read()
     assert "datasources.api" not in source
+
+
+# --- workflows -----------------------------------------------------------------------------------------
+
+
+WORKFLOW_REFUSED = [
+    ("blank name", {"name": "   "}),
+    ("name too long", {"name": "w" * 256}),
+    ("description too long", {"name": "ok", "description": "d" * 10_001}),
+    ("unknown field", {"name": "ok", "colour": "blue"}),
+    ("read-only field", {"name": "ok", "version": 3}),
+]
+
+
+@pytest.mark.parametrize("case,body", WORKFLOW_REFUSED, ids=[c for c, _ in WORKFLOW_REFUSED])
+def test_a_direct_workflow_write_gets_the_api_400(api, actor, case, body):
+    from_api = _api_error(api.post("/api/v1/workflows/", body, format="json"))
+    from_service = _service_error(lambda: create_workflow(actor=actor, data=body))
+    assert from_api["status"] == 400 and from_service == from_api
+    created = api.post("/api/v1/workflows/", {"name": "Flow"}, format="json").json()
+    from_api = _api_error(api.patch(f"/api/v1/workflows/{created['id']}/", body, format="json"))
+    from_service = _service_error(
+        lambda: update_workflow(actor=actor, workflow=created["id"], data=body, mode="patch")
+    )
+    assert from_service == from_api
+
+
+def test_workflow_serializers_are_built_from_the_rules():
+    drf = WorkflowWriteSerializer().fields
+    assert drf["name"].max_length == workflow_rules.NAME.max_length
+    assert drf["description"].max_length == workflow_rules.DESCRIPTION.max_length
+    assert workflow_rules.WORKFLOW_DEFAULTS == {"name": None, "description": ""}
 
 
 def test_the_admin_actor_sees_the_rules_too(org, admin_user):

@@ -11,12 +11,10 @@ from core.serializers import ActorSerializer, StrictBooleanField, StrictCharFiel
 from organizations.tracking import actor_of
 from workflows.models import Node, NodeKind, Workflow, WorkflowDataSource
 from workflows.references import render_table, render_workflow
+from workflows.services import rules
 from workflows.services.sources import source_reference, source_repr, target_of
 
-WORKFLOW_READ_ONLY = frozenset(
-    {"kind", "id", "reference_id", "reference", "url", "organization", "version", "created_at", "created_by",
-     "updated_at", "updated_by"}
-)
+WORKFLOW_READ_ONLY = rules.WORKFLOW_READ_ONLY
 
 
 class TrackedSerializer(serializers.ModelSerializer):
@@ -41,13 +39,10 @@ class WorkflowWriteSerializer(StrictSerializer):
     """Create, PUT and PATCH body of a workflow."""
 
     read_only_names = WORKFLOW_READ_ONLY
-    name = StrictCharField(min_length=1, max_length=255)
-    description = StrictCharField(allow_blank=True, allow_null=True, max_length=10_000, required=False)
-
-    def validate_name(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("The name cannot be blank.")
-        return value.strip()
+    # Built from the rules (workflows/services/rules.py), which the services apply to every body.
+    name = StrictCharField(min_length=rules.NAME.min_length, max_length=rules.NAME.max_length)
+    description = StrictCharField(allow_blank=True, allow_null=True, max_length=rules.DESCRIPTION.max_length,
+                                  required=False)
 
 
 class SourceWriteSerializer(StrictSerializer):

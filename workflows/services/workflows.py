@@ -6,19 +6,20 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 
-from core.errors import Conflict, PreconditionFailed
+from core.errors import Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
 from organizations.models import Organization
 from workflows.models import Workflow
 from workflows.selectors import dependants_of_data_source, dependants_of_workflow, workflow_name_taken
+from workflows.services import rules
 from workflows.services.common import etag_matches, get_workflow, stamp
 
 __all__ = ["create_workflow", "delete_workflow", "dependants_of_data_source", "dependants_of_workflow",
            "update_workflow"]
 
-FIELDS = {"name": None, "description": ""}
+FIELDS = rules.WORKFLOW_DEFAULTS  # defined once, with their rules, in workflows/services/rules.py
 
 
 def _name_conflict() -> Conflict:
@@ -40,6 +41,7 @@ def _save(workflow: Workflow) -> None:
 
 def create_workflow(*, actor: Actor, data: dict[str, Any]) -> Workflow:
     """Create a workflow and audit it."""
+    data = rules.validate_workflow(data, partial=False)  # the field rules, whoever calls
     workflow = Workflow(
         organization=actor.organization, name=data["name"], description=data.get("description") or ""
     )
@@ -56,6 +58,11 @@ def update_workflow(
     *, actor: Actor, workflow: Any, data: dict[str, Any], mode: Literal["patch", "put"], if_match: str | None = None
 ) -> Workflow:
     """PATCH (only what was sent) or PUT (everything; omitted fields reset) a workflow."""
+    try:
+        data = rules.validate_workflow(data, partial=mode == "patch")  # the field rules, whoever calls
+    except InvalidRequest:
+        get_workflow(actor, workflow)  # an unknown workflow is a 404 before the body's 400, as in the API
+        raise
     with transaction.atomic():
         wf = get_workflow(actor, workflow, for_update=True)
         if not etag_matches(wf, if_match):
