@@ -14,7 +14,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.compat import Codec, CompatView
-from datasources.api.serializers import DataSourceWriteSerializer
 from datasources.models import Credential, DataSource
 from datasources.services import datasources as service
 from organizations.authentication import get_actor
@@ -51,20 +50,14 @@ def native(ds: DataSource) -> dict[str, Any]:
 # --- writes through the services ------------------------------------------------------------------
 
 
-def core_body(data: dict[str, Any]) -> dict[str, Any]:
-    """The main API's PATCH request rules (shapes, ranges, unknown fields) applied to a translated body."""
-    serializer = DataSourceWriteSerializer(data=data, partial=True)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def update(request: Request, data_source_id: Any, data: dict[str, Any], *,
            tenancy_replace: bool = False) -> service.WriteResult:
-    """PATCH (merge) through the update service: validate, test a connection change, apply, re-cache."""
+    """PATCH (merge) through the update service with a native body: the service validates it (the
+    API's rules and messages), tests a connection change, applies it and re-caches."""
     return service.update_data_source(
         actor=get_actor(request),
         data_source_id=data_source_id,
-        data=core_body(data),
+        data=data,
         mode="patch",
         options=service.WriteOptions(if_match=request.headers.get("If-Match"), tenancy_replace=tenancy_replace),
     )

@@ -21,9 +21,9 @@ from core.serializers import (
     StrictCharField,
     StrictIntegerField,
 )
-from datasources import catalogue
+from datasources import catalogue, fields
 from datasources.api.schema_rules import JSON_OBJECT
-from datasources.api.serializers import DataSourceWriteSerializer, TagsField
+from datasources.api.serializers import TagsField
 from datasources.catalogue.types_common import port
 from datasources.compat import common
 from datasources.models import DataSource
@@ -71,10 +71,9 @@ def _opt_int(**kwargs: Any) -> StrictIntegerField:
     return StrictIntegerField(required=False, allow_null=True, **kwargs)
 
 
-def _core_int(name: str, **kwargs: Any) -> StrictIntegerField:
-    """An operational field with the main API's own limits (read from its serializer, not copied)."""
-    core = DataSourceWriteSerializer().fields[name]
-    return _opt_int(min_value=core.min_value, max_value=core.max_value, **kwargs)
+def _core_int(spec: fields.FieldSpec, **kwargs: Any) -> StrictIntegerField:
+    """An operational field with the native rule's own limits (``datasources.fields``, not copied)."""
+    return _opt_int(min_value=spec.min_value, max_value=spec.max_value, **kwargs)
 
 
 def _port(**kwargs: Any) -> StrictIntegerField:
@@ -103,12 +102,12 @@ class RivergenDataSourceUpdateSerializer(SeedRequest):
     ssh_local_port = _port(
         help_text="Accepted for compatibility and ignored: the tunnel's local port is chosen per connection.",
     )
-    connection_pool_size = _core_int("connection_pool_size")
-    connection_timeout = _core_int("connection_timeout", help_text="Seconds.")
-    query_timeout = _core_int("query_timeout", help_text="Seconds.")
-    max_retries = _core_int("max_retries")
+    connection_pool_size = _core_int(fields.CONNECTION_POOL_SIZE)
+    connection_timeout = _core_int(fields.CONNECTION_TIMEOUT, help_text="Seconds.")
+    query_timeout = _core_int(fields.QUERY_TIMEOUT, help_text="Seconds.")
+    max_retries = _core_int(fields.MAX_RETRIES)
     schema_auto_refresh = StrictBooleanField(required=False, allow_null=True)
-    schema_refresh_interval = _core_int("schema_refresh_interval", help_text="Seconds.")
+    schema_refresh_interval = _core_int(fields.SCHEMA_REFRESH_INTERVAL, help_text="Seconds.")
     metadata = JSONObjectField(max_bytes=16_384, required=False, allow_null=True,
                                help_text="Merged into the stored metadata (RFC 7396).")
     tags = TagsField(required=False)
