@@ -80,7 +80,7 @@ def check_broker() -> str:
 
     The URL is read from Django's settings at each call (what the worker and beat of this deployment
     were started with), not from the Celery app's cached configuration."""
-    from config.celery import app
+    from celery import current_app as app  # the project's app (config/__init__ makes it current)
 
     timeout = float(getattr(settings, "READINESS_BROKER_TIMEOUT", BROKER_TIMEOUT_SECONDS))
     try:

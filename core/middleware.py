@@ -85,7 +85,7 @@ class BodyLimitMiddleware:
       (413 beyond), when the server terminates the input (``wsgi.input_terminated``, as gunicorn does);
       else 411 ``LENGTH_REQUIRED`` (the body could not be read safely).
     - NUL or a lone surrogate in a path segment: 404 naming the segment (a segment that names nothing,
-      see ``workflows.api.paths``); in a query parameter's name or value: 400 naming the parameter.
+      see ``workflows.paths``); in a query parameter's name or value: 400 naming the parameter.
 
     The error takes the shape of the view that would have answered (a seed adapter answers in its
     seed's shape); elsewhere the core shape. Insert it right after ``RequestIdMiddleware``.

@@ -38,6 +38,8 @@ ERROR_REF = ref("Error")
 #: blank value. ECMA-262 and Rust regex ``\s`` leave out U+001C-U+001F and U+0085, which Python strips,
 #: so they are excluded explicitly; ECMA-262 ``\s`` includes U+FEFF, which Python keeps: allowed back.
 NOT_BLANK = r"^[^\x00]*(?:[^\s\x1c-\x1f\x85\x00]|\ufeff)[^\x00]*$"
+#: A string that holds a JSON object (secrets and metadata sent as JSON text).
+JSON_OBJECT = r"^[ \t\n\r]*\{[\s\S]*\}[ \t\n\r]*$"
 STRING, BOOLEAN, INTEGER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
 DATE_TIME = {"type": "string", "format": "date-time"}
 

@@ -6,6 +6,8 @@ class DatasourcesConfig(AppConfig):
     name = 'datasources'
 
     def ready(self) -> None:
-        from datasources import metrics
+        from datasources import metrics, tasks
+        from datasources.services import refresh_queue
 
         metrics.register()
+        refresh_queue.register(tasks.enqueue_refresh)  # the services queue refreshes without importing tasks

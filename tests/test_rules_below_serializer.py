@@ -10,10 +10,10 @@ from django.urls import reverse
 
 from core.errors import ApiError
 from datasources import fields
-from datasources.api.serializers import DataSourceWriteSerializer
 from datasources.models import DataSource
 from datasources.services import plan
 from datasources.services.datasources import WriteOptions, create_data_source, update_data_source
+from datasources.shapes import DataSourceWriteSerializer
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, Membership, Role
 from workflows.api.serializers import WorkflowWriteSerializer

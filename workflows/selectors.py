@@ -240,7 +240,7 @@ def node_for(workflow: Workflow, lookup: Any, *, for_update: bool = False) -> No
     else:
         try:
             ref = parse_table_reference(text)
-        except InvalidReference as exc:  # a path segment that names nothing (workflows.api.paths)
+        except InvalidReference as exc:  # a path segment that names nothing (workflows.paths)
             raise NotFound(f"Node not found: the {exc.part} is wrong.", errors={"node": [str(exc)]}) from None
         if ref.reference_id is not None:
             node = qs.filter(reference_id=ref.reference_id).first()

@@ -21,13 +21,8 @@ from core.pagination import page_parameters
 from datasources import catalogue, connection_strings
 from datasources.api import schema_rules as rules
 from datasources.api.schema_components import ACTOR, static_components
-from datasources.api.serializers import (
-    AuditEventSerializer,
-    DataSourceSerializer,
-    DataSourceWriteSerializer,
-    SchemaSummarySerializer,
-    TenancySettingsSerializer,
-)
+from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, SchemaSummarySerializer
+from datasources.shapes import DataSourceWriteSerializer, TenancySettingsSerializer
 
 ref, nullable_ref, error_response = oa.ref, oa.nullable_ref, oa.error_response
 SCHEMAS = oa.SCHEMAS
@@ -47,7 +42,7 @@ def component_prefix(type_key: str) -> str:
 class DataSourceWriteExtension(OpenApiSerializerExtension):
     """Name the write serializer's components ``DataSourceRequest`` / ``PatchedDataSourceRequest``."""
 
-    target_class = "datasources.api.serializers.DataSourceWriteSerializer"
+    target_class = "datasources.shapes.DataSourceWriteSerializer"
 
     def get_name(self, auto_schema: Any, direction: str) -> str:
         return "DataSource"
@@ -59,7 +54,7 @@ class DataSourceWriteExtension(OpenApiSerializerExtension):
 class TagsFieldExtension(OpenApiSerializerFieldExtension):
     """A repeated tag is refused ("Tags must be unique."), wherever tags are written (rivergen too)."""
 
-    target_class = "datasources.api.serializers.TagsField"
+    target_class = "datasources.shapes.TagsField"
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)

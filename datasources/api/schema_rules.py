@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.openapi import NOT_BLANK
+from core.openapi import JSON_OBJECT, NOT_BLANK
 from datasources import catalogue
 from datasources.catalogue import Condition, Field, SourceType
 
@@ -187,7 +187,6 @@ def refine_connection(schema: dict[str, Any], source_type: SourceType, *, partia
 
 #: A JSON secret holds a JSON object: the pattern says as much as a pattern can (``format: json`` says
 #: the rest), so that no generator nor client takes ``"0"`` for one.
-JSON_OBJECT = r"^[ \t\n\r]*\{[\s\S]*\}[ \t\n\r]*$"
 
 
 def refine_credentials(schema: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from rest_framework.response import Response
 
 from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
-from datasources.api.serializers import PatchedTenancySettingsSerializer, TenancySettingsSerializer
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.selectors import data_source_for_actor, schema_snapshot, schema_snapshots
 from datasources.services import datasources as service
 from datasources.services import tenancy
 from datasources.services.connection import sync_schema
 from datasources.services.schema_diff import diff_snapshots
+from datasources.shapes import PatchedTenancySettingsSerializer, TenancySettingsSerializer
 from organizations.authentication import get_actor
 
 

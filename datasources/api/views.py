@@ -16,11 +16,12 @@ from datasources import catalogue
 from datasources.api import schema_docs as docs
 from datasources.api.filters import DataSourceFilter
 from datasources.api.schema_views import SchemaActionsMixin
-from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, DataSourceWriteSerializer
+from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer
 from datasources.models import DataSource
 from datasources.selectors import data_source_for_actor, data_sources_for_actor, renderable_data_source_for_actor
 from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
+from datasources.shapes import DataSourceWriteSerializer
 from organizations.authentication import get_actor
 from organizations.selectors import audit_events_for
 

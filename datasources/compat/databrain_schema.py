@@ -15,9 +15,8 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent
 
 from core.compat import SAME, Field, Table, When
-from core.openapi import NOT_BLANK
+from core.openapi import JSON_OBJECT, NOT_BLANK
 from datasources import catalogue
-from datasources.api.schema_rules import JSON_OBJECT
 from datasources.compat.databrain_types import SPECS, TYPES
 
 

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.compat import Codec, ErrorShape, Extra, Field, SeedRequest, Slot, Table, parse
-from core.openapi import NOT_BLANK
+from core.openapi import JSON_OBJECT, NOT_BLANK
 from core.serializers import (
     JSONObjectField,
     StrictBooleanField,
@@ -22,11 +22,10 @@ from core.serializers import (
     StrictIntegerField,
 )
 from datasources import catalogue, fields
-from datasources.api.schema_rules import JSON_OBJECT
-from datasources.api.serializers import TagsField
 from datasources.catalogue.types_common import port
 from datasources.compat import common
 from datasources.models import DataSource
+from datasources.shapes import TagsField
 
 TAG = "compat: rivergen"
 

@@ -20,7 +20,7 @@ from datasources import catalogue, dependants
 from datasources.connectors import TestResult
 from datasources.models import DataSource, DataSourceStatus
 from datasources.selectors import data_source_for_actor
-from datasources.services import audit, tenancy
+from datasources.services import audit, refresh_queue, tenancy
 from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
@@ -313,9 +313,7 @@ def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> Refre
     if test is None or not plan.connection_changed:
         return None
     if settings.SCHEMA_REFRESH_ASYNC:
-        from datasources.tasks import enqueue_refresh
-
-        enqueue_refresh(ds.pk)
+        refresh_queue.enqueue_refresh(ds.pk)
         ds.refresh_from_db()
         return None
     config = build_config(ds, ds.connection, plan.secrets_after)

@@ -14,8 +14,8 @@ from core.params import bool_param
 from organizations.authentication import get_actor
 from workflows.api import docs
 from workflows.api import serializers as s
-from workflows.api.paths import check_path
 from workflows.models import Node, Workflow, WorkflowDataSource
+from workflows.paths import check_path
 from workflows.references import parse_table_reference
 from workflows.selectors import (
     node_for,

@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from core.compat import CompatView, ErrorShape, Field, IfAny, SeedRequest, Slot, Spread, Table, parse
 from core.serializers import StrictCharField
 from organizations.authentication import get_actor
-from workflows.api.paths import check_path
 from workflows.models import WorkflowDataSource
+from workflows.paths import check_path
 from workflows.services import repoint as repoint_service
 from workflows.services.common import get_workflow, get_workflow_data_source
 from workflows.services.sources import source_reference, source_repr, target_of
