@@ -5,6 +5,6 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from django.conf import settings  # noqa: E402
+from django.conf import settings
 
 settings.INSTALLED_APPS  # noqa: B018

@@ -39,7 +39,7 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess  # noqa: S404 (the benchmark drives local tools: wrk, gunicorn, manage.py)
+import subprocess
 import sys
 import tempfile
 import time
@@ -217,7 +217,7 @@ class Bench:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         env = {**self.env, "CONN_MAX_AGE": str(conn_max_age)}
-        log_file = open(self.tmp / f"gunicorn-{port}.log", "w")  # noqa: SIM115
+        log_file = open(self.tmp / f"gunicorn-{port}.log", "w")
         proc = subprocess.Popen(  # noqa: S603
             [str(Path(PY).parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), "--worker-class", "sync", "--timeout", "120", "--backlog", "256",
@@ -227,7 +227,7 @@ class Bench:
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                     if r.status == 200 and len(children(proc.pid)) == workers:
                         return proc, port, log_file
             except OSError:

@@ -25,7 +25,7 @@ ENQUEUED_AT_HEADER = "enqueued_at"
 
 
 @signals.setup_logging.connect
-def _setup_logging(loglevel=None, **_kwargs):  # noqa: ANN001, ANN202 - Celery's signal signature
+def _setup_logging(loglevel=None, **_kwargs):
     """Workers and beat log through Django's ``LOGGING`` (JSON or text, scrubbed, with request ids)
     instead of Celery's own format; ``--loglevel`` sets the root level."""
     import logging.config
@@ -38,7 +38,7 @@ def _setup_logging(loglevel=None, **_kwargs):  # noqa: ANN001, ANN202 - Celery's
 
 
 @signals.before_task_publish.connect
-def _stamp_headers(headers=None, **_kwargs):  # noqa: ANN001, ANN202
+def _stamp_headers(headers=None, **_kwargs):
     from core.request_id import current_request_id
 
     if headers is None:
@@ -49,7 +49,7 @@ def _stamp_headers(headers=None, **_kwargs):  # noqa: ANN001, ANN202
     headers[ENQUEUED_AT_HEADER] = time.time()
 
 
-def _header(task, name: str):  # noqa: ANN001, ANN202
+def _header(task, name: str):
     """A custom header: an attribute of the request on a worker, in ``request.headers`` when eager."""
     value = getattr(task.request, name, None)
     if value is None:
@@ -57,7 +57,7 @@ def _header(task, name: str):  # noqa: ANN001, ANN202
     return value
 
 
-def _queue_lag(task) -> float | None:  # noqa: ANN001
+def _queue_lag(task) -> float | None:
     """Seconds from enqueue (or from the ETA of a delayed retry) to start; None when unknown."""
     enqueued_at = _header(task, ENQUEUED_AT_HEADER)
     try:
@@ -77,7 +77,7 @@ _tokens: dict[str, object] = {}
 
 
 @signals.task_prerun.connect
-def _task_started(task_id=None, task=None, **_kwargs):  # noqa: ANN001, ANN202
+def _task_started(task_id=None, task=None, **_kwargs):
     from core import metrics
     from core.request_id import current_request_id, new_request_id, set_request_id
 
@@ -92,7 +92,7 @@ def _task_started(task_id=None, task=None, **_kwargs):  # noqa: ANN001, ANN202
 
 
 @signals.task_postrun.connect
-def _task_finished(task_id=None, **_kwargs):  # noqa: ANN001, ANN202
+def _task_finished(task_id=None, **_kwargs):
     from core.request_id import reset_request_id
 
     token = _tokens.pop(task_id, None)

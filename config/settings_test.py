@@ -13,4 +13,4 @@ import secrets
 os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(50))
 os.environ.setdefault("ENCRYPTION_KEYS", "test:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
 
-from config.settings import *  # noqa: E402, F403
+from config.settings import *  # noqa: F403

@@ -56,7 +56,7 @@ def check_database() -> str:
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # noqa: BLE001 (any failure means "not ready"; the cause is logged)
+    except Exception as exc:
         _log_failure("database", exc)
         return UNREACHABLE
     return OK
@@ -66,7 +66,7 @@ def check_migrations() -> str:
     try:
         executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _log_failure("migrations", exc)
         return UNREACHABLE
     if plan:
@@ -93,7 +93,7 @@ def check_broker() -> str:
             connection.ensure_connection(max_retries=0, timeout=timeout)
         finally:
             connection.release()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _log_failure("broker", exc)
         return UNREACHABLE
     return OK

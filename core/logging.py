@@ -21,7 +21,7 @@ FORMATS = ("json", "text")
 # but an exception text or a third-party library might. Masks the password of a URL
 # (scheme://user:PASSWORD@host) and the value of a secret-named key (password=..., "password": ...).
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"']*:)[^\s\"'/]+(?=@)")
-_SENSITIVE_NAMES = (  # noqa: S105 - key names to mask, not a password
+_SENSITIVE_NAMES = (
     r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|passphrase|"
     r"authorization|client[_-]?secret|credentials?)"
 )

@@ -49,7 +49,7 @@ def refresh_schema_task(self, data_source_id: int) -> str:
     return "failed"
 
 
-def due_data_sources(now=None):  # noqa: ANN001, ANN201 - a queryset of ids
+def due_data_sources(now=None):
     """Sources with auto-refresh on whose last refresh is at least their interval old.
 
     One query, the same on SQLite and PostgreSQL: the age of the last refresh (``now`` minus

@@ -126,7 +126,7 @@ def pg_password_server():
 
     try:
         cluster = start_cluster()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if IN_CI:
             pytest.fail(f"could not start a PostgreSQL cluster with initdb: {exc}")
         pytest.skip(f"could not start a PostgreSQL cluster with initdb: {exc}")

@@ -159,7 +159,7 @@ def on_local_database(services: dict, name: str, url: str) -> str:
 
 
 def run(argv: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S603
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 
@@ -352,7 +352,7 @@ def test_the_image_command_serves_the_compose_environment(migrated):
     token = created.stdout.strip().splitlines()[-1]
     assert token.startswith("dsp_"), created.stdout
 
-    server = subprocess.Popen(dockerfile_cmd(), cwd=ROOT, env=env, stdout=subprocess.PIPE,  # noqa: S603
+    server = subprocess.Popen(dockerfile_cmd(), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60

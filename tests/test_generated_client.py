@@ -81,7 +81,7 @@ def generate_client(server, tmp_path) -> object:
     config = tmp_path / "generator.yaml"
     config.write_text(f"project_name_override: {PACKAGE}\npackage_name_override: {PACKAGE}\npost_hooks: []\n")
     out = tmp_path / "sdk"
-    result = subprocess.run(  # noqa: S603 (our own venv's tool, fixed arguments)
+    result = subprocess.run(
         [GENERATOR, "generate", "--path", str(schema_path), "--config", str(config), "--meta", "none",
          "--output-path", str(out), "--fail-on-warning"],
         capture_output=True, text=True, timeout=300, check=False,
@@ -112,7 +112,7 @@ def test_generated_sdk_drives_the_whole_story(server, tmp_path, api, pg_password
             del sys.modules[name]
 
 
-def _story(server, token, cluster, second_db) -> None:  # noqa: PLR0915 (one story, told in order)
+def _story(server, token, cluster, second_db) -> None:
     m = _mod("models")
     ds_api = "api.data_sources."
     create = _mod(ds_api + "api_v1_data_sources_create")
@@ -303,7 +303,7 @@ def test_generated_patch_changes_only_what_is_sent(server, tmp_path, api, pg_pas
             del sys.modules[name]
 
 
-def _patch_story(server, token, cluster, second_db, sqlite_file, file_root) -> None:  # noqa: PLR0915
+def _patch_story(server, token, cluster, second_db, sqlite_file, file_root) -> None:
     m = _mod("models")
     ds_api = "api.data_sources."
     create = _mod(ds_api + "api_v1_data_sources_create")

@@ -42,7 +42,7 @@ def tls_server(certs):
     tls = ClusterTLS(certs.server.cert_pem, certs.server.key_pem, certs.ca.cert_pem, hba)
     try:
         cluster = start_cluster(tls=tls)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         (pytest.fail if IN_CI else pytest.skip)(f"could not start a TLS PostgreSQL cluster: {exc}")
     with psycopg.connect(host=cluster.host, port=cluster.port, user=cluster.user, password=cluster.password,
                          dbname=cluster.database, sslmode="require", autocommit=True) as conn:

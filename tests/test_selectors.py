@@ -191,7 +191,7 @@ def test_the_hot_workflow_reads_keep_their_statement_counts(acme, flow, django_a
     with django_assert_num_queries(1):
         wds = wf_selectors.workflow_data_source_for_actor(acme, wf, flow["wds"]["id"])
     with django_assert_num_queries(0):
-        WorkflowDataSourceSerializer(wds).data  # noqa: B018
+        WorkflowDataSourceSerializer(wds).data
     with django_assert_num_queries(2):  # the nodes, then all their inputs with their sources
         nodes = list(wf_selectors.nodes_for(wf))
     with django_assert_num_queries(0):

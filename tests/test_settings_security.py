@@ -51,7 +51,7 @@ def clean_env(tmp_path: Path, **values: str) -> dict[str, str]:
 
 def run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S603
+        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:  # it started and kept running: it did not refuse
         pytest.fail(f"{argv} did not refuse to start within {timeout} s; stderr: {exc.stderr!r}")

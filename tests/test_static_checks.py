@@ -44,7 +44,7 @@ def _tool(name: str) -> str:
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603 (our own venv's tools, fixed arguments)
+    return subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
 

@@ -123,7 +123,7 @@ class CamelaiSourceView(common.View):
             500: _error("Server error."),
         },
     )
-    def patch(self, request: Request, id: str) -> Response:  # noqa: A002 - the seed's parameter name
+    def patch(self, request: Request, id: str) -> Response:
         ds = common.fetch(request, id)
         camel_type(ds.type)  # a type camelAI cannot name is refused before anything changes
         body = parse(CamelaiSourcePartialUpdateSerializer, request.data)

@@ -282,7 +282,7 @@ class MaiascoreDatasourceView(common.View):
             500: _error("Unexpected error."),
         },
     )
-    def put(self, request: Request, id: str) -> Response:  # noqa: A002 - the seed's parameter name
+    def put(self, request: Request, id: str) -> Response:
         ds = common.fetch(request, id)
         driver_for(ds.type)  # a type maiascore cannot name is refused before anything changes
         values = parse(MaiascoreDatasourceUpdateSerializer, request.data)

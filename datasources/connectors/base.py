@@ -153,7 +153,7 @@ class StageRunner:
         except ConnectorError as exc:
             self._fail(name, exc.stage, exc.message, _ms(start))
             raise _Stop from None
-        except Exception as exc:  # noqa: BLE001 - every failure must become a clean result
+        except Exception as exc:
             detail = sanitize(str(exc), self.secrets)
             message = f"Connection failed at stage {name}." + (f" {detail}" if detail else "")
             self._fail(name, name, message, _ms(start))

@@ -41,7 +41,7 @@ class LiveHTTPServer:
     ) -> tuple[int, dict[str, str], Any]:
         """A plain HTTP request (stdlib only); returns (status, headers, decoded JSON body or text)."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310 (http to loopback)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
         if body is not None:
             req.add_header("Content-Type", "application/json")
         if token:
@@ -49,7 +49,7 @@ class LiveHTTPServer:
         for name, value in (headers or {}).items():
             req.add_header(name, value)
         try:
-            with urllib.request.urlopen(req, timeout=60) as response:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=60) as response:
                 status, raw, head = response.status, response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
             status, raw, head = exc.code, exc.read(), dict(exc.headers)

@@ -139,7 +139,7 @@ def start_sshd() -> SSHServer:
         raise RuntimeError(f"sshd rejected its test config: {checked.stderr.strip()}")
     password = secrets.token_urlsafe(12)
     user = _create_user(password)
-    log = open(work / "sshd.log", "wb")  # noqa: SIM115 - closed with the process
+    log = open(work / "sshd.log", "wb")
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     log.close()
     server = SSHServer("127.0.0.1", port, user, password, work, process, keys)
@@ -174,7 +174,7 @@ def serve_sshd() -> Iterator[SSHServer]:
         unavailable(f"sshd tests cannot run: {reason}")
     try:
         server = start_sshd()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         unavailable(f"could not start sshd: {exc}")
     try:
         yield server

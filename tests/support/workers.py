@@ -73,7 +73,7 @@ class WorkerPool:
                 proc.kill()
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()

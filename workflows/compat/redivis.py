@@ -38,13 +38,13 @@ ERRORS = ErrorShape({"error": {"code": Slot.STATUS, "status": Slot.NATIVE_CODE, 
 class RedivisDataSourcePatchSerializer(SeedRequest):
     """Either a sourceDataset or a sourceWorkflow, not both; mappedTables optional."""
 
-    sourceDataset = StrictCharField(  # noqa: N815 - the seed's names
+    sourceDataset = StrictCharField(
         required=False, max_length=600, help_text="Qualified reference to the new source dataset (version/sample)."
     )
-    sourceWorkflow = StrictCharField(  # noqa: N815
+    sourceWorkflow = StrictCharField(
         required=False, max_length=600, help_text="Qualified reference to the new source workflow."
     )
-    mappedTables = serializers.DictField(  # noqa: N815
+    mappedTables = serializers.DictField(
         child=StrictCharField(max_length=600),
         required=False,
         help_text='Current table -> table in the new source, e.g. `{"old_table:xje9": "new_table:a842"}`.',
@@ -55,7 +55,7 @@ class RedivisSourceSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["dataset", "workflow"])
     id = serializers.CharField()
     name = serializers.CharField()
-    qualifiedReference = serializers.CharField()  # noqa: N815
+    qualifiedReference = serializers.CharField()
     version = serializers.CharField(allow_null=True)
     uri = serializers.CharField()
 
@@ -64,7 +64,7 @@ class RedivisWorkflowSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["workflow"])
     id = serializers.CharField()
     name = serializers.CharField()
-    qualifiedReference = serializers.CharField()  # noqa: N815
+    qualifiedReference = serializers.CharField()
     uri = serializers.CharField()
 
 
@@ -75,11 +75,11 @@ class RedivisDataSourceSerializer(serializers.Serializer):
     uri = serializers.CharField()
     id = serializers.CharField()
     url = serializers.CharField()
-    createdAt = serializers.DateTimeField()  # noqa: N815
-    updatedAt = serializers.DateTimeField()  # noqa: N815
-    isSample = serializers.BooleanField()  # noqa: N815
-    sourceDataset = RedivisSourceSerializer(allow_null=True)  # noqa: N815
-    sourceWorkflow = RedivisSourceSerializer(allow_null=True)  # noqa: N815
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    isSample = serializers.BooleanField()
+    sourceDataset = RedivisSourceSerializer(allow_null=True)
+    sourceWorkflow = RedivisSourceSerializer(allow_null=True)
     workflow = RedivisWorkflowSerializer()
 
 
@@ -173,7 +173,7 @@ class RedivisDataSourceView(CompatView):
             },
         },
     )
-    def patch(self, request: Request, workflowReference: str, dataSourceReference: str) -> Response:  # noqa: N803
+    def patch(self, request: Request, workflowReference: str, dataSourceReference: str) -> Response:
         check_path({"workflowReference": workflowReference, "dataSourceReference": dataSourceReference},
                    {"workflowReference": "workflow", "dataSourceReference": "data_source"})
         native = TABLE.to_native(parse(RedivisDataSourcePatchSerializer, request.data))
