@@ -3,7 +3,7 @@
     DATABASE_URL=... python bench/profile.py SEED.json ENDPOINT [--side api|floor] [-n 300] [--sql]
         [--html OUT.html]
 
-SEED.json is the file bench/seed.py wrote (``bench/run.py --keep`` keeps it and the databases and
+SEED.json is the file bench/populate.py wrote (``bench/run.py --keep`` keeps it and the databases and
 prints where). ENDPOINT is one of bench/run.py's keys: get_ds, list_50, patch_plain, patch_conn,
 get_wds, repoint, repoint_10k. Needs ``pip install pyinstrument``. The same environment variables
 as bench/run.py's server are set here when absent, SECRET_KEY and ENCRYPTION_KEYS from the

@@ -4,7 +4,7 @@
 
 What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user postgres):
 
-1. creates two throwaway databases: the service's (migrated, then seeded by bench/seed.py: an
+1. creates two throwaway databases: the service's (migrated, then seeded by bench/populate.py: an
    organization, a token, 1,000 data sources, workflows of 10, 100 and 10,000 nodes) and a small
    target database that the PostgreSQL data sources point at (connection tests, schema refresh);
 2. counts the queries per request of every endpoint, API and floor (bench/queries.py);
@@ -478,7 +478,7 @@ class Bench:
             self.manage("migrate", "--noinput", "-v", "0")
             log("seed")
             seed_path = self.tmp / "seed.json"
-            self.run_script("bench/seed.py", str(seed_path), self.target_db)
+            self.run_script("bench/populate.py", str(seed_path), self.target_db)
             self.seed = json.loads(seed_path.read_text())
             log("queries per request")
             queries_path = self.tmp / "queries.json"

@@ -234,7 +234,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "datasources.api.schema_docs.postprocess_datasource_schema",
+        "datasources.api.openapi_docs.postprocess_datasource_schema",
         "core.openapi.postprocess_errors",
     ],
 }

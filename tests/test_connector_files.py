@@ -18,7 +18,7 @@ from datasources.connectors import (
     registry,
     requirement_for,
 )
-from datasources.connectors.file import FileConnector, locate, sandbox
+from datasources.connectors.file_tables import FileConnector, locate, sandbox
 from datasources.connectors.mysql import MySQLConnector
 
 PEOPLE = "id,name,score,born\n1,Ann,2.5,2001-02-03\n2,,3.0,\n3,Bob,,1999-12-31\n"

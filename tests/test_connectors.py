@@ -18,7 +18,7 @@ from datasources.connectors import (
     get_connector,
 )
 from datasources.connectors.base import sanitize
-from datasources.connectors.files import resolve_under_root
+from datasources.connectors.file_root import resolve_under_root
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 

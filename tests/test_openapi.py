@@ -14,7 +14,7 @@ from django.core.management import call_command
 from openapi_spec_validator import validate
 
 from core.errors import ERROR_CATALOGUE
-from datasources.api.schema_docs import component_prefix
+from datasources.api.openapi_docs import component_prefix
 from datasources.catalogue import CATALOGUE
 
 SCHEMAS = "#/components/schemas/"

@@ -250,7 +250,7 @@ def test_the_admin_form_refuses_with_the_same_messages(admin_client, admin_user,
 
 
 def test_the_admin_form_imports_no_api_serializer():
-    import datasources.admin_forms as admin_forms
+    import datasources.admin.forms as admin_forms
 
     source = open(admin_forms.__file__).read()
     assert "datasources.api" not in source

@@ -13,10 +13,10 @@ from rest_framework.response import Response
 
 from core.params import bool_param
 from datasources import catalogue
-from datasources.api import schema_docs as docs
+from datasources.api import openapi_docs as docs
 from datasources.api.filters import DataSourceFilter
-from datasources.api.schema_views import SchemaActionsMixin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer
+from datasources.api.snapshot_views import SchemaActionsMixin
 from datasources.models import DataSource
 from datasources.selectors import data_source_for_actor, data_sources_for_actor, renderable_data_source_for_actor
 from datasources.services import datasources as service

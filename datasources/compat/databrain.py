@@ -18,7 +18,7 @@ from core.errors import NotFound
 from core.serializers import JSONObjectField, StrictCharField
 from datasources.compat import (
     common,
-    databrain_schema,  # noqa: F401 - registers the request schema extension
+    databrain_openapi,  # noqa: F401 - registers the request schema extension
 )
 from datasources.compat.databrain_types import SPECS, TYPES
 from datasources.models import DataSource, TenancySettings

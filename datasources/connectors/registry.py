@@ -29,7 +29,7 @@ def _mysql(key: str) -> Connector:
 
 
 def _file(key: str) -> Connector:
-    from .file import FileConnector
+    from .file_tables import FileConnector
 
     return FileConnector(key)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .base import ColumnInfo, ConnectionConfig, Connector, ConnectorError, StageRunner, TableInfo, TestResult
-from .files import resolve_under_root
+from .file_root import resolve_under_root
 
 NOT_A_DATABASE = "The file is not a SQLite database or cannot be read."
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from core.params import bool_param
 from organizations.authentication import get_actor
-from workflows.api import docs
+from workflows.api import openapi_docs as docs
 from workflows.api import serializers as s
 from workflows.models import Node, Workflow, WorkflowDataSource
 from workflows.paths import check_path

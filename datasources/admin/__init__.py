@@ -1,6 +1,6 @@
 """Admin for data sources, their schema snapshots and (metadata only) credentials.
 
-Writes go through the same services as the API (see ``admin_forms``): validation, test before
+Writes go through the same services as the API (see ``forms``): validation, test before
 apply, audit and schema refresh are identical. Secrets and ciphertexts are never rendered.
 """
 
@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.errors import ApiError
 from datasources import catalogue
-from datasources.admin_forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, connection_fieldsets
+from datasources.admin.forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, connection_fieldsets
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
 from datasources.selectors import credentials_without_ciphertext
 from datasources.services.connection import refresh_schema, test_stored

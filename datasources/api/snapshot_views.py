@@ -15,7 +15,7 @@ from datasources.selectors import data_source_for_actor, schema_snapshot, schema
 from datasources.services import datasources as service
 from datasources.services import tenancy
 from datasources.services.connection import sync_schema
-from datasources.services.schema_diff import diff_snapshots
+from datasources.services.snapshot_diff import diff_snapshots
 from datasources.shapes import PatchedTenancySettingsSerializer, TenancySettingsSerializer
 from organizations.authentication import get_actor
 

@@ -27,7 +27,7 @@ from .base import (
     TestResult,
     sanitize,
 )
-from .files import check_relative_path, file_root, resolve_under_root
+from .file_root import check_relative_path, file_root, resolve_under_root
 
 SUFFIXES = {
     "csv": (".csv.gz", ".tsv.gz", ".csv", ".tsv"),

@@ -19,8 +19,8 @@ from core import openapi as oa
 from core.errors import ErrorCode as C
 from core.pagination import page_parameters
 from datasources import catalogue, connection_strings
-from datasources.api import schema_rules as rules
-from datasources.api.schema_components import ACTOR, static_components
+from datasources.api import openapi_rules as rules
+from datasources.api.openapi_components import ACTOR, static_components
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, SchemaSummarySerializer
 from datasources.shapes import DataSourceWriteSerializer, TenancySettingsSerializer
 

@@ -1,6 +1,6 @@
 """Seed the benchmark database (run by bench/run.py with the benchmark's environment).
 
-    python bench/seed.py OUT.json TARGET_DB
+    python bench/populate.py OUT.json TARGET_DB
 
 One organization ``bench`` with a token (every scope), 1,000 PostgreSQL data sources pointing at
 TARGET_DB on the local server (each with an encrypted password), and workflows for the repoint

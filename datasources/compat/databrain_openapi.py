@@ -3,7 +3,7 @@
 The body is a union discriminated by ``datasourceType``: each member carries that type's credential
 structure, so a structure of another type is refused by the contract as it is by the server. Each
 field also says what the catalogue will check once it is translated (not blank, PEM, patterns), and
-the structure's "required when" rules are stated with ``not`` (as in ``datasources.api.schema_rules``).
+the structure's "required when" rules are stated with ``not`` (as in ``datasources.api.openapi_rules``).
 """
 
 from __future__ import annotations
