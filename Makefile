@@ -74,7 +74,7 @@ test: install system-deps
 # with its fixed seed). Explore with another seed: `make fuzz FUZZ_SEED=random` (or any integer).
 FUZZ_SEED ?= 20251
 fuzz: install
-	FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -m fuzz tests/test_fuzz_schemathesis.py
+	FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -m fuzz tests/core/test_fuzz_schemathesis.py
 
 lint: install
 	$(BIN)/ruff check .

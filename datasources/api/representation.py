@@ -2,7 +2,7 @@
 
 `DataSourceSerializer` declares the fields (for the OpenAPI schema and the field order), but
 rendering 27 DRF fields one by one was about a third of a list request's CPU time. This module
-builds the same dict in one pass; ``tests/test_representation.py`` holds it equal to DRF's
+builds the same dict in one pass; ``tests/datasources/test_representation.py`` holds it equal to DRF's
 field-by-field output. The queryset it renders (everything it reads in one statement) is
 ``datasources.selectors.data_sources_for_actor``.
 """

@@ -54,7 +54,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
         return data_source_dict(instance)  # the same dict as the declared fields, built in one pass
 
     # DRF's field-by-field rendering (``serializers.ModelSerializer.to_representation``) uses these;
-    # tests/test_representation.py holds it equal to ``data_source_dict``.
+    # tests/datasources/test_representation.py holds it equal to ``data_source_dict``.
     def get_credentials_set(self, obj: DataSource) -> list[str]:
         return secret_names(obj)
 

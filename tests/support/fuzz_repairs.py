@@ -1,4 +1,4 @@
-"""Repairs of *positive* fuzz cases with real server state (see tests/test_fuzz_schemathesis.py).
+"""Repairs of *positive* fuzz cases with real server state (see tests/core/test_fuzz_schemathesis.py).
 
 Positive cases promise "schema-valid => accepted". Some acceptance rules depend on server state no
 static schema can carry: the current ETag, which tables a source's cached schema has, which

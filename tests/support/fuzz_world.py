@@ -1,6 +1,6 @@
 """The fuzzer's world: planted secrets (canaries) and the real objects the operations act on.
 
-See tests/test_fuzz_schemathesis.py: PostgreSQL sources point at the scram password cluster through a
+See tests/core/test_fuzz_schemathesis.py: PostgreSQL sources point at the scram password cluster through a
 role whose password is a canary, so connection tests and schema refreshes are real ones.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_openapi import assert_valid, doc, params  # noqa: F401 - `doc` is a fixture
+from tests.core.test_openapi import assert_valid, doc, params  # noqa: F401 - `doc` is a fixture
 
 WF = "/api/v1/workflows/"
 DS = "/api/v1/data-sources/"

@@ -1,7 +1,7 @@
 """Issue 17's defects, through the path the user takes: Unicode digits that answered 500, and the
 admin's "token created" page that created a second token when reloaded.
 
-(The scheduled schema refresh on SQLite: tests/test_schema_refresh_worker.py.)
+(The scheduled schema refresh on SQLite: tests/datasources/test_schema_refresh_worker.py.)
 """
 
 from __future__ import annotations

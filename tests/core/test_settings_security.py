@@ -27,7 +27,7 @@ from datasources import crypto
 from datasources.models import Credential, DataSource
 from datasources.services.credentials import load_secrets, write_secrets
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEV_KEY = "django-insecure-local-development-key-do-not-deploy-0123456789"  # the DEBUG-on key
 

@@ -208,7 +208,7 @@ def _pins(dictionaries: dict) -> dict:
 def _patch_validators(doc: dict) -> dict:
     import jsonschema
 
-    from tests.test_openapi import to_json_schema
+    from tests.core.test_openapi import to_json_schema
 
     root = {"components": {"schemas": to_json_schema(doc["components"]["schemas"])}}
 

@@ -40,7 +40,7 @@ import yaml
 
 from tests.conftest import require_service
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DJANGO_SERVICES = ("migrate", "web", "worker", "beat")
 REQUIRED_SECRETS = ("SECRET_KEY", "ENCRYPTION_KEYS", "ALLOWED_HOSTS", "POSTGRES_PASSWORD")

@@ -29,7 +29,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 READY = {"status": "ready", "checks": {"database": "ok", "migrations": "ok", "broker": "ok"}}
 
 

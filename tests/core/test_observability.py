@@ -30,7 +30,7 @@ from tests.conftest import IN_CI, require_service
 from tests.support.workers import WorkerPool, wait_for
 
 URL = "/api/v1/data-sources/"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CANARY = "canary-Obs17-Qm4zT9-secret"
 HEX_ID = r"[0-9a-f]{32}"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI") == "true"
 # What the issue asks to keep typed and lint-clean (mypy's own list is in mypy.ini).
@@ -104,7 +104,7 @@ def test_documented_deploy_check_fails_on_an_insecure_setting(setting, value, wa
 
 def test_deploy_check_catches_a_forgotten_secret_key():
     """The check above is not vacuous: without SECRET_KEY the settings refuse to load (one line
-    naming it; tests/test_settings_security.py covers the other entry points)."""
+    naming it; tests/core/test_settings_security.py covers the other entry points)."""
     env = production_env()
     del env["SECRET_KEY"]
     result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env=env)

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from datasources.catalogue import CATALOGUE
-from tests.test_openapi import SCHEMAS, resolve
+from tests.core.test_openapi import SCHEMAS, resolve
 
 #: Indented (4 spaces) size budget, in bytes: about 1.31 MB today; a change that copies a shape into
 #: every per-type component again breaks it.
