@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import sqlite3
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -481,7 +482,7 @@ def test_document_generation_is_deterministic(tmp_path):
         env = {**os.environ, "PYTHONHASHSEED": seed, "DEBUG": "true",
                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings_test")}
         subprocess.run([sys.executable, "manage.py", "spectacular", "--format", "openapi-json", "--file", str(out)],
-                       check=True, env=env, timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                       check=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[2])
         outputs.append(out.read_bytes())
     assert len(outputs[0]) > 10_000
     assert outputs[0] == outputs[1]
