@@ -11,23 +11,13 @@ about 25 ms once they were frozen (bench/FINDINGS.md).
 """
 
 import gc
-import os
-import sys
 
-from django.conf import settings
-from django.core.wsgi import get_wsgi_application
-from django.urls import get_resolver
+from config.boot import load_settings_or_exit
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-BOOT_ERROR = 3  # gunicorn's WORKER_BOOT_ERROR
+load_settings_or_exit()
 
-try:
-    settings.INSTALLED_APPS  # noqa: B018 (loads config/settings.py, which may refuse to start)
-except SystemExit as refused:
-    if not isinstance(refused.code, str):
-        raise
-    print(refused.code, file=sys.stderr, flush=True)
-    raise SystemExit(BOOT_ERROR) from None
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 application = get_wsgi_application()
 get_resolver().url_patterns  # noqa: B018 (imports every view, serializer and schema module now)
