@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from organizations.models import ALL_SCOPES, Membership, Role
 from organizations.services import create_organization, create_token
+from tests.support.browser import chromium_path  # noqa: F401 - a fixture of the browser tests
 
 IN_CI = os.environ.get("CI") == "true"
 LOOPBACK = ["127.0.0.0/8", "::1/128"]

@@ -15,30 +15,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.browser import CHROMIUM_ARGS as BASE_ARGS
 from tests.support.live import live_http_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 DOCS_HOST = "docs.test"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync", "--disable-quic",
+    *BASE_ARGS,
     # Only docs.test resolves (to the live server); any other host name fails fast, offline or not.
     f"--host-resolver-rules=MAP {DOCS_HOST} 127.0.0.1, MAP * ~NOTFOUND",
 ]
 # Schemes that are not a network request (inline images, fonts, workers).
 LOCAL_SCHEMES = {"data", "blob", "about"}
 SCREENSHOTS = os.environ.get("DOCS_SCREENSHOTS")  # a directory, to look at the pages when debugging
-
-
-@pytest.fixture
-def chromium_path():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-        pytest.skip("apt-get install chromium")
-    return CHROMIUM
 
 
 @pytest.fixture

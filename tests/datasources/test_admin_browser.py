@@ -15,23 +15,12 @@ from datasources.services import connection
 from datasources.services.datasources import create_data_source
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, Membership, Role
+from tests.support.browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
 USERNAME, PASSWORD = "operator", "Op-login-pass-41"
 SCREENSHOTS = os.environ.get("ADMIN_SCREENSHOTS")  # a directory, to look at the pages when debugging
-
-
-@pytest.fixture
-def chromium_path():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-        pytest.skip("apt-get install chromium")
-    return CHROMIUM
 
 
 @pytest.fixture
