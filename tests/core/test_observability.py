@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,8 +25,7 @@ from core.logging import JsonFormatter, scrub
 from core.request_id import reset_request_id, set_request_id
 from datasources.models import DataSource
 from datasources.tasks import enqueue_refresh, refresh_schema_task
-from tests.conftest import IN_CI, require_service
-from tests.support.workers import WorkerPool, wait_for
+from tests.support.workers import forget_broker_connections, serve_worker_pool, wait_for
 
 URL = "/api/v1/data-sources/"
 REPO = Path(__file__).resolve().parents[2]
@@ -313,12 +311,6 @@ def test_request_without_id_gets_a_new_one_each_time(api):
 
 # --- Celery tasks carry the request id ---------------------------------------------------------------
 
-def _reset_celery_pools() -> None:
-    """Forget the connection and producer pools bound to the previous broker (as after a fork)."""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def memory_broker():
     """A real publish through kombu's in-memory transport: what the web process sends a worker."""
@@ -327,10 +319,10 @@ def memory_broker():
     old = {k: celery_app.conf.get(k) for k in keys}
     celery_app.conf.update(broker_url="memory://", task_default_queue=queue, broker_transport_options={},
                            task_always_eager=False)
-    _reset_celery_pools()
+    forget_broker_connections()
     yield queue
     celery_app.conf.update(**old)
-    _reset_celery_pools()
+    forget_broker_connections()
 
 
 def test_task_logs_the_enqueuing_requests_id(api, memory_broker, log_output, client, metrics_open, _file_root):
@@ -375,24 +367,12 @@ def test_a_task_enqueued_outside_a_request_gets_its_own_id(api, log_output, _fil
 
 @pytest.fixture
 def worker_pool(transactional_db, tmp_path):
-    if connection.vendor != "postgresql":
-        message = "worker tests share the test database with worker processes: set DATABASE_URL to PostgreSQL"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    require_service("127.0.0.1", 6379, "Redis")
-    redis = "redis://127.0.0.1:6379/7"
     prom_dir = tmp_path / "prom"
     prom_dir.mkdir()
-    pool = WorkerPool(redis, tmp_path, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(prom_dir), "LOG_FORMAT": "json"})
-    pool.prom_dir = prom_dir
-    old = {k: celery_app.conf.get(k) for k in ("broker_url", "task_default_queue", "broker_transport_options")}
-    celery_app.conf.update(broker_url=redis, task_default_queue=pool.queue, broker_transport_options={})
-    _reset_celery_pools()
-    yield pool
-    pool.close()
-    celery_app.conf.update(**old)
-    _reset_celery_pools()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(prom_dir), "LOG_FORMAT": "json"}
+    for pool in serve_worker_pool(tmp_path, extra_env=env):
+        pool.prom_dir = prom_dir
+        yield pool
 
 
 def test_worker_logs_the_requests_id_in_json_and_its_metrics_reach_the_shared_dir(

@@ -11,45 +11,20 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from config.celery import app as celery_app
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.services.connection import STALE_CLAIM
 from datasources.tasks import due_data_sources, enqueue_refresh, schema_refresh_tick
-from tests.conftest import IN_CI, require_service
-from tests.support.workers import WorkerPool, wait_for
+from tests.support.workers import forget_broker_connections, serve_worker_pool, wait_for
 
 URL = "/api/v1/data-sources/"
-REDIS = "redis://127.0.0.1:6379/7"
 
 
 @pytest.fixture
 def workers(transactional_db, tmp_path, settings):
-    if connection.vendor != "postgresql":
-        message = "worker tests share the test database with worker processes: set DATABASE_URL to PostgreSQL"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    require_service("127.0.0.1", 6379, "Redis")
-    pool = WorkerPool(REDIS, tmp_path)
-    old = {k: celery_app.conf.get(k) for k in ("broker_url", "task_default_queue", "broker_transport_options")}
-    celery_app.conf.update(broker_url=REDIS, task_default_queue=pool.queue, broker_transport_options={})
-    _forget_broker_connections()
-    yield pool
-    pool.close()
-    celery_app.conf.update(**old)
-    _forget_broker_connections()
-
-
-def _forget_broker_connections() -> None:
-    """Drop the app's connection and producer pools (as Celery does after a fork), so that the next
-    message goes to the broker configured now, not to one a pool was opened on before."""
-    celery_app._pool = None
-    amqp = celery_app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
+    yield from serve_worker_pool(tmp_path)
 
 
 @pytest.fixture
@@ -59,10 +34,10 @@ def eager_tasks():
     keys = ("task_always_eager", "task_eager_propagates", "broker_url")
     old = {k: celery_app.conf.get(k) for k in keys}
     celery_app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
-    _forget_broker_connections()
+    forget_broker_connections()
     yield
     celery_app.conf.update(**old)
-    _forget_broker_connections()
+    forget_broker_connections()
 
 
 def _sqlite(root: str, name: str, ddl: str) -> str:

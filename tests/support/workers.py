@@ -81,3 +81,44 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     return predicate()
+
+
+REDIS_FOR_WORKERS = "redis://127.0.0.1:6379/7"
+
+
+def forget_broker_connections() -> None:
+    """Drop the Celery app's connection and producer pools (as Celery does after a fork), so the next
+    message goes to the broker configured now, not to one a pool was opened on before."""
+    from config.celery import app
+
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+
+
+def serve_worker_pool(tmp_path: Path, extra_env: dict[str, str] | None = None):
+    """Fixture body: real workers on a private Redis queue, sharing the PostgreSQL test database;
+    the app's broker settings are restored afterwards. In CI a missing prerequisite fails; locally
+    it skips saying what to start."""
+    import pytest
+
+    from config.celery import app
+    from tests.conftest import IN_CI, require_service
+
+    if connection.vendor != "postgresql":
+        message = "worker tests share the test database with worker processes: set DATABASE_URL to PostgreSQL"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    require_service("127.0.0.1", 6379, "Redis")
+    pool = WorkerPool(REDIS_FOR_WORKERS, tmp_path, extra_env=extra_env)
+    old = {k: app.conf.get(k) for k in ("broker_url", "task_default_queue", "broker_transport_options")}
+    app.conf.update(broker_url=REDIS_FOR_WORKERS, task_default_queue=pool.queue, broker_transport_options={})
+    forget_broker_connections()
+    try:
+        yield pool
+    finally:
+        pool.close()
+        app.conf.update(**old)
+        forget_broker_connections()
