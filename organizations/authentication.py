@@ -118,6 +118,17 @@ def get_actor(request: Request) -> Actor | None:
     return actor
 
 
+def require_actor(request: Request) -> Actor:
+    """The caller's actor where one is required (every API view, through ``ScopePermission``): a
+    user who is a member of no organization is a 403, anyone else who presents nothing a 401."""
+    actor = get_actor(request)
+    if actor is None:
+        if request.user is not None and getattr(request.user, "is_authenticated", False):
+            raise exceptions.PermissionDenied("You are not a member of any organization.")
+        raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
+    return actor
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = BearerTokenAuthentication
     name = "BearerAuth"

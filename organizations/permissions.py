@@ -5,18 +5,14 @@ from __future__ import annotations
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
-from organizations.authentication import get_actor
+from organizations.authentication import require_actor
 
 
 class ScopePermission(permissions.BasePermission):
     """Reading needs `<resource>.read`, writing `<resource>.write` and a role that may write."""
 
     def has_permission(self, request: Request, view) -> bool:
-        actor = get_actor(request)
-        if actor is None:
-            if request.user is not None and getattr(request.user, "is_authenticated", False):
-                raise exceptions.PermissionDenied("You are not a member of any organization.")
-            raise exceptions.NotAuthenticated("Authentication credentials were not provided.")
+        actor = require_actor(request)
         resource = getattr(view, "scope_resource", None)
         if resource is None:
             return True

@@ -119,7 +119,9 @@ class DataSourceAdmin(OrganizationScopedAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Unlike the default, no transaction around the whole view: the service runs the slow
         # connection test outside any transaction and takes its own row lock briefly.
-        return self._changeform_view(request, object_id, form_url, extra_context)
+        # ModelAdmin._changeform_view is Django's (the body the default wraps in a transaction), left
+        # out of django-stubs as private.
+        return self._changeform_view(request, object_id, form_url, extra_context)  # type: ignore[attr-defined]
 
     def _type_picker(self, request):
         families: dict[str, list] = {}
@@ -302,7 +304,7 @@ class DataSourceAdmin(OrganizationScopedAdmin):
 
 class SchemaTableInline(admin.TabularInline):
     model = SchemaTable
-    fields = ["reference_id", "schema", "name", "kind", "column_summary"]
+    fields = ("reference_id", "schema", "name", "kind", "column_summary")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -343,7 +345,7 @@ class SchemaSnapshotAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     list_filter = [("data_source__organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["data_source__name", "data_source__reference_id"]
     list_select_related = ["data_source"]
-    fields = ["data_source", "version", "table_count", "fingerprint", "created_at"]
+    fields = ("data_source", "version", "table_count", "fingerprint", "created_at")
     readonly_fields = fields
     inlines = [SchemaTableInline]
 
@@ -361,7 +363,7 @@ class CredentialAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     list_filter = ["key_id", "field"]
     search_fields = ["data_source__name", "data_source__reference_id", "field"]
     list_select_related = ["data_source"]
-    fields = ["data_source", "field", "key_id", "updated_at"]
+    fields = ("data_source", "field", "key_id", "updated_at")
     readonly_fields = fields
 
     def get_queryset(self, request):

@@ -24,6 +24,7 @@ from datasources.services.credentials import secret_names
 from datasources.services.datasources import (
     OPERATIONAL_DEFAULTS,
     WriteOptions,
+    WriteResult,
     create_data_source,
     update_data_source,
 )
@@ -120,7 +121,7 @@ def field_value(f: catalogue.Field, value: Any) -> Any:
     return value
 
 
-def _get(data: dict, path: tuple[str, ...]) -> Any:
+def _get(data: Any, path: tuple[str, ...]) -> Any:
     for part in path:
         if not isinstance(data, dict):
             return None
@@ -142,7 +143,7 @@ def _set(data: dict, path: tuple[str, ...], value: Any) -> None:
 def connection_fieldsets(source_type: catalogue.SourceType) -> list[tuple[str, dict]]:
     """Fieldsets for the type: top-level connection fields, then one per nested object."""
     top = [SEP.join((CONNECTION, f.name)) for f in source_type.fields if f.kind != "object"]
-    sets = [(f"Connection ({source_type.label})", {"fields": top})]
+    sets: list[tuple[str, dict[str, Any]]] = [(f"Connection ({source_type.label})", {"fields": top})]
     for f in source_type.fields:
         if f.kind == "object":
             names = [name for name, _path, _f in connection_fields(f.fields, (f.name,))]
@@ -199,7 +200,7 @@ class DataSourceForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.write_result = None
+        self.write_result: WriteResult | None = None
         ds = self.instance
         adding = ds.pk is None
         stored = ds.connection if not adding else catalogue.connection_defaults(self.source_type)
@@ -216,8 +217,9 @@ class DataSourceForm(forms.ModelForm):
             self.initial["tags"] = ", ".join(ds.tags or [])
             self.initial["metadata"] = ds.metadata or {}
             self.initial["version_seen"] = ds.version
-            if "workspace" in self.fields:
-                self.fields["workspace"].queryset = Workspace.objects.filter(organization=ds.organization_id)
+            workspace = self.fields.get("workspace")
+            if isinstance(workspace, forms.ModelChoiceField):  # the foreign key's field, when the admin shows it
+                workspace.queryset = Workspace.objects.filter(organization=ds.organization_id)
         self._align_plain_fields()
 
     def _align_plain_fields(self) -> None:
@@ -328,8 +330,9 @@ class DataSourceForm(forms.ModelForm):
         return validated
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self._errors:
+        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
+        cleaned = self.cleaned_data
+        if self.errors:
             return cleaned
         adding = self.instance.pk is None
         organization = cleaned.get("organization") if adding else self.instance.organization
@@ -343,7 +346,7 @@ class DataSourceForm(forms.ModelForm):
         credentials = self._credentials(present)
         connection = self._connection(adding)
         data.update(self._tenancy(adding))
-        if self._errors:
+        if self.errors:
             return cleaned
         if adding:
             data.update(type=self.source_type.key, connection=connection, credentials=credentials)

@@ -27,8 +27,9 @@ class DataSourceFilter(filters.FilterSet):
         """An empty value (``type=``) is refused like any other value that is not one, not ignored."""
         form = self.form
         form.is_valid()
+        data = self.data or {}  # never None: FilterSet keeps `data or QueryDict()` (the stub says Optional)
         for name in self.filters:
-            if name in self.data and self.data.get(name) == "" and name not in form.errors:
+            if name in data and data.get(name) == "" and name not in form.errors:
                 form.add_error(name, "Must not be empty; leave the parameter out to not filter on it.")
         return not form.errors
 

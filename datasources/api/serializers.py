@@ -10,7 +10,7 @@ from datasources.api.representation import data_source_dict, secret_names
 from datasources.catalogue import get_type, is_fully_configured
 from datasources.models import DataSource
 from datasources.services import tenancy
-from organizations.models import AuditEvent
+from organizations.models import AuditEvent, Organization
 from organizations.tracking import actor_of
 
 
@@ -26,7 +26,9 @@ class SchemaSummarySerializer(serializers.Serializer):
 class DataSourceSerializer(serializers.ModelSerializer):
     """The representation. Secrets never appear: ``credentials_set`` names the ones that are set."""
 
-    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    organization: serializers.SlugRelatedField[Organization] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     workspace = serializers.IntegerField(source="workspace_id", allow_null=True, read_only=True)
     connection = serializers.DictField(read_only=True)
     credentials_set = serializers.SerializerMethodField()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,7 +17,7 @@ from datasources.services import tenancy
 from datasources.services.connection import sync_schema
 from datasources.services.snapshot_diff import diff_snapshots
 from datasources.shapes import PatchedTenancySettingsSerializer, TenancySettingsSerializer
-from organizations.authentication import get_actor
+from organizations.authentication import require_actor
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -50,14 +50,18 @@ def _snapshot_summary(s: SchemaSnapshot) -> dict[str, Any]:
 class SchemaActionsMixin:
     """/sync/, /schema/, /schema/versions/, /schema/diff/, /tenancy/."""
 
+    if TYPE_CHECKING:  # DataSourceViewSet's, which this is mixed into
+
+        def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response: ...
+
     def _ds(self, request: Request, pk: str) -> DataSource:
-        return data_source_for_actor(get_actor(request), pk)
+        return data_source_for_actor(require_actor(request), pk)
 
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str) -> Response:
         ds = self._ds(request, pk)
         sync_schema(data_source=ds)
-        return self._render(ds)  # type: ignore[attr-defined]
+        return self._render(ds)
 
     # Not named `schema`: that attribute is DRF's AutoSchema on every view.
     @action(detail=True, methods=["get"], url_path="schema")
@@ -90,7 +94,7 @@ class SchemaActionsMixin:
 
     @action(detail=True, methods=["get", "put", "patch", "delete"])
     def tenancy(self, request: Request, pk: str) -> Response:
-        actor = get_actor(request)
+        actor = require_actor(request)
         ds = data_source_for_actor(actor, pk)
         if request.method == "GET":
             current = tenancy.current(ds)

@@ -2,7 +2,8 @@ from rest_framework.routers import DefaultRouter
 
 from datasources.api.views import DataSourceTypeViewSet, DataSourceViewSet
 
-router = DefaultRouter(trailing_slash="/?")
+# DRF takes a bool here: the "/?" this passed was truthy, so the routes have always ended in "/".
+router = DefaultRouter(trailing_slash=True)
 router.register("data-sources", DataSourceViewSet, basename="data-source")
 router.register("data-source-types", DataSourceTypeViewSet, basename="data-source-type")
 

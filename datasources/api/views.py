@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.db.models import QuerySet
 from rest_framework import mixins, status, viewsets
@@ -22,7 +22,7 @@ from datasources.selectors import data_source_for_actor, data_sources_for_actor,
 from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
 from datasources.shapes import DataSourceWriteSerializer
-from organizations.authentication import get_actor
+from organizations.authentication import require_actor
 from organizations.selectors import audit_events_for
 
 
@@ -42,16 +42,16 @@ class DataSourceViewSet(
     ordering = ["id"]
 
     def get_queryset(self) -> QuerySet[DataSource]:
-        return data_sources_for_actor(get_actor(self.request))
+        return data_sources_for_actor(require_actor(self.request))
 
     # ---- helpers -------------------------------------------------------------------------
     def get_object(self) -> DataSource:
         """One indexed fetch of the caller's organization's source: another organization's id (or a
         malformed one) is a 404. The list's filters do not apply here."""
-        return renderable_data_source_for_actor(get_actor(self.request), self.kwargs["pk"])
+        return renderable_data_source_for_actor(require_actor(self.request), self.kwargs["pk"])
 
     def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response:
-        ds = renderable_data_source_for_actor(get_actor(self.request), ds.pk)
+        ds = renderable_data_source_for_actor(require_actor(self.request), ds.pk)
         response = Response(DataSourceSerializer(ds).data, status=status_code, headers=headers or None)
         response["ETag"] = ds.etag
         return response
@@ -87,13 +87,13 @@ class DataSourceViewSet(
 
     def create(self, request: Request) -> Response:
         data = self._validated(request, partial=False)
-        result = service.create_data_source(actor=get_actor(request), data=data, options=self._options(request))
+        result = service.create_data_source(actor=require_actor(request), data=data, options=self._options(request))
         if result.dry_run:
             return self._dry_run_response(result)
         return self._render(result.data_source, 201, Location=f"/api/v1/data-sources/{result.data_source.pk}/")
 
-    def _update(self, request: Request, pk: str, mode: str) -> Response:
-        actor = get_actor(request)
+    def _update(self, request: Request, pk: str, mode: Literal["patch", "put"]) -> Response:
+        actor = require_actor(request)
         try:
             data = self._validated(request, partial=mode == "patch")
         except APIException:
@@ -104,7 +104,7 @@ class DataSourceViewSet(
             data_source_id=pk,
             data=data,
             mode=mode,
-            options=self._options(request),  # type: ignore[arg-type]
+            options=self._options(request),
         )
         if result.dry_run:
             return self._dry_run_response(result)
@@ -118,19 +118,19 @@ class DataSourceViewSet(
 
     def destroy(self, request: Request, pk: str) -> Response:
         service.delete_data_source(
-            actor=get_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match")
+            actor=require_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match")
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk: str) -> Response:
-        events = audit_events_for(data_source_for_actor(get_actor(request), pk))
+        events = audit_events_for(data_source_for_actor(require_actor(request), pk))
         page = self.paginate_queryset(events)
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
     @action(detail=True, methods=["post"], url_path="test")
     def test_connection(self, request: Request, pk: str) -> Response:
-        actor = get_actor(request)
+        actor = require_actor(request)
         ds = data_source_for_actor(actor, pk)
         result = test_stored(data_source=ds, actor=actor)  # recorded (status, last_test, audit) either way
         require_passing(result)

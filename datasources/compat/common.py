@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from core.compat import Codec, CompatView
 from datasources.models import Credential, DataSource
 from datasources.services import datasources as service
-from organizations.authentication import get_actor
+from organizations.authentication import require_actor
 
 #: the SSL modes a seed's "SSL on" flag reads back as true
 SSL_ON = ("require", "verify-ca", "verify-full")
@@ -55,7 +55,7 @@ def update(request: Request, data_source_id: Any, data: dict[str, Any], *,
     """PATCH (merge) through the update service with a native body: the service validates it (the
     API's rules and messages), tests a connection change, applies it and re-caches."""
     return service.update_data_source(
-        actor=get_actor(request),
+        actor=require_actor(request),
         data_source_id=data_source_id,
         data=data,
         mode="patch",
@@ -65,7 +65,7 @@ def update(request: Request, data_source_id: Any, data: dict[str, Any], *,
 
 def fetch(request: Request, data_source_id: Any) -> DataSource:
     """The caller's data source with what representations read (404 for ids not in the organization)."""
-    ds = service.get_data_source(get_actor(request), data_source_id)
+    ds = service.get_data_source(require_actor(request), data_source_id)
     return (
         DataSource.objects.select_related("created_by", "updated_by", "created_by_token", "updated_by_token")
         .prefetch_related(Prefetch("credentials", queryset=Credential.objects.only("id", "data_source_id", "field")))

@@ -23,7 +23,7 @@ from datasources.compat import (
 from datasources.compat.databrain_types import SPECS, TYPES
 from datasources.models import DataSource, TenancySettings
 from datasources.services.connection import SchemaCacheFailed
-from organizations.authentication import get_actor
+from organizations.authentication import require_actor
 
 TAG = "compat: databrain"
 CODES = (
@@ -108,8 +108,11 @@ class DatabrainDatasourceSerializer(serializers.Serializer):
 class DatabrainErrorDetailSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=[(c, c) for c in CODES])
     message = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
-                                   help_text="Messages per field (`credentials.host`...), when there are any.")
+    # A declared field, not Serializer.errors (DRF's metaclass takes fields out of the class body; the stub can't tell).
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="Messages per field (`credentials.host`...), when there are any.",
+    )
     stage = serializers.CharField(required=False, allow_null=True,
                                   help_text="CREDENTIAL_TEST_FAILED only: the failing stage.")
 
@@ -144,7 +147,7 @@ def _find(request: Request, name: Any) -> DataSource:
     if not isinstance(name, str) or not name.strip():
         raise SeedInvalidRequest("credentials.name is required: the name of the datasource to update.",
                                  errors={"credentials.name": ["This field is required."]})
-    actor = get_actor(request)
+    actor = require_actor(request)
     same = DataSource.objects.filter(organization=actor.organization, name__iexact=name).first()
     if same is None:
         raise NotFound(f'Datasource "{name}" does not exist in your organization.')

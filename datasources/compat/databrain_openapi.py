@@ -64,7 +64,7 @@ def _holds(when: When) -> dict[str, Any]:
 
 
 def _violations(source_type: catalogue.SourceType, spec: Table) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for f in spec:
         if isinstance(f.required, When):
             given = {"required": [f.name], "properties": {f.name: {"not": {"enum": [None]}}}}

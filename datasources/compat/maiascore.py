@@ -225,8 +225,11 @@ class MaiascoreErrorSerializer(serializers.Serializer):
 
     code = serializers.IntegerField(help_text="The HTTP status.")
     message = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
-                                   help_text="Messages per field, when there are any.")
+    # A declared field, not Serializer.errors (DRF's metaclass takes fields out of the class body; the stub can't tell).
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="Messages per field, when there are any.",
+    )
 
 
 def represent(ds: DataSource) -> dict[str, Any]:

@@ -203,7 +203,8 @@ class RivergenEnvelopeSerializer(serializers.Serializer):
     """``{success: true, data, message}``."""
 
     success = serializers.BooleanField()
-    data = RivergenDataSourceSerializer()
+    # A declared field, not Serializer.data (DRF's metaclass takes fields out of the class body; the stub can't tell).
+    data = RivergenDataSourceSerializer()  # type: ignore[assignment]
     message = serializers.CharField()
 
 
@@ -224,7 +225,8 @@ class RivergenErrorSerializer(serializers.Serializer):
     """``{success: false, data: null, message, error: {code, reason, details}}``."""
 
     success = serializers.BooleanField()
-    data = serializers.DictField(allow_null=True, help_text="Always null.")
+    # A declared field, not Serializer.data (DRF's metaclass takes fields out of the class body; the stub can't tell).
+    data = serializers.DictField(allow_null=True, help_text="Always null.")  # type: ignore[assignment]
     message = serializers.CharField()
     error = RivergenErrorDetailSerializer()
 

@@ -182,7 +182,7 @@ def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOpti
 def update_data_source(
     *,
     actor: Actor,
-    data_source_id: int,
+    data_source_id: int | str,  # a path's id is a str; one that names nothing is a 404
     data: dict[str, Any],
     mode: Literal["patch", "put"],
     options: WriteOptions | None = None,

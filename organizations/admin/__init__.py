@@ -485,9 +485,9 @@ class AuditEventAdmin(OrganizationScopedAdmin):
     search_fields = ["target_repr", "actor_repr", "request_id", "target_type"]
     list_select_related = ["organization"]
     date_hierarchy = "created_at"
-    fields = ["created_at", "organization", "action", "target_type", "target_id", "target_link",
-              "actor_repr", "actor_user", "actor_token", "request_id", "changes_pretty", "detail_pretty"]
-    readonly_fields = fields  # type: ignore[assignment]  # plain names; the stubs type `fields` as field groups
+    fields = ("created_at", "organization", "action", "target_type", "target_id", "target_link",
+              "actor_repr", "actor_user", "actor_token", "request_id", "changes_pretty", "detail_pretty")
+    readonly_fields = fields
 
     def has_add_permission(self, request, *args: Any) -> bool:
         return False

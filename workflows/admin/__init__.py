@@ -40,7 +40,8 @@ class WorkflowForm(forms.ModelForm):
         fields = ["organization", "name", "description"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
+        data = self.cleaned_data
         org = data.get("organization") or getattr(self.instance, "organization", None)
         name = (data.get("name") or "").strip()
         if org is not None and name:
@@ -51,9 +52,9 @@ class WorkflowForm(forms.ModelForm):
 
 class _CappedFormSet(BaseInlineFormSet):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        instance = kwargs.get("instance")
-        if instance is not None and instance.pk:
-            kwargs["queryset"] = first_rows_of(self.model, instance, INLINE_LIMIT)
+        instance, model = kwargs.get("instance"), self.model  # the factory sets the model of every inline formset
+        if instance is not None and instance.pk and model is not None:
+            kwargs["queryset"] = first_rows_of(model, instance, INLINE_LIMIT)
         super().__init__(*args, **kwargs)
 
 
@@ -73,7 +74,7 @@ class _ReadOnlyInline(admin.TabularInline):
 class DataSourceInline(_ReadOnlyInline):
     model = WorkflowDataSource
     fk_name = "workflow"
-    fields = ["reference_id", "source", "version", "updated_at", "repoint_link"]
+    fields = ("reference_id", "source", "version", "updated_at", "repoint_link")
     readonly_fields = fields
 
     @admin.display(description="Source")
@@ -88,7 +89,7 @@ class DataSourceInline(_ReadOnlyInline):
 
 class NodeInline(_ReadOnlyInline):
     model = Node
-    fields = ["name", "kind", "reference_id", "reads", "output_table_name", "version"]
+    fields = ("name", "kind", "reference_id", "reads", "output_table_name", "version")
     readonly_fields = fields
     verbose_name_plural = f"Nodes (first {INLINE_LIMIT})"
 
@@ -180,8 +181,8 @@ class WorkflowDataSourceAdmin(OrganizationScopedAdmin):
     list_select_related = ["workflow__organization", "source_data_source", "source_workflow"]
     organization_field = "workflow__organization"
     search_fields = ["reference_id", "workflow__name"]
-    fields = ["workflow", "reference_id", "source", "is_sample", "version", "created_at", "updated_at",
-              "repoint_link"]
+    fields = ("workflow", "reference_id", "source", "is_sample", "version", "created_at", "updated_at",
+              "repoint_link")
     readonly_fields = fields
 
     @admin.display(description="Source")

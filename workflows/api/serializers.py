@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import ActorSerializer, StrictBooleanField, StrictCharField, StrictSerializer
+from organizations.models import Organization
 from organizations.tracking import actor_of
 from workflows.models import Node, NodeKind, Workflow, WorkflowDataSource
 from workflows.references import render_table, render_workflow
@@ -111,7 +112,8 @@ class NodeWriteSerializer(StrictSerializer):
                                  "updated_at", "updated_by"})
     name = StrictCharField(min_length=1, max_length=255)
     kind = serializers.ChoiceField(choices=NodeKind.choices, required=False)
-    inputs = NodeInputWriteSerializer(many=True, required=False, max_length=10_000)
+    # many=True builds a ListSerializer, which takes max_length; the stub types the call as the child's __init__.
+    inputs = NodeInputWriteSerializer(many=True, required=False, max_length=10_000)  # type: ignore[call-arg]
     output_table = OutputTableWriteSerializer(required=False, allow_null=True)
 
 
@@ -139,7 +141,9 @@ class WorkflowSerializer(TrackedSerializer):
     kind = serializers.SerializerMethodField()
     reference = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
-    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    organization: serializers.SlugRelatedField[Organization] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = Workflow
@@ -178,7 +182,8 @@ class WorkflowDataSourceSerializer(TrackedSerializer):
     kind = serializers.SerializerMethodField()
     reference = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
-    source = serializers.SerializerMethodField()
+    # A declared field, not Field.source (DRF's metaclass takes fields out of the class body; the stub can't tell).
+    source = serializers.SerializerMethodField()  # type: ignore[assignment]
     source_data_source = serializers.SerializerMethodField()
     source_workflow = serializers.SerializerMethodField()
     workflow = serializers.SerializerMethodField()

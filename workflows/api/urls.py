@@ -1,13 +1,21 @@
 """Routes. Path segments accept ids or qualified references (which contain '.' and ':')."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.urls import re_path
 
 from workflows.api.views import NodeViewSet, WorkflowDataSourceViewSet, WorkflowTableViewSet, WorkflowViewSet
 
+if TYPE_CHECKING:
+    from rest_framework.decorators import ViewSetAction
+
 SEGMENT = r"[^/]+"
 WF = rf"^workflows/(?P<workflow>{SEGMENT})"
-LIST = {"get": "list", "post": "create"}
-DETAIL = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
+# HTTP method -> action, typed as ViewSetMixin.as_view takes them (a dict, so invariant in its values).
+LIST: dict[str, str | ViewSetAction] = {"get": "list", "post": "create"}
+DETAIL: dict[str, str | ViewSetAction] = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
 
 urlpatterns = [
     re_path(r"^workflows/?$", WorkflowViewSet.as_view(LIST), name="workflow-list"),

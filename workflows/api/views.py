@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.db.models import QuerySet
 from rest_framework import status, viewsets
@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.params import bool_param
-from organizations.authentication import get_actor
+from organizations.authentication import require_actor
 from workflows.api import openapi_docs as docs
 from workflows.api import serializers as s
 from workflows.models import Node, Workflow, WorkflowDataSource
@@ -56,7 +56,7 @@ class _Base(viewsets.GenericViewSet):
         return getattr(self, "swagger_fake_view", False)
 
     def _workflow(self) -> Workflow:
-        return workflow_for_actor(get_actor(self.request), self.kwargs["workflow"])
+        return workflow_for_actor(require_actor(self.request), self.kwargs["workflow"])
 
     def _page(self, queryset: Any, serializer_class: type) -> Response:
         page = self.paginate_queryset(queryset)
@@ -73,7 +73,7 @@ class WorkflowViewSet(_Base):
     def get_queryset(self) -> QuerySet[Workflow]:
         if self._fake():
             return Workflow.objects.none()
-        return workflows_for_actor(get_actor(self.request))
+        return workflows_for_actor(require_actor(self.request))
 
     def _render(self, wf: Workflow, code: int = 200) -> Response:
         wf = self.get_queryset().get(pk=wf.pk)
@@ -84,7 +84,7 @@ class WorkflowViewSet(_Base):
 
     def create(self, request: Request) -> Response:
         data = _validated(s.WorkflowWriteSerializer, request, partial=False)
-        wf = wf_service.create_workflow(actor=get_actor(request), data=data)
+        wf = wf_service.create_workflow(actor=require_actor(request), data=data)
         response = self._render(wf, status.HTTP_201_CREATED)
         response["Location"] = f"/api/v1/workflows/{wf.pk}/"
         return response
@@ -92,11 +92,11 @@ class WorkflowViewSet(_Base):
     def retrieve(self, request: Request, workflow: str) -> Response:
         return self._render(self._workflow())
 
-    def _update(self, request: Request, workflow: str, mode: str) -> Response:
+    def _update(self, request: Request, workflow: str, mode: Literal["patch", "put"]) -> Response:
         self._workflow()  # 404 before 400: never validate bodies for objects the caller cannot see
         data = _validated(s.WorkflowWriteSerializer, request, partial=mode == "patch")
         wf = wf_service.update_workflow(
-            actor=get_actor(request), workflow=workflow, data=data, mode=mode,  # type: ignore[arg-type]
+            actor=require_actor(request), workflow=workflow, data=data, mode=mode,
             if_match=request.headers.get("If-Match"),
         )
         return self._render(wf)
@@ -108,7 +108,7 @@ class WorkflowViewSet(_Base):
         return self._update(request, workflow, "patch")
 
     def destroy(self, request: Request, workflow: str) -> Response:
-        wf_service.delete_workflow(actor=get_actor(request), workflow=workflow,
+        wf_service.delete_workflow(actor=require_actor(request), workflow=workflow,
                                    if_match=request.headers.get("If-Match"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -134,18 +134,18 @@ class WorkflowDataSourceViewSet(_Base):
     def create(self, request: Request, workflow: str) -> Response:
         self._workflow()
         data = _validated(s.SourceWriteSerializer, request, partial=False)
-        wds = ds_service.add_data_source(actor=get_actor(request), workflow=workflow, **data)
+        wds = ds_service.add_data_source(actor=require_actor(request), workflow=workflow, **data)
         response = self._render(wds, status.HTTP_201_CREATED)
         response["Location"] = f"/api/v1/workflows/{wds.workflow_id}/data-sources/{wds.pk}/"
         return response
 
     def retrieve(self, request: Request, workflow: str, data_source: str) -> Response:
-        actor = get_actor(request)
+        actor = require_actor(request)
         wds = workflow_data_source_for_actor(actor, workflow_for_actor(actor, workflow), data_source)  # ready to render
         return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data), wds)
 
     def partial_update(self, request: Request, workflow: str, data_source: str) -> Response:
-        actor = get_actor(request)
+        actor = require_actor(request)
         try:
             data = _validated(s.RepointSerializer, request, partial=False)
         except APIException:  # 404 before 400: never judge bodies for objects the caller cannot see
@@ -163,7 +163,7 @@ class WorkflowDataSourceViewSet(_Base):
         return self._render(result.data_source)
 
     def destroy(self, request: Request, workflow: str, data_source: str) -> Response:
-        ds_service.delete_data_source(actor=get_actor(request), workflow=workflow, data_source=data_source,
+        ds_service.delete_data_source(actor=require_actor(request), workflow=workflow, data_source=data_source,
                                       if_match=request.headers.get("If-Match"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -190,7 +190,7 @@ class NodeViewSet(_Base):
     def create(self, request: Request, workflow: str) -> Response:
         self._workflow()
         data = _validated(s.NodeWriteSerializer, request, partial=False)
-        node = node_service.create_node(actor=get_actor(request), workflow=workflow, data=data)
+        node = node_service.create_node(actor=require_actor(request), workflow=workflow, data=data)
         response = self._render(node, status.HTTP_201_CREATED)
         response["Location"] = f"/api/v1/workflows/{node.workflow_id}/nodes/{node.pk}/"
         return response
@@ -201,12 +201,12 @@ class NodeViewSet(_Base):
     def partial_update(self, request: Request, workflow: str, node: str) -> Response:
         node_for(self._workflow(), node)  # 404 before 400
         data = _validated(s.NodeWriteSerializer, request, partial=True)
-        updated = node_service.update_node(actor=get_actor(request), workflow=workflow, node=node, data=data,
+        updated = node_service.update_node(actor=require_actor(request), workflow=workflow, node=node, data=data,
                                            if_match=request.headers.get("If-Match"))
         return self._render(updated)
 
     def destroy(self, request: Request, workflow: str, node: str) -> Response:
-        node_service.delete_node(actor=get_actor(request), workflow=workflow, node=node,
+        node_service.delete_node(actor=require_actor(request), workflow=workflow, node=node,
                                  if_match=request.headers.get("If-Match"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -225,7 +225,7 @@ class WorkflowTableViewSet(_Base):
 
     def list(self, request: Request, workflow: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([s.table_repr(n) for n in page])
+        return self.get_paginated_response([s.table_repr(n) for n in page or []])  # None only without a paginator
 
     def retrieve(self, request: Request, workflow: str, table: str) -> Response:
         ref = parse_table_reference(table)  # well-formed: checked by `initial`

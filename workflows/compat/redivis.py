@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from core.compat import CompatView, ErrorShape, Field, IfAny, SeedRequest, Slot, Spread, Table, parse
 from core.serializers import StrictCharField
-from organizations.authentication import get_actor
+from organizations.authentication import require_actor
 from workflows.models import WorkflowDataSource
 from workflows.paths import check_path
 from workflows.services import repoint as repoint_service
@@ -87,7 +87,10 @@ class RedivisErrorBodySerializer(serializers.Serializer):
     code = serializers.IntegerField(help_text="The HTTP status.")
     status = serializers.CharField(help_text="The error code of the main API, e.g. UNMAPPED_TABLES.")
     message = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    # A declared field, not Serializer.errors (DRF's metaclass takes fields out of the class body; the stub can't tell).
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
 
 
 class RedivisErrorSerializer(serializers.Serializer):
@@ -178,7 +181,7 @@ class RedivisDataSourceView(CompatView):
                    {"workflowReference": "workflow", "dataSourceReference": "data_source"})
         native = TABLE.to_native(parse(RedivisDataSourcePatchSerializer, request.data))
         result = repoint_service.repoint(
-            actor=get_actor(request),
+            actor=require_actor(request),
             workflow=workflowReference,
             data_source=dataSourceReference,
             source_data_source=native.get("source_data_source"),
@@ -186,7 +189,7 @@ class RedivisDataSourceView(CompatView):
             mapped_tables=native.get("mapped_tables"),
             if_match=request.headers.get("If-Match"),
         )
-        actor = get_actor(request)
+        actor = require_actor(request)
         wds = get_workflow_data_source(actor, get_workflow(actor, workflowReference), result.data_source.pk)
         response = Response(represent(wds))
         response["ETag"] = wds.etag
