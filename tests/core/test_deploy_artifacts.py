@@ -222,7 +222,7 @@ def test_every_django_process_has_the_same_environment_and_settings_module():
     assert module == dockerfile_env()["DJANGO_SETTINGS_MODULE"] == "config.settings"
     assert importlib.util.find_spec(module) is not None
     # The entry points default to the same module (an explicit DJANGO_SETTINGS_MODULE wins everywhere).
-    for path in ("manage.py", "gunicorn.conf.py", "config/wsgi.py", "config/celery.py"):
+    for path in ("manage.py", "gunicorn.conf.py", "config/boot.py", "config/celery.py"):
         pattern = rf"""setdefault\(["']DJANGO_SETTINGS_MODULE["'], ["']{re.escape(module)}["']\)"""
         assert re.search(pattern, (ROOT / path).read_text()), path
     assert envs["web"]["DEBUG"] == "false"

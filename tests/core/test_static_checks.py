@@ -4,8 +4,8 @@
   settings from the environment (DEBUG off, a long random SECRET_KEY, ENCRYPTION_KEYS, real
   ALLOWED_HOSTS, the SECURE_* defaults) no warning at all; with any security setting turned off,
   a non-zero exit naming the warning.
-- ``ruff`` and ``mypy`` (django and DRF stubs, ``mypy.ini``) clean on the services, connectors and
-  common code.
+- ``ruff`` and ``mypy`` (django and DRF stubs, ``mypy.ini``) clean on every production package;
+  ``lint-imports`` keeps the layer contracts of ``.importlinter``.
 - ``bandit`` (``.bandit``): no medium or high finding that is not justified inline (``# nosec``).
 
 A missing tool fails in CI and skips locally, like a missing service.
