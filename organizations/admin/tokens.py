@@ -1,0 +1,199 @@
+"""API tokens: created through the services, shown once, revoked for good."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template import engines
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+
+from organizations import selectors
+from organizations.actors import Actor
+from organizations.admin.scoping import (
+    ORGANIZATION_FILTER,
+    SCOPE_CHOICES,
+    SHOWN_ONCE_PAGE,
+    OrganizationScopedAdmin,
+    audit_url,
+)
+from organizations.models import (
+    ADMIN_ROLES,
+    ApiToken,
+)
+from organizations.services import (
+    TOKEN_FIELDS,
+    create_token,
+    revoke_token,
+    update_token,
+)
+
+ADD_SUBMISSIONS_SESSION_KEY = "apitoken_add_submissions"
+_SUBMISSIONS_KEPT = 20
+
+
+def _new_submission_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class ApiTokenAddForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple)
+    # One id per rendered form: a second POST of the same form (a reload of the "token created"
+    # page) is recognised and creates nothing.
+    submission = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64,
+                                 initial=_new_submission_id)
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "organization", "user", "scopes", "expires_at"]
+
+    def clean(self):
+        cleaned = cast("dict[str, Any]", super().clean())  # ModelForm.clean returns cleaned_data
+        org, user = cleaned.get("organization"), cleaned.get("user")
+        if org and user and not org.memberships.filter(user=user).exists():
+            self.add_error("user", f"'{user.get_username()}' is not a member of '{org.slug}'.")
+        expires_at = cleaned.get("expires_at")
+        if expires_at and expires_at <= timezone.now():
+            self.add_error("expires_at", "The expiry must be in the future.")
+        return cleaned
+
+
+class ApiTokenChangeForm(forms.ModelForm):
+    """Name, scopes and expiry; revocation is the "Revoke selected tokens" action, and final."""
+
+    scopes = forms.MultipleChoiceField(choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiToken
+        fields = list(TOKEN_FIELDS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(OrganizationScopedAdmin):
+    """Tokens of the organizations where the operator is an owner or admin (the API's
+    ``organization.admin``). Created, changed and revoked through the services (audited); a
+    revoked token stays revoked, and tokens are never deleted (the audit trail refers to them)."""
+
+    list_display = ["name", "organization", "prefix", "scope_list", "user", "expires_at", "revoked_at",
+                    "last_used_at", "active"]
+    list_filter = [ORGANIZATION_FILTER, ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "organization__slug", "user__username"]
+    list_select_related = ["organization", "user"]
+    actions = ["revoke_selected"]
+    view_roles = frozenset(ADMIN_ROLES)
+    write_roles = frozenset(ADMIN_ROLES)
+    # ``token_hash`` is never listed in any form, fieldset or read-only field.
+    change_readonly = ["organization", "user", "prefix", "created_at", "revoked_at", "last_used_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = ApiTokenChangeForm if obj is not None else ApiTokenAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "organization", "user", "scopes", "expires_at", "submission"]
+        return ["name", "organization", "user", "prefix", "scopes", "created_at", "expires_at",
+                "revoked_at", "last_used_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.change_readonly if obj is not None else []
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:  # members of the operator's organizations
+            writable = self.writable_organizations(request)
+            kwargs["queryset"] = selectors.members_of(writable)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiToken) -> str:
+        return ", ".join(obj.scopes or [])
+
+    @admin.display(boolean=True, description="active")
+    def active(self, obj: ApiToken) -> bool:
+        return obj.is_active
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            current = ApiToken.objects.select_related("organization").get(pk=obj.pk)
+            changed = {key: data[key] for key in TOKEN_FIELDS if key in form.changed_data}
+            update_token(actor=Actor.for_member(current.organization, request.user), token=current, **changed)
+            return
+        organization = data["organization"]
+        # The form checked membership, scopes and expiry, so this does not raise.
+        token, raw = create_token(
+            organization=organization,
+            name=data["name"],
+            scopes=data["scopes"],
+            username=data["user"].get_username() if data.get("user") else None,
+            expires_at=data.get("expires_at"),
+            actor=Actor.for_member(organization, request.user),
+        )
+        for attr in ("pk", "id", "prefix", "token_hash", "scopes", "created_at", "user_id"):
+            setattr(obj, attr, getattr(token, attr))
+        obj._raw_token = raw  # only in memory, for response_add
+        submission = data.get("submission")
+        if submission:
+            done = {**request.session.get(ADD_SUBMISSIONS_SESSION_KEY, {}), submission: token.pk}
+            request.session[ADD_SUBMISSIONS_SESSION_KEY] = dict(list(done.items())[-_SUBMISSIONS_KEPT:])
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if request.method == "POST":
+            already = self._already_created(request)
+            if already is not None:
+                return already
+        return super().add_view(request, form_url, extra_context)
+
+    def _already_created(self, request: Any) -> HttpResponseRedirect | None:
+        """A re-POST of an add form that already created a token (the browser's reload of the
+        "token created" page): create nothing, show nothing secret, go to that token."""
+        submission = request.POST.get("submission")
+        pk = request.session.get(ADD_SUBMISSIONS_SESSION_KEY, {}).get(submission) if submission else None
+        if pk is None or not ApiToken.objects.filter(pk=pk).exists():
+            return None
+        self.message_user(request, "This form already created this token; nothing new was created. Its value "
+                          "was shown once, when it was created, and cannot be shown again.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:organizations_apitoken_change", args=[pk]))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        raw = getattr(obj, "_raw_token", None)
+        if raw is None or admin.options.IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        template = engines["django"].from_string(SHOWN_ONCE_PAGE)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Token created",
+            "token": obj,
+            "raw_token": raw,
+            "scopes": ", ".join(obj.scopes),
+        }
+        response = TemplateResponse(request, template, context)
+        add_never_cache_headers(response)
+        return response
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is None or not self.has_view_or_change_permission(request, obj):
+            return super().history_view(request, object_id, extra_context)
+        return HttpResponseRedirect(audit_url(obj))
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        self.check_action_allowed(request, queryset)
+        count = 0
+        for token in queryset.select_related("organization"):
+            count += revoke_token(actor=Actor.for_member(token.organization, request.user), token=token)
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+
+
+# --- audit events (read-only) ---------------------------------------------------------------------
