@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.compat import Codec, CompatView
-from datasources.models import Credential, DataSource
+from datasources import selectors
+from datasources.models import DataSource
 from datasources.services import datasources as service
 from organizations.authentication import require_actor
 
@@ -65,12 +65,7 @@ def update(request: Request, data_source_id: Any, data: dict[str, Any], *,
 
 def fetch(request: Request, data_source_id: Any) -> DataSource:
     """The caller's data source with what representations read (404 for ids not in the organization)."""
-    ds = service.get_data_source(require_actor(request), data_source_id)
-    return (
-        DataSource.objects.select_related("created_by", "updated_by", "created_by_token", "updated_by_token")
-        .prefetch_related(Prefetch("credentials", queryset=Credential.objects.only("id", "data_source_id", "field")))
-        .get(pk=ds.pk)
-    )
+    return selectors.data_source_with_people_for_actor(require_actor(request), data_source_id)
 
 
 def with_etag(response: Response, ds: DataSource) -> Response:

@@ -16,12 +16,13 @@ from rest_framework.response import Response
 from core.compat import ErrorShape, Extra, Field, IfAny, SeedInvalidRequest, SeedRequest, Slot, Table, parse
 from core.errors import NotFound
 from core.serializers import JSONObjectField, StrictCharField
+from datasources import selectors
 from datasources.compat import (
     common,
     databrain_openapi,  # noqa: F401 - registers the request schema extension
 )
 from datasources.compat.databrain_types import SPECS, TYPES
-from datasources.models import DataSource, TenancySettings
+from datasources.models import DataSource
 from datasources.services.connection import SchemaCacheFailed
 from organizations.authentication import require_actor
 
@@ -148,7 +149,7 @@ def _find(request: Request, name: Any) -> DataSource:
         raise SeedInvalidRequest("credentials.name is required: the name of the datasource to update.",
                                  errors={"credentials.name": ["This field is required."]})
     actor = require_actor(request)
-    same = DataSource.objects.filter(organization=actor.organization, name__iexact=name).first()
+    same = selectors.data_source_named(actor, name)
     if same is None:
         raise NotFound(f'Datasource "{name}" does not exist in your organization.')
     if same.name != name:
@@ -188,7 +189,7 @@ class DatabrainDatasourceView(common.View):
         data = SPECS[source_type].to_native(credentials)
         if values.get("tenancySettings") is not None:
             data.update(TENANCY.to_native(values["tenancySettings"]))
-            if TenancySettings.objects.filter(data_source=ds).exists():
+            if selectors.has_tenancy_settings(ds):
                 self.errors = ERRORS.with_codes(TENANCY_SETTINGS_INVALID="TENANCY_SETTINGS_UPDATE_FAILED")
         result = common.update(request, ds.pk, data, tenancy_replace=True)
         if result.schema is not None and not result.schema.ok:
