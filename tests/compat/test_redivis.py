@@ -87,3 +87,16 @@ def test_core_rule_cross_organization_source_is_404(api, other_api, other_org, s
     response = api.patch(f"{RV}acme.flow/dataSources/acme.shop:v1", {"sourceDataset": "globex.theirs"},
                          format="json")
     assert response.status_code == 404
+
+
+def test_a_dry_run_asked_of_the_redivis_endpoint_is_refused_and_applies_nothing(api, shop):
+    """Redivis has no dry run: a client asking for one must not get the change applied."""
+    v2 = change_schema(api, shop["source"], "shop.db", "ALTER TABLE old_table RENAME TO new_table;")
+    before = list(NodeInput.objects.values_list("table_reference_id", "table_name"))
+    response = api.patch(f"{RV}acme.flow/dataSources/acme.shop:v1?dry_run=true",
+                         {"sourceDataset": f"acme.shop:v{v2}", "mappedTables": {"old_table": "new_table"}},
+                         format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert "dry_run" in error["errors"] and "/api/v1/workflows/" in error["message"], error
+    assert list(NodeInput.objects.values_list("table_reference_id", "table_name")) == before

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.compat import CompatView, ErrorShape, Field, IfAny, SeedRequest, Slot, Spread, Table, parse
+from core.errors import InvalidRequest
 from core.serializers import StrictCharField
 from organizations.authentication import require_actor
 from workflows.models import WorkflowDataSource
@@ -179,6 +180,12 @@ class RedivisDataSourceView(CompatView):
     def patch(self, request: Request, workflowReference: str, dataSourceReference: str) -> Response:
         check_path({"workflowReference": workflowReference, "dataSourceReference": dataSourceReference},
                    {"workflowReference": "workflow", "dataSourceReference": "data_source"})
+        if "dry_run" in request.query_params:  # Redivis has no dry run: never apply what was meant as one
+            raise InvalidRequest(
+                "This endpoint has no dry run: preview the change with PATCH "
+                "/api/v1/workflows/{workflow}/data-sources/{data_source}/?dry_run=true instead.",
+                errors={"dry_run": ["Not supported on the Redivis endpoint."]},
+            )
         native = TABLE.to_native(parse(RedivisDataSourcePatchSerializer, request.data))
         result = repoint_service.repoint(
             actor=require_actor(request),
