@@ -71,11 +71,10 @@ class _ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class DataSourceInline(_ReadOnlyInline):
-    model = WorkflowDataSource
-    fk_name = "workflow"
-    fields = ("reference_id", "source", "version", "updated_at", "repoint_link")
-    readonly_fields = fields
+class _SourceColumns:
+    """The source and repoint-link columns of a workflow data source (inline and change page)."""
+
+    repoint_link_class = ""
 
     @admin.display(description="Source")
     def source(self, obj: WorkflowDataSource) -> str:
@@ -84,7 +83,14 @@ class DataSourceInline(_ReadOnlyInline):
     @admin.display(description="")
     def repoint_link(self, obj: WorkflowDataSource) -> str:
         url = reverse("admin:workflows_workflowdatasource_repoint", args=[obj.pk])
-        return format_html('<a href="{}">Repoint…</a>', url)
+        return format_html('<a class="{}" href="{}">Repoint…</a>', self.repoint_link_class, url)
+
+
+class DataSourceInline(_SourceColumns, _ReadOnlyInline):
+    model = WorkflowDataSource
+    fk_name = "workflow"
+    fields = ("reference_id", "source", "version", "updated_at", "repoint_link")
+    readonly_fields = fields
 
 
 class NodeInline(_ReadOnlyInline):
@@ -173,7 +179,7 @@ class RepointForm(forms.Form):
 
 
 @admin.register(WorkflowDataSource)
-class WorkflowDataSourceAdmin(OrganizationScopedAdmin):
+class WorkflowDataSourceAdmin(_SourceColumns, OrganizationScopedAdmin):
     """Read-only rows; the repoint view (preview and apply) needs the change permission and a
     role that may write in the workflow's organization."""
 
@@ -184,15 +190,7 @@ class WorkflowDataSourceAdmin(OrganizationScopedAdmin):
     fields = ("workflow", "reference_id", "source", "is_sample", "version", "created_at", "updated_at",
               "repoint_link")
     readonly_fields = fields
-
-    @admin.display(description="Source")
-    def source(self, obj: WorkflowDataSource) -> str:
-        return _reference(obj)
-
-    @admin.display(description="")
-    def repoint_link(self, obj: WorkflowDataSource) -> str:
-        url = reverse("admin:workflows_workflowdatasource_repoint", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Repoint…</a>', url)
+    repoint_link_class = "button"
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
