@@ -20,6 +20,12 @@ from datasources.catalogue.types_common import (
     url,
 )
 
+
+def endpoint_override(default: str, example: str) -> Field:
+    """The vendor's endpoint, replaced (private link, region, proxy): a destination like a host."""
+    return url("endpoint_url", "Endpoint URL",
+               help=f"Optional. Default {default}; set it for {example}. Changing it needs the secrets resent.")
+
 SNOWFLAKE_PASSWORD = Condition("auth_method", in_=("password",))
 SNOWFLAKE_KEY_PAIR = Condition("auth_method", in_=("key_pair",))
 
@@ -69,6 +75,8 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             name("schema", "Schema", required=True),
             Field("auth_method", "enum", label="Authentication method", choices=("password", "key_pair"),
                   default="password"),
+            endpoint_override("https://<account>.snowflakecomputing.com",
+                              "a private-link host such as https://xy12345.eu-west-1.privatelink.snowflakecomputing.com"),
         ),
         secrets=(
             password(required_when=SNOWFLAKE_PASSWORD),
@@ -85,27 +93,30 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             name("project_id", "Project ID", required=True),
             name("location", "Location", default="US", help="Dataset location, e.g. 'US' or 'EU'."),
             name("dataset_id", "Dataset ID", help="Restrict to one dataset (optional)."),
+            endpoint_override("https://bigquery.googleapis.com",
+                              "a Private Service Connect endpoint such as https://bigquery-p.googleapis.com"),
         ),
         secrets=(SERVICE_ACCOUNT_JSON,),
     ),
     SourceType(
         key="databricks", label="Databricks", family="warehouse", connector="databricks",
-        driver_extra="databricks-sql-connector",
+        driver_extra="requests",
         fields=(
             host(help="Workspace hostname, e.g. 'dbc-a1b2c3d4-e5f6.cloud.databricks.com'."),
             Field("http_path", "string", label="HTTP path", required=True, max_length=PATH_MAX,
                   help="HTTP path of the SQL warehouse, e.g. '/sql/1.0/warehouses/abc123'."),
             name("catalog", "Catalog", help="Unity Catalog name (optional)."),
             name("schema", "Schema", required=True),
+            endpoint_override("https://<host>", "a private-link or proxy URL of the workspace"),
         ),
         secrets=(SecretField("token", "Access token", kind="token", required=True),),
     ),
     SourceType(
         key="clickhouse", label="ClickHouse", family="warehouse", connector="clickhouse",
-        driver_extra="clickhouse-connect",
+        driver_extra="clickhouse-driver",
         fields=(
             host(),
-            port(8443, help="HTTP(S) interface port (default 8443)."),
+            port(9440, help="Native protocol port: 9440 with TLS (default), 9000 without."),
             name("database", "Database", default="default"),
             name("username", "Username", default="default"),
             flag("secure", "Use TLS", default=True, secure_when=True),
@@ -136,11 +147,12 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             name("database", "Database", required=True),
             name("engine_name", "Engine name", required=True),
             name("schema", "Schema"),
+            endpoint_override("https://api.app.firebolt.io", "a regional or proxy API endpoint"),
         ),
         secrets=(SecretField("client_secret", "Client secret", required=True),),
     ),
     SourceType(
-        key="athena", label="Amazon Athena", family="warehouse", connector="athena", driver_extra="PyAthena",
+        key="athena", label="Amazon Athena", family="warehouse", connector="athena", driver_extra="boto3",
         fields=(
             name("database", "Database", required=True),
             Field("s3_output_location", "string", label="S3 output location", required=True,
@@ -149,6 +161,8 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             aws_region(),
             name("workgroup", "Workgroup"),
             AWS_ACCESS_KEY_ID,
+            endpoint_override("the region's AWS endpoints",
+                              "a VPC endpoint or an AWS-compatible service; used for Athena, Glue and STS"),
         ),
         secrets=(AWS_SECRET,),
     ),

@@ -65,7 +65,7 @@ SQL_TYPES: tuple[SourceType, ...] = (
     _mysql("mariadb", "MariaDB"),
     _mysql("singlestore", "SingleStore"),
     SourceType(
-        key="mssql", label="SQL Server", family="mssql", connector="mssql", driver_extra="pymssql",
+        key="mssql", label="SQL Server", family="mssql", connector="mssql", driver_extra="python-tds",
         fields=(
             host("Server", help="SQL Server hostname or IP address."),
             port(1433),

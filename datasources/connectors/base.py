@@ -99,7 +99,7 @@ class ConnectorUnavailable(Exception):
         if " " in requirement:
             hint = f"it needs {requirement}"
         else:
-            hint = f"install the optional driver '{requirement}'"
+            hint = f"install the optional driver '{requirement}' (pip install -r requirements-connectors.txt)"
         message = f"No connection test is available for type '{type_key}' yet: {hint}."
         super().__init__(message)
         self.type_key = type_key

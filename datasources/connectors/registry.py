@@ -1,96 +1,172 @@
-"""Type key -> connector. Types without a usable connector raise ``ConnectorUnavailable``.
+"""Type key -> connector, and what each connector needs and was tested against.
 
-Connectors whose driver is an optional package are imported only when asked for, and only when
-that package is installed, so a missing driver is a clear "unavailable" rather than an import error.
+One declarative entry per type. Connectors whose driver is an optional package are imported only
+when asked for, and only when that package is installed, so a missing driver is a clear
+"unavailable" naming what to install rather than an import error.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import importlib.util
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from .base import Connector, ConnectorUnavailable
-from .postgresql import PostgresConnector
-from .sqlite import SQLiteConnector
+from .base import STAGES, Connector, ConnectorUnavailable
 
-_CONNECTORS: dict[str, Connector] = {
-    "postgresql": PostgresConnector("postgresql"),
-    "supabase": PostgresConnector("supabase"),
-    "cockroachdb": PostgresConnector("cockroachdb", default_port=26257),
-    "redshift": PostgresConnector("redshift", default_port=5439, startup_options=False),
-    "sqlite": SQLiteConnector(),
+#: How a connector's tests reach something that answers like the vendor's service.
+REAL, EMULATOR, STAND_IN = "real server", "emulator", "protocol stand-in"
+EXTRA = "requirements-connectors.txt"  # the optional drivers, one line each
+NETWORK_STAGES = ("resolve", "tcp", "tls", "auth", "database", "introspect")
+HTTP_STAGES = NETWORK_STAGES
+FILE_STAGES = ("resolve", "database", "introspect")
+
+
+@dataclass(frozen=True)
+class Driver:
+    """How one type is tested: the driver module, its package, the connector class, the test peer."""
+
+    connector: str  # "module:Class" under datasources.connectors; the class takes the type key
+    module: str  # importable module of the driver ("" when the standard library suffices)
+    package: str  # what to pip-install for it
+    tested_against: str  # what the tests run
+    verified_with: str  # REAL, EMULATOR or STAND_IN
+    stages: tuple[str, ...] = NETWORK_STAGES
+    options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the connector class
+
+    @property
+    def installed(self) -> bool:
+        return not self.module or importlib.util.find_spec(self.module) is not None
+
+    @property
+    def built(self) -> bool:
+        module = self.connector.split(":", 1)[0]
+        return importlib.util.find_spec(f"{__package__}.{module}") is not None
+
+    def version(self) -> str | None:
+        if not self.package:
+            return None
+        try:
+            return importlib.metadata.version(self.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+
+PG = ("pgcluster: PostgreSQL 15 clusters started by the tests (initdb), scram and password auth, TLS, SSH tunnel")
+MY = "MariaDB 10.11 on 127.0.0.1:3306 (the machine's server), TLS, SSH tunnel"
+WITH_SSH = ("resolve", "tcp", "ssh", "tls", "auth", "database", "introspect")
+
+
+def _pg(**options: Any) -> Driver:
+    return Driver("postgresql:PostgresConnector", "psycopg", "psycopg", PG, REAL, WITH_SSH, tuple(options.items()))
+
+
+def _my() -> Driver:
+    return Driver("mysql:MySQLConnector", "pymysql", "PyMySQL", MY, REAL, WITH_SSH)
+
+
+def _file() -> Driver:
+    return Driver("file_tables:FileConnector", "duckdb", "duckdb", "files under DATASOURCE_FILE_ROOT", REAL,
+                  FILE_STAGES)
+
+
+DRIVERS: dict[str, Driver] = {
+    "postgresql": _pg(),
+    "supabase": _pg(),
+    "cockroachdb": _pg(default_port=26257),
+    "redshift": _pg(default_port=5439, startup_options=False),
+    "mysql": _my(),
+    "mariadb": _my(),
+    "singlestore": _my(),
+    "sqlite": Driver("sqlite:SQLiteConnector", "", "", "SQLite files under DATASOURCE_FILE_ROOT", REAL, FILE_STAGES),
+    "csv": _file(),
+    "file": _file(),
+    "mssql": Driver("mssql:MSSQLConnector", "pytds", "python-tds",
+                    "tests/support/tds_server.py: TDS 7.4 pre-login, TLS, login7, errors, result sets", STAND_IN),
+    "clickhouse": Driver("clickhouse:ClickHouseConnector", "clickhouse_driver", "clickhouse-driver",
+                         "Debian's clickhouse-server 18.16, started by the tests (native protocol)", REAL),
+    "snowflake": Driver("snowflake:SnowflakeConnector", "snowflake.connector", "snowflake-connector-python",
+                        "fakesnow's server (fakesnow.server()), with a password check on its login route",
+                        EMULATOR),
+    "bigquery": Driver("bigquery:BigQueryConnector", "google.cloud.bigquery", "google-cloud-bigquery",
+                       "tests/support/bigquery_server.py: OAuth token endpoint and BigQuery REST v2", STAND_IN),
+    "databricks": Driver("databricks:DatabricksConnector", "requests", "requests",
+                         "tests/support/databricks_server.py: SQL Statement Execution REST API 2.0", STAND_IN),
+    "firebolt": Driver("firebolt:FireboltConnector", "firebolt", "firebolt-sdk",
+                       "tests/support/firebolt_server.py: OAuth token, engine URL and query endpoints", STAND_IN),
+    "athena": Driver("athena:AthenaConnector", "boto3", "boto3",
+                     "moto's server (STS, Glue, S3, Athena) via endpoint_url", EMULATOR),
+    "trino": Driver("trino:TrinoConnector", "trino", "trino",
+                    "tests/support/trino_server.py: /v1/statement with nextUri paging, basic auth", STAND_IN,
+                    WITH_SSH),
+    "motherduck": Driver("motherduck:MotherDuckConnector", "duckdb", "duckdb",
+                         "local DuckDB for the SQL and introspection; md: parameters by unit tests", REAL,
+                         ("resolve", "tcp", "auth", "database", "introspect")),
 }
+assert all(set(d.stages) <= set(STAGES) for d in DRIVERS.values())
 
-
-def _mysql(key: str) -> Connector:
-    from .mysql import MySQLConnector
-
-    return MySQLConnector(key)
-
-
-def _file(key: str) -> Connector:
-    from .file_tables import FileConnector
-
-    return FileConnector(key)
-
-
-# Type key -> (module that must be importable, package to install, factory).
-_OPTIONAL: dict[str, tuple[str, str, Callable[[str], Connector]]] = {
-    "mysql": ("pymysql", "pymysql", _mysql),
-    "mariadb": ("pymysql", "pymysql", _mysql),
-    "singlestore": ("pymysql", "pymysql", _mysql),
-    "csv": ("duckdb", "duckdb", _file),
-    "file": ("duckdb", "duckdb", _file),
+#: Types without a connector yet, and what they still need.
+NOT_BUILT: dict[str, str] = {
+    "mongodb": "a MongoDB connector (not yet built)",
+    "elasticsearch": "an Elasticsearch connector (not yet built)",
+    "opensearch": "an OpenSearch connector (not yet built)",
+    "s3": "an S3 connector (not yet built)",
+    "google_sheets": "a Google Sheets connector (not yet built)",
+    "mixpanel": "a Mixpanel connector (not yet built)",
+    "mcp": "an MCP connector (not yet built)",
 }
 _LOADED: dict[str, Connector] = {}
 
-# What a type still needs before it can be tested: a driver package name, or a phrase.
-REQUIREMENTS: dict[str, str] = {
-    "mssql": "pymssql",
-    "snowflake": "snowflake-connector-python",
-    "bigquery": "google-cloud-bigquery",
-    "databricks": "databricks-sql-connector",
-    "clickhouse": "clickhouse-connect",
-    "mongodb": "pymongo",
-    "elasticsearch": "elasticsearch",
-    "opensearch": "opensearch-py",
-    "firebolt": "firebolt-sdk",
-    "athena": "pyathena",
-    "trino": "trino",
-    "motherduck": "a MotherDuck connector (not yet built)",
-    "s3": "boto3",
-    "google_sheets": "gspread",
-    "mixpanel": "an HTTP connector (not yet built)",
-    "mcp": "an HTTP connector (not yet built)",
-}
-
 
 def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def connector_types() -> list[str]:
-    """Type keys that have a real connector usable here (optional drivers installed)."""
-    optional = [key for key, (module, _, _) in _OPTIONAL.items() if _installed(module)]
-    return sorted([*_CONNECTORS, *optional])
+    return not module or importlib.util.find_spec(module) is not None
 
 
 def requirement_for(type_key: str) -> str | None:
     """What ``type_key`` needs to be testable, or ``None`` when it has a usable connector."""
-    if type_key in _CONNECTORS:
-        return None
-    if type_key in _OPTIONAL:
-        module, package, _ = _OPTIONAL[type_key]
-        return None if _installed(module) else package
-    return REQUIREMENTS.get(type_key, "a connector for this source type")
+    driver = DRIVERS.get(type_key)
+    if driver is None:
+        return NOT_BUILT.get(type_key, "a connector for this source type")
+    if not driver.built:
+        return "a connector (not yet built)"
+    return None if _installed(driver.module) else driver.package
+
+
+def connector_types() -> list[str]:
+    """Type keys that have a real connector usable here (optional drivers installed)."""
+    return sorted(key for key in DRIVERS if requirement_for(key) is None)
+
+
+def connector_info(type_key: str) -> dict[str, Any]:
+    """For the catalogue: whether this install can test the type, with which driver, tested how."""
+    driver = DRIVERS.get(type_key)
+    requirement = requirement_for(type_key)
+    if driver is None:
+        return {"available": False, "driver": None, "driver_version": None, "install": requirement,
+                "tested_against": None, "verified_with": None, "stages": []}
+    return {
+        "available": requirement is None,
+        "driver": driver.package or "python (standard library)",
+        "driver_version": driver.version() if requirement is None else None,
+        "install": None if requirement is None else (
+            f"pip install -r {EXTRA}" if requirement == driver.package else requirement),
+        "tested_against": driver.tested_against,
+        "verified_with": driver.verified_with,
+        "stages": list(driver.stages),
+    }
 
 
 def get_connector(type_key: str) -> Connector:
     """The connector for ``type_key``; raises ``ConnectorUnavailable`` when there is none."""
-    connector = _CONNECTORS.get(type_key) or _LOADED.get(type_key)
+    connector = _LOADED.get(type_key)
     if connector is not None:
         return connector
-    if type_key in _OPTIONAL and requirement_for(type_key) is None:
-        connector = _LOADED[type_key] = _OPTIONAL[type_key][2](type_key)
-        return connector
-    raise ConnectorUnavailable(type_key, requirement_for(type_key) or "")
+    requirement = requirement_for(type_key)
+    if requirement is not None:
+        raise ConnectorUnavailable(type_key, requirement)
+    driver = DRIVERS[type_key]
+    module_name, class_name = driver.connector.split(":", 1)
+    cls = getattr(importlib.import_module(f"{__package__}.{module_name}"), class_name)
+    connector = _LOADED[type_key] = cls(type_key, **dict(driver.options))
+    return connector

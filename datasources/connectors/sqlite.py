@@ -72,6 +72,9 @@ class SQLiteConnector(Connector):
 
     key = "sqlite"
 
+    def __init__(self, key: str = "sqlite"):
+        self.key = key
+
     def _path(self, config: ConnectionConfig) -> Path:
         return resolve_under_root(config.connection.get("path", ""))
 

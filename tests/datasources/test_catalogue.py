@@ -151,7 +151,7 @@ def test_defaults_are_applied():
     assert normalize_connection(get_type("redshift"), DB)["port"] == 5439
     assert normalize_connection(get_type("cockroachdb"), DB)["port"] == 26257
     ch = normalize_connection(get_type("clickhouse"), MINIMAL["clickhouse"])
-    assert (ch["port"], ch["database"], ch["username"], ch["secure"]) == (8443, "default", "default", True)
+    assert (ch["port"], ch["database"], ch["username"], ch["secure"]) == (9440, "default", "default", True)
     assert normalize_connection(get_type("s3"), MINIMAL["s3"])["path_prefix"] == ""
     assert normalize_connection(get_type("sqlite"), MINIMAL["sqlite"])["read_only"] is True
 

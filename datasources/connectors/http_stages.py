@@ -1,0 +1,128 @@
+"""The resolve, tcp and tls stages of connectors whose driver speaks HTTP(S).
+
+``reach_http`` resolves the endpoint once through the egress policy, pins the checked address in
+the scope the driver will run under, proves an HTTP server answers there (over TLS for https;
+until it has, any failure reads like a closed port, so the test is no port scanner), and for
+https verifies the certificate chain and host name as its own stage. The driver's calls that
+follow connect to that same address.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .base import ConnectorError, StageRunner
+from .egress import check_host_syntax, resolve_checked
+from .guard import EgressScope
+from .reach import Deadline, NotTheServer, connect_and_greet, peek, unreachable
+
+USER_AGENT = "datasource-control-plane"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    scheme: str  # "http" | "https"
+    host: str
+    port: int
+    path: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def parse_endpoint(url: str, default_scheme: str = "https") -> Endpoint:
+    """``https://host[:port][/path]`` or a bare host name; raises ``ConnectorError`` (stage resolve)."""
+    text = (url or "").strip()
+    if "://" not in text:
+        text = f"{default_scheme}://{text}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ConnectorError("resolve", "The endpoint is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConnectorError("resolve", "The endpoint must be an http:// or https:// URL with a host name.")
+    if parts.username or parts.password:
+        raise ConnectorError("resolve", "The endpoint must not carry a user name or password.")
+    port = port or (443 if parts.scheme == "https" else 80)
+    host = check_host_syntax(parts.hostname, port)
+    return Endpoint(parts.scheme, host, port, parts.path.rstrip("/"))
+
+
+def _http_answer(data: bytes) -> bool | None:
+    """Judge: the peer's first bytes are an HTTP/1.x status line."""
+    if len(data) < 8:
+        return None if b"HTTP/1."[: len(data)] == data[:7] else False
+    return data.startswith(b"HTTP/1.")
+
+
+def _probe(endpoint: Endpoint, ip: str, timeout: float, context: ssl.SSLContext | None) -> None:
+    """Connect to ``ip`` and send one HEAD request; only an HTTP answer proves the server is there."""
+
+    def greet(sock: socket.socket, deadline: Deadline) -> bool:
+        stream: socket.socket = sock
+        if context is not None:
+            sock.settimeout(max(deadline.remaining(), 0.001))
+            try:
+                stream = context.wrap_socket(sock, server_hostname=endpoint.host)
+            except ssl.SSLCertVerificationError as exc:
+                reason = exc.verify_message
+                raise ConnectorError("tls", f"The server's certificate could not be verified: {reason}.") from None
+            except (ssl.SSLError, OSError):
+                raise NotTheServer("no TLS") from None
+        host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+        request = f"HEAD / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n"
+        stream.sendall(request.encode("ascii"))
+        if context is None:
+            peek(stream, deadline, _http_answer)
+        else:  # MSG_PEEK is not available on TLS sockets: read the status line instead
+            stream.settimeout(max(deadline.remaining(), 0.001))
+            data = b""
+            while _http_answer(data) is None:
+                chunk = stream.recv(64)
+                if not chunk:
+                    raise NotTheServer("closed")
+                data += chunk
+            if not _http_answer(data):
+                raise NotTheServer("not HTTP")
+        stream.close()
+        return True
+
+    sock, _ = connect_and_greet(ip, endpoint.port, timeout, endpoint.host, greet)
+    sock.close()
+
+
+def tls_context(ca_pem: str = "", verify: bool = True) -> ssl.SSLContext:
+    """A client context: the system CAs (or ``ca_pem`` alone), host name checked unless ``verify`` is off."""
+    context = ssl.create_default_context(cadata=ca_pem or None) if ca_pem else ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def reach_http(
+    runner: StageRunner, endpoint: Endpoint, timeout: float, scope: EgressScope, ca_pem: str = "", verify: bool = True
+) -> str:
+    """Stages resolve, tcp and (https) tls; returns the checked address, pinned in ``scope``."""
+    ip = runner.run("resolve", lambda: resolve_checked(endpoint.host, endpoint.port, timeout))
+    scope.pin(endpoint.host, ip)
+    if not endpoint.tls:
+        runner.run("tcp", lambda: _probe(endpoint, ip, timeout, None))
+        return ip
+    runner.run("tcp", lambda: _probe(endpoint, ip, timeout, tls_context(verify=False)))
+    if verify:
+        runner.run("tls", lambda: _probe(endpoint, ip, timeout, tls_context(ca_pem)), "The certificate is valid.")
+    return ip
+
+
+__all__ = ["Endpoint", "parse_endpoint", "reach_http", "tls_context", "unreachable"]
