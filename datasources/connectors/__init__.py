@@ -1,6 +1,8 @@
 """Connectors: staged connection tests and schema introspection per source type."""
 
 from .base import (
+    MAX_COLUMNS,
+    MAX_TABLES,
     STAGES,
     ColumnInfo,
     ConnectionConfig,
@@ -15,6 +17,8 @@ from .egress import EgressBlocked, resolve_checked
 from .registry import connector_types, get_connector, requirement_for
 
 __all__ = [
+    "MAX_COLUMNS",
+    "MAX_TABLES",
     "STAGES",
     "ColumnInfo",
     "ConnectionConfig",

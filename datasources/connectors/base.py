@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 STAGES = ("resolve", "tcp", "tls", "ssh", "auth", "database", "introspect")
+#: Introspection stops after this many tables (and this many columns per table): the schema cache
+#: of one source stays bounded whatever the warehouse holds (README: "Connections").
+MAX_TABLES = 10_000
+MAX_COLUMNS = 1_000
 
 T = TypeVar("T")
 
