@@ -44,6 +44,12 @@ def url(field_name: str, label: str, *, required: bool = False, help: str = "",
                  max_length=PATH_MAX, pattern=URL_PATTERN, help=help, transit=ENDPOINT)
 
 
+def ca_certificate() -> Field:
+    """The CA that signs the server's certificate when it is not one the system trusts."""
+    return Field("ca_certificate", "pem", label="CA certificate", transit=ENDPOINT,
+                 help="PEM-encoded CA certificate that verifies the server (default: the system's CAs).")
+
+
 def ssl_block(default_mode: str = "prefer") -> Field:
     return Field(
         "ssl", "object", label="SSL / TLS",
