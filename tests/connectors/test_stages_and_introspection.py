@@ -25,29 +25,39 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 # ---------------------------------------------------------------------------------- registry
 
 
-DRIVERS = {
-    "snowflake": "snowflake-connector-python", "bigquery": "google-cloud-bigquery",
-    "databricks": "databricks-sql-connector", "clickhouse": "clickhouse-connect", "mongodb": "pymongo",
-    "elasticsearch": "elasticsearch", "opensearch": "opensearch-py", "firebolt": "firebolt-sdk",
-    "athena": "pyathena", "trino": "trino", "mssql": "pymssql", "s3": "boto3", "google_sheets": "gspread",
+NOT_BUILT = {
+    "mongodb": "a MongoDB", "elasticsearch": "an Elasticsearch", "opensearch": "an OpenSearch", "s3": "an S3",
+    "google_sheets": "a Google Sheets", "mixpanel": "a Mixpanel", "mcp": "an MCP",
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(("type_key", "driver"), DRIVERS.items())
-def test_unavailable_types_name_their_driver(type_key, driver):
+@pytest.mark.parametrize(("type_key", "connector"), NOT_BUILT.items())
+def test_unbuilt_types_say_what_they_need(type_key, connector):
     with pytest.raises(ConnectorUnavailable) as caught:
         get_connector(type_key)
     assert str(caught.value) == (
-        f"No connection test is available for type '{type_key}' yet: install the optional driver '{driver}'."
+        f"No connection test is available for type '{type_key}' yet: it needs {connector} connector (not yet built)."
     )
 
 
-@pytest.mark.parametrize("type_key", ["mixpanel", "mcp", "motherduck", "nosuchdb"])
-def test_other_types_unavailable(type_key):
-    with pytest.raises(
-        ConnectorUnavailable, match=f"^No connection test is available for type '{type_key}' yet"
-    ):
-        get_connector(type_key)
+def test_an_unknown_type_is_unavailable():
+    with pytest.raises(ConnectorUnavailable, match="^No connection test is available for type 'nosuchdb' yet"):
+        get_connector("nosuchdb")
+
+
+def test_a_missing_driver_names_the_package_and_the_extra(monkeypatch):
+    from datasources.connectors import registry
+
+    monkeypatch.setattr(registry, "_LOADED", {})
+    monkeypatch.setattr(registry, "_installed", lambda module: module != "trino")
+    with pytest.raises(ConnectorUnavailable) as caught:
+        get_connector("trino")
+    assert str(caught.value) == (
+        "No connection test is available for type 'trino' yet: install the optional driver 'trino' "
+        "(pip install -r requirements-connectors.txt)."
+    )
+    assert registry.connector_info("trino")["available"] is False
+    assert registry.connector_info("trino")["install"] == "pip install -r requirements-connectors.txt"
 
 
 @pytest.mark.parametrize(

@@ -285,14 +285,13 @@ def test_unsupported_media_type_is_415(api, sqlite_source):
 
 
 def test_connector_unavailable_for_types_without_a_connector(api):
-    body = {"name": "Snow", "type": "snowflake",
-            "connection": {"account": "xy12345", "username": "u", "role": "r", "warehouse": "w", "database": "d",
-                           "schema": "s"},
+    body = {"name": "Mongo", "type": "mongodb",
+            "connection": {"host": "mongo.example.com", "database": "d", "username": "u"},
             "credentials": {"password": "pw"}}
     response = api.post(URL, body, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "CONNECTOR_UNAVAILABLE"
-    assert "snowflake-connector-python" in response.json()["message"]
+    assert "a MongoDB connector" in response.json()["message"]
     assert api.post(f"{URL}?test_connection=false", body, format="json").status_code == 201
 
 

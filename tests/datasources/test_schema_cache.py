@@ -112,7 +112,8 @@ def test_thousand_tables_make_one_snapshot_in_bounded_queries(org, make_client, 
 
 
 def test_sync_of_a_type_without_a_connector_is_connector_unavailable(api):
-    body = {"name": "Snow", "type": "motherduck", "connection": {"database": "d"}, "credentials": {"token": "t"}}
+    body = {"name": "Mongo", "type": "mongodb", "connection": {"host": "mongo.example.com", "database": "d"},
+            "credentials": {"password": "pw-long"}}
     created = api.post(f"{URL}?test_connection=false", body, format="json")
     assert created.status_code == 201, created.json()
     response = api.post(f"{URL}{created.json()['id']}/sync/")

@@ -18,6 +18,7 @@ import pytest
 from datasources import catalogue
 from datasources.services.destination import moved_hops, secrets_to_resend
 from organizations.models import AuditEvent
+from tests.support.certs import make_ca
 from tests.support.state import stored_state
 
 URL = "/api/v1/data-sources/"
@@ -25,6 +26,7 @@ MAIA = "/compat/maiascore/datasources/"
 RG = "/compat/rivergen/api/v1/data-sources/"
 CANARY = "canary-Pw-4f1d9e"  # the stored database password: must never leave for a new hop
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
+EVIL_CA = make_ca("Attacker CA").cert_pem  # trusting another CA lets another server receive the secret
 
 
 class Bastion:
@@ -205,16 +207,24 @@ PER_TYPE = [
                        "username": "elastic"}, {"password": CANARY},
      [{"server_url": "https://evil.example.com"}, {"ignore_certificate": True}, {"ignore_ssl": True}]),
     ("snowflake", {"account": "xy12345", "username": "u", "role": "r", "warehouse": "w", "database": "d",
-                   "schema": "s"}, {"password": CANARY}, [{"account": "attacker-account"}]),
+                   "schema": "s"}, {"password": CANARY},
+     [{"account": "attacker-account"}, {"endpoint_url": "https://evil.example.com"}]),
     ("s3", {"bucket": "b", "region": "us-east-1", "access_key_id": "AKIA"}, {"secret_access_key": CANARY},
      [{"region": "eu-west-1"}, {"endpoint_url": "https://evil.example.com"}]),
     ("athena", {"database": "d", "s3_output_location": "s3://b/out/", "region": "us-east-1",
-                "access_key_id": "AKIA"}, {"secret_access_key": CANARY}, [{"region": "eu-west-1"}]),
+                "access_key_id": "AKIA"}, {"secret_access_key": CANARY},
+     [{"region": "eu-west-1"}, {"endpoint_url": "https://evil.example.com"}]),
     ("mixpanel", {"project_id": 1, "username": "svc"}, {"service_account_secret": CANARY}, [{"region": "EU"}]),
     ("trino", {"host": "trino.internal", "username": "u", "catalog": "c", "schema": "s"}, {"password": CANARY},
-     [{"http_scheme": "http"}, {"host": "evil.example.com"}]),
-    ("clickhouse", {"host": "ch.internal", "username": "u"}, {"password": CANARY}, [{"secure": False}]),
-    ("mssql", {"host": "sql.internal", "username": "u"}, {"password": CANARY}, [{"encrypt": False}]),
+     [{"http_scheme": "http"}, {"host": "evil.example.com"}, {"ca_certificate": EVIL_CA}]),
+    ("clickhouse", {"host": "ch.internal", "username": "u"}, {"password": CANARY},
+     [{"secure": False}, {"ca_certificate": EVIL_CA}]),
+    ("mssql", {"host": "sql.internal", "username": "u"}, {"password": CANARY},
+     [{"encrypt": False}, {"ca_certificate": EVIL_CA}]),
+    ("databricks", {"host": "dbc.cloud.databricks.com", "http_path": "/sql/1.0/warehouses/abc", "schema": "s"},
+     {"token": CANARY}, [{"endpoint_url": "https://evil.example.com"}, {"host": "evil.example.com"}]),
+    ("firebolt", {"client_id": "c", "account_name": "a", "database": "d", "engine_name": "e"},
+     {"client_secret": CANARY}, [{"endpoint_url": "https://evil.example.com"}, {"account_name": "other"}]),
     ("mongodb", {"host": "mongo.internal", "username": "u", "database": "d", "tls": True}, {"password": CANARY},
      [{"tls": False}]),
     ("mcp", {"server_url": "https://mcp.internal/mcp"}, {"api_key": CANARY},
