@@ -44,8 +44,19 @@ def static_components() -> dict[str, dict[str, Any]]:
                    driver_extra={**S, "description": "Optional driver its connection test needs; may be blank."},
                    file_based=B, connection_fields=_array(ref("CatalogueField")),
                    secret_fields=_array(ref("CatalogueSecretField")),
-                   secret_rules=_array(ref("CatalogueSecretRule"))),
+                   secret_rules=_array(ref("CatalogueSecretRule")),
+                   connector_status=ref("ConnectorStatus")),
             "description": "A catalogue entry: everything a client needs to build a form for the type.",
+        },
+        "ConnectorStatus": {
+            **_obj(available=B, driver=NS, driver_version=NS, install=NS, tested_against=NS,
+                   verified_with={"type": "string", "enum": ["real server", "emulator", "protocol stand-in", None],
+                                  "nullable": True},
+                   stages=_array(S)),
+            "description": "Whether this install can test the type: `available`, the driver package and its "
+                           "installed version, what to install when it is missing, what the project's tests run "
+                           "it against (`verified_with`: real server, emulator or protocol stand-in) and the "
+                           "stages a test reports.",
         },
         "SchemaColumn": _obj(name=S, type=S, nullable=B, ordinal=I),
         "SchemaTable": _obj(reference_id={**S, "description": "Stable while (schema, name) persists."},

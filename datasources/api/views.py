@@ -17,6 +17,7 @@ from datasources.api import openapi_docs as docs
 from datasources.api.filters import DataSourceFilter
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer
 from datasources.api.snapshot_views import SchemaActionsMixin
+from datasources.connectors.registry import connector_info
 from datasources.models import DataSource
 from datasources.selectors import data_source_for_actor, data_sources_for_actor, renderable_data_source_for_actor
 from datasources.services import datasources as service
@@ -145,12 +146,17 @@ class DataSourceTypeViewSet(viewsets.ViewSet):
     lookup_value_regex = "[a-z_]+"
 
     def list(self, request: Request) -> Response:
-        return Response([t.as_dict() for t in catalogue.CATALOGUE.values()])
+        return Response([_with_connector(t) for t in catalogue.CATALOGUE.values()])
 
     def retrieve(self, request: Request, pk: str) -> Response:
         try:
-            return Response(catalogue.get_type(pk).as_dict())
+            return Response(_with_connector(catalogue.get_type(pk)))
         except KeyError:
             from core.errors import NotFound
 
             raise NotFound("Unknown data source type.") from None
+
+
+def _with_connector(source_type: catalogue.SourceType) -> dict:
+    """The catalogue entry plus what this install can do with it (driver present, tested how)."""
+    return {**source_type.as_dict(), "connector_status": connector_info(source_type.key)}

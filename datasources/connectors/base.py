@@ -96,6 +96,9 @@ class ConnectorError(Exception):
         self.message = message
 
 
+EXTRA = "pip install -r requirements-connectors.txt"
+
+
 class ConnectorUnavailable(Exception):
     """The type has no built connector here, or its optional driver is absent."""
 
@@ -103,7 +106,7 @@ class ConnectorUnavailable(Exception):
         if " " in requirement:
             hint = f"it needs {requirement}"
         else:
-            hint = f"install the optional driver '{requirement}' (pip install -r requirements-connectors.txt)"
+            hint = f"install the optional driver '{requirement}' (pip install {requirement}; every driver: {EXTRA})"
         message = f"No connection test is available for type '{type_key}' yet: {hint}."
         super().__init__(message)
         self.type_key = type_key

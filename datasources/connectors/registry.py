@@ -17,7 +17,6 @@ from .base import STAGES, Connector, ConnectorUnavailable
 
 #: How a connector's tests reach something that answers like the vendor's service.
 REAL, EMULATOR, STAND_IN = "real server", "emulator", "protocol stand-in"
-EXTRA = "requirements-connectors.txt"  # the optional drivers, one line each
 NETWORK_STAGES = ("resolve", "tcp", "tls", "auth", "database", "introspect")
 HTTP_STAGES = NETWORK_STAGES
 FILE_STAGES = ("resolve", "database", "introspect")
@@ -150,7 +149,7 @@ def connector_info(type_key: str) -> dict[str, Any]:
         "driver": driver.package or "python (standard library)",
         "driver_version": driver.version() if requirement is None else None,
         "install": None if requirement is None else (
-            f"pip install -r {EXTRA}" if requirement == driver.package else requirement),
+            f"pip install {driver.package}" if requirement == driver.package else requirement),
         "tested_against": driver.tested_against,
         "verified_with": driver.verified_with,
         "stages": list(driver.stages),

@@ -187,7 +187,7 @@ def test_duckdb_absent_means_unavailable(root, monkeypatch):
             get_connector(type_key)
         assert str(caught.value) == (
             f"No connection test is available for type '{type_key}' yet: install the optional driver 'duckdb' "
-            "(pip install -r requirements-connectors.txt)."
+            "(pip install duckdb; every driver: pip install -r requirements-connectors.txt)."
         )
     assert "csv" not in connector_types()
 

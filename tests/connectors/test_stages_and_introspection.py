@@ -54,10 +54,10 @@ def test_a_missing_driver_names_the_package_and_the_extra(monkeypatch):
         get_connector("trino")
     assert str(caught.value) == (
         "No connection test is available for type 'trino' yet: install the optional driver 'trino' "
-        "(pip install -r requirements-connectors.txt)."
+        "(pip install trino; every driver: pip install -r requirements-connectors.txt)."
     )
     assert registry.connector_info("trino")["available"] is False
-    assert registry.connector_info("trino")["install"] == "pip install -r requirements-connectors.txt"
+    assert registry.connector_info("trino")["install"] == "pip install trino"
 
 
 @pytest.mark.parametrize(

@@ -384,3 +384,30 @@ def test_all_schemas_form_a_valid_openapi_document():
         schemas[f"{key}_credentials"] = credentials_openapi_schema(source_type)
     validate_openapi_spec({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {},
                            "components": {"schemas": schemas}})
+
+
+def test_the_catalogue_says_per_type_whether_this_install_can_test_it(api):
+    import importlib.metadata
+
+    body = api.get("/api/v1/data-source-types/").json()
+    status = {entry["key"]: entry["connector_status"] for entry in body}
+    assert set(status) == set(catalogue.CATALOGUE)
+    postgres = status["postgresql"]
+    assert postgres["available"] is True and postgres["verified_with"] == "real server"
+    assert postgres["driver"] == "psycopg" and postgres["driver_version"] == importlib.metadata.version("psycopg")
+    assert "auth" in postgres["stages"] and postgres["install"] is None
+    mongo = status["mongodb"]
+    assert mongo == {"available": False, "driver": None, "driver_version": None,
+                     "install": "a MongoDB connector (not yet built)", "tested_against": None,
+                     "verified_with": None, "stages": []}
+    one = api.get("/api/v1/data-source-types/sqlite/").json()["connector_status"]
+    assert one["available"] is True and one["driver"] == "python (standard library)" and one["driver_version"] is None
+
+
+def test_a_missing_driver_shows_in_the_catalogue_with_what_to_install(api, monkeypatch):
+    from datasources.connectors import registry
+
+    monkeypatch.setattr(registry, "_installed", lambda module: module != "pymysql")
+    status = api.get("/api/v1/data-source-types/mariadb/").json()["connector_status"]
+    assert status["available"] is False and status["driver"] == "PyMySQL" and status["driver_version"] is None
+    assert status["install"] == "pip install PyMySQL"
