@@ -18,11 +18,17 @@ $(VENV)/.installed: requirements.txt requirements-connectors.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Debian packages the tests drive for real: chromium (admin browser tests), openssh-server (tunnels).
+# Debian packages the tests drive for real: chromium (admin browser tests), openssh-server (tunnels),
+# clickhouse-server (the ClickHouse connector's tests start their own instance).
+SYSTEM_PACKAGES := chromium:chromium openssh-server:/usr/sbin/sshd clickhouse-server:/usr/sbin/clickhouse-server
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else echo "chromium missing: 'sudo apt-get install chromium' to run the browser tests"; fi; \
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+		package=$${entry%%:*}; probe=$${entry#*:}; \
+		command -v $$probe >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "missing Debian packages:$$missing ('sudo apt-get install$$missing'); their tests skip locally"; fi; \
 	fi
 
 LOCAL_ENV := DEBUG=true DATASOURCE_ALLOWED_NETWORKS=$(LOCAL_NETWORKS) SCHEMA_REFRESH_ASYNC=true
