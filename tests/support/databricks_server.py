@@ -140,6 +140,7 @@ def _public(statement_id: str, record: dict[str, Any]) -> dict[str, Any]:
 class Handler(BaseHTTPRequestHandler):
     server: Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall between them
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
