@@ -50,13 +50,13 @@ def static_components() -> dict[str, dict[str, Any]]:
         },
         "ConnectorStatus": {
             **_obj(available=B, driver=NS, driver_version=NS, install=NS, tested_against=NS,
-                   verified_with={"type": "string", "enum": ["real server", "emulator", "protocol stand-in", None],
-                                  "nullable": True},
+                   verified_with={"type": "string", "nullable": True,
+                                  "enum": ["real server", "emulator", "protocol stand-in", "local engine", None]},
                    stages=_array(S)),
             "description": "Whether this install can test the type: `available`, the driver package and its "
                            "installed version, what to install when it is missing, what the project's tests run "
-                           "it against (`verified_with`: real server, emulator or protocol stand-in) and the "
-                           "stages a test reports.",
+                           "it against (`verified_with`: real server, emulator, protocol stand-in, or the engine run "
+                           "locally) and the stages a test reports.",
         },
         "SchemaColumn": _obj(name=S, type=S, nullable=B, ordinal=I),
         "SchemaTable": _obj(reference_id={**S, "description": "Stable while (schema, name) persists."},

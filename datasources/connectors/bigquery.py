@@ -49,9 +49,9 @@ from .base import (
     TestResult,
     sanitize,
 )
-from .egress import connect_failed_message, is_blocked, resolve_checked
+from .egress import connect_failed_message, resolve_checked
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import Endpoint, parse_endpoint, reach_http
+from .http_stages import Endpoint, check_transport, parse_endpoint, reach_http
 
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://bigquery.googleapis.com"
@@ -162,13 +162,6 @@ def _plan(config: ConnectionConfig) -> _Plan:
                  info)
 
 
-def _check_transport(what: str, endpoint: Endpoint, ip: str) -> None:
-    """Plain http only to a non-public address the operator allowed (bearer secrets travel there)."""
-    if not endpoint.tls and not is_blocked(ip, []):
-        raise ConnectorError("tls", f"The {what} must use https:// (plain http is accepted only for private "
-                                    "addresses allowed by DATASOURCE_ALLOWED_NETWORKS).")
-
-
 def _merge_resolve(stages: list[StageResult]) -> None:
     """The token host's and the API host's lookups are one resolve stage."""
     same = [s for s in stages if s.name == "resolve"]
@@ -237,13 +230,13 @@ class _Session:
     def resolve_token_host(self) -> None:
         token = self.plan.token
         ip = resolve_checked(token.host, token.port, self.timeout)
-        _check_transport("service account's token_uri", token, ip)
+        check_transport(token, ip, "service account's token_uri")
         self.scope.pin(token.host, ip)
 
     def check_transports(self) -> None:
         """Both endpoints again, at the addresses now pinned (the same host may have been looked up twice)."""
         for what, endpoint in (("service account's token_uri", self.plan.token), ("endpoint URL", self.plan.endpoint)):
-            _check_transport(what, endpoint, self.scope.pins[endpoint.host.lower()])
+            check_transport(endpoint, self.scope.pins[endpoint.host.lower()], what)
 
     def authenticate(self) -> None:
         """The token exchange (a JWT signed with the key); builds the client on success."""

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .base import ConnectorError, StageRunner
-from .egress import check_host_syntax, resolve_checked
+from .egress import check_host_syntax, is_blocked, resolve_checked
 from .guard import EgressScope
 from .reach import Deadline, NotTheServer, connect_and_greet, peek, unreachable
+
+PLAIN_HTTP_REFUSED = ("The {what} must use https://: plain http, which would carry the credentials unencrypted, "
+                      "is accepted only for private addresses that DATASOURCE_ALLOWED_NETWORKS opens.")
 
 USER_AGENT = "datasource-control-plane"
 
@@ -65,7 +68,13 @@ def _http_answer(data: bytes) -> bool | None:
     return data.startswith(b"HTTP/1.")
 
 
-def _probe(endpoint: Endpoint, ip: str, timeout: float, context: ssl.SSLContext | None) -> None:
+def check_transport(endpoint: Endpoint, ip: str, what: str = "endpoint") -> None:
+    """Credentials may travel over plain http only to a non-public address the operator opened."""
+    if not endpoint.tls and not is_blocked(ip, []):
+        raise ConnectorError("tls", PLAIN_HTTP_REFUSED.format(what=what))
+
+
+def probe_http(endpoint: Endpoint, ip: str, timeout: float, context: ssl.SSLContext | None) -> None:
     """Connect to ``ip`` and send one HEAD request; only an HTTP answer proves the server is there."""
 
     def greet(sock: socket.socket, deadline: Deadline) -> bool:
@@ -111,18 +120,25 @@ def tls_context(ca_pem: str = "", verify: bool = True) -> ssl.SSLContext:
 
 
 def reach_http(
-    runner: StageRunner, endpoint: Endpoint, timeout: float, scope: EgressScope, ca_pem: str = "", verify: bool = True
+    runner: StageRunner, endpoint: Endpoint, timeout: float, scope: EgressScope, ca_pem: str = "",
+    verify: bool = True, credentials: bool = True,
 ) -> str:
-    """Stages resolve, tcp and (https) tls; returns the checked address, pinned in ``scope``."""
+    """Stages resolve, tcp and (https) tls; returns the checked address, pinned in ``scope``.
+
+    ``credentials``: secrets will travel to this endpoint, so plain http is refused (stage tls,
+    before any packet) unless the address is a private one the operator opened.
+    """
     ip = runner.run("resolve", lambda: resolve_checked(endpoint.host, endpoint.port, timeout))
     scope.pin(endpoint.host, ip)
     if not endpoint.tls:
-        runner.run("tcp", lambda: _probe(endpoint, ip, timeout, None))
+        if credentials and not is_blocked(ip, []):  # a public address: fails before any packet
+            runner.run("tls", lambda: check_transport(endpoint, ip))
+        runner.run("tcp", lambda: probe_http(endpoint, ip, timeout, None))
         return ip
-    runner.run("tcp", lambda: _probe(endpoint, ip, timeout, tls_context(verify=False)))
+    runner.run("tcp", lambda: probe_http(endpoint, ip, timeout, tls_context(verify=False)))
     if verify:
-        runner.run("tls", lambda: _probe(endpoint, ip, timeout, tls_context(ca_pem)), "The certificate is valid.")
+        runner.run("tls", lambda: probe_http(endpoint, ip, timeout, tls_context(ca_pem)), "The certificate is valid.")
     return ip
 
 
-__all__ = ["Endpoint", "parse_endpoint", "reach_http", "tls_context", "unreachable"]
+__all__ = ["Endpoint", "check_transport", "parse_endpoint", "probe_http", "reach_http", "tls_context", "unreachable"]

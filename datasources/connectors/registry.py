@@ -17,6 +17,7 @@ from .base import STAGES, Connector, ConnectorUnavailable
 
 #: How a connector's tests reach something that answers like the vendor's service.
 REAL, EMULATOR, STAND_IN = "real server", "emulator", "protocol stand-in"
+LOCAL_ENGINE = "local engine"  # the vendor's engine run locally; the hosted service is not reached
 NETWORK_STAGES = ("resolve", "tcp", "tls", "auth", "database", "introspect")
 HTTP_STAGES = NETWORK_STAGES
 FILE_STAGES = ("resolve", "database", "introspect")
@@ -82,12 +83,14 @@ DRIVERS: dict[str, Driver] = {
     "csv": _file(),
     "file": _file(),
     "mssql": Driver("mssql:MSSQLConnector", "pytds", "python-tds",
-                    "tests/support/tds_server.py: TDS 7.4 pre-login, TLS, login7, errors, result sets", STAND_IN),
+                    "tests/support/tds_server.py: TDS 7.4 pre-login, TLS inside pre-login, login7, errors 18456/4060, "
+                    "read-only routing, result sets", STAND_IN),
     "clickhouse": Driver("clickhouse:ClickHouseConnector", "clickhouse_driver", "clickhouse-driver",
-                         "Debian's clickhouse-server 18.16, started by the tests (native protocol)", REAL),
+                         "Debian's clickhouse-server 18.16 started by the tests on loopback (native protocol, "
+                         "plain and TLS)", REAL),
     "snowflake": Driver("snowflake:SnowflakeConnector", "snowflake.connector", "snowflake-connector-python",
-                        "fakesnow's server (fakesnow.server()), with a password check on its login route",
-                        EMULATOR),
+                        "fakesnow 0.12.1's server (its routes under uvicorn), login route wrapped with password and "
+                        "key-pair (JWT) checks", EMULATOR),
     "bigquery": Driver("bigquery:BigQueryConnector", "google.cloud.bigquery", "google-cloud-bigquery",
                        "tests/support/bigquery_server.py: OAuth token endpoint and BigQuery REST v2", STAND_IN),
     "databricks": Driver("databricks:DatabricksConnector", "requests", "requests",
@@ -95,12 +98,13 @@ DRIVERS: dict[str, Driver] = {
     "firebolt": Driver("firebolt:FireboltConnector", "firebolt", "firebolt-sdk",
                        "tests/support/firebolt_server.py: OAuth token, engine URL and query endpoints", STAND_IN),
     "athena": Driver("athena:AthenaConnector", "boto3", "boto3",
-                     "moto's server (STS, Glue, S3, Athena) via endpoint_url", EMULATOR),
+                     "moto's server (STS, Glue, Athena, S3) with signature checks, via endpoint_url", EMULATOR),
     "trino": Driver("trino:TrinoConnector", "trino", "trino",
                     "tests/support/trino_server.py: /v1/statement with nextUri paging, basic auth", STAND_IN,
                     WITH_SSH),
     "motherduck": Driver("motherduck:MotherDuckConnector", "duckdb", "duckdb",
-                         "local DuckDB for the SQL and introspection; md: parameters by unit tests", REAL,
+                         "local DuckDB files for the SQL and introspection; the md: connection by unit tests "
+                         "(MotherDuck itself not reached)", LOCAL_ENGINE,
                          ("resolve", "tcp", "auth", "database", "introspect")),
 }
 assert all(set(d.stages) <= set(STAGES) for d in DRIVERS.values())

@@ -8,7 +8,7 @@ hands out) get the checked address or are refused. Driver calls run in ``call_bo
 login/network/socket timeouts of ``connect_timeout``, a 1 s constant backoff, and the features that
 would reach other hosts or threads off: platform detection (it probes cloud metadata addresses),
 out-of-band telemetry, session keep-alive, prefetch threads (result batches are read in the calling
-thread, under the scope). Plain ``http://`` endpoints are refused (stage tls) unless on loopback.
+thread, under the scope). Plain ``http://`` endpoints are refused (stage tls, ``reach_http``) unless private and opened.
 
 Certificate revocation: the 4.x driver's default (OCSP and CRL checks off) is kept. The chain and
 host name are verified, by our ``tls`` stage and by the driver. Opting into fail-open OCSP would add
@@ -25,7 +25,6 @@ keep apart) for the configured schema.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import re
 import ssl
@@ -147,13 +146,6 @@ def account_and_endpoint(config: ConnectionConfig) -> tuple[str, Endpoint]:
         return account, endpoint
     host = check_host_syntax(f"{account.lower()}{SUFFIX}", 443)
     return account, Endpoint("https", host, 443)
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _ident(name: str) -> str:
@@ -410,10 +402,6 @@ class SnowflakeConnector(Connector):
                 failure = exc
                 runner.run(failure.stage, lambda: _fail(failure))
             reach_http(runner, endpoint, timeout, scope)
-            if not endpoint.tls and not _loopback(endpoint.host):
-                runner.run("tls", lambda: _fail(ConnectorError(
-                    "tls", "The endpoint must use https://: plain http is accepted only for a server on this "
-                           "machine (a local emulator).")))
             session = _Session(config, scope, account, endpoint)
             try:
                 runner.run("auth", session.login, "Logged in.")

@@ -40,8 +40,7 @@ from .base import (
     sanitize,
 )
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import Endpoint, reach_http, tls_context
-from .http_stages import _probe as probe_http
+from .http_stages import Endpoint, probe_http, reach_http, tls_context
 from .ssh import SSHTunnel, run_tunnel_stages
 
 APPLICATION_NAME = "datasource-control-plane"
@@ -332,7 +331,7 @@ class TrinoConnector(Connector):
         timeout = float(config.connect_timeout)
         ca_pem = str(config.connection.get("ca_certificate") or "")
         if not SSHTunnel.enabled(config):
-            return reach_http(runner, endpoint, timeout, scope, ca_pem), endpoint.port
+            return reach_http(runner, endpoint, timeout, scope, ca_pem, credentials=False), endpoint.port
         tunnel = stack.enter_context(SSHTunnel(config))
         unverified = tls_context(verify=False) if endpoint.tls else None
 

@@ -228,3 +228,12 @@ def _cert_files(bundle) -> Iterator[tuple[str, str]]:
         cert.write_text(bundle.server.cert_pem)
         key.write_text(bundle.server.key_pem)
         yield str(cert), str(key)
+
+
+def test_plain_http_with_credentials_only_to_private_addresses_the_operator_opened(allow_loopback):
+    with connect_attempts() as attempts:
+        runner, stages = _reach("http://8.8.8.8:8080")
+    assert stages == ["resolve:ok", "tls:failed"] and attempts == []
+    assert runner.failed is not None and "must use https://" in runner.failed.message
+    with http_server() as port:
+        assert _reach(f"http://127.0.0.1:{port}")[1] == ["resolve:ok", "tcp:ok"]

@@ -255,22 +255,12 @@ def test_not_snowflake_fails_at_auth_within_timeout(allow_loopback, handler, mes
     assert elapsed < 3.0, elapsed
 
 
-def test_plain_http_off_loopback_is_refused_before_login(settings):
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("192.0.2.1", 9))  # picks the outgoing interface; sends nothing
-        address = probe.getsockname()[0]
-    except OSError:
-        address = ""
-    finally:
-        probe.close()
-    if not address or address.startswith("127."):
-        pytest.skip("no non-loopback IPv4 address on this machine")
-    settings.DATASOURCE_ALLOWED_NETWORKS = [f"{address}/32"]
-    with serve_snowflake(SnowflakeServer(host=address, passwords={"ANALYST": CANARY})) as server:
-        result = get_connector("snowflake").test(_config(server))
-        assert result.stage == "tls" and "https://" in result.message, result
-        assert "POST /session/v1/login-request" not in server.requests
+def test_plain_http_to_a_public_address_is_refused_before_any_packet(fakesnow):
+    """Private addresses the operator opened may speak plain http (an emulator); a public one never."""
+    with connect_attempts() as attempts:
+        result = get_connector("snowflake").test(_config(fakesnow, endpoint_url="http://8.8.8.8:8080"))
+    assert result.stage == "tls" and "https://" in result.message, result
+    assert attempts == []
 
 
 def test_driver_logs_turned_up_to_debug_never_carry_secrets(allow_loopback, fakesnow, user_key, caplog):
