@@ -20,8 +20,12 @@ RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 
 # Every pinned requirement is a wheel (psycopg[binary] brings its own libpq): no compiler in the image.
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
+# The connector drivers are an optional extra: build with --build-arg CONNECTORS=none to leave them out
+# (those types then answer CONNECTOR_UNAVAILABLE naming the package).
+ARG CONNECTORS=all
+COPY requirements.txt requirements-connectors.txt ./
+RUN pip install -r requirements.txt \
+ && if [ "$CONNECTORS" = all ]; then pip install -r requirements-connectors.txt; fi
 
 # The code stays owned by root (read-only to the app); only var/ (file sources, beat's schedule) is writable.
 COPY . .

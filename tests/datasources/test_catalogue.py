@@ -411,3 +411,25 @@ def test_a_missing_driver_shows_in_the_catalogue_with_what_to_install(api, monke
     status = api.get("/api/v1/data-source-types/mariadb/").json()["connector_status"]
     assert status["available"] is False and status["driver"] == "PyMySQL" and status["driver_version"] is None
     assert status["install"] == "pip install PyMySQL"
+
+
+def test_the_readme_connector_table_covers_every_type_as_the_registry_says():
+    from pathlib import Path
+
+    from datasources.connectors.registry import DRIVERS
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    section = readme[readme.index("| type | driver | tested against | stages |"):]
+    lines = section.splitlines()[2:]
+    rows = lines[: next(i for i, line in enumerate(lines) if not line.startswith("|"))]
+    cells = {}
+    for row in rows:
+        types, driver, tested, stages = (c.strip() for c in row.strip("|").split("|"))
+        for key in types.split(", "):
+            cells[key] = (driver.lower(), tested, stages)
+    assert set(cells) == set(catalogue.CATALOGUE)
+    for key, driver in DRIVERS.items():
+        text, tested, stages = cells[key]
+        assert (driver.package or "sqlite3").lower().split("-")[0] in text, key
+        assert tested.startswith(driver.verified_with), key
+        assert stages.split(", ") == list(driver.stages), key
