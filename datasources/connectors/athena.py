@@ -54,7 +54,7 @@ from .base import (
 )
 from .egress import connect_failed_message, resolve_checked
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import Endpoint, parse_endpoint, reach_http
+from .http_stages import Endpoint, check_transport, parse_endpoint, reach_http
 from .reach import Deadline
 
 for _name in ("botocore", "boto3"):
@@ -331,7 +331,9 @@ class AthenaConnector(Connector):
             aws = _Aws(config, float(config.query_timeout))
             with egress_scope(timeout, aws.only) as scope:
                 if aws.endpoint:
-                    scope.pin(aws.endpoint.host, resolve_checked(aws.endpoint.host, aws.endpoint.port, timeout))
+                    address = resolve_checked(aws.endpoint.host, aws.endpoint.port, timeout)
+                    check_transport(aws.endpoint, address)  # a refresh re-checks what the test checked
+                    scope.pin(aws.endpoint.host, address)
                 return self._tables(aws, scope, config)
         except ConnectorError as exc:
             raise ConnectorError("introspect", exc.message) from None

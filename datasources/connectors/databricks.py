@@ -39,7 +39,7 @@ from .base import (
 )
 from .egress import resolve_checked
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import USER_AGENT, Endpoint, parse_endpoint, reach_http
+from .http_stages import USER_AGENT, Endpoint, check_transport, parse_endpoint, reach_http
 
 STATEMENTS = "/api/2.0/sql/statements"
 #: ``/sql/1.0/warehouses/<id>`` (``endpoints`` is the older name of the same path): the id is the last segment.
@@ -378,7 +378,9 @@ class DatabricksConnector(Connector):
         seconds = float(config.query_timeout)
         with _workspace(settings, config) as (workspace, scope):
             host, port = settings.endpoint.host, settings.endpoint.port
-            scope.pin(host, resolve_checked(host, port, float(config.connect_timeout)))
+            address = resolve_checked(host, port, float(config.connect_timeout))
+            check_transport(settings.endpoint, address)  # a refresh re-checks what the test checked
+            scope.pin(host, address)
             catalog, schema = _bounded(lambda: workspace.check_scope("introspect"), workspace.connect_timeout,
                                        "introspect")()
             return _bounded(lambda: workspace.tables(catalog, schema, seconds), seconds, "introspect")()

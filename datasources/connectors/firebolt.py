@@ -61,7 +61,7 @@ from .base import (
 )
 from .egress import connect_failed_message
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import USER_AGENT, Endpoint, parse_endpoint, reach_http, tls_context
+from .http_stages import USER_AGENT, Endpoint, check_transport, parse_endpoint, reach_http, tls_context
 
 T = TypeVar("T")
 # The SDK logs every statement at DEBUG and raw server bodies at ERROR; failures are reported by us.
@@ -151,6 +151,9 @@ class _Session:
     # -- httpx event hooks: which host a failure belongs to, and whether it ever answered ----------
     def sending(self, request: httpx.Request) -> None:
         self.last = (request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80))
+        if request.url.scheme == "http":  # the token or secret would travel in clear: private addresses only
+            endpoint = Endpoint("http", *self.last)
+            check_transport(endpoint, self.scope.address_for(*self.last))
 
     def answered(self, response: httpx.Response) -> None:
         self.heard.add(self.last)

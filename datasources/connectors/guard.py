@@ -48,8 +48,8 @@ class EgressScope:
     pins: dict[str, str] = field(default_factory=dict)  # host name -> the one checked address
     refused: list[tuple[str, int]] = field(default_factory=list)  # (host, port) lookups refused
     lookups: list[str] = field(default_factory=list)  # every name asked for, in order
-    #: Optional allow-list of host names (lower case); others are refused (a driver that only
-    #: ever needs the configured endpoint cannot be steered elsewhere). Empty: any checked name.
+    #: Optional allow-list of host names and literals (lower case); others are refused unless pinned
+    #: (a driver that only ever needs the configured endpoint cannot be steered elsewhere).
     only: frozenset[str] = frozenset()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -65,7 +65,7 @@ class EgressScope:
         with self._lock:
             if name in self.pins:
                 return self.pins[name]
-        if self.only and name not in self.only and not _literal(name):
+        if self.only and name not in self.only:
             return self._refuse(host, port)
         try:
             check_host_syntax(name, port or 443)
@@ -123,9 +123,9 @@ def _guarded_getaddrinfo(
     host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
 ) -> list[Any]:
     scope: EgressScope | None = getattr(_state, "scope", None)
-    if scope is None or host is None:
+    if scope is None:
         return _real_getaddrinfo(host, port, family, type, proto, flags)
-    address = scope.address_for(host, _port(port))
+    address = scope.address_for("localhost" if host is None else host, _port(port))  # None means loopback
     return _real_getaddrinfo(address, port, family, type, proto, flags | socket.AI_NUMERICHOST)
 
 

@@ -57,7 +57,7 @@ def parse_endpoint(url: str, default_scheme: str = "https") -> Endpoint:
     if parts.username or parts.password:
         raise ConnectorError("resolve", "The endpoint must not carry a user name or password.")
     port = port or (443 if parts.scheme == "https" else 80)
-    host = check_host_syntax(parts.hostname, port)
+    host = check_host_syntax(parts.hostname, port).rstrip(".").lower()  # one spelling: pins, TLS, Host
     return Endpoint(parts.scheme, host, port, parts.path.rstrip("/"))
 
 

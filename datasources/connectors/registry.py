@@ -36,10 +36,6 @@ class Driver:
     options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the connector class
 
     @property
-    def installed(self) -> bool:
-        return not self.module or importlib.util.find_spec(self.module) is not None
-
-    @property
     def built(self) -> bool:
         module = self.connector.split(":", 1)[0]
         return importlib.util.find_spec(f"{__package__}.{module}") is not None
@@ -123,7 +119,11 @@ _LOADED: dict[str, Connector] = {}
 
 
 def _installed(module: str) -> bool:
-    return not module or importlib.util.find_spec(module) is not None
+    """Whether ``module`` can be imported (a dotted name whose parent package is absent is not)."""
+    try:
+        return not module or importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def requirement_for(type_key: str) -> str | None:

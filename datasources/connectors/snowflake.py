@@ -37,6 +37,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from snowflake.connector.errors import Error as DriverError
+from snowflake.connector.session_manager import ProxySessionManager, SessionManager
 
 from .base import (
     MAX_COLUMNS,
@@ -62,6 +63,23 @@ QUOTED_RE = re.compile(r'"(?:[^"]|"")+"')
 APPLICATION = "datasource_control_plane"
 JWT_CODES = frozenset({390144, *range(394300, 394307)})
 NOT_FOUND_CODES = frozenset({2003, 2043, 3001, 3013})  # does not exist / not authorized
+
+
+
+def _without_environment(make_session: Callable[..., Any]) -> Callable[..., Any]:
+    """The driver's sessions ignore proxies, netrc and CA bundles from the environment: a proxy
+    would resolve the user's host itself, past the address the egress policy checked."""
+
+    def make(self: Any, *, url: str | None = None) -> Any:
+        session = make_session(self, url=url)
+        session.trust_env = False
+        return session
+
+    return make
+
+
+for _manager in (SessionManager, ProxySessionManager):
+    _manager.make_session = _without_environment(_manager.make_session)  # type: ignore[method-assign]
 
 COLUMNS_SQL = """
 SELECT c.TABLE_SCHEMA, c.TABLE_NAME,

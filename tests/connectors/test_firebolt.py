@@ -119,6 +119,14 @@ def test_a_response_supplied_engine_host_goes_through_the_egress_policy(allow_lo
     assert not [a for a in attempts if isinstance(a, tuple) and a and a[0] == BLOCKED_IP], attempts
 
 
+def test_a_plain_http_engine_on_a_public_address_never_gets_the_token(allow_loopback, firebolt):
+    firebolt.engine_url = "http://8.8.8.8:8080"
+    with connect_attempts() as attempts:
+        result = get_connector("firebolt").test(config(firebolt))
+    assert not result.ok and result.stage == "tls" and "https://" in result.message, result
+    assert not [a for a in attempts if isinstance(a, tuple) and a and a[0] == "8.8.8.8"], attempts
+
+
 def test_https_endpoint_is_verified_and_never_hands_the_token_to_a_cleartext_engine(
         allow_loopback, tmp_path, monkeypatch):
     bundle = make_bundle()

@@ -106,12 +106,22 @@ def test_other_threads_and_the_caller_after_the_block_resolve_as_usual(settings)
     assert socket.getaddrinfo("127.0.0.1", 80)[0][4][0] == "127.0.0.1"
 
 
-def test_only_limits_a_scope_to_the_named_hosts(allow_loopback):
-    with egress_scope(2, only=("localhost",)):
+def test_only_limits_a_scope_to_the_named_hosts_and_what_was_pinned(allow_loopback):
+    with egress_scope(2, only=("localhost",)) as scope:
         socket.getaddrinfo("localhost", 80)
-        socket.getaddrinfo("127.0.0.1", 80)  # literals are judged by the policy alone
-        with pytest.raises(EgressRefused):
-            socket.getaddrinfo("localhost.localdomain", 80)
+        scope.pin("example.test", "127.0.0.2")
+        assert socket.getaddrinfo("example.test", 80)[0][4][0] == "127.0.0.2"
+        for other in ("localhost.localdomain", "127.0.0.1", "::1"):  # literals too: nothing else is reachable
+            with pytest.raises(EgressRefused):
+                socket.getaddrinfo(other, 80)
+
+
+def test_a_lookup_without_a_host_is_loopback_and_judged_so(settings):
+    settings.DATASOURCE_ALLOWED_NETWORKS = []
+    with connect_attempts() as attempts, egress_scope(2) as scope:
+        with pytest.raises(OSError):
+            socket.create_connection((None, 1), timeout=1)
+    assert attempts == [] and scope.refused == [("localhost", 1)]
 
 
 def test_a_redirect_to_a_blocked_address_is_never_followed(allow_loopback):

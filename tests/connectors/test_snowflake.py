@@ -132,6 +132,25 @@ def test_ok_stages_and_only_the_endpoint_contacted(allow_loopback, fakesnow, cap
         print(f"\nSnowflake (fakesnow) connection test: best of 5 {best:.1f} ms")
 
 
+def test_proxies_from_the_environment_are_ignored(allow_loopback, fakesnow, monkeypatch):
+    """A proxy would look the user's host up itself, past the checked address: never used."""
+    trap = socket.socket()
+    trap.bind(("127.0.0.1", 0))
+    trap.listen(8)
+    proxy = f"http://127.0.0.1:{trap.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        with connect_attempts() as attempts:
+            result = get_connector("snowflake").test(_config(fakesnow))
+    finally:
+        trap.close()
+    assert result.ok, result
+    assert ("127.0.0.1", int(proxy.rsplit(":", 1)[1])) not in attempts
+
+
 def test_wrong_password_is_auth(allow_loopback, fakesnow):
     result = get_connector("snowflake").test(_config(fakesnow, {"password": "wrong-password-123"}))
     assert (result.stage, result.message) == (

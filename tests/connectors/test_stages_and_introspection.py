@@ -40,6 +40,23 @@ def test_unbuilt_types_say_what_they_need(type_key, connector):
     )
 
 
+def test_a_driver_whose_parent_package_is_absent_is_just_unavailable(monkeypatch):
+    import sys
+
+    from datasources.connectors import registry
+
+    monkeypatch.setattr(registry, "_LOADED", {})
+    for name in [m for m in sys.modules if m.startswith(("google.", "snowflake."))]:
+        monkeypatch.delitem(sys.modules, name)  # as if never imported (restored after the test)
+    monkeypatch.setitem(sys.modules, "google", None)  # `import google` now fails, as on a partial install
+    monkeypatch.setitem(sys.modules, "snowflake", None)
+    assert registry.requirement_for("bigquery") == "google-cloud-bigquery"
+    assert registry.requirement_for("snowflake") == "snowflake-connector-python"
+    available = registry.connector_types()
+    assert "bigquery" not in available and "snowflake" not in available and "postgresql" in available
+    assert registry.connector_info("bigquery")["install"] == "pip install google-cloud-bigquery"
+
+
 def test_an_unknown_type_is_unavailable():
     with pytest.raises(ConnectorUnavailable, match="^No connection test is available for type 'nosuchdb' yet"):
         get_connector("nosuchdb")
