@@ -45,8 +45,8 @@ from .base import (
     MAX_TABLES,
     ColumnInfo,
     ConnectionConfig,
-    Connector,
     ConnectorError,
+    SessionConnector,
     StageResult,
     StageRunner,
     TableInfo,
@@ -185,21 +185,10 @@ def _call(client: Any, fn: Callable[[], T], seconds: float, scope: EgressScope, 
         raise ConnectorError(stage, f"The AWS call failed: {type(exc).__name__}.") from None
 
 
-class AthenaConnector(Connector):
+class AthenaConnector(SessionConnector):
     """Stages: resolve, tcp, tls (https endpoints), auth (STS), database (Glue, workgroup, bucket)."""
 
-    def __init__(self, key: str):
-        self.key = key
-
-    def test(self, config: ConnectionConfig) -> TestResult:
-        """Run resolve, tcp, [tls], auth and database, stopping at the first failure."""
-        return self._test(config, introspect=False)
-
-    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
-        """The test, then the Glue tables over the same session and clients when it passed."""
-        return self._test(config, introspect=True)
-
-    def _test(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
+    def run(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
         timeout = float(config.connect_timeout)
         tables = None
         with StageRunner(config.secrets) as runner:

@@ -210,3 +210,23 @@ class Connector(ABC):
         """The test, plus ``tables`` when the connector can introspect over the tested session
         (a refresh follows at once); by default just the test."""
         return self.test(config)
+
+
+class SessionConnector(Connector):
+    """A connector whose test may go on to introspect over the tested session: one ``run`` does both."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def test(self, config: ConnectionConfig) -> TestResult:
+        """Run the stages in order, stopping at the first failure."""
+        return self.run(config, introspect=False)
+
+    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
+        """The test, then the tables over the same session when it passed (``tables`` is None when only
+        the introspection failed: the refresh that follows tries again and records why)."""
+        return self.run(config, introspect=True)
+
+    @abstractmethod
+    def run(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
+        """The staged test, with ``tables`` read over the tested session when ``introspect``."""

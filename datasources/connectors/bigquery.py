@@ -41,8 +41,8 @@ from .base import (
     MAX_TABLES,
     ColumnInfo,
     ConnectionConfig,
-    Connector,
     ConnectorError,
+    SessionConnector,
     StageResult,
     StageRunner,
     TableInfo,
@@ -335,26 +335,16 @@ def _tables(rows: Any) -> list[TableInfo]:
     return list(tables.values())
 
 
-class BigQueryConnector(Connector):
+class BigQueryConnector(SessionConnector):
     """Stages: resolve, tcp, tls (https), auth, database; introspection over the tested session."""
 
-    def __init__(self, key: str):
-        self.key = key
-
-    def test(self, config: ConnectionConfig) -> TestResult:
-        return self._run(config, introspect=False)
-
-    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
-        """The test, then the catalogue query with the same token (None when only that fails)."""
-        return self._run(config, introspect=True)
-
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
-        result = self._run(config, introspect=True, strict=True)
+        result = self.run(config, introspect=True, strict=True)
         if not result.ok or result.tables is None:
             raise ConnectorError(result.stage or "introspect", result.message)
         return result.tables
 
-    def _run(self, config: ConnectionConfig, *, introspect: bool, strict: bool = False) -> TestResult:
+    def run(self, config: ConnectionConfig, *, introspect: bool, strict: bool = False) -> TestResult:
         masks = _masks(config)
         timeout = float(config.connect_timeout)
         tables: list[TableInfo] | None = None

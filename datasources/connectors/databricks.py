@@ -29,8 +29,8 @@ from .base import (
     MAX_TABLES,
     ColumnInfo,
     ConnectionConfig,
-    Connector,
     ConnectorError,
+    SessionConnector,
     StageResult,
     StageRunner,
     TableInfo,
@@ -325,20 +325,10 @@ def _raise(exc: ConnectorError) -> Callable[[], None]:
     return fail
 
 
-class DatabricksConnector(Connector):
+class DatabricksConnector(SessionConnector):
     """Stages: resolve, tcp, tls (https), auth (SELECT 1), database (catalog and schema), [introspect]."""
 
-    def __init__(self, key: str):
-        self.key = key
-
-    def test(self, config: ConnectionConfig) -> TestResult:
-        return self._test(config, introspect=False)
-
-    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
-        """The test, then one introspection statement over the same session when it passed."""
-        return self._test(config, introspect=True)
-
-    def _test(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
+    def run(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
         tables: list[TableInfo] | None = None
         timeout = float(config.connect_timeout)
         with StageRunner(config.secrets) as runner:

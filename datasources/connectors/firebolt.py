@@ -52,8 +52,8 @@ from .base import (
     MAX_TABLES,
     ColumnInfo,
     ConnectionConfig,
-    Connector,
     ConnectorError,
+    SessionConnector,
     StageRunner,
     TableInfo,
     TestResult,
@@ -303,26 +303,17 @@ def _firebolt_error(exc: BaseException) -> str:
     return ""
 
 
-class FireboltConnector(Connector):
+class FireboltConnector(SessionConnector):
     """Stages: resolve, tcp, [tls] (the API endpoint), auth (token, account), database (database,
     engine), introspect."""
 
-    def __init__(self, key: str):
-        self.key = key
-
-    def test(self, config: ConnectionConfig) -> TestResult:
-        return self._run(config, introspect=False)
-
-    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
-        return self._run(config, introspect=True)
-
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
-        result = self._run(config, introspect=True)
+        result = self.run(config, introspect=True)
         if not result.ok or result.tables is None:
             raise ConnectorError(result.stage or "introspect", result.message)
         return result.tables
 
-    def _run(self, config: ConnectionConfig, introspect: bool) -> TestResult:
+    def run(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
         seconds = float(config.connect_timeout)
         tables: list[TableInfo] | None = None
         with StageRunner(config.secrets) as runner, egress_scope(seconds) as scope:

@@ -38,9 +38,9 @@ from .base import (
     MAX_TABLES,
     ColumnInfo,
     ConnectionConfig,
-    Connector,
     ConnectorError,
     ConnectorUnavailable,
+    SessionConnector,
     StageResult,
     StageRunner,
     TableInfo,
@@ -230,20 +230,10 @@ def probe(address: str, seconds: float) -> None:
     sock.close()
 
 
-class MotherDuckConnector(Connector):
+class MotherDuckConnector(SessionConnector):
     """Stages: resolve (name, host), tcp (vendor endpoint), auth (the md: session), database, [introspect]."""
 
-    def __init__(self, key: str):
-        self.key = key
-
-    def test(self, config: ConnectionConfig) -> TestResult:
-        return self._test(config, introspect=False)
-
-    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
-        """The test, then the one introspection query over the same session when it passed."""
-        return self._test(config, introspect=True)
-
-    def _test(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
+    def run(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
         _duckdb(self.key)
         seconds = float(config.connect_timeout)
         tables: list[TableInfo] | None = None
