@@ -102,19 +102,26 @@ DRIVERS: dict[str, Driver] = {
                          "local DuckDB files for the SQL and introspection; the md: connection by unit tests "
                          "(MotherDuck itself not reached)", LOCAL_ENGINE,
                          ("resolve", "tcp", "auth", "database", "introspect")),
+    "s3": Driver("s3:S3Connector", "boto3", "boto3",
+                 "moto's server (S3 with signature checks; tests/support/moto_server.py) via endpoint_url", EMULATOR),
+    "mongodb": Driver("mongodb:MongoDBConnector", "pymongo", "pymongo",
+                      "tests/support/mongo_server.py: OP_MSG hello, SCRAM, listDatabases, listCollections, find; "
+                      "TLS", STAND_IN),
+    "elasticsearch": Driver("search:SearchConnector", "elasticsearch", "elasticsearch",
+                            "tests/support/search_server.py: /, _cat/indices, _mapping, auth errors; TLS", STAND_IN),
+    "opensearch": Driver("search:SearchConnector", "opensearchpy", "opensearch-py",
+                         "tests/support/search_server.py: /, _cat/indices, _mapping, auth errors; TLS", STAND_IN),
+    "google_sheets": Driver("google_sheets:GoogleSheetsConnector", "google.auth", "google-auth",
+                            "tests/support/sheets_server.py: OAuth token endpoint and Sheets API v4", STAND_IN),
+    "mixpanel": Driver("mixpanel:MixpanelConnector", "requests", "requests",
+                       "tests/support/mixpanel_server.py: the Mixpanel API endpoints used, per region", STAND_IN),
+    "mcp": Driver("mcp:MCPConnector", "mcp", "mcp",
+                  "an MCP server built with the official Python SDK, started by the tests (streamable HTTP)", REAL),
 }
 assert all(set(d.stages) <= set(STAGES) for d in DRIVERS.values())
 
 #: Types without a connector yet, and what they still need.
-NOT_BUILT: dict[str, str] = {
-    "mongodb": "a MongoDB connector (not yet built)",
-    "elasticsearch": "an Elasticsearch connector (not yet built)",
-    "opensearch": "an OpenSearch connector (not yet built)",
-    "s3": "an S3 connector (not yet built)",
-    "google_sheets": "a Google Sheets connector (not yet built)",
-    "mixpanel": "a Mixpanel connector (not yet built)",
-    "mcp": "an MCP connector (not yet built)",
-}
+NOT_BUILT: dict[str, str] = {}
 _LOADED: dict[str, Connector] = {}
 
 

@@ -396,10 +396,7 @@ def test_the_catalogue_says_per_type_whether_this_install_can_test_it(api):
     assert postgres["available"] is True and postgres["verified_with"] == "real server"
     assert postgres["driver"] == "psycopg" and postgres["driver_version"] == importlib.metadata.version("psycopg")
     assert "auth" in postgres["stages"] and postgres["install"] is None
-    mongo = status["mongodb"]
-    assert mongo == {"available": False, "driver": None, "driver_version": None,
-                     "install": "a MongoDB connector (not yet built)", "tested_against": None,
-                     "verified_with": None, "stages": []}
+    assert all(set(entry) == set(postgres) for entry in status.values())
     one = api.get("/api/v1/data-source-types/sqlite/").json()["connector_status"]
     assert one["available"] is True and one["driver"] == "python (standard library)" and one["driver_version"] is None
 
