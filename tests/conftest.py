@@ -47,6 +47,19 @@ def allow_loopback(settings):
 
 
 @pytest.fixture
+def without_driver(monkeypatch):
+    """``without_driver("pymongo")``: this install lacks those driver modules (CONNECTOR_UNAVAILABLE)."""
+    from datasources.connectors import registry
+
+    def hide(*modules: str) -> None:
+        real = registry._installed
+        monkeypatch.setattr(registry, "_LOADED", {})
+        monkeypatch.setattr(registry, "_installed", lambda module: module not in modules and real(module))
+
+    return hide
+
+
+@pytest.fixture
 def org(db):
     return create_organization(slug="acme", name="Acme")[0]
 

@@ -284,14 +284,15 @@ def test_unsupported_media_type_is_415(api, sqlite_source):
     assert response.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
 
 
-def test_connector_unavailable_for_types_without_a_connector(api):
+def test_connector_unavailable_when_the_driver_is_not_installed(api, without_driver):
+    without_driver("pymongo")
     body = {"name": "Mongo", "type": "mongodb",
             "connection": {"host": "mongo.example.com", "database": "d", "username": "u"},
             "credentials": {"password": "pw"}}
     response = api.post(URL, body, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "CONNECTOR_UNAVAILABLE"
-    assert "a MongoDB connector" in response.json()["message"]
+    assert "install the optional driver 'pymongo' (pip install pymongo" in response.json()["message"]
     assert api.post(f"{URL}?test_connection=false", body, format="json").status_code == 201
 
 

@@ -111,7 +111,8 @@ def test_thousand_tables_make_one_snapshot_in_bounded_queries(org, make_client, 
         print(f"\n[measure] introspect+store 1000x20 PostgreSQL tables: {elapsed:.2f}s")
 
 
-def test_sync_of_a_type_without_a_connector_is_connector_unavailable(api):
+def test_sync_of_a_type_without_its_driver_is_connector_unavailable(api, without_driver):
+    without_driver("pymongo")
     body = {"name": "Mongo", "type": "mongodb", "connection": {"host": "mongo.example.com", "database": "d"},
             "credentials": {"password": "pw-long"}}
     created = api.post(f"{URL}?test_connection=false", body, format="json")

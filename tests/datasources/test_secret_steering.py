@@ -313,7 +313,8 @@ def test_a_failed_test_of_a_real_change_is_audited(api, sqlite_file):
     assert event.detail["test"]["stage"] == response.json()["stage"]
 
 
-def test_testing_a_stored_connection_is_audited_even_when_no_connector_exists(editor_api, api):
+def test_testing_a_stored_connection_is_audited_even_when_no_connector_exists(editor_api, api, without_driver):
+    without_driver("elasticsearch")
     source = _create(api, {"server_type": "self-managed", "server_url": "https://search.internal:9200",
                            "username": "elastic"}, {"password": CANARY}, "elasticsearch")
     response = editor_api.post(f"{URL}{source['id']}/test/")
