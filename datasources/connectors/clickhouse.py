@@ -299,7 +299,7 @@ class ClickHouseConnector(Connector):
             server_hostname=target.host if target.secure else None, disable_reconnect=True,
         )  # fmt: skip
         try:
-            call_bounded(client.connection.connect, seconds + 1, scope)
+            call_bounded(client.connection.connect, seconds + 1, scope, late=lambda _: client.disconnect())
         except (*DRIVER_ERRORS, TimedOut) as exc:
             client.disconnect()
             raise scope.blocked_error() or classify(exc, config, target, "auth", seconds) from None

@@ -17,6 +17,7 @@ up after ``seconds``: drivers with retry loops or long defaults cannot hold a te
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from .base import ConnectorError
 from .egress import _allowed_networks, _getaddrinfo, check_host_syntax, connect_failed_message, is_blocked
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 _state = threading.local()
 _install_lock = threading.Lock()
@@ -173,25 +175,43 @@ class TimedOut(Exception):
     """A bounded driver call did not finish in time (the call is abandoned in its thread)."""
 
 
-def call_bounded(fn: Callable[[], T], seconds: float, scope: EgressScope | None = None) -> T:
+def call_bounded(
+    fn: Callable[[], T], seconds: float, scope: EgressScope | None = None, late: Callable[[T], object] | None = None
+) -> T:
     """Run ``fn`` in a daemon thread under ``scope`` (default: the caller's); ``TimedOut`` after ``seconds``.
 
-    The abandoned call keeps running until the driver's own timeout ends it; its result is dropped.
+    The abandoned call keeps running until the driver's own timeout ends it; its result is handed
+    to ``late`` (e.g. closing a session that logged in after the test gave up), else dropped.
     """
     scope = scope or current_scope()
     box: dict[str, Any] = {}
+    lock = threading.Lock()
 
     def target() -> None:
         _state.scope = scope
         try:
-            box["value"] = fn()
+            value = fn()
         except BaseException as exc:  # handed back to the caller's thread
-            box["error"] = exc
+            with lock:
+                box["error"] = exc
+            return
+        with lock:
+            box["value"] = value
+            abandoned = box.get("abandoned", False)
+        if abandoned and late is not None:
+            try:
+                late(value)
+            except Exception as exc:  # best effort: the caller is gone
+                logger.info("Closing a late connector result failed: %s", type(exc).__name__)
 
     worker = threading.Thread(target=target, name="connector-call", daemon=True)
     worker.start()
     worker.join(max(seconds, 0.05))
-    if worker.is_alive():
+    with lock:
+        finished = "value" in box or "error" in box
+        if not finished:
+            box["abandoned"] = True
+    if not finished:
         raise TimedOut(f"no answer within {seconds:g} seconds")
     if "error" in box:
         raise box["error"]

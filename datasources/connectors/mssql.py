@@ -299,7 +299,7 @@ class MSSQLConnector(Connector):
             "login_timeout": timeout, "timeout": float(config.query_timeout), "disable_connect_retry": True,
         }
         try:
-            return call_bounded(lambda: pytds.connect(**options), timeout + 0.5)
+            return call_bounded(lambda: pytds.connect(**options), timeout + 0.5, late=lambda conn: conn.close())
         except Exception as exc:  # every driver failure is classified below
             sock.close()
             blocked = scope.blocked_error()  # e.g. a read-only routing answer naming a refused host

@@ -235,7 +235,7 @@ class _Session:
         self.conn: Any = None
         self.schema = ""  # the current schema as Snowflake names it (after USE SCHEMA)
 
-    def call(self, fn: Callable[[], T], seconds: float) -> T:
+    def call(self, fn: Callable[[], T], seconds: float, late: Callable[[T], object] | None = None) -> T:
         """``fn`` under the scope, bounded, with the config's secrets masked in the driver's logs."""
 
         def run() -> T:
@@ -245,7 +245,7 @@ class _Session:
             finally:
                 SCRUB.remove(token)
 
-        return call_bounded(run, seconds, self.scope)
+        return call_bounded(run, seconds, self.scope, late)
 
     def kwargs(self) -> dict[str, Any]:
         c, timeout = self.config.connection, int(self.config.connect_timeout)
@@ -277,7 +277,8 @@ class _Session:
             raise ConnectorError("auth", "A password is required.")
         seconds = float(self.config.connect_timeout)
         try:
-            self.conn = self.call(lambda: snowflake.connector.connect(**params), seconds)
+            self.conn = self.call(lambda: snowflake.connector.connect(**params), seconds,
+                                  late=lambda conn: conn.close())
         except TimedOut:
             raise ConnectorError("auth", f"The server did not answer the login within {seconds:g} seconds.") from None
         except Exception as exc:

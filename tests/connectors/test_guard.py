@@ -159,6 +159,24 @@ def test_call_bounded_returns_raises_and_gives_up(allow_loopback):
     assert time.monotonic() - start < 1
 
 
+def test_a_call_that_ends_after_the_caller_gave_up_is_handed_to_late():
+    closed: list[str] = []
+    finished = threading.Event()
+
+    def slow_login() -> str:
+        time.sleep(0.4)
+        return "session"
+
+    def close(session: str) -> None:
+        closed.append(session)
+        finished.set()
+
+    with pytest.raises(guard.TimedOut):
+        call_bounded(slow_login, 0.1, late=close)
+    assert finished.wait(2) and closed == ["session"]
+    assert call_bounded(lambda: "in time", 1, late=close) == "in time" and closed == ["session"]
+
+
 # ----------------------------------------------------------------------------- HTTP reach stages
 
 
