@@ -1,0 +1,431 @@
+"""A MongoDB stand-in speaking the wire protocol on 127.0.0.1, for the real pymongo driver.
+
+No MongoDB server installs here, so the mongodb connector's tests talk to this small threaded server.
+It answers what pymongo (and the connector's own hello probe) sends, over plain TCP or TLS (``tls``:
+certificate material from tests/support/certs.py):
+
+- OP_QUERY (2004) on ``<db>.$cmd`` -- the legacy handshake pymongo and the probe send first -- answered
+  with OP_REPLY (1); OP_MSG (2013, kind-0 body and kind-1 sequences, checksum flag honoured) answered
+  with OP_MSG. Any other opcode closes the connection.
+- ``hello`` / ``isMaster`` / ``ismaster``: a writable primary (wire version 21, sessions, ``helloOk``),
+  or a replica-set member when ``set_name`` is set (``hosts``, ``primary``, ``me``: tests set them, the
+  own address is ``server.address``); ``saslSupportedMechs`` for a known ``<db>.<user>``; the
+  ``speculativeAuthenticate`` of the handshake is ignored (the driver then authenticates normally).
+- ``saslStart`` / ``saslContinue``: the server side of SCRAM-SHA-256 and SCRAM-SHA-1 (RFC 5802/7677;
+  SHA-1 over MongoDB's ``md5(user:mongo:password)`` digest) against ``users`` in ``auth_db``. A wrong
+  password or an unknown user (after a fake exchange, as mongod does): error 18 AuthenticationFailed.
+- ``ping``, ``buildInfo``, ``endSessions``: need no login. Every other command does (error 13
+  Unauthorized before it), and commands named in ``refuse`` answer 13 even after it.
+- ``listDatabases``: databases holding a collection, ``filter: {name}`` and ``nameOnly`` honoured.
+- ``listCollections``: collections (``type`` "collection") and views (``View``: "view", ``viewOn``),
+  ``filter`` on ``name``/``type`` equality, ``nameOnly``, ``cursor.batchSize`` (default 101).
+- ``find``: the documents (a view answers its source's), ``limit``, ``batchSize`` (default 101) and
+  ``singleBatch``; ``find_delay`` seconds before each answer. ``getMore`` / ``killCursors`` on the
+  cursors left open. Unknown commands: error 59 CommandNotFound.
+
+``commands`` records (database, command document) of every command; ``returned`` counts the documents
+sent per ``db.collection``. ``DnsServer`` answers SRV/TXT/A/AAAA over UDP for the mongodb+srv tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import itertools
+import os
+import socket
+import socketserver
+import ssl
+import struct
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bson
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+from bson.int64 import Int64
+from pymongo.saslprep import saslprep
+
+from tests.support.certs import Issued
+
+OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
+OPEN = {"hello", "isMaster", "ismaster", "saslStart", "saslContinue", "ping", "buildInfo", "buildinfo", "endSessions"}
+ITERATIONS = 4096  # the smallest count pymongo accepts: fast tests
+
+
+@dataclass
+class View:
+    """A view on another collection of the same database."""
+
+    view_on: str
+
+
+@dataclass
+class _Conn:
+    user: str | None = None
+    scram: dict[str, Any] = field(default_factory=dict)
+
+
+def _error(code: int, name: str, message: str) -> dict[str, Any]:
+    return {"ok": 0.0, "errmsg": message, "code": code, "codeName": name}
+
+
+def _cstring(data: bytes, at: int) -> tuple[str, int]:
+    end = data.index(b"\0", at)
+    return data[at:end].decode(), end + 1
+
+
+def _document(data: bytes, at: int) -> tuple[dict[str, Any], int]:
+    size = struct.unpack_from("<i", data, at)[0]
+    return bson.decode(data[at : at + size]), at + size
+
+
+def parse_op_msg(body: bytes) -> dict[str, Any]:
+    """The command of an OP_MSG body: the kind-0 document plus kind-1 sequences as arrays."""
+    flags = struct.unpack_from("<I", body)[0]
+    end = len(body) - (4 if flags & 1 else 0)
+    pos, command = 4, {}  # type: tuple[int, dict[str, Any]]
+    sequences: dict[str, list[Any]] = {}
+    while pos < end:
+        kind, pos = body[pos], pos + 1
+        if kind == 0:
+            command, pos = _document(body, pos)
+        else:
+            size = struct.unpack_from("<i", body, pos)[0]
+            stop = pos + size
+            name, at = _cstring(body, pos + 4)
+            while at < stop:
+                doc, at = _document(body, at)
+                sequences.setdefault(name, []).append(doc)
+            pos = stop
+    return {**command, **sequences}
+
+
+def _attributes(payload: bytes) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in payload.decode().split(",") if "=" in part)
+
+
+class MongoServer:
+    """``with MongoServer(databases, users=...) as server:`` listens on 127.0.0.1:``server.port``.
+
+    ``databases``: database -> collection -> a list of documents or a ``View``.
+    """
+
+    def __init__(self, databases: dict[str, Any], *, users: dict[str, str] | None = None,
+                 auth_db: str = "admin", tls: Issued | None = None,
+                 mechanisms: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-1"), refuse: tuple[str, ...] = (),
+                 version: str = "7.0.14", find_delay: float = 0.0):
+        self.databases = databases
+        self.users = users or {}
+        self.auth_db = auth_db
+        self.mechanisms = list(mechanisms)
+        self.refuse = set(refuse)
+        self.version = version
+        self.find_delay = find_delay
+        self.set_name = ""
+        self.hosts: list[str] = []
+        self.primary: str | None = None
+        self.me: str | None = None
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+        self.returned: Counter[str] = Counter()
+        self.connections = 0
+        self._cursors: dict[int, tuple[str, list[Any]]] = {}
+        self._ids = itertools.count(7001)
+        self._salts = {user: os.urandom(16) for user in self.users}
+        self._lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="mongo-standin-")
+        self.context: ssl.SSLContext | None = None
+        if tls is not None:
+            cert, key = Path(self._tmp.name, "cert.pem"), Path(self._tmp.name, "key.pem")
+            cert.write_text(tls.cert_pem)
+            key.write_text(tls.key_pem)
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(str(cert), str(key))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.host, self.port = "127.0.0.1", self._listener.getsockname()[1]
+        self.address = f"{self.host}:{self.port}"
+
+    def __enter__(self) -> MongoServer:
+        threading.Thread(target=self._accept, daemon=True, name="mongo-standin").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        self._tmp.cleanup()
+
+    def names(self, command: str) -> list[dict[str, Any]]:
+        """The recorded command documents named ``command``."""
+        return [doc for _, doc in self.commands if next(iter(doc), "") == command]
+
+    # --- the wire -------------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True, name="mongo-standin-conn").start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as mongod does
+            stream = self.context.wrap_socket(sock, server_side=True) if self.context else sock
+            conn = _Conn()
+            while True:
+                header = _read(stream, 16)
+                length, request_id, _, opcode = struct.unpack("<iiii", header)
+                body = _read(stream, length - 16)
+                if opcode == OP_QUERY:
+                    collection, pos = _cstring(body, 4)
+                    command, _ = _document(body, pos + 8)
+                    command = command.get("$query", command)
+                    reply = bson.encode(self.command(conn, collection.split(".", 1)[0], command))
+                    payload = struct.pack("<iqii", 0, 0, 0, 1) + reply
+                    stream.sendall(struct.pack("<iiii", 16 + len(payload), 0, request_id, OP_REPLY) + payload)
+                elif opcode == OP_MSG:
+                    command = parse_op_msg(body)
+                    payload = b"\0\0\0\0\0" + bson.encode(self.command(conn, str(command.pop("$db", "admin")), command))
+                    stream.sendall(struct.pack("<iiii", 16 + len(payload), 0, request_id, OP_MSG) + payload)
+                else:
+                    return
+        except (OSError, ValueError, struct.error, bson.errors.BSONError, _Closed):
+            return
+        finally:
+            sock.close()
+
+    # --- the commands ---------------------------------------------------------------------------
+
+    def command(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        name = next(iter(doc), "")
+        with self._lock:
+            self.commands.append((db, doc))
+        if self.users and conn.user is None and name not in OPEN:
+            return _error(13, "Unauthorized", f"Command {name} requires authentication")
+        if name in self.refuse:
+            return _error(13, "Unauthorized", f"not authorized on {db} to execute command {{ {name}: ... }}")
+        handler = getattr(self, f"_{name.lower()}", None)
+        if handler is None:
+            return _error(59, "CommandNotFound", f"no such command: '{name}'")
+        return {**handler(conn, db, doc), "ok": 1.0} if name not in ("saslStart", "saslContinue") else handler(
+            conn, db, doc)
+
+    def _hello(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        writable = not self.set_name or self.primary == (self.me or self.address)
+        reply: dict[str, Any] = {
+            "isWritablePrimary" if "hello" in doc else "ismaster": writable, "helloOk": True,
+            "maxBsonObjectSize": 16 * 1024 * 1024, "maxMessageSizeBytes": 48_000_000, "maxWriteBatchSize": 100_000,
+            "localTime": datetime.datetime.now(datetime.UTC), "logicalSessionTimeoutMinutes": 30,
+            "connectionId": self.connections, "minWireVersion": 0, "maxWireVersion": 21, "readOnly": False,
+        }
+        if self.set_name:
+            reply.update(setName=self.set_name, setVersion=1, hosts=self.hosts, me=self.me or self.address,
+                         secondary=not writable, **({"primary": self.primary} if self.primary else {}))
+        mechs = str(doc.get("saslSupportedMechs", ""))
+        if mechs.partition(".")[2] in self.users and mechs.partition(".")[0] == self.auth_db:
+            reply["saslSupportedMechs"] = self.mechanisms
+        return reply
+
+    _ismaster = _hello
+
+    def _ping(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def _buildinfo(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return {"version": self.version, "versionArray": [int(p) for p in self.version.split(".")] + [0]}
+
+    def _endsessions(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def _listdatabases(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        wanted = (doc.get("filter") or {}).get("name")
+        names = [n for n, colls in sorted(self.databases.items()) if colls and wanted in (None, n)]
+        if doc.get("nameOnly"):
+            return {"databases": [{"name": n} for n in names]}
+        return {"databases": [{"name": n, "sizeOnDisk": 8192, "empty": False} for n in names], "totalSize": 8192}
+
+    def _listcollections(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        entries = []
+        for name, coll in self.databases.get(db, {}).items():
+            kind = "view" if isinstance(coll, View) else "collection"
+            wanted = doc.get("filter") or {}
+            if wanted.get("name", name) != name or wanted.get("type", kind) != kind:
+                continue
+            entry: dict[str, Any] = {"name": name, "type": kind}
+            if not doc.get("nameOnly"):
+                options = {"viewOn": coll.view_on, "pipeline": []} if isinstance(coll, View) else {}
+                entry.update(options=options, info={"readOnly": isinstance(coll, View)})
+            entries.append(entry)
+        return self._cursor(f"{db}.$cmd.listCollections", entries, (doc.get("cursor") or {}).get("batchSize"))
+
+    def _find(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        if self.find_delay:
+            time.sleep(self.find_delay)
+        coll = self.databases.get(db, {}).get(doc["find"], [])
+        source = self.databases[db].get(coll.view_on, []) if isinstance(coll, View) else coll
+        docs = source if isinstance(source, list) else []
+        limit = int(doc.get("limit") or 0)
+        docs = list(docs[:limit] if limit else docs)
+        ns = f"{db}.{doc['find']}"
+        if doc.get("singleBatch"):
+            batch = docs[: int(doc.get("batchSize") or 101)]
+            with self._lock:
+                self.returned[ns] += len(batch)
+            return {"cursor": {"firstBatch": batch, "id": Int64(0), "ns": ns}}
+        return self._cursor(ns, docs, doc.get("batchSize"))
+
+    def _cursor(self, ns: str, docs: list[Any], batch_size: Any) -> dict[str, Any]:
+        size = int(batch_size) if batch_size is not None else 101
+        batch, rest = docs[:size], docs[size:]
+        cursor_id = 0
+        with self._lock:
+            self.returned[ns] += len(batch)
+            if rest:
+                cursor_id = next(self._ids)
+                self._cursors[cursor_id] = (ns, rest)
+        return {"cursor": {"firstBatch": batch, "id": Int64(cursor_id), "ns": ns}}
+
+    def _getmore(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            found = self._cursors.pop(int(doc["getMore"]), None)
+            if found is None:
+                return _error(43, "CursorNotFound", f"cursor id {doc['getMore']} not found")
+            ns, docs = found
+            size = int(doc.get("batchSize") or len(docs))
+            batch, rest = docs[:size], docs[size:]
+            self.returned[ns] += len(batch)
+            if rest:
+                self._cursors[int(doc["getMore"])] = (ns, rest)
+        return {"cursor": {"nextBatch": batch, "id": Int64(int(doc["getMore"]) if rest else 0), "ns": ns}}
+
+    def _killcursors(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            killed = [c for c in doc.get("cursors", []) if self._cursors.pop(int(c), None) is not None]
+        return {"cursorsKilled": killed, "cursorsNotFound": [], "cursorsAlive": [], "cursorsUnknown": []}
+
+    # --- SCRAM (server side) --------------------------------------------------------------------
+
+    def _keys(self, mechanism: str, user: str) -> tuple[bytes, bytes, str]:
+        """(StoredKey, ServerKey, digest) of ``user``; random keys for an unknown user."""
+        digest = "sha1" if mechanism == "SCRAM-SHA-1" else "sha256"
+        if user not in self.users:
+            return os.urandom(32), os.urandom(32), digest
+        password = self.users[user]
+        md5 = hashlib.md5(f"{user}:mongo:{password}".encode(), usedforsecurity=False).hexdigest()  # SCRAM-SHA-1
+        secret = md5 if digest == "sha1" else saslprep(password)
+        salted = hashlib.pbkdf2_hmac(digest, secret.encode(), self._salts[user], ITERATIONS)
+        client_key = hmac.digest(salted, b"Client Key", digest)
+        return hashlib.new(digest, client_key).digest(), hmac.digest(salted, b"Server Key", digest), digest
+
+    def _saslstart(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        mechanism = str(doc.get("mechanism"))
+        if mechanism not in self.mechanisms:
+            return _error(334, "MechanismUnavailable", f"Received authentication for mechanism {mechanism} which is "
+                                                        "unknown or not enabled")
+        first = bytes(doc["payload"]).decode()
+        bare = first.split(",", 2)[2]
+        attributes = _attributes(bare.encode())
+        user = attributes["n"].replace("=2C", ",").replace("=3D", "=")
+        nonce = attributes["r"] + base64.b64encode(os.urandom(24)).decode()
+        salt = self._salts.get(user, os.urandom(16))
+        server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i={ITERATIONS}"
+        conn.scram = {"user": user, "db": db, "mechanism": mechanism, "nonce": nonce, "skip": bool(
+            (doc.get("options") or {}).get("skipEmptyExchange")), "message": f"{bare},{server_first}"}
+        return {"conversationId": 1, "done": False, "payload": server_first.encode(), "ok": 1.0}
+
+    def _saslcontinue(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        state, payload = conn.scram, bytes(doc.get("payload") or b"")
+        failed = _error(18, "AuthenticationFailed", "Authentication failed.")
+        if not state:
+            return failed
+        if state.get("verified"):  # the empty exchange of a client without skipEmptyExchange
+            conn.scram = {}
+            return {"conversationId": 1, "done": True, "payload": b"", "ok": 1.0}
+        final = payload.decode()
+        without_proof, _, proof = final.rpartition(",p=")
+        attributes = _attributes(without_proof.encode())
+        stored, server_key, digest = self._keys(state["mechanism"], state["user"])
+        message = f"{state['message']},{without_proof}".encode()
+        signature = hmac.digest(stored, message, digest)
+        try:
+            client_key = bytes(a ^ b for a, b in zip(base64.b64decode(proof), signature, strict=True))
+        except ValueError:
+            return failed
+        if (attributes.get("r") != state["nonce"] or state["db"] != self.auth_db or state["user"] not in self.users
+                or not hmac.compare_digest(hashlib.new(digest, client_key).digest(), stored)):
+            conn.scram = {}
+            return failed
+        conn.user = state["user"]
+        verifier = b"v=" + base64.b64encode(hmac.digest(server_key, message, digest))
+        if state["skip"]:
+            conn.scram = {}
+            return {"conversationId": 1, "done": True, "payload": verifier, "ok": 1.0}
+        state["verified"] = True
+        return {"conversationId": 1, "done": False, "payload": verifier, "ok": 1.0}
+
+
+class _Closed(Exception):
+    pass
+
+
+def _read(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise _Closed
+        data += chunk
+    return data
+
+
+class DnsServer:
+    """UDP DNS on 127.0.0.1: ``records[(name, type)]`` -> rdata texts; unknown names NXDOMAIN.
+
+    ``queries`` records (name, type) of each question, e.g. ("_mongodb._tcp.cluster0.example.test", "SRV").
+    """
+
+    def __init__(self, records: dict[tuple[str, str], list[str]]):
+        self.records = {(name.lower().rstrip("."), kind): texts for (name, kind), texts in records.items()}
+        self.queries: list[tuple[str, str]] = []
+        standin = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                data, sock = self.request
+                sock.sendto(standin.answer(data), self.client_address)
+
+        self._server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+
+    def answer(self, data: bytes) -> bytes:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        name = question.name.to_text(omit_final_dot=True).lower()
+        kind = dns.rdatatype.to_text(question.rdtype)
+        self.queries.append((name, kind))
+        if not any(n == name for n, _ in self.records):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif texts := self.records.get((name, kind)):
+            response.answer.append(dns.rrset.from_text_list(question.name, 60, "IN", kind, texts))
+        return response.to_wire()
+
+    def __enter__(self) -> DnsServer:
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="dns-standin").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
