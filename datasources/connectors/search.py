@@ -1,0 +1,479 @@
+"""Elasticsearch and OpenSearch on each vendor's official client: elasticsearch 9 and opensearch-py 3.
+
+Endpoint by ``server_type``: ``self-managed``: ``server_url``. ``elastic-cloud``: the Cloud ID
+(``<name>:<base64 of host[:port]$es-uuid$kibana-uuid>``) decoded as the Elastic clients do, every part checked,
+to ``https://<es-uuid>.<host>:<port or 443>``. ``open-cloud``: a hosted cluster's https endpoint given as
+``cloud_id`` (host name or URL, no path), e.g. an Amazon OpenSearch Service domain endpoint
+(``search-<domain>-<id>.<region>.es.amazonaws.com``, fine-grained access control's basic auth), Aiven, Bonsai.
+The endpoint is resolved once under the egress policy, pinned, and the only name the client may reach; the
+clients never sniff (announced node addresses were checked by nobody), retry, compress or follow redirects.
+
+Stages: resolve, tcp, tls (with ``ignore_certificate``/``ignore_ssl`` on, a passed tls stage says verification
+is off, as configured), auth (``GET /``: 401 -> auth; the other product is named clearly, a server that is
+neither reads like a closed port), database (``_cat/indices`` as this user: 403 -> database, privileges
+named), introspect. Elasticsearch requests ask for ``compatible-with=8``, which 8.x and 9.x servers accept
+(the 9.x client's own ``compatible-with=9`` is refused by 8.x).
+
+A table is an index ("table"), an alias ("view": the union of its indices' fields) or a data stream ("table":
+its write index's fields), schema ""; names starting with "." (system, hidden, backing indices) are skipped.
+Columns: the mapping's fields as dotted paths with their types (objects flattened; a nested field listed itself,
+type "nested", then its fields; multi-fields like ``title.keyword`` and runtime fields included), nullable.
+Three requests whatever the number of indices: ``_mapping`` (open and hidden), ``_alias``, ``_data_stream``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from .base import (
+    MAX_COLUMNS,
+    MAX_TABLES,
+    ColumnInfo,
+    ConnectionConfig,
+    ConnectorError,
+    SessionConnector,
+    StageResult,
+    StageRunner,
+    TableInfo,
+    TestResult,
+    sanitize,
+)
+from .egress import check_host_syntax, connect_failed_message
+from .guard import EgressScope, TimedOut, call_bounded, egress_scope
+from .http_stages import Endpoint, parse_endpoint, reach_http, tls_context
+
+if TYPE_CHECKING:
+    from elastic_transport import BaseNode
+
+logging.getLogger("opensearch").setLevel(logging.ERROR)  # DEBUG carries whole response bodies
+logging.getLogger("opensearchpy.trace").setLevel(logging.WARNING)  # every request as a curl line
+PRODUCTS = {"elasticsearch": "Elasticsearch", "opensearch": "OpenSearch"}
+ES_HEADERS = {"accept": "application/vnd.elasticsearch+json; compatible-with=8"}
+VERSION = re.compile(r"\d{1,4}\.\d{1,4}[\w.+-]{0,40}")
+LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+CLOUD_ID_INVALID = ("The Cloud ID is not valid: copy it from the Elastic Cloud console "
+                    "('<deployment name>:<base64 text>').")
+MAX_DEPTH = 32  # object levels followed in a mapping (Elasticsearch's own default limit is 20)
+PRIVILEGES = "the monitor cluster privilege and view_index_metadata on the indices to introspect"
+
+
+def _invalid(message: str) -> ConnectorError:
+    return ConnectorError("resolve", message)
+
+
+def _domain(host: str) -> bool:
+    labels = host.split(".")
+    return len(labels) >= 2 and all(LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def cloud_endpoint(cloud_id: str) -> Endpoint:
+    """The Elasticsearch endpoint an Elastic Cloud ID names; ``ConnectorError`` (resolve) when malformed."""
+    _, sep, encoded = (cloud_id or "").strip().rpartition(":")  # base64 has no colon: the name may
+    if not sep or not encoded:
+        raise _invalid(CLOUD_ID_INVALID)
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("ascii")
+    except (binascii.Error, ValueError):
+        raise _invalid(CLOUD_ID_INVALID) from None
+    parts = decoded.split("$")
+    if len(parts) < 2:
+        raise _invalid(CLOUD_ID_INVALID)
+    host, es_uuid, port = parts[0].strip().rstrip(".").lower(), parts[1].strip().lower(), 443
+    if ":" in host:
+        host, _, port_text = host.rpartition(":")
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise _invalid(CLOUD_ID_INVALID)
+        port = int(port_text)
+    if not _domain(host) or not LABEL.match(es_uuid):
+        raise _invalid(CLOUD_ID_INVALID)
+    return Endpoint("https", check_host_syntax(f"{es_uuid}.{host}", port), port)
+
+
+def hosted_endpoint(value: str) -> Endpoint:
+    """``open-cloud``: the hosted cluster's https endpoint (URL or host name, no path)."""
+    text = (value or "").strip()
+    if not text:
+        raise _invalid("The cloud endpoint is required, e.g. https://search-mydomain-abc123.eu-west-1.es.amazonaws.com.")
+    if "://" not in text and re.fullmatch(r"[^:/]+:[A-Za-z0-9+/=]{16,}", text):
+        raise _invalid("This looks like an Elastic Cloud ID: choose the server type elastic-cloud for it.")
+    if "://" in text and not text.lower().startswith("https://"):
+        raise _invalid("A hosted cluster's endpoint must use https://.")
+    endpoint = parse_endpoint(text)
+    if endpoint.path or not _domain(endpoint.host):
+        raise _invalid("The cloud endpoint must be the cluster's host name or https:// URL, without a path.")
+    return endpoint
+
+
+def endpoint_of(config: ConnectionConfig) -> Endpoint:
+    """The one endpoint of the cluster, by server type; ``ConnectorError`` at stage resolve."""
+    c = config.connection
+    server_type = str(c.get("server_type") or "self-managed")
+    if server_type == "elastic-cloud":
+        return cloud_endpoint(str(c.get("cloud_id") or ""))
+    if server_type == "open-cloud":
+        return hosted_endpoint(str(c.get("cloud_id") or ""))
+    if server_type != "self-managed":
+        raise _invalid("The server type must be elastic-cloud, open-cloud or self-managed.")
+    url = str(c.get("server_url") or "").strip()
+    if not url:
+        raise _invalid("The server URL is required, e.g. https://search.internal:9200.")
+    return parse_endpoint(url)
+
+
+def flatten(properties: Any, prefix: str = "", depth: int = 0, out: list[tuple[str, str]] | None = None,
+            ) -> list[tuple[str, str]]:
+    """Mapping ``properties`` as (dotted path, type) pairs, at most MAX_COLUMNS."""
+    out = [] if out is None else out
+    if not isinstance(properties, dict) or depth > MAX_DEPTH:
+        return out
+    for name, spec in properties.items():
+        if len(out) >= MAX_COLUMNS or not isinstance(spec, dict):
+            continue
+        path, kind, children = f"{prefix}{name}", spec.get("type"), spec.get("properties")
+        if isinstance(children, dict) and kind in (None, "object", "nested"):
+            if kind == "nested":
+                out.append((path, "nested"))
+            flatten(children, f"{path}.", depth + 1, out)
+        else:
+            out.append((path, str(kind or "object")))
+        for sub, sub_spec in (spec.get("fields") or {}).items() if isinstance(spec.get("fields"), dict) else ():
+            if isinstance(sub_spec, dict):
+                out.append((f"{path}.{sub}", str(sub_spec.get("type") or "object")))
+    return out[:MAX_COLUMNS]
+
+
+def _fields(mappings: Any) -> list[tuple[str, str]]:
+    if not isinstance(mappings, dict):
+        return []
+    found = flatten(mappings.get("properties"))
+    runtime = mappings.get("runtime")
+    for name, spec in runtime.items() if isinstance(runtime, dict) else ():
+        if len(found) < MAX_COLUMNS and isinstance(spec, dict):
+            found.append((str(name), str(spec.get("type") or "keyword")))
+    return found
+
+
+def build_tables(mapping: dict[str, Any], aliases: dict[str, Any], streams: dict[str, Any]) -> list[TableInfo]:
+    """Indices, aliases and data streams (names without a leading ".") with their fields, MAX_TABLES at most."""
+    fields = {name: _fields(entry.get("mappings")) for name, entry in mapping.items() if isinstance(entry, dict)}
+    kinds: dict[str, tuple[str, list[str]]] = {n: ("table", [n]) for n in fields}
+    for stream in streams.get("data_streams") or [] if isinstance(streams, dict) else []:
+        if isinstance(stream, dict) and not stream.get("hidden") and not stream.get("system"):
+            backing = [str(i.get("index_name")) for i in stream.get("indices") or [] if isinstance(i, dict)]
+            kinds[str(stream.get("name"))] = ("table", backing[-1:])  # the write index
+    for index, entry in aliases.items() if isinstance(aliases, dict) else ():
+        listed = entry.get("aliases") if isinstance(entry, dict) else None
+        for alias, info in listed.items() if isinstance(listed, dict) else ():
+            if isinstance(info, dict) and info.get("is_hidden"):
+                continue
+            members = kinds.setdefault(alias, ("view", []))[1]
+            members.extend(kinds[index][1] if index in kinds and kinds[index][0] == "table" else [index])
+    tables = []
+    for name in sorted(n for n in kinds if n and not n.startswith("."))[:MAX_TABLES]:
+        kind, members = kinds[name]
+        columns: dict[str, str] = {}
+        for member in sorted(set(members)) if kind == "view" else members:
+            for path, data_type in fields.get(member, []):
+                if len(columns) < MAX_COLUMNS:
+                    columns.setdefault(path, data_type)
+        tables.append(TableInfo("", name, kind, [ColumnInfo(p, t, True, i) for i, (p, t) in
+                                                 enumerate(columns.items(), 1)]))
+    return tables
+
+
+def _version(body: Any) -> tuple[str, str] | None:
+    """(distribution, number) of a cluster-info answer; None when it is not one."""
+    version = body.get("version") if isinstance(body, dict) else None
+    number = version.get("number") if isinstance(version, dict) else None
+    if not isinstance(version, dict) or not isinstance(number, str) or not VERSION.fullmatch(number):
+        return None
+    return str(version.get("distribution") or ""), number
+
+
+def credentials_of(config: ConnectionConfig) -> tuple[str, str] | None:
+    """(username, password) for basic auth; None with disable_auth (self-managed only)."""
+    c = config.connection
+    if c.get("disable_auth") is True and c.get("server_type") == "self-managed":
+        return None
+    return str(c.get("username") or ""), config.secrets.get("password") or ""
+
+
+@functools.cache
+def context_only_node() -> type[BaseNode]:
+    """The Elasticsearch client's urllib3 node, verifying with our SSL context alone: with verification on, the
+    client would also load certifi's roots into it, and a configured CA is meant to be the only trust anchor.
+    Built on first use: each client is imported only for its own type (one may be installed without the other)."""
+    from elastic_transport import Urllib3HttpNode
+    from urllib3 import HTTPSConnectionPool
+
+    class ContextOnlyNode(Urllib3HttpNode):
+        def __init__(self, config: Any):
+            super().__init__(config)
+            if isinstance(self.pool, HTTPSConnectionPool):
+                self.pool.ca_certs = self.pool.ca_cert_dir = None
+
+    return ContextOnlyNode
+
+
+class NotTheProduct(Exception):
+    """A 2xx answer without Elasticsearch's product header; ``body`` says what answered."""
+
+    def __init__(self, body: Any):
+        super().__init__("not the product")
+        self.body = body
+
+
+class SearchSession:
+    """One client to the checked endpoint: bounded calls, each failure our own message."""
+
+    def __init__(self, key: str, config: ConnectionConfig, endpoint: Endpoint, scope: EgressScope, verify: bool):
+        c = config.connection
+        self.key, self.product, self.config, self.scope = key, PRODUCTS[key], config, scope
+        self.host, self.port, self.where = endpoint.host, endpoint.port, f"{endpoint.host}:{endpoint.port}"
+        self.timeout = float(config.connect_timeout)
+        self.proven = False  # the peer answered GET / like the product
+        self.auth = credentials_of(config)
+        url = endpoint.base_url + endpoint.path
+        ca_pem = str(c.get("ca_certificate") or "") if verify else ""  # unverified: no CA is read
+        context = tls_context(ca_pem, verify) if endpoint.tls else None
+        options: dict[str, Any] = {"ssl_context": context} if context else {}
+        self.client: Any
+        self.timeouts: tuple[type[Exception], ...]
+        self.not_json: tuple[type[Exception], ...]
+        if key == "elasticsearch":
+            import elasticsearch
+
+            self.client = elasticsearch.Elasticsearch(
+                hosts=[url], basic_auth=self.auth, request_timeout=self.timeout, max_retries=0,
+                retry_on_timeout=False, retry_on_status=(), sniff_on_start=False, sniff_before_requests=False,
+                sniff_on_node_failure=False, http_compress=False, connections_per_node=1,
+                node_class=context_only_node(), **({**options, "verify_certs": verify} if context else {}))
+            self.timeouts, self.not_json = (elasticsearch.ConnectionTimeout,), (elasticsearch.SerializationError,)
+        else:
+            import opensearchpy
+
+            self.client = opensearchpy.OpenSearch(
+                hosts=[url], http_auth=self.auth, use_ssl=endpoint.tls, timeout=self.timeout, max_retries=0,
+                retry_on_timeout=False, retry_on_status=(), sniff_on_start=False, sniff_on_connection_fail=False,
+                sniffer_timeout=None, http_compress=False, pool_maxsize=1, **options)
+            self.timeouts, self.not_json = (opensearchpy.ConnectionTimeout,), (opensearchpy.SerializationError,)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _get(self, path: str, params: dict[str, str] | None, seconds: float) -> tuple[int, Any]:
+        """(status, body) of one GET through the client; transport failures raise."""
+        if self.key == "elasticsearch":
+            import elasticsearch
+
+            try:
+                answer = self.client.options(request_timeout=seconds).perform_request(
+                    "GET", path, params=params, headers=ES_HEADERS)
+            except elasticsearch.UnsupportedProductError as exc:
+                raise NotTheProduct(exc.body) from None
+            except elasticsearch.ApiError as exc:
+                return exc.meta.status, exc.body
+            return answer.meta.status, answer.body
+        import opensearchpy
+
+        try:
+            return 200, self.client.transport.perform_request("GET", path, params=params, timeout=seconds)
+        except opensearchpy.ConnectionError:
+            raise
+        except opensearchpy.TransportError as exc:
+            return (exc.status_code if isinstance(exc.status_code, int) else 0), exc.info
+
+    def call(self, stage: str, path: str, params: dict[str, str] | None = None, seconds: float = 0.0,
+             ) -> tuple[int, Any]:
+        seconds = seconds or self.timeout
+        try:
+            return call_bounded(lambda: self._get(path, params, seconds), seconds + 1, self.scope)
+        except TimedOut:
+            raise (ConnectorError(stage, f"The {self.product} cluster at {self.where} did not answer within "
+                                         f"{seconds:g} seconds.") if self.proven else self._closed()) from None
+        except NotTheProduct:
+            raise
+        except Exception as exc:
+            raise self._failure(exc, stage) from None
+
+    def _closed(self) -> ConnectorError:
+        """Until the peer has answered ``GET /`` like a search cluster, every failure reads like a closed port."""
+        return ConnectorError("tcp", connect_failed_message(self.host, self.port))
+
+    def _failure(self, exc: Exception, stage: str) -> ConnectorError:
+        blocked = self.scope.blocked_error()
+        if blocked is not None or not self.proven:
+            return blocked or self._closed()
+        if isinstance(exc, self.timeouts):
+            return ConnectorError(stage, f"The {self.product} cluster at {self.where} did not answer in time.")
+        if isinstance(exc, self.not_json):
+            return ConnectorError(stage, f"The cluster at {self.where} answered something other than JSON.")
+        detail = sanitize(str(exc), self.config.secrets)
+        return ConnectorError(stage, f"The connection to the cluster at {self.where} failed." +
+                              (f" {detail}" if detail else ""))
+
+    def _reason(self, body: Any) -> str:
+        error = body.get("error") if isinstance(body, dict) else None
+        text = f"{error.get('type', '')}: {error.get('reason', '')}" if isinstance(error, dict) else ""
+        cleaned = sanitize(text.strip(": "), self.config.secrets)
+        return f" {cleaned}" if cleaned else ""
+
+    def _refused(self, status: int, body: Any, what: str) -> ConnectorError:
+        if status == 401:
+            if self.auth is None:
+                return ConnectorError("auth", "The cluster requires a user name and password (disable_auth is on).")
+            return ConnectorError("auth", f"Authentication failed for user '{self.auth[0]}'.")
+        user = f"User '{self.auth[0]}'" if self.auth else "An anonymous user"
+        return ConnectorError("database", f"{user} may not {what} (HTTP 403): it needs {PRIVILEGES}."
+                                          f"{self._reason(body)}")
+
+    def login(self) -> str:
+        """Stage auth: ``GET /`` with the credentials; returns "<product> <version>"."""
+        if self.auth is not None and (not self.auth[0] or not self.auth[1]):
+            raise ConnectorError("auth", "A username and password are required (or disable_auth, self-managed only).")
+        if self.auth is not None and ":" in self.auth[0]:
+            raise ConnectorError("auth", "A username may not contain ':' (HTTP basic authentication).")
+        try:
+            status, body = self.call("auth", "/")
+        except NotTheProduct as exc:
+            raise self._other_product(exc.body) from None
+        if status in (401, 403):
+            raise self._refused(status, body, "read the cluster's information (GET /)")
+        error = body.get("error") if isinstance(body, dict) else None
+        if status == 400 and isinstance(error, dict) and error.get("type") == "media_type_header_exception":
+            raise ConnectorError("tcp", f"The server at {self.where} is an Elasticsearch version before 8.0, which "
+                                        "this connector does not support.")
+        found = _version(body) if 200 <= status < 300 else None
+        if found is None:
+            raise self._closed()
+        if (found[0] == "opensearch") != (self.key == "opensearch"):
+            raise self._other_product(body)
+        self.proven = True
+        return f"{self.product} {found[1]}"
+
+    def _other_product(self, body: Any) -> ConnectorError:
+        """A search server of the other product says so; anything else reads like a closed port."""
+        found = _version(body)
+        if found is None:
+            return self._closed()
+        distribution, number = found
+        if distribution == "opensearch":
+            return ConnectorError("tcp", f"The server at {self.where} is OpenSearch {number}, not Elasticsearch: "
+                                         "choose the OpenSearch type for it.")
+        if self.key == "opensearch":
+            return ConnectorError("tcp", f"The server at {self.where} is Elasticsearch {number}, not OpenSearch: "
+                                         "choose the Elasticsearch type for it.")
+        return ConnectorError("tcp", f"The server at {self.where} is not an Elasticsearch server (its answer lacks "
+                                     "the X-Elastic-Product header).")
+
+    def check_indices(self) -> int:
+        """Stage database: the cluster lists its indices to this user; returns how many it listed."""
+        status, body = self.call("database", "/_cat/indices", {"format": "json", "h": "index,status"})
+        if status in (401, 403):
+            raise self._refused(status, body, "list the cluster's indices (_cat/indices)")
+        if not 200 <= status < 300 or not isinstance(body, list):
+            raise ConnectorError("database", f"The cluster did not list its indices (HTTP {status})."
+                                             f"{self._reason(body)}")
+        return sum(1 for row in body if isinstance(row, dict) and not str(row.get("index", ".")).startswith("."))
+
+    def tables(self, seconds: float) -> list[TableInfo]:
+        """Stage introspect: one ``_mapping``, one ``_alias`` and one ``_data_stream`` request."""
+        deadline = time.monotonic() + seconds
+
+        def get(path: str, params: dict[str, str] | None, required: bool) -> dict[str, Any]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectorError("introspect", f"The introspection did not finish within {seconds:g} seconds.")
+            status, body = self.call("introspect", path, params, left)
+            if 200 <= status < 300 and isinstance(body, dict):
+                return body
+            if not required and status in (400, 403, 404, 405):
+                return {}  # a version without data streams, or a user who may not see them
+            if status == 403:
+                raise ConnectorError("introspect", f"User '{self.auth[0] if self.auth else ''}' may not read the "
+                                                   f"index mappings (HTTP 403): it needs view_index_metadata.")
+            raise ConnectorError("introspect", f"The cluster did not answer {path} (HTTP {status})."
+                                               f"{self._reason(body)}")
+
+        mapping = get("/_mapping", {"expand_wildcards": "open,hidden"}, True)
+        aliases = get("/_alias", None, False)
+        streams = get("/_data_stream", None, False)
+        return build_tables(mapping, aliases, streams)
+
+
+def _check_ca(ca_pem: str) -> None:
+    """A configured CA that does not load fails at stage tls, before any packet."""
+    try:
+        tls_context(ca_pem)
+    except (ssl.SSLError, ValueError):
+        raise ConnectorError("tls", "The CA certificate (ca_certificate) could not be read.") from None
+
+
+def _raise(exc: ConnectorError) -> Callable[[], None]:
+    def fail() -> None:
+        raise exc
+
+    return fail
+
+
+class SearchConnector(SessionConnector):
+    """Stages: resolve, tcp, tls (https), auth (``GET /``), database (``_cat/indices``), [introspect]."""
+
+    def run(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
+        return self._run(config, introspect)[0]
+
+    def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
+        """Indices, aliases and data streams with their fields; raises ``ConnectorError``."""
+        result, error = self._run(config, True)
+        if not result.ok:
+            raise ConnectorError(result.stage or "tcp", result.message)
+        if error is not None:
+            raise error
+        return result.tables or []
+
+    def _run(self, config: ConnectionConfig, introspect: bool) -> tuple[TestResult, ConnectorError | None]:
+        tables: list[TableInfo] | None = None
+        error: ConnectorError | None = None
+        timeout = float(config.connect_timeout)
+        c = config.connection
+        verify = not (c.get("ignore_certificate") is True or c.get("ignore_ssl") is True)
+        ca_pem = str(c.get("ca_certificate") or "") if verify else ""  # unverified: no CA is read
+        with StageRunner(config.secrets) as runner, ExitStack() as stack:
+            try:
+                endpoint = endpoint_of(config)
+                _check_ca(ca_pem)
+            except ConnectorError as exc:
+                runner.run("resolve", _raise(exc))
+                raise  # not reached: the runner stops
+            scope = stack.enter_context(egress_scope(timeout, only=(endpoint.host,)))
+            reach_http(runner, endpoint, timeout, scope, ca_pem, verify=verify,
+                       credentials=credentials_of(config) is not None)
+            if endpoint.tls and not verify:
+                runner.run("tls", lambda: None, "Certificate verification is off, as configured "
+                                                "(ignore_certificate / ignore_ssl).")
+            session = SearchSession(self.key, config, endpoint, scope, verify)
+            stack.callback(session.close)
+            runner.server_version = runner.run("auth", session.login)
+            count = runner.run("database", session.check_indices)
+            runner.stages[-1].message = f"{count} indices listed."
+            if introspect:
+                start = time.perf_counter()
+                try:
+                    tables = session.tables(float(config.query_timeout))
+                except ConnectorError as exc:
+                    error = exc
+                else:
+                    elapsed = round((time.perf_counter() - start) * 1000, 2)
+                    runner.stages.append(StageResult("introspect", True, elapsed, f"{len(tables)} tables."))
+        result = runner.result()
+        result.tables = tables if result.ok else None
+        return result, error
