@@ -108,9 +108,11 @@ DRIVERS: dict[str, Driver] = {
                       "tests/support/mongo_server.py: OP_MSG hello, SCRAM, listDatabases, listCollections, find; "
                       "TLS", STAND_IN),
     "elasticsearch": Driver("search:SearchConnector", "elasticsearch", "elasticsearch",
-                            "tests/support/search_server.py: /, _cat/indices, _mapping, auth errors; TLS", STAND_IN),
+                            "tests/support/search_server.py: /, _cat/indices, _mapping, _alias, _data_stream, "
+                            "auth errors (401/403); Elasticsearch 8/9 and OpenSearch 2; TLS", STAND_IN),
     "opensearch": Driver("search:SearchConnector", "opensearchpy", "opensearch-py",
-                         "tests/support/search_server.py: /, _cat/indices, _mapping, auth errors; TLS", STAND_IN),
+                         "tests/support/search_server.py: /, _cat/indices, _mapping, _alias, _data_stream, "
+                         "auth errors (401/403); Elasticsearch 8/9 and OpenSearch 2; TLS", STAND_IN),
     "google_sheets": Driver("google_sheets:GoogleSheetsConnector", "google.auth", "google-auth",
                             "tests/support/sheets_server.py: OAuth token endpoint and Sheets API v4", STAND_IN),
     "mixpanel": Driver("mixpanel:MixpanelConnector", "requests", "requests",
