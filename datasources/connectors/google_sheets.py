@@ -5,12 +5,12 @@ Private Service Connect endpoint nor a test stand-in could be reached) and adds 
 connector does not need. Two read-only GET methods suffice, and we bound, pin and scrub them ourselves.
 
 Credentials are the uploaded service-account JSON alone, exchanged for an access token (JWT-bearer
-grant, scope spreadsheets.readonly) at its ``token_uri``, with BigQuery's rules: never Application
-Default Credentials, the metadata server, proxies, netrc or CA bundles from the environment, nor the
-regional-access-boundary lookup; both endpoints (the API, ``endpoint_url`` or
-https://sheets.googleapis.com, and the ``token_uri``) resolved once through the egress policy and
-pinned, https unless the checked address is a private one the operator opened; no redirects, no
-retries, every call under ``call_bounded``.
+grant, scope spreadsheets.readonly) at its ``token_uri``, with the rules of google_service_account.py
+(shared with BigQuery): never Application Default Credentials, the metadata server, proxies, netrc or
+CA bundles from the environment, nor the regional-access-boundary lookup; both endpoints (the API,
+``endpoint_url`` or https://sheets.googleapis.com, and the ``token_uri``) resolved once through the
+egress policy and pinned, https unless the checked address is a private one the operator opened; no
+redirects, no retries, every call under ``call_bounded``.
 
 Stages: resolve, tcp, tls (https) for the API via ``reach_http``; auth = the token exchange;
 database = spreadsheets.get (``fields=sheets.properties``): 404 or 403 means "not found or not shared
@@ -28,38 +28,20 @@ wide, and go in one request unless the URL would exceed URL_BUDGET characters (~
 from __future__ import annotations
 
 import json
-import logging
 import re
-import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from google.auth import exceptions as auth_errors
-from google.auth.transport.requests import Request
-from google.oauth2 import service_account
 
-from .base import (
-    MAX_COLUMNS,
-    MAX_TABLES,
-    ColumnInfo,
-    ConnectionConfig,
-    ConnectorError,
-    SessionConnector,
-    StageResult,
-    StageRunner,
-    TableInfo,
-    TestResult,
-    sanitize,
-)
-from .egress import connect_failed_message, resolve_checked
-from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import USER_AGENT, Endpoint, check_transport, parse_endpoint, reach_http
+from .base import MAX_COLUMNS, MAX_TABLES, ColumnInfo, ConnectionConfig, ConnectorError, TableInfo, sanitize
+from .google_service_account import Plan, ServiceAccountConnector, Session, harden, plan_fields
+from .guard import EgressScope, TimedOut, call_bounded
+from .http_stages import USER_AGENT
 
 DEFAULT_ENDPOINT = "https://sheets.googleapis.com"
-DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets.readonly",)
 SPREADSHEET_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 SAMPLE_ROWS = 50  # the header row and up to 49 data rows per worksheet
@@ -76,107 +58,17 @@ _TIME = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[ap]\.?m\.?)?"
 PATTERNS = (("DATETIME", re.compile(rf"^{_DATE}[ T,]+{_TIME}(?:z|[+-]\d{{2}}:?\d{{2}})?$", re.I)),
             ("DATE", re.compile(rf"^{_DATE}$", re.I)), ("TIME", re.compile(rf"^{_TIME}$", re.I)))
 
-# google-auth logs request headers (the bearer token) and token-endpoint bodies at DEBUG.
-logging.getLogger("google.auth.transport.requests").setLevel(logging.INFO)
-
-
-# --- the service account (the same rules as bigquery.py) -------------------------------------------
-
-
-class _Credentials(service_account.Credentials):
-    """The uploaded key alone: no regional-access-boundary lookup (a background thread outside the scope)."""
-
-    def _is_regional_access_boundary_lookup_required(self) -> bool:
-        return False
-
-
-class _NoRetries(requests.adapters.HTTPAdapter):
-    def __init__(self) -> None:
-        super().__init__(max_retries=0)
-
-
-class _BoundedRequest(Request):
-    """google-auth's transport with our timeout on the token request (its default is 120 s)."""
-
-    def __init__(self, session: requests.Session, timeout: float):
-        super().__init__(session)
-        self.timeout = timeout
-
-    def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
-                 timeout: Any = None, **kwargs: Any) -> Any:
-        return super().__call__(url, method, body, headers, timeout=(self.timeout, self.timeout), **kwargs)
-
-
-def _harden(session: requests.Session) -> requests.Session:
-    session.trust_env = False  # no proxy, netrc or CA-bundle settings from the environment
-    session.max_redirects = 0
-    for prefix in ("http://", "https://"):
-        session.mount(prefix, _NoRetries())
-    return session
-
-
-def _info(config: ConnectionConfig) -> dict[str, Any]:
-    try:
-        info = json.loads(config.secrets.get("service_account_json") or "")
-    except (ValueError, RecursionError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def _masks(config: ConnectionConfig) -> dict[str, str]:
-    """Secret values to scrub from driver text: the JSON, and the key as it reads once decoded."""
-    info, masks = _info(config), dict(config.secrets)
-    for name in ("private_key", "private_key_id"):
-        if isinstance(info.get(name), str) and info[name]:
-            masks[name] = info[name]
-    return masks
-
-
-def _certificate_refused(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _merge_resolve(stages: list[StageResult]) -> None:
-    """The token host's and the API host's lookups are one resolve stage."""
-    same = [s for s in stages if s.name == "resolve"]
-    if len(same) > 1 and all(s.ok for s in same):
-        same[0].duration_ms = round(sum(s.duration_ms for s in same), 2)
-        stages[:] = [s for s in stages if s.name != "resolve" or s is same[0]]
-
-
-# --- the plan and the session ----------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
-class _Plan:
-    endpoint: Endpoint
-    token: Endpoint
-    token_uri: str
+class _Plan(Plan):
+    """The service account's plan, and the spreadsheet (and worksheet) asked for."""
+
     spreadsheet_id: str
     sheet_name: str
-    info: dict[str, Any]
 
     @property
     def api(self) -> str:
         return f"{self.endpoint.base_url}{self.endpoint.path}/v4/spreadsheets/{self.spreadsheet_id}"
-
-
-def _plan(config: ConnectionConfig) -> _Plan:
-    c, info = config.connection, _info(config)
-    token_uri = info.get("token_uri") or DEFAULT_TOKEN_URI
-    if not isinstance(token_uri, str):
-        raise ConnectorError("resolve", "The service account's token_uri is not a URL.")
-    try:
-        token = parse_endpoint(token_uri)
-    except ConnectorError as exc:
-        raise ConnectorError("resolve", f"The service account's token_uri: {exc.message}") from None
-    return _Plan(parse_endpoint(c.get("endpoint_url") or DEFAULT_ENDPOINT), token, token_uri,
-                 str(c.get("spreadsheet_id") or "").strip(), str(c.get("sheet_name") or "").strip(), info)
 
 
 class _TooLarge(Exception):
@@ -200,59 +92,21 @@ def _reasons(error: dict[str, Any]) -> set[str]:
     return found
 
 
-class _Session:
+class _Session(Session[_Plan]):
     """One test's egress scope, token and HTTP session; every API call goes through ``get``."""
 
     def __init__(self, plan: _Plan, config: ConnectionConfig, masks: dict[str, str], scope: EgressScope):
-        self.plan, self.config, self.masks, self.scope = plan, config, masks, scope
-        self.timeout = float(config.connect_timeout)
-        self.http = _harden(requests.Session())
+        super().__init__(plan, config, masks, scope)
+        self.http = harden(requests.Session())
         self.http.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        self.proven = False  # the API has answered like the Sheets API
         self.worksheets: list[dict[str, Any]] = []
 
-    def _unreachable(self, endpoint: Endpoint) -> ConnectorError:
-        return self.scope.blocked_error() or ConnectorError("tcp", connect_failed_message(endpoint.host, endpoint.port))
-
-    def resolve_token_host(self) -> None:
-        token = self.plan.token
-        ip = resolve_checked(token.host, token.port, self.timeout)
-        check_transport(token, ip, "service account's token_uri")
-        self.scope.pin(token.host, ip)
-
-    def check_transports(self) -> None:
-        """Both endpoints again, at the addresses now pinned (the same host may have been looked up twice)."""
-        for what, endpoint in (("service account's token_uri", self.plan.token), ("endpoint URL", self.plan.endpoint)):
-            check_transport(endpoint, self.scope.pins[endpoint.host.lower()], what)
-
     def authenticate(self) -> None:
-        """The token exchange (a JWT signed with the key, sent to the token_uri)."""
-        info = self.plan.info
-        if info.get("type") != "service_account" or not info.get("client_email") or not info.get("private_key"):
-            raise ConnectorError("auth", "The credentials must be a service-account key file (type "
-                                         "'service_account' with client_email and private_key).")
-        try:  # bounded too: checking an outsized RSA key takes a while
-            credentials = call_bounded(lambda: _Credentials.from_service_account_info(
-                {**info, "token_uri": self.plan.token_uri}, scopes=list(SCOPES)), self.timeout, self.scope)
-        except (ValueError, TypeError, KeyError, TimedOut):
-            raise ConnectorError("auth", "The service account's private key could not be read.") from None
-        token_session = _harden(requests.Session())
+        """The token exchange; the token session is done with once it has answered."""
         try:
-            call_bounded(lambda: credentials.refresh(_BoundedRequest(token_session, self.timeout)),
-                         self.timeout + 0.5, self.scope)
-        except auth_errors.RefreshError as exc:
-            answer = exc.args[1] if len(exc.args) > 1 else None
-            if not (isinstance(answer, dict) and answer.get("error")):
-                raise self._unreachable(self.plan.token) from None  # not an OAuth server's answer
-            detail = sanitize(f"{answer.get('error')}: {answer.get('error_description') or ''}", self.masks)
-            raise ConnectorError("auth", f"The token endpoint refused the service account ({detail}).") from None
-        except (auth_errors.TransportError, requests.RequestException, TimedOut, OSError) as exc:
-            if _certificate_refused(exc):
-                raise ConnectorError("tls", "The token endpoint's certificate could not be verified.") from None
-            raise self._unreachable(self.plan.token) from None
+            credentials = self.exchange(SCOPES)
         finally:
-            token_session.close()
-        self.masks["access_token"] = str(credentials.token)
+            self.token_session.close()
         self.http.headers["Authorization"] = f"Bearer {credentials.token}"
 
     def get(self, stage: str, path: str, params: Any, seconds: float) -> dict[str, Any]:
@@ -269,7 +123,7 @@ class _Session:
             raise ConnectorError(stage, f"The Sheets API's answer exceeded {BYTE_LIMIT >> 20} MiB.") from None
         except (requests.RequestException, TimedOut, OSError) as exc:
             if not self.proven or self.scope.blocked_error():
-                raise self._unreachable(self.plan.endpoint) from None
+                raise self.unreachable(self.plan.endpoint) from None
             if isinstance(exc, TimedOut):
                 raise ConnectorError(stage, f"The Sheets API did not answer within {seconds:g} seconds.") from None
             raise ConnectorError(stage, "The connection to the Sheets API failed.") from None
@@ -283,7 +137,7 @@ class _Session:
             return document
         if not isinstance(error, dict):
             if not self.proven:
-                raise self._unreachable(self.plan.endpoint)
+                raise self.unreachable(self.plan.endpoint)
             raise ConnectorError(stage, f"The Sheets API gave an unexpected answer (HTTP {status}).")
         self.proven = True
         raise self._refusal(stage, status, error)
@@ -303,7 +157,7 @@ class _Session:
         detail = sanitize(str(error.get("message") or ""), self.masks) or f"HTTP {status}"
         return ConnectorError(stage, f"The Sheets API refused the request: {detail}")
 
-    def check_spreadsheet(self) -> None:
+    def check_database(self) -> None:
         """The spreadsheet's worksheets (spreadsheets.get, properties only), and ``sheet_name`` among them."""
         plan = self.plan
         if not SPREADSHEET_ID.match(plan.spreadsheet_id):
@@ -347,6 +201,7 @@ class _Session:
 
     def close(self) -> None:
         self.http.close()
+        super().close()
 
 
 # --- worksheets as tables --------------------------------------------------------------------------
@@ -443,41 +298,13 @@ def _table(title: str, values: Any) -> TableInfo:
     return TableInfo(schema="", name=title, kind="table", columns=columns)
 
 
-class GoogleSheetsConnector(SessionConnector):
+class GoogleSheetsConnector(ServiceAccountConnector[_Plan]):
     """Stages: resolve, tcp, tls (https), auth, database; introspection over the tested session."""
 
-    def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
-        result = self.run(config, introspect=True, strict=True)
-        if not result.ok or result.tables is None:
-            raise ConnectorError(result.stage or "introspect", result.message)
-        return result.tables
+    def plan(self, config: ConnectionConfig) -> _Plan:
+        c = config.connection
+        return _Plan(*plan_fields(config, DEFAULT_ENDPOINT), str(c.get("spreadsheet_id") or "").strip(),
+                     str(c.get("sheet_name") or "").strip())
 
-    def run(self, config: ConnectionConfig, *, introspect: bool, strict: bool = False) -> TestResult:
-        masks = _masks(config)
-        timeout = float(config.connect_timeout)
-        tables: list[TableInfo] | None = None
-        with StageRunner(masks) as runner:
-            plan = runner.run("resolve", lambda: _plan(config))
-            with egress_scope(timeout, only=(plan.endpoint.host, plan.token.host)) as scope:
-                session = _Session(plan, config, masks, scope)
-                try:
-                    try:
-                        runner.run("resolve", session.resolve_token_host)
-                        reach_http(runner, plan.endpoint, timeout, scope)
-                        runner.run("resolve", session.check_transports)
-                    finally:
-                        _merge_resolve(runner.stages)
-                    runner.run("auth", session.authenticate, "The service account key was accepted.")
-                    runner.run("database", session.check_spreadsheet)
-                    if strict:
-                        tables = runner.run("introspect", session.catalogue)
-                    elif introspect:
-                        try:
-                            tables = session.catalogue()
-                        except ConnectorError:
-                            tables = None  # the refresh that follows tries again and records why
-                finally:
-                    session.close()
-        result = runner.result()
-        result.tables = tables if result.ok else None
-        return result
+    def session(self, plan: _Plan, config: ConnectionConfig, masks: dict[str, str], scope: EgressScope) -> _Session:
+        return _Session(plan, config, masks, scope)

@@ -1,58 +1,31 @@
 """Google Sheets connector: google-auth's token exchange and the Sheets API v4 over requests, against
 tests/support/sheets_server.py (the OAuth token endpoint verifying the JWT grant's RS256 signature, and
-spreadsheets.get / values:batchGet with Google's value rendering). The service-account key is generated
-here with ``cryptography``; the whole JSON is the secret.
+spreadsheets.get / values:batchGet with Google's value rendering). The service-account key comes from
+tests/support/google_oauth.py; the whole JSON is the secret.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import socket
-import time
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from datasources.connectors import ConnectionConfig, ConnectorError, get_connector
+from datasources.connectors import ConnectionConfig, get_connector
 from datasources.connectors.base import MAX_COLUMNS, MAX_TABLES
 from datasources.connectors.google_sheets import column_letters
-from tests.support.certs import make_bundle
-from tests.support.contract import BLOCKED_IP, URL, Contract, connect_attempts, run_contract
+from tests.support.google_oauth import ServiceAccountTests, google_config
+from tests.support.google_oauth import new_key as _key
 from tests.support.sheets_server import SheetDate, SheetsStandIn, Spreadsheet, Worksheet, serve_sheets
 
 SID = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
 EMAIL = "reader@acme-analytics.iam.gserviceaccount.com"
-KEY_ID = "5f1c0a2e9d7b4c3a8e6f0b1d2c3e4f5a6b7c8d9e"
-
-
-def _key() -> tuple[rsa.RSAPrivateKey, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    return key, pem
 
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, tuple[rsa.RSAPrivateKey, str]]:
-    return {"right": _key(), "wrong": _key()}
-
-
-def _canary(pem: str) -> str:
-    return pem.splitlines()[5]  # 64 characters from the middle of the private key
-
-
-def sa_json(pem: str, token_uri: str) -> str:
-    """A service-account key file as Google issues it."""
-    return json.dumps({
-        "type": "service_account", "project_id": "acme-analytics", "private_key_id": KEY_ID, "private_key": pem,
-        "client_email": EMAIL, "client_id": "104857600000000000001",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": token_uri,
-        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-        "universe_domain": "googleapis.com",
-    })
+    return {"right": _key(), "wrong": _key()}  # the registered key, and one the stand-in does not know
 
 
 def _book() -> Spreadsheet:
@@ -74,23 +47,7 @@ def standin(keys) -> Iterator[SheetsStandIn]:
         yield running
 
 
-@pytest.fixture
-def silent() -> Iterator[str]:
-    """A black hole: accepts TCP connections (the kernel does) and never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
-
-
-def _config(standin: SheetsStandIn, pem: str, *, token_uri: str = "", timeout: int = 3,
-            **connection: str) -> ConnectionConfig:
-    conn = {"spreadsheet_id": SID, "endpoint_url": standin.url, **connection}
-    secrets = {"service_account_json": sa_json(pem, token_uri or standin.token_uri)}
-    return ConnectionConfig("google_sheets", conn, secrets, connect_timeout=timeout, query_timeout=10)
+_config = partial(google_config, "google_sheets", EMAIL, {"spreadsheet_id": SID})
 
 
 def _test(config: ConnectionConfig):
@@ -102,27 +59,6 @@ def _tables(standin: SheetsStandIn, pem: str, **connection: str) -> dict[str, li
     return {t.name: [(c.name, c.data_type, c.ordinal) for c in t.columns] for t in tables}
 
 
-# --- the contract through the native API ----------------------------------------------------------
-
-
-def test_contract(api, allow_loopback, caplog, standin, keys, silent):
-    right, wrong = keys["right"][1], keys["wrong"][1]
-    contract = Contract(
-        type_key="google_sheets", connection={"spreadsheet_id": SID, "endpoint_url": standin.url},
-        credentials={"service_account_json": sa_json(right, standin.token_uri)},
-        tables={"Orders", "Customers"}, patch={"sheet_name": "Customers"},
-        wrong_credentials={"service_account_json": sa_json(wrong, standin.token_uri)},
-        unreachable={"endpoint_url": silent}, blocked={"endpoint_url": f"http://{BLOCKED_IP}"},
-        canary=_canary(right), stages=("resolve", "tcp", "auth", "database"), connection_timeout=3,
-    )
-    final = run_contract(api, contract, caplog)
-    assert final["connection"]["endpoint_url"] == standin.url
-    schema = api.get(f"{URL}{final['id']}/schema/").json()
-    assert {t["name"] for t in schema["tables"]} == {"Orders", "Customers", "Empty"}  # the chart sheet is no table
-    for token in standin.tokens:
-        assert token not in caplog.text and token not in json.dumps(final)
-
-
 # --- stages ---------------------------------------------------------------------------------------
 
 
@@ -132,22 +68,6 @@ def test_passes_every_stage_with_a_signed_grant(allow_loopback, standin, keys):
     assert [s.name for s in result.stages] == ["resolve", "tcp", "auth", "database"]
     assert standin.requests.count(("POST", "/token", "")) == 1
     assert standin.api_requests() == [("GET", f"/v4/spreadsheets/{SID}", "fields=sheets.properties")]
-
-
-def test_wrong_key_fails_at_auth(allow_loopback, standin, keys):
-    result = _test(_config(standin, keys["wrong"][1]))
-    assert (result.stage, result.ok) == ("auth", False)
-    assert "invalid_grant" in result.message and "Invalid JWT Signature" in result.message
-    assert not standin.api_requests()  # refused before any API call
-
-
-def test_not_a_service_account_key_fails_at_auth(allow_loopback, standin, keys):
-    config = _config(standin, keys["right"][1])
-    user = {"type": "authorized_user", "refresh_token": "1//0abc", "token_uri": standin.token_uri}
-    config.secrets = {"service_account_json": json.dumps(user)}
-    result = _test(config)
-    assert result.stage == "auth" and "service-account key" in result.message
-    assert all(r[0] == "HEAD" for r in standin.requests)
 
 
 def test_unknown_spreadsheet_fails_at_database_with_the_share_hint(allow_loopback, standin, keys):
@@ -188,60 +108,18 @@ def test_unknown_sheet_name_fails_at_database(allow_loopback, standin, keys):
     assert (result.stage, result.message) == ("database", "Worksheet 'Invoices' was not found in the spreadsheet.")
 
 
-def test_black_holed_endpoint_fails_at_tcp_within_the_timeout(allow_loopback, standin, keys, silent):
-    start = time.monotonic()
-    result = _test(_config(standin, keys["right"][1], endpoint_url=silent, timeout=2))
-    assert time.monotonic() - start < 2 + 1
-    port = silent.rsplit(":", 1)[1]
-    assert (result.stage, result.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{port}.")
+# --- the service account: auth, the token_uri's egress, the environment, secrets ------------------
 
 
-def test_black_holed_token_endpoint_fails_at_tcp_within_the_timeout(allow_loopback, standin, keys, silent):
-    start = time.monotonic()
-    result = _test(_config(standin, keys["right"][1], token_uri=f"{silent}/token", timeout=2))
-    assert time.monotonic() - start < 2 + 1
-    assert result.stage == "tcp" and "Could not connect to the server at 127.0.0.1" in result.message
+class TestServiceAccount(ServiceAccountTests):
+    type_key = "google_sheets"
+    missing = {"spreadsheet_id": "1Unknown"}
+    contract_tables = {"Orders", "Customers"}
+    contract_patch = {"sheet_name": "Customers"}
+    config = staticmethod(_config)
 
-
-def test_untrusted_api_certificate_fails_at_tls(allow_loopback, standin, keys):
-    bundle = make_bundle()  # a CA the system does not trust
-    with serve_sheets(SheetsStandIn(spreadsheets={SID: _book()}),
-                      tls=(bundle.server.cert_pem, bundle.server.key_pem)) as secure:
-        result = _test(_config(standin, keys["right"][1], endpoint_url=secure.url))
-    assert [(s.name, s.ok) for s in result.stages] == [("resolve", True), ("tcp", True), ("tls", False)]
-    assert not standin.requests and all(r[0] == "HEAD" for r in secure.requests)  # no token asked, none sent
-
-
-# --- egress: the token_uri inside the secret ------------------------------------------------------
-
-
-def test_token_uri_at_the_metadata_address_is_refused_without_a_connection(allow_loopback, standin, keys):
-    with connect_attempts() as attempts:
-        result = _test(_config(standin, keys["right"][1], token_uri=f"http://{BLOCKED_IP}/computeMetadata/v1/token"))
-    assert (result.stage, result.message) == ("tcp", f"Could not connect to the server at {BLOCKED_IP}:80.")
-    assert not [a for a in attempts if isinstance(a, tuple) and a[0] == BLOCKED_IP]
-    assert not standin.requests  # refused while resolving: nothing sent anywhere
-
-
-def test_plain_http_token_uri_to_a_public_address_is_refused(allow_loopback, standin, keys):
-    with connect_attempts() as attempts:
-        result = _test(_config(standin, keys["right"][1], token_uri="http://8.8.8.8/token"))
-    assert result.stage == "tls" and "token_uri must use https://" in result.message
-    assert not [a for a in attempts if isinstance(a, tuple) and a[0] == "8.8.8.8"]
-
-
-def test_environment_credentials_and_proxies_are_ignored(allow_loopback, standin, keys, monkeypatch, tmp_path):
-    adc = tmp_path / "adc.json"
-    adc.write_text(sa_json(keys["wrong"][1], f"http://{BLOCKED_IP}/token"))
-    for name, value in {"GOOGLE_APPLICATION_CREDENTIALS": str(adc), "GCE_METADATA_HOST": BLOCKED_IP,
-                        "GCE_METADATA_IP": BLOCKED_IP, "HTTP_PROXY": f"http://{BLOCKED_IP}:3128",
-                        "HTTPS_PROXY": f"http://{BLOCKED_IP}:3128", "GOOGLE_API_USE_CLIENT_CERTIFICATE": "true",
-                        "GOOGLE_SDK_EXPERIMENTAL_PYTHON_REGIONAL_ACCESS_BOUNDARY_LOOKUP_ENABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
-    with connect_attempts() as attempts:
-        result = get_connector("google_sheets").test_and_introspect(_config(standin, keys["right"][1]))
-    assert result.ok and result.tables, result
-    assert not [a for a in attempts if isinstance(a, tuple) and a[0] == BLOCKED_IP]
+    def check_schema(self, tables):
+        assert {t["name"] for t in tables} == {"Orders", "Customers", "Empty"}  # the chart sheet is no table
 
 
 # --- introspection --------------------------------------------------------------------------------
@@ -328,37 +206,8 @@ def test_bounds_max_tables_and_max_columns(allow_loopback, standin, keys):
     assert sum(len(q["ranges"]) for q in gets) == MAX_TABLES and len(gets) < MAX_TABLES // 150
 
 
-def test_introspect_failure_names_the_stage(allow_loopback, standin, keys):
-    with pytest.raises(ConnectorError) as failed:
-        get_connector("google_sheets").introspect(_config(standin, keys["wrong"][1]))
-    assert failed.value.stage == "auth"
-
-
 def test_column_letters():
     assert [column_letters(n) for n in (1, 26, 27, 52, 702, 703, 1000)] == ["A", "Z", "AA", "AZ", "ZZ", "AAA", "ALL"]
 
 
 # --- secrets --------------------------------------------------------------------------------------
-
-
-def test_no_secret_material_in_messages_or_logs(allow_loopback, standin, keys, caplog, silent, monkeypatch):
-    google = logging.getLogger("google")  # google-auth keeps its loggers quiet unless "google" is configured
-    monkeypatch.setattr(google, "propagate", True)
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="google")  # restored by caplog at the end
-    right, wrong = keys["right"][1], keys["wrong"][1]
-    results = [
-        get_connector("google_sheets").test_and_introspect(_config(standin, right)),
-        _test(_config(standin, wrong)), _test(_config(standin, right, spreadsheet_id="1Unknown")),
-        _test(_config(standin, right, endpoint_url=silent, timeout=1)),
-        _test(_config(standin, right, token_uri=f"http://{BLOCKED_IP}/token")),
-    ]
-    assert results[0].ok and standin.tokens
-    records = "".join(repr(vars(r)) for r in caplog.records)  # extras too (google-auth logs headers there)
-    rendered = json.dumps([r.as_dict() for r in results]) + repr(results) + caplog.text + records
-    for pem in (right, wrong):
-        for line in pem.splitlines()[1:-1]:
-            assert line not in rendered
-    for token in standin.tokens:
-        assert token not in rendered
-    assert KEY_ID not in rendered

@@ -3,11 +3,8 @@
 One threaded ``http.server`` on 127.0.0.1 (ephemeral port, optionally over TLS) answers what google-auth and
 google-cloud-bigquery send, in Google's own shapes:
 
-- ``POST /token`` (form ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>``):
-  the assertion must be an RS256 JWT whose signature verifies with the public key registered for
-  its ``iss`` (the service account's ``client_email``), with ``aud`` = Google's token URL, a BigQuery
-  or cloud-platform ``scope`` and a live ``exp``. Answers ``{"access_token", "expires_in",
-  "token_type"}``; otherwise 400 ``{"error": "invalid_grant", "error_description": ...}``.
+- ``POST /token``: tests/support/google_oauth.py's token endpoint, granting a BigQuery or cloud-platform
+  ``scope``.
 - ``GET /bigquery/v2/projects/{p}/datasets`` (datasets.list, ``maxResults``) and
   ``GET /bigquery/v2/projects/{p}/datasets/{d}`` (datasets.get): 404 ``notFound`` for an unknown
   project or dataset.
@@ -28,29 +25,16 @@ Every API call needs ``Authorization: Bearer <a token this server issued>`` (els
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
-import socket
-import ssl
-import tempfile
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from tests.support.google_oauth import ApiError, GoogleStandIn, serve
 
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-AUDIENCE = "https://oauth2.googleapis.com/token"  # google-auth's ``aud`` whatever the token_uri
 SCOPES = ("https://www.googleapis.com/auth/bigquery", "https://www.googleapis.com/auth/cloud-platform")
 API = re.compile(r"^/bigquery/v2/projects/(?P<p>[^/]+)(?P<rest>/.*)?$")
 SOURCE = re.compile(r"FROM\s+`(?P<p>[^`]+)`\.`(?P<src>[^`]+)`\.INFORMATION_SCHEMA\.COLUMNS\b", re.I)
@@ -73,77 +57,33 @@ class Dataset:
     location: str = "US"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str):
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
-
-    def body(self) -> dict[str, Any]:
-        statuses = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND"}
-        return {"error": {"code": self.status, "message": self.message, "status": statuses.get(self.status, ""),
-                          "errors": [{"message": self.message, "domain": "global", "reason": self.reason}]}}
-
-
-def _b64(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
 @dataclass
-class BigQueryStandIn:
+class BigQueryStandIn(GoogleStandIn):
     """Projects -> datasets -> tables, the service accounts it trusts, and what clients sent."""
 
     projects: dict[str, dict[str, Dataset]] = field(default_factory=dict)
-    public_keys: dict[str, rsa.RSAPublicKey] = field(default_factory=dict)  # client_email -> key
+    scopes: tuple[str, ...] = SCOPES
     page_rows: int = 20_000
     requests: list[tuple[str, str]] = field(default_factory=list)
-    tokens: set[str] = field(default_factory=set)
-    port: int = 0
-    scheme: str = "http"
     _jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    @property
-    def token_uri(self) -> str:
-        return f"{self.url}/token"
 
     def api_requests(self, method: str = "", prefix: str = "/bigquery/") -> list[tuple[str, str]]:
         return [r for r in self.requests if r[1].startswith(prefix) and (not method or r[0] == method)]
 
-    # --- OAuth ------------------------------------------------------------------------------------
-
-    def grant(self, form: dict[str, list[str]]) -> dict[str, Any]:
-        def refuse(description: str) -> ApiError:
-            return ApiError(400, "invalid_grant", description)
-
-        if form.get("grant_type") != [JWT_BEARER] or len(form.get("assertion", [])) != 1:
-            raise ApiError(400, "unsupported_grant_type", "Invalid grant_type.")
-        try:
-            head, body, signature = form["assertion"][0].split(".")
-            header, claims = json.loads(_b64(head)), json.loads(_b64(body))
-        except ValueError:
-            raise refuse("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.") from None
-        key = self.public_keys.get(str(claims.get("iss")))
-        if header.get("alg") != "RS256" or key is None:
-            raise refuse("Invalid JWT Signature.")
-        try:
-            key.verify(_b64(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            raise refuse("Invalid JWT Signature.") from None
-        now = time.time()
-        if claims.get("aud") != AUDIENCE:
-            raise refuse("Invalid JWT: Failed audience check.")
-        if not now - 300 < float(claims.get("exp", 0)) <= now + 3900:
-            raise refuse("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
-        if not set(str(claims.get("scope", "")).split()) & set(SCOPES):
-            raise ApiError(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-        token = f"ya29.standin-{secrets.token_urlsafe(24)}"
+    def record(self, method: str, parts: SplitResult) -> None:
         with self._lock:
-            self.tokens.add(token)
-        return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+            self.requests.append((method, parts.path))
+
+    def answer(self, method: str, parts: SplitResult, body: bytes, authorization: str) -> dict[str, Any]:
+        if method == "HEAD":
+            raise ApiError(404, "notFound", "Not found.")
+        self.bearer(authorization, "required")
+        return self.api(method, parts.path, parse_qs(parts.query), json.loads(body) if body else {})
+
+    def error(self, exc: ApiError) -> dict[str, Any]:
+        statuses = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND"}
+        return {"error": {"code": exc.status, "message": exc.message, "status": statuses.get(exc.status, ""),
+                          "errors": [{"message": exc.message, "domain": "global", "reason": exc.reason}]}}
 
     # --- BigQuery REST v2 -------------------------------------------------------------------------
 
@@ -196,7 +136,7 @@ class BigQueryStandIn:
         else:
             raise ApiError(404, "notFound", f"Not found: Dataset {project}:{src} was not found in location {location}")
         rows = _rows(chosen, params.get("max_tables", 1 << 62), params.get("max_columns", 1 << 62))
-        job = {"project": project, "id": f"job_{secrets.token_hex(12)}", "location": location.upper(),
+        job: dict[str, Any] = {"project": project, "id": f"job_{secrets.token_hex(12)}", "location": location.upper(),
                "rows": rows, "sql": sql}
         with self._lock:
             self._jobs[job["id"]] = job
@@ -246,81 +186,8 @@ def _rows(datasets: dict[str, Dataset], max_tables: int, max_columns: int) -> li
     return rows
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body: no Nagle delay
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read ``requests`` instead
-        pass
-
-    def _answer(self, status: int, payload: dict[str, Any] | None) -> None:
-        data = json.dumps(payload).encode() if payload is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _handle(self) -> None:
-        standin = self.server.standin
-        parts = urlsplit(self.path)
-        with standin._lock:
-            standin.requests.append((self.command, parts.path))
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        try:
-            if self.command == "HEAD":
-                raise ApiError(404, "notFound", "Not found.")
-            if parts.path == "/token" and self.command == "POST":
-                self._answer(200, standin.grant(parse_qs(raw.decode())))
-                return
-            auth = self.headers.get("Authorization", "")
-            if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in standin.tokens:
-                raise ApiError(401, "required", "Request is missing required authentication credential. "
-                                                "Expected OAuth 2 access token.")
-            body = json.loads(raw) if raw else {}
-            self._answer(200, standin.api(self.command, parts.path, parse_qs(parts.query), body))
-        except ApiError as exc:
-            if parts.path == "/token":
-                self._answer(exc.status, {"error": exc.reason, "error_description": exc.message})
-            else:
-                self._answer(exc.status, exc.body())
-
-    do_GET = do_POST = do_HEAD = _handle
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: BigQueryStandIn
-
-    def handle_error(self, request: Any, client_address: Any) -> None:  # refused TLS handshakes: expected
-        pass
-
-
-@contextmanager
-def serve_bigquery(standin: BigQueryStandIn, tls: tuple[str, str] | None = None) -> Iterator[BigQueryStandIn]:
+def serve_bigquery(standin: BigQueryStandIn,
+                   tls: tuple[str, str] | None = None) -> AbstractContextManager[BigQueryStandIn]:
     """Run ``standin`` on 127.0.0.1 (ephemeral port) in a thread until the block ends; over TLS with
     ``tls`` = (certificate PEM, key PEM)."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.standin = standin
-    standin.port = server.server_address[1]
-    if tls:
-        with tempfile.TemporaryDirectory() as tmp:
-            cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-            cert.write_text(tls[0])
-            key.write_text(tls[1])
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        standin.scheme = "https"
-    thread = threading.Thread(target=server.serve_forever, name="bigquery-standin", daemon=True)
-    thread.start()
-    try:
-        yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serve(standin, tls, "bigquery-standin")

@@ -2,11 +2,7 @@
 
 One threaded ``http.server`` on 127.0.0.1 (ephemeral port, optionally over TLS) answers, in Google's shapes:
 
-- ``POST /token`` (form ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>``): the
-  assertion must be an RS256 JWT whose signature verifies with the public key registered for its ``iss``
-  (the service account's ``client_email``), with ``aud`` = Google's token URL, a Sheets or Drive
-  ``scope`` and a live ``exp`` (as tests/support/bigquery_server.py checks it). Answers
-  ``{"access_token", "expires_in", "token_type"}``, else 400 ``{"error": "invalid_grant", ...}``.
+- ``POST /token``: tests/support/google_oauth.py's token endpoint, granting a Sheets or Drive ``scope``.
 - ``GET /v4/spreadsheets/{id}`` (spreadsheets.get): ``spreadsheetId``, ``properties`` (title, locale,
   timeZone), ``sheets[].properties`` (sheetId, title, index, sheetType, gridProperties for GRID sheets)
   and ``spreadsheetUrl``, pruned to the ``fields`` mask (comma-separated dotted paths, ``a(b,c)``
@@ -30,28 +26,14 @@ UNAUTHENTICATED). ``requests`` records each (method, path, query string), ``toke
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import secrets
-import socket
-import ssl
-import tempfile
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-from tests.support.bigquery_server import AUDIENCE, JWT_BEARER, ApiError
+from datasources.connectors.google_sheets import column_letters
+from tests.support.google_oauth import ApiError, GoogleStandIn, serve
 
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets.readonly", "https://www.googleapis.com/auth/spreadsheets",
           "https://www.googleapis.com/auth/drive.readonly", "https://www.googleapis.com/auth/drive")
@@ -90,23 +72,11 @@ class Spreadsheet:
     title: str = "Untitled spreadsheet"
 
 
-def _b64(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
 def _col(letters: str) -> int:
     number = 0
     for letter in letters.upper():
         number = number * 26 + ord(letter) - 64
     return number
-
-
-def _letters(number: int) -> str:
-    text = ""
-    while number > 0:
-        number, rest = divmod(number - 1, 26)
-        text = chr(65 + rest) + text
-    return text
 
 
 def _mask(text: str) -> dict[str, Any]:
@@ -153,26 +123,14 @@ def _render(cell: Any, value_option: str, date_option: str) -> Any:
 
 
 @dataclass
-class SheetsStandIn:
+class SheetsStandIn(GoogleStandIn):
     """Spreadsheets by id, the service accounts it trusts, and what clients sent."""
 
     spreadsheets: dict[str, Spreadsheet] = field(default_factory=dict)
-    public_keys: dict[str, rsa.RSAPublicKey] = field(default_factory=dict)  # client_email -> key
+    scopes: tuple[str, ...] = SCOPES
     unshared: set[str] = field(default_factory=set)  # spreadsheet ids the service account may not open
     api_disabled: bool = False
     requests: list[tuple[str, str, str]] = field(default_factory=list)
-    tokens: set[str] = field(default_factory=set)
-    port: int = 0
-    scheme: str = "http"
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    @property
-    def token_uri(self) -> str:
-        return f"{self.url}/token"
 
     def api_requests(self, suffix: str = "") -> list[tuple[str, str, str]]:
         return [r for r in self.requests if r[1].startswith("/v4/") and r[1].endswith(suffix)]
@@ -181,37 +139,22 @@ class SheetsStandIn:
         """The query of every values:batchGet received."""
         return [parse_qs(r[2]) for r in self.api_requests("/values:batchGet")]
 
-    # --- OAuth ------------------------------------------------------------------------------------
-
-    def grant(self, form: dict[str, list[str]]) -> dict[str, Any]:
-        def refuse(description: str) -> ApiError:
-            return ApiError(400, "invalid_grant", description)
-
-        if form.get("grant_type") != [JWT_BEARER] or len(form.get("assertion", [])) != 1:
-            raise ApiError(400, "unsupported_grant_type", "Invalid grant_type.")
-        try:
-            head, body, signature = form["assertion"][0].split(".")
-            header, claims = json.loads(_b64(head)), json.loads(_b64(body))
-        except ValueError:
-            raise refuse("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.") from None
-        key = self.public_keys.get(str(claims.get("iss")))
-        if header.get("alg") != "RS256" or key is None:
-            raise refuse("Invalid JWT Signature.")
-        try:
-            key.verify(_b64(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            raise refuse("Invalid JWT Signature.") from None
-        now = time.time()
-        if claims.get("aud") != AUDIENCE:
-            raise refuse("Invalid JWT: Failed audience check.")
-        if not now - 300 < float(claims.get("exp", 0)) <= now + 3900:
-            raise refuse("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
-        if not set(str(claims.get("scope", "")).split()) & set(SCOPES):
-            raise ApiError(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
-        token = f"ya29.standin-{secrets.token_urlsafe(24)}"
+    def record(self, method: str, parts: SplitResult) -> None:
         with self._lock:
-            self.tokens.add(token)
-        return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+            self.requests.append((method, parts.path, parts.query))
+
+    def answer(self, method: str, parts: SplitResult, body: bytes, authorization: str) -> dict[str, Any]:
+        if method != "GET":
+            raise ApiError(404, "NOT_FOUND", "Not found.")
+        self.bearer(authorization, "UNAUTHENTICATED")
+        return self.api(parts.path, parse_qs(parts.query))
+
+    def error(self, exc: ApiError) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": exc.status, "message": exc.message, "status": STATUSES.get(exc.status, "")}
+        if exc.reason == "SERVICE_DISABLED":
+            error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+                                 "domain": "googleapis.com", "metadata": {"service": "sheets.googleapis.com"}}]
+        return {"error": error}
 
     # --- Sheets API v4 ----------------------------------------------------------------------------
 
@@ -259,7 +202,8 @@ class SheetsStandIn:
                 width = max([len(r) for r in rows], default=0)
                 rows = [[r[i] if i < len(r) else "" for r in rows] for i in range(width)]
             title = sheet.title.replace("'", "''")
-            item: dict[str, Any] = {"range": f"'{title}'!{_letters(c1)}{r1}:{_letters(c2)}{r2}",
+            # echoed only: the ranges the connector sent were parsed with this stand-in's own _col
+            item: dict[str, Any] = {"range": f"'{title}'!{column_letters(c1)}{r1}:{column_letters(c2)}{r2}",
                                     "majorDimension": dimension}
             if rows:
                 item["values"] = rows
@@ -312,88 +256,8 @@ def _parse_range(spreadsheet: Spreadsheet, text: str) -> tuple[Worksheet, tuple[
     return sheet, (min(c1, c2), min(r1, r2), max(c1, c2), max(r1, r2))
 
 
-def _error(exc: ApiError) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": exc.status, "message": exc.message, "status": STATUSES.get(exc.status, "")}
-    if exc.reason == "SERVICE_DISABLED":
-        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
-                             "domain": "googleapis.com", "metadata": {"service": "sheets.googleapis.com"}}]
-    return {"error": error}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read ``requests`` instead
-        pass
-
-    def _answer(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _handle(self) -> None:
-        standin = self.server.standin
-        parts = urlsplit(self.path)
-        with standin._lock:
-            standin.requests.append((self.command, parts.path, parts.query))
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        try:
-            if parts.path == "/token" and self.command == "POST":
-                self._answer(200, standin.grant(parse_qs(raw.decode())))
-                return
-            if self.command != "GET":
-                raise ApiError(404, "NOT_FOUND", "Not found.")
-            auth = self.headers.get("Authorization", "")
-            if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in standin.tokens:
-                raise ApiError(401, "UNAUTHENTICATED", "Request is missing required authentication credential. "
-                                                       "Expected OAuth 2 access token.")
-            self._answer(200, standin.api(parts.path, parse_qs(parts.query)))
-        except ApiError as exc:
-            if parts.path == "/token":
-                self._answer(exc.status, {"error": exc.reason, "error_description": exc.message})
-            else:
-                self._answer(exc.status, _error(exc))
-
-    do_GET = do_POST = do_HEAD = _handle
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: SheetsStandIn
-
-    def handle_error(self, request: Any, client_address: Any) -> None:  # refused TLS handshakes: expected
-        pass
-
-
-@contextmanager
-def serve_sheets(standin: SheetsStandIn, tls: tuple[str, str] | None = None) -> Iterator[SheetsStandIn]:
+def serve_sheets(standin: SheetsStandIn,
+                 tls: tuple[str, str] | None = None) -> AbstractContextManager[SheetsStandIn]:
     """Run ``standin`` on 127.0.0.1 (ephemeral port) in a thread until the block ends; over TLS with
     ``tls`` = (certificate PEM, key PEM)."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.standin = standin
-    standin.port = server.server_address[1]
-    if tls:
-        with tempfile.TemporaryDirectory() as tmp:
-            cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-            cert.write_text(tls[0])
-            key.write_text(tls[1])
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        standin.scheme = "https"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="sheets-standin", daemon=True)
-    thread.start()
-    try:
-        yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serve(standin, tls, "sheets-standin")
