@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from datasources.connectors import ConnectionConfig, ConnectorError, get_connector
+from datasources.connectors import ConnectionConfig, ConnectorError, get_connector, mongodb_fields, mongodb_srv
 from datasources.connectors import mongodb as mongodb_module
 from tests.support.certs import issue, make_bundle, make_ca
 from tests.support.contract import BLOCKED_IP, Contract, connect_attempts, run_contract
-from tests.support.mongo_server import DnsServer, MongoServer, View
+from tests.support.mongo_dns import DnsServer
+from tests.support.mongo_server import MongoServer, View
 
 CANARY = "canary-Mongo-5ecret-4b1d"
 URL = "/api/v1/data-sources/"
@@ -238,8 +239,8 @@ def srv_world(bundle, monkeypatch):
             ("odd.example.test", "TXT"): ['"tls=false&replicaSet=rs0"'],
         }
         with DnsServer(records) as dns_standin:
-            monkeypatch.setattr(mongodb_module, "DNS_NAMESERVERS", ("127.0.0.1",))
-            monkeypatch.setattr(mongodb_module, "DNS_PORT", dns_standin.port)
+            monkeypatch.setattr(mongodb_srv, "DNS_NAMESERVERS", ("127.0.0.1",))
+            monkeypatch.setattr(mongodb_srv, "DNS_PORT", dns_standin.port)
             yield standin, dns_standin
 
 
@@ -349,7 +350,7 @@ def test_the_sample_is_bounded(allow_loopback):
 
 def test_caps_stop_listing_and_close_the_cursor(allow_loopback, monkeypatch):
     monkeypatch.setattr(mongodb_module, "MAX_TABLES", 5)
-    monkeypatch.setattr(mongodb_module, "MAX_COLUMNS", 3)
+    monkeypatch.setattr(mongodb_fields, "MAX_COLUMNS", 3)
     wide = {"wide": {f"t{i:03d}": [{f"c{j}": j for j in range(10)}] for i in range(300)}}
     with MongoServer(wide, users={"analyst": CANARY}) as standin:
         tables = get_connector("mongodb").introspect(_config(standin, database="wide"))

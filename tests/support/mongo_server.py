@@ -11,9 +11,8 @@ certificate material from tests/support/certs.py):
   or a replica-set member when ``set_name`` is set (``hosts``, ``primary``, ``me``: tests set them, the
   own address is ``server.address``); ``saslSupportedMechs`` for a known ``<db>.<user>``; the
   ``speculativeAuthenticate`` of the handshake is ignored (the driver then authenticates normally).
-- ``saslStart`` / ``saslContinue``: the server side of SCRAM-SHA-256 and SCRAM-SHA-1 (RFC 5802/7677;
-  SHA-1 over MongoDB's ``md5(user:mongo:password)`` digest) against ``users`` in ``auth_db``. A wrong
-  password or an unknown user (after a fake exchange, as mongod does): error 18 AuthenticationFailed.
+- ``saslStart`` / ``saslContinue``: the server side of SCRAM-SHA-256 and SCRAM-SHA-1 against ``users``
+  in ``auth_db`` (tests/support/mongo_scram.py); error 18 AuthenticationFailed for a wrong password.
 - ``ping``, ``buildInfo``, ``endSessions``: need no login. Every other command does (error 13
   Unauthorized before it), and commands named in ``refuse`` answer 13 even after it.
 - ``listDatabases``: databases holding a collection, ``filter: {name}`` and ``nameOnly`` honoured.
@@ -24,42 +23,32 @@ certificate material from tests/support/certs.py):
   cursors left open. Unknown commands: error 59 CommandNotFound.
 
 ``commands`` records (database, command document) of every command; ``returned`` counts the documents
-sent per ``db.collection``. ``DnsServer`` answers SRV/TXT/A/AAAA over UDP for the mongodb+srv tests.
+sent per ``db.collection``. The mongodb+srv tests' DNS stand-in is tests/support/mongo_dns.py.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
-import hmac
 import itertools
-import os
 import socket
-import socketserver
 import ssl
 import struct
 import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bson
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
 from bson.int64 import Int64
-from pymongo.saslprep import saslprep
 
 from tests.support.certs import Issued
+from tests.support.mongo_scram import Conn, ScramServer, error
 
 OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
 OPEN = {"hello", "isMaster", "ismaster", "saslStart", "saslContinue", "ping", "buildInfo", "buildinfo", "endSessions"}
-ITERATIONS = 4096  # the smallest count pymongo accepts: fast tests
 
 
 @dataclass
@@ -67,16 +56,6 @@ class View:
     """A view on another collection of the same database."""
 
     view_on: str
-
-
-@dataclass
-class _Conn:
-    user: str | None = None
-    scram: dict[str, Any] = field(default_factory=dict)
-
-
-def _error(code: int, name: str, message: str) -> dict[str, Any]:
-    return {"ok": 0.0, "errmsg": message, "code": code, "codeName": name}
 
 
 def _cstring(data: bytes, at: int) -> tuple[str, int]:
@@ -110,10 +89,6 @@ def parse_op_msg(body: bytes) -> dict[str, Any]:
     return {**command, **sequences}
 
 
-def _attributes(payload: bytes) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in payload.decode().split(",") if "=" in part)
-
-
 class MongoServer:
     """``with MongoServer(databases, users=...) as server:`` listens on 127.0.0.1:``server.port``.
 
@@ -140,7 +115,7 @@ class MongoServer:
         self.connections = 0
         self._cursors: dict[int, tuple[str, list[Any]]] = {}
         self._ids = itertools.count(7001)
-        self._salts = {user: os.urandom(16) for user in self.users}
+        self.scram = ScramServer(self.users, auth_db, self.mechanisms)
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="mongo-standin-")
         self.context: ssl.SSLContext | None = None
@@ -182,7 +157,7 @@ class MongoServer:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as mongod does
             stream = self.context.wrap_socket(sock, server_side=True) if self.context else sock
-            conn = _Conn()
+            conn = Conn()
             while True:
                 header = _read(stream, 16)
                 length, request_id, _, opcode = struct.unpack("<iiii", header)
@@ -207,21 +182,21 @@ class MongoServer:
 
     # --- the commands ---------------------------------------------------------------------------
 
-    def command(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def command(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         name = next(iter(doc), "")
         with self._lock:
             self.commands.append((db, doc))
         if self.users and conn.user is None and name not in OPEN:
-            return _error(13, "Unauthorized", f"Command {name} requires authentication")
+            return error(13, "Unauthorized", f"Command {name} requires authentication")
         if name in self.refuse:
-            return _error(13, "Unauthorized", f"not authorized on {db} to execute command {{ {name}: ... }}")
+            return error(13, "Unauthorized", f"not authorized on {db} to execute command {{ {name}: ... }}")
         handler = getattr(self, f"_{name.lower()}", None)
         if handler is None:
-            return _error(59, "CommandNotFound", f"no such command: '{name}'")
+            return error(59, "CommandNotFound", f"no such command: '{name}'")
         return {**handler(conn, db, doc), "ok": 1.0} if name not in ("saslStart", "saslContinue") else handler(
             conn, db, doc)
 
-    def _hello(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _hello(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         writable = not self.set_name or self.primary == (self.me or self.address)
         reply: dict[str, Any] = {
             "isWritablePrimary" if "hello" in doc else "ismaster": writable, "helloOk": True,
@@ -239,23 +214,23 @@ class MongoServer:
 
     _ismaster = _hello
 
-    def _ping(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _ping(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         return {}
 
-    def _buildinfo(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _buildinfo(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         return {"version": self.version, "versionArray": [int(p) for p in self.version.split(".")] + [0]}
 
-    def _endsessions(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _endsessions(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         return {}
 
-    def _listdatabases(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _listdatabases(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         wanted = (doc.get("filter") or {}).get("name")
         names = [n for n, colls in sorted(self.databases.items()) if colls and wanted in (None, n)]
         if doc.get("nameOnly"):
             return {"databases": [{"name": n} for n in names]}
         return {"databases": [{"name": n, "sizeOnDisk": 8192, "empty": False} for n in names], "totalSize": 8192}
 
-    def _listcollections(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _listcollections(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         entries = []
         for name, coll in self.databases.get(db, {}).items():
             kind = "view" if isinstance(coll, View) else "collection"
@@ -269,7 +244,7 @@ class MongoServer:
             entries.append(entry)
         return self._cursor(f"{db}.$cmd.listCollections", entries, (doc.get("cursor") or {}).get("batchSize"))
 
-    def _find(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _find(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         if self.find_delay:
             time.sleep(self.find_delay)
         coll = self.databases.get(db, {}).get(doc["find"], [])
@@ -296,11 +271,11 @@ class MongoServer:
                 self._cursors[cursor_id] = (ns, rest)
         return {"cursor": {"firstBatch": batch, "id": Int64(cursor_id), "ns": ns}}
 
-    def _getmore(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _getmore(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             found = self._cursors.pop(int(doc["getMore"]), None)
             if found is None:
-                return _error(43, "CursorNotFound", f"cursor id {doc['getMore']} not found")
+                return error(43, "CursorNotFound", f"cursor id {doc['getMore']} not found")
             ns, docs = found
             size = int(doc.get("batchSize") or len(docs))
             batch, rest = docs[:size], docs[size:]
@@ -309,70 +284,18 @@ class MongoServer:
                 self._cursors[int(doc["getMore"])] = (ns, rest)
         return {"cursor": {"nextBatch": batch, "id": Int64(int(doc["getMore"]) if rest else 0), "ns": ns}}
 
-    def _killcursors(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def _killcursors(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             killed = [c for c in doc.get("cursors", []) if self._cursors.pop(int(c), None) is not None]
         return {"cursorsKilled": killed, "cursorsNotFound": [], "cursorsAlive": [], "cursorsUnknown": []}
 
-    # --- SCRAM (server side) --------------------------------------------------------------------
+    # --- SCRAM: tests/support/mongo_scram.py ----------------------------------------------------
 
-    def _keys(self, mechanism: str, user: str) -> tuple[bytes, bytes, str]:
-        """(StoredKey, ServerKey, digest) of ``user``; random keys for an unknown user."""
-        digest = "sha1" if mechanism == "SCRAM-SHA-1" else "sha256"
-        if user not in self.users:
-            return os.urandom(32), os.urandom(32), digest
-        password = self.users[user]
-        md5 = hashlib.md5(f"{user}:mongo:{password}".encode(), usedforsecurity=False).hexdigest()  # SCRAM-SHA-1
-        secret = md5 if digest == "sha1" else saslprep(password)
-        salted = hashlib.pbkdf2_hmac(digest, secret.encode(), self._salts[user], ITERATIONS)
-        client_key = hmac.digest(salted, b"Client Key", digest)
-        return hashlib.new(digest, client_key).digest(), hmac.digest(salted, b"Server Key", digest), digest
+    def _saslstart(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return self.scram.start(conn, db, doc)
 
-    def _saslstart(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
-        mechanism = str(doc.get("mechanism"))
-        if mechanism not in self.mechanisms:
-            return _error(334, "MechanismUnavailable", f"Received authentication for mechanism {mechanism} which is "
-                                                        "unknown or not enabled")
-        first = bytes(doc["payload"]).decode()
-        bare = first.split(",", 2)[2]
-        attributes = _attributes(bare.encode())
-        user = attributes["n"].replace("=2C", ",").replace("=3D", "=")
-        nonce = attributes["r"] + base64.b64encode(os.urandom(24)).decode()
-        salt = self._salts.get(user, os.urandom(16))
-        server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i={ITERATIONS}"
-        conn.scram = {"user": user, "db": db, "mechanism": mechanism, "nonce": nonce, "skip": bool(
-            (doc.get("options") or {}).get("skipEmptyExchange")), "message": f"{bare},{server_first}"}
-        return {"conversationId": 1, "done": False, "payload": server_first.encode(), "ok": 1.0}
-
-    def _saslcontinue(self, conn: _Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
-        state, payload = conn.scram, bytes(doc.get("payload") or b"")
-        failed = _error(18, "AuthenticationFailed", "Authentication failed.")
-        if not state:
-            return failed
-        if state.get("verified"):  # the empty exchange of a client without skipEmptyExchange
-            conn.scram = {}
-            return {"conversationId": 1, "done": True, "payload": b"", "ok": 1.0}
-        final = payload.decode()
-        without_proof, _, proof = final.rpartition(",p=")
-        attributes = _attributes(without_proof.encode())
-        stored, server_key, digest = self._keys(state["mechanism"], state["user"])
-        message = f"{state['message']},{without_proof}".encode()
-        signature = hmac.digest(stored, message, digest)
-        try:
-            client_key = bytes(a ^ b for a, b in zip(base64.b64decode(proof), signature, strict=True))
-        except ValueError:
-            return failed
-        if (attributes.get("r") != state["nonce"] or state["db"] != self.auth_db or state["user"] not in self.users
-                or not hmac.compare_digest(hashlib.new(digest, client_key).digest(), stored)):
-            conn.scram = {}
-            return failed
-        conn.user = state["user"]
-        verifier = b"v=" + base64.b64encode(hmac.digest(server_key, message, digest))
-        if state["skip"]:
-            conn.scram = {}
-            return {"conversationId": 1, "done": True, "payload": verifier, "ok": 1.0}
-        state["verified"] = True
-        return {"conversationId": 1, "done": False, "payload": verifier, "ok": 1.0}
+    def _saslcontinue(self, conn: Conn, db: str, doc: dict[str, Any]) -> dict[str, Any]:
+        return self.scram.proceed(conn, db, doc)
 
 
 class _Closed(Exception):
@@ -387,45 +310,3 @@ def _read(sock: socket.socket, size: int) -> bytes:
             raise _Closed
         data += chunk
     return data
-
-
-class DnsServer:
-    """UDP DNS on 127.0.0.1: ``records[(name, type)]`` -> rdata texts; unknown names NXDOMAIN.
-
-    ``queries`` records (name, type) of each question, e.g. ("_mongodb._tcp.cluster0.example.test", "SRV").
-    """
-
-    def __init__(self, records: dict[tuple[str, str], list[str]]):
-        self.records = {(name.lower().rstrip("."), kind): texts for (name, kind), texts in records.items()}
-        self.queries: list[tuple[str, str]] = []
-        standin = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                data, sock = self.request
-                sock.sendto(standin.answer(data), self.client_address)
-
-        self._server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-
-    def answer(self, data: bytes) -> bytes:
-        query = dns.message.from_wire(data)
-        response = dns.message.make_response(query)
-        question = query.question[0]
-        name = question.name.to_text(omit_final_dot=True).lower()
-        kind = dns.rdatatype.to_text(question.rdtype)
-        self.queries.append((name, kind))
-        if not any(n == name for n, _ in self.records):
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        elif texts := self.records.get((name, kind)):
-            response.answer.append(dns.rrset.from_text_list(question.name, 60, "IN", kind, texts))
-        return response.to_wire()
-
-    def __enter__(self) -> DnsServer:
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="dns-standin").start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
