@@ -124,7 +124,8 @@ def _parse_uri(type_key: str, value: str) -> tuple[dict[str, Any], dict[str, str
         connection["database"] = database
     if parts.username:
         connection["username"] = unquote(parts.username)
-    secrets = {"password": unquote(parts.password)} if parts.password else {}
+    # "user:@host" says an empty password ("" where the type allows it); "user@host" says none (kept)
+    secrets = {"password": unquote(parts.password)} if parts.password is not None else {}
     params = parse_qsl(parts.query, keep_blank_values=True)
     _apply_params(type_key, params, connection)
     return connection, secrets

@@ -113,9 +113,11 @@ TYPE = FieldSpec("type", "choice", choices=tuple(key for key, _label in TYPE_CHO
 DESCRIPTION = FieldSpec("description", "string", nullable=True, blank=True, max_length=10_000, default="")
 WORKSPACE = FieldSpec("workspace", "integer", nullable=True, min_value=1)
 CONNECTION = FieldSpec("connection", "object", max_bytes=200_000)
+#: Secret values: ``""`` passes here (``blank``), the catalogue decides per type whether it may be empty
+#: (``SecretField.allow_empty``: a password the server may accept empty) or is refused as blank.
 CREDENTIALS = FieldSpec(
     "credentials", "map", write_only=True,
-    item=FieldSpec("value", "string", nullable=True, trim=False, max_length=100_000),
+    item=FieldSpec("value", "string", nullable=True, blank=True, trim=False, max_length=100_000),
 )
 CONNECTION_POOL_SIZE = _optional_int("connection_pool_size", 1, 100, 5)
 CONNECTION_TIMEOUT = _optional_int("connection_timeout", 1, 300, 30)

@@ -36,6 +36,7 @@ CONNECTION = "connection"
 CREDENTIALS = "credentials"
 SEP = "__"
 CLEAR_SUFFIX = "__clear"
+EMPTY_SUFFIX = "__empty"  # "set an empty password" (a secret with ``allow_empty``)
 OPS_FIELDS = list(OPERATIONAL_DEFAULTS)
 PLAIN_FIELDS = ["name", "description", "workspace", *OPS_FIELDS]
 TENANCY = "tenancy_settings"
@@ -149,10 +150,14 @@ def connection_fieldsets(source_type: catalogue.SourceType) -> list[tuple[str, d
             names = [name for name, _path, _f in connection_fields(f.fields, (f.name,))]
             sets.append((f"Connection: {f.label}", {"fields": names, "description": f.help}))
     if source_type.secrets:
-        rows = [(secret_field_name(s.name), secret_field_name(s.name) + CLEAR_SUFFIX) for s in source_type.secrets]
+        rows = [tuple(secret_field_name(s.name) + suffix
+                      for suffix in ("", *((EMPTY_SUFFIX,) if s.allow_empty else ()), CLEAR_SUFFIX))
+                for s in source_type.secrets]
+        empty = (" Tick \"Set an empty password\" for a server user without password (an empty password is "
+                 "stored as one; a blank input is not)." if any(s.allow_empty for s in source_type.secrets) else "")
         sets.append(("Credentials", {"fields": rows, "description": (
             "Write-only: values are never shown. Leave an input blank to keep the current value; "
-            "tick Clear to remove it.")}))
+            "tick Clear to remove it." + empty)}))
     return sets
 
 
@@ -251,6 +256,12 @@ class DataSourceForm(forms.ModelForm):
             required=False, strip=False, widget=widget, label=f"{s.label} ({state})",
             help_text=" ".join(filter(None, [keep, required + _help(s)])),
         )
+        if s.allow_empty:
+            self.fields[secret_field_name(s.name) + EMPTY_SUFFIX] = forms.BooleanField(
+                required=False, label=f"Set an empty {s.label.lower()}",
+                help_text="The server accepts this user without a password: store the empty password "
+                          "(leaving the input blank keeps the current value instead).",
+            )
         self.fields[secret_field_name(s.name) + CLEAR_SUFFIX] = forms.BooleanField(
             required=False, label=f"Clear {s.label.lower()}", disabled=not is_set,
         )
@@ -280,14 +291,19 @@ class DataSourceForm(forms.ModelForm):
         return new
 
     def _credentials(self, present: set[str]) -> dict[str, str | None]:
+        """A typed value replaces; "Set an empty ..." writes ``""``; Clear removes; else kept."""
         out: dict[str, str | None] = {}
         for s in self.source_type.secrets:
             name = secret_field_name(s.name)
             value, clear = self.cleaned_data.get(name) or "", self.cleaned_data.get(name + CLEAR_SUFFIX)
-            if clear and value:
-                self.add_error(name, "Enter a new value or clear it, not both.")
+            empty = s.allow_empty and self.cleaned_data.get(name + EMPTY_SUFFIX)
+            if sum(map(bool, (value, clear, empty))) > 1:
+                self.add_error(name, "Enter a new value, set it empty or clear it: only one." if s.allow_empty
+                               else "Enter a new value or clear it, not both.")
             elif clear and s.name in present:
                 out[s.name] = None
+            elif empty:
+                out[s.name] = ""
             elif value:
                 out[s.name] = value
         return out

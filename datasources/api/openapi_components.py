@@ -37,6 +37,9 @@ def static_components() -> dict[str, dict[str, Any]]:
             required_when=nullable_ref("CatalogueCondition"), help=S,
             hop={"type": "string", "enum": [catalogue.DATABASE_HOP, catalogue.SSH_HOP],
                  "description": "The hop the secret travels: the database's, or the SSH bastion's."},
+            allow_empty={**B, "description": "true: the exact empty string `\"\"` is a value of its own (a "
+                                             "server user without password), distinct from omitting the secret "
+                                             "(kept) and `null` (cleared). false: a blank value is refused."},
         ),
         "CatalogueSecretRule": _obj(names=_array(S), when=nullable_ref("CatalogueCondition"), description=S),
         "DataSourceType": {

@@ -233,7 +233,8 @@ def _any_of(suffix: str, prefix: str = "") -> list[dict[str, str]]:
 
 PATCH_CONNECTION_TEXT = ("Merged into the stored connection (RFC 7396): nested objects merge, `null` clears a field "
                          "or resets it to its default. Fields are those of the type.")
-PATCH_CREDENTIALS_TEXT = "Secrets of the type: a value replaces, `null` clears, omitted is kept."
+PATCH_CREDENTIALS_TEXT = ("Secrets of the type: a value replaces, `null` clears, omitted is kept; `\"\"` is an empty "
+                          "password where the type's secret has `allow_empty` (refused elsewhere).")
 
 
 def _free_form(one_of: list[dict[str, str]], description: str, **extra: Any) -> dict[str, Any]:

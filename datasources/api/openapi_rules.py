@@ -190,12 +190,13 @@ def refine_connection(schema: dict[str, Any], source_type: SourceType, *, partia
 
 
 def refine_credentials(schema: dict[str, Any]) -> dict[str, Any]:
-    """A secret is never blank (``null`` clears it); a JSON one is an object."""
+    """A secret is never blank (``null`` clears it), except that one with ``minLength: 0`` (the
+    catalogue's ``allow_empty`` password) may be exactly ``""``; a JSON one is an object."""
     for prop in schema.get("properties", {}).values():
         if prop.get("format") == "json":
             prop["pattern"] = JSON_OBJECT
         elif "pattern" not in prop:
-            prop["pattern"] = NOT_BLANK
+            prop["pattern"] = catalogue.empty_or(NOT_BLANK) if prop.get("minLength") == 0 else NOT_BLANK
     return schema
 
 

@@ -34,6 +34,7 @@ from datasources.catalogue.fields import (
     TRANSITS,
     TUNNEL_FIELD,
     UNKNOWN,
+    WHITESPACE_ONLY,
     Condition,
     ConfigInvalid,
     ExtraCheck,
@@ -43,7 +44,7 @@ from datasources.catalogue.fields import (
     SourceType,
     _same,
 )
-from datasources.catalogue.openapi import connection_openapi_schema, credentials_openapi_schema
+from datasources.catalogue.openapi import EMPTY, connection_openapi_schema, credentials_openapi_schema, empty_or
 from datasources.catalogue.types_cloud import CLOUD_TYPES, STORAGE_AND_SAAS_TYPES
 from datasources.catalogue.types_sql import FILE_TYPES, SQL_TYPES
 from datasources.catalogue.validation import (
@@ -55,11 +56,11 @@ from datasources.catalogue.validation import (
 )
 
 __all__ = [
-    "BLANK", "CATALOGUE", "DATABASE_HOP", "DEFAULT_MAX_LENGTH", "ENDPOINT", "FIELD_KINDS", "PEM_MARKER",
+    "BLANK", "CATALOGUE", "DATABASE_HOP", "DEFAULT_MAX_LENGTH", "EMPTY", "ENDPOINT", "FIELD_KINDS", "PEM_MARKER",
     "PROTECTION", "REQUIRED", "SECRET_KINDS", "SECRET_MAX_LENGTH", "SSH_HOP", "TRANSITS", "TUNNEL_FIELD",
-    "TYPES", "TYPE_CHOICES", "UNKNOWN", "Condition", "ConfigInvalid", "ExtraCheck", "Field", "OneOfSecrets",
-    "SecretField", "SourceType", "_is_blank", "_same", "check_required_secrets", "connection_defaults",
-    "connection_openapi_schema", "credentials_openapi_schema", "get_type", "is_fully_configured",
+    "TYPES", "TYPE_CHOICES", "UNKNOWN", "WHITESPACE_ONLY", "Condition", "ConfigInvalid", "ExtraCheck", "Field",
+    "OneOfSecrets", "SecretField", "SourceType", "_is_blank", "_same", "check_required_secrets", "connection_defaults",
+    "connection_openapi_schema", "credentials_openapi_schema", "empty_or", "get_type", "is_fully_configured",
     "normalize_connection", "validate_secret_values",
 ]
 

@@ -22,6 +22,8 @@ PEM_MARKER = "-----BEGIN"
 
 REQUIRED = "This field is required."
 BLANK = "This field may not be blank."
+#: A secret that may be the empty string (``SecretField.allow_empty``) is still never only whitespace.
+WHITESPACE_ONLY = "May be empty (\"\"), but not only whitespace."
 UNKNOWN = "Unknown field."
 
 #: How a connection field bears on where or how the stored secrets travel (``Field.transit``).
@@ -144,6 +146,15 @@ class Field:
 
 @dataclass(frozen=True)
 class SecretField:
+    """A write-only secret. Written as a string (a new value), ``null`` (cleared) or not at all (kept).
+
+    ``allow_empty``: the exact empty string ``""`` is a value of its own, "the secret is the empty
+    string" (stored, encrypted and listed in ``credentials_set`` like any other), for a password the
+    server may accept empty (a MySQL user without password, PostgreSQL ``trust``). Only for an
+    optional password: a required secret is never satisfied by nothing. Whitespace-only values
+    stay refused; every other secret refuses blank values.
+    """
+
     name: str
     label: str = ""
     kind: str = "password"
@@ -151,18 +162,22 @@ class SecretField:
     required_when: Condition | None = None
     help: str = ""
     hop: str = DATABASE_HOP  # the hop this secret travels: the database's, or the SSH bastion's
+    allow_empty: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SECRET_KINDS:
             raise ValueError(f"{self.name}: unknown secret kind {self.kind!r}")
         if self.hop not in (DATABASE_HOP, SSH_HOP):
             raise ValueError(f"{self.name}: unknown hop {self.hop!r}")
+        if self.allow_empty and (self.kind != "password" or self.required or self.required_when is not None):
+            raise ValueError(f"{self.name}: allow_empty is for an optional password only")
         if not self.label:
             object.__setattr__(self, "label", _label(self.name))
 
     def as_dict(self) -> dict:
         return {"name": self.name, "label": self.label, "kind": self.kind, "required": self.required,
-                "required_when": _cond(self.required_when), "help": self.help, "hop": self.hop}
+                "required_when": _cond(self.required_when), "help": self.help, "hop": self.hop,
+                "allow_empty": self.allow_empty}
 
 
 @dataclass(frozen=True)

@@ -66,13 +66,23 @@ def connection_openapi_schema(source_type: SourceType, *, partial: bool = False)
     return schema
 
 
+#: Matches the empty string only, the same in ECMA-262 and Python (``^$`` also matches "\n" in Python).
+EMPTY = r"^(?![\s\S])"
+
+
+def empty_or(pattern: str) -> str:
+    """A pattern that also admits the exact empty string (a secret with ``allow_empty``)."""
+    return f"{EMPTY}|{pattern}"
+
+
 def credentials_openapi_schema(source_type: SourceType) -> dict:
-    """OpenAPI 3.0 schema of the write-only ``credentials`` object for the type."""
+    """OpenAPI 3.0 schema of the write-only ``credentials`` object for the type. A secret that may
+    be empty (``allow_empty``) has ``minLength: 0``; the others ``minLength: 1``."""
     properties = {}
     for s in source_type.secrets:
         prop: dict[str, Any] = {"type": "string", "nullable": True, "writeOnly": True,
-                                "minLength": 1, "maxLength": SECRET_MAX_LENGTH, "title": s.label,
-                                "format": "password" if s.kind in ("password", "token") else s.kind}
+                                "minLength": 0 if s.allow_empty else 1, "maxLength": SECRET_MAX_LENGTH,
+                                "title": s.label, "format": "password" if s.kind in ("password", "token") else s.kind}
         description = [s.help] if s.help else []
         if s.required:
             description.append("Required.")

@@ -100,8 +100,17 @@ SSH_SECRETS = (
 SSH_RULES = (OneOfSecrets(("ssh_password", "ssh_private_key"), when=SSH_ENABLED),)
 
 
-def password(required: bool = False, help: str = "", required_when: Condition | None = None) -> SecretField:
-    return SecretField("password", "Password", required=required, required_when=required_when, help=help)
+ALLOW_EMPTY_HELP = ('An empty password is a value: send "" for a server that accepts it (a user without '
+                    'password); omit the key to keep the stored one, null to clear it.')
+
+
+def password(required: bool = False, help: str = "", required_when: Condition | None = None, *,
+             allow_empty: bool = False) -> SecretField:
+    """The database password. ``allow_empty``: ``""`` is a password of its own (see ``SecretField``)."""
+    if allow_empty:
+        help = " ".join(filter(None, [help, ALLOW_EMPTY_HELP]))
+    return SecretField("password", "Password", required=required, required_when=required_when, help=help,
+                       allow_empty=allow_empty)
 
 
 RELATIVE_PATH_PATTERN = r"^(?![/\\])(?!.*(^|[/\\])\.\.([/\\]|$))[^\x00]+$"

@@ -35,7 +35,10 @@ def _postgres(key: str, label: str, default_port: int, *, password_required: boo
             SSL,
             SSH_TUNNEL,
         ),
-        secrets=(password(required=password_required, help=auth_note), *SSL_SECRETS, *SSH_SECRETS),
+        # an empty password only where the server may take none (PostgreSQL with trust): Redshift,
+        # CockroachDB and Supabase require a password, which "" would not be
+        secrets=(password(required=password_required, help=auth_note, allow_empty=not password_required),
+                 *SSL_SECRETS, *SSH_SECRETS),
         secret_rules=SSH_RULES,
     )
 
@@ -51,7 +54,8 @@ def _mysql(key: str, label: str) -> SourceType:
             SSL,
             SSH_TUNNEL,
         ),
-        secrets=(password(), *SSL_SECRETS, *SSH_SECRETS),
+        secrets=(password(help="Optional: a user without password needs none.", allow_empty=True),
+                 *SSL_SECRETS, *SSH_SECRETS),
         secret_rules=SSH_RULES,
     )
 

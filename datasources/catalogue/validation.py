@@ -17,8 +17,10 @@ from datasources.catalogue.fields import (
     REQUIRED,
     SECRET_MAX_LENGTH,
     UNKNOWN,
+    WHITESPACE_ONLY,
     ConfigInvalid,
     Field,
+    SecretField,
     SourceType,
 )
 
@@ -149,11 +151,16 @@ def connection_defaults(source_type: SourceType) -> dict:
 # --- secrets -------------------------------------------------------------------------------------
 
 
-def _secret_error(kind: str, value: Any) -> str | None:
+def _secret_error(secret: SecretField, value: Any) -> str | None:
+    """The message for a secret value being written (not ``None``), else None. ``""`` is a value
+    only where the secret allows it (``allow_empty``); whitespace alone never is."""
     if not isinstance(value, str):
         return "Must be a string."
+    if value == "" and secret.allow_empty:
+        return None
     if not value.strip():
-        return BLANK
+        return WHITESPACE_ONLY if secret.allow_empty else BLANK
+    kind = secret.kind
     if len(value) > SECRET_MAX_LENGTH:
         return f"Ensure this field has no more than {SECRET_MAX_LENGTH} characters."
     if "\x00" in value:
@@ -171,7 +178,8 @@ def _secret_error(kind: str, value: Any) -> str | None:
 
 
 def validate_secret_values(source_type: SourceType, values: dict[str, Any]) -> None:
-    """Check secret values being written (``None`` = clear). Messages never echo a value."""
+    """Check secret values being written (``None`` = clear; ``""`` only where ``allow_empty``).
+    Messages never echo a value."""
     if not isinstance(values, dict):
         raise ConfigInvalid({"credentials": ["Must be an object."]})
     errors: dict[str, list[str]] = {}
@@ -183,7 +191,7 @@ def validate_secret_values(source_type: SourceType, values: dict[str, Any]) -> N
             continue
         if value is None:
             continue
-        message = _secret_error(secret.kind, value)
+        message = _secret_error(secret, value)
         if message:
             _add(errors, path, message)
     if errors:

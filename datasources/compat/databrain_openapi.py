@@ -29,6 +29,8 @@ def _catalogue_constraints(source_type: catalogue.SourceType, f: Field) -> dict[
             return {"pattern": catalogue.PEM_MARKER}
         if secret is not None and secret.kind == "json":
             return {"pattern": JSON_OBJECT, "format": "json"}
+        if secret is not None and secret.allow_empty:
+            return {"pattern": catalogue.empty_or(NOT_BLANK)}
         return {"pattern": NOT_BLANK}
     field = source_type.field(name)
     if field is None or f.via is not SAME or field.kind not in ("string", "text", "pem"):
@@ -53,6 +55,9 @@ def _property(source_type: catalogue.SourceType, f: Field) -> dict[str, Any]:
     if f.target.startswith("credentials."):
         schema["writeOnly"] = True
         notes.append("Secret: never returned.")
+        secret = source_type.secret(f.target.partition(".")[2])
+        if secret is not None and secret.allow_empty:
+            notes.append('`""` is an empty password (a server user without password).')
     if notes:
         schema["description"] = " ".join(notes)
     return schema

@@ -2,7 +2,10 @@
 
 Bodies in JSON, XML or form encoding (or JSON sent as form, like the seed's snippets). The seed's
 fields replace the connection's as a whole (omitted ones return to their defaults); omitted secrets
-are kept; secrets are never echoed. Errors are ``{code, message}`` with ``code`` the HTTP status.
+are kept, ``null`` clears one (JSON only: form and XML values are text); secrets are never echoed.
+An empty password is a value of its own where the server may accept one (mysql, mariadb,
+singlestore, postgres): ``"password": ""``, form ``password=``, XML ``<password/>`` or
+``<password></password>``. Errors are ``{code, message}`` with ``code`` the HTTP status.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from rest_framework.response import Response
 
 from core.compat import Codec, ErrorShape, Field, IfAny, JSONParser, SeedInvalidRequest, SeedRequest, Slot, Table, parse
 from core.openapi import NOT_BLANK
+from datasources import catalogue
 from datasources.catalogue import PEM_MARKER
 from datasources.compat import common
 from datasources.compat.parsers import FormOrJSONParser, TextXMLParser, XMLParser
@@ -47,6 +51,20 @@ def driver_for(type_key: str) -> str:
 
 def driver_type(driver: str) -> str:
     return DRIVERS[ALIASES.get(driver, driver)]
+
+
+def _empty_password_allowed(driver: str) -> bool:
+    secret = catalogue.get_type(driver_type(driver)).secret("password")
+    return secret is not None and secret.allow_empty
+
+
+#: drivers whose password may be the empty string (the catalogue's ``allow_empty``: a server user
+#: without password); the others (redshift, cockroachdb, supabase) require a password, never ""
+EMPTY_PASSWORD_DRIVERS = tuple(name for name in DRIVERS if _empty_password_allowed(name))
+NO_EMPTY_PASSWORD_DRIVERS = tuple(name for name in (*DRIVERS, *ALIASES) if not _empty_password_allowed(name))
+EMPTY_HELP = ('`""` is an empty password (a server user without password; drivers '
+              f'{", ".join(EMPTY_PASSWORD_DRIVERS)}), distinct from omitting it (kept); form: `password=`, '
+              "XML: `<password/>` or `<password></password>`.")
 
 
 def _port(value: Any) -> Any:
@@ -124,7 +142,7 @@ class MaiascoreDatasourceUpdateSerializer(SeedRequest):
     )
     host = _text()
     username = _text()
-    password = _secret("Database password.")
+    password = _secret(f"Database password. {EMPTY_HELP}")
     database = _text()
     port = _text(help_text="TCP port, as a string from \"1\" to \"65535\" (e.g. \"5432\").")
     ssl = _flag("true: SSL required; false: disabled; omitted: preferred.")
@@ -161,9 +179,9 @@ class MaiascoreUpdateExtension(OpenApiSerializerExtension):
             props[name]["pattern"] = NOT_BLANK
         for name in ("port", "sshPort"):
             props[name]["pattern"] = PORT_PATTERN
-        for name, pattern in (("password", NOT_BLANK), ("sshPassword", NOT_BLANK), ("keyfile", PEM_MARKER),
-                              ("sshIdentity", PEM_MARKER)):
-            props[name]["pattern"] = pattern  # secrets: never blank; keys are PEM
+        for name, pattern in (("password", catalogue.empty_or(NOT_BLANK)), ("sshPassword", NOT_BLANK),
+                              ("keyfile", PEM_MARKER), ("sshIdentity", PEM_MARKER)):
+            props[name]["pattern"] = pattern  # secrets: never blank (a password may be ""); keys are PEM
         schema["required"] = ["host", "username"]
 
         def filled(name: str) -> dict[str, Any]:
@@ -174,13 +192,17 @@ class MaiascoreUpdateExtension(OpenApiSerializerExtension):
         schema["not"] = {"anyOf": [
             {"allOf": [{"not": {"required": ["driver"], "properties": {"driver": {"enum": list(MYSQL_DRIVERS)}}}},
                        {"not": filled("database")}]},
+            {"required": ["driver", "password"], "properties": {"driver": {"enum": list(NO_EMPTY_PASSWORD_DRIVERS)},
+                                                                "password": {"enum": [""]}}},
             *({"allOf": [tunnel, {"not": filled(name)}]} for name in ("sshHost", "sshUsername")),
             *({"required": ["ssh", "sshTunneling"], "properties": {"ssh": {"enum": [value]},
                                                                   "sshTunneling": {"enum": [not value]}}}
               for value in (True, False)),
         ], "description": "`database` is required unless `driver` is mysql, mariadb or singlestore (a MySQL-family "
                           "source may omit it; leave `driver` out and it is required); with a tunnel, `sshHost` "
-                          "and `sshUsername` are required; `ssh` and `sshTunneling` agree when both are sent."}
+                          "and `sshUsername` are required; `ssh` and `sshTunneling` agree when both are sent; an empty "
+                          f"`password` only with the drivers {', '.join(EMPTY_PASSWORD_DRIVERS)} (or the source's "
+                          "type, when `driver` is left out)."}
         return schema
 
 

@@ -18,27 +18,32 @@ from core.compat import SeedNames
 MAX_DEPTH = 8
 
 
-def _element(node: Any, depth: int = 0) -> Any:
-    """<item><a>1</a><b/></item> -> {"a": "1", "b": ""}; nested elements become objects."""
+def _element(node: Any, depth: int = 0, verbatim: frozenset[str] = frozenset()) -> Any:
+    """<item><a>1</a><b/></item> -> {"a": "1", "b": ""}; nested elements become objects. A leaf's
+    text is stripped, except in the elements named in ``verbatim``: a password " pw " stays " pw ",
+    and "<password> </password>" stays whitespace (refused) instead of becoming the empty password."""
     if depth > MAX_DEPTH:
         raise ParseError("XML is nested too deeply.")
     children = list(node)
     if not children:
-        return (node.text or "").strip()
+        text = node.text or ""
+        return text if node.tag in verbatim else text.strip()
     out: dict[str, Any] = {}
     for child in children:
         if child.tag in out:
             raise ParseError(f"XML element <{child.tag}> appears more than once.")
-        out[child.tag] = _element(child, depth + 1)
+        out[child.tag] = _element(child, depth + 1, verbatim)
     return out
 
 
 class _XMLParser(BaseParser):
     """``<item>`` with one child element per field. A DOCTYPE (DTD), entity declarations and
     external references are refused (defusedxml with ``forbid_dtd``, ``forbid_entities`` and
-    ``forbid_external``)."""
+    ``forbid_external``). An empty element (``<password/>`` or ``<password></password>``) is the
+    empty string; an absent one is absent. ``verbatim``: the fields whose text is kept as sent."""
 
     media_type = "application/xml"
+    verbatim: frozenset[str] = frozenset()
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         raw = core.read_bounded(stream)
@@ -49,12 +54,13 @@ class _XMLParser(BaseParser):
             raise ParseError(f"XML with a DOCTYPE, DTD or entity declarations is refused ({refused}).") from None
         except (SafeET.ParseError, ValueError) as exc:
             raise ParseError(f"XML parse error: {exc.__class__.__name__}.") from None
-        value = _element(root)
+        value = _element(root, verbatim=self.verbatim)
         return core.clean_parsed(value if isinstance(value, dict) else {})
 
 
 class XMLParser(SeedNames, _XMLParser):
-    pass
+    #: maiascore's password fields: compared by the server character for character
+    verbatim = frozenset({"password", "sshPassword"})
 
 
 class TextXMLParser(XMLParser):
@@ -63,7 +69,8 @@ class TextXMLParser(XMLParser):
 
 class _FormOrJSONParser(BaseParser):
     """``application/x-www-form-urlencoded``: key=value pairs, or a JSON object sent with that type
-    (as the seed's own curl, Node, Python and PHP snippets do)."""
+    (as the seed's own curl, Node, Python and PHP snippets do). ``password=`` (present, empty) is the
+    empty string; a key not sent is absent. Form pairs cannot say ``null``."""
 
     media_type = "application/x-www-form-urlencoded"
 

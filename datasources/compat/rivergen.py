@@ -114,6 +114,9 @@ class RivergenDataSourceUpdateSerializer(SeedRequest):
 
 #: every secret of the catalogue's types (the source's own type decides which it accepts)
 SECRETS = sorted({s.name for t in catalogue.CATALOGUE.values() for s in t.secrets})
+#: the secrets that may be ``""`` in some type (the catalogue's ``allow_empty``), with those types
+MAY_BE_EMPTY = {name: sorted(t.key for t in catalogue.CATALOGUE.values() if (s := t.secret(name)) and s.allow_empty)
+                for name in SECRETS}
 #: ``username`` and the secrets, each under its own name
 CREDENTIALS_TABLE = Table(
     (Field("username", "connection.username"), *(Field(name, f"credentials.{name}") for name in SECRETS)),
@@ -122,16 +125,26 @@ CREDENTIALS_TABLE = Table(
 )
 
 
+def _secret_help(name: str) -> str:
+    text = "Secret of the source's type: a value replaces, null clears, omitted is kept."
+    if MAY_BE_EMPTY[name]:
+        text += (f' "" is an empty password for the types {", ".join(MAY_BE_EMPTY[name])} (a server user without '
+                 "password); refused for the others.")
+    return text
+
+
 def _secret_fields() -> dict[str, serializers.Field]:
+    # blank passes the shape: whether "" is a value is the catalogue's call, per the source's type
     return {
-        name: StrictCharField(required=False, allow_null=True, write_only=True, trim_whitespace=False,
-                              help_text="Secret of the source's type: a value replaces, null clears.")
+        name: StrictCharField(required=False, allow_null=True, allow_blank=True, write_only=True,
+                              trim_whitespace=False, help_text=_secret_help(name))
         for name in SECRETS
     }
 
 
 class RivergenCredentialsExtension(OpenApiSerializerExtension):
-    """Secrets are never blank; PEM ones hold a ``-----BEGIN`` block, JSON ones a JSON object (``format``)."""
+    """Secrets are never blank (a password may be ``""`` where a type allows it); PEM ones hold a
+    ``-----BEGIN`` block, JSON ones a JSON object (``format``)."""
 
     target_class = "datasources.compat.rivergen.RivergenCredentialsUpdateSerializer"
     priority = 1  # over the SeedRequest extension (unknown keys refused: said here too)
@@ -147,7 +160,7 @@ class RivergenCredentialsExtension(OpenApiSerializerExtension):
             elif kind == "json":
                 prop.update(pattern=JSON_OBJECT, format="json")
             elif kind is not None:
-                prop["pattern"] = NOT_BLANK
+                prop["pattern"] = catalogue.empty_or(NOT_BLANK) if MAY_BE_EMPTY.get(name) else NOT_BLANK
         schema["description"] = (schema.get("description", "") + " Only the secrets of the source's type are "
                                  "accepted (the others are refused by name, 400); see its `secret_fields` in "
                                  "the type catalogue.").strip()

@@ -4,7 +4,9 @@ A change "moves" a hop when it changes a field the catalogue marks ``transit=END
 the secrets go: host, port, URL, account, region, CA pin, any SSH tunnel setting) or lowers one
 marked ``transit=PROTECTION`` (how they travel: SSL mode, a TLS switch). The secrets that travel
 a moved hop must be resent in the same request (or cleared), unless an organization owner or
-admin asks:
+admin asks. A secret is resent when its name is in the body: an explicit empty password (``""``,
+where the catalogue allows it) is resent like any value, since it replaces the stored one and so
+nothing stored travels:
 
 - database hop moved: every stored database secret (password, client key, token, ...);
 - SSH hop moved: the SSH secrets too when the tunnel is on afterwards, and the database secrets

@@ -117,3 +117,15 @@ def test_openapi_tag_and_shapes(client, db):
     enum = schemas[connection["properties"]["type"]["$ref"].rsplit("/", 1)[1]]["enum"]
     assert enum == SEED_ENUM
     assert op["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("CamelaiNotFound")
+
+
+def test_an_empty_password_counts_as_configured(api):
+    """camelAI has no password field (nothing to spell there): a source whose password is the empty
+    string (issue 16) renders as configured, and a rename keeps that password."""
+    body = {"name": "No password", "type": "mysql", "connection": {"host": "db.example.com", "username": "app"},
+            "credentials": {"password": ""}}
+    pk = api.post(f"{URL}?test_connection=false", body, format="json").json()["id"]
+    response = api.patch(f"{CAMEL}{pk}/", {"account_name": "Renamed"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["is_fully_configured"] is True and response.json()["type"] == "MYSQL"
+    assert api.get(f"{URL}{pk}/").json()["credentials_set"] == ["password"]

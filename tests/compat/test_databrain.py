@@ -9,7 +9,9 @@ from rest_framework.test import APIClient
 from datasources.compat.databrain_types import SPECS, TYPES
 from datasources.connectors import ConnectorError
 from datasources.connectors.postgresql import PostgresConnector
-from datasources.models import TenancySettings
+from datasources.models import DataSource, TenancySettings
+from datasources.services.credentials import load_secrets
+from tests.datasources.test_empty_password import mariadb_no_password, mysql_body, pg_body, pg_trust  # noqa: F401
 from tests.support.forwarding import served_as
 from tests.support.state import stored_state
 
@@ -266,3 +268,73 @@ def test_openapi_tag(client, db):
     for name, ref in union["discriminator"]["mapping"].items():
         member = schemas[ref.split("/")[-1]]
         assert name in member["properties"]["credentials"]["description"]
+
+
+# --- an empty password (issue 16): the structure's required password may be "" on mysql/postgres ----
+
+
+def _named_source(api, body: dict) -> int:
+    response = api.post(f"{URL}?test_connection=false", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
+@pytest.mark.parametrize("type_name", ["mysql", "singlestore"])
+def test_mysql_structure_with_an_empty_password_logs_in(api, mariadb_no_password, allow_loopback, type_name):  # noqa: F811
+    login = mariadb_no_password
+    body = mysql_body(login, password="wrong-password", name="no-password", type=TYPES[type_name])
+    pk = _named_source(api, body)
+    credentials = {"name": "no-password", "host": login.host, "port": login.port, "username": login.user,
+                   "database": login.database, "enableSsl": False}
+    missing = api.put(DB, {"datasourceType": type_name, "credentials": credentials}, format="json")
+    assert "credentials.password" in assert_error(missing, 400, "INVALID_REQUEST_BODY")["errors"]
+    response = api.put(DB, {"datasourceType": type_name, "credentials": {**credentials, "password": ""}},
+                       format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json() == {"name": "no-password"}
+    core = api.get(f"{URL}{pk}/").json()
+    assert core["last_test"]["ok"] and core["credentials_set"] == ["password"] and core["schema"]["version"] == 1
+    assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}
+    whitespace = api.put(DB, {"datasourceType": type_name, "credentials": {**credentials, "password": " "}},
+                         format="json")
+    assert "credentials.password" in assert_error(whitespace, 400, "INVALID_REQUEST_BODY")["errors"]
+
+
+def test_postgres_structure_with_an_empty_password_and_trust(api, pg_trust, allow_loopback):  # noqa: F811
+    pk = _named_source(api, pg_body(pg_trust, password="unused-by-trust", name="trusted"))
+    credentials = {"name": "trusted", "host": pg_trust.host, "port": pg_trust.port, "username": pg_trust.user,
+                   "password": "", "database": pg_trust.database, "schema": "public", "enableSsl": False}
+    response = api.put(DB, {"datasourceType": "postgres", "credentials": credentials}, format="json")
+    assert response.status_code == 200, response.json()
+    assert api.get(f"{URL}{pk}/").json()["last_test"]["ok"]
+    assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}
+
+
+@pytest.mark.parametrize("type_name", ["redshift", "cockroachdb"])
+def test_types_that_require_a_password_refuse_the_empty_one(api, type_name):
+    pk = _named_source(api, {"name": "warehouse", "type": TYPES[type_name], "connection": {
+        "host": "h", "database": "d", "username": "u"}, "credentials": {"password": "stored-pw"}})
+    before = stored_state(pk)
+    credentials = {"name": "warehouse", "host": "h", "port": 5439, "username": "u", "password": "",
+                   "database": "d", "schema": "public"}
+    error = assert_error(api.put(DB, {"datasourceType": type_name, "credentials": credentials}, format="json"),
+                         400, "INVALID_REQUEST_BODY")
+    assert error["errors"] == {"credentials.password": ["This field may not be blank."]}
+    assert stored_state(pk) == before
+
+
+@pytest.mark.django_db
+def test_openapi_states_the_empty_password(client):
+    from tests.core.test_openapi import assert_valid
+
+    doc = client.get("/api/schema/?format=json").json()
+    mysql = {"datasourceType": "mysql", "credentials": {"name": "n", "host": "h", "port": 3306, "username": "u",
+                                                        "password": "", "database": "d"}}
+    assert_valid(doc, "DatabrainMysqlUpdateRequest", mysql)
+    with pytest.raises(AssertionError):
+        assert_valid(doc, "DatabrainMysqlUpdateRequest", {**mysql, "credentials": {**mysql["credentials"],
+                                                                                  "password": " "}})
+    redshift = {"datasourceType": "redshift", "credentials": {
+        "name": "n", "host": "h", "port": 5439, "username": "u", "password": "", "database": "d", "schema": "s"}}
+    with pytest.raises(AssertionError):
+        assert_valid(doc, "DatabrainRedshiftUpdateRequest", redshift)

@@ -8,6 +8,9 @@ from urllib.parse import urlencode
 import pytest
 from rest_framework.test import APIClient
 
+from datasources.models import DataSource
+from datasources.services.credentials import load_secrets
+from tests.datasources.test_empty_password import mariadb_no_password, mysql_body, pg_body, pg_trust  # noqa: F401
 from tests.support.state import stored_state
 
 URL = "/api/v1/data-sources/"
@@ -213,3 +216,131 @@ def test_openapi_tag_and_encodings(client, db):
     assert "application/xml" in op["description"]
     props = doc["components"]["schemas"]["MaiascoreDatasource"]["properties"]
     assert not SECRET_KEYS & props.keys() and {"published_at", "created_by", "updated_by"} <= props.keys()
+
+
+# --- an empty password (issue 16): "" / password= / <password/> is the empty password, absent keeps ---
+
+
+def _native_source(api, body: dict) -> int:
+    response = api.post(f"{URL}?test_connection=false", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
+def _login_body(login, driver: str, **changes) -> dict:
+    return {"driver": driver, "host": login.host, "port": str(login.port), "username": login.user,
+            "database": login.database, "ssl": False, "ssh": False, "sshTunneling": False, **changes}
+
+
+def _empty_password_encodings(values: dict) -> list[tuple[str, str]]:
+    """Every spelling of ``"password": ""``: JSON, XML (both empty-element forms), form, JSON as form."""
+    assert values["password"] == ""
+    short = xml(values).replace("<password></password>", "<password/>")
+    return [*encodings(values), ("text/xml", short)]
+
+
+def test_empty_password_logs_in_to_a_mariadb_user_without_password_in_every_encoding(
+        api, mariadb_no_password, allow_loopback):  # noqa: F811
+    login = mariadb_no_password
+    pk = _native_source(api, mysql_body(login, password="wrong-password"))
+    for content_type, body in _empty_password_encodings(_login_body(login, "mysql", password="")):
+        api.patch(f"{URL}{pk}/?test_connection=false", {"credentials": {"password": "wrong-password"}},
+                  format="json")
+        # absent: the stored (wrong) password is kept, and the changed connection (no database) is
+        # tested with it and refused
+        no_database = {k: v for k, v in _login_body(login, "mysql").items() if k != "database"}
+        kept = api.put(f"{MAIA}{pk}", no_database, format="json")
+        assert "stage 'auth'" in assert_error(kept, 400)["message"], content_type
+        assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": "wrong-password"}
+        # explicit empty: the empty password, tested with a real login, then stored
+        response = put(api, pk, content_type, body)
+        assert response.status_code == 200, (content_type, body, response.json())
+        assert "password" not in response.json()
+        core = api.get(f"{URL}{pk}/").json()
+        assert core["last_test"]["ok"] and core["credentials_set"] == ["password"], content_type
+        assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}
+        # absent again: the empty password is kept, and the changed connection (SSL preferred) is
+        # tested with it
+        preferred = {k: v for k, v in _login_body(login, "mysql").items() if k != "ssl"}
+        again = api.put(f"{MAIA}{pk}", preferred, format="json")
+        assert again.status_code == 200, again.json()
+        assert api.get(f"{URL}{pk}/").json()["connection"]["ssl"]["mode"] == "prefer"
+        assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}
+    changes = [e["changes"].get("credentials.password") for e in api.get(f"{URL}{pk}/history/").json()["results"]
+               if e["action"] == "update"]
+    assert set(changes) == {"changed", None}  # "changed", never a value
+
+
+def test_empty_password_with_a_postgresql_trust_login_in_every_encoding(api, pg_trust, allow_loopback):  # noqa: F811
+    pk = _native_source(api, pg_body(pg_trust, password="unused-by-trust"))
+    for content_type, body in _empty_password_encodings(_login_body(pg_trust, "postgres", password="")):
+        api.patch(f"{URL}{pk}/?test_connection=false", {"credentials": {"password": "unused-by-trust"}},
+                  format="json")
+        response = put(api, pk, content_type, body)
+        assert response.status_code == 200, (content_type, response.json())
+        core = api.get(f"{URL}{pk}/").json()
+        assert core["last_test"]["ok"] and core["status"] == "active", content_type
+        assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}, content_type
+
+
+@pytest.mark.parametrize("content_type,body", [
+    ("application/json", json.dumps({"host": "h", "username": "u", "password": " "})),
+    ("application/json", json.dumps({"host": "h", "username": "u", "password": "\t\n"})),
+    ("application/xml", "<item><host>h</host><username>u</username><password> </password></item>"),
+    ("application/xml", "<item><host>h</host><username>u</username><password>\n  </password></item>"),
+    (FORM, "host=h&username=u&password=+"),
+])
+def test_a_whitespace_password_is_refused_in_every_encoding(api, mysql_source, content_type, body):
+    before = stored_state(mysql_source["id"])
+    error = assert_error(put(api, mysql_source["id"], content_type, body), 400)
+    assert error["errors"] == {"password": ['May be empty (""), but not only whitespace.']}
+    assert stored_state(mysql_source["id"]) == before
+
+
+@pytest.mark.parametrize("content_type,body", [
+    ("application/json", json.dumps({"host": "h", "username": "u", "database": "d", "password": ""})),
+    ("application/xml", "<item><host>h</host><username>u</username><database>d</database><password/></item>"),
+    (FORM, "host=h&username=u&database=d&password="),
+])
+def test_drivers_that_require_a_password_refuse_the_empty_one(api, content_type, body):
+    pk = _native_source(api, {"name": "Warehouse", "type": "redshift", "connection": {
+        "host": "h", "database": "d", "username": "u"}, "credentials": {"password": "stored-pw"}})
+    before = stored_state(pk)
+    error = assert_error(put(api, pk, content_type, body), 400)
+    assert error["errors"] == {"password": ["This field may not be blank."]}
+    assert stored_state(pk) == before
+
+
+def test_xml_keeps_a_password_as_sent_and_strips_other_fields():
+    from io import BytesIO
+
+    from datasources.compat.parsers import XMLParser
+
+    body = b"<item><host> db.example.com </host><password> p w </password><sshPassword>\tx</sshPassword>" \
+           b"<keyfile/></item>"
+    assert XMLParser().parse(BytesIO(body)) == {"host": "db.example.com", "password": " p w ",
+                                                "sshPassword": "\tx", "keyfile": ""}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body,valid", [
+    ({"host": "h", "username": "u", "database": "d", "password": ""}, True),  # the source's type decides
+    ({"driver": "mysql", "host": "h", "username": "u", "password": ""}, True),
+    ({"driver": "postgresql", "host": "h", "username": "u", "database": "d", "password": ""}, True),
+    ({"driver": "redshift", "host": "h", "username": "u", "database": "d", "password": ""}, False),
+    ({"driver": "mysql", "host": "h", "username": "u", "password": " "}, False),
+    ({"driver": "mysql", "host": "h", "username": "u", "password": "\n"}, False),
+    ({"driver": "mysql", "host": "h", "username": "u", "sshPassword": ""}, False),
+])
+def test_openapi_states_the_empty_password(client, body, valid):
+    from tests.core.test_openapi import assert_valid
+
+    doc = client.get("/api/schema/?format=json").json()
+    for component in ("MaiascoreDatasourceUpdateRequest", "MaiascoreDatasourceUpdateFormRequest"):
+        if valid:
+            assert_valid(doc, component, body)
+        else:
+            with pytest.raises(AssertionError):
+                assert_valid(doc, component, body)
+    description = doc["components"]["schemas"]["MaiascoreDatasourceUpdateRequest"]["properties"]["password"]
+    assert "<password/>" in description["description"] and "password=" in description["description"]

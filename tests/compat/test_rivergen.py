@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from datasources.models import DataSource
+from datasources.services.credentials import load_secrets
+from tests.datasources.test_empty_password import mariadb_no_password, mysql_body  # noqa: F401
 from tests.support.forwarding import served_as
 from tests.support.state import stored_state
 
@@ -205,7 +208,7 @@ def test_credentials_update(api, pg_source, pg_password_server):
     assert secret not in ok.content.decode()
 
 
-@pytest.mark.parametrize("body,field", [({"token": "x"}, "token"), ({"password": ""}, "password"),
+@pytest.mark.parametrize("body,field", [({"token": "x"}, "token"), ({"password": " "}, "password"),
                                         ({"password": 5}, "password"), ({"apikey": "x"}, "apikey")])
 def test_credentials_fields_are_the_types(api, pg_source, body, field):
     response = api.patch(f"{RG}{pg_source['id']}/credentials", body, format="json")
@@ -219,3 +222,57 @@ def test_openapi_tag(client, db):
     assert op["responses"]["404"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/RivergenError"}
     assert "/compat/rivergen/api/v1/data-sources/{data_source_id}/credentials" in doc["paths"]
+
+
+# --- an empty password (issue 16): "" is the empty password, omitted keeps, null clears --------------
+
+
+def test_credentials_update_sets_an_empty_password_for_a_user_without_one(api, mariadb_no_password,  # noqa: F811
+                                                                          allow_loopback):
+    login = mariadb_no_password
+    created = api.post(f"{URL}?test_connection=false", mysql_body(login, password="wrong-password"), format="json")
+    pk = created.json()["id"]
+    url = f"{RG}{pk}/credentials"
+    before = stored_state(pk)
+    for blank in (" ", "\t"):
+        refused = api.patch(url, {"password": blank}, format="json")
+        assert "password" in assert_error(refused, 400, "BAD_REQUEST")["error"]["details"]
+    assert stored_state(pk) == before
+    response = api.patch(url, {"password": ""}, format="json")  # tested with a real login first
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"]["credentials_set"] == ["password"]
+    assert response.json()["data"]["status"] == "active"
+    assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}
+    kept = api.patch(url, {"username": login.user}, format="json")  # no password: kept
+    assert kept.status_code == 200 and load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}
+    cleared = api.patch(url, {"password": None}, format="json")
+    assert cleared.status_code == 200 and cleared.json()["data"]["credentials_set"] == []
+    history = api.get(f"{URL}{pk}/history/").json()["results"]
+    assert [e["changes"].get("credentials.password") for e in history[:2]] == ["cleared", "changed"]
+
+
+def test_credentials_update_refuses_an_empty_password_where_one_is_required(api):
+    body = {"name": "Warehouse", "type": "redshift", "connection": {"host": "h", "database": "d", "username": "u"},
+            "credentials": {"password": "stored-pw"}}
+    pk = api.post(f"{URL}?test_connection=false", body, format="json").json()["id"]
+    before = stored_state(pk)
+    response = api.patch(f"{RG}{pk}/credentials", {"password": ""}, format="json")
+    assert assert_error(response, 400, "BAD_REQUEST")["error"]["details"] == {
+        "password": ["This field may not be blank."]}
+    ssh = api.patch(f"{RG}{pk}/credentials", {"ssh_password": ""}, format="json")
+    assert "ssh_password" in assert_error(ssh, 400, "BAD_REQUEST")["error"]["details"]
+    assert stored_state(pk) == before
+
+
+@pytest.mark.django_db
+def test_openapi_states_the_empty_password(client):
+    from tests.core.test_openapi import assert_valid
+
+    doc = client.get("/api/schema/?format=json").json()
+    component = "PatchedRivergenCredentialsUpdateRequest"
+    assert_valid(doc, component, {"password": ""})
+    for body in ({"password": " "}, {"password": "\n"}, {"ssh_password": ""}, {"token": ""}):
+        with pytest.raises(AssertionError):
+            assert_valid(doc, component, body)
+    help_text = doc["components"]["schemas"][component]["properties"]["password"]["description"]
+    assert '""' in help_text and "mysql" in help_text

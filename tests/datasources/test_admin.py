@@ -15,6 +15,7 @@ from datasources.services.datasources import WriteOptions, create_data_source
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, AuditEvent, Membership, Role, hash_token
 from organizations.services import create_token
+from tests.datasources.test_empty_password import mariadb_no_password, mysql_body  # noqa: F401
 
 CANARY = "Canary-s3cr3t-7f1e9d"
 CANARY2 = "Second-canary-0b44a2"
@@ -358,3 +359,65 @@ def test_refused_delete_is_reported(admin_client, sqlite_source, monkeypatch):
     html = response.content.decode()
     assert "not deleted" in html and "deleted successfully" not in html
     assert DataSource.objects.filter(pk=sqlite_source.pk).exists()
+
+
+# --- an empty password (issue 16): a checkbox, distinct from a blank input (kept) -------------------
+
+
+def test_set_an_empty_password_explicitly(admin_client, pg_source):
+    page = admin_client.get(change_url(pg_source))
+    html = page.content.decode()
+    assert 'name="credentials__password__empty"' in html and "Set an empty password" in html
+    assert 'name="credentials__ssh_password__empty"' not in html  # only the password may be empty
+    data = form_data(page)
+    assert "credentials__password__empty" not in data  # unticked by default: a blank input keeps
+    data.update(credentials__password__empty="on", skip_test="on")
+    response = admin_client.post(change_url(pg_source), data, follow=True)
+    assert response.status_code == 200
+    ds = DataSource.objects.get(pk=pg_source.pk)
+    assert load_secrets(ds) == {"password": ""}
+    event = AuditEvent.objects.get(target_id=ds.pk, action="update")
+    assert event.changes == {"credentials.password": "changed"}
+    page = admin_client.get(change_url(pg_source)).content.decode()
+    assert "Password (set)" in page  # an empty password is a password that is set
+    data = form_data(admin_client.get(change_url(pg_source)))
+    data["description"] = "kept"
+    admin_client.post(change_url(pg_source), data)
+    assert load_secrets(DataSource.objects.get(pk=pg_source.pk)) == {"password": ""}
+
+
+@pytest.mark.parametrize("extra", [{"credentials__password": CANARY2}, {"credentials__password__clear": "on"}])
+def test_empty_with_a_value_or_clear_is_a_form_error(admin_client, pg_source, extra):
+    data = form_data(admin_client.get(change_url(pg_source)))
+    data.update(credentials__password__empty="on", skip_test="on", **extra)
+    response = admin_client.post(change_url(pg_source), data)
+    assert response.status_code == 200
+    assert "credentials__password" in response.context["adminform"].form.errors
+    assert CANARY2 not in response.content.decode()
+    assert load_secrets(DataSource.objects.get(pk=pg_source.pk)) == {"password": CANARY}
+
+
+def test_no_empty_checkbox_where_a_password_is_required(admin_client, org, operator):
+    data = {"name": "Warehouse", "type": "redshift",
+            "connection": {"host": "rs.example.com", "database": "dev", "username": "u"},
+            "credentials": {"password": CANARY}}
+    ds = create_data_source(actor=actor_for(org, operator), data=data,
+                            options=WriteOptions(test_connection=False)).data_source
+    html = admin_client.get(change_url(ds)).content.decode()
+    assert 'name="credentials__password"' in html and "__empty" not in html
+
+
+def test_empty_password_is_tested_against_a_mariadb_user_without_one(admin_client, org, operator,
+                                                                      mariadb_no_password, allow_loopback):  # noqa: F811
+    body = mysql_body(mariadb_no_password, password="wrong-password")
+    ds = create_data_source(actor=actor_for(org, operator), data=body,
+                            options=WriteOptions(test_connection=False)).data_source
+    data = form_data(admin_client.get(change_url(ds)))
+    data["connection__ssl__mode"] = "prefer"  # a connection change without a password: tested with the kept one
+    response = admin_client.post(change_url(ds), data)
+    assert "stage 'auth'" in " ".join(response.context["adminform"].form.non_field_errors())
+    data["credentials__password__empty"] = "on"
+    response = admin_client.post(change_url(ds), data, follow=True)
+    assert response.status_code == 200
+    ds = DataSource.objects.get(pk=ds.pk)
+    assert load_secrets(ds) == {"password": ""} and ds.last_test["ok"] and ds.connection["ssl"]["mode"] == "prefer"
