@@ -56,7 +56,7 @@ def parse_endpoint(url: str, default_scheme: str = "https") -> Endpoint:
         raise ConnectorError("resolve", "The endpoint must be an http:// or https:// URL with a host name.")
     if parts.username or parts.password:
         raise ConnectorError("resolve", "The endpoint must not carry a user name or password.")
-    port = port or (443 if parts.scheme == "https" else 80)
+    port = (443 if parts.scheme == "https" else 80) if port is None else port
     host = check_host_syntax(parts.hostname, port).rstrip(".").lower()  # one spelling: pins, TLS, Host
     return Endpoint(parts.scheme, host, port, parts.path.rstrip("/"))
 

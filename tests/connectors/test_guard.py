@@ -239,7 +239,8 @@ def test_reach_refuses_blocked_endpoints_without_connecting(settings):
     assert stages == ["resolve:ok", "tcp:failed"] and attempts == []
 
 
-@pytest.mark.parametrize("url", ["ftp://host", "https://user:pw@host", "https://", "https://host:99999"])
+@pytest.mark.parametrize("url", ["ftp://host", "https://user:pw@host", "https://", "https://host:99999",
+                                 "http://host:0"])
 def test_parse_endpoint_refuses_odd_urls(url):
     with pytest.raises(ConnectorError) as caught:
         parse_endpoint(url)
