@@ -1,33 +1,38 @@
 """Amazon Athena against moto's server (STS, Glue, Athena, S3 with signature checks) via endpoint_url.
 
 The connector is the real one with the real botocore; moto is reached over loopback HTTP
-(tests/support/moto_server.py says what it corrects in moto). Loopback stand-ins here only
-redirect, stall or count connections.
+(tests/support/moto_server.py says what it corrects in moto). Loopback stand-ins only redirect,
+stall or count connections; those the S3 tests use too are tests/support/aws.py's.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from datasources.connectors import ConnectionConfig, get_connector
-from datasources.connectors.athena import isolated_session
-from tests.support.contract import BLOCKED_IP, Contract, connect_attempts, run_contract
+from datasources.connectors.aws import isolated_session
+from tests.support.aws import (
+    QuietHandler,
+    assert_logs_carry_no_secret,
+    assert_stall_reads_as_closed,
+    aws_contract,
+    closed_message,
+    environment_ignored,
+    http_server,
+    listener,
+    never_contacted,
+    poison_environment,
+)
+from tests.support.contract import BLOCKED_IP, connect_attempts, run_contract
 from tests.support.moto_server import Keys, MotoServer, moto_server, moto_session_server  # noqa: F401
 
 URL = "/api/v1/data-sources/"
 DB = "/compat/databrain/api/v2/datasource"
 CANARY = "canary-athena-2b7f0e9d41c35a86-secret"
 BUCKET = "athena-results"
-EMULATOR_LOGGERS = ("moto", "werkzeug")  # the AWS side's logs (moto logs request headers at DEBUG)
 
 
 def seed(server: MotoServer, database: str = "sales", tables: int = 0) -> None:
@@ -69,12 +74,6 @@ def config(server: MotoServer, keys: Keys, timeout: int = 3, **changes: object) 
                             {"secret_access_key": keys.secret_access_key}, connect_timeout=timeout)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def keys(moto_server: MotoServer, allow_loopback) -> Keys:  # noqa: F811 - the fixture
     seed(moto_server)
@@ -85,18 +84,8 @@ def keys(moto_server: MotoServer, allow_loopback) -> Keys:  # noqa: F811 - the f
 
 
 def test_contract(api, allow_loopback, caplog, moto_server, keys):  # noqa: F811
-    contract = Contract(
-        type_key="athena",
-        connection=connection(moto_server, keys),
-        credentials={"secret_access_key": CANARY},
-        tables={"orders", "daily"},
-        patch={"workgroup": "primary"},
-        wrong_credentials={"secret_access_key": "wrong-secret-access-key"},
-        unreachable={"endpoint_url": f"http://127.0.0.1:{closed_port()}"},
-        blocked={"endpoint_url": f"http://{BLOCKED_IP}"},
-        canary=CANARY,
-        stages=("resolve", "tcp", "auth", "database"),
-    )
+    contract = aws_contract("athena", connection(moto_server, keys), CANARY, tables={"orders", "daily"},
+                            patch={"workgroup": "primary"})
     final = run_contract(api, contract, caplog)
     assert final["connection"]["endpoint_url"] == moto_server.endpoint_url
     schema = {t["name"]: t for t in api.get(f"{URL}{final['id']}/schema/").json()["tables"]}
@@ -144,73 +133,11 @@ def test_wrong_secret_and_unknown_key_fail_at_auth(moto_server, keys):  # noqa: 
 # --- the environment is never consulted --------------------------------------------------------
 
 
-@contextmanager
-def listener() -> Iterator[list[object]]:
-    """A loopback port that records every connection (stands for a proxy, IMDS, a configured endpoint)."""
-    seen: list[object] = []
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, address = server.accept()
-            except OSError:
-                continue
-            seen.append(address)
-            conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    seen.append(server.getsockname()[1])  # seen[0]: the port
-    try:
-        yield seen
-    finally:
-        stop.set()
-        thread.join(2)
-        server.close()
-
-
-def poison_environment(monkeypatch, tmp_path, port: int, keys: Keys) -> None:
-    """Every AWS_* knob botocore would read, pointed at the recorder or at the *right* keys."""
-    aws = tmp_path / ".aws"
-    aws.mkdir()
-    trap = f"http://127.0.0.1:{port}"
-    (aws / "config").write_text(f"[default]\nregion = eu-west-1\nendpoint_url = {trap}\nca_bundle = /nonexistent\n"
-                                f"[profile absent]\nendpoint_url = {trap}\n")
-    (aws / "credentials").write_text(f"[default]\naws_access_key_id = {keys.access_key_id}\n"
-                                     f"aws_secret_access_key = {keys.secret_access_key}\n")
-    env = {
-        "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(aws / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"), "AWS_PROFILE": "absent",
-        "AWS_DEFAULT_PROFILE": "absent", "AWS_ACCESS_KEY_ID": keys.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": keys.secret_access_key, "AWS_SESSION_TOKEN": "session-token",
-        "AWS_ENDPOINT_URL": trap, "AWS_ENDPOINT_URL_GLUE": trap, "AWS_ENDPOINT_URL_STS": trap,
-        "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1", "AWS_CA_BUNDLE": "/nonexistent",
-        "REQUESTS_CA_BUNDLE": "/nonexistent", "AWS_DATA_PATH": str(tmp_path),
-        "HTTP_PROXY": trap, "HTTPS_PROXY": trap, "http_proxy": trap, "https_proxy": trap, "NO_PROXY": "",
-        "no_proxy": "", "AWS_EC2_METADATA_SERVICE_ENDPOINT": trap, "AWS_EC2_METADATA_DISABLED": "false",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{trap}/creds", "AWS_MAX_ATTEMPTS": "5", "AWS_RETRY_MODE": "legacy",
-        "AWS_USE_FIPS_ENDPOINT": "true",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-
-
 def test_environment_and_files_are_ignored(moto_server, keys, monkeypatch, tmp_path):  # noqa: F811
-    admin = moto_server.admin
-    with listener() as seen:
-        poison_environment(monkeypatch, tmp_path, int(seen[0]), admin)  # valid keys in env and files
-        passed = get_connector("athena").test_and_introspect(config(moto_server, keys))
-        wrong = get_connector("athena").test(config(moto_server, Keys(keys.access_key_id, "not-the-secret")))
-        introspected = get_connector("athena").introspect(config(moto_server, keys))
-    assert passed.ok and passed.tables, passed
-    assert wrong.stage == "auth"  # the environment's valid keys were not used instead
+    introspected = environment_ignored(monkeypatch, tmp_path, moto_server.admin, get_connector("athena"),
+                                       config(moto_server, keys),
+                                       config(moto_server, Keys(keys.access_key_id, "not-the-secret")))
     assert {t.name for t in introspected} == {"orders", "daily"}
-    assert seen[1:] == []  # no proxy, IMDS, container endpoint or configured endpoint was contacted
 
 
 def test_default_endpoints_are_aws_regional_whatever_the_environment(monkeypatch, tmp_path):
@@ -227,20 +154,7 @@ def test_default_endpoints_are_aws_regional_whatever_the_environment(monkeypatch
 # --- egress: blocked addresses, redirects, stalls ------------------------------------------------
 
 
-@contextmanager
-def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class Redirect(BaseHTTPRequestHandler):
+class Redirect(QuietHandler):
     """Every request: 307 to the metadata address."""
 
     def _redirect(self) -> None:
@@ -252,24 +166,6 @@ class Redirect(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_HEAD = _redirect
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Stall(BaseHTTPRequestHandler):
-    """Answers the HEAD probe, then never answers an API call."""
-
-    def do_HEAD(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_POST(self) -> None:
-        time.sleep(8)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 def test_blocked_endpoint_and_redirect_fail_at_tcp_without_connecting(moto_server, keys, allow_loopback):  # noqa: F811
     with http_server(Redirect) as redirecting, connect_attempts() as attempts:
@@ -277,21 +173,15 @@ def test_blocked_endpoint_and_redirect_fail_at_tcp_without_connecting(moto_serve
         redirected = get_connector("athena").test(config(moto_server, keys, endpoint_url=redirecting))
         refreshed = pytest.raises(Exception, get_connector("athena").introspect,
                                   config(moto_server, keys, endpoint_url=f"http://{BLOCKED_IP}:80"))
-    assert (blocked.stage, blocked.message) == ("tcp", f"Could not connect to the server at {BLOCKED_IP}:80.")
-    port = int(redirecting.rsplit(":", 1)[1])
-    assert (redirected.stage, redirected.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{port}.")
+    assert (blocked.stage, blocked.message) == ("tcp", closed_message(f"http://{BLOCKED_IP}:80"))
+    assert (redirected.stage, redirected.message) == ("tcp", closed_message(redirecting))
     assert refreshed.value.stage == "introspect"  # type: ignore[attr-defined]
-    assert not [a for a in attempts if isinstance(a, tuple) and a and a[0] == BLOCKED_IP], attempts
+    assert never_contacted(attempts), attempts
 
 
 def test_stalled_endpoint_fails_within_the_timeout(moto_server, keys, allow_loopback):  # noqa: F811
-    with http_server(Stall) as stalling:
-        start = time.monotonic()
-        result = get_connector("athena").test(config(moto_server, keys, timeout=2, endpoint_url=stalling))
-        elapsed = time.monotonic() - start
-    assert elapsed < 2 + 1, elapsed
-    port = int(stalling.rsplit(":", 1)[1])
-    assert (result.stage, result.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{port}.")
+    assert_stall_reads_as_closed(
+        lambda url: get_connector("athena").test(config(moto_server, keys, timeout=2, endpoint_url=url)), 2)
 
 
 # --- introspection: 1,000 tables in pages --------------------------------------------------------
@@ -316,11 +206,7 @@ def test_logs_never_carry_the_secret(moto_server, keys, caplog):  # noqa: F811
     get_connector("athena").test_and_introspect(config(moto_server, keys))
     get_connector("athena").test(config(moto_server, Keys(keys.access_key_id, CANARY + "-wrong")))
     get_connector("athena").introspect(config(moto_server, keys))
-    ours = [r for r in caplog.records if not r.name.startswith(EMULATOR_LOGGERS)]
-    text = "\n".join(r.getMessage() for r in ours)
-    assert CANARY not in caplog.text and CANARY not in text
-    assert "Signature=" not in text and "Credential=" not in text  # no request headers
-    assert not [r for r in ours if r.name.startswith(("botocore", "boto3")) and r.levelno < logging.WARNING]
+    assert_logs_carry_no_secret(caplog, CANARY)
 
 
 # --- Databrain adapter --------------------------------------------------------------------------

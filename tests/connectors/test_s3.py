@@ -1,8 +1,8 @@
 """Amazon S3 against moto's server (S3 with signature checks) via endpoint_url, path-style.
 
 The connector is the real one with the real botocore; moto is reached over loopback HTTP
-(tests/support/moto_server.py). ``tap`` wraps moto's WSGI application to record each request's
-Range header and the body bytes served. Loopback stand-ins here only redirect like S3 or stall.
+(tests/support/moto_server.py); its ``tap()`` records each request's Range header and the body bytes
+served. Loopback stand-ins only redirect like S3 or stall (tests/support/aws.py).
 """
 
 from __future__ import annotations
@@ -10,26 +10,31 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from datasources.connectors import ConnectionConfig, ConnectorError, get_connector
-from datasources.connectors.s3 import _S3, SAMPLE_BYTES, TAIL_BYTES, _whole_csv_lines, check_bucket
-from tests.connectors.test_athena import closed_port, http_server, listener, poison_environment
-from tests.support.contract import BLOCKED_IP, Contract, connect_attempts, run_contract
+from datasources.connectors.s3 import _S3, check_bucket
+from datasources.connectors.s3_tables import SAMPLE_BYTES, TAIL_BYTES, whole_csv_lines
+from tests.support.aws import (
+    QuietHandler,
+    assert_logs_carry_no_secret,
+    assert_stall_reads_as_closed,
+    aws_contract,
+    closed_message,
+    environment_ignored,
+    http_server,
+    never_contacted,
+)
+from tests.support.contract import BLOCKED_IP, connect_attempts, run_contract
 from tests.support.moto_server import Keys, MotoServer, moto_server, moto_session_server  # noqa: F401
 
 URL = "/api/v1/data-sources/"
 DB = "/compat/databrain/api/v2/datasource"
 CANARY = "canary-s3-5d1e8a07c94b2f36-secret"
 BUCKET = "lake"
-EMULATOR_LOGGERS = ("moto", "werkzeug")  # the AWS side's logs (moto logs request headers at DEBUG)
 CSV = b'id,name,amount,day,active\n1,"Smith, Ann",2.5,2024-01-01,true\n2,Bob,3.75,2024-01-02,false\n'
 JSONL = (b'{"id": 1, "user": {"name": "a", "age": 3}, "tags": ["x"], "at": "2024-01-01T10:00:00"}\n'
          b'{"id": 2, "user": {"name": "b", "age": 4}, "tags": [], "at": "2024-01-02T11:00:00"}\n')
@@ -83,51 +88,12 @@ def keys(moto_server: MotoServer, allow_loopback) -> Keys:  # noqa: F811 - the f
     return moto_server.create_user("s3-reader", secret=CANARY)
 
 
-@dataclass
-class Served:
-    method: str
-    path: str
-    range: str
-    bytes: int
-
-
-@pytest.fixture
-def tap(moto_server: MotoServer) -> Iterator[list[Served]]:  # noqa: F811
-    """Every request moto answers, with its Range header and the body bytes it sent."""
-    served: list[Served] = []
-    wsgi = moto_server._server
-    inner = wsgi.app
-
-    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
-        record = Served(environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_RANGE", ""), 0)
-        served.append(record)
-        for chunk in inner(environ, start_response):
-            record.bytes += len(chunk)
-            yield chunk
-
-    wsgi.app = app
-    try:
-        yield served
-    finally:
-        wsgi.app = inner
-
-
 # --- the contract, native API -------------------------------------------------------------------
 
 
 def test_contract(api, allow_loopback, caplog, moto_server, keys):  # noqa: F811
-    contract = Contract(
-        type_key="s3",
-        connection=connection(moto_server, keys),
-        credentials={"secret_access_key": CANARY},
-        tables={"orders", "items"},
-        patch={"table_level": "Folder"},
-        wrong_credentials={"secret_access_key": "wrong-secret-access-key"},
-        unreachable={"endpoint_url": f"http://127.0.0.1:{closed_port()}"},
-        blocked={"endpoint_url": f"http://{BLOCKED_IP}"},
-        canary=CANARY,
-        stages=("resolve", "tcp", "auth", "database"),
-    )
+    contract = aws_contract("s3", connection(moto_server, keys), CANARY, tables={"orders", "items"},
+                            patch={"table_level": "Folder"})
     final = run_contract(api, contract, caplog)
     assert final["connection"]["endpoint_url"] == moto_server.endpoint_url
     schema = {t["name"]: t for t in api.get(f"{URL}{final['id']}/schema/").json()["tables"]}
@@ -181,12 +147,12 @@ def test_types_inferred_from_csv_parquet_and_json_lines(moto_server, keys):  # n
 # --- bounded reads --------------------------------------------------------------------------------
 
 
-def test_a_50_mb_object_is_read_by_one_64_kib_range(moto_server, keys, tap):  # noqa: F811
+def test_a_50_mb_object_is_read_by_one_64_kib_range(moto_server, keys):  # noqa: F811
     row = b'1234567,"quoted, with a comma",2024-01-01,99.5\n'
     big = b"id,label,day,score\n" + row * (50 * 1024 * 1024 // len(row))
     seed(moto_server, {"big/data.csv": big})
-    tap.clear()
-    tables = get_connector("s3").introspect(config(moto_server, keys, path_prefix="big/"))
+    with moto_server.tap() as tap:
+        tables = get_connector("s3").introspect(config(moto_server, keys, path_prefix="big/"))
     assert columns(tables) == {"data": [("id", "BIGINT"), ("label", "VARCHAR"), ("day", "DATE"), ("score", "DOUBLE")]}
     reads = [r for r in tap if r.path == "/lake/big/data.csv"]
     assert [(r.method, r.range) for r in reads] == [("GET", f"bytes=0-{SAMPLE_BYTES - 1}")]
@@ -198,17 +164,17 @@ def test_a_csv_sample_is_cut_after_a_whole_record(moto_server, keys):  # noqa: F
     pad = next(n for n in range(len(row)) if (SAMPLE_BYTES - 1 - len(header) - len(b'0,""\n') - n) % len(row) == 9)
     data = header + b'0,"' + b"x" * pad + b'"\n' + row * (2 * SAMPLE_BYTES // len(row))
     assert data[:SAMPLE_BYTES].endswith(b'1,"aaaa\nbb')  # the last line break of the sample is inside quotes
-    assert _whole_csv_lines(data[:SAMPLE_BYTES]).endswith(b'bbbb"\n')
+    assert whole_csv_lines(data[:SAMPLE_BYTES]).endswith(b'bbbb"\n')
     seed(moto_server, {"q/notes.csv": data})
     tables = get_connector("s3").introspect(config(moto_server, keys, path_prefix="q/"))
     assert columns(tables) == {"notes": [("id", "BIGINT"), ("note", "VARCHAR")]}
 
 
-def test_parquet_footer_by_ranges_and_columns_capped(moto_server, keys, tap):  # noqa: F811
+def test_parquet_footer_by_ranges_and_columns_capped(moto_server, keys):  # noqa: F811
     wide = parquet(columns=1200)  # a footer larger than the 64 KiB tail: one more ranged GET
     seed(moto_server, {"w/wide.parquet": wide})
-    tap.clear()
-    tables = get_connector("s3").introspect(config(moto_server, keys, path_prefix="w/", format="parquet"))
+    with moto_server.tap() as tap:
+        tables = get_connector("s3").introspect(config(moto_server, keys, path_prefix="w/", format="parquet"))
     assert len(tables[0].columns) == 1000 and tables[0].columns[-1].name == "c0999"  # MAX_COLUMNS
     footer = int.from_bytes(wide[-8:-4], "little")
     size = len(wide)
@@ -217,7 +183,7 @@ def test_parquet_footer_by_ranges_and_columns_capped(moto_server, keys, tap):  #
     assert reads == [f"bytes={size - TAIL_BYTES}-{size - 1}", f"bytes={size - 8 - footer}-{size - TAIL_BYTES - 1}"]
 
 
-def test_thousand_objects_listed_in_one_request(moto_server, allow_loopback, tap):  # noqa: F811
+def test_thousand_objects_listed_in_one_request(moto_server, allow_loopback):  # noqa: F811
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
@@ -226,8 +192,8 @@ def test_thousand_objects_listed_in_one_request(moto_server, allow_loopback, tap
     for i in range(1000):
         backend.put_object(BUCKET, f"many/t{i:04d}.csv", b"a,b\n1,x\n")
     keys = moto_server.create_user("reader", secret=CANARY)
-    tap.clear()
-    tables = get_connector("s3").introspect(config(moto_server, keys, path_prefix="many/"))
+    with moto_server.tap() as tap:
+        tables = get_connector("s3").introspect(config(moto_server, keys, path_prefix="many/"))
     assert len(tables) == 1000 and all(columns([t])[t.name] == [("a", "BIGINT"), ("b", "VARCHAR")] for t in tables)
     assert [r.path for r in tap if r.path == "/lake"] == ["/lake"]  # ListObjectsV2: one page of 1,000
     assert len([r for r in tap if r.path.startswith("/lake/many/")]) == 1000  # one ranged GET per table
@@ -306,22 +272,16 @@ def test_addressing_and_the_names_the_scope_admits():
 
 
 def test_environment_and_files_are_ignored(moto_server, keys, monkeypatch, tmp_path):  # noqa: F811
-    with listener() as seen:
-        poison_environment(monkeypatch, tmp_path, int(seen[0]), moto_server.admin)  # valid keys in env and files
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{seen[0]}")
-        passed = get_connector("s3").test_and_introspect(config(moto_server, keys))
-        wrong = get_connector("s3").test(config(moto_server, Keys(keys.access_key_id, "not-the-secret")))
-        introspected = get_connector("s3").introspect(config(moto_server, keys))
-    assert passed.ok and passed.tables, passed
-    assert wrong.stage == "auth"  # the environment's valid keys were not used instead
+    introspected = environment_ignored(monkeypatch, tmp_path, moto_server.admin, get_connector("s3"),
+                                       config(moto_server, keys),
+                                       config(moto_server, Keys(keys.access_key_id, "not-the-secret")))
     assert set(columns(introspected)) == {"orders", "items"}
-    assert seen[1:] == []  # no proxy, IMDS, container endpoint or configured endpoint was contacted
 
 
 # --- egress: blocked addresses, redirects, stalls ------------------------------------------------
 
 
-class S3Redirect(BaseHTTPRequestHandler):
+class S3Redirect(QuietHandler):
     """Like S3 for a bucket elsewhere: ListBuckets answers, the bucket answers a region redirect naming
     the metadata address as its endpoint (301 PermanentRedirect or 400 AuthorizationHeaderMalformed)."""
 
@@ -352,22 +312,12 @@ class S3Redirect(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 class Redirect307(S3Redirect):
     """Every request: 307 to the metadata address (not S3-shaped)."""
 
     def do_GET(self) -> None:
         self._answer(307, b"", {"Location": f"http://{BLOCKED_IP}/latest/meta-data/iam/security-credentials/"})
-
-
-class Stall(S3Redirect):
-    """Answers the HEAD probe, then never answers an API call."""
-
-    def do_GET(self) -> None:
-        time.sleep(8)
 
 
 @pytest.mark.parametrize("status", [301, 400])
@@ -378,7 +328,7 @@ def test_bucket_in_another_region_is_reported_not_followed(moto_server, keys, al
     assert (result.stage, result.message) == (
         "database", "Bucket 'lake' is in region 'eu-west-1', not 'us-east-1': set the region to eu-west-1.")
     assert [p.split("?")[0] for p in S3Redirect.seen] == ["/", "/lake"]  # sent once, never re-sent elsewhere
-    assert not [a for a in attempts if isinstance(a, tuple) and a and a[0] == BLOCKED_IP], attempts
+    assert never_contacted(attempts), attempts
 
 
 def test_blocked_endpoint_and_redirect_fail_at_tcp_without_connecting(moto_server, keys, allow_loopback):  # noqa: F811
@@ -387,21 +337,15 @@ def test_blocked_endpoint_and_redirect_fail_at_tcp_without_connecting(moto_serve
         redirected = get_connector("s3").test(config(moto_server, keys, endpoint_url=redirecting))
         with pytest.raises(ConnectorError) as refreshed:
             get_connector("s3").introspect(config(moto_server, keys, endpoint_url=f"http://{BLOCKED_IP}:80"))
-    assert (blocked.stage, blocked.message) == ("tcp", f"Could not connect to the server at {BLOCKED_IP}:80.")
-    port = int(redirecting.rsplit(":", 1)[1])
-    assert (redirected.stage, redirected.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{port}.")
+    assert (blocked.stage, blocked.message) == ("tcp", closed_message(f"http://{BLOCKED_IP}:80"))
+    assert (redirected.stage, redirected.message) == ("tcp", closed_message(redirecting))
     assert refreshed.value.stage == "introspect"
-    assert not [a for a in attempts if isinstance(a, tuple) and a and a[0] == BLOCKED_IP], attempts
+    assert never_contacted(attempts), attempts
 
 
 def test_stalled_endpoint_fails_within_the_timeout(moto_server, keys, allow_loopback):  # noqa: F811
-    with http_server(Stall) as stalling:
-        start = time.monotonic()
-        result = get_connector("s3").test(config(moto_server, keys, timeout=2, endpoint_url=stalling))
-        elapsed = time.monotonic() - start
-    assert elapsed < 2 + 1, elapsed
-    port = int(stalling.rsplit(":", 1)[1])
-    assert (result.stage, result.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{port}.")
+    assert_stall_reads_as_closed(
+        lambda url: get_connector("s3").test(config(moto_server, keys, timeout=2, endpoint_url=url)), 2)
 
 
 # --- secrets in logs ----------------------------------------------------------------------------
@@ -412,11 +356,7 @@ def test_logs_never_carry_the_secret(moto_server, keys, caplog):  # noqa: F811
     get_connector("s3").test_and_introspect(config(moto_server, keys))
     get_connector("s3").test(config(moto_server, Keys(keys.access_key_id, CANARY + "-wrong")))
     get_connector("s3").introspect(config(moto_server, keys, table_level="Folder"))
-    ours = [r for r in caplog.records if not r.name.startswith(EMULATOR_LOGGERS)]
-    text = "\n".join(r.getMessage() for r in ours)
-    assert CANARY not in caplog.text and CANARY not in text
-    assert "Signature=" not in text and "Credential=" not in text  # no request headers
-    assert not [r for r in ours if r.name.startswith(("botocore", "boto3")) and r.levelno < logging.WARNING]
+    assert_logs_carry_no_secret(caplog, CANARY)
 
 
 # --- Databrain adapter --------------------------------------------------------------------------

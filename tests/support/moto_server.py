@@ -25,6 +25,8 @@ unlike what the botocore installed here, 1.44, sends), plus a request log:
   (e.g. the connectors' ``HEAD /`` reachability probe).
 - ``requests``: ``(service, operation)`` of every request (the signature's service; the
   ``X-Amz-Target`` operation, or method and path for REST calls), to count the calls a test made.
+- ``tap()``: while the block runs, every request answered as a ``Served`` (method, path, Range
+  header, body bytes sent), to check what a connector read.
 
 ``MotoServer.client(service)`` is a boto3 client for seeding, signed with the admin user's keys;
 ``create_user`` makes more IAM users (keys returned); ``reset()`` empties every backend and makes
@@ -42,6 +44,7 @@ import os
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +62,28 @@ ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action"
 class Keys:
     access_key_id: str
     secret_access_key: str
+
+
+@dataclass
+class Served:
+    """One request the server answered: its method, path and Range header, and the body bytes sent."""
+
+    method: str
+    path: str
+    range: str
+    bytes: int = 0
+
+
+def _counted(body: Iterable[bytes], record: Served) -> Iterator[bytes]:
+    """``body`` as sent, its length added to ``record``."""
+    try:
+        for chunk in body:
+            record.bytes += len(chunk)
+            yield chunk
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def _service(environ: dict[str, Any]) -> str:
@@ -147,6 +172,7 @@ class MotoServer:
     _boto3: Any = None
     _clients: dict[tuple[str, Keys, str], Any] = field(default_factory=dict)
     _thread: threading.Thread | None = None
+    _taps: list[list[Served]] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -156,7 +182,26 @@ class MotoServer:
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @contextmanager
+    def tap(self) -> Iterator[list[Served]]:
+        """Every request answered while the block runs, in the order they came."""
+        served: list[Served] = []
+        self._taps.append(served)
+        try:
+            yield served
+        finally:
+            self._taps[:] = [t for t in self._taps if t is not served]  # by identity: lists compare by value
+
     def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        taps = list(self._taps)
+        if not taps:
+            return self._answer(environ, start_response)
+        record = Served(environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_RANGE", ""))
+        for served in taps:
+            served.append(record)
+        return _counted(self._answer(environ, start_response), record)
+
+    def _answer(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         service, operation = _service(environ), _operation(environ)
         self.requests.append((service, operation))
         if _unsigned(environ):
