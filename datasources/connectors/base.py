@@ -6,7 +6,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 STAGES = ("resolve", "tcp", "tls", "ssh", "auth", "database", "introspect")
 #: Introspection stops after this many tables (and this many columns per table): the schema cache
@@ -150,6 +150,7 @@ class StageRunner:
         self.failed: StageResult | None = None
         self.server_version: str | None = None
         self.ssh_host_key_fingerprint: str | None = None
+        self.optional_failure: ConnectorError | None = None
         self._start = time.perf_counter()
 
     def run(self, name: str, func: Callable[[], T], ok_message: str = "") -> T:
@@ -166,6 +167,30 @@ class StageRunner:
             self._fail(name, name, message, _ms(start))
             raise _Stop from None
         self.stages.append(StageResult(name, True, _ms(start), ok_message))
+        return value
+
+    def stop(self, name: str, error: ConnectorError) -> NoReturn:
+        """Record ``error``, found before stage ``name`` could run (an invalid setting), as that stage's failure
+        (or, when it names a later stage, ``name`` passed and that one failed); then stop."""
+
+        def fail() -> NoReturn:
+            raise error
+
+        self.run(name, fail)
+
+    def optional(self, name: str, func: Callable[[], T], ok_message: str | Callable[[T], str] = "") -> T | None:
+        """A last stage that may fail without failing the test (introspection over the tested session): timed
+        and recorded with ``ok_message`` (a text, or one made from the value) when ``func`` returns; None and not
+        recorded when it raises ``ConnectorError``, kept in ``optional_failure`` (the refresh that follows tries
+        on its own and records why)."""
+        start = time.perf_counter()
+        try:
+            value = func()
+        except ConnectorError as exc:
+            self.optional_failure = exc
+            return None
+        message = ok_message(value) if callable(ok_message) else ok_message
+        self.stages.append(StageResult(name, True, _ms(start), message))
         return value
 
     def _fail(self, running: str, stage: str, message: str, duration: float) -> None:

@@ -31,7 +31,6 @@ from .base import (
     ConnectionConfig,
     ConnectorError,
     SessionConnector,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
@@ -318,13 +317,6 @@ def _workspace(settings: Settings, config: ConnectionConfig) -> Iterator[tuple[W
             workspace.close()
 
 
-def _raise(exc: ConnectorError) -> Callable[[], None]:
-    def fail() -> None:
-        raise exc
-
-    return fail
-
-
 class DatabricksConnector(SessionConnector):
     """Stages: resolve, tcp, tls (https), auth (SELECT 1), database (catalog and schema), [introspect]."""
 
@@ -335,32 +327,19 @@ class DatabricksConnector(SessionConnector):
             try:
                 settings = settings_of(config)
             except ConnectorError as exc:
-                runner.run("resolve", _raise(exc))
-                raise  # not reached: the runner stops
+                runner.stop("resolve", exc)
             with _workspace(settings, config) as (workspace, scope):
                 reach_http(runner, settings.endpoint, timeout, scope)
                 runner.run("auth", _bounded(workspace.check_token, timeout, "auth"))
                 catalog, schema = runner.run("database", _bounded(workspace.check_scope, timeout, "database"))
                 runner.server_version = f"Databricks SQL warehouse {settings.warehouse_id}"
                 if introspect:
-                    tables = self._introspect_session(runner, workspace, catalog, schema, config)
+                    seconds = float(config.query_timeout)
+                    read = _bounded(lambda: workspace.tables(catalog, schema, seconds), seconds, "introspect")
+                    tables = runner.optional("introspect", read, lambda found: f"{len(found)} tables and views.")
         result = runner.result()
         result.tables = tables if result.ok else None
         return result
-
-    @staticmethod
-    def _introspect_session(runner: StageRunner, workspace: Workspace, catalog: str, schema: str,
-                            config: ConnectionConfig) -> list[TableInfo] | None:
-        """Introspect over the tested session; None when that fails (the refresh then tries and records why)."""
-        start = time.perf_counter()
-        seconds = float(config.query_timeout)
-        try:
-            tables = _bounded(lambda: workspace.tables(catalog, schema, seconds), seconds, "introspect")()
-        except ConnectorError:
-            return None
-        elapsed = round((time.perf_counter() - start) * 1000, 2)
-        runner.stages.append(StageResult("introspect", True, elapsed, f"{len(tables)} tables and views."))
-        return tables
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of the configured schema; raises ``ConnectorError``."""

@@ -36,8 +36,7 @@ import queue
 import re
 import ssl
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +59,6 @@ from .base import (
     ConnectionConfig,
     ConnectorError,
     SessionConnector,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
@@ -424,13 +422,6 @@ def resource_table(resource: types.Resource) -> TableInfo:
                      columns=[ColumnInfo("content", mime, False, 1)])
 
 
-def _raise(exc: ConnectorError) -> Callable[[], None]:
-    def fail() -> None:
-        raise exc
-
-    return fail
-
-
 def _server_version(init: types.InitializeResult, secrets: dict[str, str]) -> str:
     info = init.server_info
     text = sanitize(f"{info.name} {info.version}".strip(), secrets, limit=100)
@@ -447,8 +438,7 @@ class MCPConnector(SessionConnector):
             try:
                 settings = settings_of(config)
             except ConnectorError as exc:
-                runner.run("resolve", _raise(exc))
-                raise  # not reached: the runner stops
+                runner.stop("resolve", exc)
             with egress_scope(timeout, only=(settings.endpoint.host,)) as scope:
                 reach_http(runner, settings.endpoint, timeout, scope, credentials=bool(settings.api_key))
                 with Conversation(settings, config, scope, introspect) as talk:
@@ -456,22 +446,12 @@ class MCPConnector(SessionConnector):
                     runner.server_version = _server_version(init, config.secrets)
                     runner.run("database", lambda: talk.wait("database", timeout))
                     if introspect:
-                        tables = self._introspect_session(runner, talk, float(config.query_timeout))
+                        seconds = float(config.query_timeout)
+                        tables = runner.optional("introspect", lambda: talk.wait("introspect", seconds),
+                                                 lambda found: f"{len(found)} tools and resources.")
         result = runner.result()
         result.tables = tables if result.ok else None
         return result
-
-    @staticmethod
-    def _introspect_session(runner: StageRunner, talk: Conversation, seconds: float) -> list[TableInfo] | None:
-        """Over the tested session; None when that fails (the refresh that follows tries again and records why)."""
-        start = time.perf_counter()
-        try:
-            tables: list[TableInfo] = talk.wait("introspect", seconds)
-        except ConnectorError:
-            return None
-        elapsed = round((time.perf_counter() - start) * 1000, 2)
-        runner.stages.append(StageResult("introspect", True, elapsed, f"{len(tables)} tools and resources."))
-        return tables
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """The server's tools and resources as tables; raises ``ConnectorError``."""

@@ -52,7 +52,6 @@ from .base import (
     ConnectionConfig,
     ConnectorError,
     SessionConnector,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
@@ -329,13 +328,6 @@ def _project(settings: Settings, config: ConnectionConfig) -> Iterator[tuple[Pro
             project.close()
 
 
-def _raise(exc: ConnectorError) -> Callable[[], None]:
-    def fail() -> None:
-        raise exc
-
-    return fail
-
-
 class MixpanelConnector(SessionConnector):
     """Stages: resolve, tcp, tls (https), auth (``/me``), database (the project), [introspect]."""
 
@@ -346,31 +338,19 @@ class MixpanelConnector(SessionConnector):
             try:
                 settings = settings_of(config)
             except ConnectorError as exc:
-                runner.run("resolve", _raise(exc))
-                raise  # not reached: the runner stops
+                runner.stop("resolve", exc)
             with _project(settings, config) as (project, scope):
                 reach_http(runner, settings.endpoint, timeout, scope)
                 runner.run("auth", _bounded(project.check_account, timeout, "auth"))
                 runner.run("database", _bounded(project.check_project, timeout, "database"))
                 runner.server_version = f"Mixpanel project {settings.project_id} ({settings.region})"
                 if introspect:
-                    tables = self._introspect_session(runner, project, config)
+                    seconds = float(config.query_timeout)
+                    read = _bounded(lambda: project.tables(seconds), seconds, "introspect")
+                    tables = runner.optional("introspect", read, lambda found: f"{len(found)} events.")
         result = runner.result()
         result.tables = tables if result.ok else None
         return result
-
-    @staticmethod
-    def _introspect_session(runner: StageRunner, project: Project, config: ConnectionConfig) -> list[TableInfo] | None:
-        """Introspect over the tested session; None when that fails (the refresh then tries and records why)."""
-        start = time.perf_counter()
-        seconds = float(config.query_timeout)
-        try:
-            tables = _bounded(lambda: project.tables(seconds), seconds, "introspect")()
-        except ConnectorError:
-            return None
-        elapsed = round((time.perf_counter() - start) * 1000, 2)
-        runner.stages.append(StageResult("introspect", True, elapsed, f"{len(tables)} events."))
-        return tables
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """The project's events with their properties; raises ``ConnectorError``."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -41,7 +40,6 @@ from .base import (
     ConnectorError,
     ConnectorUnavailable,
     SessionConnector,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
@@ -244,24 +242,14 @@ class MotherDuckConnector(SessionConnector):
             try:
                 runner.server_version = runner.run("database", lambda: check_database(con, config, seconds))
                 if introspect:
-                    tables = self._introspect_session(runner, con, config)
+                    query_seconds = float(config.query_timeout)
+                    tables = runner.optional("introspect", lambda: read_tables(con, config, query_seconds),
+                                             lambda found: f"{len(found)} tables and views.")
             finally:
                 con.close()
         result = runner.result()
         result.tables = tables if result.ok else None
         return result
-
-    @staticmethod
-    def _introspect_session(runner: StageRunner, con: Any, config: ConnectionConfig) -> list[TableInfo] | None:
-        """Introspect over the tested session; None when that fails (the refresh then tries and records why)."""
-        start = time.perf_counter()
-        try:
-            tables = read_tables(con, config, float(config.query_timeout))
-        except ConnectorError:
-            return None
-        elapsed = round((time.perf_counter() - start) * 1000, 2)
-        runner.stages.append(StageResult("introspect", True, elapsed, f"{len(tables)} tables and views."))
-        return tables
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of the database; raises ``ConnectorError``."""

@@ -21,7 +21,6 @@ import socket
 import ssl
 import struct
 import tempfile
-import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from pathlib import Path
@@ -36,7 +35,6 @@ from .base import (
     ConnectionConfig,
     Connector,
     ConnectorError,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
@@ -350,7 +348,6 @@ class MSSQLConnector(Connector):
         encrypt = c.get("encrypt") is not False
         timeout = float(config.connect_timeout)
         tables: list[TableInfo] | None = None
-        failure: ConnectorError | None = None
         with StageRunner(config.secrets) as runner, ExitStack() as stack:
             target = runner.run("resolve", lambda: self._target(config))
             scope = stack.enter_context(egress_scope(timeout))
@@ -375,15 +372,9 @@ class MSSQLConnector(Connector):
             stack.callback(_close, conn)
             runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
             if introspect:
-                start = time.perf_counter()
-                try:
-                    tables = self._catalogue(conn, config)
-                    duration = round((time.perf_counter() - start) * 1000, 2)
-                    runner.stages.append(StageResult("introspect", True, duration))
-                except ConnectorError as exc:
-                    failure = exc
+                tables = runner.optional("introspect", lambda: self._catalogue(conn, config))
         result = runner.result()
-        return result, (tables if result.ok else None), failure
+        return result, (tables if result.ok else None), runner.optional_failure
 
     def test(self, config: ConnectionConfig) -> TestResult:
         """Run resolve, tcp, tls (when ``encrypt``), auth and database, stopping at the first failure."""

@@ -30,7 +30,6 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,6 @@ from .base import (
     ConnectionConfig,
     ConnectorError,
     SessionConnector,
-    StageResult,
     StageRunner,
     TableInfo,
     TestResult,
@@ -418,13 +416,6 @@ def _check_ca(ca_pem: str) -> None:
         raise ConnectorError("tls", "The CA certificate (ca_certificate) could not be read.") from None
 
 
-def _raise(exc: ConnectorError) -> Callable[[], None]:
-    def fail() -> None:
-        raise exc
-
-    return fail
-
-
 class SearchConnector(SessionConnector):
     """Stages: resolve, tcp, tls (https), auth (``GET /``), database (``_cat/indices``), [introspect]."""
 
@@ -442,7 +433,6 @@ class SearchConnector(SessionConnector):
 
     def _run(self, config: ConnectionConfig, introspect: bool) -> tuple[TestResult, ConnectorError | None]:
         tables: list[TableInfo] | None = None
-        error: ConnectorError | None = None
         timeout = float(config.connect_timeout)
         c = config.connection
         verify = not (c.get("ignore_certificate") is True or c.get("ignore_ssl") is True)
@@ -452,8 +442,7 @@ class SearchConnector(SessionConnector):
                 endpoint = endpoint_of(config)
                 _check_ca(ca_pem)
             except ConnectorError as exc:
-                runner.run("resolve", _raise(exc))
-                raise  # not reached: the runner stops
+                runner.stop("resolve", exc)
             scope = stack.enter_context(egress_scope(timeout, only=(endpoint.host,)))
             reach_http(runner, endpoint, timeout, scope, ca_pem, verify=verify,
                        credentials=credentials_of(config) is not None)
@@ -466,14 +455,9 @@ class SearchConnector(SessionConnector):
             count = runner.run("database", session.check_indices)
             runner.stages[-1].message = f"{count} indices listed."
             if introspect:
-                start = time.perf_counter()
-                try:
-                    tables = session.tables(float(config.query_timeout))
-                except ConnectorError as exc:
-                    error = exc
-                else:
-                    elapsed = round((time.perf_counter() - start) * 1000, 2)
-                    runner.stages.append(StageResult("introspect", True, elapsed, f"{len(tables)} tables."))
+                seconds = float(config.query_timeout)
+                tables = runner.optional("introspect", lambda: session.tables(seconds),
+                                         lambda found: f"{len(found)} tables.")
         result = runner.result()
         result.tables = tables if result.ok else None
-        return result, error
+        return result, runner.optional_failure

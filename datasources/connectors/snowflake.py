@@ -30,7 +30,7 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import snowflake.connector
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -140,10 +140,6 @@ def _guard_driver_logs() -> None:
         if (name == "snowflake" or name.startswith("snowflake.")) and isinstance(logger, logging.Logger):
             if SCRUB not in logger.filters:
                 logger.addFilter(SCRUB)
-
-
-def _fail(error: ConnectorError) -> NoReturn:
-    raise error
 
 
 def account_and_endpoint(config: ConnectionConfig) -> tuple[str, Endpoint]:
@@ -418,8 +414,7 @@ class SnowflakeConnector(Connector):
             try:
                 account, endpoint = account_and_endpoint(config)
             except ConnectorError as exc:
-                failure = exc
-                runner.run(failure.stage, lambda: _fail(failure))
+                runner.stop(exc.stage, exc)
             reach_http(runner, endpoint, timeout, scope)
             session = _Session(config, scope, account, endpoint)
             try:
