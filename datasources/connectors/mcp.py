@@ -13,7 +13,7 @@ egress scope, so nothing here depends on a lookup: the SDK gets an httpx2 client
 sends only to the server URL's origin (scheme, host, port; anything else fails before a connection,
 so a redirect or an SSE ``endpoint`` naming another host gets zero attempts; the SDK itself follows
 no cross-origin redirect either) and opens every TCP connection to the address ``reach_http`` checked
-and pinned (``PinnedBackend``; TLS verifies the host name, sent as SNI, against the system's CAs). No
+and pinned (``mcp_transport``; TLS verifies the host name, sent as SNI, against the system's CAs). No
 proxies or .netrc from the environment, no retries, at most MAX_RESPONSE_BYTES per response. The event
 loop runs in the connector's own thread, itself under an egress scope admitting only that pinned name.
 
@@ -23,10 +23,10 @@ a missing token, an endpoint that is not MCP); database = the first page of ``to
 bounded inside the loop (a cancel scope whose deadline moves per stage) and, in the calling thread,
 by the same time plus a second; then the session is closed (bounded) and the thread joined.
 
-Schema: one table per tool in schema ``tools`` (columns: the input schema's top-level properties with
-their JSON types, nullable unless required), one per resource in schema ``resources`` (named by its
-URI; one ``content`` column typed with its MIME type). At most MAX_TABLES tables from at most
-MAX_PAGES list requests per kind, MAX_COLUMNS columns a tool.
+Schema (``mcp_tables``): one table per tool in schema ``tools`` (columns: the input schema's top-level
+properties with their JSON types, nullable unless required), one per resource in schema ``resources``
+(named by its URI; one ``content`` column typed with its MIME type). At most MAX_TABLES tables from at
+most MAX_PAGES list requests per kind, MAX_COLUMNS columns a tool.
 """
 
 from __future__ import annotations
@@ -34,16 +34,13 @@ from __future__ import annotations
 import logging
 import queue
 import re
-import ssl
 import threading
-from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import httpcore2
 import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession
@@ -53,9 +50,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from .base import (
-    MAX_COLUMNS,
     MAX_TABLES,
-    ColumnInfo,
     ConnectionConfig,
     ConnectorError,
     SessionConnector,
@@ -67,14 +62,14 @@ from .base import (
 from .egress import resolve_checked
 from .guard import EgressScope, egress_scope
 from .http_stages import USER_AGENT, Endpoint, check_transport, parse_endpoint, reach_http, tls_context
+from .mcp_tables import resource_table, tool_table
+from .mcp_transport import PinnedTransport
 
 for _name in ("mcp", "httpx2", "httpcore2"):  # their DEBUG records carry every JSON-RPC message and URL
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 TRANSPORTS = ("http", "sse")
 MAX_PAGES = 100  # list requests per kind (tools, resources)
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-NAME_MAX = 255  # the schema cache's name length
 CLOSE_SECONDS = 2.0  # for ending the session (DELETE) after the last stage
 STDIO_REFUSED = "MCP over stdio (a local command) is not supported: give the server's http(s) URL."
 WHAT = {"auth": "The MCP initialize handshake", "database": "Listing the server's tools",
@@ -110,66 +105,6 @@ def check_key(settings: Settings) -> None:
     """The key goes into a header: no spaces or control characters (``ConnectorError`` at stage auth)."""
     if any(ord(ch) < 33 or ord(ch) == 127 for ch in settings.api_key):
         raise ConnectorError("auth", "The API key contains invalid characters.")
-
-
-class PinnedBackend(httpcore2.AsyncNetworkBackend):
-    """Every TCP connection goes to the checked address of the server's host name; nothing else is reachable."""
-
-    def __init__(self, endpoint: Endpoint, scope: EgressScope):
-        self.endpoint = endpoint
-        self.scope = scope
-        self.inner = httpcore2.AnyIOBackend()
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore2.AsyncNetworkStream:
-        try:
-            address = self.scope.address_for(host, port)  # the pin; any other name is refused (only=)
-        except OSError:
-            raise httpcore2.ConnectError("refused by the egress policy") from None
-        if port != self.endpoint.port:
-            raise httpcore2.ConnectError("refused: not the server URL's port")
-        return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
-    # connect_unix_socket stays the base class's NotImplementedError: no uds is ever configured.
-
-
-class _Capped(httpx2.AsyncByteStream):
-    def __init__(self, stream: Any):
-        self.stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self.stream:
-            total += len(chunk)
-            if total > MAX_RESPONSE_BYTES:
-                raise httpx2.ReadError("the response is too large")
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
-class PinnedTransport(httpx2.AsyncHTTPTransport):
-    """httpx2's transport over a ``PinnedBackend`` pool, for the server URL's origin only; records answers."""
-
-    def __init__(self, endpoint: Endpoint, scope: EgressScope, context: ssl.SSLContext):
-        super().__init__(verify=context, trust_env=False, retries=0)
-        # The pool httpx2 builds resolves names itself: replace it by one on the pinned backend.
-        self._pool = httpcore2.AsyncConnectionPool(ssl_context=context, network_backend=PinnedBackend(endpoint, scope),
-                                                   max_connections=8, retries=0)
-        self.endpoint = endpoint
-        self.seen: list[tuple[str, int]] = []  # (method, status) of every answer
-        self.left_origin = False
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        url, e = request.url, self.endpoint
-        if (url.scheme, (url.host or "").lower(), url.port or (443 if url.scheme == "https" else 80)) != (
-                e.scheme, e.host, e.port):
-            self.left_origin = True
-            raise httpx2.ConnectError("refused: not the server URL's origin", request=request)
-        response = await super().handle_async_request(request)
-        self.seen.append((request.method, response.status_code))
-        return httpx2.Response(response.status_code, headers=response.headers, stream=_Capped(response.stream),
-                               extensions=response.extensions)
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -379,47 +314,6 @@ class Conversation:
         if failed:
             return ConnectorError(stage, f"{WHAT[stage]} failed: the server answered HTTP {failed[0]}.")
         return None
-
-
-def json_type(schema: Any) -> tuple[str, bool]:
-    """A property's JSON type for the schema cache (``string``, ``array<integer>``, ``string|number``), and
-    whether it admits null."""
-    if not isinstance(schema, dict):
-        return "any", True
-    declared = schema.get("type")
-    names = [declared] if isinstance(declared, str) else [n for n in declared if isinstance(n, str)] \
-        if isinstance(declared, list) else []
-    for key in ("anyOf", "oneOf"):
-        options = schema.get(key)
-        if not names and isinstance(options, list):
-            names = [o["type"] for o in options[:16] if isinstance(o, dict) and isinstance(o.get("type"), str)]
-    nullable = "null" in names
-    kinds = [n for n in dict.fromkeys(names) if n != "null"]
-    if kinds == ["array"] and isinstance(schema.get("items"), dict) and isinstance(schema["items"].get("type"), str):
-        return f"array<{schema['items']['type']}>"[:64], nullable
-    return ("|".join(kinds) or "any")[:64], nullable
-
-
-def tool_table(tool: types.Tool) -> TableInfo:
-    """A tool as a table of schema ``tools``: its input schema's top-level properties are the columns."""
-    schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
-    properties = schema.get("properties")
-    listed = schema.get("required")
-    required = listed if isinstance(listed, list) else []
-    columns: list[ColumnInfo] = []
-    for name, prop in (properties.items() if isinstance(properties, dict) else []):
-        if len(columns) >= MAX_COLUMNS:
-            break
-        data_type, nullable = json_type(prop)
-        columns.append(ColumnInfo(str(name)[:NAME_MAX], data_type, nullable or name not in required, len(columns) + 1))
-    return TableInfo(schema="tools", name=tool.name[:NAME_MAX], kind="table", columns=columns)
-
-
-def resource_table(resource: types.Resource) -> TableInfo:
-    """A resource as a table of schema ``resources`` named by its URI: one ``content`` column of its MIME type."""
-    mime = (resource.mime_type or "unknown")[:64]
-    return TableInfo(schema="resources", name=str(resource.uri)[:NAME_MAX], kind="table",
-                     columns=[ColumnInfo("content", mime, False, 1)])
 
 
 def _server_version(init: types.InitializeResult, secrets: dict[str, str]) -> str:

@@ -262,4 +262,3 @@ class MotherDuckConnector(SessionConnector):
             return read_tables(con, config, float(config.query_timeout))
         finally:
             con.close()
-

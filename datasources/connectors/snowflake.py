@@ -65,7 +65,6 @@ JWT_CODES = frozenset({390144, *range(394300, 394307)})
 NOT_FOUND_CODES = frozenset({2003, 2043, 3001, 3013})  # does not exist / not authorized
 
 
-
 def _without_environment(make_session: Callable[..., Any]) -> Callable[..., Any]:
     """The driver's sessions ignore proxies, netrc and CA bundles from the environment: a proxy
     would resolve the user's host itself, past the address the egress policy checked."""
