@@ -1,10 +1,8 @@
 """Elasticsearch and OpenSearch on each vendor's official client: elasticsearch 9 and opensearch-py 3.
 
-Endpoint by ``server_type``: ``self-managed``: ``server_url``. ``elastic-cloud``: the Cloud ID
-(``<name>:<base64 of host[:port]$es-uuid$kibana-uuid>``) decoded as the Elastic clients do, every part checked,
-to ``https://<es-uuid>.<host>:<port or 443>``. ``open-cloud``: a hosted cluster's https endpoint given as
-``cloud_id`` (host name or URL, no path), e.g. an Amazon OpenSearch Service domain endpoint
-(``search-<domain>-<id>.<region>.es.amazonaws.com``, fine-grained access control's basic auth), Aiven, Bonsai.
+Endpoint by ``server_type`` (``search_endpoints``): ``self-managed``: ``server_url``; ``elastic-cloud``: the
+endpoint a Cloud ID names; ``open-cloud``: a hosted cluster's https endpoint, e.g. an Amazon OpenSearch Service
+domain (``search-<domain>-<id>.<region>.es.amazonaws.com``, fine-grained access control's basic auth), Aiven, Bonsai.
 The endpoint is resolved once under the egress policy, pinned, and the only name the client may reach; the
 clients never sniff (announced node addresses were checked by nobody), retry, compress or follow redirects.
 
@@ -14,17 +12,12 @@ neither reads like a closed port), database (``_cat/indices`` as this user: 403 
 named), introspect. Elasticsearch requests ask for ``compatible-with=8``, which 8.x and 9.x servers accept
 (the 9.x client's own ``compatible-with=9`` is refused by 8.x).
 
-A table is an index ("table"), an alias ("view": the union of its indices' fields) or a data stream ("table":
-its write index's fields), schema ""; names starting with "." (system, hidden, backing indices) are skipped.
-Columns: the mapping's fields as dotted paths with their types (objects flattened; a nested field listed itself,
-type "nested", then its fields; multi-fields like ``title.keyword`` and runtime fields included), nullable.
+Tables (``search_mapping``): indices and data streams as tables, aliases as views, with their mapped fields.
 Three requests whatever the number of indices: ``_mapping`` (open and hidden), ``_alias``, ``_data_stream``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import logging
 import re
@@ -34,9 +27,6 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from .base import (
-    MAX_COLUMNS,
-    MAX_TABLES,
-    ColumnInfo,
     ConnectionConfig,
     ConnectorError,
     SessionConnector,
@@ -45,9 +35,11 @@ from .base import (
     TestResult,
     sanitize,
 )
-from .egress import check_host_syntax, connect_failed_message
+from .egress import connect_failed_message
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import Endpoint, parse_endpoint, reach_http, tls_context
+from .http_stages import Endpoint, reach_http, tls_context
+from .search_endpoints import endpoint_of
+from .search_mapping import build_tables
 
 if TYPE_CHECKING:
     from elastic_transport import BaseNode
@@ -57,135 +49,7 @@ logging.getLogger("opensearchpy.trace").setLevel(logging.WARNING)  # every reque
 PRODUCTS = {"elasticsearch": "Elasticsearch", "opensearch": "OpenSearch"}
 ES_HEADERS = {"accept": "application/vnd.elasticsearch+json; compatible-with=8"}
 VERSION = re.compile(r"\d{1,4}\.\d{1,4}[\w.+-]{0,40}")
-LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-CLOUD_ID_INVALID = ("The Cloud ID is not valid: copy it from the Elastic Cloud console "
-                    "('<deployment name>:<base64 text>').")
-MAX_DEPTH = 32  # object levels followed in a mapping (Elasticsearch's own default limit is 20)
 PRIVILEGES = "the monitor cluster privilege and view_index_metadata on the indices to introspect"
-
-
-def _invalid(message: str) -> ConnectorError:
-    return ConnectorError("resolve", message)
-
-
-def _domain(host: str) -> bool:
-    labels = host.split(".")
-    return len(labels) >= 2 and all(LABEL.match(label) for label in labels) and not labels[-1].isdigit()
-
-
-def cloud_endpoint(cloud_id: str) -> Endpoint:
-    """The Elasticsearch endpoint an Elastic Cloud ID names; ``ConnectorError`` (resolve) when malformed."""
-    _, sep, encoded = (cloud_id or "").strip().rpartition(":")  # base64 has no colon: the name may
-    if not sep or not encoded:
-        raise _invalid(CLOUD_ID_INVALID)
-    try:
-        decoded = base64.b64decode(encoded, validate=True).decode("ascii")
-    except (binascii.Error, ValueError):
-        raise _invalid(CLOUD_ID_INVALID) from None
-    parts = decoded.split("$")
-    if len(parts) < 2:
-        raise _invalid(CLOUD_ID_INVALID)
-    host, es_uuid, port = parts[0].strip().rstrip(".").lower(), parts[1].strip().lower(), 443
-    if ":" in host:
-        host, _, port_text = host.rpartition(":")
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise _invalid(CLOUD_ID_INVALID)
-        port = int(port_text)
-    if not _domain(host) or not LABEL.match(es_uuid):
-        raise _invalid(CLOUD_ID_INVALID)
-    return Endpoint("https", check_host_syntax(f"{es_uuid}.{host}", port), port)
-
-
-def hosted_endpoint(value: str) -> Endpoint:
-    """``open-cloud``: the hosted cluster's https endpoint (URL or host name, no path)."""
-    text = (value or "").strip()
-    if not text:
-        raise _invalid("The cloud endpoint is required, e.g. https://search-mydomain-abc123.eu-west-1.es.amazonaws.com.")
-    if "://" not in text and re.fullmatch(r"[^:/]+:[A-Za-z0-9+/=]{16,}", text):
-        raise _invalid("This looks like an Elastic Cloud ID: choose the server type elastic-cloud for it.")
-    if "://" in text and not text.lower().startswith("https://"):
-        raise _invalid("A hosted cluster's endpoint must use https://.")
-    endpoint = parse_endpoint(text)
-    if endpoint.path or not _domain(endpoint.host):
-        raise _invalid("The cloud endpoint must be the cluster's host name or https:// URL, without a path.")
-    return endpoint
-
-
-def endpoint_of(config: ConnectionConfig) -> Endpoint:
-    """The one endpoint of the cluster, by server type; ``ConnectorError`` at stage resolve."""
-    c = config.connection
-    server_type = str(c.get("server_type") or "self-managed")
-    if server_type == "elastic-cloud":
-        return cloud_endpoint(str(c.get("cloud_id") or ""))
-    if server_type == "open-cloud":
-        return hosted_endpoint(str(c.get("cloud_id") or ""))
-    if server_type != "self-managed":
-        raise _invalid("The server type must be elastic-cloud, open-cloud or self-managed.")
-    url = str(c.get("server_url") or "").strip()
-    if not url:
-        raise _invalid("The server URL is required, e.g. https://search.internal:9200.")
-    return parse_endpoint(url)
-
-
-def flatten(properties: Any, prefix: str = "", depth: int = 0, out: list[tuple[str, str]] | None = None,
-            ) -> list[tuple[str, str]]:
-    """Mapping ``properties`` as (dotted path, type) pairs, at most MAX_COLUMNS."""
-    out = [] if out is None else out
-    if not isinstance(properties, dict) or depth > MAX_DEPTH:
-        return out
-    for name, spec in properties.items():
-        if len(out) >= MAX_COLUMNS or not isinstance(spec, dict):
-            continue
-        path, kind, children = f"{prefix}{name}", spec.get("type"), spec.get("properties")
-        if isinstance(children, dict) and kind in (None, "object", "nested"):
-            if kind == "nested":
-                out.append((path, "nested"))
-            flatten(children, f"{path}.", depth + 1, out)
-        else:
-            out.append((path, str(kind or "object")))
-        for sub, sub_spec in (spec.get("fields") or {}).items() if isinstance(spec.get("fields"), dict) else ():
-            if isinstance(sub_spec, dict):
-                out.append((f"{path}.{sub}", str(sub_spec.get("type") or "object")))
-    return out[:MAX_COLUMNS]
-
-
-def _fields(mappings: Any) -> list[tuple[str, str]]:
-    if not isinstance(mappings, dict):
-        return []
-    found = flatten(mappings.get("properties"))
-    runtime = mappings.get("runtime")
-    for name, spec in runtime.items() if isinstance(runtime, dict) else ():
-        if len(found) < MAX_COLUMNS and isinstance(spec, dict):
-            found.append((str(name), str(spec.get("type") or "keyword")))
-    return found
-
-
-def build_tables(mapping: dict[str, Any], aliases: dict[str, Any], streams: dict[str, Any]) -> list[TableInfo]:
-    """Indices, aliases and data streams (names without a leading ".") with their fields, MAX_TABLES at most."""
-    fields = {name: _fields(entry.get("mappings")) for name, entry in mapping.items() if isinstance(entry, dict)}
-    kinds: dict[str, tuple[str, list[str]]] = {n: ("table", [n]) for n in fields}
-    for stream in streams.get("data_streams") or [] if isinstance(streams, dict) else []:
-        if isinstance(stream, dict) and not stream.get("hidden") and not stream.get("system"):
-            backing = [str(i.get("index_name")) for i in stream.get("indices") or [] if isinstance(i, dict)]
-            kinds[str(stream.get("name"))] = ("table", backing[-1:])  # the write index
-    for index, entry in aliases.items() if isinstance(aliases, dict) else ():
-        listed = entry.get("aliases") if isinstance(entry, dict) else None
-        for alias, info in listed.items() if isinstance(listed, dict) else ():
-            if isinstance(info, dict) and info.get("is_hidden"):
-                continue
-            members = kinds.setdefault(alias, ("view", []))[1]
-            members.extend(kinds[index][1] if index in kinds and kinds[index][0] == "table" else [index])
-    tables = []
-    for name in sorted(n for n in kinds if n and not n.startswith("."))[:MAX_TABLES]:
-        kind, members = kinds[name]
-        columns: dict[str, str] = {}
-        for member in sorted(set(members)) if kind == "view" else members:
-            for path, data_type in fields.get(member, []):
-                if len(columns) < MAX_COLUMNS:
-                    columns.setdefault(path, data_type)
-        tables.append(TableInfo("", name, kind, [ColumnInfo(p, t, True, i) for i, (p, t) in
-                                                 enumerate(columns.items(), 1)]))
-    return tables
 
 
 def _version(body: Any) -> tuple[str, str] | None:

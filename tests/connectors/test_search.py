@@ -15,10 +15,17 @@ import opensearchpy
 import pytest
 from elastic_transport.client_utils import parse_cloud_id
 
-from datasources.connectors import ConnectionConfig, ConnectorError, egress, get_connector
+from datasources.connectors import (
+    ConnectionConfig,
+    ConnectorError,
+    egress,
+    get_connector,
+    search_endpoints,
+    search_mapping,
+)
 from datasources.connectors import search as search_module
 from datasources.connectors.guard import egress_scope
-from datasources.connectors.search import cloud_endpoint, hosted_endpoint
+from datasources.connectors.search_endpoints import cloud_endpoint, hosted_endpoint
 from tests.support.certs import issue, make_ca
 from tests.support.contract import BLOCKED_IP, Contract, connect_attempts, run_contract
 from tests.support.search_server import Cluster, DataStream, SearchServer
@@ -174,7 +181,7 @@ def test_malformed_cloud_ids_fail_at_resolve_before_any_packet(allow_loopback, k
                               {"password": CANARY})
     with connect_attempts() as attempts:
         result = get_connector(kind).test(config)
-    assert _failed(result, "resolve") == search_module.CLOUD_ID_INVALID and attempts == []
+    assert _failed(result, "resolve") == search_endpoints.CLOUD_ID_INVALID and attempts == []
 
 
 def test_open_cloud_is_a_hosted_https_endpoint():
@@ -338,7 +345,7 @@ def test_a_configured_ca_is_the_clients_only_trust_anchor(allow_loopback, bundle
     """The Elasticsearch client would add certifi's roots to the context: the configured CA must stay alone."""
     with SearchServer(CLUSTER, tls=bundle.server, users=USERS) as standin:
         config = _config("elasticsearch", standin, bundle)
-        endpoint = search_module.endpoint_of(config)
+        endpoint = search_endpoints.endpoint_of(config)
         with egress_scope(3, only=(endpoint.host,)) as scope:
             scope.pin(endpoint.host, "127.0.0.1")
             session = search_module.SearchSession("elasticsearch", config, endpoint, scope, True)
@@ -505,8 +512,8 @@ def test_1000_indices_are_introspected_in_a_constant_number_of_requests(allow_lo
 
 
 def test_caps_bound_tables_and_columns(allow_loopback, kind, bundle, monkeypatch):
-    monkeypatch.setattr(search_module, "MAX_TABLES", 5)
-    monkeypatch.setattr(search_module, "MAX_COLUMNS", 3)
+    monkeypatch.setattr(search_mapping, "MAX_TABLES", 5)
+    monkeypatch.setattr(search_mapping, "MAX_COLUMNS", 3)
     deep = {"a": {"properties": {"b": {"properties": {"c": {"type": "long"}, "d": {"type": "long"}}}}},
             "e": {"type": "keyword"}, "f": {"type": "keyword"}}
     big = Cluster(indices={f"idx-{i:02d}": deep for i in range(30)})
