@@ -114,17 +114,22 @@ class ConnectorUnavailable(Exception):
         self.message = message
 
 
+def mask(text: str, values: list[str]) -> str:
+    """``text`` with every line of ``values`` (of four characters or more) as ``***``, longest first."""
+    for value in sorted(values, key=len, reverse=True):
+        for part in value.splitlines() or [value]:
+            if len(part) >= 4:
+                text = text.replace(part, "***")
+    return text
+
+
 def sanitize(text: str, secrets: dict[str, str], limit: int = 200) -> str:
     """First line of a raw driver message with every secret value masked; empty if unsafe."""
     values = [v for v in secrets.values() if isinstance(v, str) and v]
     if any(len(v) < 4 for v in values):
         return ""  # masking very short secrets would not be reliable
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    for value in sorted(values, key=len, reverse=True):
-        for part in value.splitlines() or [value]:
-            if len(part) >= 4:
-                line = line.replace(part, "***")
-    return line[:limit]
+    return mask(line, values)[:limit]
 
 
 def _ms(start: float) -> float:

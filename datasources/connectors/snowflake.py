@@ -20,22 +20,20 @@ The session is not told the role, warehouse, database or schema at login (a logi
 them); ``USE`` statements do, so an unknown one fails at stage ``database``. Introspection is one
 ``INFORMATION_SCHEMA.COLUMNS`` query joined with ``TABLES`` (and ``VIEWS``, which some emulators
 keep apart) for the configured schema.
+
+Password or key-pair login arguments: ``snowflake_auth``. The driver's log records, secrets masked:
+``snowflake_logs``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import snowflake.connector
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from snowflake.connector.errors import Error as DriverError
 from snowflake.connector.session_manager import ProxySessionManager, SessionManager
 
@@ -54,6 +52,8 @@ from .base import (
 from .egress import check_host_syntax
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
 from .http_stages import Endpoint, parse_endpoint, reach_http
+from .snowflake_auth import credentials
+from .snowflake_logs import SCRUB, guard_driver_logs
 
 T = TypeVar("T")
 SUFFIX = ".snowflakecomputing.com"
@@ -93,54 +93,6 @@ ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION
 """
 
 
-class _Scrub(logging.Filter):
-    """Masks the secrets of running calls in the driver's log records and drops their tracebacks."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._active: dict[int, list[str]] = {}
-
-    def add(self, secrets: dict[str, str]) -> int:
-        with self._lock:
-            token = max(self._active, default=0) + 1
-            self._active[token] = [v for v in secrets.values() if isinstance(v, str) and v]
-            return token
-
-    def remove(self, token: int) -> None:
-        with self._lock:
-            self._active.pop(token, None)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with self._lock:
-            values = [v for vs in self._active.values() for v in vs]
-        if any(len(v) < 4 for v in values):
-            return False  # too short to mask reliably: drop the record
-        try:
-            text = record.getMessage()
-        except Exception:  # a driver format error must not break logging
-            text = str(record.msg)
-        for value in sorted(values, key=len, reverse=True):
-            for part in value.splitlines() or [value]:
-                if len(part) >= 4:
-                    text = text.replace(part, "***")
-        record.msg, record.args = text, None
-        record.exc_info, record.exc_text, record.stack_info = None, None, None
-        return True
-
-
-SCRUB = _Scrub()
-logging.getLogger("snowflake").setLevel(logging.WARNING)  # its DEBUG/INFO records carry requests
-
-
-def _guard_driver_logs() -> None:
-    """Attach the scrubbing filter to every driver logger (children do not inherit filters)."""
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if (name == "snowflake" or name.startswith("snowflake.")) and isinstance(logger, logging.Logger):
-            if SCRUB not in logger.filters:
-                logger.addFilter(SCRUB)
-
-
 def account_and_endpoint(config: ConnectionConfig) -> tuple[str, Endpoint]:
     """The validated account identifier and the endpoint (``endpoint_url`` or the account's host)."""
     account = str(config.connection.get("account") or "").strip()
@@ -166,28 +118,6 @@ def _ident(name: str) -> str:
     if IDENT_RE.fullmatch(name) or QUOTED_RE.fullmatch(name):
         return name
     return '"' + name.replace('"', '""') + '"'
-
-
-def _private_key(config: ConnectionConfig) -> Any:
-    """The PEM private key of key-pair auth, decrypted; messages never carry key material."""
-    pem = (config.secrets.get("private_key") or "").strip()
-    if not pem:
-        raise ConnectorError("auth", "Key-pair authentication needs the private key (PEM).")
-    if "\\n" in pem and "\n" not in pem:  # pasted as one line with escaped newlines
-        pem = pem.replace("\\n", "\n")
-    passphrase = config.secrets.get("private_key_passphrase") or ""
-    try:
-        key = load_pem_private_key(pem.encode(), password=passphrase.encode() or None)
-    except TypeError:
-        hint = ("it is not encrypted: leave the passphrase empty" if passphrase
-                else "it is encrypted: give its passphrase")
-        raise ConnectorError("auth", f"The private key could not be read: {hint}.") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise ConnectorError("auth", "The private key could not be read: it is not a PEM private key, or the "
-                                     "passphrase is wrong.") from None
-    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise ConnectorError("auth", "The private key must be an RSA (or P-256/384/521 EC) key.")
-    return key
 
 
 def _backoff() -> Iterator[int]:
@@ -257,10 +187,7 @@ class _Session:
                 "STATEMENT_QUEUED_TIMEOUT_IN_SECONDS": int(self.config.query_timeout),
             },
         }
-        if (c.get("auth_method") or "password") == "key_pair":
-            params.update(authenticator="SNOWFLAKE_JWT", private_key=_private_key(self.config))
-        else:
-            params["password"] = self.config.secrets.get("password") or ""
+        params.update(credentials(self.config))
         return params
 
     def login(self) -> None:
@@ -279,7 +206,7 @@ class _Session:
         except Exception as exc:
             raise self._login_error(exc, user) from None
         finally:
-            _guard_driver_logs()
+            guard_driver_logs()
 
     def _login_error(self, exc: Exception, user: str) -> ConnectorError:
         code = getattr(exc, "errno", None) if isinstance(exc, DriverError) else None
@@ -405,7 +332,7 @@ class SnowflakeConnector(Connector):
     def _run(
         self, config: ConnectionConfig, *, introspect: bool
     ) -> tuple[TestResult, list[TableInfo] | None, ConnectorError | None]:
-        _guard_driver_logs()
+        guard_driver_logs()
         tables: list[TableInfo] | None = None
         error: ConnectorError | None = None
         timeout = float(config.connect_timeout)

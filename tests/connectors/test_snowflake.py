@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from datasources.connectors import ConnectionConfig, ConnectorError, get_connector
+from datasources.connectors import ConnectionConfig, ConnectorError, get_connector, snowflake_logs
 from datasources.connectors import snowflake as sf
 from tests.conftest import IN_CI
 from tests.support.certs import make_bundle
@@ -305,13 +305,13 @@ def test_driver_logs_turned_up_to_debug_never_carry_secrets(allow_loopback, fake
 
 def test_scrub_filter_masks_the_running_calls_secrets(caplog):
     caplog.set_level(logging.DEBUG)
-    sf._guard_driver_logs()
-    token = sf.SCRUB.add({"password": CANARY})
+    snowflake_logs.guard_driver_logs()
+    token = snowflake_logs.SCRUB.add({"password": CANARY})
     try:
         logging.getLogger("snowflake.connector.network").error(
             "request to acme failed, sent %s", CANARY, exc_info=ValueError(CANARY))  # plain: the driver's masks miss it
     finally:
-        sf.SCRUB.remove(token)
+        snowflake_logs.SCRUB.remove(token)
     assert "request to acme failed, sent ***" in caplog.text
     assert CANARY not in caplog.text and "ValueError" not in caplog.text  # traceback dropped
 
