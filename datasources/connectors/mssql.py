@@ -1,6 +1,6 @@
 """SQL Server connector (mssql) on python-tds (pytds): pure Python, TDS 7.4, TLS through pyOpenSSL.
 
-The connector speaks the first TDS messages itself: a PRELOGIN exchange proves the peer is a TDS
+The connector speaks the first TDS messages itself (``mssql_probe``): a PRELOGIN exchange proves the peer is a TDS
 server (until then every failure reads like a closed port), and with ``encrypt`` the TLS handshake
 that follows, carried in PRELOGIN packets as MS-TDS requires, is verified with the standard
 library (system CAs, or ``ca_certificate`` alone; host name checked; TLS 1.2, the version pytds
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import ssl
-import struct
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
@@ -42,21 +40,16 @@ from .base import (
 )
 from .egress import check_host_syntax, resolve_checked
 from .guard import EgressScope, TimedOut, call_bounded, egress_scope
-from .http_stages import tls_context
-from .reach import Deadline, NotTheServer, connect_and_greet, peek, take, tcp_connect
+from .mssql_probe import ENCRYPT_NOT_SUP, ENCRYPT_ON, ENCRYPT_REQ, Target, handshake, probe
+from .reach import tcp_connect
 
 #: pytds logs each login attempt at INFO with the server's messages (which echo user and database
 #: names) and a traceback: keep the driver to warnings.
 logging.getLogger("pytds").setLevel(logging.WARNING)
 
 T = TypeVar("T")
-Target = tuple[str, int, str]  # host name (TLS, messages), port, the checked IP to connect to
 
 APPLICATION_NAME = "datasource-control-plane"
-PRELOGIN, REPLY = 0x12, 0x04
-VERSION, ENCRYPTION, INSTOPT, THREADID, MARS, TERMINATOR = 0, 1, 2, 3, 4, 0xFF
-ENCRYPT_ON, ENCRYPT_NOT_SUP, ENCRYPT_REQ = 1, 2, 3
-PACKET_SIZE = 4096
 LOGIN_REFUSED = {18456: "check the user name and password", 18486: "the account is locked",
                  18487: "the password has expired", 18488: "the password must be changed",
                  18470: "the account is disabled", 18452: "the login is from an untrusted domain"}
@@ -74,119 +67,6 @@ LEFT JOIN INFORMATION_SCHEMA.COLUMNS AS c
   ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.ORDINAL_POSITION <= {MAX_COLUMNS}
 ORDER BY t.TABLE_SCHEMA, t.TABLE_NAME, c.ORDINAL_POSITION
 """  # noqa: S608 (module constants only, no user input)  # nosec B608
-
-
-# --- the first TDS messages, spoken by the connector itself ------------------------------------------
-
-
-def _packets(kind: int, payload: bytes) -> bytes:
-    """``payload`` as TDS packets of at most PACKET_SIZE bytes, the last one marked end-of-message."""
-    step = PACKET_SIZE - 8
-    chunks = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
-    return b"".join(
-        struct.pack(">BBHHBB", kind, int(n == len(chunks)), len(chunk) + 8, 0, n % 256, 0) + chunk
-        for n, chunk in enumerate(chunks, 1)
-    )
-
-
-def _prelogin(encrypt: bool) -> bytes:
-    """The PRELOGIN record pytds sends too, so the server's answer predicts the driver's."""
-    values = [(VERSION, struct.pack(">LH", 0x01000000, 0)), (ENCRYPTION, bytes([ENCRYPT_ON if encrypt else
-              ENCRYPT_NOT_SUP])), (INSTOPT, b"MSSQLServer\0"), (THREADID, b"\0\0\0\0"), (MARS, b"\0")]
-    header, body, start = b"", b"", 5 * len(values) + 1
-    for token, value in values:
-        header += struct.pack(">BHH", token, start + len(body), len(value))
-        body += value
-    return header + bytes([TERMINATOR]) + body
-
-
-def _options(payload: bytes) -> dict[int, bytes] | None:
-    """PRELOGIN option tokens -> values; None when the record is malformed."""
-    options: dict[int, bytes] = {}
-    i = 0
-    while i < len(payload) and payload[i] != TERMINATOR:
-        if i + 5 > len(payload):
-            return None
-        token, offset, length = struct.unpack(">BHH", payload[i : i + 5])
-        if offset + length > len(payload):
-            return None
-        options[token] = payload[offset : offset + length]
-        i += 5
-    return options if i < len(payload) else None
-
-
-def _prelogin_reply(data: bytes) -> bool | None:
-    """Judge: one whole TDS reply packet holding a PRELOGIN record with VERSION and ENCRYPTION."""
-    if data[:1] != bytes([REPLY]):
-        return False
-    if len(data) < 8:
-        return None
-    status, length = data[1], struct.unpack(">H", data[2:4])[0]
-    if not status & 0x01 or not 8 < length <= PACKET_SIZE:
-        return False
-    if len(data) < length:
-        return None
-    options = _options(data[8:length]) if len(data) == length else None
-    return bool(options and len(options.get(VERSION, b"")) >= 6 and len(options.get(ENCRYPTION, b"")) >= 1)
-
-
-def _probe(target: Target, timeout: float, encrypt: bool) -> tuple[socket.socket, int]:
-    """Stage tcp: connect and exchange PRELOGIN; the open socket and the server's encryption answer."""
-    host, port, ip = target
-
-    def greet(sock: socket.socket, deadline: Deadline) -> int:
-        sock.settimeout(max(deadline.remaining(), 0.001))
-        sock.sendall(_packets(PRELOGIN, _prelogin(encrypt)))
-        reply = take(sock, len(peek(sock, deadline, _prelogin_reply)))
-        return (_options(reply[8:]) or {})[ENCRYPTION][0]
-
-    return connect_and_greet(ip, port, timeout, host, greet)
-
-
-def _message(sock: socket.socket, deadline: Deadline) -> tuple[int, bytes]:
-    """One TDS message (packets up to end-of-message) read within ``deadline``."""
-    kind, payload = None, b""
-    while True:
-        sock.settimeout(max(deadline.remaining(), 0.001))
-        header = take(sock, 8)
-        length = struct.unpack(">H", header[2:4])[0]
-        if length < 8 or len(payload) > 1 << 20:
-            raise NotTheServer("bad packet")
-        kind = header[0] if kind is None else kind
-        payload += take(sock, length - 8)
-        if header[1] & 0x01:
-            return kind, payload
-
-
-def _handshake(sock: socket.socket, host: str, ca_pem: str, timeout: float) -> None:
-    """Stage tls: the TLS handshake inside PRELOGIN packets, the chain and host name verified."""
-    try:
-        context = tls_context(ca_pem)
-    except (ssl.SSLError, ValueError):
-        raise ConnectorError("tls", "The CA certificate (ca_certificate) could not be read.") from None
-    context.maximum_version = ssl.TLSVersion.TLSv1_2  # what pytds (pyOpenSSL, TLSv1_2_METHOD) speaks
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
-    deadline = Deadline(timeout)
-    try:
-        while True:
-            try:
-                tls.do_handshake()
-                return
-            except ssl.SSLWantReadError:
-                pass
-            if pending := outgoing.read():
-                sock.sendall(_packets(PRELOGIN, pending))
-            kind, payload = _message(sock, deadline)
-            if kind != PRELOGIN:
-                raise NotTheServer("not a handshake packet")
-            incoming.write(payload)
-    except ssl.SSLCertVerificationError as exc:
-        raise ConnectorError("tls", f"The server's certificate could not be verified: {exc.verify_message}.") from None
-    except ssl.SSLError as exc:
-        raise ConnectorError("tls", f"The TLS handshake failed ({exc.reason or 'protocol error'}).") from None
-    except (OSError, NotTheServer):
-        raise ConnectorError("tls", "The server did not complete the TLS handshake.") from None
 
 
 def _cafile(ca_pem: str, directory: str) -> str:
@@ -208,9 +88,6 @@ def _cafile(ca_pem: str, directory: str) -> str:
     path = Path(directory) / "system-ca.pem"
     path.write_text("\n".join(certificates))
     return str(path)
-
-
-# --- the driver ------------------------------------------------------------------------------------
 
 
 def _login_error(exc: BaseException, config: ConnectionConfig, database: str) -> ConnectorError:
@@ -352,8 +229,8 @@ class MSSQLConnector(Connector):
             target = runner.run("resolve", lambda: self._target(config))
             scope = stack.enter_context(egress_scope(timeout))
             scope.pin(target[0], target[2])
-            probe, answer = runner.run("tcp", lambda: _probe(target, timeout, encrypt))
-            stack.callback(probe.close)
+            sock, answer = runner.run("tcp", lambda: probe(target, timeout, encrypt))
+            stack.callback(sock.close)
             cafile = None
             if encrypt:
                 directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="mssql-ca-"))
@@ -361,13 +238,13 @@ class MSSQLConnector(Connector):
                 def tls() -> str:
                     if answer not in (ENCRYPT_ON, ENCRYPT_REQ):
                         raise ConnectorError("tls", NO_TLS)
-                    _handshake(probe, target[0], c.get("ca_certificate") or "", timeout)
+                    handshake(sock, target[0], c.get("ca_certificate") or "", timeout)
                     return _cafile(c.get("ca_certificate") or "", directory)
 
                 cafile = runner.run("tls", tls, "The server's certificate is valid.")
             elif answer != ENCRYPT_NOT_SUP:
                 runner.run("tls", _plaintext_refused)
-            probe.close()
+            sock.close()
             conn = runner.run("auth", lambda: self._login(config, target, cafile, scope))
             stack.callback(_close, conn)
             runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
