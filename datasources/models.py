@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
 from core.models import Tracked
 from datasources import fields as rules
-from organizations.models import Organization, Workspace
+from organizations.models import ApiToken, Organization, Workspace
 
 
 class DataSourceStatus(models.TextChoices):
     PENDING = "pending", "Not tested yet"
     ACTIVE = "active", "Active"
     ERROR = "error", "Error"
+    #: moved without its stored secrets (withheld from the new destination): its credentials must be
+    #: updated (tested at the new destination) before it is tested, refreshed or used again
+    CREDENTIALS_REQUIRED = "credentials_required", "Credentials required (moved without its secrets)"
 
 
 class SchemaStatus(models.TextChoices):
@@ -62,7 +66,7 @@ class DataSource(Tracked):
     tags = models.JSONField(default=list, blank=True, validators=[rules.validate_tags])
     metadata = models.JSONField(default=dict, blank=True, validators=[rules.validate_metadata])
 
-    status = models.CharField(max_length=16, choices=DataSourceStatus.choices, default=DataSourceStatus.PENDING)
+    status = models.CharField(max_length=32, choices=DataSourceStatus.choices, default=DataSourceStatus.PENDING)
     last_test = models.JSONField(null=True, blank=True)
     schema_status = models.CharField(max_length=16, choices=SchemaStatus.choices, default=SchemaStatus.NONE)
     schema_error = models.TextField(blank=True, default="")
@@ -98,6 +102,32 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.data_source_id}:{self.field}"
+
+
+class PendingCredentials(models.Model):
+    """Credentials a writer sent that the current destination refused (test stage ``auth`` or
+    ``database``): kept, encrypted, for that same writer's next move of the source within
+    ``expires_at``. Nothing active uses them; see ``datasources.services.pending``.
+
+    ``ciphertext`` holds the whole body (secrets and user name), bound to the data source and to
+    the writer (user and token) by the encryption's associated data; ``names`` are names only."""
+
+    data_source = models.ForeignKey(DataSource, on_delete=models.CASCADE, related_name="pending_credentials")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="+")
+    token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    names = models.JSONField(default=list, help_text="What was sent, by name only (secrets and `username`).")
+    stage = models.CharField(max_length=16, help_text="The stage the current destination refused them at.")
+    key_id = models.CharField(max_length=64)
+    ciphertext = models.TextField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["data_source", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.data_source_id}: pending {', '.join(self.names)}"
 
 
 class SchemaSnapshot(models.Model):

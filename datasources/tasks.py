@@ -12,6 +12,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from datasources.models import DataSource, DataSourceStatus, SchemaStatus
+from datasources.services import pending
 from datasources.services.connection import STALE_CLAIM, refresh_schema
 
 logger = logging.getLogger(__name__)
@@ -36,21 +37,25 @@ def refresh_schema_task(self, data_source_id: int) -> str:
     outcome = refresh_schema(data_source=ds, final=last_try)
     if outcome.busy:
         return "busy"
+    if outcome.credentials_required:  # moved without its secrets: nothing to try, nor to retry
+        return "credentials_required"
     if outcome.ok:
-        if ds.status == DataSourceStatus.ERROR:
-            DataSource.objects.filter(pk=ds.pk).update(status=DataSourceStatus.ACTIVE)
+        DataSource.objects.filter(pk=ds.pk, status=DataSourceStatus.ERROR).update(status=DataSourceStatus.ACTIVE)
         return "ready"
     if not last_try:
         countdown = settings.SCHEMA_REFRESH_RETRY_BASE_SECONDS * (2**retries)
         raise self.retry(countdown=countdown, max_retries=ds.max_retries)
-    # Credentials that keep failing: the source is in error until a refresh or test succeeds.
-    DataSource.objects.filter(pk=ds.pk).update(status=DataSourceStatus.ERROR)
+    # Credentials that keep failing: the source is in error until a refresh or test succeeds (unless it
+    # was moved without its secrets meanwhile: it keeps saying so).
+    DataSource.objects.filter(pk=ds.pk).exclude(status=DataSourceStatus.CREDENTIALS_REQUIRED).update(
+        status=DataSourceStatus.ERROR)
     logger.warning("schema refresh of data source %s failed after %s retries", ds.pk, retries)
     return "failed"
 
 
 def due_data_sources(now=None):
-    """Sources with auto-refresh on whose last refresh is at least their interval old.
+    """Sources with auto-refresh on whose last refresh is at least their interval old (not those
+    waiting for their credentials: a refresh would have none to connect with).
 
     One query, the same on SQLite and PostgreSQL: the age of the last refresh (``now`` minus
     ``schema_checked_at``, a duration) is compared with the interval as a duration. SQLite has no
@@ -68,6 +73,7 @@ def due_data_sources(now=None):
     )
     return (
         DataSource.objects.filter(schema_auto_refresh=True)
+        .exclude(status=DataSourceStatus.CREDENTIALS_REQUIRED)
         .exclude(busy)
         .alias(age=age, interval=interval)
         .filter(Q(schema_checked_at__isnull=True) | Q(age__gte=F("interval")))
@@ -77,8 +83,10 @@ def due_data_sources(now=None):
 
 @shared_task(name="datasources.schema_refresh_tick")
 def schema_refresh_tick() -> int:
-    """Celery beat's periodic tick: queue a refresh for every due source (once: marked pending)."""
+    """Celery beat's periodic tick: queue a refresh for every due source (once: marked pending), and
+    forget expired pending credentials."""
     now = timezone.now()
+    pending.purge_expired(now)
     ids = list(due_data_sources(now))
     if ids:
         DataSource.objects.filter(pk__in=ids).update(schema_status=SchemaStatus.PENDING, schema_status_at=now)

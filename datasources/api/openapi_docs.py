@@ -78,10 +78,21 @@ class DataSourceRepresentationExtension(OpenApiSerializerExtension):
         props["last_test"] = nullable_ref("TestResult", readOnly=True,
                                           description="The last connection test; null before the first.")
         props["credentials_set"]["description"] = "Names of the secrets that are set (never their values)."
+        props["status"]["description"] = STATUS_DESCRIPTION
         if "tenancy_settings" in props:
             props["tenancy_settings"] = nullable_ref("TenancySettings", readOnly=True,
                                                      description="Null when the source has no tenancy settings.")
         return schema
+
+
+STATUS_DESCRIPTION = (
+    "`pending`: saved without a connection test. `active`: the last test (or tested change) passed. `error`: the "
+    "last test or scheduled refresh failed. `credentials_required`: moved to a new destination by a writer who "
+    "did not resend the stored secrets (Rivergen's two-step move): those secrets were withheld from the new "
+    "destination and cleared; `POST .../test/` and `POST .../sync/` answer 400 `CREDENTIALS_REQUIRED` and "
+    "scheduled refreshes skip it until its credentials are updated (tested at the new destination, which makes "
+    "it `active` again)."
+)
 
 
 def _request(base_request: dict, key: str, source_type: catalogue.SourceType, *, create: bool) -> dict[str, Any]:
@@ -471,14 +482,18 @@ _DATASOURCE_DOCS = {
         description="The result is recorded as `last_test` (and `status`) whether it passes or fails; a failing "
         "test answers 400 `CREDENTIAL_TEST_FAILED` with the failing `stage` and the whole `test`.",
         responses={200: OpenApiResponse(ref("TestResult"), description="The test passed."),
-                   400: error_response(400, C.CREDENTIAL_TEST_FAILED, C.CONNECTOR_UNAVAILABLE,
-                                       description="The test failed, or no test is available for this type here.")},
+                   400: error_response(400, C.CREDENTIAL_TEST_FAILED, C.CONNECTOR_UNAVAILABLE, C.CREDENTIALS_REQUIRED,
+                                       description="The test failed, or no test is available for this type here, "
+                                                   "or the source is `credentials_required` (moved without its "
+                                                   "secrets: update its credentials first; nothing is tried).")},
     ),
     "sync": extend_schema(
         tags=TAGS, summary="Refresh the cached schema", request=None, parameters=[oa.etag_header(200)],
         responses={200: REPRESENTATION,
-                   400: error_response(400, C.CONNECTOR_UNAVAILABLE,
-                                       description="No connector can introspect this type here."),
+                   400: error_response(400, C.CONNECTOR_UNAVAILABLE, C.CREDENTIALS_REQUIRED,
+                                       description="No connector can introspect this type here, or the source is "
+                                                   "`credentials_required` (moved without its secrets: update its "
+                                                   "credentials first; nothing is tried)."),
                    409: error_response(409, C.CONFLICT, description="A refresh of this source is already running."),
                    500: error_response(500, C.SCHEMA_CACHE_FAILED, C.INTERNAL_SERVER_ERROR,
                                        description="The schema could not be cached.")},

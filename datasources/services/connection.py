@@ -28,6 +28,7 @@ from datasources.connectors import (
 from datasources.models import DataSource, DataSourceStatus, SchemaSnapshot, SchemaStatus, SchemaTable
 from datasources.services import attempts
 from datasources.services.credentials import load_secrets
+from datasources.services.destination import CredentialsRequired
 from datasources.services.ratelimit import consume_test_budget
 from organizations.actors import Actor
 
@@ -43,6 +44,20 @@ class CredentialTestFailed(ApiError):
     code = ErrorCode.CREDENTIAL_TEST_FAILED
     status_code = 400
     test_result: TestResult | None = None  # the failing test, for the audit trail
+
+
+#: why a `credentials_required` source is not tested or refreshed
+CREDENTIALS_REQUIRED_MESSAGE = (
+    "This data source was moved without its stored credentials (they were withheld from the new destination "
+    "and cleared): update its credentials first. The update is tested at the new destination and makes the "
+    "source active again."
+)
+
+
+def require_credentials(data_source: DataSource) -> None:
+    """400 CREDENTIALS_REQUIRED while the source waits for its credentials (``credentials_required``)."""
+    if data_source.status == DataSourceStatus.CREDENTIALS_REQUIRED:
+        raise CredentialsRequired(CREDENTIALS_REQUIRED_MESSAGE, extra={"status": data_source.status})
 
 
 def build_config(data_source: DataSource, connection: dict, secrets: dict[str, str]) -> ConnectionConfig:
@@ -78,7 +93,13 @@ def require_passing(result: TestResult) -> None:
 
 
 def test_stored(*, data_source: DataSource, actor: Actor) -> TestResult:
-    """Test the stored configuration and record the result (status, last_test, audit)."""
+    """Test the stored configuration and record the result (status, last_test, audit). A source that
+    waits for its credentials is not tested: 400 CREDENTIALS_REQUIRED (audited as refused)."""
+    try:
+        require_credentials(data_source)
+    except CredentialsRequired as exc:
+        attempts.record_attempt(actor=actor, data_source=data_source, action="test", trigger="test", error=exc)
+        raise
     consume_test_budget(actor)
     try:
         result = run_test(build_config(data_source, data_source.connection, load_secrets(data_source)))
@@ -91,10 +112,12 @@ def test_stored(*, data_source: DataSource, actor: Actor) -> TestResult:
 
 
 def record_test_result(data_source: DataSource, result: TestResult) -> None:
-    """Targeted update: a test result is not a configuration change, so ``version`` stays."""
+    """Targeted update: a test result is not a configuration change, so ``version`` stays. A source
+    moved without its secrets meanwhile keeps ``credentials_required``."""
     data_source.last_test = {**result.as_dict(), "tested_at": timezone.now().isoformat()}
     data_source.status = DataSourceStatus.ACTIVE if result.ok else DataSourceStatus.ERROR
-    DataSource.objects.filter(pk=data_source.pk).update(last_test=data_source.last_test, status=data_source.status)
+    DataSource.objects.filter(pk=data_source.pk).exclude(status=DataSourceStatus.CREDENTIALS_REQUIRED).update(
+        last_test=data_source.last_test, status=data_source.status)
 
 
 @dataclass
@@ -104,6 +127,7 @@ class RefreshOutcome:
     created: bool
     error: str = ""
     busy: bool = False  # another refresh of this source is running
+    credentials_required: bool = False  # not tried: the source waits for its credentials
 
 
 #: A claim older than this is considered abandoned (a worker died mid-refresh).
@@ -206,12 +230,19 @@ def refresh_schema(
 
     At most one refresh of a source runs at a time (``claim_refresh``). ``final=False`` is for a
     failure that will be retried: the status goes back to `pending` instead of `failed`. ``tables``:
-    already introspected (over the session of the connection test just passed).
+    already introspected (over the session of the connection test just passed). A source that waits
+    for its credentials (``credentials_required``) is not connected to: the refresh fails at once,
+    saying so, and the previous snapshot stays.
     """
+    waiting = config is None and data_source.status == DataSourceStatus.CREDENTIALS_REQUIRED
     token = claim_refresh(data_source.pk)
     if token is None:
         return RefreshOutcome(ok=False, version=data_source.schema_version, created=False, busy=True,
                               error="A schema refresh of this data source is already running.")
+    if waiting:
+        _finish(data_source, token, schema_status=SchemaStatus.FAILED, schema_error=CREDENTIALS_REQUIRED_MESSAGE)
+        return RefreshOutcome(ok=False, version=data_source.schema_version, created=False,
+                              error=CREDENTIALS_REQUIRED_MESSAGE, credentials_required=True)
     if config is None:
         config = build_config(data_source, data_source.connection, load_secrets(data_source))
     try:
@@ -245,7 +276,9 @@ class SchemaCacheFailed(ApiError):
 
 def sync_schema(*, data_source: DataSource) -> RefreshOutcome:
     """Refresh now (Databrain's "Sync Datasource"): 400 without a connector, 409 while another
-    refresh runs, 500 SCHEMA_CACHE_FAILED when introspection fails (the previous snapshot stays)."""
+    refresh runs, 500 SCHEMA_CACHE_FAILED when introspection fails (the previous snapshot stays),
+    400 CREDENTIALS_REQUIRED while the source waits for its credentials (nothing is tried)."""
+    require_credentials(data_source)
     try:
         get_connector(data_source.type)
     except ConnectorUnavailable as exc:

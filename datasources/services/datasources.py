@@ -20,7 +20,7 @@ from datasources import catalogue, dependants
 from datasources.connectors import TestResult
 from datasources.models import DataSource, DataSourceStatus
 from datasources.selectors import data_source_for_actor
-from datasources.services import audit, refresh_queue, tenancy
+from datasources.services import audit, pending, refresh_queue, tenancy
 from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
@@ -49,6 +49,9 @@ class WriteOptions:
     dry_run: bool = False
     test_connection: bool = True
     tenancy_replace: bool = False  # PUT .../tenancy/: replace rather than merge
+    #: a move without the stored secrets of its hop clears them (untested, `credentials_required`)
+    #: instead of answering 400 CREDENTIALS_REQUIRED (``destination``); the Rivergen adapter's two-step move
+    withhold_moved_secrets: bool = False
 
 
 @dataclass
@@ -58,6 +61,8 @@ class WriteResult:
     test: TestResult | None = None
     schema: RefreshOutcome | None = None
     dry_run: bool = False
+    withheld: list[str] = field(default_factory=list)  # secrets cleared by a withheld move (names)
+    moved: list[str] = field(default_factory=list)  # the connection paths of that move
 
 
 class HasETag(Protocol):
@@ -92,8 +97,9 @@ def _check_name_free(actor: Actor, name: str | None, exclude_pk: int | None) -> 
 
 
 def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> TestResult | None:
-    """Test the merged new configuration (never under a lock); 400 when it fails."""
-    if not plan.connection_changed or not options.test_connection:
+    """Test the merged new configuration (never under a lock); 400 when it fails. A withheld move is
+    never tested: its secrets are not sent anywhere, and the new destination gets none."""
+    if not plan.connection_changed or not options.test_connection or plan.withheld:
         return None
     consume_test_budget(actor)
     probe = DataSource(
@@ -120,7 +126,9 @@ def _pin_ssh_host_key(plan: Plan, result: TestResult) -> None:
 def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) -> None:
     for key, value in plan.values.items():
         setattr(ds, key, value)
-    if plan.connection_changed:
+    if plan.withheld:
+        ds.status = DataSourceStatus.CREDENTIALS_REQUIRED
+    elif plan.connection_changed:
         ds.status = DataSourceStatus.ACTIVE if test is not None else DataSourceStatus.PENDING
         if test is not None:
             ds.last_test = {**test.as_dict(), "tested_at": timezone.now().isoformat()}
@@ -136,12 +144,18 @@ def _save(ds: DataSource, plan: Plan) -> None:
         raise _conflict() from exc
     if plan.secrets:
         write_secrets(ds, plan.secrets)
+        if not plan.withheld:
+            pending.clear(ds)  # the credentials were updated: any that waited for a move are void
     if plan.tenancy is not UNCHANGED:
         tenancy.write(ds, plan.tenancy)
 
 
-def _detail(mode: str, test: TestResult | None) -> dict[str, Any]:
-    return {"method": mode.upper(), "test": test.as_dict() if test else None}
+def _detail(mode: str, test: TestResult | None, plan: Plan | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"method": mode.upper(), "test": test.as_dict() if test else None}
+    if plan is not None and plan.withheld:  # names only: which secrets the move did not carry
+        detail.update(withheld=list(plan.withheld), moved=list(plan.moved),
+                      status=DataSourceStatus.CREDENTIALS_REQUIRED.value)
+    return detail
 
 
 def _preview(ds: DataSource, plan: Plan) -> DataSource:
@@ -234,7 +248,10 @@ def _update_with_test(
             if locked.version != ds.version:
                 # Someone else wrote meanwhile: re-merge this change onto their state. If that
                 # alters what the connection test saw, start over outside the lock.
-                fresh = build_plan(locked, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace)
+                fresh = build_plan(locked, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace,
+                                   withhold=options.withhold_moved_secrets)
+                if fresh.withheld != plan.withheld:
+                    continue  # the move now withholds other secrets (or none, and needs a test): start over
                 tested_same = (fresh.values["connection"], fresh.secrets_after) == (
                     plan.values["connection"],
                     plan.secrets_after,
@@ -248,7 +265,8 @@ def _update_with_test(
                     return WriteResult(locked)
             ds = locked
             _write(ds, plan, actor, test, mode)
-        return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test))
+        return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test),
+                           withheld=list(plan.withheld), moved=list(plan.moved))
     raise Conflict("The data source kept changing during the update; try again.")
 
 
@@ -275,7 +293,8 @@ def _checked_plan(
     """412 on a stale If-Match, then the validated plan (400s), then 409 on a name taken."""
     if not etag_matches(ds, options.if_match):
         raise PreconditionFailed()
-    plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace)
+    plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace,
+                      withhold=options.withhold_moved_secrets)
     if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
         _check_name_free(actor, plan.values["name"], ds.pk)
     return plan
@@ -304,7 +323,7 @@ def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mo
     _apply(ds, plan, actor, test)
     ds.version += 1
     _save(ds, plan)
-    audit.record(actor=actor, action="update", target=ds, changes=plan.changes, detail=_detail(mode, test))
+    audit.record(actor=actor, action="update", target=ds, changes=plan.changes, detail=_detail(mode, test, plan))
 
 
 def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> RefreshOutcome | None:

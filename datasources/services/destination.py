@@ -12,6 +12,11 @@ nothing stored travels:
 - SSH hop moved: the SSH secrets too when the tunnel is on afterwards, and the database secrets
   in any case, since they now travel through the new hop (or, with the tunnel turned off, without it).
 
+A writer may instead *withhold* them (``build_plan(..., withhold=True)``, the Rivergen adapter's
+two-step move): the secrets that would travel a moved hop are cleared in the same change, so they
+can never reach the new destination, and the source waits in ``credentials_required`` for its
+credentials to be updated (and tested there).
+
 Pure: reads the source type, the connections before and after, and secret names; raises a 400.
 """
 
@@ -29,6 +34,8 @@ from organizations.actors import Actor
 class CredentialsRequired(ApiError):
     code = ErrorCode.CREDENTIALS_REQUIRED
     status_code = 400
+    missing: list[str] = []  # the secrets to resend (names)
+    moved: list[str] = []  # the connection paths that moved a hop
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,34 @@ def secrets_to_resend(source_type: catalogue.SourceType, hops: MovedHops, stored
     return need
 
 
+def missing_secrets(
+    actor: Actor,
+    source_type: catalogue.SourceType,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    stored: Iterable[str],
+    sent: Mapping[str, Any],
+) -> tuple[MovedHops, list[str]]:
+    """The moved hops, and the stored secrets that would travel them without being resent (none for an
+    organization owner or admin, who is exempt)."""
+    hops = moved_hops(source_type, before, after)
+    if actor.is_org_admin:
+        return hops, []
+    return hops, [name for name in secrets_to_resend(source_type, hops, stored) if name not in sent]
+
+
+def credentials_required(hops: MovedHops, missing: list[str]) -> CredentialsRequired:
+    moved = ", ".join(f"connection.{path}" for path in hops.paths)
+    error = CredentialsRequired(
+        f"This change moves where or how stored credentials travel ({moved}): resend them "
+        f"({', '.join(missing)}) in the same request, or ask an organization owner or admin.",
+        errors={f"credentials.{name}": ["Resend this secret with the changed connection."] for name in missing},
+    )
+    error.missing = list(missing)
+    error.moved = [f"connection.{path}" for path in hops.paths]
+    return error
+
+
 def check_destination(
     actor: Actor,
     source_type: catalogue.SourceType,
@@ -106,15 +141,6 @@ def check_destination(
     sent: Mapping[str, Any],
 ) -> None:
     """400 CREDENTIALS_REQUIRED when the change would send stored secrets over a moved hop."""
-    if actor.is_org_admin:
-        return
-    hops = moved_hops(source_type, before, after)
-    missing = [name for name in secrets_to_resend(source_type, hops, stored) if name not in sent]
-    if not missing:
-        return
-    moved = ", ".join(f"connection.{path}" for path in hops.paths)
-    raise CredentialsRequired(
-        f"This change moves where or how stored credentials travel ({moved}): resend them "
-        f"({', '.join(missing)}) in the same request, or ask an organization owner or admin.",
-        errors={f"credentials.{name}": ["Resend this secret with the changed connection."] for name in missing},
-    )
+    hops, missing = missing_secrets(actor, source_type, before, after, stored, sent)
+    if missing:
+        raise credentials_required(hops, missing)

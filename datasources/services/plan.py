@@ -14,7 +14,7 @@ from datasources import catalogue, connection_strings, fields
 from datasources.models import DataSource
 from datasources.services import tenancy
 from datasources.services.credentials import load_secrets
-from datasources.services.destination import check_destination
+from datasources.services.destination import MovedHops, credentials_required, missing_secrets
 from datasources.services.merge import diff_paths, merge_patch
 from organizations.actors import Actor
 from organizations.models import Workspace
@@ -39,6 +39,8 @@ class Plan:
     connection_changed: bool
     tenancy: Any = UNCHANGED  # dict, None (delete) or UNCHANGED
     secrets_loaded: bool = True  # False: the body touched no connection field, secrets_after is empty
+    withheld: tuple[str, ...] = ()  # stored secrets cleared because the change moves their hop (names)
+    moved: tuple[str, ...] = ()  # the connection paths that moved a hop (with ``withheld``)
 
 
 def validate_body(data: Any, mode: Mode) -> dict[str, Any]:
@@ -98,10 +100,27 @@ def _raw_connection(ds: DataSource, data: dict[str, Any], mode: Mode, errors: di
     return merge_patch(raw, from_string), string_secrets
 
 
+def planned_connection(ds: DataSource, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The connection a PATCH body would leave (merged and normalized), or None when it is invalid
+    (the write itself then answers the 400)."""
+    errors: dict[str, list[str]] = {}
+    raw, _ = _raw_connection(ds, data, "patch", errors)
+    if errors:
+        return None
+    try:
+        return catalogue.normalize_connection(catalogue.get_type(ds.type), raw)
+    except catalogue.ConfigInvalid:
+        return None
+
+
 def build_plan(
-    ds: DataSource, data: dict[str, Any], *, mode: Mode, actor: Actor, tenancy_replace: bool = False
+    ds: DataSource, data: dict[str, Any], *, mode: Mode, actor: Actor, tenancy_replace: bool = False,
+    withhold: bool = False,
 ) -> Plan:
-    """Validate ``data`` against the type and compute the full new state."""
+    """Validate ``data`` against the type and compute the full new state.
+
+    ``withhold``: a change that moves a hop without resending the stored secrets that travel it
+    clears those secrets instead of answering 400 CREDENTIALS_REQUIRED (``Plan.withheld``)."""
     source_type = catalogue.get_type(ds.type)
     errors: dict[str, list[str]] = {}
     if mode != "create" and "type" in data and data["type"] != ds.type:
@@ -123,10 +142,16 @@ def build_plan(
     # A PATCH that leaves connection and credentials alone needs no secret: skip their decryption.
     touches_connection = mode != "patch" or not CONNECTION_KEYS.isdisjoint(data)
     current = load_secrets(ds) if ds.pk and touches_connection else {}
+    hops: MovedHops | None = None
+    missing: list[str] = []
+    if mode != "create" and not errors:
+        hops, missing = missing_secrets(actor, source_type, ds.connection, connection, current, sent)
+    withheld = missing if withhold else []
+    sent.update({name: None for name in withheld})  # cleared: they never reach the new destination
     after = {k: v for k, v in {**current, **sent}.items() if v is not None}
     if not errors and touches_connection:
-        try:
-            catalogue.check_required_secrets(source_type, connection, set(after))
+        try:  # a withheld secret is still expected: the credentials update that follows provides it
+            catalogue.check_required_secrets(source_type, connection, set(after) | set(withheld))
         except catalogue.ConfigInvalid as exc:
             errors.update(exc.errors)
     if errors:
@@ -142,11 +167,14 @@ def build_plan(
     effective = {k: v for k, v in sent.items() if current.get(k) != v and (v is not None or k in current)}
     for name, value in effective.items():
         changes[f"credentials.{name}"] = "cleared" if value is None else "changed"
-    if mode != "create":
-        check_destination(actor, source_type, ds.connection, connection, current, sent)
+    if missing and not withhold and hops is not None:
+        raise credentials_required(hops, missing)
 
     plan = Plan(values, effective, after, changes, connection_changed=False, secrets_loaded=touches_connection)
     plan.connection_changed = any(k.startswith("connection.") for k in changes) or bool(effective)
+    if withheld and hops is not None:
+        plan.withheld = tuple(withheld)
+        plan.moved = tuple(f"connection.{path}" for path in hops.paths)
     if "tenancy_settings" in data:
         _plan_tenancy(ds, data["tenancy_settings"], plan, partial=mode == "patch" and not tenancy_replace)
     return plan
