@@ -40,6 +40,16 @@ class TokenUser:
         return self.get_username()
 
 
+class NotAMember(exceptions.AuthenticationFailed):
+    """The token's user is not a member of the token's organization (any more): the token does not
+    authenticate (401). ``of_none``: the user is a member of no organization at all, which an adapter
+    whose seed answers that case with 403 may say so (Rivergen)."""
+
+    def __init__(self, *, of_none: bool) -> None:
+        super().__init__("The token's user is not a member of its organization.")
+        self.of_none = of_none
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -67,7 +77,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 .first()
             )
             if membership is None:
-                raise exceptions.AuthenticationFailed("The token's user is not a member of its organization.")
+                raise NotAMember(of_none=not Membership.objects.filter(user_id=token.user_id).exists())
             if not membership.user.is_active:
                 raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
             token.user = membership.user

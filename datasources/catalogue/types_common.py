@@ -88,6 +88,10 @@ SSH_TUNNEL = Field(
         Field("host_key_fingerprint", "string", label="SSH host key fingerprint", max_length=NAME_MAX,
               pattern=r"^(SHA256|MD5):", transit=ENDPOINT, help="Expected server key fingerprint, e.g. 'SHA256:...'. "
                                               "When set, a server presenting another key is refused."),
+        Field("local_port", "integer", label="SSH local port", min_value=1024, max_value=65535,
+              help="Advisory, kept for clients that set one (1024-65535): each tunnel listens on a fresh "
+                   "ephemeral port of 127.0.0.1 chosen when it opens, never a fixed one, so concurrent "
+                   "tests and refreshes cannot collide. Not a destination: changing it needs no secret."),
     ),
 )
 SSH_SECRETS = (

@@ -1,6 +1,13 @@
 """Rivergen (seed 001): ``PATCH /api/v1/data-sources/{data_source_id}`` and its credentials update.
 
 Flat fields map onto the core body; answers use the ``{success, data, message}`` envelope.
+
+The seed moves a source (``host``, ``port``, SSH, ``connection_string``) without a password and
+updates credentials in a separate call. For a writer the destination rule binds (not an owner or
+admin) both orders work through ``datasources.services.moves``: a move without the secrets
+withholds them (cleared, untested, ``credentials_required``) until the credentials call tests the
+new destination; credentials that the current destination refuses wait (encrypted, one hour) for
+the same writer's next move, which is tested with them.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,10 +30,12 @@ from core.serializers import (
     StrictIntegerField,
 )
 from datasources import catalogue, fields
-from datasources.catalogue.types_common import port
+from datasources.catalogue.types_common import SSH_TUNNEL, port
 from datasources.compat import common
-from datasources.models import DataSource
+from datasources.models import DataSource, DataSourceStatus
+from datasources.services import moves
 from datasources.shapes import TagsField
+from organizations.authentication import NotAMember, require_actor
 
 TAG = "compat: rivergen"
 
@@ -45,14 +55,13 @@ TABLE = Table(
         Field("ssh_host", "connection.ssh_tunnel.host"),
         Field("ssh_port", "connection.ssh_tunnel.port"),
         Field("ssh_username", "connection.ssh_tunnel.username"),
+        Field("ssh_local_port", "connection.ssh_tunnel.local_port"),
         *(Field(name, name) for name in (
             "connection_pool_size", "connection_timeout", "query_timeout", "max_retries",
             "schema_auto_refresh", "schema_refresh_interval", "metadata", "tags",
         )),
     ),
     write_only=("connection_string",),
-    #: accepted and validated, with no effect: the tunnel's local end is an ephemeral port per connection
-    ignored=frozenset({"ssh_local_port"}),
 )
 #: ``{success: false, data: null, message, error: {code, reason, details}}``; ``code`` by HTTP status
 ERRORS = ErrorShape(
@@ -80,6 +89,10 @@ def _port(**kwargs: Any) -> StrictIntegerField:
     return _opt_int(min_value=limits.min_value, max_value=limits.max_value, **kwargs)
 
 
+#: the catalogue's SSH tunnel ``local_port`` (advisory)
+LOCAL_PORT = next(f for f in SSH_TUNNEL.fields if f.name == "local_port")
+
+
 class RivergenDataSourceUpdateSerializer(SeedRequest):
     """All fields optional: only the fields sent change; ``null`` clears or resets to the default."""
 
@@ -98,8 +111,10 @@ class RivergenDataSourceUpdateSerializer(SeedRequest):
     ssh_host = _opt_str()
     ssh_port = _port()
     ssh_username = _opt_str()
-    ssh_local_port = _port(
-        help_text="Accepted for compatibility and ignored: the tunnel's local port is chosen per connection.",
+    ssh_local_port = _opt_int(
+        min_value=LOCAL_PORT.min_value, max_value=LOCAL_PORT.max_value,
+        help_text="Stored and echoed (`connection.ssh_tunnel.local_port` natively), advisory: each tunnel "
+                  "still listens on a fresh ephemeral port of 127.0.0.1. Not a destination field.",
     )
     connection_pool_size = _core_int(fields.CONNECTION_POOL_SIZE)
     connection_timeout = _core_int(fields.CONNECTION_TIMEOUT, help_text="Seconds.")
@@ -197,6 +212,7 @@ class RivergenDataSourceSerializer(serializers.Serializer):
     ssh_host = serializers.CharField(allow_null=True)
     ssh_port = serializers.IntegerField(allow_null=True)
     ssh_username = serializers.CharField(allow_null=True)
+    ssh_local_port = serializers.IntegerField(allow_null=True, help_text="Advisory (see the request field).")
     connection_pool_size = serializers.IntegerField()
     connection_timeout = serializers.IntegerField()
     query_timeout = serializers.IntegerField()
@@ -206,7 +222,11 @@ class RivergenDataSourceSerializer(serializers.Serializer):
     metadata = serializers.DictField()
     tags = serializers.ListField(child=serializers.CharField())
     credentials_set = serializers.ListField(child=serializers.CharField(), help_text="Names only, never values.")
-    status = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=DataSourceStatus.choices,
+        help_text="`credentials_required`: moved without its stored secrets (withheld from the new destination); "
+                  "update its credentials, which are tested there and make it `active` again.",
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     updated_by_user_id = serializers.IntegerField(allow_null=True)
@@ -274,9 +294,50 @@ def _errors(*extra: int) -> dict[int, OpenApiResponse]:
 ID = OpenApiParameter("data_source_id", int, OpenApiParameter.PATH, description="Data source ID.")
 
 
+def _names(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+def _move_message(outcome: moves.Outcome) -> str:
+    ds = outcome.data_source
+    if outcome.kind == "withheld":
+        return (
+            f"Data source updated successfully. It was moved ({_names(outcome.result.moved)}) without its stored "
+            f"credentials: {_names(outcome.result.withheld)} were withheld from the new destination and cleared, "
+            "nothing was tested, and its status is credentials_required (tests and schema refreshes are refused "
+            f"until then). Next: update its credentials (PATCH /api/v1/data-sources/{ds.pk}/credentials); they "
+            "are tested at the new destination and make it active again."
+        )
+    if outcome.kind == "with_pending" and outcome.pending is not None:
+        return (
+            "Data source updated successfully with the credentials you sent at "
+            f"{outcome.pending.created_at:%Y-%m-%d %H:%M:%S %Z} ({_names(outcome.pending.names)}): tested at the "
+            "new destination and applied together with the move."
+        )
+    return "Data source updated successfully"
+
+
+def _credentials_message(outcome: moves.Outcome) -> str:
+    if outcome.kind == "pending_kept" and outcome.pending is not None and outcome.failure is not None:
+        kept = outcome.pending
+        reason = outcome.failure.message.removesuffix(" Nothing was changed.")
+        return (
+            f"The credentials did not work at the current destination ({reason}) and were not applied: nothing "
+            f"was changed. They are kept, encrypted, until {kept.expires_at:%Y-%m-%d %H:%M:%S %Z} for your next "
+            "move of this data source (host, port, SSH tunnel or connection string, by you within the hour): "
+            "that move will be tested with them at its new destination and applied with them if it passes."
+        )
+    return "Credentials updated successfully"
+
+
 class RivergenView(common.View):
     tables = (TABLE,)
     errors = ERRORS
+
+    def handle_error(self, exc: Exception, context: dict) -> Response | None:
+        if isinstance(exc, NotAMember) and exc.of_none:  # the seed's 403 FORBIDDEN
+            exc = PermissionDenied("You are not a member of any organization.")
+        return super().handle_error(exc, context)
 
     def envelope(self, request: Request, ds: DataSource, message: str) -> Response:
         ds = common.fetch(request, ds.pk)
@@ -288,17 +349,27 @@ class RivergenDataSourceView(RivergenView):
         operation_id="compat_rivergen_update_data_source",
         summary="Update Data Source (Rivergen)",
         description="Rivergen-compatible partial update: only the fields sent change. A change that affects "
-                    "the connection is tested against the database before it is applied.",
+                    "the connection is tested against the database before it is applied.\n\n"
+                    "Moving the source (`host`, `port`, `use_ssh_tunnel`, `ssh_host`, `ssh_port`, `ssh_username`, "
+                    "`connection_string`) without a password: an organization owner or admin moves it with the "
+                    "stored secrets, tested there. Anyone else moves it *withholding* them: the stored secrets "
+                    "of the moved hop are cleared (never sent to the new destination), nothing is tested, and "
+                    "the answer is 200 with `data.status` `credentials_required`; then Update Credentials tests "
+                    "the new destination and re-activates it. If that writer's Update Credentials came first "
+                    "and the current destination refused them (kept as pending for an hour), this move is "
+                    "tested with them instead and applies with them, or answers 400 and changes nothing.",
         tags=[TAG],
         parameters=[ID],
         request=RivergenDataSourceUpdateSerializer,
         responses={200: RivergenEnvelopeSerializer, **_errors(409, 412, 415)},
     )
     def patch(self, request: Request, data_source_id: str) -> Response:
+        actor = require_actor(request)
         common.fetch(request, data_source_id)  # 404 before 400 for ids not in the organization
         body = parse(RivergenDataSourceUpdateSerializer, request.data)
-        result = common.update(request, data_source_id, TABLE.to_native(body))
-        return self.envelope(request, result.data_source, "Data source updated successfully")
+        outcome = moves.update_connection(actor=actor, data_source_id=data_source_id, data=TABLE.to_native(body),
+                                          if_match=request.headers.get("If-Match"))
+        return self.envelope(request, outcome.data_source, _move_message(outcome))
 
 
 class RivergenCredentialsView(RivergenView):
@@ -308,14 +379,22 @@ class RivergenCredentialsView(RivergenView):
         operation_id="compat_rivergen_update_credentials",
         summary="Update Credentials (Rivergen)",
         description="Update connection credentials separately: `username` and any secret of the source's type. "
-                    "Secrets are write-only; the new credentials are tested before they are applied.",
+                    "Secrets are write-only; the new credentials are tested at the source's current destination "
+                    "before they are applied (a `credentials_required` source becomes `active` again and its "
+                    "schema is re-cached).\n\nFor a writer who is not an organization owner or admin, "
+                    "credentials that the current destination refuses at stage `auth` or `database` are not "
+                    "applied but kept, encrypted, for that writer's next move within the hour (200, the "
+                    "`message` says so); other failures answer 400 and keep nothing.",
         tags=[TAG],
         parameters=[ID],
         request=RivergenCredentialsUpdateSerializer,
         responses={200: RivergenEnvelopeSerializer, **_errors(409, 412, 415)},
     )
     def patch(self, request: Request, data_source_id: str) -> Response:
+        actor = require_actor(request)
         common.fetch(request, data_source_id)
         values = parse(RivergenCredentialsUpdateSerializer, request.data)
-        result = common.update(request, data_source_id, CREDENTIALS_TABLE.to_native(values))
-        return self.envelope(request, result.data_source, "Credentials updated successfully")
+        outcome = moves.update_credentials(actor=actor, data_source_id=data_source_id,
+                                           data=CREDENTIALS_TABLE.to_native(values),
+                                           if_match=request.headers.get("If-Match"))
+        return self.envelope(request, outcome.data_source, _credentials_message(outcome))

@@ -62,13 +62,14 @@ def test_rivergen_round_trip_and_merge():
     seed = {
         "name": "warehouse", "description": "", "host": "db", "port": 5432, "database_name": "app",
         "schema_name": "public", "file_path": None, "use_ssh_tunnel": True, "ssh_host": "b", "ssh_port": 22,
-        "ssh_username": "t", "connection_pool_size": 5, "connection_timeout": 10, "query_timeout": 30,
+        "ssh_username": "t", "ssh_local_port": 6000, "connection_pool_size": 5, "connection_timeout": 10,
+        "query_timeout": 30,
         "max_retries": 3, "schema_auto_refresh": True, "schema_refresh_interval": 3600, "metadata": {"a": 1},
         "tags": ["x"],
     }
-    native = rivergen.TABLE.to_native({**seed, "connection_string": "postgresql://u@h/d", "ssh_local_port": 1})
+    native = rivergen.TABLE.to_native({**seed, "connection_string": "postgresql://u@h/d"})
     assert native["connection"]["database"] == "app" and native["connection_string"] == "postgresql://u@h/d"
-    assert "ssh_local_port" not in str(native)  # accepted, no effect
+    assert native["connection"]["ssh_tunnel"]["local_port"] == 6000  # stored (advisory)
     assert rivergen.TABLE.to_seed(native) == seed  # the connection string is never read back
     assert rivergen.TABLE.to_native({"port": 1}) == {"connection": {"port": 1}}  # a merge: nothing else
 

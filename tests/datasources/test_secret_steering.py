@@ -133,8 +133,13 @@ def test_editor_cannot_enable_a_tunnel_through_rivergen(api, editor_api, pg, bas
     assert stored_key.status_code == 200, stored_key.json()
     body = {"use_ssh_tunnel": True, "ssh_host": "127.0.0.1", "ssh_port": bastion.port, "ssh_username": "me"}
     response = editor_api.patch(f"{RG}{pg['id']}", body, format="json")
-    assert response.status_code == 400, response.content
-    assert "CREDENTIALS_REQUIRED" in response.content.decode()
+    # Rivergen's two-step move: accepted as a move that withholds the stored secrets (cleared, untested)
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["status"] == "credentials_required"
+    assert response.json()["data"]["credentials_set"] == []
+    assert CANARY not in response.content.decode()
+    tested = editor_api.post(f"{URL}{pg['id']}/test/")
+    assert tested.status_code == 400 and tested.json()["code"] == "CREDENTIALS_REQUIRED"
     assert bastion.connections == 0
 
 
