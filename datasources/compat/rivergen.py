@@ -301,12 +301,15 @@ def _names(names: list[str]) -> str:
 def _move_message(outcome: moves.Outcome) -> str:
     ds = outcome.data_source
     if outcome.kind == "withheld":
+        result = outcome.result
+        withheld = (f"{_names(result.withheld)} were withheld from the new destination and cleared"
+                    if result.withheld else "no stored secret was sent to it")
         return (
-            f"Data source updated successfully. It was moved ({_names(outcome.result.moved)}) without its stored "
-            f"credentials: {_names(outcome.result.withheld)} were withheld from the new destination and cleared, "
-            "nothing was tested, and its status is credentials_required (tests and schema refreshes are refused "
-            f"until then). Next: update its credentials (PATCH /api/v1/data-sources/{ds.pk}/credentials); they "
-            "are tested at the new destination and make it active again."
+            f"Data source updated successfully. It was moved ({_names(result.moved) or 'connection changed'}) "
+            f"without its credentials: {withheld}, nothing was tested, and its status is credentials_required "
+            "(tests and schema refreshes are refused until then). Next: update its credentials (PATCH "
+            f"/api/v1/data-sources/{ds.pk}/credentials with {_names(result.needs) or 'them'}); they are tested at "
+            "the new destination and make it active again."
         )
     if outcome.kind == "with_pending" and outcome.pending is not None:
         return (

@@ -61,8 +61,10 @@ class WriteResult:
     test: TestResult | None = None
     schema: RefreshOutcome | None = None
     dry_run: bool = False
+    awaits_credentials: bool = False  # applied untested, the source is now `credentials_required`
     withheld: list[str] = field(default_factory=list)  # secrets cleared by a withheld move (names)
     moved: list[str] = field(default_factory=list)  # the connection paths of that move
+    needs: list[str] = field(default_factory=list)  # what its credentials update must provide
 
 
 class HasETag(Protocol):
@@ -99,7 +101,7 @@ def _check_name_free(actor: Actor, name: str | None, exclude_pk: int | None) -> 
 def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> TestResult | None:
     """Test the merged new configuration (never under a lock); 400 when it fails. A withheld move is
     never tested: its secrets are not sent anywhere, and the new destination gets none."""
-    if not plan.connection_changed or not options.test_connection or plan.withheld:
+    if not plan.connection_changed or not options.test_connection or plan.awaits_credentials:
         return None
     consume_test_budget(actor)
     probe = DataSource(
@@ -126,10 +128,15 @@ def _pin_ssh_host_key(plan: Plan, result: TestResult) -> None:
 def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) -> None:
     for key, value in plan.values.items():
         setattr(ds, key, value)
-    if plan.withheld:
+    if plan.awaits_credentials:
         ds.status = DataSourceStatus.CREDENTIALS_REQUIRED
     elif plan.connection_changed:
-        ds.status = DataSourceStatus.ACTIVE if test is not None else DataSourceStatus.PENDING
+        waiting = ds.status == DataSourceStatus.CREDENTIALS_REQUIRED and not any(
+            value is not None for value in plan.secrets.values())  # untested, and still no secret: it keeps waiting
+        if test is not None:
+            ds.status = DataSourceStatus.ACTIVE
+        elif not waiting:
+            ds.status = DataSourceStatus.PENDING
         if test is not None:
             ds.last_test = {**test.as_dict(), "tested_at": timezone.now().isoformat()}
     ds.updated_by = cast("User | None", actor.user if getattr(actor.user, "pk", None) else None)
@@ -144,7 +151,7 @@ def _save(ds: DataSource, plan: Plan) -> None:
         raise _conflict() from exc
     if plan.secrets:
         write_secrets(ds, plan.secrets)
-        if not plan.withheld:
+        if not plan.awaits_credentials:
             pending.clear(ds)  # the credentials were updated: any that waited for a move are void
     if plan.tenancy is not UNCHANGED:
         tenancy.write(ds, plan.tenancy)
@@ -152,8 +159,8 @@ def _save(ds: DataSource, plan: Plan) -> None:
 
 def _detail(mode: str, test: TestResult | None, plan: Plan | None = None) -> dict[str, Any]:
     detail: dict[str, Any] = {"method": mode.upper(), "test": test.as_dict() if test else None}
-    if plan is not None and plan.withheld:  # names only: which secrets the move did not carry
-        detail.update(withheld=list(plan.withheld), moved=list(plan.moved),
+    if plan is not None and plan.awaits_credentials:  # names only: which secrets the move did not carry
+        detail.update(withheld=list(plan.withheld), moved=list(plan.moved), needs=list(plan.needs),
                       status=DataSourceStatus.CREDENTIALS_REQUIRED.value)
     return detail
 
@@ -250,7 +257,7 @@ def _update_with_test(
                 # alters what the connection test saw, start over outside the lock.
                 fresh = build_plan(locked, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace,
                                    withhold=options.withhold_moved_secrets)
-                if fresh.withheld != plan.withheld:
+                if (fresh.awaits_credentials, fresh.withheld) != (plan.awaits_credentials, plan.withheld):
                     continue  # the move now withholds other secrets (or none, and needs a test): start over
                 tested_same = (fresh.values["connection"], fresh.secrets_after) == (
                     plan.values["connection"],
@@ -266,7 +273,8 @@ def _update_with_test(
             ds = locked
             _write(ds, plan, actor, test, mode)
         return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test),
-                           withheld=list(plan.withheld), moved=list(plan.moved))
+                           awaits_credentials=plan.awaits_credentials, withheld=list(plan.withheld),
+                           moved=list(plan.moved), needs=list(plan.needs))
     raise Conflict("The data source kept changing during the update; try again.")
 
 

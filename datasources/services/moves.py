@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.errors import ApiError
+from core.errors import ApiError, InvalidRequest
 from datasources import catalogue, connection_strings
 from datasources.models import DataSource, DataSourceStatus
 from datasources.services import pending as pending_store
@@ -104,15 +104,16 @@ def update_connection(*, actor: Actor, data_source_id: Any, data: dict[str, Any]
         try:
             result = update_data_source(actor=actor, data_source_id=ds.pk, data=_with_pending(data, kept),
                                         mode="patch", options=WriteOptions(if_match=if_match))
-        except CredentialsRequired:
-            pass  # they do not cover every secret the move needs: the move withholds them all (below)
+        except (CredentialsRequired, InvalidRequest):
+            pass  # they do not cover every secret the move needs: the move withholds them all (below; a
+            # body that is invalid in itself answers its 400 there)
         except CredentialTestFailed as exc:
             raise _failed_with_pending(exc, kept) from exc
         else:
             return Outcome(result, "with_pending", pending=kept)
     result = update_data_source(actor=actor, data_source_id=ds.pk, data=data, mode="patch",
                                 options=WriteOptions(if_match=if_match, withhold_moved_secrets=True))
-    return Outcome(result, "withheld" if result.withheld else "updated")
+    return Outcome(result, "withheld" if result.awaits_credentials else "updated")
 
 
 def update_credentials(*, actor: Actor, data_source_id: Any, data: dict[str, Any],
@@ -130,4 +131,6 @@ def update_credentials(*, actor: Actor, data_source_id: Any, data: dict[str, Any
             raise
         kept = pending_store.keep(actor=actor, data_source=ds, data=data, stage=str(stage))
         return Outcome(WriteResult(get_data_source(actor, ds.pk)), "pending_kept", pending=kept, failure=exc)
+    if pending_store.sends_a_secret(data):  # a successful credentials update (even an unchanged one) voids them
+        pending_store.clear(result.data_source)
     return Outcome(result)

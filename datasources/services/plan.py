@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from core.errors import InvalidRequest
 from datasources import catalogue, connection_strings, fields
-from datasources.models import DataSource
+from datasources.models import DataSource, DataSourceStatus
 from datasources.services import tenancy
 from datasources.services.credentials import load_secrets
 from datasources.services.destination import MovedHops, credentials_required, missing_secrets
@@ -39,8 +39,11 @@ class Plan:
     connection_changed: bool
     tenancy: Any = UNCHANGED  # dict, None (delete) or UNCHANGED
     secrets_loaded: bool = True  # False: the body touched no connection field, secrets_after is empty
+    #: ``withhold``: the change is applied untested and leaves the source ``credentials_required``
+    awaits_credentials: bool = False
     withheld: tuple[str, ...] = ()  # stored secrets cleared because the change moves their hop (names)
-    moved: tuple[str, ...] = ()  # the connection paths that moved a hop (with ``withheld``)
+    moved: tuple[str, ...] = ()  # the connection paths that moved a hop
+    needs: tuple[str, ...] = ()  # what the credentials update must then provide ("a or b" for a choice)
 
 
 def validate_body(data: Any, mode: Mode) -> dict[str, Any]:
@@ -119,8 +122,12 @@ def build_plan(
 ) -> Plan:
     """Validate ``data`` against the type and compute the full new state.
 
-    ``withhold``: a change that moves a hop without resending the stored secrets that travel it
-    clears those secrets instead of answering 400 CREDENTIALS_REQUIRED (``Plan.withheld``)."""
+    ``withhold`` (a writer's two-step move, ``moves``): a change that moves a hop without resending
+    the stored secrets that travel it clears those secrets instead of answering 400
+    CREDENTIALS_REQUIRED (``Plan.withheld``); such a move, or one whose new configuration lacks a
+    secret it needs (a tunnel turned on without an SSH secret), or a connection change without a
+    secret to a source already ``credentials_required``, is applied untested and leaves the source
+    ``credentials_required`` (``Plan.awaits_credentials``, ``Plan.needs``)."""
     source_type = catalogue.get_type(ds.type)
     errors: dict[str, list[str]] = {}
     if mode != "create" and "type" in data and data["type"] != ds.type:
@@ -146,14 +153,22 @@ def build_plan(
     missing: list[str] = []
     if mode != "create" and not errors:
         hops, missing = missing_secrets(actor, source_type, ds.connection, connection, current, sent)
+    sends_a_secret = any(value is not None for value in sent.values())
     withheld = missing if withhold else []
     sent.update({name: None for name in withheld})  # cleared: they never reach the new destination
     after = {k: v for k, v in {**current, **sent}.items() if v is not None}
+    unmet: dict[str, list[str]] = {}
     if not errors and touches_connection:
-        try:  # a withheld secret is still expected: the credentials update that follows provides it
-            catalogue.check_required_secrets(source_type, connection, set(after) | set(withheld))
+        try:
+            catalogue.check_required_secrets(source_type, connection, set(after))
         except catalogue.ConfigInvalid as exc:
-            errors.update(exc.errors)
+            unmet = exc.errors
+    awaits = withhold and hops is not None and (
+        bool(hops.paths and (withheld or unmet))
+        or (ds.status == DataSourceStatus.CREDENTIALS_REQUIRED and not sends_a_secret and connection != ds.connection)
+    )
+    if not awaits:  # awaiting its credentials, the source may lack what the credentials update provides
+        errors.update(unmet)
     if errors:
         raise InvalidRequest("The data source is invalid for its type.", errors=errors)
 
@@ -172,12 +187,26 @@ def build_plan(
 
     plan = Plan(values, effective, after, changes, connection_changed=False, secrets_loaded=touches_connection)
     plan.connection_changed = any(k.startswith("connection.") for k in changes) or bool(effective)
-    if withheld and hops is not None:
+    if awaits and hops is not None:
+        plan.awaits_credentials = True
         plan.withheld = tuple(withheld)
         plan.moved = tuple(f"connection.{path}" for path in hops.paths)
+        plan.needs = _needs(source_type, withheld, unmet)
     if "tenancy_settings" in data:
         _plan_tenancy(ds, data["tenancy_settings"], plan, partial=mode == "patch" and not tenancy_replace)
     return plan
+
+
+def _needs(source_type: catalogue.SourceType, withheld: list[str], unmet: dict[str, list[str]]) -> tuple[str, ...]:
+    """The secrets a credentials update must provide: the withheld ones and any other the new configuration
+    lacks; a choice (``OneOfSecrets``) reads "a or b"."""
+    names = set(withheld) | {path.removeprefix("credentials.") for path in unmet}
+    needs = sorted(names)
+    for rule in source_type.secret_rules:
+        choice = [name for name in rule.names if name in names]
+        if len(choice) > 1 and not any(name in withheld for name in choice):
+            needs = [n for n in needs if n not in choice] + [" or ".join(choice)]
+    return tuple(needs)
 
 
 def _plan_tenancy(ds: DataSource, raw: dict[str, Any] | None, plan: Plan, *, partial: bool) -> None:
