@@ -5,7 +5,8 @@ fields replace the connection's as a whole (omitted ones return to their default
 are kept, ``null`` clears one (JSON only: form and XML values are text); secrets are never echoed.
 An empty password is a value of its own where the server may accept one (mysql, mariadb,
 singlestore, postgres): ``"password": ""``, form ``password=``, XML ``<password/>`` or
-``<password></password>``. Errors are ``{code, message}`` with ``code`` the HTTP status.
+``<password></password>``. Errors are ``{code, message}`` with ``code`` the HTTP status. A pinned SSH
+host key (no maiascore field) is kept while the SSH host and port stay, and re-pinned when they change.
 """
 
 from __future__ import annotations
@@ -86,6 +87,31 @@ def one_tunnel_flag(body: dict[str, Any]) -> dict[str, Any]:
     if ssh is not None or tunneling is not None:
         body["sshTunneling"] = tunneling if tunneling is not None else ssh
     return body
+
+
+def _ssh_port_default(type_key: str) -> Any:
+    tunnel = next((f for f in catalogue.get_type(type_key).fields if f.name == "ssh_tunnel"), None)
+    return next((f.default for f in tunnel.fields if f.name == "port"), None) if tunnel else None
+
+
+def unpin_another_bastion(ds: DataSource, native: dict[str, Any]) -> dict[str, Any]:
+    """A pinned SSH host key (``ssh_tunnel.host_key_fingerprint``, recorded by the first passing test)
+    belongs to the bastion it was seen on, and maiascore has no field for it. When the body names
+    another SSH host or port, the stored pin is dropped, so that the test pins the new bastion's key
+    (trust on first use, as for a new source) instead of refusing it for not being the old one's. The
+    same bastion keeps its pin, and the test enforces it (a changed key is refused)."""
+    stored = (ds.connection or {}).get("ssh_tunnel") or {}
+    sent = (native.get("connection") or {}).get("ssh_tunnel")
+    if not stored.get("host_key_fingerprint") or not isinstance(sent, dict) or not sent.get("enabled"):
+        return native
+    default = _ssh_port_default(ds.type)
+
+    def bastion(tunnel: dict[str, Any]) -> tuple[str, Any]:
+        return str(tunnel.get("host") or "").lower(), tunnel.get("port") or default
+
+    if bastion(sent) != bastion(stored):
+        sent["host_key_fingerprint"] = None
+    return native
 
 
 TUNNEL = Codec(to_seed=bool)
@@ -285,9 +311,11 @@ class MaiascoreDatasourceView(common.View):
         summary="Update and test a new connection to a data source (maiascore)",
         description="maiascore-compatible update. The connection is replaced by the fields sent (omitted ones "
                     "return to their defaults; omitted secrets are kept), tested against the database, then "
-                    "applied and the schema re-cached. Bodies: JSON, XML (`<item>`), form encoding, or JSON "
-                    "sent with the form content type. XML bodies (`application/xml`, `text/xml`) are accepted with "
-                    "the same fields but are left out of this schema: OpenAPI code generators cannot model them.",
+                    "applied and the schema re-cached. A pinned SSH host key is kept for the same SSH host and "
+                    "port, and re-pinned by the test when they change. Bodies: JSON, XML (`<item>`), form "
+                    "encoding, or JSON sent with the form content type. XML bodies (`application/xml`, `text/xml`) "
+                    "are accepted with the same fields but are left out of this schema: OpenAPI code generators "
+                    "cannot model them.",
         tags=[TAG],
         parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH, description="Datasource Id")],
         request={
@@ -312,6 +340,6 @@ class MaiascoreDatasourceView(common.View):
         driver_for(ds.type)  # a type maiascore cannot name is refused before anything changes
         values = parse(MaiascoreDatasourceUpdateSerializer, request.data)
         # a driver sent becomes ``type``: the core refuses a type change, reported on ``driver``
-        result = common.update(request, ds.pk, TABLE.to_native(values))
+        result = common.update(request, ds.pk, unpin_another_bastion(ds, TABLE.to_native(values)))
         ds = common.fetch(request, result.data_source.pk)
         return common.with_etag(Response(represent(ds)), ds)
