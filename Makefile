@@ -19,8 +19,10 @@ $(VENV)/.installed: requirements.txt requirements-connectors.txt | $(BIN)/python
 install: $(VENV)/.installed
 
 # Debian packages the tests drive for real: chromium (admin browser tests), openssh-server (tunnels),
-# clickhouse-server (the ClickHouse connector's tests start their own instance).
-SYSTEM_PACKAGES := chromium:chromium openssh-server:/usr/sbin/sshd clickhouse-server:/usr/sbin/clickhouse-server
+# clickhouse-server (the ClickHouse connector's tests start their own instance), node and php with curl
+# (the seeds' JavaScript and PHP request examples, replayed by their own runtimes).
+SYSTEM_PACKAGES := chromium:chromium openssh-server:/usr/sbin/sshd clickhouse-server:/usr/sbin/clickhouse-server \
+	nodejs:node php-cli:php php-curl:/usr/share/doc/php-curl
 system-deps:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
 		package=$${entry%%:*}; probe=$${entry#*:}; \

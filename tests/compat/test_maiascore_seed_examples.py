@@ -44,7 +44,8 @@ replayed against gunicorn's own request parser and sync worker, in this process 
 (``gunicorn_http_server``), and once against the development server for the 411. Every other example
 goes to the live server of ``tests.support.live``.
 
-Where a runtime is missing (``node``, ``php``: CI does not install them), its tests skip, and the
+Where a runtime is missing (``node``, ``php``; ``.ci/run`` installs them), its tests skip locally and
+fail in CI, and the
 ``*_on_the_wire`` tests still send what that client sends: node's chunked request byte for byte, and
 the PHP snippet's libcurl options through the ``curl`` tool (same library, option for option).
 
@@ -351,9 +352,10 @@ def _runtime(name: str) -> list[str]:
     else:
         return [sys.executable]
     if shutil.which(needed) is None:
-        pytest.skip(f"{needed} is not installed: the *_on_the_wire tests send what this snippet sends")
+        _unavailable(f"{needed} is not installed (.ci/run installs it; Debian: apt-get install nodejs php-cli "
+                     "php-curl); the *_on_the_wire tests send what this snippet sends")
     if name == "php" and "curl" not in subprocess.run(["php", "-m"], capture_output=True, text=True).stdout:
-        pytest.skip("php has no curl extension (Debian: php-curl)")
+        _unavailable("php has no curl extension (Debian: php-curl)")
     return command
 
 
@@ -762,7 +764,7 @@ def test_node_snippet_on_the_development_server_is_length_required(transactional
         script = tmp_path / "snippet.js"
         script.write_text(locate("node", NODE, server.url, str(source), api.raw_token))
         if shutil.which("node") is None:
-            pytest.skip("node is not installed")
+            _unavailable("node is not installed (Debian: apt-get install nodejs)")
         done = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=180)
         exchange = server.recorder.last()
     assert exchange.chunked and exchange.body is None
