@@ -349,6 +349,20 @@ class RivergenView(common.View):
 
 class RivergenDataSourceView(RivergenView):
     @extend_schema(
+        operation_id="compat_rivergen_get_data_source",
+        summary="Get Data Source (Rivergen)",
+        description="The seed's related \"Get Data Source\": the current data source in the same envelope as "
+                    "the update answers (scope `datasource.read`). `data.status` says whether it waits for its "
+                    "credentials (`credentials_required`).",
+        tags=[TAG],
+        parameters=[ID],
+        responses={200: RivergenEnvelopeSerializer, **_errors()},
+    )
+    def get(self, request: Request, data_source_id: str) -> Response:
+        ds = common.fetch(request, data_source_id)
+        return self.envelope(request, ds, "Data source retrieved successfully")
+
+    @extend_schema(
         operation_id="compat_rivergen_update_data_source",
         summary="Update Data Source (Rivergen)",
         description="Rivergen-compatible partial update: only the fields sent change. A change that affects "

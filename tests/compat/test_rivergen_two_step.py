@@ -531,3 +531,16 @@ def test_every_family_moves_without_its_secret(type_key, api, editor_rg, listene
     _error(failed)
     assert stored_state(pk) == before and not PendingCredentials.objects.exists()
     _no_secret_anywhere(CANARY)
+
+
+# --- the seed's related "Get Data Source" -------------------------------------------------------------
+
+
+def test_get_data_source_shows_the_wait(editor_rg, org, make_client, source, listener):
+    url = f"{RG}{source['id']}"
+    _ok(editor_rg.patch(url, {"port": listener.port}, format="json"))
+    reader = make_client(org, ["datasource.read"])
+    got = _ok(reader.get(url))
+    assert got["message"] == "Data source retrieved successfully" and got["data"]["status"] == "credentials_required"
+    assert got["data"]["port"] == listener.port
+    assert reader.get(f"{RG}999999").json()["error"]["code"] == "NOT_FOUND"
