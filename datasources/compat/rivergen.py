@@ -302,8 +302,8 @@ def _move_message(outcome: moves.Outcome) -> str:
     ds = outcome.data_source
     if outcome.kind == "withheld":
         result = outcome.result
-        withheld = (f"{_names(result.withheld)} were withheld from the new destination and cleared"
-                    if result.withheld else "no stored secret was sent to it")
+        withheld = (f"its stored secrets for the moved hop ({_names(result.withheld)}) were withheld from the new "
+                    "destination and cleared" if result.withheld else "no stored secret was sent to it")
         return (
             f"Data source updated successfully. It was moved ({_names(result.moved) or 'connection changed'}) "
             f"without its credentials: {withheld}, nothing was tested, and its status is credentials_required "
