@@ -162,6 +162,13 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
         key="athena", label="Amazon Athena", family="warehouse", connector="athena", driver_extra="boto3",
         fields=(
             name("database", "Database", required=True),
+            # Athena's "data source": a catalog name is 1-127 letters, digits, '_', '@' or '-' (CreateDataCatalog)
+            Field("data_catalog", "string", label="Data catalog", default="AwsDataCatalog",
+                  max_length=127, pattern=r"^[A-Za-z0-9_@-]{1,127}$",
+                  pattern_message="Must be an Athena data catalog name: letters, digits, '_', '@' or '-'.",
+                  help="The Athena data source (data catalog) holding the database: AwsDataCatalog (this "
+                       "account's Glue Data Catalog, the default) or a Glue catalog registered in Athena, e.g. "
+                       "another account's. Lambda and Hive catalogs are refused at stage database."),
             Field("s3_output_location", "string", label="S3 output location", required=True,
                   max_length=PATH_MAX, pattern=r"^s3://",
                   help="Where query results are written, e.g. 's3://my-bucket/athena-results/'."),

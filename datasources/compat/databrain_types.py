@@ -120,6 +120,10 @@ STRUCTURES: dict[str, tuple[Field, ...]] = {
         F("s3OutputLocation", "connection.s3_output_location", True, help="e.g. s3://bucket/results/"),
         F("accessKeyId", "connection.access_key_id", True), F("region", "connection.region", True),
         F("secretAccessKey", "credentials.secret_access_key", True),
+        # The seed's "Datasource ID (optional)" (a label only; the key is ours, camelCase like the others):
+        # Athena's data source, i.e. its data catalog; omitted = AwsDataCatalog
+        F("datasourceId", "connection.data_catalog",
+          help="The Athena data source (data catalog) holding the database; omitted: AwsDataCatalog."),
     ),
     "trino": (
         F("host", "connection.host", True), F("port", "connection.port", True, "integer"),

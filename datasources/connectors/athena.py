@@ -5,6 +5,12 @@ and its tables are Glue GetDatabase / GetTables (what Athena itself reads), the 
 Athena GetWorkGroup, the result location's bucket S3 HeadBucket. PyAthena would only add a DB-API
 layer over these same boto3 clients.
 
+``data_catalog`` is Athena's "data source" (Databrain's "Datasource ID"): ``AwsDataCatalog``, the
+default, is the account's own Glue Data Catalog and needs no call. Another name is looked up with
+Athena GetDataCatalog: a GLUE catalog is read through Glue with its ``catalog-id`` parameter as the
+CatalogId (another account's catalog, shared with this one); a LAMBDA, HIVE or FEDERATED catalog is
+refused at stage database (Glue cannot read it; Athena's metadata API would).
+
 Only the keys given are used, in aws.py's isolated botocore session (no AWS_* variable, profile,
 config file, proxy or instance metadata); no retries; debug logs (request headers) stay off.
 
@@ -56,6 +62,10 @@ from .reach import Deadline
 T = TypeVar("T")
 GLUE_PAGE = 100  # Glue GetTables answers at most 100 tables a request: introspection = ceil(n / 100) requests
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+DEFAULT_CATALOG = "AwsDataCatalog"
+CATALOG_NAME = re.compile(r"[A-Za-z0-9_@-]{1,127}")
+#: A Glue catalog ID: an account ID, or ``account:catalog[/sub]`` for a multi-level (federated) catalog
+CATALOG_ID = re.compile(r"[0-9]{12}(:[A-Za-z0-9_@./-]{1,200})?")
 AUTH_REFUSED = "AWS refused the access key ID or secret access key ({code})."
 
 
@@ -73,6 +83,8 @@ class _Aws:
         c = config.connection
         self.region = check_region(c.get("region"))
         self.database = str(c.get("database") or "").strip()
+        self.catalog = str(c.get("data_catalog") or "").strip() or DEFAULT_CATALOG
+        self.catalog_id = ""  # the Glue CatalogId of a catalog other than the default (see _catalog)
         self.workgroup = str(c.get("workgroup") or "").strip()
         self.output = str(c.get("s3_output_location") or "")
         self.key_id = str(c.get("access_key_id") or "").strip()
@@ -99,6 +111,14 @@ class _Aws:
             )
             self._clients[(service, timeout)] = client
         return client
+
+    @property
+    def default_catalog(self) -> bool:
+        return self.catalog.lower() == DEFAULT_CATALOG.lower()
+
+    def in_catalog(self) -> dict[str, str]:
+        """The CatalogId of a Glue request: none for the account's own catalog."""
+        return {"CatalogId": self.catalog_id} if self.catalog_id else {}
 
     def athena_endpoint(self) -> Endpoint:
         """endpoint_url, or the regional Athena endpoint botocore resolves (no network)."""
@@ -156,22 +176,25 @@ class AthenaConnector(SessionConnector):
         return None, f"AWS accepted the keys (account {account})."
 
     def _database(self, aws: _Aws, scope: EgressScope) -> tuple[str, str]:
-        """Glue database, then the workgroup (when set), then the output bucket; the stage shares one deadline."""
+        """The data catalog (unless the default), the Glue database, then the workgroup (when set), then
+        the output bucket; the stage shares one deadline."""
         deadline = Deadline(aws.connect_timeout)
         bucket = _bucket(aws.output)
         if not aws.database:
             raise ConnectorError("database", "A database is required.")
+        parts = [] if aws.default_catalog else [_catalog(aws, scope, deadline.remaining(), "database")]
         glue = aws.client("glue")
         try:
-            _call(glue, lambda: glue.get_database(Name=aws.database), deadline.remaining(), scope, "database")
+            _call(glue, lambda: glue.get_database(Name=aws.database, **aws.in_catalog()), deadline.remaining(),
+                  scope, "database")
         except ClientError as exc:
             code = error_of(exc).code
             if code == "EntityNotFoundException":
-                raise ConnectorError(
-                    "database", f"Database '{aws.database}' was not found in the Glue Data Catalog ({aws.region})."
-                ) from None
+                where = (f"the Glue Data Catalog ({aws.region})" if aws.default_catalog
+                         else f"data catalog '{aws.catalog}'")
+                raise ConnectorError("database", f"Database '{aws.database}' was not found in {where}.") from None
             raise ConnectorError("database", f"Glue refused to read database '{aws.database}' ({code}).") from None
-        parts = [f"Database '{aws.database}' found."]
+        parts.append(f"Database '{aws.database}' found.")
         version = f"Amazon Athena ({aws.region})"
         if aws.workgroup:
             engine = self._workgroup(aws, scope, deadline)
@@ -229,6 +252,8 @@ class AthenaConnector(SessionConnector):
             with egress_scope(timeout, aws.only) as scope:
                 if aws.endpoint:
                     pin_endpoint(scope, aws.endpoint, timeout)  # a refresh re-checks what the test checked
+                if not aws.default_catalog:  # a refresh reads the catalog's CatalogId anew
+                    _catalog(aws, scope, timeout, "introspect")
                 return self._tables(aws, scope, config)
         except ConnectorError as exc:
             raise ConnectorError("introspect", exc.message) from None
@@ -242,7 +267,7 @@ class AthenaConnector(SessionConnector):
         tables: list[TableInfo] = []
         token = ""
         while len(tables) < MAX_TABLES:
-            request: dict[str, Any] = {"DatabaseName": aws.database, "MaxResults": GLUE_PAGE}
+            request: dict[str, Any] = {"DatabaseName": aws.database, "MaxResults": GLUE_PAGE, **aws.in_catalog()}
             if token:
                 request["NextToken"] = token
             try:
@@ -259,6 +284,35 @@ class AthenaConnector(SessionConnector):
             if not token:
                 break
         return tables
+
+
+def _catalog(aws: _Aws, scope: EgressScope, seconds: float, stage: str) -> str:
+    """Athena GetDataCatalog: the catalog exists and is a Glue one; sets ``aws.catalog_id`` from its
+    ``catalog-id`` parameter (absent: this account's). Returns the stage's message part."""
+    name = aws.catalog
+    if not CATALOG_NAME.fullmatch(name):
+        raise ConnectorError(stage, "The data catalog must be an Athena data catalog name.")
+    athena = aws.client("athena")
+    try:
+        answer = _call(athena, lambda: athena.get_data_catalog(Name=name), seconds, scope, stage)
+    except ClientError as exc:
+        code = error_of(exc).code
+        if code in ("InvalidRequestException", "ResourceNotFoundException"):  # AWS's answers for an unknown name
+            raise ConnectorError(stage, f"Data catalog '{name}' was not found.") from None
+        raise ConnectorError(stage, f"Athena refused to read data catalog '{name}' ({code}).") from None
+    catalog = answer.get("DataCatalog") if isinstance(answer, dict) else None
+    if not isinstance(catalog, dict) or not catalog:
+        raise ConnectorError(stage, f"Data catalog '{name}' was not found.")
+    kind = re.sub(r"[^A-Z_]", "", str(catalog.get("Type") or "").upper())[:20]
+    if kind != "GLUE":
+        raise ConnectorError(stage, f"Data catalog '{name}' is a {kind or 'non-Glue'} catalog: only Glue catalogs "
+                                    "(AwsDataCatalog or a Glue catalog of another account) can be read.")
+    parameters = catalog.get("Parameters") or {}
+    catalog_id = str(parameters.get("catalog-id") or "").strip() if isinstance(parameters, dict) else ""
+    if catalog_id and not CATALOG_ID.fullmatch(catalog_id):
+        raise ConnectorError(stage, f"Data catalog '{name}' has a catalog-id that is not a Glue catalog ID.")
+    aws.catalog_id = catalog_id
+    return f"Data catalog '{name}' (Glue, catalog {catalog_id or 'of this account'})."
 
 
 def _table(database: str, entry: dict[str, Any]) -> TableInfo:

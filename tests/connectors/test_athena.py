@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -28,11 +29,13 @@ from tests.support.aws import (
 )
 from tests.support.contract import BLOCKED_IP, connect_attempts, run_contract
 from tests.support.moto_server import Keys, MotoServer, moto_server, moto_session_server  # noqa: F401
+from tests.support.state import stored_state
 
 URL = "/api/v1/data-sources/"
 DB = "/compat/databrain/api/v2/datasource"
 CANARY = "canary-athena-2b7f0e9d41c35a86-secret"
 BUCKET = "athena-results"
+PARTNER = "111122223333"  # another AWS account, whose Glue catalog is registered in Athena as "partner"
 
 
 def seed(server: MotoServer, database: str = "sales", tables: int = 0) -> None:
@@ -239,5 +242,162 @@ def test_databrain_put_keeps_endpoint_url_and_recaches(api, allow_loopback, moto
 
     wrong = api.put(DB, databrain_body(moto_server, Keys(keys.access_key_id, "wrong-secret")), format="json")
     assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "CREDENTIAL_TEST_FAILED", wrong.json()
+    assert wrong.json()["error"]["stage"] == "auth"
     assert CANARY not in str(wrong.json())
     assert api.get(f"{URL}{pk}/").json()["connection"]["database"] == "finance"  # nothing changed
+
+
+# --- the data catalog (Athena's "data source"; Databrain's "Datasource ID") ---------------------------
+
+
+@pytest.fixture
+def catalog_ids(monkeypatch) -> list[str]:
+    """moto's Glue ignores ``CatalogId`` (every request reads the caller's account); AWS reads the catalog
+    of the account it names. Here the account of the CatalogId picks moto's Glue backend, as on AWS for a
+    catalog shared with the caller. Yields the CatalogId of every Glue request ("" when none was sent)."""
+    from moto.glue.models import glue_backends
+    from moto.glue.responses import GlueResponse
+
+    seen: list[str] = []
+
+    def backend(self: Any) -> Any:
+        catalog_id = str(self._get_param("CatalogId") or "")
+        seen.append(catalog_id)
+        return glue_backends[catalog_id.partition(":")[0] or self.current_account][self.region]
+
+    monkeypatch.setattr(GlueResponse, "glue_backend", property(backend))
+    return seen
+
+
+def seed_partner(server: MotoServer) -> None:
+    """Account PARTNER's Glue catalog with database "partner_sales" (table "shipments"), registered in
+    this account's Athena as the GLUE data catalog "partner"; a Lambda catalog "federated" beside it."""
+    glue = server.client("glue")
+    glue.create_database(CatalogId=PARTNER, DatabaseInput={"Name": "partner_sales"})
+    glue.create_table(CatalogId=PARTNER, DatabaseName="partner_sales", TableInput={
+        "Name": "shipments", "StorageDescriptor": {"Columns": [{"Name": "tracking", "Type": "string"}]}})
+    athena = server.client("athena")
+    athena.create_data_catalog(Name="partner", Type="GLUE", Parameters={"catalog-id": PARTNER})
+    athena.create_data_catalog(Name="federated", Type="LAMBDA", Parameters={
+        "function": "arn:aws:lambda:us-east-1:123456789012:function:connector"})
+
+
+def test_the_default_catalog_is_the_accounts_glue_catalog_without_a_lookup(moto_server, keys, catalog_ids):  # noqa: F811
+    for catalog in (None, "AwsDataCatalog"):
+        moto_server.requests.clear()
+        catalog_ids.clear()
+        changes = {} if catalog is None else {"data_catalog": catalog}
+        result = get_connector("athena").test_and_introspect(config(moto_server, keys, **changes))
+        assert result.ok and {t.name for t in result.tables or []} == {"orders", "daily"}, result
+        assert result.stages[3].message.startswith("Database 'sales' found.")
+        assert not [r for r in moto_server.requests if r[1].startswith("GET /data-catalogs")]  # no GetDataCatalog
+        assert set(catalog_ids) == {""}  # Glue requests name no CatalogId: the caller's own catalog
+
+
+def test_a_glue_catalog_of_another_account_is_read_with_its_catalog_id(moto_server, keys, catalog_ids):  # noqa: F811
+    seed_partner(moto_server)
+    catalog_ids.clear()
+    moto_server.requests.clear()
+    partner = config(moto_server, keys, data_catalog="partner", database="partner_sales")
+    result = get_connector("athena").test_and_introspect(partner)
+    assert result.ok, result
+    assert result.stages[3].message == (f"Data catalog 'partner' (Glue, catalog {PARTNER}). Database 'partner_sales' "
+                                        f"found. Workgroup 'analytics' is enabled. Output bucket '{BUCKET}' exists.")
+    assert [(t.schema, t.name) for t in result.tables or []] == [("partner_sales", "shipments")]
+    assert ("athena", "GET /data-catalogs/partner") in moto_server.requests  # Athena GetDataCatalog
+    assert set(catalog_ids) == {PARTNER}  # GetDatabase and GetTables named the partner's catalog
+    catalog_ids.clear()
+    assert [t.name for t in get_connector("athena").introspect(partner)] == ["shipments"]  # a refresh too
+    assert set(catalog_ids) == {PARTNER}
+    own = get_connector("athena").test(config(moto_server, keys, database="partner_sales"))  # not in this account
+    assert (own.stage, own.message) == (
+        "database", "Database 'partner_sales' was not found in the Glue Data Catalog (us-east-1).")
+    missing = get_connector("athena").test(config(moto_server, keys, data_catalog="partner"))  # "sales" is ours
+    assert (missing.stage, missing.message) == ("database", "Database 'sales' was not found in data catalog 'partner'.")
+
+
+@pytest.mark.parametrize(("catalog", "message"), [
+    ("nope", "Data catalog 'nope' was not found."),
+    ("federated", "Data catalog 'federated' is a LAMBDA catalog: only Glue catalogs (AwsDataCatalog or a Glue "
+                  "catalog of another account) can be read."),
+    ("bad id", "The data catalog must be an Athena data catalog name."),
+])
+def test_unknown_or_non_glue_catalogs_fail_at_database(moto_server, keys, catalog_ids, catalog, message):  # noqa: F811
+    seed_partner(moto_server)
+    catalog_ids.clear()
+    result = get_connector("athena").test(config(moto_server, keys, data_catalog=catalog))
+    assert (result.ok, result.stage, result.message) == (False, "database", message)
+    assert catalog_ids == []  # no Glue request for a catalog that cannot be read
+    with pytest.raises(Exception) as refreshed:
+        get_connector("athena").introspect(config(moto_server, keys, data_catalog=catalog))
+    assert (refreshed.value.stage, refreshed.value.message) == ("introspect", message)  # type: ignore[attr-defined]
+
+
+def test_a_glue_catalog_whose_catalog_id_is_malformed_fails_at_database(moto_server, keys, catalog_ids):  # noqa: F811
+    moto_server.client("athena").create_data_catalog(Name="odd", Type="GLUE", Parameters={"catalog-id": "x/../y"})
+    result = get_connector("athena").test(config(moto_server, keys, data_catalog="odd"))
+    assert (result.stage, result.message) == ("database", "Data catalog 'odd' has a catalog-id that is not a Glue "
+                                                          "catalog ID.")
+    assert catalog_ids == []
+
+
+def test_native_api_stores_the_catalog_with_its_default(api, allow_loopback, moto_server, keys, catalog_ids):  # noqa: F811
+    seed_partner(moto_server)
+    base = {"name": "athena-cat", "type": "athena", "credentials": {"secret_access_key": CANARY},
+            "connection_timeout": 3}
+    created = api.post(URL, {**base, "connection": connection(moto_server, keys)}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["connection"]["data_catalog"] == "AwsDataCatalog"
+    pk = created.json()["id"]
+    bad = api.patch(f"{URL}{pk}/", {"connection": {"data_catalog": "no such/catalog"}}, format="json")
+    assert bad.status_code == 400 and "connection.data_catalog" in bad.json()["errors"], bad.json()
+    moved = api.patch(f"{URL}{pk}/", {"connection": {"data_catalog": "partner", "database": "partner_sales"}},
+                      format="json")
+    assert moved.status_code == 200, moved.json()
+    core = api.get(f"{URL}{pk}/").json()
+    assert core["connection"]["data_catalog"] == "partner" and core["schema"]["status"] == "ready"
+    assert [t["name"] for t in api.get(f"{URL}{pk}/schema/").json()["tables"]] == ["shipments"]
+    before = stored_state(pk)
+    lam = api.patch(f"{URL}{pk}/", {"connection": {"data_catalog": "federated"}}, format="json")
+    assert lam.status_code == 400 and (lam.json()["code"], lam.json()["stage"]) == (
+        "CREDENTIAL_TEST_FAILED", "database"), lam.json()
+    assert stored_state(pk) == before
+
+
+def test_databrain_datasource_id_is_the_data_catalog(api, allow_loopback, moto_server, keys, catalog_ids):  # noqa: F811
+    """The seed's "Datasource ID (optional)": accepted, stored (as connection.data_catalog), used (the test
+    and the schema read that catalog); omitted, it returns to AwsDataCatalog (the structure is complete)."""
+    seed_partner(moto_server)
+    created = api.post(URL, {"name": "athena-prod", "type": "athena", "connection": connection(moto_server, keys),
+                             "credentials": {"secret_access_key": CANARY}, "connection_timeout": 3}, format="json")
+    assert created.status_code == 201, created.json()
+    pk = created.json()["id"]
+    body = databrain_body(moto_server, keys, database="partner_sales")
+    body["credentials"]["datasourceId"] = "partner"
+    response = api.put(DB, body, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json() == {"name": "athena-prod"}
+    core = api.get(f"{URL}{pk}/").json()
+    assert core["connection"]["data_catalog"] == "partner" and core["last_test"]["ok"]
+    assert core["schema"]["status"] == "ready" and core["schema"]["version"] == 2
+    assert [t["name"] for t in api.get(f"{URL}{pk}/schema/").json()["tables"]] == ["shipments"]
+    assert PARTNER in catalog_ids
+
+    before = stored_state(pk)
+    for catalog, stage in (("nope", "database"), ("federated", "database")):
+        body["credentials"]["datasourceId"] = catalog
+        refused = api.put(DB, body, format="json")
+        error = refused.json()["error"]
+        assert (refused.status_code, error["code"], error["stage"]) == (400, "CREDENTIAL_TEST_FAILED", stage)
+        assert f"Data catalog '{catalog}'" in error["message"]
+    body["credentials"]["datasourceId"] = "not a catalog!"
+    invalid = api.put(DB, body, format="json")
+    assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "INVALID_REQUEST_BODY", invalid.json()
+    assert "credentials.datasourceId" in invalid.json()["error"]["errors"]
+    assert stored_state(pk) == before
+
+    omitted = api.put(DB, databrain_body(moto_server, keys), format="json")  # no datasourceId: the default
+    assert omitted.status_code == 200, omitted.json()
+    core = api.get(f"{URL}{pk}/").json()
+    assert core["connection"]["data_catalog"] == "AwsDataCatalog" and core["connection"]["database"] == "sales"
+    assert {t["name"] for t in api.get(f"{URL}{pk}/schema/").json()["tables"]} == {"orders", "daily"}
