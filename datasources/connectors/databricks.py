@@ -37,7 +37,7 @@ from .base import (
     sanitize,
 )
 from .egress import resolve_checked
-from .guard import EgressScope, TimedOut, call_bounded, egress_scope
+from .guard import EgressScope, bounded_stage, egress_scope
 from .http_stages import USER_AGENT, Endpoint, check_transport, parse_endpoint, reach_http
 
 STATEMENTS = "/api/2.0/sql/statements"
@@ -296,15 +296,7 @@ def _quote(identifier: str) -> str:
 
 
 def _bounded(fn: Callable[[], T], seconds: float, stage: str) -> Callable[[], T]:
-    """``fn`` in a worker thread carrying the egress scope, abandoned a second after its own deadline."""
-
-    def run() -> T:
-        try:
-            return call_bounded(fn, seconds + 1)
-        except TimedOut:
-            raise ConnectorError(stage, f"The workspace did not answer within {seconds:g} seconds.") from None
-
-    return run
+    return bounded_stage(fn, seconds, stage, "The workspace")
 
 
 @contextmanager

@@ -216,3 +216,16 @@ def call_bounded(
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def bounded_stage(fn: Callable[[], T], seconds: float, stage: str, who: str) -> Callable[[], T]:
+    """``fn`` as a stage body: bounded by ``call_bounded`` (abandoned a second after its own
+    deadline), a timeout failing ``stage`` with "<who> did not answer within N seconds."."""
+
+    def run() -> T:
+        try:
+            return call_bounded(fn, seconds + 1)
+        except TimedOut:
+            raise ConnectorError(stage, f"{who} did not answer within {seconds:g} seconds.") from None
+
+    return run
