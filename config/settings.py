@@ -33,8 +33,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "core",
     "organizations",
+    "events",
     "datasources",
     "workflows",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -170,13 +172,25 @@ CELERY_BEAT_SCHEDULE = {
     "schema-refresh-tick": {
         "task": "datasources.schema_refresh_tick",
         "schedule": env.float("SCHEMA_REFRESH_TICK_SECONDS", default=60.0),
-    }
+    },
+    "health-check-tick": {
+        "task": "datasources.health_check_tick",
+        "schedule": env.float("HEALTH_CHECK_TICK_SECONDS", default=30.0),
+    },
+    "webhooks-sweep": {
+        "task": "webhooks.sweep",
+        "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0),
+    },
 }
 # True when a worker runs: schema refreshes after connection changes are queued (status
 # `pending`) instead of run inside the request.
 SCHEMA_REFRESH_ASYNC = env.bool("SCHEMA_REFRESH_ASYNC", default=False)
 # First retry delay of a failed scheduled refresh; doubles on each retry, up to max_retries.
 SCHEMA_REFRESH_RETRY_BASE_SECONDS = env.float("SCHEMA_REFRESH_RETRY_BASE_SECONDS", default=30.0)
+
+# --- Health checks (datasources.services.health) ------------------------------
+
+# --- Webhooks (webhooks app) -------------------------------------------------
 
 # --- Security (production) -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
