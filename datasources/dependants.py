@@ -3,13 +3,14 @@
 ``datasources`` sits below ``workflows`` (workflows import data sources, never the reverse), so
 deleting a data source cannot ask the workflows directly whether one still reads it. Each app
 that reads data sources registers a provider instead (``workflows`` does in
-``WorkflowsConfig.ready``); ``dependants_of`` asks every provider.
+``WorkflowsConfig.ready``); ``dependants_of`` asks every provider. Likewise, ``readers_of_tables``
+asks the ``TableReaders`` providers which workflows read tables a schema change removed or changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from datasources.models import DataSource
@@ -29,3 +30,22 @@ def register(provider: Provider) -> None:
 def dependants_of(data_source: DataSource) -> list[str]:
     """What still reads ``data_source``, from every registered provider, in registration order."""
     return [name for provider in _providers for name in provider(data_source)]
+
+
+#: Given a data source and {table reference id: what happened to it}, who reads those tables: one dict
+#: per workflow (id, reference_id, name, and the nodes and tables concerned).
+TableReaders = Callable[["DataSource", dict[str, dict[str, Any]]], list[dict[str, Any]]]
+
+_table_readers: list[TableReaders] = []
+
+
+def register_table_readers(provider: TableReaders) -> None:
+    if provider not in _table_readers:
+        _table_readers.append(provider)
+
+
+def readers_of_tables(data_source: DataSource, tables: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The workflows reading any of ``tables`` (by reference id), from every provider."""
+    if not tables:
+        return []
+    return [reader for provider in _table_readers for reader in provider(data_source, tables)]

@@ -11,6 +11,9 @@ class WorkflowsConfig(AppConfig):
         # Deleting a data source a workflow still reads is refused (409): datasources asks its
         # dependants registry, which workflows fill (datasources never imports workflows).
         from datasources import dependants
+        from workflows.selectors import readers_of_tables
         from workflows.services import dependants_of_data_source
 
         dependants.register(dependants_of_data_source)
+        # A schema change names the workflows reading a removed or changed table (the drift event).
+        dependants.register_table_readers(readers_of_tables)

@@ -270,3 +270,23 @@ def first_rows_of(model: type[M], workflow: Workflow, limit: int) -> QuerySet[M]
     """The first ``limit`` rows (by id) of a workflow's data sources or nodes: the admin's inlines."""
     first = model.objects.filter(workflow=workflow).order_by("pk").values_list("pk", flat=True)  # type: ignore[attr-defined]
     return model.objects.filter(pk__in=list(first[:limit]))  # type: ignore[attr-defined]
+
+
+def readers_of_tables(data_source: DataSource, tables: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The workflows whose nodes read any of ``tables`` (reference id -> what changed) of
+    ``data_source``, in one query: each with its nodes and the tables concerned (what changed)."""
+    rows = (
+        NodeInput.objects.filter(workflow_data_source__source_data_source=data_source,
+                                 table_reference_id__in=list(tables))
+        .order_by("workflow_data_source__workflow_id", "node_id", "table_reference_id")
+        .values_list("workflow_data_source__workflow_id", "workflow_data_source__workflow__reference_id",
+                     "workflow_data_source__workflow__name", "workflow_data_source__source_version",
+                     "node__reference_id", "node__name", "table_reference_id")
+    )
+    found: dict[int, dict[str, Any]] = {}
+    for wf_id, wf_ref, wf_name, pinned, node_ref, node_name, table_ref in rows:
+        entry = found.setdefault(wf_id, {"id": wf_id, "reference_id": wf_ref, "name": wf_name,
+                                         "source_version": pinned, "nodes": {}, "tables": {}})
+        entry["nodes"][node_ref] = {"reference_id": node_ref, "name": node_name}
+        entry["tables"][table_ref] = {"reference_id": table_ref, **tables[table_ref]}
+    return [{**e, "nodes": list(e["nodes"].values()), "tables": list(e["tables"].values())} for e in found.values()]

@@ -13,7 +13,7 @@ from core.errors import ApiError
 from datasources import catalogue
 from datasources.connectors import TestResult
 from datasources.models import DataSource
-from datasources.services import audit
+from datasources.services import audit, outbox
 from organizations.actors import Actor
 
 MAX_VALUE_LENGTH = 200
@@ -71,7 +71,8 @@ def record_attempt(
     test: TestResult | None = None,
     error: ApiError | None = None,
 ) -> None:
-    """One audit event: ``action`` is ``dry_run`` or ``test``; ``trigger`` the request that asked."""
+    """One audit event: ``action`` is ``dry_run`` or ``test``; ``trigger`` the request that asked.
+    A failed test is also a ``data_source.test_failed`` event."""
     detail: dict[str, Any] = {"trigger": trigger, "outcome": _outcome(test, error)}
     if data is not None:
         detail["tried"] = tried_fields(data, catalogue.CATALOGUE.get(data_source.type))
@@ -80,6 +81,8 @@ def record_attempt(
     if error is not None:
         detail["code"] = error.code
     audit.record(actor=actor, action=action, target=data_source, detail=detail)
+    if test is not None and not test.ok:
+        outbox.test_failed(data_source, actor, test, trigger, error.code if error is not None else None)
 
 
 def failed_test(error: ApiError) -> TestResult | None:

@@ -9,6 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -17,6 +18,7 @@ from django.utils import timezone
 from core import metrics
 from core.errors import ApiError, Conflict, ErrorCode
 from core.references import ALPHABET
+from datasources import dependants
 from datasources.connectors import (
     ConnectionConfig,
     ConnectorError,
@@ -26,10 +28,11 @@ from datasources.connectors import (
     get_connector,
 )
 from datasources.models import DataSource, DataSourceStatus, SchemaSnapshot, SchemaStatus, SchemaTable
-from datasources.services import attempts
+from datasources.services import attempts, outbox
 from datasources.services.credentials import load_secrets
 from datasources.services.destination import CredentialsRequired
 from datasources.services.ratelimit import consume_test_budget
+from datasources.services.snapshot_diff import diff_snapshots
 from organizations.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -207,7 +210,25 @@ def _store_snapshot(data_source: DataSource, tables: list[TableInfo]) -> tuple[S
             ],
             batch_size=500,
         )
+        if latest is not None:  # a change of schema, not the first snapshot: the drift event, same transaction
+            _publish_drift(locked, latest, snapshot)
     return snapshot, True
+
+
+def _publish_drift(data_source: DataSource, old: SchemaSnapshot, new: SchemaSnapshot) -> None:
+    """``data_source.schema_changed``: the diff, and the workflows reading a removed or changed table."""
+    diff = diff_snapshots(old, new)
+    touched: dict[str, dict[str, Any]] = {
+        t["reference_id"]: {"schema": t["schema"], "name": t["name"], "change": "removed"}
+        for t in diff["tables_removed"]
+    }
+    for t in diff["tables_changed"]:
+        touched[t["reference_id"]] = {
+            "schema": t["schema"], "name": t["name"], "change": "changed",
+            "columns_removed": t["columns_removed"], "columns_changed": [c["name"] for c in t["columns_changed"]],
+        }
+    source = DataSource.objects.get(pk=data_source.pk)
+    outbox.schema_changed(source, diff, dependants.readers_of_tables(source, touched))
 
 
 def _finish(data_source: DataSource, token: str, **fields: object) -> None:

@@ -20,7 +20,7 @@ from datasources import catalogue, dependants
 from datasources.connectors import TestResult
 from datasources.models import DataSource, DataSourceStatus
 from datasources.selectors import data_source_for_actor
-from datasources.services import audit, pending, refresh_queue, tenancy
+from datasources.services import audit, outbox, pending, refresh_queue, tenancy
 from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
@@ -197,6 +197,7 @@ def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOpti
         ds.created_by, ds.created_by_token = ds.updated_by, ds.updated_by_token
         _save(ds, plan)
         audit.record(actor=actor, action="create", target=ds, changes=plan.changes, detail=_detail("post", test))
+        outbox.created(ds, actor, list(plan.changes))
     return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test))
 
 
@@ -327,11 +328,13 @@ def _update_without_test(
 
 
 def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mode: str) -> None:
-    """Apply, bump the version, save, audit: inside the caller's transaction, on the locked row."""
+    """Apply, bump the version, save, audit, publish the event: inside the caller's transaction, on the
+    locked row."""
     _apply(ds, plan, actor, test)
     ds.version += 1
     _save(ds, plan)
     audit.record(actor=actor, action="update", target=ds, changes=plan.changes, detail=_detail(mode, test, plan))
+    outbox.updated(ds, actor, list(plan.changes), mode)
 
 
 def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> RefreshOutcome | None:
@@ -363,6 +366,7 @@ def delete_data_source(*, actor: Actor, data_source_id: Any, if_match: str | Non
                 errors={"dependants": dependants},
             )
         audit.record(actor=actor, action="delete", target=ds, changes={"name": {"old": ds.name, "new": None}})
+        outbox.deleted(ds, actor)
         ds.delete()
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core.errors import ApiError, Conflict, ErrorCode, InvalidRequest, PreconditionFailed
 from datasources.services import audit
+from events.services import publish
 from organizations.actors import Actor
 from organizations.models import Organization
 from workflows.mapping import MappingError, Match, Table, column_changes, plan_mapping
@@ -288,7 +289,25 @@ def repoint(
             changes={"source": {"old": old_reference, "new": plan["to"]["reference"]}},
             detail={"plan": _compact(plan)},
         )
+        publish(organization_id=wf.organization_id, type="workflow.repointed", data=_event(wf, wds, plan, actor))
     return RepointResult(wds, plan)
+
+
+_SOURCE_KEYS = ("type", "id", "reference_id", "name", "reference")
+
+
+def _event(wf: Workflow, wds: WorkflowDataSource, plan: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """The ``workflow.repointed`` payload: references, names and counts (no connection detail)."""
+    return {
+        "workflow": {"id": wf.pk, "reference_id": wf.reference_id, "name": wf.name},
+        "workflow_data_source": {"id": wds.pk, "reference_id": wds.reference_id},
+        "from": {key: plan["from"].get(key) for key in _SOURCE_KEYS},
+        "to": {key: plan["to"].get(key) for key in _SOURCE_KEYS},
+        "tables_remapped": sum(1 for t in plan["tables"] if t["reference_changed"]),
+        "nodes_affected": plan["nodes_affected"],
+        "inputs_rewritten": plan["inputs_rewritten"],
+        "actor": actor.label,
+    }
 
 
 def _compact(plan: dict[str, Any]) -> dict[str, Any]:
