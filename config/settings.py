@@ -192,6 +192,12 @@ SCHEMA_REFRESH_RETRY_BASE_SECONDS = env.float("SCHEMA_REFRESH_RETRY_BASE_SECONDS
 
 # --- Webhooks (webhooks app) -------------------------------------------------
 
+# The shortest interval a data source or an organization may set (0 = off is always allowed).
+HEALTH_CHECK_MIN_INTERVAL = env.int("HEALTH_CHECK_MIN_INTERVAL", default=60)
+# Checks kept per data source (older ones are deleted as new ones are recorded).
+HEALTH_HISTORY_SIZE = env.int("HEALTH_HISTORY_SIZE", default=50)
+# A check's claim older than this is abandoned (its worker died): the source may be checked again.
+HEALTH_CHECK_STALE_CLAIM_SECONDS = env.int("HEALTH_CHECK_STALE_CLAIM_SECONDS", default=900)
 # --- Security (production) -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.deconstruct import deconstructible
@@ -52,6 +53,7 @@ TOO_MANY = "Ensure this field has no more than {max_length} elements."
 TOO_FEW = "Ensure this field has at least {min_length} elements."
 TOO_BIG = "Ensure this value is less than or equal to {max_value}."
 TOO_SMALL = "Ensure this value is greater than or equal to {min_value}."
+OFF_OR_AT_LEAST = "Ensure this value is 0 (off) or greater than or equal to {min_value}."
 TOO_LARGE_JSON = "Too large: at most {max_bytes} bytes of JSON."
 NOT_JSON = "Value must be valid JSON."
 NUL = "Null characters are not allowed."
@@ -90,6 +92,13 @@ class FieldSpec:
     default: Any = MISSING
     help: str = ""
     write_only: bool = False
+    #: An integer's floor besides 0, named by a setting: 0 passes (``off``), 1 up to the setting's value
+    #: are refused (a health-check interval: ``HEALTH_CHECK_MIN_INTERVAL``, which tests may lower).
+    floor_setting: str | None = None
+
+    def floor(self) -> int | None:
+        """The current floor (``floor_setting``'s value), or None."""
+        return int(getattr(settings, self.floor_setting)) if self.floor_setting else None
 
     @property
     def has_default(self) -> bool:
@@ -125,6 +134,15 @@ QUERY_TIMEOUT = _optional_int("query_timeout", 1, 86_400, 300)
 MAX_RETRIES = _optional_int("max_retries", 0, 10, 3)
 SCHEMA_AUTO_REFRESH = FieldSpec("schema_auto_refresh", "boolean", nullable=True, default=False)
 SCHEMA_REFRESH_INTERVAL = _optional_int("schema_refresh_interval", 60, 2_592_000, 86_400)
+#: Seconds between scheduled health checks (``datasources.services.health``); ``null`` follows the
+#: organization's default, ``0`` turns them off for this source. Never needs a connection test.
+HEALTH_CHECK_INTERVAL = FieldSpec(
+    "health_check_interval", "integer", nullable=True, min_value=0, max_value=2_592_000, default=None,
+    floor_setting="HEALTH_CHECK_MIN_INTERVAL",
+    help="Seconds between scheduled health checks: `null` follows the organization's default "
+         "(`GET /api/v1/health-settings/`), `0` turns them off for this source, otherwise at least "
+         "HEALTH_CHECK_MIN_INTERVAL (60 by default) and at most 2592000 (30 days).",
+)
 TAG = FieldSpec("tag", "string", min_length=1, max_length=64)
 TAGS = FieldSpec("tags", "list", nullable=True, max_length=50, unique=True, item=TAG, default=[])
 METADATA = FieldSpec("metadata", "object", nullable=True, max_bytes=16_384, default={})
@@ -146,20 +164,20 @@ TENANCY_SETTINGS = FieldSpec("tenancy_settings", "group", nullable=True, fields=
 #: Every writable field of a data-source body, in the API's order.
 FIELDS: tuple[FieldSpec, ...] = (
     NAME, TYPE, DESCRIPTION, WORKSPACE, CONNECTION, CREDENTIALS, CONNECTION_POOL_SIZE, CONNECTION_TIMEOUT,
-    QUERY_TIMEOUT, MAX_RETRIES, SCHEMA_AUTO_REFRESH, SCHEMA_REFRESH_INTERVAL, TAGS, METADATA, CONNECTION_STRING,
-    TENANCY_SETTINGS,
+    QUERY_TIMEOUT, MAX_RETRIES, SCHEMA_AUTO_REFRESH, SCHEMA_REFRESH_INTERVAL, HEALTH_CHECK_INTERVAL, TAGS, METADATA,
+    CONNECTION_STRING, TENANCY_SETTINGS,
 )
 BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
 #: Keys of the representation a body may not write (refused by name, "This field is read-only.").
 READ_ONLY = frozenset(
     {
         "id", "reference_id", "organization", "credentials_set", "status", "is_fully_configured",
-        "last_test", "schema", "version", "created_at", "created_by", "updated_at", "updated_by",
+        "last_test", "schema", "health", "version", "created_at", "created_by", "updated_at", "updated_by",
     }
 )
 OPERATIONAL = (
     CONNECTION_POOL_SIZE, CONNECTION_TIMEOUT, QUERY_TIMEOUT, MAX_RETRIES, SCHEMA_AUTO_REFRESH,
-    SCHEMA_REFRESH_INTERVAL,
+    SCHEMA_REFRESH_INTERVAL, HEALTH_CHECK_INTERVAL,
 )
 #: The operational fields and their defaults (``null`` on PATCH, or omission on PUT, resets to these).
 OPERATIONAL_DEFAULTS: dict[str, Any] = {f.name: f.default for f in OPERATIONAL}
@@ -216,6 +234,9 @@ def _integer(spec: FieldSpec, data: Any) -> int:
         raise _Invalid(TOO_BIG.format(max_value=spec.max_value))
     if spec.min_value is not None and data < spec.min_value:
         raise _Invalid(TOO_SMALL.format(min_value=spec.min_value))
+    floor = spec.floor()
+    if floor is not None and 0 < data < floor:
+        raise _Invalid(OFF_OR_AT_LEAST.format(min_value=floor))
     return data
 
 
@@ -423,6 +444,9 @@ class RangeOf:
             MinValueValidator(spec.min_value)(value)
         if spec.max_value is not None:
             MaxValueValidator(spec.max_value)(value)
+        floor = spec.floor()
+        if floor is not None and isinstance(value, int) and 0 < value < floor:
+            raise ValidationError(OFF_OR_AT_LEAST.format(min_value=floor))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RangeOf) and other.name == self.name

@@ -28,6 +28,12 @@ class SchemaStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class HealthState(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    HEALTHY = "healthy", "Healthy"
+    FAILING = "failing", "Failing"
+
+
 class DataSource(Tracked):
     """A connection to a customer's database or files. ``connection`` holds non-secret settings,
     validated against the type catalogue; secrets live in ``Credential`` rows, encrypted.
@@ -63,6 +69,12 @@ class DataSource(Tracked):
         default=rules.SCHEMA_REFRESH_INTERVAL.default, validators=[rules.RangeOf("schema_refresh_interval")]
     )
 
+    health_check_interval = models.PositiveIntegerField(
+        null=True, blank=True, default=rules.HEALTH_CHECK_INTERVAL.default,
+        validators=[rules.RangeOf("health_check_interval")],
+        help_text="Seconds between health checks; empty follows the organization's default, 0 turns them off.",
+    )
+
     tags = models.JSONField(default=list, blank=True, validators=[rules.validate_tags])
     metadata = models.JSONField(default=dict, blank=True, validators=[rules.validate_metadata])
 
@@ -76,16 +88,49 @@ class DataSource(Tracked):
     schema_checked_at = models.DateTimeField(null=True, blank=True, help_text="When a refresh last finished.")
     schema_claim = models.CharField(max_length=32, blank=True, default="", editable=False)
     schema_table_count = models.PositiveIntegerField(null=True, blank=True)
+    # Health monitoring (datasources.services.health): the state machine and the check's claim.
+    health_state = models.CharField(max_length=16, choices=HealthState.choices, default=HealthState.UNKNOWN)
+    health_since = models.DateTimeField(null=True, blank=True, help_text="When health_state last changed.")
+    health_checked_at = models.DateTimeField(null=True, blank=True, help_text="When a health check last finished.")
+    health_failures = models.PositiveIntegerField(default=0, help_text="Consecutive failed health checks.")
+    health_claim = models.CharField(max_length=32, blank=True, default="", editable=False)
+    health_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint("organization", Lower("name"), name="uniq_datasource_name_per_org"),
         ]
-        indexes = [models.Index(fields=["organization", "type"]), models.Index(fields=["organization", "status"])]
+        indexes = [models.Index(fields=["organization", "type"]), models.Index(fields=["organization", "status"]),
+                   models.Index(fields=["organization", "health_state"], name="ds_org_health_state")]
 
     def __str__(self) -> str:
         return self.name
+
+
+class HealthOutcome(models.TextChoices):
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
+class HealthCheck(models.Model):
+    """One scheduled (or admin-run) health check of a data source; the newest HEALTH_HISTORY_SIZE
+    per source are kept. ``message`` is the connector's cleaned text, cut short: never a secret."""
+
+    data_source = models.ForeignKey(DataSource, on_delete=models.CASCADE, related_name="health_checks")
+    checked_at = models.DateTimeField()
+    outcome = models.CharField(max_length=8, choices=HealthOutcome.choices)
+    stage = models.CharField(max_length=32, blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+    code = models.CharField(max_length=64, blank=True, default="")
+    message = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["data_source", "-checked_at"], name="healthcheck_ds_checked")]
+
+    def __str__(self) -> str:
+        return f"{self.data_source_id} {self.outcome} at {self.checked_at:%Y-%m-%d %H:%M:%S}"
 
 
 class Credential(models.Model):

@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Aggregate, CharField, OuterRef, Prefetch, QuerySet, Subquery
 
 from core.errors import NotFound
-from datasources.models import Credential, DataSource, SchemaSnapshot, TenancySettings
+from datasources.models import Credential, DataSource, HealthCheck, SchemaSnapshot, TenancySettings
 from organizations.actors import Actor
 from organizations.tracking import with_actor_names
 
@@ -113,6 +113,23 @@ def data_source_named(actor: Actor, name: str) -> DataSource | None:
 
 def has_tenancy_settings(data_source: DataSource) -> bool:
     return TenancySettings.objects.filter(data_source=data_source).exists()
+
+
+# --- health checks ---------------------------------------------------------------------------------
+
+
+def health_of_for_actor(actor: Actor, data_source_id: Any) -> DataSource:
+    """One of the caller's data sources with its organization (the health settings), or 404."""
+    try:
+        return DataSource.objects.select_related("organization").get(
+            organization=actor.organization, pk=_pk(data_source_id))
+    except DataSource.DoesNotExist:
+        raise NotFound("Data source not found.") from None
+
+
+def health_history(data_source: DataSource) -> QuerySet[HealthCheck]:
+    """The source's kept health checks, newest first."""
+    return HealthCheck.objects.filter(data_source=data_source).order_by("-checked_at", "-id")
 
 
 # --- schema snapshots ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from datasources.models import DataSource, DataSourceStatus, SchemaStatus
-from datasources.services import pending
+from datasources.services import health, pending
 from datasources.services.connection import STALE_CLAIM, refresh_schema
 
 logger = logging.getLogger(__name__)
@@ -92,4 +92,48 @@ def schema_refresh_tick() -> int:
         DataSource.objects.filter(pk__in=ids).update(schema_status=SchemaStatus.PENDING, schema_status_at=now)
         for data_source_id in ids:
             refresh_schema_task.delay(data_source_id)
+    return len(ids)
+
+
+# --- health checks (datasources.services.health) ----------------------------------------------------
+
+
+def due_health_checks(now=None):
+    """Ids of the sources whose health check is due, in one statement (as ``due_data_sources``, the
+    same on SQLite and PostgreSQL): the effective interval (the source's, else its organization's) is
+    on (> 0), the source was never checked or its last check is at least that old, no live claim holds
+    it (a running or queued check), and it is not waiting for its credentials."""
+    now = now or timezone.now()
+    interval = ExpressionWrapper(
+        Cast(health.effective_interval(), IntegerField()) * Value(timedelta(seconds=1)), output_field=DurationField()
+    )
+    age = ExpressionWrapper(Value(now, output_field=DateTimeField()) - F("health_checked_at"),
+                            output_field=DurationField())
+    return (
+        DataSource.objects.exclude(status=DataSourceStatus.CREDENTIALS_REQUIRED)
+        .alias(seconds=health.effective_interval())
+        .filter(seconds__gt=0)
+        .filter(health.claimable(now))
+        .alias(age=age, interval=interval)
+        .filter(Q(health_checked_at__isnull=True) | Q(age__gte=F("interval")))
+        .values_list("id", flat=True)
+    )
+
+
+@shared_task(name="datasources.health_check", acks_late=True)
+def health_check_task(data_source_id: int) -> str:
+    """One source's health check (``health.run_health_check``); never retried: the next is scheduled."""
+    return health.run_health_check(data_source_id).result
+
+
+@shared_task(name="datasources.health_check_tick")
+def health_check_tick() -> int:
+    """Celery beat's periodic tick: queue a check of every due source, marked queued so that the next
+    tick does not queue it again (two statements, however many sources are due)."""
+    now = timezone.now()
+    ids = list(due_health_checks(now))
+    if ids:
+        health.mark_queued(ids, now)
+        for data_source_id in ids:
+            health_check_task.delay(data_source_id)
     return len(ids)

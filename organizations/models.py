@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+#: The longest health-check interval (30 days), as the data sources' own.
+MAX_HEALTH_CHECK_INTERVAL = 2_592_000
+
+
+def validate_health_check_interval(value: Any) -> None:
+    """0 (off) or HEALTH_CHECK_MIN_INTERVAL up to 30 days (the data sources' own rule, worded alike)."""
+    if value is None:
+        return
+    floor = int(settings.HEALTH_CHECK_MIN_INTERVAL)
+    if value > MAX_HEALTH_CHECK_INTERVAL:
+        raise ValidationError(f"Ensure this value is less than or equal to {MAX_HEALTH_CHECK_INTERVAL}.")
+    if 0 < value < floor:
+        raise ValidationError(f"Ensure this value is 0 (off) or greater than or equal to {floor}.")
 
 
 class Organization(models.Model):
@@ -17,6 +34,15 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
+    health_check_interval = models.PositiveIntegerField(
+        null=True, blank=True, validators=[validate_health_check_interval],
+        help_text="Seconds between health checks of the data sources that set no interval of their own; "
+                  "empty or 0: off.",
+    )
+    health_failure_threshold = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Consecutive failed health checks that turn a data source 'failing'.",
+    )
 
     class Meta:
         ordering = ["slug"]

@@ -10,7 +10,7 @@ from django.db.models.functions import Cast
 from django_filters import rest_framework as filters
 
 from datasources import catalogue
-from datasources.models import DataSource, DataSourceStatus
+from datasources.models import DataSource, DataSourceStatus, HealthState
 
 
 class DataSourceFilter(filters.FilterSet):
@@ -18,10 +18,12 @@ class DataSourceFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
     workspace = filters.NumberFilter(field_name="workspace_id", step_size=1)  # an id: no fractions
     tag = filters.CharFilter(method="filter_tag", label="Has this tag")
+    health = filters.ChoiceFilter(field_name="health_state", choices=HealthState.choices,
+                                  label="Health state (scheduled health checks)")
 
     class Meta:
         model = DataSource
-        fields = ["type", "status", "workspace", "tag"]
+        fields = ["type", "status", "workspace", "tag", "health"]
 
     def is_valid(self) -> bool:
         """An empty value (``type=``) is refused like any other value that is not one, not ignored."""

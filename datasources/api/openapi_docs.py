@@ -21,7 +21,12 @@ from core.pagination import page_parameters
 from datasources import catalogue, connection_strings
 from datasources.api import openapi_rules as rules
 from datasources.api.openapi_components import ACTOR, static_components
-from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer, SchemaSummarySerializer
+from datasources.api.serializers import (
+    AuditEventSerializer,
+    DataSourceSerializer,
+    HealthSummarySerializer,
+    SchemaSummarySerializer,
+)
 from datasources.shapes import DataSourceWriteSerializer, TenancySettingsSerializer
 
 ref, nullable_ref, error_response = oa.ref, oa.nullable_ref, oa.error_response
@@ -73,6 +78,9 @@ class DataSourceRepresentationExtension(OpenApiSerializerExtension):
         props = schema["properties"]
         summary = auto_schema.resolve_serializer(SchemaSummarySerializer, direction).ref
         props["schema"] = {"allOf": [summary], "readOnly": True}
+        health = auto_schema.resolve_serializer(HealthSummarySerializer, direction).ref
+        props["health"] = {"allOf": [health], "readOnly": True,
+                           "description": "Scheduled health checks' state (`GET .../health/` has the history)."}
         for name in ("created_by", "updated_by"):
             props[name] = nullable_ref("Actor", readOnly=True, description="Null when the actor was deleted.")
         props["last_test"] = nullable_ref("TestResult", readOnly=True,

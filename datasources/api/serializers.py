@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from datasources.api.representation import data_source_dict, secret_names
 from datasources.catalogue import get_type, is_fully_configured
-from datasources.models import DataSource
+from datasources.models import DataSource, HealthState
 from datasources.services import tenancy
 from organizations.models import AuditEvent, Organization
 from organizations.tracking import actor_of
@@ -23,6 +23,14 @@ class SchemaSummarySerializer(serializers.Serializer):
     error = serializers.CharField(allow_blank=True)
 
 
+class HealthSummarySerializer(serializers.Serializer):
+    """The source's health (``GET .../health/`` has the history): kept on the row, no extra query."""
+
+    state = serializers.ChoiceField(choices=HealthState.choices)
+    since = serializers.DateTimeField(allow_null=True, help_text="When the state last changed.")
+    checked_at = serializers.DateTimeField(allow_null=True, help_text="When a health check last finished.")
+
+
 class DataSourceSerializer(serializers.ModelSerializer):
     """The representation. Secrets never appear: ``credentials_set`` names the ones that are set."""
 
@@ -35,6 +43,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
     is_fully_configured = serializers.SerializerMethodField()
     last_test = serializers.DictField(allow_null=True, read_only=True)
     schema = serializers.SerializerMethodField()
+    health = serializers.SerializerMethodField()
     tags = serializers.ListField(child=serializers.CharField(), read_only=True)
     metadata = serializers.DictField(read_only=True)
     tenancy_settings = serializers.SerializerMethodField()
@@ -46,8 +55,9 @@ class DataSourceSerializer(serializers.ModelSerializer):
         fields = [
             "id", "reference_id", "organization", "workspace", "name", "type", "description",
             "connection", "credentials_set", "connection_pool_size", "connection_timeout",
-            "query_timeout", "max_retries", "schema_auto_refresh", "schema_refresh_interval",
-            "tags", "metadata", "tenancy_settings", "status", "is_fully_configured", "last_test", "schema", "version",
+            "query_timeout", "max_retries", "schema_auto_refresh", "schema_refresh_interval", "health_check_interval",
+            "tags", "metadata", "tenancy_settings", "status", "is_fully_configured", "last_test", "schema", "health",
+            "version",
             "created_at", "created_by", "updated_at", "updated_by",
         ]
         read_only_fields = fields
@@ -69,6 +79,10 @@ class DataSourceSerializer(serializers.ModelSerializer):
              "status_changed_at": obj.schema_status_at, "table_count": obj.schema_table_count,
              "error": obj.schema_error}
         ).data
+
+    def get_health(self, obj: DataSource) -> dict[str, Any]:
+        return HealthSummarySerializer(
+            {"state": obj.health_state, "since": obj.health_since, "checked_at": obj.health_checked_at}).data
 
     def get_tenancy_settings(self, obj: DataSource) -> dict[str, Any] | None:
         return tenancy.current(obj)

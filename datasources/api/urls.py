@@ -1,5 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from datasources.api.health_views import HealthSettingsView
 from datasources.api.views import DataSourceTypeViewSet, DataSourceViewSet
 
 # DRF takes a bool here: the "/?" this passed was truthy, so the routes have always ended in "/".
@@ -7,4 +9,7 @@ router = DefaultRouter(trailing_slash=True)
 router.register("data-sources", DataSourceViewSet, basename="data-source")
 router.register("data-source-types", DataSourceTypeViewSet, basename="data-source-type")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("health-settings/", HealthSettingsView.as_view(), name="health-settings"),
+]

@@ -15,6 +15,7 @@ from core.params import bool_param
 from datasources import catalogue
 from datasources.api import openapi_docs as docs
 from datasources.api.filters import DataSourceFilter
+from datasources.api.health_views import HealthActionsMixin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer
 from datasources.api.snapshot_views import SchemaActionsMixin
 from datasources.connectors.registry import connector_info
@@ -30,6 +31,7 @@ from organizations.selectors import audit_events_for
 @docs.datasource_viewset
 class DataSourceViewSet(
     SchemaActionsMixin,
+    HealthActionsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
