@@ -181,7 +181,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.sweep",
         "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0),
     },
+    "events-purge": {"task": "events.purge", "schedule": 86400.0},
 }
+# Days an event stays in the outbox and the event log (GET /api/v1/events/), with its deliveries.
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
 # True when a worker runs: schema refreshes after connection changes are queued (status
 # `pending`) instead of run inside the request.
 SCHEMA_REFRESH_ASYNC = env.bool("SCHEMA_REFRESH_ASYNC", default=False)
