@@ -192,15 +192,26 @@ SCHEMA_REFRESH_ASYNC = env.bool("SCHEMA_REFRESH_ASYNC", default=False)
 SCHEMA_REFRESH_RETRY_BASE_SECONDS = env.float("SCHEMA_REFRESH_RETRY_BASE_SECONDS", default=30.0)
 
 # --- Health checks (datasources.services.health) ------------------------------
-
-# --- Webhooks (webhooks app) -------------------------------------------------
-
 # The shortest interval a data source or an organization may set (0 = off is always allowed).
 HEALTH_CHECK_MIN_INTERVAL = env.int("HEALTH_CHECK_MIN_INTERVAL", default=60)
 # Checks kept per data source (older ones are deleted as new ones are recorded).
 HEALTH_HISTORY_SIZE = env.int("HEALTH_HISTORY_SIZE", default=50)
 # A check's claim older than this is abandoned (its worker died): the source may be checked again.
 HEALTH_CHECK_STALE_CLAIM_SECONDS = env.int("HEALTH_CHECK_STALE_CLAIM_SECONDS", default=900)
+
+# --- Webhooks (webhooks app) -------------------------------------------------
+# Signed deliveries of events (Standard Webhooks). A webhook URL is a destination under the same egress
+# policy as data sources (DATASOURCE_ALLOWED_NETWORKS; link-local and metadata addresses never).
+# WEBHOOK_TIMEOUT_SECONDS: one delivery attempt (connect, send, status line), default 10.
+# A failed attempt is retried after a random delay in [0, min(MAX, BASE * 2**(attempt-1))] (exponential
+# backoff with full jitter), up to WEBHOOK_MAX_ATTEMPTS attempts in all (then the delivery is `failed`).
+# WEBHOOK_DISABLE_AFTER_FAILURES consecutive failed attempts (any delivery) disable the webhook (audited).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=15)
+
 # --- Security (production) -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

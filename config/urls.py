@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("datasources.api.urls")),
     path("api/v1/", include("workflows.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/", include("events.api.urls")),
     path(
         "api/schema/",

@@ -41,6 +41,7 @@ class ErrorCode:
     TENANCY_SETTINGS_INVALID = "TENANCY_SETTINGS_INVALID"
     UNMAPPED_TABLES = "UNMAPPED_TABLES"
     SCHEMA_CACHE_FAILED = "SCHEMA_CACHE_FAILED"
+    DESTINATION_NOT_ALLOWED = "DESTINATION_NOT_ALLOWED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -67,6 +68,9 @@ ERROR_CATALOGUE: dict[str, tuple[int, str]] = {
     ErrorCode.TENANCY_SETTINGS_INVALID: (400, "Tenancy settings break the rules or do not match the cached schema."),
     ErrorCode.UNMAPPED_TABLES: (400, "Tables read downstream have no mapping in the new source."),
     ErrorCode.SCHEMA_CACHE_FAILED: (500, "The schema could not be cached."),
+    ErrorCode.DESTINATION_NOT_ALLOWED: (
+        400, "The URL's host does not resolve or resolves to an address the egress policy refuses; nothing was sent.",
+    ),
     ErrorCode.INTERNAL_SERVER_ERROR: (500, "Unexpected server error."),
 }
 
