@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from core.errors import ApiError
 from datasources import catalogue
 from datasources.admin.forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, connection_fieldsets
+from datasources.admin.health import HealthAdminMixin
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
 from datasources.selectors import credentials_without_ciphertext
 from datasources.services.connection import refresh_schema, test_stored
@@ -28,8 +29,8 @@ from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from organizations.selectors import audit_events_for
 
 HISTORY_LIMIT = 20
-STATUS_FIELDS = ["status", "last_test_summary", "schema_summary", "credentials_summary", "version",
-                 "created", "updated"]
+STATUS_FIELDS = ["status", "last_test_summary", "schema_summary", "health_summary", "credentials_summary",
+                 "version", "created", "updated"]
 CHANGE_READONLY = ["type_label", "reference_id", "organization", *STATUS_FIELDS, "history_table"]
 
 
@@ -55,17 +56,18 @@ def _audit_url(obj: DataSource) -> str:
 
 
 @admin.register(DataSource)
-class DataSourceAdmin(OrganizationScopedAdmin):
+class DataSourceAdmin(HealthAdminMixin, OrganizationScopedAdmin):
     """Non-superusers see their organizations' sources; changing, adding, deleting, "Test
     connection" and "Refresh schema" need the change (add, delete) permission and a role that
     may write there (owner, admin, editor), as the API's ``datasource.write`` does."""
 
     form = DataSourceForm
-    list_display = ["name", "organization", "type", "status", "schema_status", "schema_version", "updated_at"]
-    list_filter = ["type", "status", ORGANIZATION_FILTER]
+    list_display = ["name", "organization", "type", "status", "health_badge", "schema_status", "schema_version",
+                    "updated_at"]
+    list_filter = ["type", "status", "health_state", ORGANIZATION_FILTER]
     search_fields = ["name", "reference_id"]
     list_select_related = ["organization"]
-    actions = ["test_connection", "refresh_schema_action"]
+    actions = ["test_connection", "refresh_schema_action", "run_health_check_action"]
     type_picker_template = "admin/datasources/datasource/type_picker.html"
 
     # --- form building ---------------------------------------------------------------------------
