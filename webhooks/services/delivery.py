@@ -69,8 +69,8 @@ def dispatch(organization_id: int) -> list[int]:
             ids = [e.pk for e in events]
             Event.objects.filter(pk__in=ids).update(dispatched_at=now)
             if rows:
-                new.extend(Delivery.objects.filter(event_id__in=ids, attempts=0, status=DeliveryStatus.PENDING)
-                           .values_list("id", flat=True))
+                # the rows made now (a conflicting row another fan-out made earlier is older)
+                new.extend(Delivery.objects.filter(event_id__in=ids, created_at__gte=now).values_list("id", flat=True))
         if len(events) < BATCH:
             break
     return new
