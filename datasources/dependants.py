@@ -49,3 +49,21 @@ def readers_of_tables(data_source: DataSource, tables: dict[str, dict[str, Any]]
     if not tables:
         return []
     return [reader for provider in _table_readers for reader in provider(data_source, tables)]
+
+
+#: Given a data source, every table its workflows read: one dict per (workflow, node, table) with the
+#: workflow's id/reference_id/name, the node's reference_id/name/output_table, and the table's
+#: reference_id and name as the node holds them.
+TableUsers = Callable[["DataSource"], list[dict[str, Any]]]
+
+_table_users: list[TableUsers] = []
+
+
+def register_table_users(provider: TableUsers) -> None:
+    if provider not in _table_users:
+        _table_users.append(provider)
+
+
+def tables_read_from(data_source: DataSource) -> list[dict[str, Any]]:
+    """What the workflows read of ``data_source``, from every provider (one statement each)."""
+    return [row for provider in _table_users for row in provider(data_source)]

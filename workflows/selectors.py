@@ -290,3 +290,17 @@ def readers_of_tables(data_source: DataSource, tables: dict[str, dict[str, Any]]
         entry["nodes"][node_ref] = {"reference_id": node_ref, "name": node_name}
         entry["tables"][table_ref] = {"reference_id": table_ref, **tables[table_ref]}
     return [{**e, "nodes": list(e["nodes"].values()), "tables": list(e["tables"].values())} for e in found.values()]
+
+
+def tables_read_from(data_source: DataSource) -> list[dict[str, Any]]:
+    """Every (workflow, node, table) reading ``data_source``, in one query (the impact report)."""
+    rows = (
+        NodeInput.objects.filter(workflow_data_source__source_data_source=data_source)
+        .order_by("workflow_data_source__workflow_id", "node_id", "id")
+        .values_list("workflow_data_source__workflow_id", "workflow_data_source__workflow__reference_id",
+                     "workflow_data_source__workflow__name", "node__reference_id", "node__name",
+                     "node__output_table_name", "table_reference_id", "table_name")
+    )
+    keys = ("workflow_id", "workflow_reference_id", "workflow_name", "node_reference_id", "node_name",
+            "output_table", "table_reference_id", "table_name")
+    return [dict(zip(keys, row, strict=True)) for row in rows]

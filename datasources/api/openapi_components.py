@@ -88,10 +88,37 @@ def static_components() -> dict[str, dict[str, Any]]:
                 changed_fields=_array(S),
                 test={**nullable_ref("TestResult"),
                       "description": "Null when nothing connection-related changed or the test was skipped."},
+                impact=ref("ImpactReport"),
                 data_source={"type": "object", "additionalProperties": {},
                              "description": "The representation as it would be after the change (shaped like "
                                             "DataSource; on create, server-assigned fields are null)."},
             ),
             "description": "Answer to `dry_run=true`: validated (and tested), nothing saved.",
         },
+        **impact_components(),
     }
+
+
+def impact_components() -> dict[str, dict[str, Any]]:
+    """The impact report of a dry run or a plan (``datasources.services.impact``)."""
+    verdict = {"type": "string", "enum": ["ok", "missing", "changed", "unchecked"],
+               "description": "On the new target: `missing` table, `changed` (columns removed or retyped), "
+                              "`unchecked` when the schema was not compared."}
+    table = _obj(reference_id=S, name=S, status=verdict, columns_removed=_array(S),
+                 columns_type_changed=_array(_obj(name=S, old=NS, new=NS)))
+    node = _obj(reference_id=S, name=S, output_table=NS)
+    workflow = _obj(id=I, reference_id=S, name=S, nodes=_array(node), tables=_array(table), breaks=B)
+    counts = _obj(workflows=I, workflows_broken=I, nodes=I, output_tables=I, tables_read=I, tables_missing=I,
+                  tables_changed=I)
+    tenancy = {**_obj(level=S, checked=B, breaks=B, errors={"type": "object", "additionalProperties": _array(S)}),
+               "nullable": True, "description": "Null without tenancy settings."}
+    schedule = _obj(changes={"type": "object", "additionalProperties": _obj(old={}, new={})},
+                    recached_after_apply=B, paused=B)
+    report = _obj(schema_compared=B, breaking=B, counts=counts, workflows=_array(workflow), truncated=B,
+                  tenancy=tenancy, schedule=schedule)
+    report["description"] = (
+        "What the change would break, before it is applied: the workflows, nodes and output tables reading "
+        "this source; each table they read checked against the new target's schema as the change's own "
+        "connection test introspected it (`schema_compared` false when the connection is unchanged or no "
+        "tables were read); tenancy settings the target breaks; refresh and health schedule changes.")
+    return {"ImpactReport": report}

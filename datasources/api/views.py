@@ -77,6 +77,7 @@ class DataSourceViewSet(
                 "dry_run": True,
                 "changed_fields": result.changed,
                 "test": result.test.as_dict() if result.test else None,
+                "impact": result.impact,
                 "data_source": DataSourceSerializer(result.data_source).data,
             }
         )

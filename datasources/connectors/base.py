@@ -241,6 +241,17 @@ class Connector(ABC):
         (a refresh follows at once); by default just the test."""
         return self.test(config)
 
+    def test_then_read_local(self, config: ConnectionConfig) -> TestResult:
+        """``test_and_introspect`` of a local source (a file under the file root: no network, no
+        session to share): the test, then the tables when it passed (None when only they failed)."""
+        result = self.test(config)
+        if result.ok:
+            try:
+                result.tables = self.introspect(config)
+            except ConnectorError:
+                result.tables = None
+        return result
+
 
 class SessionConnector(Connector):
     """A connector whose test may go on to introspect over the tested session: one ``run`` does both."""

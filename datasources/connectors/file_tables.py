@@ -182,6 +182,9 @@ class FileConnector(Connector):
             runner.server_version = f"DuckDB {duckdb.__version__}"
         return runner.result()
 
+    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
+        return self.test_then_read_local(config)
+
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """One table per file (schema ``main``, name = file name without its suffix)."""
         _duckdb(self.key)

@@ -167,10 +167,19 @@ class MySQLConnector(Connector):
 
     def test(self, config: ConnectionConfig) -> TestResult:
         """Run resolve, tcp, [ssh], tls, auth and database stages, stopping at the first failure."""
+        return self._run(config, introspect=False)
+
+    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
+        """The test, then the tables over the same session when it passed (``tables`` None when only
+        the introspection failed)."""
+        return self._run(config, introspect=True)
+
+    def _run(self, config: ConnectionConfig, *, introspect: bool) -> TestResult:
         mode, ssl_settings = _ssl(config)
         timeout = float(config.connect_timeout)
         port = config.connection.get("port") or self.default_port
         tunnel = SSHTunnel(config) if SSHTunnel.enabled(config) else None
+        tables: list[TableInfo] | None = None  # set only when every stage passed (a failed one ends the block)
         with StageRunner(config.secrets) as runner, tunnel or nullcontext(), _Link() as link:
             host = self._reach(runner, config, tunnel, link)
             ctx: ssl.SSLContext | None = None
@@ -190,9 +199,22 @@ class MySQLConnector(Connector):
             conn = runner.run("auth", auth)
             try:
                 runner.server_version = runner.run("database", lambda: self._check_database(conn, config))
+                if introspect:
+                    tables = self._read_tables(conn, config)
             finally:
                 conn.finish()
-        return runner.result()
+        result = runner.result()
+        result.tables = tables
+        return result
+
+    def _read_tables(self, conn: SafeConnection, config: ConnectionConfig) -> list[TableInfo] | None:
+        conn.set_timeouts(float(config.query_timeout))
+        try:
+            return self._guarded(
+                conn, config, "introspect", float(config.query_timeout), lambda: self._catalogue(conn, config)
+            )
+        except ConnectorError:
+            return None
 
     @contextmanager
     def _endpoint(self, config: ConnectionConfig) -> Iterator[tuple[str, int, socket.socket]]:

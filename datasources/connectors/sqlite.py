@@ -75,6 +75,9 @@ class SQLiteConnector(Connector):
     def __init__(self, key: str = "sqlite"):
         self.key = key
 
+    def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
+        return self.test_then_read_local(config)
+
     def _path(self, config: ConnectionConfig) -> Path:
         return resolve_under_root(config.connection.get("path", ""))
 

@@ -24,6 +24,7 @@ from datasources.services import audit, outbox, pending, refresh_queue, tenancy
 from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
+from datasources.services.impact import impact_of
 from datasources.services.plan import (
     CONNECTION_KEYS,
     OPERATIONAL_DEFAULTS,
@@ -65,6 +66,7 @@ class WriteResult:
     withheld: list[str] = field(default_factory=list)  # secrets cleared by a withheld move (names)
     moved: list[str] = field(default_factory=list)  # the connection paths of that move
     needs: list[str] = field(default_factory=list)  # what its credentials update must provide
+    impact: dict[str, Any] | None = None  # a dry run's impact report (``services.impact``)
 
 
 class HasETag(Protocol):
@@ -110,7 +112,8 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         query_timeout=plan.values.get("query_timeout", ds.query_timeout),
     )
     config = build_config(probe, plan.values["connection"], plan.secrets_after)
-    result = run_test(config, introspect=not settings.SCHEMA_REFRESH_ASYNC)  # an inline refresh follows
+    # The tables too when an inline refresh follows, or for a dry run's impact report (no second connection).
+    result = run_test(config, introspect=options.dry_run or not settings.SCHEMA_REFRESH_ASYNC)
     require_passing(result)
     _pin_ssh_host_key(plan, result)
     return result
@@ -190,7 +193,8 @@ def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOpti
     plan.connection_changed = True
     test = _test(actor, ds, plan, options)
     if options.dry_run:
-        return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True)
+        return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True,
+                           impact=impact_of(ds, plan, test))
     with transaction.atomic():
         ds.reference_id = new_reference_id(DataSource)
         _apply(ds, plan, actor, test)
@@ -293,7 +297,8 @@ def _dry_run(
                        test=failed_test(exc), error=exc)
         raise
     record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=mode, data=data, test=test)
-    return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True)
+    return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True,
+                       impact=impact_of(ds, plan, test))
 
 
 def _checked_plan(

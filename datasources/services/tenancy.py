@@ -82,12 +82,19 @@ def _check_against_schema(data_source: DataSource, values: dict[str, Any]) -> No
             f"Table {values['schema']}.{values['table']} is not in the cached schema (version {snapshot.version}).",
             errors={"tenancy_settings.table": ["No such table in the cached schema."]},
         )
-    columns = {c["name"].lower(): c for c in table.columns}
+    errors = column_problems(values, table.columns)
+    if errors:
+        raise TenancySettingsInvalid("The tenancy settings do not match the cached schema.", errors=errors)
+
+
+def column_problems(values: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """What TABLE-level settings name that ``columns`` (a table's, as cached) lacks or types otherwise."""
+    by_name = {c["name"].lower(): c for c in columns}
     errors: dict[str, list[str]] = {}
     for name in ("client_column", "primary_key_column"):
-        if values[name].lower() not in columns:
+        if values[name].lower() not in by_name:
             errors[f"tenancy_settings.{name}"] = [f"No column '{values[name]}' in {values['table']}."]
-    client = columns.get(values["client_column"].lower())
+    client = by_name.get(values["client_column"].lower())
     if client is not None:
         pattern = _NUMBER if values["client_column_type"] == "NUMBER" else _STRING
         if not pattern.search(client.get("type") or ""):
@@ -95,8 +102,7 @@ def _check_against_schema(data_source: DataSource, values: dict[str, Any]) -> No
                 f"Column '{client['name']}' has type {client.get('type')!r}, which is not a "
                 f"{values['client_column_type']}."
             ]
-    if errors:
-        raise TenancySettingsInvalid("The tenancy settings do not match the cached schema.", errors=errors)
+    return errors
 
 
 def write(data_source: DataSource, values: dict[str, Any] | None) -> None:

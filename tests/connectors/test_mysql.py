@@ -168,6 +168,19 @@ def test_introspect(loopback, account):
     assert [(c.name, c.nullable) for c in tables["order items"].columns] == [("order_id", False), ("qty", True)]
 
 
+def test_test_and_introspect_reads_the_tables_over_the_tested_session(loopback, account, monkeypatch):
+    logins = []
+    real_login = mysql_module.MySQLConnector._login
+    monkeypatch.setattr(mysql_module.MySQLConnector, "_login",
+                        lambda self, *a, **k: logins.append(1) or real_login(self, *a, **k))
+    result = get_connector("mariadb").test_and_introspect(_my(account))
+    assert result.ok and len(logins) == 1
+    assert {t.name for t in result.tables} == {"orders", "order items", "big_orders", "loaded"}
+    assert get_connector("mariadb").test(_my(account)).tables is None
+    failed = get_connector("mariadb").test_and_introspect(_my(account, password="wrong"))
+    assert (failed.ok, failed.stage, failed.tables) == (False, "auth", None)
+
+
 def test_introspect_all_databases_of_the_user(loopback, account):
     tables = get_connector("mysql").introspect(_my(account, database=""))
     assert {(t.schema, t.name) for t in tables} >= {(account["db"], "orders"), (account["db"], "big_orders")}
