@@ -84,7 +84,7 @@ class WebhookAdmin(OrganizationScopedAdmin):
 
 class AttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["number", "started_at", "duration_ms", "status_code", "outcome", "error"]
+    fields = ("number", "started_at", "duration_ms", "status_code", "outcome", "error")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -99,8 +99,8 @@ class DeliveryAdmin(OrganizationScopedAdmin):
     list_display = ["id", "webhook", "event", "status", "attempts", "next_attempt_at", "last_attempt_at"]
     list_filter = ["status"]
     list_select_related = ["webhook", "event"]
-    fields = ["webhook", "event", "status", "attempts", "attempts_allowed", "next_attempt_at", "created_at",
-              "last_attempt_at", "succeeded_at"]
+    fields = ("webhook", "event", "status", "attempts", "attempts_allowed", "next_attempt_at", "created_at",
+              "last_attempt_at", "succeeded_at")
     readonly_fields = fields
     inlines = [AttemptInline]
     actions = ["redeliver_selected"]
