@@ -16,7 +16,9 @@ from datasources.selectors import health_history
 from datasources.services import health
 
 COLOURS = {"passed": "#2e7d32", "failed": "#c62828"}
-STATE_COLOURS = {HealthState.HEALTHY: "#2e7d32", HealthState.FAILING: "#c62828", HealthState.UNKNOWN: "#757575"}
+STATE_COLOURS: dict[str, str] = {
+    HealthState.HEALTHY: "#2e7d32", HealthState.FAILING: "#c62828", HealthState.UNKNOWN: "#757575",
+}
 CELL = "display:inline-block;width:7px;height:18px;margin-right:1px;background:{}"
 
 

@@ -35,7 +35,7 @@ class HealthCheckSerializer(serializers.Serializer):
 
 class HealthIntervalSerializer(serializers.Serializer):
     seconds = serializers.IntegerField(allow_null=True, help_text="Null when checks are off.")
-    source = serializers.ChoiceField(
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a declared field, not Field.source
         choices=["source", "organization", "off"],
         help_text="`source`: the data source's `health_check_interval`; `organization`: its organization's "
                   "default (the source's is null); `off`: neither sets one (or the source's is 0).")

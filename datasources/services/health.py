@@ -135,6 +135,7 @@ def record(data_source_id: int, *, passed: bool, stage: str = "", code: str = ""
         _trim(ds.pk)
         old = ds.health_state
         failures = 0 if passed else ds.health_failures + 1
+        new: str
         if passed:
             new = HealthState.HEALTHY
         elif failures >= ds.organization.health_failure_threshold:
