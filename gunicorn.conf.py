@@ -1,6 +1,13 @@
 """Read by gunicorn from the working directory: the Django settings load in the master, so a
-refusal to start (no SECRET_KEY or ENCRYPTION_KEYS with DEBUG off) is one line, before any worker forks."""
+refusal to start (no SECRET_KEY or ENCRYPTION_KEYS with DEBUG off) is one line, before any worker forks.
 
+Threaded workers (gthread, GUNICORN_THREADS threads each; WEB_CONCURRENCY processes): a connection
+test waiting up to its connection_timeout holds one thread, and at most TEST_SLOTS_PER_PROCESS
+threads of a process test at once (datasources/services/test_slots.py), so the others keep serving.
+Command-line options (--workers, --threads, --worker-class) still win over these.
+"""
+
+import logging
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -8,3 +15,27 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from django.conf import settings
 
 settings.INSTALLED_APPS  # noqa: B018
+
+worker_class = "gthread"
+threads = settings.GUNICORN_THREADS
+
+LOCAL_CACHE = "django.core.cache.backends.locmem.LocMemCache"
+
+
+def _process_local_cache() -> bool:
+    return settings.CACHES["default"]["BACKEND"] == LOCAL_CACHE
+
+
+def when_ready(server) -> None:
+    if server.cfg.workers > 1 and _process_local_cache():
+        logging.getLogger("gunicorn.error").warning(
+            "%d workers share no cache (CACHE_URL unset: process-local memory): the token cache is off, and "
+            "the connection-test rate and concurrency limits count per worker. Set CACHE_URL=redis://...",
+            server.cfg.workers)
+
+
+def post_fork(server, worker) -> None:
+    """A token-cache invalidation must reach every process that serves: with a process-local cache
+    it reaches only its own, so with several workers the token cache is off (organizations/token_cache.py)."""
+    if server.cfg.workers > 1 and _process_local_cache():
+        settings.TOKEN_CACHE_SECONDS = 0

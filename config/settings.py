@@ -331,3 +331,30 @@ try:
     parse_networks(METRICS_ALLOWED_NETWORKS)
 except ValueError as _exc:
     sys.exit(str(_exc))
+
+# --- Performance (issue 18) ---------------------------------------------------------------------------
+# Authenticated-token cache (organizations/token_cache.py): a token resolved in the last
+# TOKEN_CACHE_SECONDS (0: off) costs no SQL statement; each process keeps TOKEN_CACHE_SIZE of them.
+# Any change to a token, membership, user or organization voids every process's entries at once
+# through the cache above (CACHE_URL: Redis when several processes serve; gunicorn.conf.py turns the
+# token cache off for several workers on the process-local default).
+TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=30)
+TOKEN_CACHE_SIZE = env.int("TOKEN_CACHE_SIZE", default=1024)
+# Serving (gunicorn.conf.py): each worker process runs GUNICORN_THREADS threads (gthread), so a slow
+# connection test holds one thread, not a process. At most TEST_SLOTS_PER_PROCESS threads of a process
+# run connection tests at once (default: half of them), the rest keep serving; at most
+# DATASOURCE_TEST_CONCURRENCY_PER_ORG tests of one organization run at once across all processes
+# (counted in the cache above, each slot a lease of the test's connection_timeout plus
+# DATASOURCE_TEST_LEASE_MARGIN_SECONDS, so a crashed worker cannot keep one). Past either bound:
+# 429 RATE_LIMITED with Retry-After, nothing changed. Each thread has its own database connection
+# (CONN_MAX_AGE applies per thread): PostgreSQL sees up to workers x GUNICORN_THREADS of them.
+GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=8)
+TEST_SLOTS_PER_PROCESS = env.int("TEST_SLOTS_PER_PROCESS", default=max(1, GUNICORN_THREADS // 2))
+DATASOURCE_TEST_CONCURRENCY_PER_ORG = env.int("DATASOURCE_TEST_CONCURRENCY_PER_ORG", default=4)
+DATASOURCE_TEST_LEASE_MARGIN_SECONDS = env.int("DATASOURCE_TEST_LEASE_MARGIN_SECONDS", default=15)
+for _name in ("TOKEN_CACHE_SIZE", "GUNICORN_THREADS", "TEST_SLOTS_PER_PROCESS", "DATASOURCE_TEST_CONCURRENCY_PER_ORG"):
+    if globals()[_name] < 1:
+        sys.exit(f"{_name} must be at least 1 (it is {globals()[_name]}).")
+for _name in ("TOKEN_CACHE_SECONDS", "DATASOURCE_TEST_LEASE_MARGIN_SECONDS"):
+    if globals()[_name] < 0:
+        sys.exit(f"{_name} must be 0 or more (it is {globals()[_name]}).")

@@ -10,6 +10,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from organizations import token_cache
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, Membership, Scope, hash_token
 
@@ -63,8 +64,41 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        token_hash = hash_token(raw)
+        generation = token_cache.current_generation()  # before the database is read (token_cache)
+        entry = token_cache.lookup(token_hash, generation)
+        if entry is not None:
+            token, role = self._from_cache(entry)
+        else:
+            token, role = self._from_database(token_hash)
+            token_cache.store(token_hash, generation, token, role)
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
+            token_cache.note_last_use(token_hash, now)
+        request._actor = Actor(  # type: ignore[attr-defined]
+            organization=token.organization,
+            user=token.user,
+            token=token,
+            role=role,
+            scopes=frozenset(s for s in token.scopes if s in ALL_SCOPES),
+        )
+        return (token.user or TokenUser(token), token)
+
+    @staticmethod
+    def _from_cache(entry: token_cache.Entry) -> tuple[ApiToken, str | None]:
+        """A token resolved within TOKEN_CACHE_SECONDS and unchanged since: no statement. Expiry is
+        checked here, on every request."""
+        if token_cache.is_expired(entry):
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        token, _, _ = token_cache.build(entry)
+        return token, entry.role
+
+    @staticmethod
+    def _from_database(token_hash: str) -> tuple[ApiToken, str | None]:
         try:  # by the unique hash alone; expiry and revocation are checked on the row
-            token = ApiToken.objects.select_related("organization").get(token_hash=hash_token(raw))
+            token = ApiToken.objects.select_related("organization").get(token_hash=token_hash)
         except ApiToken.DoesNotExist:
             token = None
         if token is None or not token.is_active:
@@ -82,17 +116,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
             token.user = membership.user
             role = membership.role
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        request._actor = Actor(  # type: ignore[attr-defined]
-            organization=token.organization,
-            user=token.user,
-            token=token,
-            role=role,
-            scopes=frozenset(s for s in token.scopes if s in ALL_SCOPES),
-        )
-        return (token.user or TokenUser(token), token)
+        return token, role
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
