@@ -66,6 +66,9 @@ class HealthSettingsRequestSerializer(SpecSerializer):
     specs = health.SETTINGS_FIELDS
     optional = frozenset(spec.name for spec in health.SETTINGS_FIELDS)
 
+    class Meta:
+        ref_name = "HealthSettings"  # the component: PatchedHealthSettingsRequest
+
 
 def _history_row(check: Any) -> dict[str, Any]:
     return {"checked_at": check.checked_at, "outcome": check.outcome, "stage": check.stage or None,

@@ -43,6 +43,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
     is_fully_configured = serializers.SerializerMethodField()
     last_test = serializers.DictField(allow_null=True, read_only=True)
     schema = serializers.SerializerMethodField()
+    health_check_interval = serializers.IntegerField(read_only=True, allow_null=True)  # the rule: the request's
     health = serializers.SerializerMethodField()
     tags = serializers.ListField(child=serializers.CharField(), read_only=True)
     metadata = serializers.DictField(read_only=True)
