@@ -1,7 +1,8 @@
-"""Connection tests are rate-limited per token and per organization (fixed one-minute windows).
+"""Connection tests are rate-limited per token and per organization (fixed one-minute windows), and
+bounded in how many run at once (``test_slots``: per process and per organization).
 
-Counters live in Django's cache: set CACHE_URL to a shared cache (Redis) when running several
-web processes, so the limit holds across them.
+Counters and slots live in Django's cache: set CACHE_URL to a shared cache (Redis) when running
+several web processes, so the limits hold across them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from core.errors import ApiError, ErrorCode
+from datasources.services import test_slots
 from organizations.actors import Actor
 
 WINDOW = 60
@@ -22,10 +24,29 @@ class RateLimited(ApiError):
     status_code = 429
 
 
-def consume_test_budget(actor: Actor) -> None:
-    """Count one connection test for the actor's token (or user) and organization; 429 when over."""
+def _limited(message: str, retry_after: int) -> RateLimited:
+    return RateLimited(message, headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
+
+
+def consume_test_budget(actor: Actor, *, timeout: float | None = None) -> None:
+    """Before a connection test of ``timeout`` seconds (the source's connection_timeout; None: not
+    known): a running-test slot, then one count of the actor's token (or user) and organization
+    budgets. 429 RATE_LIMITED with Retry-After when any is exhausted; a refusal for want of a slot
+    counts nothing. The slot is held until the request ends (or the thread tests again)."""
     if actor.is_system:
         return
+    try:
+        slot = test_slots.acquire(actor.organization.pk, timeout)
+    except test_slots.SlotsBusy as exc:
+        raise _limited(str(exc), exc.retry_after) from exc
+    try:
+        _count(actor)
+    except BaseException:
+        test_slots.release(slot)
+        raise
+
+
+def _count(actor: Actor) -> None:
     now = time.time()
     window = int(now // WINDOW)
     retry_after = max(1, int(WINDOW - now % WINDOW))
@@ -42,8 +63,5 @@ def consume_test_budget(actor: Actor) -> None:
             cache.set(key, 1, timeout=WINDOW + 5)
             count = 1
         if count > limit:
-            raise RateLimited(
-                f"Too many connection tests: at most {limit} a minute. Retry in {retry_after} s.",
-                headers={"Retry-After": str(retry_after)},
-                extra={"retry_after": retry_after},
-            )
+            raise _limited(f"Too many connection tests: at most {limit} a minute. Retry in {retry_after} s.",
+                           retry_after)

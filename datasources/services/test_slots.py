@@ -1,0 +1,168 @@
+"""How many connection tests may run at once: per process and per organization.
+
+A test may wait up to its ``connection_timeout`` (30 s by default) on a silent destination, holding
+the thread that serves it. Two bounds keep slow tests from starving the API:
+
+- per process: at most ``TEST_SLOTS_PER_PROCESS`` of its threads test at once (default half of
+  ``GUNICORN_THREADS``), so the other threads keep serving reads;
+- per organization: at most ``DATASOURCE_TEST_CONCURRENCY_PER_ORG`` of its tests run at once in all
+  processes, counted in Django's cache (Redis with ``CACHE_URL``; locmem counts per process). Each
+  running test holds one of N slot keys, taken with an atomic ``add`` and a lease of its
+  ``connection_timeout`` plus ``DATASOURCE_TEST_LEASE_MARGIN_SECONDS``: a worker that dies mid-test
+  cannot keep a slot beyond that.
+
+Past either bound the test is refused at once (``SlotsBusy``: the caller answers 429 with
+Retry-After, the time until the earliest running test should end); nothing waits for a slot.
+
+A thread holds at most one slot. It is released by ``release`` (``held_slot``'s finally), when the
+thread's request ends (``request_finished``), when the thread starts another test, or when the
+thread itself ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+
+from datasources.fields import CONNECTION_TIMEOUT
+
+logger = logging.getLogger(__name__)
+
+KEY = "conntest:running:{organization}:{index}"
+LONGEST_TIMEOUT = int(CONNECTION_TIMEOUT.max_value or 300)  # the lease of a test whose timeout is not known
+
+_ids = itertools.count(1)
+_running: dict[int, float] = {}  # this process's running tests: slot id -> when each should end
+_lock = threading.RLock()  # re-entrant: a Slot's __del__ may release while it is held
+_thread = threading.local()  # .slot: the slot this thread holds
+
+
+class SlotsBusy(Exception):
+    """No slot free: ``retry_after`` seconds until one should be."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class Slot:
+    """One running test's place: in this process (``id``) and in its organization (``key``)."""
+
+    id: int
+    key: str
+    value: str
+    ends_at: float  # time.time() when the test should be over (its connection_timeout)
+    released: bool = field(default=False)
+
+    def __del__(self) -> None:  # the thread that held it ended without releasing it
+        if not self.released:
+            release(self)
+
+
+def _seconds_until(moment: float, now: float) -> int:
+    return max(1, math.ceil(moment - now))
+
+
+def _take_local(ends_at: float, now: float) -> int:
+    limit = int(settings.TEST_SLOTS_PER_PROCESS)
+    with _lock:
+        if len(_running) >= limit:
+            retry_after = _seconds_until(min(_running.values()), now)
+            raise SlotsBusy(f"Too many connection tests are running on this server (at most {limit} at once). "
+                            f"Retry in {retry_after} s.", retry_after)
+        slot_id = next(_ids)
+        _running[slot_id] = ends_at
+    return slot_id
+
+
+def _take_shared(organization_id: int, value: str, lease: int, now: float) -> str:
+    limit = int(settings.DATASOURCE_TEST_CONCURRENCY_PER_ORG)
+    keys = [KEY.format(organization=organization_id, index=index) for index in range(limit)]
+    held = cache.get_many(keys)
+    for key in keys:
+        if key not in held and cache.add(key, value, timeout=lease):
+            return key
+    held = cache.get_many(keys)  # taken meanwhile: when the earliest of them should end
+    ends = [float(v.rpartition("|")[2]) for v in held.values() if isinstance(v, str) and "|" in v]
+    retry_after = _seconds_until(min(ends), now) if ends else 1
+    raise SlotsBusy(f"Too many connection tests of this organization are running (at most {limit} at once). "
+                    f"Retry in {retry_after} s.", retry_after)
+
+
+def acquire(organization_id: int, timeout: float | None = None) -> Slot:
+    """A slot for one test of ``timeout`` seconds (None: unknown, leased for the longest allowed
+    connection_timeout); ``SlotsBusy`` when none is free. The thread's previous slot is released."""
+    release_held()
+    now = time.time()
+    expected = float(timeout) if timeout else float(CONNECTION_TIMEOUT.default)
+    margin = int(settings.DATASOURCE_TEST_LEASE_MARGIN_SECONDS)
+    lease = math.ceil(float(timeout or LONGEST_TIMEOUT)) + margin
+    ends_at = now + expected
+    slot_id = _take_local(ends_at, now)
+    value = f"{uuid.uuid4().hex}|{ends_at:.3f}"
+    try:
+        key = _take_shared(organization_id, value, lease, now)
+    except BaseException:
+        with _lock:
+            _running.pop(slot_id, None)
+        raise
+    slot = Slot(id=slot_id, key=key, value=value, ends_at=ends_at)
+    _thread.slot = slot
+    return slot
+
+
+def release(slot: Slot) -> None:
+    """Give the slot back (once; later calls do nothing). The shared key is deleted only while it
+    still holds this slot's value (after its lease it may be another test's)."""
+    if slot.released:
+        return
+    slot.released = True
+    with _lock:
+        _running.pop(slot.id, None)
+    if getattr(_thread, "slot", None) is slot:
+        _thread.slot = None
+    try:
+        if cache.get(slot.key) == slot.value:
+            cache.delete(slot.key)
+    except Exception:  # the lease frees it
+        logger.warning("connection-test slot %s could not be released; its lease will", slot.key, exc_info=True)
+
+
+def release_held(**_: Any) -> None:
+    """Release the slot this thread holds, if any (at the start and end of each request)."""
+    slot = getattr(_thread, "slot", None)
+    if slot is not None:
+        release(slot)
+
+
+@contextmanager
+def held_slot(organization_id: int, timeout: float | None = None) -> Iterator[Slot]:
+    """``with held_slot(org_id, ds.connection_timeout): run the test`` (released in a finally)."""
+    slot = acquire(organization_id, timeout)
+    try:
+        yield slot
+    finally:
+        release(slot)
+
+
+def running_here() -> int:
+    """Tests running in this process now."""
+    with _lock:
+        return len(_running)
+
+
+request_started.connect(release_held, dispatch_uid="datasources-test-slots-started")
+request_finished.connect(release_held, dispatch_uid="datasources-test-slots-finished")
