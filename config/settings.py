@@ -33,7 +33,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "core",
     "organizations",
-    "events",
+    "eventlog",
     "datasources",
     "workflows",
     "webhooks",
@@ -181,10 +181,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.sweep",
         "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0),
     },
-    "events-purge": {"task": "events.purge", "schedule": 86400.0},
+    "events-purge": {"task": "eventlog.purge", "schedule": 86400.0},
+    "revisions-and-trash-purge": {"task": "datasources.purge_revisions_and_trash", "schedule": 86400.0},
 }
 # Days an event stays in the outbox and the event log (GET /api/v1/events/), with its deliveries.
 EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
+# Days a deleted data source stays restorable in the trash (then it and its revisions are purged).
+DATASOURCE_TRASH_DAYS = env.int("DATASOURCE_TRASH_DAYS", default=30)
 # True when a worker runs: schema refreshes after connection changes are queued (status
 # `pending`) instead of run inside the request.
 SCHEMA_REFRESH_ASYNC = env.bool("SCHEMA_REFRESH_ASYNC", default=False)

@@ -237,3 +237,70 @@ class TenancySettings(models.Model):
 
     def __str__(self) -> str:
         return f"{self.data_source_id}: {self.level}"
+
+
+class RevisionAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Updated"
+    RESTORE = "restore", "Restored a revision"
+    UNDELETE = "undelete", "Restored from the trash"
+
+
+class DataSourceRevision(models.Model):
+    """The full configuration and the encrypted secrets of a data source as they were after one applied
+    change: restorable (``datasources.services.revisions``).
+
+    ``data_source_id`` is a plain column, not a foreign key: the revisions of a source in the trash stay
+    with it and follow it back when it is restored; purging the source deletes them."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    data_source_id = models.BigIntegerField()
+    number = models.PositiveIntegerField()
+    action = models.CharField(max_length=16, choices=RevisionAction.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    actor_token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_repr = models.CharField(max_length=255, blank=True)
+    audit_event = models.ForeignKey("organizations.AuditEvent", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    changed = models.JSONField(default=list, help_text="The fields this change set (secrets by name).")
+    secrets_changed = models.JSONField(default=list, help_text="Names of the secrets this change set or cleared.")
+    config = models.JSONField(help_text="The writable configuration after the change (no secret).")
+    secret_names = models.JSONField(default=list)
+    key_id = models.CharField(max_length=64, blank=True)
+    ciphertext = models.TextField(blank=True, help_text="The secrets after the change, encrypted (JSON).")
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["data_source_id", "number"], name="uniq_revision_number")]
+        indexes = [models.Index(fields=["organization", "created_at"], name="revision_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.data_source_id} r{self.number}"
+
+
+class TrashedDataSource(models.Model):
+    """A deleted data source, restorable until ``purge_after`` (DATASOURCE_TRASH_DAYS): its configuration
+    and encrypted secrets; restoring re-creates it with the same id and reference id."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    data_source_id = models.BigIntegerField(unique=True)
+    reference_id = models.CharField(max_length=16)
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=32)
+    config = models.JSONField()
+    secret_names = models.JSONField(default=list)
+    key_id = models.CharField(max_length=64, blank=True)
+    ciphertext = models.TextField(blank=True)
+    created_at = models.DateTimeField(help_text="When the data source was created.")
+    deleted_at = models.DateTimeField()
+    deleted_by = models.CharField(max_length=255, blank=True)
+    purge_after = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-deleted_at"]
+        indexes = [models.Index(fields=["purge_after"], name="trash_purge_after")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (deleted)"

@@ -12,7 +12,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from datasources.models import DataSource, DataSourceStatus, SchemaStatus
-from datasources.services import health, pending
+from datasources.services import deletion, health, pending, revisions
 from datasources.services.connection import STALE_CLAIM, refresh_schema
 
 logger = logging.getLogger(__name__)
@@ -137,3 +137,9 @@ def health_check_tick() -> int:
         for data_source_id in ids:
             health_check_task.delay(data_source_id)
     return len(ids)
+
+
+@shared_task(name="datasources.purge_revisions_and_trash")
+def purge_revisions_and_trash() -> dict[str, int]:
+    """Daily: revisions past their organization's retention, and trashed sources past their window."""
+    return {"revisions": revisions.prune(), "trashed": deletion.purge_expired()}

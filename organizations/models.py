@@ -43,6 +43,18 @@ class Organization(models.Model):
         default=3, validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text="Consecutive failed health checks that turn a data source 'failing'.",
     )
+    revisions_keep = models.PositiveIntegerField(
+        default=50, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
+        help_text="Revisions kept per data source (the newest); older ones are deleted daily.",
+    )
+    revisions_keep_days = models.PositiveIntegerField(
+        null=True, blank=True, default=90, validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days a revision is kept (the newest of each source always stays); empty: no age limit.",
+    )
+    changes_need_second_person = models.BooleanField(
+        default=False,
+        help_text="A saved plan to change a connection must be applied by an owner or admin other than its author.",
+    )
 
     class Meta:
         ordering = ["slug"]

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 
 from core.errors import ApiError
-from events.catalogue import EVENT_TYPES
+from eventlog.catalogue import EVENT_TYPES
 from organizations.actors import Actor
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from organizations.models import ADMIN_ROLES

@@ -6,7 +6,7 @@ class WebhooksConfig(AppConfig):
     name = "webhooks"
 
     def ready(self) -> None:
-        from events import listeners
+        from eventlog import listeners
         from webhooks import metrics, tasks
 
         metrics.register()

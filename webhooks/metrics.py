@@ -16,7 +16,7 @@ from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
 from core.metrics import NAMESPACE, SLOW_BUCKETS, register_scrape_gauge
-from events.models import Event
+from eventlog.models import Event
 from webhooks.models import Delivery, DeliveryStatus
 
 DELIVERIES = Counter("webhook_deliveries", "Webhook delivery attempts, by outcome (succeeded, failed).",

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.models import Tracked
-from events.models import Event
+from eventlog.models import Event
 from organizations.models import Organization
 
 

@@ -20,7 +20,7 @@ def enqueue_deliveries(ids: list[int]) -> None:
 
 def on_events(organization_id: int) -> None:
     """The events listener (after commit): queue a dispatch only when the organization has an
-    active webhook (one indexed query); a broker error is caught by ``events.listeners.notify``."""
+    active webhook (one indexed query); a broker error is caught by ``eventlog.listeners.notify``."""
     if service.has_active_webhook(organization_id):
         dispatch_task.delay(organization_id)
 

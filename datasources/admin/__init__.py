@@ -23,7 +23,7 @@ from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTab
 from datasources.selectors import credentials_without_ciphertext
 from datasources.services.connection import refresh_schema, test_stored
 from datasources.services.credentials import secret_names
-from datasources.services.datasources import delete_data_source, dependants_of
+from datasources.services.deletion import delete_data_source, dependants_of
 from organizations.actors import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from organizations.selectors import audit_events_for

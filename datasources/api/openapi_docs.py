@@ -474,8 +474,14 @@ _DATASOURCE_DOCS = {
         responses={200: UPDATED, 400: WRITE_400, 409: NAME_409, 412: IF_MATCH_412, 415: MEDIA_415},
     ),
     "destroy": extend_schema(
-        tags=TAGS, summary="Delete a data source", parameters=[oa.if_match_parameter()],
+        tags=TAGS, summary="Delete a data source",
+        description="Into the trash (`/api/v1/data-source-trash/`), restorable for DATASOURCE_TRASH_DAYS (default "
+                    "30) with its secrets and revisions; `purge=true` (owners and admins) deletes it for good.",
+        parameters=[oa.if_match_parameter(),
+                    OpenApiParameter("purge", bool, OpenApiParameter.QUERY, default=False,
+                                     description="Skip the trash: delete the source and its revisions for good.")],
         responses={204: OpenApiResponse(description="Deleted."), 412: IF_MATCH_412,
+                   403: error_response(403, C.FORBIDDEN, description="`purge=true` without the owner/admin role."),
                    409: error_response(409, C.CONFLICT, description="Workflows still read this data source.")},
     ),
     "history": extend_schema(

@@ -16,6 +16,7 @@ from datasources import catalogue
 from datasources.api import openapi_docs as docs
 from datasources.api.filters import DataSourceFilter
 from datasources.api.health_views import HealthActionsMixin
+from datasources.api.revision_views import RevisionActionsMixin, require_org_admin
 from datasources.api.serializers import AuditEventSerializer, DataSourceSerializer
 from datasources.api.snapshot_views import SchemaActionsMixin
 from datasources.connectors.registry import connector_info
@@ -23,6 +24,7 @@ from datasources.models import DataSource
 from datasources.selectors import data_source_for_actor, data_sources_for_actor, renderable_data_source_for_actor
 from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
+from datasources.services.deletion import delete_data_source
 from datasources.shapes import DataSourceWriteSerializer
 from organizations.authentication import require_actor
 from organizations.selectors import audit_events_for
@@ -32,6 +34,7 @@ from organizations.selectors import audit_events_for
 class DataSourceViewSet(
     SchemaActionsMixin,
     HealthActionsMixin,
+    RevisionActionsMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
@@ -121,9 +124,11 @@ class DataSourceViewSet(
         return self._update(request, pk, "patch")
 
     def destroy(self, request: Request, pk: str) -> Response:
-        service.delete_data_source(
-            actor=require_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match")
-        )
+        purge = bool_param(request, "purge", False)
+        if purge:
+            require_org_admin(request)
+        delete_data_source(actor=require_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match"),
+                           purge=purge)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["get"])

@@ -16,11 +16,11 @@ from django.utils import timezone
 
 from core.errors import ApiError, Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
-from datasources import catalogue, dependants
+from datasources import catalogue
 from datasources.connectors import TestResult
-from datasources.models import DataSource, DataSourceStatus
+from datasources.models import DataSource, DataSourceStatus, RevisionAction
 from datasources.selectors import data_source_for_actor
-from datasources.services import audit, outbox, pending, refresh_queue, tenancy
+from datasources.services import audit, outbox, pending, refresh_queue, revisions, tenancy
 from datasources.services.attempts import failed_test, record_attempt
 from datasources.services.connection import RefreshOutcome, build_config, refresh_schema, require_passing, run_test
 from datasources.services.credentials import write_secrets
@@ -53,6 +53,12 @@ class WriteOptions:
     #: a move without the stored secrets of its hop clears them (untested, `credentials_required`)
     #: instead of answering 400 CREDENTIALS_REQUIRED (``destination``); the Rivergen adapter's two-step move
     withhold_moved_secrets: bool = False
+    #: a connection test of exactly this change that already passed (a change set's): used instead of a new one
+    pretested: TestResult | None = None
+    #: leave the schema refresh after a connection change to the caller (a change set, after its commit)
+    defer_refresh: bool = False
+    #: the revision this write restores: audited as ``restore``, recorded as a ``restore`` revision
+    restores: int | None = None
 
 
 @dataclass
@@ -105,6 +111,8 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
     never tested: its secrets are not sent anywhere, and the new destination gets none."""
     if not plan.connection_changed or not options.test_connection or plan.awaits_credentials:
         return None
+    if options.pretested is not None:
+        return options.pretested
     consume_test_budget(actor)
     probe = DataSource(
         type=ds.type,
@@ -200,9 +208,11 @@ def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOpti
         _apply(ds, plan, actor, test)
         ds.created_by, ds.created_by_token = ds.updated_by, ds.updated_by_token
         _save(ds, plan)
-        audit.record(actor=actor, action="create", target=ds, changes=plan.changes, detail=_detail("post", test))
+        event = audit.record(actor=actor, action="create", target=ds, changes=plan.changes,
+                             detail=_detail("post", test))
+        revisions.record(ds, plan, actor, event, RevisionAction.CREATE)
         outbox.created(ds, actor, list(plan.changes))
-    return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test))
+    return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test, options))
 
 
 def update_data_source(
@@ -276,8 +286,9 @@ def _update_with_test(
                 if not plan.changes:
                     return WriteResult(locked)
             ds = locked
-            _write(ds, plan, actor, test, mode)
-        return WriteResult(ds, changed=sorted(plan.changes), test=test, schema=_refresh_after(ds, plan, test),
+            _write(ds, plan, actor, test, mode, options)
+        return WriteResult(ds, changed=sorted(plan.changes), test=test,
+                           schema=_refresh_after(ds, plan, test, options),
                            awaits_credentials=plan.awaits_credentials, withheld=list(plan.withheld),
                            moved=list(plan.moved), needs=list(plan.needs))
     raise Conflict("The data source kept changing during the update; try again.")
@@ -328,24 +339,31 @@ def _update_without_test(
         plan = _checked_plan(actor, ds, data, mode, options)
         if not plan.changes:
             return WriteResult(ds)
-        _write(ds, plan, actor, None, mode)
+        _write(ds, plan, actor, None, mode, options)
     return WriteResult(ds, changed=sorted(plan.changes))
 
 
-def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mode: str) -> None:
-    """Apply, bump the version, save, audit, publish the event: inside the caller's transaction, on the
-    locked row."""
+def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mode: str,
+           options: WriteOptions) -> None:
+    """Apply, bump the version, save, audit, record the revision, publish the event: inside the
+    caller's transaction, on the locked row."""
     _apply(ds, plan, actor, test)
     ds.version += 1
     _save(ds, plan)
-    audit.record(actor=actor, action="update", target=ds, changes=plan.changes, detail=_detail(mode, test, plan))
-    outbox.updated(ds, actor, list(plan.changes), mode)
+    detail = _detail(mode, test, plan)
+    if options.restores is not None:
+        detail["restored_revision"] = options.restores
+    event = audit.record(actor=actor, action="restore" if options.restores else "update", target=ds,
+                         changes=plan.changes, detail=detail)
+    revisions.record(ds, plan, actor, event, RevisionAction.RESTORE if options.restores else RevisionAction.UPDATE)
+    outbox.updated(ds, actor, list(plan.changes), mode, restored_revision=options.restores)
 
 
-def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> RefreshOutcome | None:
+def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None,
+                   options: WriteOptions) -> RefreshOutcome | None:
     """After a tested connection change, re-cache the schema: queued to a worker when one is
     configured (the response then says `pending`), else inline with the configuration just tested."""
-    if test is None or not plan.connection_changed:
+    if test is None or not plan.connection_changed or options.defer_refresh:
         return None
     if settings.SCHEMA_REFRESH_ASYNC:
         refresh_queue.enqueue_refresh(ds.pk)
@@ -356,26 +374,3 @@ def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None) -> Refre
     if outcome.busy:  # another refresh holds the claim: read the state it left (refresh_schema's
         ds.refresh_from_db()  # own outcomes are already on the instance)
     return outcome
-
-
-def delete_data_source(*, actor: Actor, data_source_id: Any, if_match: str | None = None) -> None:
-    """Delete (409 while a workflow still reads it), recording who did it."""
-    with transaction.atomic():
-        ds = get_data_source(actor, data_source_id, for_update=True)
-        if not etag_matches(ds, if_match):
-            raise PreconditionFailed()
-        dependants = dependants_of(ds)
-        if dependants:
-            raise Conflict(
-                f"The data source is still a source of: {', '.join(dependants)}.",
-                errors={"dependants": dependants},
-            )
-        audit.record(actor=actor, action="delete", target=ds, changes={"name": {"old": ds.name, "new": None}})
-        outbox.deleted(ds, actor)
-        ds.delete()
-
-
-def dependants_of(ds: DataSource) -> list[str]:
-    """Qualified names of what still reads this data source (the workflows, which register
-    themselves in ``datasources.dependants``: data sources never import the apps built on them)."""
-    return dependants.dependants_of(ds)

@@ -31,7 +31,7 @@ from datasources.models import DataSource, DataSourceStatus, HealthCheck, Health
 from datasources.services.connection import ConnectorUnavailableError, build_config, run_test
 from datasources.services.credentials import load_secrets
 from datasources.services.outbox import source_ref
-from events.services import publish
+from eventlog.services import publish
 from organizations import audit
 from organizations.actors import Actor
 from organizations.models import Organization

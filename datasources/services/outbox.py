@@ -1,4 +1,4 @@
-"""The data-source events, as written to the outbox (``events.services.publish``).
+"""The data-source events, as written to the outbox (``eventlog.services.publish``).
 
 Every payload names the source by id, reference id, name and type, the actor by its label, and
 changes by field name only: never a value of ``connection`` or a secret.
@@ -10,7 +10,7 @@ from typing import Any
 
 from datasources.connectors import TestResult
 from datasources.models import DataSource
-from events.services import publish
+from eventlog.services import publish
 from organizations.actors import Actor
 
 #: Lists in a payload are cut to this many entries (``truncated`` says so), whatever the schema's size.
@@ -32,13 +32,21 @@ def created(ds: DataSource, actor: Actor, changed: list[str]) -> None:
     _publish(ds, "data_source.created", actor, changed=sorted(changed), status=ds.status)
 
 
-def updated(ds: DataSource, actor: Actor, changed: list[str], method: str) -> None:
+def updated(ds: DataSource, actor: Actor, changed: list[str], method: str, restored_revision: int | None = None,
+            ) -> None:
+    extra = {"restored_revision": restored_revision} if restored_revision is not None else {}
     _publish(ds, "data_source.updated", actor, changed=sorted(changed), method=method.upper(), version=ds.version,
-             status=ds.status)
+             status=ds.status, **extra)
 
 
-def deleted(ds: DataSource, actor: Actor) -> None:
-    _publish(ds, "data_source.deleted", actor)
+def deleted(ds: DataSource, actor: Actor, *, purged: bool) -> None:
+    """``purged``: gone for good; else in the trash (restorable: a ``data_source.created`` with ``restored``)."""
+    _publish(ds, "data_source.deleted", actor, purged=purged)
+
+
+def restored(ds: DataSource, actor: Actor) -> None:
+    """Back from the trash: a creation, with ``restored`` true."""
+    _publish(ds, "data_source.created", actor, changed=[], status=ds.status, restored=True)
 
 
 def test_failed(ds: DataSource, actor: Actor, test: TestResult, trigger: str, code: str | None) -> None:

@@ -15,7 +15,7 @@ from config.celery import app as celery_app
 from datasources.models import DataSource, HealthCheck
 from datasources.services import health
 from datasources.tasks import due_health_checks, health_check_tick
-from events.models import Event
+from eventlog.models import Event
 from organizations.models import Organization
 from tests.datasources.test_schema_refresh_worker import eager_tasks  # noqa: F401 - a fixture
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from datasources.models import DataSource, HealthCheck
-from events.models import Event
+from eventlog.models import Event
 from organizations.models import Organization
 from tests.conftest import require_service
 from tests.support.forwarding import Forwarder

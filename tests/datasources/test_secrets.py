@@ -10,8 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from datasources import crypto
-from datasources.models import Credential, DataSource
+from datasources.models import Credential, DataSource, DataSourceRevision
 from datasources.services.credentials import load_secrets
+from datasources.services.revisions import unseal
 from organizations.models import AuditEvent
 
 URL = "/api/v1/data-sources/"
@@ -101,12 +102,16 @@ def test_key_rotation_reencrypts_everything_and_second_run_does_nothing(settings
     capsys.readouterr()
     call_command("rotate_encryption_key")
     out = capsys.readouterr().out
-    assert "re-encrypted=1 already_current=0 failed=0" in out
+    # The credential and the secrets of the source's revision (one: its creation).
+    assert "re-encrypted=2 already_current=0 failed=0" in out
     assert set(Credential.objects.values_list("key_id", flat=True)) == {"k2"}
+    assert set(DataSourceRevision.objects.values_list("key_id", flat=True)) == {"k2"}
     call_command("rotate_encryption_key")
-    assert "re-encrypted=0 already_current=1 failed=0" in capsys.readouterr().out
+    assert "re-encrypted=0 already_current=2 failed=0" in capsys.readouterr().out
     settings.ENCRYPTION_KEYS = [settings.ENCRYPTION_KEYS[0]]  # the old key is gone: k2 alone decrypts
     assert load_secrets(DataSource.objects.get(pk=canary_source["id"])) == {"password": CANARY}
+    revision = DataSourceRevision.objects.get(data_source_id=canary_source["id"])
+    assert unseal(revision.data_source_id, revision.key_id, revision.ciphertext) == {"password": CANARY}
 
 
 def test_ciphertext_is_not_the_plaintext(canary_source):

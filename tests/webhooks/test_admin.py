@@ -7,8 +7,8 @@ import pytest
 from django.contrib.messages import get_messages
 
 from config.celery import app as celery_app
-from events.models import Event
-from events.services import new_event_id
+from eventlog.models import Event
+from eventlog.services import new_event_id
 from organizations.models import AuditEvent
 from tests.support.contract import BLOCKED_IP
 from tests.support.webhook_receiver import Receiver

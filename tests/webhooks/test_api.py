@@ -9,9 +9,9 @@ import logging
 import pytest
 from standardwebhooks import Webhook as Verifier
 
-from events.catalogue import EVENT_TYPES
-from events.models import Event
-from events.services import publish
+from eventlog.catalogue import EVENT_TYPES
+from eventlog.models import Event
+from eventlog.services import publish
 from organizations.models import AuditEvent
 from tests.conftest import client_for
 from tests.support.contract import BLOCKED_IP, connect_attempts

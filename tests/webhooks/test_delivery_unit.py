@@ -14,8 +14,8 @@ from django.utils import timezone
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks import WebhookVerificationError
 
-from events.models import Event
-from events.services import new_event_id
+from eventlog.models import Event
+from eventlog.services import new_event_id
 from organizations.actors import Actor
 from tests.support.contract import connect_attempts
 from tests.support.webhook_receiver import Receiver

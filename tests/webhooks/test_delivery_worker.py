@@ -15,8 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook as Verifier
 
-from events.models import Event
-from events.services import new_event_id, publish
+from eventlog.models import Event
+from eventlog.services import new_event_id, publish
 from organizations.models import AuditEvent
 from tests.support.webhook_receiver import Receiver
 from tests.support.workers import REPO, serve_worker_pool, wait_for

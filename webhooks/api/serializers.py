@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.serializers import StrictBooleanField, StrictCharField, StrictSerializer
-from events.catalogue import EVENT_TYPES
+from eventlog.catalogue import EVENT_TYPES
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
 from webhooks.services.signing import PREFIX
 

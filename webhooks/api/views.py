@@ -11,7 +11,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from events.catalogue import EVENT_TYPES
+from eventlog.catalogue import EVENT_TYPES
 from organizations.authentication import require_actor
 from webhooks import tasks
 from webhooks.api import openapi_docs as docs

@@ -20,8 +20,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from datasources import crypto
-from events.models import Event
-from events.services import envelope
+from eventlog.models import Event
+from eventlog.services import envelope
 from organizations import audit
 from organizations.actors import Actor
 from webhooks import metrics

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import ApiError, Conflict, ErrorCode, InvalidRequest, PreconditionFailed
 from datasources.services.datasources import etag_matches
-from events.catalogue import EVENT_TYPES
+from eventlog.catalogue import EVENT_TYPES
 from organizations import audit
 from organizations.actors import Actor
 from webhooks.models import Delivery, DeliveryStatus, Webhook

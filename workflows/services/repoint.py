@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from core.errors import ApiError, Conflict, ErrorCode, InvalidRequest, PreconditionFailed
 from datasources.services import audit
-from events.services import publish
+from eventlog.services import publish
 from organizations.actors import Actor
 from organizations.models import Organization
 from workflows.mapping import MappingError, Match, Table, column_changes, plan_mapping

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from events.services import publish
+from eventlog.services import publish
 from organizations.models import Membership
 
 
@@ -26,14 +26,14 @@ def test_a_member_sees_their_organizations_events_read_only(client, django_user_
     Membership.objects.create(organization=org, user=user, role="viewer")
     client.force_login(user)
 
-    page = client.get(reverse("admin:events_event_changelist"))
+    page = client.get(reverse("admin:eventlog_event_changelist"))
     assert page.status_code == 200
     html = page.content.decode()
     assert mine.public_id in html and "data source: Warehouse &lt;b&gt;" in html
     assert theirs.public_id not in html and "Elsewhere" not in html
 
-    detail = client.get(reverse("admin:events_event_change", args=[mine.pk]))
+    detail = client.get(reverse("admin:eventlog_event_change", args=[mine.pk]))
     assert detail.status_code == 200 and "&quot;changed&quot;" in detail.content.decode()
-    assert client.get(reverse("admin:events_event_change", args=[theirs.pk])).status_code == 302
-    assert client.get(reverse("admin:events_event_add")).status_code == 403
-    assert client.post(reverse("admin:events_event_delete", args=[mine.pk])).status_code == 403
+    assert client.get(reverse("admin:eventlog_event_change", args=[theirs.pk])).status_code == 302
+    assert client.get(reverse("admin:eventlog_event_add")).status_code == 403
+    assert client.post(reverse("admin:eventlog_event_delete", args=[mine.pk])).status_code == 403

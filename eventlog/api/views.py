@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.openapi import INTEGER, STRING, error_response, object_schema
-from events.catalogue import EVENT_TYPES
-from events.selectors import event_for_actor, events_for_actor
-from events.services import envelope
+from eventlog.catalogue import EVENT_TYPES
+from eventlog.selectors import event_for_actor, events_for_actor
+from eventlog.services import envelope
 from organizations.authentication import require_actor
 
 EVENT = object_schema(
@@ -43,7 +43,7 @@ class EventViewSet(viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         events = events_for_actor(require_actor(request), request.query_params.get("type"))
-        page = self.paginate_queryset(events)
+        page = self.paginate_queryset(events) or []
         return self.get_paginated_response([envelope(e) for e in page])
 
     def retrieve(self, request: Request, pk: str) -> Response:

@@ -9,12 +9,12 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from events.models import Event
+from eventlog.models import Event
 
 BATCH = 5000
 
 
-@shared_task(name="events.purge")
+@shared_task(name="eventlog.purge")
 def purge_events() -> int:
     """Delete events past retention in batches (bounded statements and locks)."""
     cutoff = timezone.now() - timedelta(days=settings.EVENTS_RETENTION_DAYS)

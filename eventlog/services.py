@@ -8,9 +8,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from events import listeners
-from events.catalogue import is_known
-from events.models import Event
+from eventlog import listeners
+from eventlog.catalogue import is_known
+from eventlog.models import Event
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 

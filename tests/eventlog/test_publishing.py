@@ -7,8 +7,8 @@ import json
 import pytest
 from django.db import transaction
 
-from events.models import Event
-from events.services import envelope, publish
+from eventlog.models import Event
+from eventlog.services import envelope, publish
 from tests.support.workflows import add_node, add_source, change_schema, create_source, create_workflow, wds_url
 
 DS = "/api/v1/data-sources/"
@@ -66,7 +66,7 @@ def test_a_refused_change_publishes_nothing(api, sqlite_file):
 
 @pytest.mark.django_db(transaction=True)
 def test_an_event_of_a_rolled_back_transaction_is_gone_and_listeners_are_not_told(org):
-    from events import listeners
+    from eventlog import listeners
 
     told: list[int] = []
     listeners.register(told.append)

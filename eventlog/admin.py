@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.utils.html import format_html
 
-from events.models import Event
+from eventlog.models import Event
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin
 
 

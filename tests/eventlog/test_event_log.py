@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from events.models import Event
-from events.services import publish
-from events.tasks import purge_events
+from eventlog.models import Event
+from eventlog.services import publish
+from eventlog.tasks import purge_events
 
 EVENTS = "/api/v1/events/"
 

@@ -1,6 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
-from events.api.views import EventViewSet
+from eventlog.api.views import EventViewSet
 
 router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from core.errors import InvalidRequest, NotFound
-from events.catalogue import EVENT_TYPES
-from events.models import Event
+from eventlog.catalogue import EVENT_TYPES
+from eventlog.models import Event
 from organizations.actors import Actor
 
 #: The scope that reads each family of events (the part of the type before the dot).

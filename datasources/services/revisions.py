@@ -1,0 +1,176 @@
+"""Revisions: every applied create or update stores the source's full configuration and its secrets
+(encrypted like the source's) as they were after the change, restorable through the normal update.
+
+Writing one costs two statements inside the change's transaction (the previous revision, the new
+one): secrets are re-encrypted only when the change set or cleared one (else the previous
+revision's ciphertext is kept: it is bound to the source, not to the revision).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from core.errors import NotFound
+from datasources import crypto
+from datasources.models import DataSource, DataSourceRevision, TrashedDataSource
+from datasources.services import tenancy
+from datasources.services.credentials import load_secrets, secret_names
+from datasources.services.merge import diff_paths
+from datasources.services.plan import PLAIN_DEFAULTS, UNCHANGED, Plan
+from organizations.actors import Actor
+from organizations.models import AuditEvent, Organization
+
+#: The associated-data field of a revision's (or the trash's) encrypted secrets.
+SECRETS_FIELD = "revision-secrets"
+
+
+def config_of(ds: DataSource, tenancy_settings: Any = UNCHANGED) -> dict[str, Any]:
+    """The writable configuration as a PUT body would carry it, without credentials."""
+    settings = tenancy.current(ds) if tenancy_settings is UNCHANGED else tenancy_settings
+    return {
+        "name": ds.name,
+        "workspace": ds.workspace_id,
+        "connection": copy.deepcopy(ds.connection),
+        **{key: copy.deepcopy(getattr(ds, key)) for key in PLAIN_DEFAULTS},
+        "tenancy_settings": settings,
+    }
+
+
+def seal(data_source_id: int, secrets: dict[str, str]) -> tuple[str, str]:
+    """(key_id, ciphertext) of a set of secrets, bound to the data source; empty for none."""
+    if not secrets:
+        return "", ""
+    return crypto.encrypt(json.dumps(secrets, sort_keys=True), row_id=data_source_id, field=SECRETS_FIELD)
+
+
+def unseal(data_source_id: int, key_id: str, ciphertext: str) -> dict[str, str]:
+    if not ciphertext:
+        return {}
+    return json.loads(crypto.decrypt(key_id, ciphertext, row_id=data_source_id, field=SECRETS_FIELD))
+
+
+def record(ds: DataSource, plan: Plan, actor: Actor, event: AuditEvent, action: str) -> DataSourceRevision:
+    """Store the state after an applied change (call inside its transaction, after the save)."""
+    previous = (DataSourceRevision.objects.filter(data_source_id=ds.pk).order_by("-number")
+                .values("number", "config", "key_id", "ciphertext", "secret_names").first())
+    if previous is not None and not plan.secrets:
+        key_id, ciphertext, names = previous["key_id"], previous["ciphertext"], previous["secret_names"]
+    else:
+        secrets = plan.secrets_after if plan.secrets_loaded else load_secrets(ds)
+        key_id, ciphertext = seal(ds.pk, secrets)
+        names = sorted(secrets)
+    if plan.tenancy is not UNCHANGED:
+        settings = plan.tenancy
+    elif previous is not None:
+        settings = previous["config"].get("tenancy_settings")
+    else:
+        settings = UNCHANGED
+    return DataSourceRevision.objects.create(
+        organization_id=ds.organization_id, data_source_id=ds.pk,
+        number=(previous["number"] + 1) if previous else 1, action=action,
+        actor_user=event.actor_user, actor_token=event.actor_token, actor_repr=event.actor_repr, audit_event=event,
+        changed=sorted(plan.changes), secrets_changed=sorted(plan.secrets),
+        config=config_of(ds, settings), secret_names=names, key_id=key_id, ciphertext=ciphertext,
+    )
+
+
+def revisions_of(ds: DataSource):
+    return DataSourceRevision.objects.filter(data_source_id=ds.pk).order_by("-number")
+
+
+def revision_of(ds: DataSource, number: Any) -> DataSourceRevision:
+    try:
+        wanted = int(number)
+    except (TypeError, ValueError):
+        wanted = -1
+    revision = revisions_of(ds).filter(number=wanted).first() if wanted > 0 else None
+    if revision is None:
+        raise NotFound("No such revision of this data source.")
+    return revision
+
+
+def diff_against_current(ds: DataSource, revision: DataSourceRevision) -> dict[str, Any]:
+    """What restoring ``revision`` would change: dotted paths with the current (``old``) and the
+    revision's (``new``) values; secrets by name only (``changed``, ``set``, ``cleared``)."""
+    current = config_of(ds)
+    changes: dict[str, Any] = {}
+    for key in sorted(set(current) | set(revision.config)):
+        old, new = current.get(key), revision.config.get(key)
+        if key in ("connection", "metadata", "tenancy_settings") and isinstance(old, dict) and isinstance(new, dict):
+            changes.update(diff_paths(old, new, key))
+        elif old != new:
+            changes[key] = {"old": old, "new": new}
+    now = load_secrets(ds)
+    then = unseal(ds.pk, revision.key_id, revision.ciphertext)
+    for name in sorted(set(now) | set(then)):
+        if name not in then:
+            changes[f"credentials.{name}"] = "cleared"
+        elif name not in now:
+            changes[f"credentials.{name}"] = "set"
+        elif now[name] != then[name]:
+            changes[f"credentials.{name}"] = "changed"
+    return changes
+
+
+def restore_body(ds: DataSource, revision: DataSourceRevision) -> dict[str, Any]:
+    """The PUT body that brings ``ds`` back to ``revision``: its configuration and its secrets, and
+    a clear (``null``) for every secret set now that the revision did not have."""
+    secrets: dict[str, str | None] = dict(unseal(ds.pk, revision.key_id, revision.ciphertext))
+    for name in secret_names(ds) - set(secrets):
+        secrets[name] = None
+    body = copy.deepcopy(revision.config)
+    if body.get("tenancy_settings") is None:
+        body["tenancy_settings"] = None
+    body["credentials"] = secrets
+    return body
+
+
+
+def prune(now: Any = None) -> int:
+    """Retention, per organization: keep each source's newest ``revisions_keep`` revisions, and none
+    older than ``revisions_keep_days`` days except each source's newest. One ranking statement per
+    distinct pair of settings (not per organization or source)."""
+    now = now or timezone.now()
+    deleted = 0
+    for keep, days in Organization.objects.values_list("revisions_keep", "revisions_keep_days").distinct():
+        orgs = Organization.objects.filter(revisions_keep=keep)
+        orgs = orgs.filter(revisions_keep_days=days) if days else orgs.filter(revisions_keep_days__isnull=True)
+        ranked = DataSourceRevision.objects.filter(organization__in=orgs).annotate(
+            rank=Window(RowNumber(), partition_by=[F("data_source_id")], order_by=F("number").desc()))
+        doomed = set(ranked.filter(rank__gt=keep).values_list("pk", flat=True))
+        if days:
+            doomed |= set(ranked.filter(rank__gt=1, created_at__lt=now - timedelta(days=days))
+                          .values_list("pk", flat=True))
+        ids = sorted(doomed)
+        for start in range(0, len(ids), 1000):
+            deleted += DataSourceRevision.objects.filter(pk__in=ids[start:start + 1000]).delete()[0]
+    return deleted
+
+
+def rotate_sealed(ring: crypto.Keyring) -> dict[str, int]:
+    """Re-encrypt the sealed secrets of revisions and of the trash with the newest key
+    (``rotate_encryption_key``); call inside a transaction."""
+    counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
+    for model in (DataSourceRevision, TrashedDataSource):
+        for row in model.objects.select_for_update().exclude(ciphertext="").only(
+                "pk", "data_source_id", "key_id", "ciphertext").iterator():
+            if row.key_id == ring.primary_id:
+                counts["already_current"] += 1
+                continue
+            try:
+                plain = crypto.decrypt(row.key_id, row.ciphertext, row_id=row.data_source_id, field=SECRETS_FIELD,
+                                       keyring=ring)
+            except crypto.DecryptionError:
+                counts["failed"] += 1
+                continue
+            key_id, ciphertext = crypto.encrypt(plain, row_id=row.data_source_id, field=SECRETS_FIELD, keyring=ring)
+            model.objects.filter(pk=row.pk).update(key_id=key_id, ciphertext=ciphertext)
+            counts["re_encrypted"] += 1
+    return counts

@@ -1,0 +1,100 @@
+"""The trash (issue 19): a deleted data source is restorable, with its secrets and revisions, until
+purged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from datasources.models import DataSource, DataSourceRevision, TrashedDataSource
+from datasources.services.credentials import load_secrets, write_secrets
+from datasources.services.deletion import purge_expired
+from eventlog.models import Event
+from organizations.models import AuditEvent
+
+DS = "/api/v1/data-sources/"
+TRASH = "/api/v1/data-source-trash/"
+CANARY = "trash-Canary-91f0"
+
+
+@pytest.fixture
+def shop(api, sqlite_file):
+    body = {"name": "Shop", "type": "sqlite", "connection": {"path": sqlite_file}, "tags": ["a"]}
+    ds = api.post(DS, body, format="json").json()
+    api.patch(f"{DS}{ds['id']}/", {"description": "kept"}, format="json")
+    write_secrets(DataSource.objects.get(pk=ds["id"]), {"token": CANARY})  # a secret to carry through
+    return ds
+
+
+@pytest.mark.django_db
+def test_a_deleted_source_waits_in_the_trash_and_comes_back_whole(api, shop):
+    assert api.delete(f"{DS}{shop['id']}/").status_code == 204
+    assert api.get(f"{DS}{shop['id']}/").status_code == 404
+    listed = api.get(TRASH).json()["results"]
+    assert [(t["id"], t["name"], t["reference_id"]) for t in listed] == [(shop["id"], "Shop", shop["reference_id"])]
+    assert listed[0]["deleted_by"] == "token:t" and listed[0]["purge_after"] > listed[0]["deleted_at"]
+    trashed = TrashedDataSource.objects.get()
+    assert CANARY not in trashed.ciphertext and CANARY not in str(trashed.config)
+    assert CANARY not in api.get(f"{TRASH}{shop['id']}/").content.decode()
+    assert Event.objects.filter(type="data_source.deleted").get().data["purged"] is False
+
+    restored = api.post(f"{TRASH}{shop['id']}/restore/")
+    assert restored.status_code == 201, restored.json()
+    body = restored.json()
+    assert (body["id"], body["reference_id"], body["name"]) == (shop["id"], shop["reference_id"], "Shop")
+    assert body["description"] == "kept" and body["tags"] == ["a"] and body["status"] == "pending"
+    assert body["created_at"] == shop["created_at"]
+    assert load_secrets(DataSource.objects.get(pk=shop["id"])) == {"token": CANARY}
+    assert not TrashedDataSource.objects.exists()
+    numbers = [(r["number"], r["action"]) for r in api.get(f"{DS}{shop['id']}/revisions/").json()["results"]]
+    assert numbers == [(3, "undelete"), (2, "update"), (1, "create")]
+    assert AuditEvent.objects.filter(action="undelete", target_id=shop["id"]).exists()
+    created = Event.objects.filter(type="data_source.created").order_by("id").last()
+    assert created.data["restored"] is True
+    assert api.post(f"{DS}{shop['id']}/test/").json()["ok"] is True
+
+
+@pytest.mark.django_db
+def test_restoring_under_a_taken_name_is_a_409_and_changes_nothing(api, shop, sqlite_file):
+    api.delete(f"{DS}{shop['id']}/")
+    api.post(DS, {"name": "shop", "type": "sqlite", "connection": {"path": sqlite_file}}, format="json")
+    refused = api.post(f"{TRASH}{shop['id']}/restore/")
+    assert refused.status_code == 409 and refused.json()["code"] == "CONFLICT"
+    assert TrashedDataSource.objects.filter(data_source_id=shop["id"]).exists()
+
+
+@pytest.mark.django_db
+def test_purging_leaves_nothing_of_it_and_needs_an_owner_or_admin(api, make_client, org, shop, owner, editor):
+    as_editor = make_client(org, username=editor.username)
+    as_owner = make_client(org, username=owner.username)
+    assert as_editor.delete(f"{DS}{shop['id']}/?purge=true").status_code == 403
+    assert DataSource.objects.filter(pk=shop["id"]).exists()
+    assert as_editor.delete(f"{DS}{shop['id']}/").status_code == 204
+    assert as_editor.delete(f"{TRASH}{shop['id']}/").status_code == 403
+    assert as_owner.delete(f"{TRASH}{shop['id']}/").status_code == 204
+    assert not TrashedDataSource.objects.exists()
+    assert not DataSourceRevision.objects.filter(data_source_id=shop["id"]).exists()
+    assert api.post(f"{TRASH}{shop['id']}/restore/").status_code == 404
+    assert AuditEvent.objects.filter(action="purge", target_id=shop["id"]).exists()
+
+
+@pytest.mark.django_db
+def test_delete_with_purge_skips_the_trash(api, make_client, org, owner, shop):
+    as_owner = make_client(org, username=owner.username)
+    assert as_owner.delete(f"{DS}{shop['id']}/?purge=true").status_code == 204
+    assert not TrashedDataSource.objects.exists() and not DataSourceRevision.objects.exists()
+    assert Event.objects.filter(type="data_source.deleted").get().data["purged"] is True
+
+
+@pytest.mark.django_db
+def test_the_window_ends_in_a_purge_and_other_organizations_see_nothing(api, other_api, shop):
+    api.delete(f"{DS}{shop['id']}/")
+    assert other_api.get(TRASH).json()["count"] == 0
+    assert other_api.get(f"{TRASH}{shop['id']}/").status_code == 404
+    assert other_api.post(f"{TRASH}{shop['id']}/restore/").status_code == 404
+    assert purge_expired() == 0
+    TrashedDataSource.objects.update(purge_after=timezone.now() - timedelta(seconds=1))
+    assert purge_expired() == 1
+    assert not TrashedDataSource.objects.exists() and not DataSourceRevision.objects.exists()
