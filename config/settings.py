@@ -264,6 +264,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "DataSourceStatusEnum": "datasources.models.DataSourceStatus",
+        "HealthStateEnum": "datasources.models.HealthState",
         "NodeKindEnum": "workflows.models.NodeKind",
         "RedivisSourceKindEnum": ["dataset", "workflow"],
         "WorkflowKindEnum": ["workflow"],

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from datasources import crypto
 from datasources.models import Credential, DataSource
+
+#: Re-encryptors of secrets kept outside ``datasources`` (webhook signing secrets): apps built on data
+#: sources register theirs at startup, and ``rotate_encryption_key`` runs them all.
+Rotator = Callable[[], dict[str, int]]
+_rotators: list[Rotator] = []
+
+
+def register_rotator(rotator: Rotator) -> None:
+    if rotator not in _rotators:
+        _rotators.append(rotator)
+
+
+def registered_rotators() -> list[Rotator]:
+    return list(_rotators)
 
 
 def secret_names(data_source: DataSource) -> set[str]:

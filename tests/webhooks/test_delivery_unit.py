@@ -156,10 +156,10 @@ def test_errors_never_show_the_query_and_the_lag_gauge_reads_the_oldest_due(org,
     assert "Could not connect" in error and "s3cr3t" not in error and "token" not in error
 
 
-def test_rotate_webhook_secrets_re_encrypts_with_the_newest_key(org, allow_loopback, receiver, settings):
+def test_rotate_encryption_key_re_encrypts_webhook_secrets_too(org, allow_loopback, receiver, settings):
     webhook = _webhook(org, receiver.url(), secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     settings.ENCRYPTION_KEYS = ["k2:" + "B" * 43, *settings.ENCRYPTION_KEYS]
-    call_command("rotate_webhook_secrets")
+    call_command("rotate_encryption_key")
     webhook.refresh_from_db()
     assert webhook.secret_key_id == "k2"
     assert signing.load_secret(webhook) == "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -57,7 +57,7 @@ def load_secret(webhook: Webhook) -> str:
 
 
 def rotate_all() -> dict[str, int]:
-    """Re-encrypt every webhook secret with the newest key (``rotate_encryption_key``'s counterpart);
+    """Re-encrypt every webhook secret with the newest key (registered with ``rotate_encryption_key``);
     call inside a transaction."""
     ring = crypto.load_keyring()
     counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}

@@ -2,19 +2,19 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from datasources import crypto
-from datasources.services.credentials import rotate_all
+from datasources.services.credentials import registered_rotators, rotate_all
 from datasources.services.revisions import rotate_sealed
 
 
 class Command(BaseCommand):
-    help = ("Re-encrypt every stored secret (data sources' credentials, their revisions and the trash) with the "
-            "newest key in ENCRYPTION_KEYS (idempotent).")
+    help = ("Re-encrypt every stored secret (data sources' credentials, their revisions, the trash, webhook "
+            "signing secrets) with the newest key in ENCRYPTION_KEYS (idempotent).")
 
     def handle(self, **options):
         with transaction.atomic():
-            counts = rotate_all()
-            sealed = rotate_sealed(crypto.load_keyring())
-        total = {key: counts[key] + sealed[key] for key in counts}
+            parts = [rotate_all(), rotate_sealed(crypto.load_keyring())]
+            parts += [rotator() for rotator in registered_rotators()]
+        total = {key: sum(part[key] for part in parts) for key in parts[0]}
         self.stdout.write(f"Primary key: {crypto.load_keyring().primary_id}")
         self.stdout.write(
             f"re-encrypted={total['re_encrypted']} already_current={total['already_current']} "
