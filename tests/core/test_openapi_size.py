@@ -14,9 +14,11 @@ import pytest
 from datasources.catalogue import CATALOGUE
 from tests.core.test_openapi import SCHEMAS, resolve
 
-#: Indented (4 spaces) size budget, in bytes: about 1.31 MB today; a change that copies a shape into
-#: every per-type component again breaks it.
-INDENTED_BUDGET = 1_400_000
+#: Indented (4 spaces) size budget, in bytes: 1.31 MB before the events, webhooks, health, revision,
+#: trash and impact endpoints (issues 19 and 20: about 1.6 MB with them, each error response documented);
+#: plans and change sets add their own. A change that copies a shape into every per-type component
+#: (26 types, three shapes each) again still breaks it.
+INDENTED_BUDGET = 1_900_000
 
 
 @pytest.fixture
