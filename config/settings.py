@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "datasources",
     "workflows",
     "webhooks",
+    "changes",
 ]
 
 MIDDLEWARE = [
@@ -269,6 +270,8 @@ SPECTACULAR_SETTINGS = {
         "RedivisSourceKindEnum": ["dataset", "workflow"],
         "WorkflowKindEnum": ["workflow"],
         "WorkflowDataSourceKindEnum": ["dataSource"],
+        "ChangePlanStatusEnum": "changes.models.PlanStatus",
+        "ChangeSetStatusEnum": "changes.models.ChangeSetStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("workflows.api.urls")),
     path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/", include("eventlog.api.urls")),
+    path("api/v1/", include("changes.api.urls")),
     path(
         "api/schema/",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),

@@ -42,6 +42,8 @@ class ErrorCode:
     UNMAPPED_TABLES = "UNMAPPED_TABLES"
     SCHEMA_CACHE_FAILED = "SCHEMA_CACHE_FAILED"
     DESTINATION_NOT_ALLOWED = "DESTINATION_NOT_ALLOWED"
+    PLAN_EXPIRED = "PLAN_EXPIRED"
+    CHANGE_SET_FAILED = "CHANGE_SET_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -70,6 +72,14 @@ ERROR_CATALOGUE: dict[str, tuple[int, str]] = {
     ErrorCode.SCHEMA_CACHE_FAILED: (500, "The schema could not be cached."),
     ErrorCode.DESTINATION_NOT_ALLOWED: (
         400, "The URL's host does not resolve or resolves to an address the egress policy refuses; nothing was sent.",
+    ),
+    ErrorCode.PLAN_EXPIRED: (
+        410, "The change plan or change set expired (CHANGE_PLAN_TTL_SECONDS, CHANGE_SET_TTL_SECONDS): make a new "
+             "one; nothing was changed.",
+    ),
+    ErrorCode.CHANGE_SET_FAILED: (
+        409, "An item of the change set failed validation or its connection test: the set cannot be applied; "
+             "nothing was changed. `errors` names the items.",
     ),
     ErrorCode.INTERNAL_SERVER_ERROR: (500, "Unexpected server error."),
 }

@@ -59,6 +59,8 @@ class WriteOptions:
     defer_refresh: bool = False
     #: the revision this write restores: audited as ``restore``, recorded as a ``restore`` revision
     restores: int | None = None
+    #: False: the caller already took the test budget for this test (a change set budgets its items as a whole)
+    test_budget: bool = True
 
 
 @dataclass
@@ -113,7 +115,8 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         return None
     if options.pretested is not None:
         return options.pretested
-    consume_test_budget(actor)
+    if options.test_budget:
+        consume_test_budget(actor)
     probe = DataSource(
         type=ds.type,
         connection_timeout=plan.values.get("connection_timeout", ds.connection_timeout),

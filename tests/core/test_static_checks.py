@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI") == "true"
 # Every production package is typed and lint-clean (mypy's own list is in mypy.ini).
-TYPED = ["config", "core", "organizations", "eventlog", "datasources", "workflows", "webhooks"]
+TYPED = ["config", "core", "organizations", "eventlog", "datasources", "workflows", "webhooks", "changes"]
 
 
 def _tool(name: str) -> str:
