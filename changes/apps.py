@@ -5,3 +5,9 @@ class ChangesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "changes"
     verbose_name = "Change plans and change sets"
+
+    def ready(self) -> None:
+        from changes.services.common import rotate_all
+        from datasources.services.credentials import register_rotator
+
+        register_rotator(rotate_all)  # manage.py rotate_encryption_key re-encrypts the sealed bodies too

@@ -122,3 +122,34 @@ def error_of(exc: ApiError) -> dict[str, Any]:
         if key in exc.extra:
             out[key] = exc.extra[key]
     return out
+
+
+
+def _reseal(ring: crypto.Keyring, row: Any, source_id: int, owner_id: str, counts: dict[str, int]) -> None:
+    if row.key_id == ring.primary_id:
+        counts["already_current"] += 1
+        return
+    try:
+        plain = crypto.decrypt(row.key_id, row.ciphertext, row_id=source_id, field=_field(owner_id), keyring=ring)
+    except crypto.DecryptionError:
+        counts["failed"] += 1
+        return
+    key_id, ciphertext = crypto.encrypt(plain, row_id=source_id, field=_field(owner_id), keyring=ring)
+    type(row).objects.filter(pk=row.pk).update(key_id=key_id, ciphertext=ciphertext)
+    counts["re_encrypted"] += 1
+
+
+def rotate_all() -> dict[str, int]:
+    """Re-encrypt the sealed bodies of plans and change-set items with the newest key (registered with
+    ``rotate_encryption_key``); call inside a transaction."""
+    from changes.models import ChangePlan, ChangeSetItem
+
+    ring = crypto.load_keyring()
+    counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
+    for plan in ChangePlan.objects.select_for_update().only(
+            "pk", "data_source_id", "public_id", "key_id", "ciphertext").iterator():
+        _reseal(ring, plan, plan.data_source_id, plan.public_id, counts)
+    for item in ChangeSetItem.objects.select_for_update(of=("self",)).select_related("change_set").only(
+            "pk", "source_pk", "key_id", "ciphertext", "change_set__public_id").iterator():
+        _reseal(ring, item, item.source_pk, item.change_set.public_id, counts)
+    return counts

@@ -201,3 +201,19 @@ def test_another_organizations_plans_are_404(api, other_api, shop):
     mine = create_source(api, "Mine", "mine.db", SHOP)  # a plan under another source's path is no plan
     assert api.get(f"{DS}{mine['id']}/plans/{plan['id']}/").status_code == 404
     assert ChangePlan.objects.get(public_id=plan["id"]).status == "open"
+
+
+@pytest.mark.django_db
+def test_key_rotation_reseals_a_plan_which_still_applies(api, shop, settings):
+    import base64
+    import os
+
+    from django.core.management import call_command
+
+    plan = make_plan(api, shop, {"connection": {"path": "other.db"}})
+    new_key = "k9:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    settings.ENCRYPTION_KEYS = [new_key, *settings.ENCRYPTION_KEYS]
+    call_command("rotate_encryption_key")
+    assert ChangePlan.objects.get(public_id=plan["id"]).key_id == "k9"
+    settings.ENCRYPTION_KEYS = [new_key]  # the old key is gone: the plan's body still opens
+    assert apply(api, shop, plan).status_code == 200
