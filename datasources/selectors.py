@@ -81,15 +81,33 @@ def renderable_data_source_for_actor(actor: Actor, data_source_id: Any) -> DataS
 
 
 def data_source_for_actor(actor: Actor, data_source_id: Any, *, for_update: bool = False) -> DataSource:
-    """The caller's organization's data source (the plain row, locked when ``for_update``), or 404
-    (also for other organizations' ids)."""
-    qs = DataSource.objects.filter(organization=actor.organization)
+    """The caller's organization's data source, or 404 (also for other organizations' ids): the plain
+    row, or when ``for_update`` the row locked (only it: ``of=self``) with everything its
+    representation reads, so that the answer to the write needs no second read
+    (``rendered_after_write``)."""
     if for_update:
-        qs = qs.select_for_update()
+        qs = data_sources_for_actor(actor).select_for_update(of=("self",))
+    else:
+        qs = DataSource.objects.filter(organization=actor.organization)
     try:
         return qs.get(pk=_pk(data_source_id))
     except DataSource.DoesNotExist:
         raise NotFound("Data source not found.") from None
+
+
+def rendered_after_write(actor: Actor, ds: DataSource, changed: list[str]) -> DataSource:
+    """The source a write just saved, ready to render: the written instance itself when it was read
+    for rendering (``data_source_for_actor(for_update=True)``) and the write left its secrets alone
+    (the updater is ``actor``; tenancy settings are kept current on the instance by
+    ``services.tenancy.write``), else one more read."""
+    if not hasattr(ds, "_secret_names") or any(c.split(".", 1)[0] == "credentials" for c in changed):
+        return renderable_data_source_for_actor(actor, ds.pk)
+    if not changed:  # nothing was written: the names read with the row are still right
+        return ds
+    ds._updated_by_token_name = actor.token.name if actor.token is not None else None  # type: ignore[attr-defined]
+    ds._updated_by_user_name = (  # type: ignore[attr-defined]
+        actor.user.get_username() if getattr(actor.user, "pk", None) else None)
+    return ds
 
 
 def data_source_with_people_for_actor(actor: Actor, data_source_id: Any) -> DataSource:

@@ -1,0 +1,106 @@
+"""Statement counts of the hot requests (issue 18), constant whatever the page size: the list in 2
+with the token cache warm; a plain PATCH's write on PostgreSQL is BEGIN, the row locked with all it
+renders, its UPDATE, the audit event, the revision in one INSERT ... SELECT, the outbox event,
+COMMIT (and the webhook listener's check after it); the written instance renders the same answer as
+a fresh read.
+
+``transactional_db``: a write's ``atomic()`` is then a real transaction (BEGIN/COMMIT are counted,
+as bench/queries.py counts them; no SAVEPOINT).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from datasources.api.representation import data_source_dict
+from datasources.models import DataSource, DataSourceRevision
+from datasources.selectors import data_source_for_actor, renderable_data_source_for_actor, rendered_after_write
+from datasources.services.datasources import update_data_source
+from organizations.actors import Actor
+from organizations.models import ALL_SCOPES, ApiToken
+
+URL = "/api/v1/data-sources/"
+
+
+def _warm(client, path: str) -> None:
+    """The first request resolves the token (and records its use); later ones are served by the cache."""
+    assert client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("page_size", [10, 50, 200])
+def test_list_is_two_statements_whatever_the_page_size(api, org, page_size, django_assert_num_queries):
+    DataSource.objects.bulk_create(
+        DataSource(organization=org, reference_id=f"q{i:05d}", name=f"src {i:03d}", type="sqlite",
+                   connection={"path": "x.db"}, tags=["t"]) for i in range(page_size + 1))
+    _warm(api, URL)
+    with django_assert_num_queries(2):  # the count, the page with everything it renders
+        response = api.get(f"{URL}?page_size={page_size}&tag=t")
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == page_size and response.json()["count"] == page_size + 1
+
+
+def _source(api, sqlite_file) -> dict:
+    body = {"name": "Shop", "type": "sqlite", "connection": {"path": sqlite_file},
+            "tenancy_settings": {"level": "DATABASE"}}
+    response = api.post(f"{URL}?test_connection=false", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_plain_patch_statements(transactional_db, org, sqlite_file, django_assert_num_queries):
+    from tests.conftest import client_for
+
+    api = client_for(org)
+    ds = _source(api, sqlite_file)
+    _warm(api, f"{URL}{ds['id']}/")
+    # PostgreSQL: BEGIN, the row locked and read with all it renders, UPDATE, audit, revision (one
+    # INSERT ... SELECT), event, COMMIT, the webhook listener's "any active webhook?" (after commit),
+    # and the answer's read (gone once the view renders the written instance: rendered_after_write).
+    # SQLite: the revision is two statements (its previous revision, then the INSERT).
+    expected = 9 if connection.vendor == "postgresql" else 10
+    for body in ({"description": "first", "tags": ["a"]}, {"description": "second", "tags": ["b"]}):
+        with django_assert_num_queries(expected):
+            response = api.patch(f"{URL}{ds['id']}/", body, format="json")
+        assert response.status_code == 200, response.json()
+        assert response.json()["description"] == body["description"]
+    newest = DataSourceRevision.objects.filter(data_source_id=ds["id"]).order_by("-number")[:3]
+    assert [r.number for r in newest] == [3, 2, 1]
+    assert newest[0].config["tenancy_settings"] == ds["tenancy_settings"]  # carried from the previous revision
+    assert newest[0].config["description"] == "second" and newest[0].changed == ["description", "tags"]
+    assert newest[0].audit_event_id is not None
+
+
+def _actor(org, api) -> Actor:
+    token = ApiToken.objects.get(organization=org, name="t")
+    return Actor(organization=org, token=token, scopes=frozenset(ALL_SCOPES))
+
+
+def test_the_written_instance_renders_like_a_fresh_read(transactional_db, org, sqlite_file,
+                                                        django_assert_max_num_queries):
+    from tests.conftest import client_for
+
+    api = client_for(org)
+    ds = _source(api, sqlite_file)
+    actor = _actor(org, api)
+    writes = 8 if connection.vendor == "postgresql" else 9
+    with django_assert_max_num_queries(writes):  # the whole write and its answer: no re-read
+        result = update_data_source(actor=actor, data_source_id=ds["id"], data={"tags": ["x"], "description": "d"},
+                                    mode="patch")
+        rendered = data_source_dict(rendered_after_write(actor, result.data_source, result.changed))
+    assert rendered == data_source_dict(renderable_data_source_for_actor(actor, ds["id"]))
+    assert rendered["version"] == 2 and rendered["tags"] == ["x"] and rendered["updated_by"]["name"] == "t"
+
+
+def test_a_write_of_secrets_or_a_plain_row_is_read_again(db, org, api, sqlite_file, django_assert_num_queries):
+    ds = _source(api, sqlite_file)
+    actor = _actor(org, api)
+    plain = data_source_for_actor(actor, ds["id"])  # not read for rendering: one more read
+    with django_assert_num_queries(1):
+        again = rendered_after_write(actor, plain, ["description"])
+    assert data_source_dict(again)["name"] == "Shop"
+    locked = data_source_for_actor(actor, ds["id"], for_update=True)
+    with django_assert_num_queries(1):  # a secret changed: its names are read again
+        rendered_after_write(actor, locked, ["credentials.password"])
+    with django_assert_num_queries(0):  # nothing written: the row as read
+        assert rendered_after_write(actor, locked, []) is locked
