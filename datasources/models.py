@@ -101,8 +101,19 @@ class DataSource(Tracked):
         constraints = [
             models.UniqueConstraint("organization", Lower("name"), name="uniq_datasource_name_per_org"),
         ]
+        # Issue 18 (100,000 sources): the list's filters by organization and type/status/health, its
+        # pages in id order per organization, and the scheduler ticks' candidates (partial: only the
+        # sources a tick can pick). The tag (GIN, jsonb_path_ops) and name-search (pg_trgm on
+        # UPPER(name)) indexes are PostgreSQL's own: migration 0008 makes them there only.
         indexes = [models.Index(fields=["organization", "type"]), models.Index(fields=["organization", "status"]),
-                   models.Index(fields=["organization", "health_state"], name="ds_org_health_state")]
+                   models.Index(fields=["organization", "health_state"], name="ds_org_health_state"),
+                   models.Index(fields=["organization", "id"], name="ds_org_id"),
+                   models.Index(fields=["schema_checked_at"], name="ds_refresh_due",
+                                condition=models.Q(schema_auto_refresh=True)),
+                   models.Index(fields=["health_checked_at"], name="ds_health_own_due",
+                                condition=models.Q(health_check_interval__gt=0)),
+                   models.Index(fields=["organization", "health_checked_at"], name="ds_health_org_due",
+                                condition=models.Q(health_check_interval__isnull=True))]
 
     def __str__(self) -> str:
         return self.name
