@@ -73,7 +73,7 @@ class Slot:
 
 
 def _seconds_until(moment: float, now: float) -> int:
-    return max(1, math.ceil(moment - now))
+    return max(1, math.ceil(moment - now - 0.01))  # (moments are kept to the millisecond)
 
 
 def _take_local(ends_at: float, now: float) -> int:
