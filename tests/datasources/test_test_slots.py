@@ -88,9 +88,11 @@ def assert_limited(status: int, headers: dict, body: dict, *, at_most: int) -> i
 
 
 def assert_failed_at_tcp_in_time(future: Future) -> None:
+    """Failed at tcp after its own timeout, not queued behind another test (that would take 2x).
+    (How close to the timeout it ends is a figure of bench/concurrent_tests.py, not a test.)"""
     status, _, body, elapsed = future.result(timeout=TIMEOUT + 30)
     assert status == 400 and body["code"] == "CREDENTIAL_TEST_FAILED" and body["stage"] == "tcp", body
-    assert elapsed < TIMEOUT + 1, elapsed
+    assert elapsed < 2 * TIMEOUT, elapsed
 
 
 def running_in(organization_slug: str) -> int:
@@ -117,7 +119,7 @@ def test_an_organization_past_its_bound_gets_429_and_another_organization_does_n
         started = time.time()
         status, headers, body = server.request("POST", f"{URL}{acme}/test/", token=keys["acme"])
         assert_limited(status, headers, body, at_most=RETRY_AT_MOST)
-        assert time.time() - started < 1, "a refusal does not wait for a slot"
+        assert time.time() - started < TIMEOUT / 2, "a refusal does not wait for a slot"
         # the write path (a connection change is tested before it is applied) is bounded alike
         change = {"connection": {"port": black_hole}, "credentials": {"password": "x"}}
         status, headers, body = server.request("PATCH", f"{URL}{acme}/", token=keys["acme"], body=change)
@@ -128,7 +130,7 @@ def test_an_organization_past_its_bound_gets_429_and_another_organization_does_n
             assert_failed_at_tcp_in_time(future)
     assert wait_for(lambda: test_slots.running_here() == 0 and running_in("acme") == running_in("globex") == 0)
     status, _, body, elapsed = timed(server.request, "POST", f"{URL}{acme}/test/", token=keys["acme"])
-    assert status == 400 and body["stage"] == "tcp" and elapsed < TIMEOUT + 1, body  # the slots came back
+    assert status == 400 and body["stage"] == "tcp" and elapsed < 2 * TIMEOUT, body  # the slots came back
 
 
 def test_a_refusal_for_want_of_a_slot_counts_nothing_against_the_rate(server, settings, black_hole):
@@ -264,7 +266,7 @@ def test_gunicorn_serves_reads_while_black_holed_tests_hold_threads(transactiona
             reads = [timed(gunicorn.request, "GET", f"{URL}{globex}/", token=keys["globex"]) for _ in range(10)]
             assert not [future for future in running if future.done()], "the reads ran while the tests waited"
             assert [r[0] for r in reads] == [200] * 10
-            assert max(r[3] for r in reads) < 1.0, [round(r[3], 3) for r in reads]
+            assert max(r[3] for r in reads) < TIMEOUT / 2, [round(r[3], 3) for r in reads]  # none waited for a test
             for future in running:
                 assert_failed_at_tcp_in_time(future)
         assert wait_for(lambda: running_in("acme") == 0)
