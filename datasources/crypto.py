@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -25,6 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DERIVED_KEY_ID = "derived"
+T = TypeVar("T")
 
 
 class DecryptionError(Exception):
@@ -93,3 +96,27 @@ def decrypt(key_id: str, ciphertext: str, *, row_id: int, field: str, keyring: K
         return AESGCM(key).decrypt(raw[:12], raw[12:], _aad(row_id, field)).decode()
     except (InvalidTag, ValueError) as exc:
         raise DecryptionError("Ciphertext does not decrypt for this row and field.") from exc
+
+
+def rotate(rows: Iterable[T], locate: Callable[[T], tuple[str, str, int, str]],
+           store: Callable[[T, str, str], object], keyring: Keyring | None = None) -> dict[str, int]:
+    """Re-encrypt with the primary key every row not under it (``rotate_encryption_key``).
+
+    ``locate(row)`` gives its (key_id, ciphertext, row_id, field); ``store(row, key_id, ciphertext)``
+    saves the new value. Returns the counts ``re_encrypted``, ``already_current`` and ``failed`` (no
+    configured key decrypts it: left as it is)."""
+    ring = keyring or load_keyring()
+    counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
+    for row in rows:
+        key_id, ciphertext, row_id, field = locate(row)
+        if key_id == ring.primary_id:
+            counts["already_current"] += 1
+            continue
+        try:
+            plain = decrypt(key_id, ciphertext, row_id=row_id, field=field, keyring=ring)
+        except DecryptionError:
+            counts["failed"] += 1
+            continue
+        store(row, *encrypt(plain, row_id=row_id, field=field, keyring=ring))
+        counts["re_encrypted"] += 1
+    return counts

@@ -56,22 +56,10 @@ def write_secrets(data_source: DataSource, changes: dict[str, str | None]) -> No
 
 def rotate_all() -> dict[str, int]:
     """Re-encrypt every secret with the newest key; returns counts."""
-    ring = crypto.load_keyring()
-    counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
-    for cred in Credential.objects.select_for_update().iterator():
-        if cred.key_id == ring.primary_id:
-            counts["already_current"] += 1
-            continue
-        try:
-            plain = crypto.decrypt(
-                cred.key_id, cred.ciphertext, row_id=cred.data_source_id, field=cred.field, keyring=ring
-            )
-        except crypto.DecryptionError:
-            counts["failed"] += 1
-            continue
-        cred.key_id, cred.ciphertext = crypto.encrypt(
-            plain, row_id=cred.data_source_id, field=cred.field, keyring=ring
-        )
+
+    def store(cred: Credential, key_id: str, ciphertext: str) -> None:
+        cred.key_id, cred.ciphertext = key_id, ciphertext
         cred.save(update_fields=["key_id", "ciphertext", "updated_at"])
-        counts["re_encrypted"] += 1
-    return counts
+
+    return crypto.rotate(Credential.objects.select_for_update().iterator(),
+                         lambda c: (c.key_id, c.ciphertext, c.data_source_id, c.field), store)

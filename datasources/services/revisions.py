@@ -209,20 +209,15 @@ def prune(now: Any = None) -> int:
 def rotate_sealed(ring: crypto.Keyring) -> dict[str, int]:
     """Re-encrypt the sealed secrets of revisions and of the trash with the newest key
     (``rotate_encryption_key``); call inside a transaction."""
-    counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
-    for model in (DataSourceRevision, TrashedDataSource):
-        for row in model.objects.select_for_update().exclude(ciphertext="").only(
-                "pk", "data_source_id", "key_id", "ciphertext").iterator():
-            if row.key_id == ring.primary_id:
-                counts["already_current"] += 1
-                continue
-            try:
-                plain = crypto.decrypt(row.key_id, row.ciphertext, row_id=row.data_source_id, field=SECRETS_FIELD,
-                                       keyring=ring)
-            except crypto.DecryptionError:
-                counts["failed"] += 1
-                continue
-            key_id, ciphertext = crypto.encrypt(plain, row_id=row.data_source_id, field=SECRETS_FIELD, keyring=ring)
-            model.objects.filter(pk=row.pk).update(key_id=key_id, ciphertext=ciphertext)
-            counts["re_encrypted"] += 1
-    return counts
+    def locate(row: DataSourceRevision | TrashedDataSource) -> tuple[str, str, int, str]:
+        return row.key_id, row.ciphertext, row.data_source_id, SECRETS_FIELD
+
+    revisions = DataSourceRevision.objects.select_for_update().exclude(ciphertext="")
+    trashed = TrashedDataSource.objects.select_for_update().exclude(ciphertext="")
+    parts = [
+        crypto.rotate(revisions.iterator(), locate, lambda row, key_id, ciphertext: DataSourceRevision.objects
+                      .filter(pk=row.pk).update(key_id=key_id, ciphertext=ciphertext), ring),
+        crypto.rotate(trashed.iterator(), locate, lambda row, key_id, ciphertext: TrashedDataSource.objects
+                      .filter(pk=row.pk).update(key_id=key_id, ciphertext=ciphertext), ring),
+    ]
+    return {key: parts[0][key] + parts[1][key] for key in parts[0]}

@@ -98,3 +98,21 @@ def test_the_window_ends_in_a_purge_and_other_organizations_see_nothing(api, oth
     TrashedDataSource.objects.update(purge_after=timezone.now() - timedelta(seconds=1))
     assert purge_expired() == 1
     assert not TrashedDataSource.objects.exists() and not DataSourceRevision.objects.exists()
+
+
+@pytest.mark.django_db
+def test_key_rotation_reaches_the_trash_and_a_restore_still_decrypts(api, shop, settings):
+    import base64
+    import os
+
+    from django.core.management import call_command
+
+    api.delete(f"{DS}{shop['id']}/")
+    new_key = "k9:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    settings.ENCRYPTION_KEYS = [new_key, *settings.ENCRYPTION_KEYS]
+    call_command("rotate_encryption_key")
+    assert TrashedDataSource.objects.get().key_id == "k9"
+    assert set(DataSourceRevision.objects.values_list("key_id", flat=True)) <= {"k9", ""}
+    settings.ENCRYPTION_KEYS = [new_key]  # the old key is gone
+    assert api.post(f"{TRASH}{shop['id']}/restore/").status_code == 201
+    assert load_secrets(DataSource.objects.get(pk=shop["id"])) == {"token": CANARY}

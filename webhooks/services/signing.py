@@ -59,19 +59,7 @@ def load_secret(webhook: Webhook) -> str:
 def rotate_all() -> dict[str, int]:
     """Re-encrypt every webhook secret with the newest key (registered with ``rotate_encryption_key``);
     call inside a transaction."""
-    ring = crypto.load_keyring()
-    counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
-    for webhook in Webhook.objects.select_for_update().only("pk", "secret_key_id", "secret_ciphertext").iterator():
-        if webhook.secret_key_id == ring.primary_id:
-            counts["already_current"] += 1
-            continue
-        try:
-            plain = crypto.decrypt(webhook.secret_key_id, webhook.secret_ciphertext, row_id=webhook.pk, field=FIELD,
-                                   keyring=ring)
-        except crypto.DecryptionError:
-            counts["failed"] += 1
-            continue
-        key_id, ciphertext = crypto.encrypt(plain, row_id=webhook.pk, field=FIELD, keyring=ring)
-        Webhook.objects.filter(pk=webhook.pk).update(secret_key_id=key_id, secret_ciphertext=ciphertext)
-        counts["re_encrypted"] += 1
-    return counts
+    rows = Webhook.objects.select_for_update().only("pk", "secret_key_id", "secret_ciphertext").iterator()
+    return crypto.rotate(
+        rows, lambda w: (w.secret_key_id, w.secret_ciphertext, w.pk, FIELD),
+        lambda w, key_id, ct: Webhook.objects.filter(pk=w.pk).update(secret_key_id=key_id, secret_ciphertext=ct))
