@@ -10,41 +10,61 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from django.db.models import Aggregate, CharField, OuterRef, Prefetch, QuerySet, Subquery
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import CharField, Model, Prefetch, QuerySet
+from django.db.models.expressions import RawSQL
 
 from core.errors import NotFound
 from datasources.models import Credential, DataSource, HealthCheck, SchemaSnapshot, TenancySettings
 from organizations.actors import Actor
-from organizations.tracking import with_actor_names
+from organizations.models import ApiToken
 
 
-class _JoinedNames(Aggregate):
-    """Comma-joined values (catalogue secret names never contain a comma)."""
+def _scalar(sql: str) -> RawSQL:
+    return RawSQL(sql, (), output_field=CharField())  # noqa: S611 (built from model metadata only)
 
-    function = "STRING_AGG"
-    template = "%(function)s(%(expressions)s, ',')"
-    output_field = CharField()
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, function="GROUP_CONCAT", **extra)
+@cache
+def actor_name_annotations(model: type[Model]) -> dict[str, RawSQL]:
+    """``_<side>_by_user_name`` and ``_<side>_by_token_name`` of a ``Tracked`` model's rows (what
+    ``organizations.tracking.actor_of`` reads), as scalar subqueries on the row's own columns.
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, function="GROUP_CONCAT", template="%(function)s(%(expressions)s)",
-                           **extra)
+    Written as SQL text once per process: the ORM's ``Subquery`` expressions cost more to compile
+    on every request than the statement costs to run. They name the model's table itself, so the
+    queryset they annotate must never be used as a subquery (its alias would change)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    user = get_user_model()
+    users = connection.ops.quote_name(user._meta.db_table)
+    username = connection.ops.quote_name(user._meta.get_field(user.USERNAME_FIELD).column)
+    tokens = connection.ops.quote_name(ApiToken._meta.db_table)
+    names = {}
+    for side in ("created", "updated"):
+        names[f"_{side}_by_user_name"] = _scalar(
+            f"SELECT u.{username} FROM {users} u WHERE u.id = {table}.{side}_by_id")  # noqa: S608 (model metadata)
+        names[f"_{side}_by_token_name"] = _scalar(
+            f"SELECT t.name FROM {tokens} t WHERE t.id = {table}.{side}_by_token_id")  # noqa: S608
+    return names
+
+
+@cache
+def _representation_annotations() -> dict[str, RawSQL]:
+    """The names the representation reads beside the row: who created and last updated it, and
+    the set secrets' names (comma-joined: catalogue secret names never hold a comma)."""
+    ds = connection.ops.quote_name(DataSource._meta.db_table)
+    credentials = connection.ops.quote_name(Credential._meta.db_table)
+    joined = "STRING_AGG(c.field, ',')" if connection.vendor == "postgresql" else "GROUP_CONCAT(c.field, ',')"
+    return {
+        **actor_name_annotations(DataSource),
+        "_secret_names": _scalar(f"SELECT {joined} FROM {credentials} c WHERE c.data_source_id = {ds}.id"),  # noqa: S608
+    }
 
 
 def for_representation(queryset: QuerySet[DataSource]) -> QuerySet[DataSource]:
     """Everything the API's representation (``datasources.api.representation``) reads, in the same
     statement: organization and tenancy (joined), the names of the set secrets and of who
     created/updated (scalar subqueries)."""
-    names = (
-        Credential.objects.filter(data_source=OuterRef("pk"))
-        .order_by()
-        .values("data_source")
-        .annotate(names=_JoinedNames("field"))
-        .values("names")
-    )
-    return with_actor_names(queryset.select_related("organization", "tenancy")).annotate(_secret_names=Subquery(names))
+    return queryset.select_related("organization", "tenancy").annotate(**_representation_annotations())
 
 
 @cache

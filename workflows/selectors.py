@@ -16,9 +16,9 @@ from django.db.models import Model, Prefetch, QuerySet
 from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
 from datasources.models import DataSource
+from datasources.selectors import actor_name_annotations
 from organizations.actors import Actor
 from organizations.models import Organization
-from organizations.tracking import with_actor_names
 from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
 from workflows.references import (
     CURRENT,
@@ -144,9 +144,10 @@ _SOURCE_FIELDS = {"id", "organization", "reference_id", "name", "type", "schema_
 @cache
 def _renderable() -> QuerySet[WorkflowDataSource]:
     unread = [f"source_data_source__{f.name}" for f in DataSource._meta.concrete_fields if f.name not in _SOURCE_FIELDS]
-    return with_actor_names(
+    return (
         WorkflowDataSource.objects.select_related("workflow__organization", "source_data_source", "source_workflow")
         .defer(*unread)  # its connection, secrets' metadata, test result...: loaded only if ever touched
+        .annotate(**actor_name_annotations(WorkflowDataSource))  # SQL text: no per-request compile of subqueries
     )
 
 
