@@ -3,8 +3,8 @@
     python bench/populate.py OUT.json TARGET_DB
 
 One organization ``bench`` with a token (every scope), 1,000 PostgreSQL data sources pointing at
-TARGET_DB on the local server (each with an encrypted password), and workflows for the repoint
-endpoints:
+TARGET_DB on the local server (each with an encrypted password and its revision 1), and workflows
+for the repoint endpoints:
 
 - ``shop``: schema v1 (old_table, keep, spare) and v2 (old_table renamed new_table, a new table id);
   workflows ``flow-0``/``flow-1`` with 10 nodes each reading it (one workflow per load thread);
@@ -33,7 +33,16 @@ from django.db import transaction  # noqa: E402
 
 from core.references import ALPHABET  # noqa: E402
 from datasources import catalogue, crypto  # noqa: E402
-from datasources.models import Credential, DataSource, DataSourceStatus, SchemaSnapshot, SchemaTable  # noqa: E402
+from datasources.models import (  # noqa: E402
+    Credential,
+    DataSource,
+    DataSourceRevision,
+    DataSourceStatus,
+    RevisionAction,
+    SchemaSnapshot,
+    SchemaTable,
+)
+from datasources.services import revisions  # noqa: E402
 from datasources.services.connection import refresh_schema  # noqa: E402
 from organizations.models import ALL_SCOPES  # noqa: E402
 from organizations.services import create_organization, create_token  # noqa: E402
@@ -136,6 +145,17 @@ def seed(target_db: str) -> dict:
         key_id, ciphertext = crypto.encrypt("bench-password", row_id=ds.pk, field="password", keyring=ring)
         credentials.append(Credential(data_source=ds, field="password", key_id=key_id, ciphertext=ciphertext))
     Credential.objects.bulk_create(credentials, batch_size=500)
+    # Revision 1 of each, as the create service records it (a real source always has one: its first
+    # PATCH then writes its revision in one statement instead of sealing the secrets anew).
+    DataSourceRevision.objects.bulk_create(
+        [DataSourceRevision(organization=org, data_source_id=ds.pk, number=1, action=RevisionAction.CREATE,
+                            actor_token=token, actor_repr="token:bench", changed=["name", "type", "connection"],
+                            config=revisions.config_of(ds, None), secret_names=["password"],
+                            **dict(zip(("key_id", "ciphertext"),
+                                       revisions.seal(ds.pk, {"password": "bench-password"}), strict=True)))
+         for ds in sources],
+        batch_size=500,
+    )
 
     def extra_source(name: str, n: int) -> DataSource:
         return DataSource.objects.create(

@@ -57,8 +57,11 @@ PY = sys.executable
 PG = "postgresql://postgres@127.0.0.1:5432/"
 THREADS = 2  # wrk threads = connections: each thread's requests are sequential (see plan.lua)
 WORKERS = 2
-RATIO_TARGET = 0.7
-TAIL_TARGET = 4.0
+TAIL_TARGET = 3.0  # p99 <= 3x p50 (issue 18)
+#: Django's cache for the servers: Redis (a database of its own) when it answers, so that the token cache
+#: (organizations/token_cache.py) is on across the 2 workers, as in production; else process-local
+#: memory, and gunicorn.conf.py turns the token cache off.
+BENCH_CACHE_URL = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/11")
 
 TARGET_SCHEMA = """
 CREATE TABLE customers (id bigserial PRIMARY KEY, name text NOT NULL, email text, created_at timestamptz);
@@ -106,16 +109,18 @@ class Endpoint:
     key: str
     label: str
     queries_key: str
+    target: float | None  # the API/floor ratio to reach (issue 18); None: measured, no target
+    min_slice: float = 0.0  # seconds: a slice must hold several requests
 
 
 ENDPOINTS = [
-    Endpoint("get_ds", "GET a data source", "get_ds"),
-    Endpoint("list_50", "GET list, page of 50", "list_50"),
-    Endpoint("patch_plain", "PATCH description + tags", "patch_plain"),
-    Endpoint("patch_conn", "PATCH connection (test + schema refresh)", "patch_conn"),
-    Endpoint("get_wds", "GET a workflow data source", "get_wds"),
-    Endpoint("repoint", "PATCH workflow data source (repoint + remap, 10 nodes)", "repoint_10"),
-    Endpoint("repoint_10k", "PATCH repoint + remap, 10,000 nodes", "repoint_10000"),
+    Endpoint("get_ds", "GET a data source", "get_ds", 0.6),
+    Endpoint("list_50", "GET list, page of 50", "list_50", 0.6),
+    Endpoint("patch_plain", "PATCH description + tags", "patch_plain", 0.6),
+    Endpoint("patch_conn", "PATCH connection (test + schema refresh)", "patch_conn", None),
+    Endpoint("get_wds", "GET a workflow data source", "get_wds", 0.6),
+    Endpoint("repoint", "PATCH workflow data source (repoint + remap, 10 nodes)", "repoint_10", 0.4),
+    Endpoint("repoint_10k", "PATCH repoint + remap, 10,000 nodes", "repoint_10000", 0.9, min_slice=10.0),
 ]
 BY_KEY = {e.key: e for e in ENDPOINTS}
 CMA0_KEYS = ["get_ds", "patch_plain"]
@@ -164,7 +169,11 @@ class Bench:
         keys = self.tmp / "keys.env"
         keys.touch(mode=0o600)
         keys.write_text("".join(f"{k}={self.env[k]}\n" for k in ("SECRET_KEY", "ENCRYPTION_KEYS")))
-        self.env.pop("CACHE_URL", None)
+        self.cache = "Redis" if redis_answers(BENCH_CACHE_URL) else "process-local memory (token cache off)"
+        if self.cache == "Redis":
+            self.env["CACHE_URL"] = BENCH_CACHE_URL
+        else:
+            self.env.pop("CACHE_URL", None)
 
     # ---- setup ---------------------------------------------------------------------------------
 
@@ -399,7 +408,7 @@ class Bench:
         if self.args.warmup:
             for label, side, port in targets:
                 self.slice(key, side, self.args.warmup, f"{label}-warm", port)
-        rounds = max(1, round(self.args.duration / self.args.slice))
+        rounds = max(1, round(self.args.duration / max(self.args.slice, BY_KEY[key].min_slice)))
         seconds = self.args.duration / rounds
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in targets}
         for i in range(rounds):
@@ -540,7 +549,7 @@ class Bench:
             else:
                 self.drop_databases()
                 shutil.rmtree(self.tmp, ignore_errors=True)
-        return {"results": results, "cma0": cma0, "queries": queries, "memory": memory,
+        return {"results": results, "cma0": cma0, "queries": queries, "memory": memory, "cache": self.cache,
                 "repoint_script": repoint_script, "elapsed": time.time() - started,
                 "load": [load_before, load_after]}
 
@@ -587,16 +596,18 @@ class Report:
     lines: list[str] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
 
-    def row(self, label: str, api: dict, floor: dict, queries: dict | None) -> str:
+    def row(self, label: str, api: dict, floor: dict, queries: dict | None, target: float | None) -> str:
         ratio = api["rps"] / floor["rps"] if floor["rps"] else 0.0
         tail = api["p99"] / api["p50"] if api["p50"] else 0.0
-        ok = ratio >= RATIO_TARGET and tail <= TAIL_TARGET and api["errors"] == 0 and floor["errors"] == 0
+        ok = ((target is None or ratio >= target) and tail <= TAIL_TARGET and api["errors"] == 0
+              and floor["errors"] == 0)
         if not ok:
             self.missed.append(label)
         q = f"{queries['api']} / {queries['floor']}" if queries else "-"
         return (f"| {label} | {api['rps']:.0f} | {fmt_ms(api['p50'])} | {fmt_ms(api['p99'])} | "
                 f"{floor['rps']:.0f} | {fmt_ms(floor['p50'])} | {fmt_ms(floor['p99'])} | **{ratio:.2f}x** | "
-                f"{tail:.1f} | {q} | {api['errors']}/{floor['errors']} | {'yes' if ok else 'NO'} |")
+                f"{'-' if target is None else f'{target:g}x'} | {tail:.1f} | {q} | {api['errors']}/{floor['errors']} | "
+                f"{'yes' if ok else 'NO'} |")
 
     def build(self) -> str:
         d, a = self.data, self.args
@@ -614,27 +625,31 @@ class Report:
         out.append(".venv/bin/python bench/run.py" + (f" --duration {a.duration:g}" if a.duration != 10 else ""))
         out.append("```")
         out.append("")
-        out.append(f"gunicorn {WORKERS} sync workers (`bench.settings`, DEBUG off, CONN_MAX_AGE=60), "
+        out.append(f"gunicorn {WORKERS} sync workers (`bench.settings`, DEBUG off, CONN_MAX_AGE=60, "  # noqa: S608
+                   f"Django's cache {d.get('cache', '?')}), "
                    f"wrk {THREADS} threads x 1 connection (closed-loop, loopback), {a.duration:g} s per endpoint "
                    f"and side (after a {a.warmup:g} s warm-up) in alternating {a.slice:g} s API and floor slices; "
                    "1,000 data sources in the organization. "
                    "**Floor** = bare Django views in `bench/floor.py` doing the minimum SQL for the same "
                    "response (one indexed SELECT for a read, SELECT ... FOR UPDATE + UPDATE for a write; "
                    "same token check; no DRF, no service layer, no audit row). "
-                   f"Targets: API >= {RATIO_TARGET}x its floor's req/s, p99 <= {TAIL_TARGET:g}x p50. "
+                   "Targets (issue 18): API >= the target ratio of its floor's req/s (0.6x for the reads and the "
+                   "plain PATCH, 0.4x for the 10-node repoint, 0.9x for the 10,000-node one; none for the "
+                   f"connection PATCH), p99 <= {TAIL_TARGET:g}x p50. The floor resolves its token with SQL on every "
+                   "request; the API serves it from its token cache. "
                    f"Load average (1, 5, 15 min) before / after the load phase: {' '.join(d['load'][0])} / "
                    f"{' '.join(d['load'][1])} (the load generator, gunicorn and PostgreSQL share the cores, "
                    "with whatever else runs on the machine).")
         out.append("")
         header = ("| endpoint | API req/s | API p50 ms | API p99 ms | floor req/s | floor p50 ms | floor p99 ms | "
-                  "API/floor | API p99/p50 | queries API / floor | errors API/floor | target met |")
-        sep = "|" + "---|" * 12
+                  "API/floor | target | API p99/p50 | queries API / floor | errors API/floor | target met |")
+        sep = "|" + "---|" * 13
         out.append("## Persistent connections (CONN_MAX_AGE=60)")
         out.append("")
         out += [header, sep]
         for key, sides in d["results"].items():
             e = BY_KEY[key]
-            out.append(self.row(e.label, sides["api"], sides["floor"], d["queries"].get(e.queries_key)))
+            out.append(self.row(e.label, sides["api"], sides["floor"], d["queries"].get(e.queries_key), e.target))
         if d["cma0"]:
             out.append("")
             out.append("## A new database connection per request (CONN_MAX_AGE=0), for comparison")
@@ -643,7 +658,7 @@ class Report:
             for key, sides in d["cma0"].items():
                 e = BY_KEY[key]
                 label = f"{e.label} (CONN_MAX_AGE=0)"
-                line = self.row(label, sides["api"], sides["floor"], d["queries"].get(e.queries_key))
+                line = self.row(label, sides["api"], sides["floor"], d["queries"].get(e.queries_key), e.target)
                 self.missed = [m for m in self.missed if m != label]  # a comparison line, not a target
                 out.append(line)
             out.append("")
@@ -722,6 +737,19 @@ class Report:
         out.append("")
         out.append("Missed targets: " + (", ".join(self.missed) if self.missed else "none") + ".")
         return "\n".join(out) + "\n"
+
+
+def redis_answers(url: str) -> bool:
+    """Whether a Redis server answers PING at ``url``'s host and port (a raw socket: no client needed)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 def pg_version() -> str:

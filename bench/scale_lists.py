@@ -1,0 +1,184 @@
+"""Scale (issue 18): the list and its filters at 1,000 and at 100,000 data sources, the plans that
+serve them, and the scheduler ticks at both sizes.
+
+    .venv/bin/python bench/scale_lists.py [--requests 40] [--sources 100000]
+
+In a throwaway PostgreSQL database (127.0.0.1:5432, trust auth for ``postgres``; dropped afterwards),
+migrated, then seeded by ``bench/seed.py`` in two steps: 10 organizations with 100 sources each
+(1,000), then 1,000 organizations (100,000 sources, 10,000 workflows). Both times, in-process
+(Django's test client, the token cache warm), it times ``--requests`` requests of each list of one
+organization (100 sources, the same at both sizes: only the table grows) and prints the median and
+90th percentile, the statements per request, and at the large size each query's plan (EXPLAIN
+ANALYZE: the indexes used, no sequential scan of the data-source table). The ticks: the due ids of
+the schema refresh and the health check (one statement each), timed, with their plans.
+Target: each list's median at 100,000 within 1.5x of its median at 1,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+PG = "postgresql://postgres@127.0.0.1:5432/"
+DB = f"dsp_scale_{int(time.time())}_{os.getpid()}"
+os.environ["DATABASE_URL"] = PG + DB
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("ENCRYPTION_KEYS", "bench:" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.pop("CACHE_URL", None)  # one process: the local-memory cache serves the token cache
+
+import django  # noqa: E402
+
+CASES = {
+    "list": "",
+    "type": "type=mysql",
+    "tag": "tag=team-7",
+    "status": "status=error",
+    "search": "search=warehouse",
+    "health": "health=failing",
+}
+TARGET = 1.5
+
+
+def measure(client, requests: int) -> dict[str, dict]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    out = {}
+    for name, query in CASES.items():
+        path = f"/api/v1/data-sources/?page_size=50&{query}"
+        assert client.get(path).status_code == 200  # warm: the token cache, the process's querysets
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(path)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.content[:300]
+        with CaptureQueriesContext(connection) as queries:
+            count = client.get(path).json()["count"]
+        out[name] = {"median": statistics.median(times), "p90": sorted(times)[int(0.9 * len(times)) - 1],
+                     "statements": len(queries), "count": count, "sql": queries.captured_queries[-1]["sql"]}
+    return out
+
+
+def plan_of(sql: str) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def indexes_in(plan: str) -> str:
+    used = sorted(set(re.findall(r"(?:Index|Index Only) Scan (?:Backward )?using (\w+)|Bitmap Index Scan on (\w+)",
+                                 plan)))
+    names = sorted({a or b for a, b in used})
+    seq = "SEQ SCAN of datasources_datasource" if "Seq Scan on datasources_datasource" in plan else "no seq scan"
+    return f"{', '.join(names) or 'no index'}; {seq}"
+
+
+def ticks() -> dict[str, dict]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from datasources.tasks import due_data_sources, due_health_checks
+
+    out = {}
+    for name, query in (("schema refresh", due_data_sources), ("health check", due_health_checks)):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            ids = list(query())
+            elapsed = (time.perf_counter() - started) * 1000
+        out[name] = {"due": len(ids), "ms": elapsed, "statements": len(queries),
+                     "plan": indexes_in(plan_of(queries.captured_queries[0]["sql"]))}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--sources", type=int, default=100_000)
+    args = parser.parse_args()
+    with psycopg.connect(PG + "postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{DB}"')
+    try:
+        run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(PG + "postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+
+
+def run(args: argparse.Namespace) -> None:
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    from bench.seed import SLUG, analyze, seed
+    from organizations.models import ALL_SCOPES, Organization
+    from organizations.services import create_token
+
+    call_command("migrate", verbosity=0)
+    small_orgs, large_orgs = 10, 1_000
+    per_org = args.sources // large_orgs
+    figures = {}
+    for label, orgs in (("1,000", small_orgs), (f"{args.sources:,}", large_orgs)):
+        started = time.perf_counter()
+        seed(sources=per_org * orgs, organizations=orgs, workflows=10 * orgs)
+        analyze()
+        print(f"seeded {per_org * orgs:,} sources in {orgs} organizations in {time.perf_counter() - started:.1f} s")
+        if not figures:
+            org = Organization.objects.get(slug=SLUG.format(5))
+            _, raw = create_token(organization=org, name="scale", scopes=list(ALL_SCOPES))
+            client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        figures[label] = {"lists": measure(client, args.requests), "ticks": ticks()}
+    small, large = figures.values()
+    (small_label, large_label) = figures.keys()
+    print()
+    print(f"## The list of one organization (100 sources), {args.requests} requests each, in-process")
+    print()
+    print(f"| list | rows | statements | median ms at {small_label} | at {large_label} | ratio | p90 ms at "
+          f"{small_label} | at {large_label} | within {TARGET}x | plan at {large_label} |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    missed = []
+    for name in CASES:
+        a, b = small["lists"][name], large["lists"][name]
+        ratio = b["median"] / a["median"]
+        ok = ratio <= TARGET and a["count"] == b["count"]
+        if not ok:
+            missed.append(name)
+        print(f"| {name} | {b['count']} | {b['statements']} | {a['median']:.1f} | {b['median']:.1f} | {ratio:.2f}x | "
+              f"{a['p90']:.1f} | {b['p90']:.1f} | {'yes' if ok else 'NO'} | {indexes_in(plan_of(b['sql']))} |")
+    print()
+    print("## Scheduler ticks: the due ids (one statement each)")
+    print()
+    print(f"| tick | due at {small_label} | ms | statements | due at {large_label} | ms | statements | "
+          f"plan at {large_label} |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in small["ticks"]:
+        a, b = small["ticks"][name], large["ticks"][name]
+        print(f"| {name} | {a['due']} | {a['ms']:.1f} | {a['statements']} | {b['due']} | {b['ms']:.1f} | "
+              f"{b['statements']} | {b['plan']} |")
+    print()
+    print("Missed: " + (", ".join(missed) if missed else "none") + ".")
+    for name in ("tag", "search"):
+        print(f"\nEXPLAIN ANALYZE, {name} at {large_label}:\n{plan_of(large['lists'][name]['sql'])}")
+
+
+if __name__ == "__main__":
+    main()
