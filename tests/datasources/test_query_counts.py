@@ -104,3 +104,30 @@ def test_a_write_of_secrets_or_a_plain_row_is_read_again(db, org, api, sqlite_fi
         rendered_after_write(actor, locked, ["credentials.password"])
     with django_assert_num_queries(0):  # nothing written: the row as read
         assert rendered_after_write(actor, locked, []) is locked
+
+
+def test_the_compiled_get_reads_what_the_orm_reads(db, org, other_org, api, sqlite_file, django_user_model,
+                                                    django_assert_num_queries):
+    """renderable_data_source_for_actor runs the GET's statement compiled once per connection: the same
+    instance as the queryset's own .get() (row, organization, tenancy or none, secret and actor names);
+    404 for another organization's id, an id out of the bigint range, or a malformed one."""
+    from core.errors import NotFound
+    from datasources.selectors import data_sources_for_actor
+
+    with_tenancy = _source(api, sqlite_file)
+    plain = api.post(f"{URL}?test_connection=false", {"name": "Plain", "type": "postgresql", "connection": {
+        "host": "db.example.com", "database": "d", "username": "u"}, "credentials": {"password": "pw"}},
+        format="json").json()
+    user = django_user_model.objects.create_user(username="ana")
+    DataSource.objects.filter(pk=plain["id"]).update(updated_by=user, updated_by_token=None)
+    actor = Actor(organization=org)
+    for pk in (with_tenancy["id"], plain["id"]):
+        expected = data_source_dict(data_sources_for_actor(actor).get(pk=pk))
+        renderable_data_source_for_actor(actor, pk)
+        with django_assert_num_queries(1):
+            assert data_source_dict(renderable_data_source_for_actor(actor, str(pk))) == expected
+    assert data_source_dict(renderable_data_source_for_actor(actor, plain["id"]))["credentials_set"] == ["password"]
+    assert data_source_dict(renderable_data_source_for_actor(actor, plain["id"]))["updated_by"]["name"] == "ana"
+    for bad in (plain["id"], 2**63, -(2**63) - 1, "1x", None):
+        with pytest.raises(NotFound):
+            renderable_data_source_for_actor(Actor(organization=other_org) if bad == plain["id"] else actor, bad)
