@@ -84,9 +84,11 @@ change_set_viewset = extend_schema_view(
                          request=s.ChangeSetRequestSerializer,
                          responses={201: s.ChangeSetDetailSerializer,
                                     400: error_response(400, C.INVALID_REQUEST_BODY, description=(
-                                        "Malformed items, a repeated source, another organization's (or no) "
-                                        "source, or a body PATCH refuses; `errors` names the item. Nothing was "
-                                        "tested."))}),
+                                        "Malformed items, a repeated source, or a body PATCH refuses; `errors` "
+                                        "names the item. Nothing was tested.")),
+                                    404: error_response(404, C.NOT_FOUND, description=(
+                                        "An item names another organization's data source, or none; `errors` "
+                                        "names the item. Nothing was tested."))}),
     retrieve=extend_schema(tags=SET_TAGS, summary="Get a change set with each item's outcome", parameters=[SET_ID],
                            responses={200: s.ChangeSetDetailSerializer}),
 )

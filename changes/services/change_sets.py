@@ -88,7 +88,8 @@ def run_bounded(func: Callable[[T], R], inputs: list[T], workers: int) -> list[R
 
 
 def _parse(actor: Actor, items: Any) -> list[tuple[DataSource, dict[str, Any]]]:
-    """400 naming the item for a malformed list, a repeated source or another organization's id."""
+    """400 naming the item for a malformed list or item, or a repeated source; 404 naming the item for
+    an id that is no data source of the organization (another organization's, or none)."""
     limit = common.setting("CHANGE_SET_MAX_ITEMS")
     if not isinstance(items, list) or not items:
         raise InvalidRequest("`items` must be a non-empty list.", errors={"items": ["A non-empty list is required."]})
@@ -107,12 +108,15 @@ def _parse(actor: Actor, items: Any) -> list[tuple[DataSource, dict[str, Any]]]:
             seen[pk] = index
         if not isinstance(item, dict) or not isinstance(item.get("changes"), dict):
             errors[f"items.{index}.changes"] = ["A PATCH body (an object) is required."]
-    found = {ds.pk: ds for ds in DataSource.objects.filter(organization=actor.organization, pk__in=list(seen))}
-    for pk, index in seen.items():
-        if pk not in found:
-            errors[f"items.{index}.data_source"] = ["No such data source in your organization."]
+        for key in sorted(set(item) - {"data_source", "changes"}) if isinstance(item, dict) else []:
+            errors[f"items.{index}.{key}"] = ["Unknown field."]
     if errors:
         raise InvalidRequest("The change set is invalid; nothing was tested.", errors=errors)
+    found = {ds.pk: ds for ds in DataSource.objects.filter(organization=actor.organization, pk__in=list(seen))}
+    missing = {f"items.{index}.data_source": ["No such data source in your organization."]
+               for pk, index in seen.items() if pk not in found}
+    if missing:
+        raise NotFound("An item names no data source of your organization; nothing was tested.", errors=missing)
     return [(found[item["data_source"]], item["changes"]) for item in items]
 
 

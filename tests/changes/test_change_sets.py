@@ -104,11 +104,14 @@ def test_a_source_changed_after_the_test_refuses_the_apply_and_nothing_changes(a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bad_lists_are_400_naming_the_item_and_test_nothing(api, other_api, settings):
+def test_bad_lists_are_400_or_404_naming_the_item_and_test_nothing(api, other_api, settings):
     made = sources(api, 2)
     theirs = create_source(other_api, "Theirs", "theirs.db", SCRIPT)
+    for other in (theirs["id"], 999999):  # another organization's source, or none: 404 naming the item
+        response = create(api, [{"data_source": made[0]["id"], "changes": {}}, {"data_source": other, "changes": {}}])
+        assert response.status_code == 404 and list(response.json()["errors"]) == ["items.1.data_source"]
     cases = [
-        ([{"data_source": theirs["id"], "changes": {"description": "x"}}], "items.0.data_source"),
+        ([{"data_source": made[0]["id"], "changes": {}, "extra": 1}], "items.0.extra"),
         ([{"data_source": made[0]["id"], "changes": {}}, {"data_source": made[0]["id"], "changes": {}}],
          "items.1.data_source"),
         ([{"data_source": made[0]["id"], "changes": {"connection_pool_size": 0}}],
