@@ -7,6 +7,7 @@ for its id exactly as for an unknown or malformed one. Writes stay in ``datasour
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -95,63 +96,74 @@ def data_sources_for_actor(actor: Actor) -> QuerySet[DataSource]:
 
 def renderable_data_source_for_actor(actor: Actor, data_source_id: Any) -> DataSource:
     """One of the caller's data sources with everything its representation reads (one indexed
-    statement), or 404 (also for another organization's id or a malformed one)."""
-    pk = _pk(data_source_id)
-    in_range = -(2**63) <= pk < 2**63  # a bigint: any other number names nothing
-    found = _compiled_one(connections[DEFAULT_DB_ALIAS]).fetch(actor.organization.pk, pk) if in_range else None
+    statement, compiled once per connection), or 404 (also for another organization's id or a
+    malformed one)."""
+    found = _RENDERABLE_ONE.fetch(organization_id=actor.organization.pk, pk=_pk(data_source_id))
     if found is None:
         raise NotFound("Data source not found.")
     return found
 
 
-class _CompiledOne:
-    """The GET's statement (``data_sources_for_actor(actor).filter(pk=...)``) compiled once per
-    database connection, run with each request's organization and id, its rows turned into the same
-    instance (row, organization, tenancy, annotations) Django's own iterator makes. Compiling the
-    statement was most of a GET's CPU time; ``test_query_counts`` holds the two paths equal."""
+class CompiledLookup:
+    """A one-row statement compiled once per database connection (each thread has its own) and run
+    with each request's values, its row turned into the instance Django's own iterator would make
+    (converters, the row, ``select_related`` relations, annotations). Compiling the statement was
+    most of a hot GET's CPU time. ``build(**placeholders)`` makes the queryset; each value is an
+    integer equality filter, found again among the compiled parameters by its placeholder."""
 
-    ORG, PK = -918_273_645, -918_273_646  # placeholders, found again among the compiled parameters
+    def __init__(self, build: Callable[..., QuerySet], *names: str) -> None:
+        self.build, self.names = build, names
+        self._by_connection: WeakKeyDictionary[Any, _Compiled] = WeakKeyDictionary()
 
-    def __init__(self, conn: Any) -> None:
-        query = _annotated().filter(organization_id=self.ORG, pk=self.PK).query
-        compiler = query.get_compiler(connection=conn)
+    def fetch(self, **values: int) -> Any:
+        """The row (an instance) or None; None too for a value outside the bigint range (names nothing)."""
+        if any(not -(2**63) <= value < 2**63 for value in values.values()):
+            return None
+        conn = connections[DEFAULT_DB_ALIAS]
+        compiled = self._by_connection.get(conn)
+        if compiled is None:
+            compiled = self._by_connection[conn] = _Compiled(conn, self.build, self.names)
+        return compiled.fetch(values)
+
+
+class _Compiled:
+    PLACEHOLDER = -918_273_600  # then -918_273_601, ...: values no id ever has
+
+    def __init__(self, conn: Any, build: Callable[..., QuerySet], names: tuple[str, ...]) -> None:
+        placeholders = {name: self.PLACEHOLDER - i for i, name in enumerate(names)}
+        compiler = build(**placeholders).query.get_compiler(connection=conn)
         self.sql, params = compiler.as_sql()
         self.params = list(params)
-        self.at_org, self.at_pk = self.params.index(self.ORG), self.params.index(self.PK)
+        self.at = {name: self.params.index(value) for name, value in placeholders.items()}
         self.conn, self.compiler = conn, compiler
         self.select, self.klass_info = compiler.select, compiler.klass_info
+        self.model = self.klass_info["model"]
         self.converters = compiler.get_converters([column[0] for column in self.select])
         fields = self.klass_info["select_fields"]
         self.start, self.end = fields[0], fields[-1] + 1
         self.attnames = [column[0].target.attname for column in self.select[self.start:self.end]]
         self.annotations = dict(compiler.annotation_col_map)
 
-    def fetch(self, organization_id: int, pk: int) -> DataSource | None:
+    def fetch(self, values: dict[str, int]) -> Any:
         params = list(self.params)
-        params[self.at_org], params[self.at_pk] = organization_id, pk
+        for name, value in values.items():
+            params[self.at[name]] = value
         with self.conn.cursor() as cursor:
             cursor.execute(self.sql, params)
-            rows = cursor.fetchall()
-        if not rows:
+            rows = cursor.fetchmany(2)
+        if len(rows) != 1:
             return None
         row = next(iter(self.compiler.apply_converters(rows, self.converters))) if self.converters else rows[0]
-        ds = DataSource.from_db(self.conn.alias, self.attnames, row[self.start:self.end])
+        obj = self.model.from_db(self.conn.alias, self.attnames, row[self.start:self.end])
         for populator in get_related_populators(self.klass_info, self.select, self.conn.alias):
-            populator.populate(row, ds)
+            populator.populate(row, obj)
         for name, position in self.annotations.items():
-            setattr(ds, name, row[position])
-        return ds
+            setattr(obj, name, row[position])
+        return obj
 
 
-#: one per database connection (each thread has its own): the compiled SQL is the connection's
-_COMPILED: WeakKeyDictionary[Any, _CompiledOne] = WeakKeyDictionary()
-
-
-def _compiled_one(conn: Any) -> _CompiledOne:
-    compiled = _COMPILED.get(conn)
-    if compiled is None:
-        compiled = _COMPILED[conn] = _CompiledOne(conn)
-    return compiled
+_RENDERABLE_ONE = CompiledLookup(
+    lambda organization_id, pk: _annotated().filter(organization_id=organization_id, pk=pk), "organization_id", "pk")
 
 
 def data_source_for_actor(actor: Actor, data_source_id: Any, *, for_update: bool = False) -> DataSource:

@@ -16,7 +16,7 @@ from django.db.models import Model, Prefetch, QuerySet
 from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
 from datasources.models import DataSource
-from datasources.selectors import actor_name_annotations
+from datasources.selectors import CompiledLookup, actor_name_annotations
 from organizations.actors import Actor
 from organizations.models import Organization
 from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
@@ -98,7 +98,8 @@ def workflow_for_actor(actor: Actor, lookup: Any, *, for_update: bool = False, f
     text = str(lookup)
     pk = parse_ascii_int(text)
     if pk is not None:
-        workflow = by_pk(qs, pk)
+        workflow = (by_pk(qs, pk) if for_update
+                    else _WORKFLOW_BY_PK.fetch(organization_id=actor.organization.pk, pk=pk))
         if workflow is None:
             raise NotFound("Workflow not found.")
         return workflow
@@ -163,6 +164,14 @@ def workflow_data_sources_of(workflow: Workflow) -> QuerySet[WorkflowDataSource]
     return renderable_workflow_data_sources().filter(workflow=workflow)
 
 
+#: The hot GETs' lookups by id, compiled once per connection (``datasources.selectors.CompiledLookup``).
+_WORKFLOW_BY_PK = CompiledLookup(
+    lambda organization_id, pk: Workflow.objects.filter(organization_id=organization_id, pk=pk)
+    .select_related("organization").order_by(), "organization_id", "pk")
+_WDS_BY_PK = CompiledLookup(
+    lambda workflow_id, pk: _renderable().filter(workflow_id=workflow_id, pk=pk).order_by(), "workflow_id", "pk")
+
+
 def workflow_data_source_for_actor(
     actor: Actor, workflow: Workflow, lookup: Any, *, for_update: bool = False, field: str = "data_source"
 ) -> WorkflowDataSource:
@@ -177,7 +186,7 @@ def workflow_data_source_for_actor(
     text = str(lookup)
     pk = parse_ascii_int(text)
     if pk is not None:
-        found = by_pk(qs, pk)
+        found = by_pk(qs, pk) if for_update else _WDS_BY_PK.fetch(workflow_id=workflow.pk, pk=pk)
         if found is None:
             raise NotFound("Workflow data source not found.")
         return found
