@@ -216,6 +216,14 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=15)
 
+# --- Change plans and change sets (changes app) -----------------------------
+CHANGE_PLAN_TTL_SECONDS = env.int("CHANGE_PLAN_TTL_SECONDS", default=3600)  # a saved plan can be applied this long
+CHANGE_SET_TTL_SECONDS = env.int("CHANGE_SET_TTL_SECONDS", default=3600)
+CHANGE_SET_MAX_ITEMS = env.int("CHANGE_SET_MAX_ITEMS", default=200)
+CHANGE_SET_CONCURRENCY = env.int("CHANGE_SET_CONCURRENCY", default=8)  # threads testing one set's items
+# Every N items of a change set count as one connection test against the per-minute rates.
+CHANGE_SET_ITEMS_PER_TEST_COUNT = env.int("CHANGE_SET_ITEMS_PER_TEST_COUNT", default=25)
+
 # --- Security (production) -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

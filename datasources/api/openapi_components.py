@@ -106,6 +106,7 @@ def impact_components() -> dict[str, dict[str, Any]]:
                               "`unchecked` when the schema was not compared."}
     table = _obj(reference_id=S, name=S, status=verdict, columns_removed=_array(S),
                  columns_type_changed=_array(_obj(name=S, old=NS, new=NS)))
+    table["required"] = ["reference_id", "name", "status"]  # the column lists only for a `changed` table
     node = _obj(reference_id=S, name=S, output_table=NS)
     workflow = _obj(id=I, reference_id=S, name=S, nodes=_array(node), tables=_array(table), breaks=B)
     counts = _obj(workflows=I, workflows_broken=I, nodes=I, output_tables=I, tables_read=I, tables_missing=I,
