@@ -19,6 +19,7 @@ from core.errors import ApiError
 from datasources import catalogue
 from datasources.admin.forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, connection_fieldsets
 from datasources.admin.health import HealthAdminMixin
+from datasources.admin.revisions import RevisionAdminMixin
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
 from datasources.selectors import credentials_without_ciphertext
 from datasources.services.connection import refresh_schema, test_stored
@@ -31,7 +32,7 @@ from organizations.selectors import audit_events_for
 HISTORY_LIMIT = 20
 STATUS_FIELDS = ["status", "last_test_summary", "schema_summary", "health_summary", "credentials_summary",
                  "version", "created", "updated"]
-CHANGE_READONLY = ["type_label", "reference_id", "organization", *STATUS_FIELDS, "history_table"]
+CHANGE_READONLY = ["type_label", "reference_id", "organization", *STATUS_FIELDS, "history_table", "revisions_table"]
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -56,7 +57,7 @@ def _audit_url(obj: DataSource) -> str:
 
 
 @admin.register(DataSource)
-class DataSourceAdmin(HealthAdminMixin, OrganizationScopedAdmin):
+class DataSourceAdmin(HealthAdminMixin, RevisionAdminMixin, OrganizationScopedAdmin):
     """Non-superusers see their organizations' sources; changing, adding, deleting, "Test
     connection" and "Refresh schema" need the change (add, delete) permission and a role that
     may write there (owner, admin, editor), as the API's ``datasource.write`` does."""
@@ -99,7 +100,8 @@ class DataSourceAdmin(HealthAdminMixin, OrganizationScopedAdmin):
             ("Apply", {"fields": ["skip_test", "version_seen"]}),
         ]
         if obj is not None:
-            fieldsets += [("Status", {"fields": STATUS_FIELDS}), ("History", {"fields": ["history_table"]})]
+            fieldsets += [("Status", {"fields": STATUS_FIELDS}), ("History", {"fields": ["history_table"]}),
+                          ("Revisions", {"fields": ["revisions_table"], "classes": ["collapse"]})]
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
