@@ -35,10 +35,21 @@ def _char(spec: fields.FieldSpec, **kwargs: Any) -> StrictCharField:
     return StrictCharField(**kwargs)
 
 
+class FlooredIntegerField(StrictIntegerField):
+    """An integer that is 0 (off) or at least the spec's floor setting (a health-check interval):
+    the services refuse the values between; the OpenAPI document says so (``openapi_docs``)."""
+
+    def __init__(self, spec: fields.FieldSpec, **kwargs: Any) -> None:
+        self.spec = spec
+        super().__init__(**kwargs)
+
+
 def _integer(spec: fields.FieldSpec, **kwargs: Any) -> StrictIntegerField:
     for bound in ("min_value", "max_value"):
         if getattr(spec, bound) is not None:
             kwargs[bound] = getattr(spec, bound)
+    if spec.floor_setting:
+        return FlooredIntegerField(spec, **kwargs)
     return StrictIntegerField(**kwargs)
 
 

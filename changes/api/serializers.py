@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from changes.models import ChangePlan, ChangeSet, ChangeSetItem, ChangeSetStatus, PlanStatus
 from core.openapi import nullable_ref, ref
+from core.serializers import StrictSerializer
 
 PATCH_BODY_COMPONENT = "PatchedDataSourceRequest"
 _CHANGES_HELP = ("The planned diff: dotted paths with `old` and `new` values; secrets only as `changed` or "
@@ -136,11 +137,11 @@ class AppliedChangeSetSerializer(ChangeSetDetailSerializer):
         read_only_fields = fields
 
 
-class ChangeSetItemRequestSerializer(serializers.Serializer):
+class ChangeSetItemRequestSerializer(StrictSerializer):
     data_source = serializers.IntegerField(min_value=1, help_text="A data source of your organization.")
     changes = PatchBodyField(help_text="A PATCH body of that source (the same fields and rules as PATCH).")
 
 
-class ChangeSetRequestSerializer(serializers.Serializer):
+class ChangeSetRequestSerializer(StrictSerializer):
     items = serializers.ListField(child=ChangeSetItemRequestSerializer(), min_length=1, max_length=200,
                                   help_text="At most CHANGE_SET_MAX_ITEMS (200) items, each source at most once.")

@@ -68,6 +68,18 @@ class TagsFieldExtension(OpenApiSerializerFieldExtension):
         return schema
 
 
+class FlooredIntegerFieldExtension(OpenApiSerializerFieldExtension):
+    """0 (off), or from the floor setting's current value (HEALTH_CHECK_MIN_INTERVAL) up to the maximum."""
+
+    target_class = "datasources.shapes.FlooredIntegerField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        spec = self.target.spec
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        # `not` rather than `anyOf` of 0 and the range: a nullable field's null must still pass.
+        return {**schema, "not": {"type": "integer", "minimum": 1, "maximum": spec.floor() - 1}}
+
+
 class DataSourceRepresentationExtension(OpenApiSerializerExtension):
     """Give the representation's method fields their real shapes."""
 
@@ -481,6 +493,7 @@ _DATASOURCE_DOCS = {
                     OpenApiParameter("purge", bool, OpenApiParameter.QUERY, default=False,
                                      description="Skip the trash: delete the source and its revisions for good.")],
         responses={204: OpenApiResponse(description="Deleted."), 412: IF_MATCH_412,
+                   400: error_response(400, C.INVALID_REQUEST_BODY, description="`purge` is not true or false."),
                    403: error_response(403, C.FORBIDDEN, description="`purge=true` without the owner/admin role."),
                    409: error_response(409, C.CONFLICT, description="Workflows still read this data source.")},
     ),

@@ -103,7 +103,7 @@ def test_stored(*, data_source: DataSource, actor: Actor) -> TestResult:
     except CredentialsRequired as exc:
         attempts.record_attempt(actor=actor, data_source=data_source, action="test", trigger="test", error=exc)
         raise
-    consume_test_budget(actor)
+    consume_test_budget(actor, timeout=data_source.connection_timeout)
     try:
         result = run_test(build_config(data_source, data_source.connection, load_secrets(data_source)))
     except ConnectorUnavailableError as exc:

@@ -115,13 +115,13 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         return None
     if options.pretested is not None:
         return options.pretested
-    if options.test_budget:
-        consume_test_budget(actor)
     probe = DataSource(
         type=ds.type,
         connection_timeout=plan.values.get("connection_timeout", ds.connection_timeout),
         query_timeout=plan.values.get("query_timeout", ds.query_timeout),
     )
+    if options.test_budget:  # a change set budgets its items as a whole
+        consume_test_budget(actor, timeout=probe.connection_timeout)
     config = build_config(probe, plan.values["connection"], plan.secrets_after)
     # The tables too when an inline refresh follows, or for a dry run's impact report (no second connection).
     result = run_test(config, introspect=options.dry_run or not settings.SCHEMA_REFRESH_ASYNC)

@@ -178,8 +178,9 @@ def restore_body(ds: DataSource, revision: DataSourceRevision) -> dict[str, Any]
     for name in secret_names(ds) - set(secrets):
         secrets[name] = None
     body = copy.deepcopy(revision.config)
-    if body.get("tenancy_settings") is None:
-        body["tenancy_settings"] = None
+    settings = body.get("tenancy_settings")
+    # Stored settings keep "" for the fields a level does not use; a body leaves them out.
+    body["tenancy_settings"] = {k: v for k, v in settings.items() if v != ""} if settings else None
     body["credentials"] = secrets
     return body
 

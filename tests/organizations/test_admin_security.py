@@ -360,6 +360,9 @@ def test_membership_role_change_on_the_organization_page_is_audited(client, root
     page = client.get(reverse("admin:organizations_organization_change", args=[org.pk]))
     formset = page.context["inline_admin_formsets"][0].formset
     data = {"slug": org.slug, "name": org.name}
+    for name, value in page.context["adminform"].form.initial.items():  # the other settings, as the page shows them
+        if name not in data and value is not None and value is not False:
+            data[name] = "on" if value is True else value
     for inline in page.context["inline_admin_formsets"]:
         fs = inline.formset
         data.update({f"{fs.prefix}-TOTAL_FORMS": fs.total_form_count(), f"{fs.prefix}-INITIAL_FORMS":

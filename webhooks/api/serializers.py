@@ -3,6 +3,7 @@ create and rotate-secret alone (``WebhookWithSecretSerializer``)."""
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from core.serializers import StrictBooleanField, StrictCharField, StrictSerializer
@@ -13,6 +14,12 @@ from webhooks.services.signing import PREFIX
 EVENT_CHOICES = list(EVENT_TYPES)
 SECRET_HELP = (f"Standard Webhooks signing secret: '{PREFIX}' + base64 of 24 to 64 random bytes. Generated when "
                "omitted; shown once, in this response only.")
+#: ``whsec_`` + standard base64 of 24 to 64 bytes (padded): what ``signing.secret_key`` accepts, said in
+#: the OpenAPI document as a pattern (the service checks it again).
+_B64 = "[A-Za-z0-9+/]"
+SECRET_PATTERN = (rf"^{PREFIX}(?:(?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
+                  rf"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}==)?)$")
+SECRET_FORMAT = RegexValidator(SECRET_PATTERN, f"The secret must be '{PREFIX}' + base64 of 24 to 64 bytes.")
 READ_ONLY = frozenset({"id", "consecutive_failures", "disabled_at", "disabled_reason", "created_at", "updated_at",
                        "version"})
 
@@ -25,7 +32,8 @@ class WebhookWriteSerializer(StrictSerializer):
     events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
                                    max_length=len(EVENT_CHOICES) * 4, help_text="Event types to receive.")
     active = StrictBooleanField(required=False)
-    secret = StrictCharField(max_length=200, required=False, write_only=True, help_text=SECRET_HELP)
+    secret = StrictCharField(max_length=200, required=False, write_only=True, help_text=SECRET_HELP,
+                             validators=[SECRET_FORMAT])
 
 
 class WebhookPutSerializer(WebhookWriteSerializer):
@@ -38,7 +46,7 @@ class WebhookPatchSerializer(WebhookPutSerializer):
 
 
 class RotateSecretSerializer(StrictSerializer):
-    secret = StrictCharField(max_length=200, required=False, help_text=SECRET_HELP)
+    secret = StrictCharField(max_length=200, required=False, help_text=SECRET_HELP, validators=[SECRET_FORMAT])
 
 
 class WebhookSerializer(serializers.ModelSerializer):
