@@ -622,7 +622,8 @@ class Report:
                    "`postgres`):")
         out.append("")
         out.append("```")
-        out.append(".venv/bin/python bench/run.py" + (f" --duration {a.duration:g}" if a.duration != 10 else ""))
+        flags = [arg for arg in sys.argv[1:] if not arg.startswith(("--out", "--json"))]
+        out.append(" ".join([".venv/bin/python bench/run.py", *flags]))
         out.append("```")
         out.append("")
         out.append(f"gunicorn {WORKERS} sync workers (`bench.settings`, DEBUG off, CONN_MAX_AGE=60, "  # noqa: S608

@@ -37,7 +37,7 @@ from datasources.models import DataSource  # noqa: E402
 from organizations.models import Organization  # noqa: E402
 from workflows.models import Workflow, WorkflowDataSource  # noqa: E402
 
-TYPES = ["postgresql", "mysql", "sqlite", "snowflake", "bigquery", "mssql", "clickhouse", "duckdb"]
+TYPES = ["postgresql", "mysql", "sqlite", "snowflake", "bigquery", "mssql", "clickhouse", "redshift"]
 STATUSES = ["active", "active", "pending", "error"]
 HEALTH = ["unknown", "healthy", "healthy", "failing"]
 WORDS = ["orders", "billing", "warehouse", "events", "crm", "analytics", "inventory", "marketing"]

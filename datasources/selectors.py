@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import CharField, Model, Prefetch, QuerySet
+from django.db.models import CharField, Field, Model, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
 
@@ -25,7 +25,7 @@ from organizations.models import ApiToken
 
 
 def _scalar(sql: str) -> RawSQL:
-    return RawSQL(sql, (), output_field=CharField())  # noqa: S611 (built from model metadata only)
+    return RawSQL(sql, (), output_field=CharField())  # noqa: S611  # nosec B611 (model metadata only)
 
 
 @cache
@@ -39,14 +39,15 @@ def actor_name_annotations(model: type[Model]) -> dict[str, RawSQL]:
     table = connection.ops.quote_name(model._meta.db_table)
     user = get_user_model()
     users = connection.ops.quote_name(user._meta.db_table)
-    username = connection.ops.quote_name(user._meta.get_field(user.USERNAME_FIELD).column)
+    username_field = cast("Field", user._meta.get_field(user.USERNAME_FIELD))
+    username = connection.ops.quote_name(str(username_field.column))
     tokens = connection.ops.quote_name(ApiToken._meta.db_table)
     names = {}
     for side in ("created", "updated"):
         names[f"_{side}_by_user_name"] = _scalar(
-            f"SELECT u.{username} FROM {users} u WHERE u.id = {table}.{side}_by_id")  # noqa: S608 (model metadata)
+            f"SELECT u.{username} FROM {users} u WHERE u.id = {table}.{side}_by_id")  # noqa: S608  # nosec B608
         names[f"_{side}_by_token_name"] = _scalar(
-            f"SELECT t.name FROM {tokens} t WHERE t.id = {table}.{side}_by_token_id")  # noqa: S608
+            f"SELECT t.name FROM {tokens} t WHERE t.id = {table}.{side}_by_token_id")  # noqa: S608  # nosec B608
     return names
 
 
@@ -59,7 +60,8 @@ def _representation_annotations() -> dict[str, RawSQL]:
     joined = "STRING_AGG(c.field, ',')" if connection.vendor == "postgresql" else "GROUP_CONCAT(c.field, ',')"
     return {
         **actor_name_annotations(DataSource),
-        "_secret_names": _scalar(f"SELECT {joined} FROM {credentials} c WHERE c.data_source_id = {ds}.id"),  # noqa: S608
+        "_secret_names": _scalar(
+            f"SELECT {joined} FROM {credentials} c WHERE c.data_source_id = {ds}.id"),  # noqa: S608  # nosec B608
     }
 
 
@@ -155,7 +157,8 @@ class _Compiled:
             return None
         row = next(iter(self.compiler.apply_converters(rows, self.converters))) if self.converters else rows[0]
         obj = self.model.from_db(self.conn.alias, self.attnames, row[self.start:self.end])
-        for populator in get_related_populators(self.klass_info, self.select, self.conn.alias):
+        populators = get_related_populators(self.klass_info, self.select, self.conn.alias)  # type: ignore[call-arg]
+        for populator in populators:  # (the stubs are of a newer Django: fetch_mode)
             populator.populate(row, obj)
         for name, position in self.annotations.items():
             setattr(obj, name, row[position])
@@ -191,8 +194,9 @@ def rendered_after_write(actor: Actor, ds: DataSource, changed: list[str]) -> Da
     if not changed:  # nothing was written: the names read with the row are still right
         return ds
     ds._updated_by_token_name = actor.token.name if actor.token is not None else None  # type: ignore[attr-defined]
+    user = actor.user
     ds._updated_by_user_name = (  # type: ignore[attr-defined]
-        actor.user.get_username() if getattr(actor.user, "pk", None) else None)
+        user.get_username() if user is not None and getattr(user, "pk", None) else None)
     return ds
 
 
