@@ -21,7 +21,12 @@ from datasources.api.serializers import AuditEventSerializer, DataSourceSerializ
 from datasources.api.snapshot_views import SchemaActionsMixin
 from datasources.connectors.registry import connector_info
 from datasources.models import DataSource
-from datasources.selectors import data_source_for_actor, data_sources_for_actor, renderable_data_source_for_actor
+from datasources.selectors import (
+    data_source_for_actor,
+    data_sources_for_actor,
+    renderable_data_source_for_actor,
+    rendered_after_write,
+)
 from datasources.services import datasources as service
 from datasources.services.connection import require_passing, test_stored
 from datasources.services.deletion import delete_data_source
@@ -56,8 +61,15 @@ class DataSourceViewSet(
         malformed one) is a 404. The list's filters do not apply here."""
         return renderable_data_source_for_actor(require_actor(self.request), self.kwargs["pk"])
 
-    def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response:
-        ds = renderable_data_source_for_actor(require_actor(self.request), ds.pk)
+    def _render(self, ds: DataSource, status_code: int = 200, *, changed: list[str] | None = None,
+                **headers: str) -> Response:
+        """``changed``: what the write that returned ``ds`` changed; the written instance is then rendered
+        as it is when it carries what the representation reads (``rendered_after_write``), else re-read."""
+        actor = require_actor(self.request)
+        if changed is None:
+            ds = renderable_data_source_for_actor(actor, ds.pk)
+        else:
+            ds = rendered_after_write(actor, ds, changed)
         response = Response(DataSourceSerializer(ds).data, status=status_code, headers=headers or None)
         response["ETag"] = ds.etag
         return response
@@ -115,7 +127,7 @@ class DataSourceViewSet(
         )
         if result.dry_run:
             return self._dry_run_response(result)
-        return self._render(result.data_source)
+        return self._render(result.data_source, changed=result.changed)
 
     def update(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, "put")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -45,8 +46,32 @@ def _claim_seconds() -> float:
     return float(settings.WEBHOOK_TIMEOUT_SECONDS) + 1 + CLAIM_MARGIN_SECONDS
 
 
+#: Whether an organization has an active webhook, kept in Django's cache (shared: Redis) and dropped
+#: after any commit that saves or deletes one of its webhooks. A stale "no" lasts at most
+#: ACTIVE_WEBHOOK_CACHE_SECONDS and loses nothing: beat's sweep dispatches the events left in the outbox.
+ACTIVE_WEBHOOK_CACHE_SECONDS = 60
+
+
+def _active_key(organization_id: int) -> str:
+    return f"webhooks:active:{organization_id}"
+
+
 def has_active_webhook(organization_id: int) -> bool:
-    return Webhook.objects.filter(organization_id=organization_id, active=True).exists()
+    """The events listener's check after every commit that published an event: from the cache when
+    it is there (no statement), else one indexed query."""
+    key = _active_key(organization_id)
+    found = cache.get(key)
+    if found is None:
+        found = Webhook.objects.filter(organization_id=organization_id, active=True).exists()
+        cache.set(key, found, ACTIVE_WEBHOOK_CACHE_SECONDS)
+    return bool(found)
+
+
+def forget_active(sender: type, instance: Webhook, **kwargs: object) -> None:
+    """post_save/post_delete of a Webhook: drop its organization's answer now and after the commit."""
+    key = _active_key(instance.organization_id)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
 
 
 def dispatch(organization_id: int) -> list[int]:
