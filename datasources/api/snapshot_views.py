@@ -52,7 +52,8 @@ class SchemaActionsMixin:
 
     if TYPE_CHECKING:  # DataSourceViewSet's, which this is mixed into
 
-        def _render(self, ds: DataSource, status_code: int = 200, **headers: str) -> Response: ...
+        def _render(self, ds: DataSource, status_code: int = 200, *, changed: list[str] | None = None,
+                    **headers: str) -> Response: ...
 
     def _ds(self, request: Request, pk: str) -> DataSource:
         return data_source_for_actor(require_actor(request), pk)

@@ -4,6 +4,7 @@ create and rotate-secret alone (``WebhookWithSecretSerializer``)."""
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import StrictBooleanField, StrictCharField, StrictSerializer
@@ -20,6 +21,15 @@ _B64 = "[A-Za-z0-9+/]"
 SECRET_PATTERN = (rf"^{PREFIX}(?:(?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
                   rf"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}==)?)$")
 SECRET_FORMAT = RegexValidator(SECRET_PATTERN, f"The secret must be '{PREFIX}' + base64 of 24 to 64 bytes.")
+
+
+@extend_schema_field({"type": "string", "pattern": SECRET_PATTERN, "maxLength": 200})
+class SecretField(StrictCharField):
+    """The signing secret as a request sends it: its format in the OpenAPI document (not the generic
+    non-blank pattern of other strings), checked here and again by the service."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_length=200, validators=[SECRET_FORMAT], **kwargs)  # type: ignore[arg-type]
 READ_ONLY = frozenset({"id", "consecutive_failures", "disabled_at", "disabled_reason", "created_at", "updated_at",
                        "version"})
 
@@ -32,8 +42,7 @@ class WebhookWriteSerializer(StrictSerializer):
     events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
                                    max_length=len(EVENT_CHOICES) * 4, help_text="Event types to receive.")
     active = StrictBooleanField(required=False)
-    secret = StrictCharField(max_length=200, required=False, write_only=True, help_text=SECRET_HELP,
-                             validators=[SECRET_FORMAT])
+    secret = SecretField(required=False, write_only=True, help_text=SECRET_HELP)
 
 
 class WebhookPutSerializer(WebhookWriteSerializer):
@@ -46,7 +55,7 @@ class WebhookPatchSerializer(WebhookPutSerializer):
 
 
 class RotateSecretSerializer(StrictSerializer):
-    secret = StrictCharField(max_length=200, required=False, help_text=SECRET_HELP, validators=[SECRET_FORMAT])
+    secret = SecretField(required=False, help_text=SECRET_HELP)
 
 
 class WebhookSerializer(serializers.ModelSerializer):
