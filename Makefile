@@ -73,9 +73,9 @@ run: check-port install
 	$(LOCAL_ENV) $(BIN)/celery -A config beat --loglevel=WARNING --schedule var/celerybeat-schedule & \
 	$(LOCAL_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-# Two test processes, a module per process at a time (its servers, Redis database and fixtures stay
+# Three test processes (most tests wait on servers, not the CPU), a module per process at a time (its servers, Redis database and fixtures stay
 # its own); each process has its own test database. PYTEST_ARGS=-n0 runs them in one process.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+PYTEST_ARGS ?= -n 3 --dist loadfile
 test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
