@@ -159,3 +159,10 @@ def pg_source_data(pg_password_server):
                        "ssl": {"mode": "disable"}},
         "credentials": {"password": c.password},
     }
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The longest module first (the contract fuzz): with several test processes (make test) it then
+    does not start last and stretch the run's tail."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/core/test_fuzz_schemathesis.py") else 1)
