@@ -186,7 +186,7 @@ def test_two_hundred_worksheets_in_one_batch_get(allow_loopback, standin, keys):
         Worksheet(f"Sheet {i}", [["id", "name", "at"], [i, f"n{i}", SheetDate(45306, "2024-01-15")]],
                   column_count=5) for i in range(1, 201)]
     standin.requests.clear()
-    result = get_connector("google_sheets").test_and_introspect(_config(standin, keys["right"][1]))
+    result = get_connector("google_sheets").test_and_introspect(_config(standin, keys["right"][1], timeout=15))
     assert result.ok and result.tables is not None and len(result.tables) == 200
     assert all([c.data_type for c in t.columns] == ["NUMBER", "STRING", "DATE"] for t in result.tables)
     assert len(standin.batch_gets()) == 1 and len(standin.batch_gets()[0]["ranges"]) == 200
@@ -198,7 +198,7 @@ def test_bounds_max_tables_and_max_columns(allow_loopback, standin, keys):
     wide = Worksheet("Wide", [[f"c{i}" for i in range(MAX_COLUMNS + 5)]], row_count=10)
     standin.spreadsheets[SID].sheets = [wide] + [
         Worksheet(f"t{i}", [["id"]], row_count=2, column_count=1) for i in range(MAX_TABLES + 4)]
-    tables = get_connector("google_sheets").introspect(_config(standin, keys["right"][1]))
+    tables = get_connector("google_sheets").introspect(_config(standin, keys["right"][1], timeout=15))
     assert len(tables) == MAX_TABLES and len(tables[0].columns) == MAX_COLUMNS
     assert tables[0].columns[-1].name == f"c{MAX_COLUMNS - 1}"
     gets = standin.batch_gets()
