@@ -15,7 +15,7 @@ from changes.models import ChangePlan, ChangeSet, ChangeSetItem
 from changes.services import plans
 from core.errors import ApiError
 from organizations.actors import Actor
-from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin
+from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, ReadOnlyTabularInline
 
 PLAN_FIELDS = ("public_id", "organization", "data_source", "status", "base_version", "touches_connection",
                "changes_shown", "test_shown", "impact_shown", "created_by", "created_at", "expires_at",
@@ -110,15 +110,9 @@ class ChangePlanAdmin(OrganizationScopedAdmin):
             messages.success(request, f"Plan {applied.public_id} applied.")
 
 
-class ItemInline(admin.TabularInline):
+class ItemInline(ReadOnlyTabularInline):
     model = ChangeSetItem
     fields = ("position", "data_source", "base_version", "ok", "changed", "error")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ChangeSet)

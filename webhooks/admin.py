@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from core.errors import ApiError
 from eventlog.catalogue import EVENT_TYPES
 from organizations.actors import Actor
-from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin
+from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, ReadOnlyTabularInline
 from organizations.models import ADMIN_ROLES
 from webhooks import tasks
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
@@ -82,15 +82,9 @@ class WebhookAdmin(OrganizationScopedAdmin):
             self.delete_model(request, obj)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyTabularInline):
     model = DeliveryAttempt
     fields = ("number", "started_at", "duration_ms", "status_code", "outcome", "error")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Delivery)

@@ -27,6 +27,7 @@ from datasources.services.credentials import secret_names
 from datasources.services.deletion import delete_data_source, dependants_of
 from organizations.actors import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
+from organizations.admin.scoping import ReadOnlyTabularInline
 from organizations.selectors import audit_events_for
 
 HISTORY_LIMIT = 20
@@ -306,22 +307,9 @@ class DataSourceAdmin(HealthAdminMixin, RevisionAdminMixin, OrganizationScopedAd
         )
 
 
-class SchemaTableInline(admin.TabularInline):
+class SchemaTableInline(ReadOnlyTabularInline):
     model = SchemaTable
     fields = ("reference_id", "schema", "name", "kind", "column_summary")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="columns")
     def column_summary(self, obj: SchemaTable) -> str:

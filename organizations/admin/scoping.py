@@ -146,3 +146,23 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         selected = set(queryset.values_list(self.organization_field, flat=True))
         if not selected <= self.writable_organizations(request):
             raise PermissionDenied
+
+
+class ReadOnlyTabularInline(admin.TabularInline):
+    """Rows shown on their parent's page that the admin never adds, changes or deletes (a log, a
+    snapshot's tables): ``fields`` are all read-only."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        return self.fields or ()
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False

@@ -229,6 +229,11 @@ def test_actions_and_delete(admin_client, sqlite_source):
     snapshots = re.search(r'href="([^"]+)">snapshots</a>', page).group(1).replace("&amp;", "&")
     response = admin_client.get(snapshots)
     assert response.status_code == 200 and response.context["cl"].result_count == 1
+    snapshot = SchemaSnapshot.objects.get(data_source=sqlite_source)
+    page = admin_client.get(reverse("admin:datasources_schemasnapshot_change", args=[snapshot.pk])).content.decode()
+    table = snapshot.tables.order_by("name").first()
+    assert table is not None and table.name in page  # the read-only inline lists the tables, with their columns
+    assert table.columns[0]["name"] in page and 'name="tables-0-name"' not in page and "Add another" not in page
     admin_client.post(reverse(f"{DS}_delete", args=[sqlite_source.pk]), {"post": "yes"})
     assert not DataSource.objects.filter(pk=sqlite_source.pk).exists()
     assert AuditEvent.objects.filter(target_id=sqlite_source.pk, action="delete").exists()

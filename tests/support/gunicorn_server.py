@@ -11,19 +11,18 @@ Use it from a test on ``transactional_db`` (the workers see only committed rows)
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.http_client import http_request
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -44,22 +43,7 @@ class GunicornServer:
     def request(self, method: str, path: str, *, token: str | None = None, body: Any = None,
                 timeout: float = 60) -> tuple[int, dict[str, str], Any]:
         """One request on a new connection; (status, headers, decoded JSON body or text)."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if body is not None:
-            req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as response:
-                status, raw, head = response.status, response.read(), dict(response.headers)
-        except urllib.error.HTTPError as exc:
-            status, raw, head = exc.code, exc.read(), dict(exc.headers)
-        text = raw.decode("utf-8", "replace")
-        try:
-            return status, head, json.loads(text) if text else None
-        except ValueError:
-            return status, head, text
+        return http_request(self.url + path, method, token=token, body=body, timeout=timeout)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

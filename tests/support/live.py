@@ -17,14 +17,13 @@ rows) and ``settings``::
 from __future__ import annotations
 
 import contextlib
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_django.live_server_helper import LiveServer
+
+from tests.support.http_client import http_request
 
 HOST = "127.0.0.1"
 # Connection tests per minute: fuzzing runs hundreds of them in a minute.
@@ -40,24 +39,7 @@ class LiveHTTPServer:
         self, method: str, path: str, *, token: str | None = None, body: Any = None, headers: dict | None = None
     ) -> tuple[int, dict[str, str], Any]:
         """A plain HTTP request (stdlib only); returns (status, headers, decoded JSON body or text)."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if body is not None:
-            req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            req.add_header(name, value)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as response:
-                status, raw, head = response.status, response.read(), dict(response.headers)
-        except urllib.error.HTTPError as exc:
-            status, raw, head = exc.code, exc.read(), dict(exc.headers)
-        text = raw.decode("utf-8", "replace")
-        try:
-            return status, head, json.loads(text) if text else None
-        except ValueError:
-            return status, head, text
+        return http_request(self.url + path, method, token=token, body=body, headers=headers)
 
 
 def prepare_settings(settings: Any) -> None:
