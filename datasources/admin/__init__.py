@@ -303,7 +303,7 @@ class DataSourceAdmin(HealthAdminMixin, RevisionAdminMixin, OrganizationScopedAd
         return format_html(
             '<table id="audit-history"><thead><tr><th>When</th><th>Action</th><th>By</th><th>Changes</th>'
             '<th>Request</th></tr></thead><tbody>{}</tbody></table><p><a href="{}">All audit events</a></p>',
-            rows or format_html('<tr><td colspan="5">No events.</td></tr>'), _audit_url(obj),
+            rows or format_html('<tr><td colspan="5">{}</td></tr>', "No events."), _audit_url(obj),
         )
 
 

@@ -40,7 +40,7 @@ def health_strip(data_source: DataSource) -> str:
     """The kept checks as small coloured cells, oldest left, newest right, each titled with its details."""
     checks = list(health_history(data_source))[::-1]
     if not checks:
-        return format_html('<span class="health-strip">No checks yet.</span>')
+        return format_html('<span class="health-strip">{}</span>', "No checks yet.")
     cells = format_html_join(
         "", '<span class="health-cell health-{}" style="{}" title="{}"></span>',
         ((c.outcome, CELL.format(COLOURS.get(c.outcome, "#757575")), _title(c)) for c in checks),

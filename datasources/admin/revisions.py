@@ -49,7 +49,7 @@ class RevisionAdminMixin:
         return format_html(
             '<table id="revisions"><thead><tr><th>#</th><th>When</th><th>Action</th><th>By</th><th>Changed</th>'
             '<th></th></tr></thead><tbody>{}</tbody></table>',
-            rows or format_html('<tr><td colspan="6">No revisions.</td></tr>'),
+            rows or format_html('<tr><td colspan="6">{}</td></tr>', "No revisions."),
         )
 
     def get_urls(self) -> list:
