@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import write_batch
 from eventlog import listeners
 from eventlog.catalogue import is_known
 from eventlog.models import Event
@@ -22,11 +23,16 @@ def new_event_id() -> str:
 
 def publish(*, organization_id: int, type: str, data: dict[str, Any]) -> Event:
     """Write one event to the outbox inside the current transaction (none for a change that rolls
-    back) and tell the listeners once it commits. ``data`` must hold no secret value."""
+    back) and tell the listeners once it commits. ``data`` must hold no secret value. Inside a
+    ``write_batch()`` (PostgreSQL) its INSERT is queued: no ``pk`` until the block ends."""
     if not is_known(type):
         raise ValueError(f"unknown event type {type!r}")
-    event = Event.objects.create(organization_id=organization_id, public_id=new_event_id(), type=type,
-                                 data=data, occurred_at=timezone.now())
+    event = Event(organization_id=organization_id, public_id=new_event_id(), type=type, data=data,
+                  occurred_at=timezone.now())
+    if write_batch.active():
+        write_batch.queue_insert(event)
+    else:
+        event.save(force_insert=True)
     transaction.on_commit(lambda: listeners.notify(organization_id))
     return event
 

@@ -6,13 +6,15 @@ cleared one (else the previous revision's ciphertext is kept: it is bound to the
 revision). On PostgreSQL a change that leaves the secrets alone is one ``INSERT ... SELECT`` that
 numbers the revision and copies the previous one's sealed secrets (and its tenancy settings, when
 the change left those alone) in the database; otherwise two statements (the previous revision, the
-new one).
+new one). Inside the write's ``write_batch()`` the statement is queued and runs in one with the
+audit event's and the outbox event's.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +23,7 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from core import write_batch
 from core.errors import NotFound
 from datasources import crypto
 from datasources.models import DataSource, DataSourceRevision, TrashedDataSource
@@ -61,11 +64,20 @@ def unseal(data_source_id: int, key_id: str, ciphertext: str) -> dict[str, str]:
 
 
 def record(ds: DataSource, plan: Plan, actor: Actor, event: AuditEvent, action: str) -> DataSourceRevision:
-    """Store the state after an applied change (call inside its transaction, after the save)."""
+    """Store the state after an applied change (call inside its transaction, after the save). Inside a
+    ``write_batch()`` (PostgreSQL) its INSERT is queued after ``event``'s: the returned revision is
+    complete once the block ends."""
     if not plan.secrets and connection.vendor == "postgresql":
+        if write_batch.active():
+            return _queue_after_previous(ds, plan, event, action)
         revision = _record_after_previous(ds, plan, event, action)
         if revision is not None:
             return revision
+    return _record_read_previous(ds, plan, event, action)
+
+
+def _record_read_previous(ds: DataSource, plan: Plan, event: AuditEvent, action: str) -> DataSourceRevision:
+    """Two statements: the previous revision, then the new one (queued inside a batch)."""
     previous = (DataSourceRevision.objects.filter(data_source_id=ds.pk).order_by("-number")
                 .values("number", "config", "key_id", "ciphertext", "secret_names").first())
     if previous is not None and not plan.secrets:
@@ -80,13 +92,18 @@ def record(ds: DataSource, plan: Plan, actor: Actor, event: AuditEvent, action: 
         settings = previous["config"].get("tenancy_settings")
     else:
         settings = UNCHANGED
-    return DataSourceRevision.objects.create(
+    revision = DataSourceRevision(
         organization_id=ds.organization_id, data_source_id=ds.pk,
         number=(previous["number"] + 1) if previous else 1, action=action,
-        actor_user=event.actor_user, actor_token=event.actor_token, actor_repr=event.actor_repr, audit_event=event,
-        changed=sorted(plan.changes), secrets_changed=sorted(plan.secrets),
+        actor_user_id=event.actor_user_id, actor_token_id=event.actor_token_id, actor_repr=event.actor_repr,
+        audit_event=event, changed=sorted(plan.changes), secrets_changed=sorted(plan.secrets),
         config=config_of(ds, settings), secret_names=names, key_id=key_id, ciphertext=ciphertext,
     )
+    if write_batch.active():
+        write_batch.queue_insert(revision)
+    else:
+        revision.save(force_insert=True)
+    return revision
 
 
 #: One statement: the next number, the previous revision's sealed secrets and (when ``%(keep_tenancy)s``)
@@ -105,32 +122,67 @@ FROM (SELECT number, config, secret_names, key_id, ciphertext FROM datasources_d
       WHERE data_source_id = %(ds)s ORDER BY number DESC LIMIT 1) prev
 RETURNING id, number, secret_names, key_id, ciphertext, config
 """
+_RETURNED = ("id", "number", "secret_names", "key_id", "ciphertext", "config")
+
+
+def _after_previous_params(ds: DataSource, plan: Plan, event: AuditEvent, action: str) -> dict[str, Any]:
+    keep_tenancy = plan.tenancy is UNCHANGED
+    return {
+        "org": ds.organization_id, "ds": ds.pk, "action": action, "now": timezone.now(),
+        "user": event.actor_user_id, "token": event.actor_token_id, "repr": event.actor_repr,
+        "event": write_batch.ref_or_pk(event), "changed": json.dumps(sorted(plan.changes)),
+        "keep_tenancy": keep_tenancy, "config": json.dumps(config_of(ds, None if keep_tenancy else plan.tenancy)),
+    }
+
+
+def _unsaved(params: dict[str, Any], event: AuditEvent) -> DataSourceRevision:
+    """The revision ``_INSERT_AFTER_PREVIOUS`` writes with ``params``, before its RETURNING values."""
+    return DataSourceRevision(
+        organization_id=params["org"], data_source_id=params["ds"], action=params["action"],
+        created_at=params["now"], actor_user_id=params["user"], actor_token_id=params["token"],
+        actor_repr=params["repr"], audit_event=event, changed=json.loads(params["changed"]), secrets_changed=[],
+    )
+
+
+def _returned(revision: DataSourceRevision, row: Sequence[Any], event: AuditEvent) -> DataSourceRevision:
+    """Fill in what the statement read from the previous revision (JSON columns as text or decoded)."""
+    pk, number, names, key_id, ciphertext, stored_config = row
+    revision.pk, revision.number, revision.key_id, revision.ciphertext = pk, number, key_id, ciphertext
+    revision.audit_event_id = event.pk
+    revision.config = stored_config if isinstance(stored_config, dict) else json.loads(stored_config)
+    revision.secret_names = names if isinstance(names, list) else json.loads(names)
+    revision._state.adding = False
+    return revision
 
 
 def _record_after_previous(ds: DataSource, plan: Plan, event: AuditEvent, action: str) -> DataSourceRevision | None:
     """A change that left the secrets alone, after an earlier revision (PostgreSQL): one statement.
     None when the source has no revision yet (the caller then writes the first one)."""
-    keep_tenancy = plan.tenancy is UNCHANGED
-    config = config_of(ds, None if keep_tenancy else plan.tenancy)
-    now, changed = timezone.now(), sorted(plan.changes)
+    params = _after_previous_params(ds, plan, event, action)
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_AFTER_PREVIOUS, {
-            "org": ds.organization_id, "ds": ds.pk, "action": action, "now": now,
-            "user": event.actor_user_id, "token": event.actor_token_id, "repr": event.actor_repr,
-            "event": event.pk, "changed": json.dumps(changed), "keep_tenancy": keep_tenancy,
-            "config": json.dumps(config),
-        })
+        cursor.execute(_INSERT_AFTER_PREVIOUS, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    pk, number, names, key_id, ciphertext, stored_config = row
-    return DataSourceRevision(
-        pk=pk, organization_id=ds.organization_id, data_source_id=ds.pk, number=number, action=action,
-        created_at=now, actor_user_id=event.actor_user_id, actor_token_id=event.actor_token_id,
-        actor_repr=event.actor_repr, audit_event_id=event.pk, changed=changed, secrets_changed=[],
-        config=stored_config if isinstance(stored_config, dict) else json.loads(stored_config),
-        secret_names=names if isinstance(names, list) else json.loads(names), key_id=key_id, ciphertext=ciphertext,
-    )
+    return None if row is None else _returned(_unsaved(params, event), row, event)
+
+
+def _queue_after_previous(ds: DataSource, plan: Plan, event: AuditEvent, action: str) -> DataSourceRevision:
+    """``_record_after_previous`` queued in the write's batch (its audit event's id read there too);
+    a source without a revision yet gets its first one after the batch has run."""
+    params = _after_previous_params(ds, plan, event, action)
+    revision = _unsaved(params, event)
+
+    def written(rows: write_batch.Rows) -> None:
+        if rows:
+            row = rows[0]
+            _returned(revision, [row[key] for key in _RETURNED], event)
+            return
+        first = _record_read_previous(ds, plan, event, action)
+        for f in DataSourceRevision._meta.concrete_fields:
+            setattr(revision, f.attname, getattr(first, f.attname))
+        revision._state.adding = False
+
+    write_batch.queue(_INSERT_AFTER_PREVIOUS, params, on_rows=written)
+    return revision
 
 
 def revisions_of(ds: DataSource):

@@ -1,0 +1,194 @@
+"""One statement for a write's trailing INSERTs (issue 18).
+
+A change writes its row, then an audit event, a revision and an outbox event: each its own round
+trip. Inside ``with write_batch():`` the writers that know about it (``organizations.audit.record``,
+``eventlog.services.publish``, ``datasources.services.revisions.record``) *queue* their statement
+instead of running it, and the block's end runs them all as one statement on PostgreSQL, as
+data-modifying CTEs::
+
+    WITH _wb0 AS (INSERT ... RETURNING id), _wb1 AS (INSERT ... (SELECT id FROM _wb0) ...), ...
+    SELECT (SELECT json_agg(_wb0)::text FROM _wb0), (SELECT json_agg(_wb1)::text FROM _wb1), ...
+
+A later statement refers to an earlier one's new id with a ``Ref`` (``ref_or_pk``) in its
+parameters. Elsewhere (SQLite, MariaDB) the block does nothing: the writers run their statements
+one by one, as they always did. So does a nested block (the outer one runs the batch).
+
+Until the block ends, a queued instance has no ``pk``: use ``ref_or_pk`` for it inside the block.
+The statements of one batch share one snapshot: none sees another's rows (PostgreSQL's rule for
+data-modifying CTEs), only the RETURNING values that a ``Ref`` reads; so queue no two writes of
+the same row, nor a statement that reads what an earlier one wrote.
+Queued rows send Django's ``pre_save``/``post_save`` signals (when the batch is queued / has run),
+as ``Model.save`` does. An exception inside the block drops the queue (the caller's transaction
+rolls back what ran before it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import ForeignKey, Model
+from django.db.models.signals import post_save, pre_save
+from django.db.models.sql import InsertQuery
+
+#: What a queued statement's ``on_rows`` receives: its RETURNING rows as JSON objects (column ->
+#: value; timestamps as ISO strings, JSON columns as JSON), ``[]`` when it wrote none.
+Rows = list[dict[str, Any]]
+
+_PLACEHOLDER = re.compile(r"%%|%s|%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A column (``id``) of the row that the queued statement ``name`` (its CTE) writes, as a scalar
+    subquery. Put it among a later queued statement's parameters, or leave it to ``queue_insert``
+    (a foreign key to a queued instance): it is written into the SQL in its place. It is also an
+    expression the ORM's insert compiler accepts as a field's value."""
+
+    name: str
+    column: str = "id"
+    contains_aggregate: ClassVar[bool] = False
+    contains_over_clause: ClassVar[bool] = False
+    contains_column_references: ClassVar[bool] = False
+
+    def as_sql(self, compiler: Any = None, connection: Any = None) -> tuple[str, list[Any]]:
+        return f"(SELECT {self.column} FROM {self.name})", []  # noqa: S608  # nosec B608 (identifiers of ours)
+
+    def resolve_expression(self, *args: Any, **kwargs: Any) -> Ref:
+        return self
+
+
+@dataclass
+class _Queued:
+    sql: str
+    params: list[Any]
+    on_rows: Callable[[Rows], None] | None
+
+
+@dataclass
+class _Batch:
+    using: str
+    items: list[_Queued] = field(default_factory=list)
+
+    def run(self) -> None:
+        if not self.items:
+            return
+        ctes = ", ".join(f"_wb{i} AS ({item.sql})" for i, item in enumerate(self.items))
+        results = ", ".join(f"(SELECT json_agg(_wb{i})::text FROM _wb{i})"  # noqa: S608  # nosec B608 (our names)
+                            for i in range(len(self.items)))
+        params = [param for item in self.items for param in item.params]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(f"WITH {ctes} SELECT {results}", params)
+            row = cursor.fetchone()
+        for item, rows in zip(self.items, row, strict=True):
+            if item.on_rows is not None:
+                item.on_rows(json.loads(rows) if rows else [])
+
+
+_current: ContextVar[_Batch | None] = ContextVar("write_batch", default=None)
+
+
+@contextmanager
+def write_batch(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Queue the batch-aware writers' statements inside the block and run them as one at its end
+    (PostgreSQL; elsewhere, or nested, a no-op). Use it inside the write's transaction."""
+    if connections[using].vendor != "postgresql" or _current.get() is not None:
+        yield
+        return
+    batch = _Batch(using)
+    token = _current.set(batch)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+    batch.run()
+
+
+def active(using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether a statement for ``using`` would be queued now (a writer then calls ``queue``)."""
+    batch = _current.get()
+    return batch is not None and batch.using == using
+
+
+def queue(sql: str, params: Sequence[Any] | Mapping[str, Any] = (), *,
+          on_rows: Callable[[Rows], None] | None = None) -> Ref:
+    """Queue one data-modifying statement (``INSERT``/``UPDATE``/``DELETE`` ... ``RETURNING`` the
+    columns ``on_rows`` reads and any ``Ref`` to it reads: ``id``). Placeholders ``%s`` or
+    ``%(name)s``; a ``Ref`` parameter is written into the SQL. ``on_rows`` runs once the batch has
+    run, in queue order. Only inside an ``active()`` batch."""
+    batch = _current.get()
+    if batch is None:
+        raise RuntimeError("write_batch.queue() outside a write_batch() block on PostgreSQL")
+    name = f"_wb{len(batch.items)}"
+    batch.items.append(_Queued(*_positional(sql, params), on_rows))
+    return Ref(name)
+
+
+def queue_insert(obj: Model) -> Ref:
+    """Queue the INSERT of a new instance (as ``obj.save()`` would write it, with its values now);
+    its ``pk`` is set when the batch runs. A foreign key to an instance queued earlier in the batch
+    (``obj.event = queued``) is written as a ``Ref`` to it."""
+    model = type(obj)
+    meta = model._meta
+    batch = _current.get()
+    using = batch.using if batch is not None else DEFAULT_DB_ALIAS
+    if pre_save.has_listeners(model):
+        pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+    fields = [f for f in meta.local_concrete_fields
+              if not f.generated and not (f is meta.auto_field and obj.pk is None)]
+    waiting = {f: ref for f in fields if isinstance(f, ForeignKey) and getattr(obj, f.attname) is None
+               and f.is_cached(obj) and isinstance(ref := ref_or_pk(f.get_cached_value(obj)), Ref)}
+    query = InsertQuery(model)
+    query.insert_values(fields, [obj])
+    try:
+        for f, ref in waiting.items():
+            obj.__dict__[f.attname] = ref  # not through the descriptor: that would drop the cached object
+        [(sql, params)] = query.get_compiler(using=using).as_sql()
+    finally:
+        for f in waiting:
+            obj.__dict__[f.attname] = None
+    pk = meta.pk
+    column = str(pk.column)
+
+    def saved(rows: Rows) -> None:
+        setattr(obj, pk.attname, rows[0][column])
+        for f in waiting:
+            obj.__dict__[f.attname] = ref_or_pk(f.get_cached_value(obj))  # (its own INSERT ran first)
+        obj._state.adding, obj._state.db = False, using
+        if post_save.has_listeners(model):
+            post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+
+    ref = queue(f"{sql} RETURNING {connections[using].ops.quote_name(column)}", params, on_rows=saved)
+    obj._write_batch_ref = ref  # type: ignore[attr-defined]
+    return ref
+
+
+def ref_or_pk(obj: Model | None) -> Any:
+    """``obj.pk``, or a ``Ref`` to it while its INSERT waits in the batch (a parameter for ``queue``)."""
+    if obj is None or obj.pk is not None:
+        return None if obj is None else obj.pk
+    return getattr(obj, "_write_batch_ref", None)
+
+
+def _positional(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The statement with ``%s`` placeholders only (named ones numbered in order) and each ``Ref``
+    written in as its subquery, so that statements of either style join into one."""
+    out: list[Any] = []
+    position = iter(params if not isinstance(params, Mapping) else ())
+
+    def place(match: re.Match[str]) -> str:
+        if match.group(0) == "%%":
+            return "%%"
+        value = params[match.group(1)] if match.group(1) else next(position)  # type: ignore[index]
+        if isinstance(value, Ref):
+            return value.as_sql()[0]
+        out.append(value)
+        return "%s"
+
+    return _PLACEHOLDER.sub(place, sql), out
