@@ -7,6 +7,7 @@ class ChangesConfig(AppConfig):
     verbose_name = "Change plans and change sets"
 
     def ready(self) -> None:
+        from changes import signals  # noqa: F401 - connects the deleted-source receiver
         from changes.services.common import rotate_all
         from datasources.services.credentials import register_rotator
 

@@ -101,6 +101,7 @@ class ChangeSetItem(models.Model):
         ordering = ["change_set", "position"]
         constraints = [models.UniqueConstraint(fields=["change_set", "position"], name="uniq_change_set_position"),
                        models.UniqueConstraint(fields=["change_set", "source_pk"], name="uniq_change_set_source")]
+        indexes = [models.Index(fields=["source_pk"], name="change_item_source")]  # forgotten when it is deleted
 
     def __str__(self) -> str:
         return f"{self.change_set_id}#{self.position}"

@@ -184,6 +184,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "events-purge": {"task": "eventlog.purge", "schedule": 86400.0},
     "revisions-and-trash-purge": {"task": "datasources.purge_revisions_and_trash", "schedule": 86400.0},
+    "changes-purge": {"task": "changes.purge", "schedule": 86400.0},
 }
 # Days an event stays in the outbox and the event log (GET /api/v1/events/), with its deliveries.
 EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
@@ -219,6 +220,8 @@ WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", defau
 # --- Change plans and change sets (changes app) -----------------------------
 CHANGE_PLAN_TTL_SECONDS = env.int("CHANGE_PLAN_TTL_SECONDS", default=3600)  # a saved plan can be applied this long
 CHANGE_SET_TTL_SECONDS = env.int("CHANGE_SET_TTL_SECONDS", default=3600)
+# Days a closed (applied, cancelled, expired, failed) plan or change set is kept, then deleted.
+CHANGES_RETENTION_DAYS = env.int("CHANGES_RETENTION_DAYS", default=30)
 CHANGE_SET_MAX_ITEMS = env.int("CHANGE_SET_MAX_ITEMS", default=200)
 CHANGE_SET_CONCURRENCY = env.int("CHANGE_SET_CONCURRENCY", default=8)  # threads testing one set's items
 # Every N items of a change set count as one connection test against the per-minute rates.

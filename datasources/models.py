@@ -305,6 +305,8 @@ class TrashedDataSource(models.Model):
     key_id = models.CharField(max_length=64, blank=True)
     ciphertext = models.TextField(blank=True)
     created_at = models.DateTimeField(help_text="When the data source was created.")
+    version = models.PositiveIntegerField(default=0, help_text="Its version when deleted: a restore continues "
+                                          "from it, so an ETag or change set from before the deletion is stale.")
     deleted_at = models.DateTimeField()
     deleted_by = models.CharField(max_length=255, blank=True)
     purge_after = models.DateTimeField()

@@ -192,9 +192,13 @@ def change_sets_for(actor: Actor) -> QuerySet[ChangeSet]:
 
 
 def _expire_due(actor: Actor) -> None:
-    ChangeSet.objects.filter(organization=actor.organization, status__in=[ChangeSetStatus.OPEN,
-                                                                          ChangeSetStatus.FAILED],
-                             expires_at__lte=timezone.now()).update(status=ChangeSetStatus.EXPIRED)
+    """Sets past their expiry become expired; the bodies of sets that can never apply are forgotten."""
+    mine = ChangeSet.objects.filter(organization=actor.organization)
+    mine.filter(status__in=[ChangeSetStatus.OPEN, ChangeSetStatus.FAILED],
+                expires_at__lte=timezone.now()).update(status=ChangeSetStatus.EXPIRED)
+    closed = [ChangeSetStatus.EXPIRED, ChangeSetStatus.FAILED]
+    ChangeSetItem.objects.filter(change_set__in=mine.filter(status__in=closed)).exclude(
+        **common.FORGOTTEN).update(**common.FORGOTTEN)
 
 
 def change_set_for(actor: Actor, change_set_id: Any) -> ChangeSet:
@@ -239,13 +243,17 @@ def apply_change_set(*, actor: Actor, change_set_id: Any) -> tuple[ChangeSet, li
             body = common.unseal(item.source_pk, change_set.public_id, item.key_id, item.ciphertext)
             options = WriteOptions(if_match=f'"{item.source_pk}-{item.base_version}"', defer_refresh=True,
                                    pretested=common.test_from_dict(item.test), test_budget=False)
-            result = update_data_source(actor=actor, data_source_id=item.source_pk, data=body, mode="patch",
-                                        options=options)
+            try:
+                result = update_data_source(actor=actor, data_source_id=item.source_pk, data=body, mode="patch",
+                                            options=options)
+            except ApiError as exc:
+                raise _naming_item(exc, item.position) from None
             applied.append(result.data_source)
         now = timezone.now()
         if not ChangeSet.objects.filter(pk=change_set.pk, status=ChangeSetStatus.OPEN).update(
                 status=ChangeSetStatus.APPLIED, applied_at=now, applied_by=actor.label[:255]):
             raise Conflict("The change set was applied meanwhile.")
+        ChangeSetItem.objects.filter(change_set=change_set).update(**common.FORGOTTEN)  # the bodies are spent
         for ds in applied:
             audit.record(actor=actor, action="change_set_apply", target=ds,
                          detail={"change_set": change_set.public_id, "version": ds.version})
@@ -253,6 +261,15 @@ def apply_change_set(*, actor: Actor, change_set_id: Any) -> tuple[ChangeSet, li
               if item.test is not None and common.touches_connection(item.changed)])
     change_set.refresh_from_db()
     return change_set, applied
+
+
+def _naming_item(exc: ApiError, position: int) -> ApiError:
+    """An item's refusal at apply time (a name taken since its test, say) as the set's refusal: same
+    code and status, its message and field errors under ``items.N``; the transaction rolls back."""
+    errors = {f"items.{position}.{name}": messages for name, messages in exc.errors.items()}
+    return ApiError(f"Item {position} was refused: {exc.message} Nothing was changed.",
+                    errors=errors or {f"items.{position}": [exc.message]}, code=exc.code,
+                    status_code=exc.status_code, extra=exc.extra, headers=exc.headers)
 
 
 def _why_stale(item: ChangeSetItem, ds: DataSource | None) -> str:

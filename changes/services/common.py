@@ -26,6 +26,9 @@ DEFAULTS = {
     "CHANGE_SET_CONCURRENCY": 8,
     "CHANGE_SET_ITEMS_PER_TEST_COUNT": 25,
 }
+#: A sealed body once it can no longer be applied (applied, cancelled, expired, its source deleted):
+#: the reviewed summary (``changes``) stays, the secrets it carried do not.
+FORGOTTEN = {"key_id": "", "ciphertext": ""}
 #: Paths that make a change a connection change (the four-eyes rule).
 CONNECTION_PREFIXES = ("connection", "credentials", "connection_string")
 
@@ -146,10 +149,11 @@ def rotate_all() -> dict[str, int]:
 
     ring = crypto.load_keyring()
     counts = {"re_encrypted": 0, "already_current": 0, "failed": 0}
-    for plan in ChangePlan.objects.select_for_update().only(
+    for plan in ChangePlan.objects.select_for_update().exclude(**FORGOTTEN).only(
             "pk", "data_source_id", "public_id", "key_id", "ciphertext").iterator():
         _reseal(ring, plan, plan.data_source_id, plan.public_id, counts)
-    for item in ChangeSetItem.objects.select_for_update(of=("self",)).select_related("change_set").only(
+    for item in ChangeSetItem.objects.select_for_update(of=("self",)).exclude(**FORGOTTEN).select_related(
+            "change_set").only(
             "pk", "source_pk", "key_id", "ciphertext", "change_set__public_id").iterator():
         _reseal(ring, item, item.source_pk, item.change_set.public_id, counts)
     return counts

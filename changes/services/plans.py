@@ -24,7 +24,8 @@ PREFIX = "pln"
 
 
 def _expire_due(qs: QuerySet[ChangePlan]) -> None:
-    qs.filter(status=PlanStatus.OPEN, expires_at__lte=timezone.now()).update(status=PlanStatus.EXPIRED)
+    qs.filter(status=PlanStatus.OPEN, expires_at__lte=timezone.now()).update(status=PlanStatus.EXPIRED,
+                                                                             **common.FORGOTTEN)
 
 
 def open_plans(actor: Actor, data_source_id: Any) -> QuerySet[ChangePlan]:
@@ -42,7 +43,8 @@ def plan_for(actor: Actor, data_source_id: Any, plan_id: Any) -> ChangePlan:
         raise NotFound("No such plan of this data source.", errors={"plan_id": ["No such plan."]})
     if plan.status == PlanStatus.OPEN and plan.expires_at <= timezone.now():
         plan.status = PlanStatus.EXPIRED
-        ChangePlan.objects.filter(pk=plan.pk, status=PlanStatus.OPEN).update(status=PlanStatus.EXPIRED)
+        ChangePlan.objects.filter(pk=plan.pk, status=PlanStatus.OPEN).update(status=PlanStatus.EXPIRED,
+                                                                             **common.FORGOTTEN)
     return plan
 
 
@@ -74,7 +76,7 @@ def cancel_plan(*, actor: Actor, data_source_id: Any, plan_id: Any) -> ChangePla
         raise Conflict(f"The plan is {plan.status}: it cannot be cancelled.")
     now = timezone.now()
     if not ChangePlan.objects.filter(pk=plan.pk, status=PlanStatus.OPEN).update(
-            status=PlanStatus.CANCELLED, cancelled_at=now, cancelled_by=actor.label[:255]):
+            status=PlanStatus.CANCELLED, cancelled_at=now, cancelled_by=actor.label[:255], **common.FORGOTTEN):
         raise Conflict("The plan is no longer open.")
     audit.record(actor=actor, action="plan_cancel", target=plan.data_source, detail={"plan": plan.public_id})
     plan.refresh_from_db()
@@ -112,7 +114,7 @@ def apply_plan(*, actor: Actor, data_source_id: Any, plan_id: Any) -> tuple[Chan
         raise _stale(DataSource.objects.get(pk=ds.pk), plan) from None
     now = timezone.now()
     if not ChangePlan.objects.filter(pk=plan.pk, status=PlanStatus.OPEN).update(
-            status=PlanStatus.APPLIED, applied_at=now, applied_by=actor.label[:255]):
+            status=PlanStatus.APPLIED, applied_at=now, applied_by=actor.label[:255], **common.FORGOTTEN):
         raise Conflict("The plan was applied meanwhile.")
     audit.record(actor=actor, action="plan_apply", target=result.data_source, changes=plan.changes,
                  detail={"plan": plan.public_id, "version": result.data_source.version,

@@ -65,7 +65,7 @@ def _to_trash(ds: DataSource, actor: Actor) -> TrashedDataSource:
     return TrashedDataSource.objects.create(
         organization_id=ds.organization_id, data_source_id=ds.pk, reference_id=ds.reference_id, name=ds.name,
         type=ds.type, config=revisions.config_of(ds), secret_names=sorted(secrets), key_id=key_id,
-        ciphertext=ciphertext, created_at=ds.created_at, deleted_at=now, deleted_by=actor.label,
+        ciphertext=ciphertext, created_at=ds.created_at, version=ds.version, deleted_at=now, deleted_by=actor.label,
         purge_after=now + timedelta(days=settings.DATASOURCE_TRASH_DAYS),
     )
 
@@ -102,7 +102,7 @@ def restore_from_trash(*, actor: Actor, data_source_id: Any) -> DataSource:
         ds = DataSource(
             pk=trashed.data_source_id, organization_id=trashed.organization_id, reference_id=reference,
             type=trashed.type, name=config["name"], workspace_id=config.get("workspace"),
-            connection=config["connection"], status=DataSourceStatus.PENDING,
+            connection=config["connection"], status=DataSourceStatus.PENDING, version=trashed.version + 1,
             created_by=user, created_by_token=actor.token, updated_by=user, updated_by_token=actor.token,
             **{key: value for key, value in config.items()
                if key not in ("name", "workspace", "connection", "tenancy_settings")},

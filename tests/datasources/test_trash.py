@@ -116,3 +116,16 @@ def test_key_rotation_reaches_the_trash_and_a_restore_still_decrypts(api, shop, 
     settings.ENCRYPTION_KEYS = [new_key]  # the old key is gone
     assert api.post(f"{TRASH}{shop['id']}/restore/").status_code == 201
     assert load_secrets(DataSource.objects.get(pk=shop["id"])) == {"token": CANARY}
+
+
+@pytest.mark.django_db
+def test_a_restore_continues_the_version_so_an_etag_from_before_the_deletion_is_stale(api, shop):
+    before = api.get(f"{DS}{shop['id']}/")
+    old_etag, old_version = before["ETag"], before.json()["version"]
+    assert api.delete(f"{DS}{shop['id']}/", HTTP_IF_MATCH=old_etag).status_code == 204
+    restored = api.post(f"{TRASH}{shop['id']}/restore/").json()
+    assert restored["version"] == old_version + 1
+    stale = api.patch(f"{DS}{shop['id']}/", {"description": "from a stale page"}, format="json",
+                      HTTP_IF_MATCH=old_etag)
+    assert stale.status_code == 412 and stale.json()["code"] == "PRECONDITION_FAILED", stale.json()
+    assert DataSource.objects.get(pk=shop["id"]).description == "kept"
