@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from django.db.models import Model, Prefetch, QuerySet
+from django.db import connection
+from django.db.models import Field, IntegerField, Model, Prefetch, QuerySet
+from django.db.models.expressions import RawSQL
 
 from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
-from datasources.models import DataSource
+from datasources.models import DataSource, SchemaSnapshot
 from datasources.selectors import CompiledLookup, actor_name_annotations
 from organizations.actors import Actor
 from organizations.models import Organization
@@ -98,8 +100,8 @@ def workflow_for_actor(actor: Actor, lookup: Any, *, for_update: bool = False, f
     text = str(lookup)
     pk = parse_ascii_int(text)
     if pk is not None:
-        workflow = (by_pk(qs, pk) if for_update
-                    else _WORKFLOW_BY_PK.fetch(organization_id=actor.organization.pk, pk=pk))
+        lookup_by_pk = _WORKFLOW_LOCKED if for_update else _WORKFLOW_BY_PK
+        workflow = lookup_by_pk.fetch(organization_id=actor.organization.pk, pk=pk)
         if workflow is None:
             raise NotFound("Workflow not found.")
         return workflow
@@ -164,29 +166,67 @@ def workflow_data_sources_of(workflow: Workflow) -> QuerySet[WorkflowDataSource]
     return renderable_workflow_data_sources().filter(workflow=workflow)
 
 
-#: The hot GETs' lookups by id, compiled once per connection (``datasources.selectors.CompiledLookup``).
+@cache
+def _locked_renderable() -> QuerySet[WorkflowDataSource]:
+    """The renderable queryset locking the row (only it) and reading beside it the id of the schema
+    snapshot its source is at (``_snapshot_id``: its pinned version, or the newest; None for a
+    workflow source or a source without one), so that a repoint reads both sources' tables at once.
+    SQL text naming the table itself, like the actor names: never use it as a subquery."""
+    meta, snapshots = WorkflowDataSource._meta, SchemaSnapshot._meta
+    table, quote = meta.db_table, connection.ops.quote_name
+    source, version = (quote(str(cast("Field", meta.get_field(name)).column))
+                       for name in ("source_data_source", "source_version"))
+    snapshot_sql = (
+        f"SELECT s.id FROM {quote(snapshots.db_table)} s WHERE s.data_source_id = {quote(table)}.{source}"  # noqa: S608  # nosec B608
+        f" AND ({quote(table)}.{version} IS NULL OR s.version = {quote(table)}.{version})"
+        " ORDER BY s.version DESC LIMIT 1"
+    )
+    snapshot_id = RawSQL(f"({snapshot_sql})", (), output_field=IntegerField())  # noqa: S611  # nosec B611
+    return _renderable().annotate(_snapshot_id=snapshot_id).select_for_update(of=("self",))
+
+
+#: The hot lookups by id, compiled once per connection (``datasources.selectors.CompiledLookup``).
 _WORKFLOW_BY_PK = CompiledLookup(
     lambda organization_id, pk: Workflow.objects.filter(organization_id=organization_id, pk=pk)
     .select_related("organization").order_by(), "organization_id", "pk")
+_WORKFLOW_LOCKED = CompiledLookup(
+    lambda organization_id, pk: Workflow.objects.filter(organization_id=organization_id, pk=pk)
+    .select_related("organization").select_for_update(of=("self",)).order_by(), "organization_id", "pk")
 _WDS_BY_PK = CompiledLookup(
     lambda workflow_id, pk: _renderable().filter(workflow_id=workflow_id, pk=pk).order_by(), "workflow_id", "pk")
+_WDS_LOCKED = CompiledLookup(
+    lambda workflow_id, pk: _locked_renderable().filter(workflow_id=workflow_id, pk=pk).order_by(), "workflow_id", "pk")
+#: The GET's one statement: the caller's organization's workflow and its data source, all it renders.
+_WDS_IN_ORG = CompiledLookup(
+    lambda organization_id, workflow_id, pk: _renderable()
+    .filter(workflow__organization_id=organization_id, workflow_id=workflow_id, pk=pk).order_by(),
+    "organization_id", "workflow_id", "pk")
+
+
+def renderable_workflow_data_source_for_actor(actor: Actor, workflow: Any, lookup: Any) -> WorkflowDataSource:
+    """The caller's organization's workflow's data source, ready to render: by ids in one statement
+    (another organization's workflow, or a data source of another workflow, finds nothing); by
+    references, or when nothing was found, through ``workflow_for_actor`` and
+    ``workflow_data_source_for_actor`` (their 404s and 400s)."""
+    workflow_id, pk = parse_ascii_int(str(workflow)), parse_ascii_int(str(lookup))
+    if workflow_id is not None and pk is not None:
+        found = _WDS_IN_ORG.fetch(organization_id=actor.organization.pk, workflow_id=workflow_id, pk=pk)
+        if found is not None:
+            return found
+    return workflow_data_source_for_actor(actor, workflow_for_actor(actor, workflow), lookup)
 
 
 def workflow_data_source_for_actor(
     actor: Actor, workflow: Workflow, lookup: Any, *, for_update: bool = False, field: str = "data_source"
 ) -> WorkflowDataSource:
-    """A workflow's data source by id or by the qualified reference of its current source
-    (unlocked: with everything its representation reads); 404 otherwise."""
-    if for_update:
-        qs = WorkflowDataSource.objects.filter(workflow=workflow).select_for_update(of=("self",)).select_related(
-            "workflow__organization", "source_data_source", "source_workflow"
-        )
-    else:
-        qs = workflow_data_sources_of(workflow)
+    """A workflow's data source by id or by the qualified reference of its current source, with
+    everything its representation reads (locked, when ``for_update``, with its snapshot id:
+    ``_locked_renderable``); 404 otherwise."""
+    qs = _locked_renderable().filter(workflow=workflow) if for_update else workflow_data_sources_of(workflow)
     text = str(lookup)
     pk = parse_ascii_int(text)
     if pk is not None:
-        found = by_pk(qs, pk) if for_update else _WDS_BY_PK.fetch(workflow_id=workflow.pk, pk=pk)
+        found = (_WDS_LOCKED if for_update else _WDS_BY_PK).fetch(workflow_id=workflow.pk, pk=pk)
         if found is None:
             raise NotFound("Workflow data source not found.")
         return found

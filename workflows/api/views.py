@@ -14,6 +14,7 @@ from core.params import bool_param
 from organizations.authentication import require_actor
 from workflows.api import openapi_docs as docs
 from workflows.api import serializers as s
+from workflows.api.representation import workflow_data_source_dict
 from workflows.models import Node, Workflow, WorkflowDataSource
 from workflows.paths import check_path
 from workflows.references import parse_table_reference
@@ -22,8 +23,8 @@ from workflows.selectors import (
     nodes_for,
     output_table,
     output_tables_of,
+    renderable_workflow_data_source_for_actor,
     renderable_workflow_data_sources,
-    workflow_data_source_for_actor,
     workflow_data_sources_of,
     workflow_for_actor,
     workflows_for_actor,
@@ -126,7 +127,7 @@ class WorkflowDataSourceViewSet(_Base):
     def _render(self, wds: WorkflowDataSource, code: int = 200) -> Response:
         """Re-read a written row by its id (the workflow was resolved already) and render it."""
         wds = renderable_workflow_data_sources().get(pk=wds.pk)
-        return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data, status=code), wds)
+        return _with_etag(Response(workflow_data_source_dict(wds), status=code), wds)
 
     def list(self, request: Request, workflow: str) -> Response:
         return self._page(self.get_queryset(), s.WorkflowDataSourceSerializer)
@@ -140,16 +141,15 @@ class WorkflowDataSourceViewSet(_Base):
         return response
 
     def retrieve(self, request: Request, workflow: str, data_source: str) -> Response:
-        actor = require_actor(request)
-        wds = workflow_data_source_for_actor(actor, workflow_for_actor(actor, workflow), data_source)  # ready to render
-        return _with_etag(Response(s.WorkflowDataSourceSerializer(wds).data), wds)
+        wds = renderable_workflow_data_source_for_actor(require_actor(request), workflow, data_source)
+        return _with_etag(Response(workflow_data_source_dict(wds)), wds)
 
     def partial_update(self, request: Request, workflow: str, data_source: str) -> Response:
         actor = require_actor(request)
         try:
             data = _validated(s.RepointSerializer, request, partial=False)
         except APIException:  # 404 before 400: never judge bodies for objects the caller cannot see
-            workflow_data_source_for_actor(actor, workflow_for_actor(actor, workflow), data_source)
+            renderable_workflow_data_source_for_actor(actor, workflow, data_source)
             raise
         result = repoint_service.repoint(
             actor=actor, workflow=workflow, data_source=data_source,
@@ -158,9 +158,9 @@ class WorkflowDataSourceViewSet(_Base):
             if_match=request.headers.get("If-Match"),
         )
         if result.dry_run:  # the data source as it is (resolved, unchanged, ready to render)
-            current = s.WorkflowDataSourceSerializer(result.data_source).data
+            current = workflow_data_source_dict(result.data_source)
             return Response({"dry_run": True, "data_source": current, **result.plan})
-        return self._render(result.data_source)
+        return _with_etag(Response(workflow_data_source_dict(result.data_source)), result.data_source)  # as written
 
     def destroy(self, request: Request, workflow: str, data_source: str) -> Response:
         ds_service.delete_data_source(actor=require_actor(request), workflow=workflow, data_source=data_source,

@@ -31,6 +31,7 @@ from workflows.services.sources import (
     source_reference,
     source_repr,
     tables_of,
+    tables_of_both,
     target_of,
 )
 
@@ -127,7 +128,8 @@ def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping
     """Map every table read downstream to the target's tables; raise 400s listing every problem."""
     current = target_of(wds)
     read, readers, computed = _read(wds)
-    new_tables = tables_of(target)
+    # The old source's tables only matter when tables are read (each must map: no match otherwise).
+    old_tables, new_tables = tables_of_both(current, target) if read else (None, tables_of(target))
     try:
         matches = plan_mapping(
             read,
@@ -137,7 +139,7 @@ def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping
         )
     except MappingError as error:
         raise _mapping_error(error, readers) from None
-    old_columns = {t.table.reference_id: t.columns for t in tables_of(current)} if matches else {}
+    old_columns = {t.table.reference_id: t.columns for t in old_tables or []}
     new_columns = {t.table.reference_id: t.columns for t in new_tables}
     org = wds.workflow.organization.slug
     tables, rewritten = [], 0
@@ -223,18 +225,30 @@ def rewrite_inputs(wds_id: int, computed: _Computed) -> None:
 
 
 def _check_duplicate(wds: WorkflowDataSource, target: Target) -> None:
-    others = WorkflowDataSource.objects.filter(workflow_id=wds.workflow_id).exclude(pk=wds.pk)
+    """409 when another data source of the workflow points at the target (a data source was read
+    with the answer: ``resolve_target(duplicate_of=...)``)."""
     if target.workflow is not None:
-        clash = others.filter(source_workflow=target.workflow)
+        others = WorkflowDataSource.objects.filter(workflow_id=wds.workflow_id).exclude(pk=wds.pk)
+        clash = others.filter(source_workflow=target.workflow).exists()
     else:
-        clash = others.filter(
-            source_data_source=target.data_source, source_version=target.version, is_sample=target.is_sample
-        )
-    if clash.exists():
+        clash = target.data_source._duplicate  # type: ignore[union-attr]
+    if clash:
         raise Conflict(
             "This workflow already has a data source pointing at that source.",
             errors={"source_workflow" if target.workflow else "source_data_source": ["Already a data source."]},
         )
+
+
+def _checked_target(
+    actor: Actor, wf: Workflow, wds: WorkflowDataSource, source_data_source: str | None, source_workflow: str | None
+) -> Target:
+    """The new source, checked: of the caller's organization, no cycle, not a duplicate."""
+    target = resolve_target(actor, source_data_source=source_data_source, source_workflow=source_workflow,
+                            duplicate_of=wds)
+    ensure_org(actor, target)
+    check_no_cycle(wf, target)
+    _check_duplicate(wds, target)
+    return target
 
 
 def repoint(
@@ -248,25 +262,29 @@ def repoint(
     dry_run: bool = False,
     if_match: str | None = None,
 ) -> RepointResult:
-    """Point a workflow data source at a new source, remapping the tables its nodes read, atomically."""
-    wf = get_workflow(actor, workflow)
-    wds = get_workflow_data_source(actor, wf, data_source)
-    if not etag_matches(wds, if_match):
-        raise PreconditionFailed()
-    target = resolve_target(actor, source_data_source=source_data_source, source_workflow=source_workflow)
-    ensure_org(actor, target)
-    check_no_cycle(wf, target)
-    _check_duplicate(wds, target)
+    """Point a workflow data source at a new source, remapping the tables its nodes read, atomically.
+
+    A dry run reads without locks. A change locks first (no unlocked reads before): the
+    organization when the new source is a workflow (it serialises cycle checks, as adding a source
+    does), the workflow, then the workflow data source: the order ``add_data_source`` and
+    ``delete_data_source`` take them in. The checks then run in the same order as a dry run's, so the
+    answers are the same: 404 workflow, 404 data source, 412, then the new source's 400/404/409s.
+    The returned data source is the written instance, ready to render (no re-read)."""
     if dry_run:
-        return RepointResult(wds, {"dry_run": True, **compute_plan(wds, target, mapped_tables).plan}, dry_run=True)
-    with transaction.atomic():
-        if target.workflow is not None:  # serialise cycle checks across the organization's workflows
-            Organization.objects.select_for_update().filter(pk=actor.organization.pk).first()
-        Workflow.objects.select_for_update().filter(pk=wf.pk).first()
-        wds = get_workflow_data_source(actor, wf, wds.pk, for_update=True)
+        wf = get_workflow(actor, workflow)
+        wds = get_workflow_data_source(actor, wf, data_source)
         if not etag_matches(wds, if_match):
             raise PreconditionFailed()
-        check_no_cycle(wf, target)
+        target = _checked_target(actor, wf, wds, source_data_source, source_workflow)
+        return RepointResult(wds, {"dry_run": True, **compute_plan(wds, target, mapped_tables).plan}, dry_run=True)
+    with transaction.atomic():
+        if source_workflow is not None and source_data_source is None:  # the new source is a workflow
+            Organization.objects.select_for_update().filter(pk=actor.organization.pk).first()
+        wf = get_workflow(actor, workflow, for_update=True)
+        wds = get_workflow_data_source(actor, wf, data_source, for_update=True)
+        if not etag_matches(wds, if_match):
+            raise PreconditionFailed()
+        target = _checked_target(actor, wf, wds, source_data_source, source_workflow)
         computed = compute_plan(wds, target, mapped_tables)
         plan = {"dry_run": False, **computed.plan}
         if target_of(wds).identity == target.identity and not plan["inputs_rewritten"]:
@@ -278,6 +296,7 @@ def repoint(
         stamp(wds, actor)
         wds.version += 1
         wds.save()
+        _renamed_updater(wds, actor)
         user = actor.user if getattr(actor.user, "pk", None) else None
         Node.objects.filter(pk__in=NodeInput.objects.filter(workflow_data_source=wds).values("node_id")).update(
             version=F("version") + 1, updated_at=timezone.now(), updated_by=user, updated_by_token=actor.token
@@ -291,6 +310,15 @@ def repoint(
         )
         publish(organization_id=wf.organization_id, type="workflow.repointed", data=_event(wf, wds, plan, actor))
     return RepointResult(wds, plan)
+
+
+def _renamed_updater(wds: WorkflowDataSource, actor: Actor) -> None:
+    """The names the representation reads for who updated the row (read with it as annotations):
+    now the actor's, as ``stamp`` set them."""
+    wds._updated_by_token_name = actor.token.name if actor.token is not None else None  # type: ignore[attr-defined]
+    user = actor.user
+    wds._updated_by_user_name = (  # type: ignore[attr-defined]
+        user.get_username() if user is not None and getattr(user, "pk", None) else None)
 
 
 _SOURCE_KEYS = ("type", "id", "reference_id", "name", "reference")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from core.errors import InvalidRequest, NotFound
 from datasources.models import DataSource, SchemaSnapshot, SchemaTable
@@ -24,6 +24,9 @@ from workflows.references import (
 from workflows.services.common import bad_reference, check_org, get_workflow, pick
 
 MAX_DEPTH = 1000  # a workflow graph deeper than this is refused rather than walked forever
+NOT_READ = -1  # a Target's snapshot id that was not read with it (ids are positive)
+#: What the services and representations read of a target data source.
+SOURCE_FIELDS = ("id", "organization", "reference_id", "name", "type", "schema_version")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class Target:
     version: int | None = None
     is_sample: bool = False
     workflow: Workflow | None = None
+    #: A data source's schema snapshot at ``version`` (the newest for None), when read with it:
+    #: None when it has none, NOT_READ when it was not read (``tables_of`` then looks it up).
+    snapshot_id: int | None = field(default=NOT_READ, compare=False)
 
     @property
     def lineage(self) -> tuple[str, int]:
@@ -58,17 +64,45 @@ class SourceTable:
 
 
 def target_of(wds: WorkflowDataSource) -> Target:
-    """The current target of a workflow data source."""
+    """The current target of a workflow data source (with its snapshot id when it was read beside
+    the row: ``workflows.selectors``' locked read)."""
     return Target(
         data_source=wds.source_data_source,
         version=wds.source_version,
         is_sample=wds.is_sample,
         workflow=wds.source_workflow,
+        snapshot_id=getattr(wds, "_snapshot_id", NOT_READ) if wds.source_data_source_id else NOT_READ,
     )
 
 
-def resolve_target(actor: Actor, *, source_data_source: str | None, source_workflow: str | None) -> Target:
-    """Parse and resolve the one given qualified reference to a Target of the caller's organization."""
+def _with_snapshot_id(sources: QuerySet[DataSource], version: int | None) -> QuerySet[DataSource]:
+    """Each source with the id of its snapshot at ``version`` (the newest for None) as ``_snapshot_id``."""
+    snapshots = SchemaSnapshot.objects.filter(data_source=OuterRef("pk"))
+    if version is not None:
+        snapshots = snapshots.filter(version=version)
+    return sources.annotate(_snapshot_id=Subquery(snapshots.order_by("-version").values("id")[:1]))
+
+
+def _with_duplicate(
+    sources: QuerySet[DataSource], wds: WorkflowDataSource | None, version: int | None, sample: bool
+) -> QuerySet[DataSource]:
+    """Each source with ``_duplicate``: whether another data source of ``wds``'s workflow points at it
+    (at that version, sample or not); unchanged without ``wds``."""
+    if wds is None:
+        return sources
+    others = WorkflowDataSource.objects.filter(
+        workflow_id=wds.workflow_id, source_data_source=OuterRef("pk"), source_version=version, is_sample=sample
+    ).exclude(pk=wds.pk)
+    return sources.annotate(_duplicate=Exists(others))
+
+
+def resolve_target(
+    actor: Actor, *, source_data_source: str | None, source_workflow: str | None,
+    duplicate_of: WorkflowDataSource | None = None,
+) -> Target:
+    """Parse and resolve the one given qualified reference to a Target of the caller's organization.
+    With ``duplicate_of``, a data source is read with ``_duplicate`` (``_with_duplicate``) in the same
+    statement."""
     if (source_data_source is None) == (source_workflow is None):
         message = "Give exactly one of source_data_source and source_workflow."
         raise InvalidRequest(message, errors={"source_data_source": [message], "source_workflow": [message]})
@@ -84,19 +118,24 @@ def resolve_target(actor: Actor, *, source_data_source: str | None, source_workf
     except InvalidReference as exc:
         raise bad_reference("source_data_source", exc) from None
     check_org(actor, ref, "source_data_source", "data source")
-    sources = DataSource.objects.filter(organization=actor.organization).only("id", "name", "reference_id")
-    if ref.reference_id is not None:
-        sources = sources.filter(reference_id=ref.reference_id)
-    found = pick(sources, ref, field="source_data_source", what="data source")
-    data_source = DataSource.objects.select_related("organization").get(pk=found.pk)
     version = None if ref.version in (None, CURRENT) else int(ref.version)
-    if version is not None and not SchemaSnapshot.objects.filter(data_source=data_source, version=version).exists():
+    sources = DataSource.objects.filter(organization=actor.organization)
+    if ref.reference_id is not None:  # one statement: the source and its snapshot's id
+        candidates = _with_snapshot_id(sources.filter(reference_id=ref.reference_id).only(*SOURCE_FIELDS), version)
+        data_source = pick(_with_duplicate(candidates, duplicate_of, version, ref.sample), ref,
+                           field="source_data_source", what="data source")
+    else:  # every name of the organization, then the one picked
+        found = pick(sources.only("id", "name", "reference_id"), ref, field="source_data_source", what="data source")
+        chosen = _with_snapshot_id(sources.only(*SOURCE_FIELDS), version)
+        data_source = _with_duplicate(chosen, duplicate_of, version, ref.sample).get(pk=found.pk)
+    snapshot_id = data_source._snapshot_id  # type: ignore[attr-defined]
+    if version is not None and snapshot_id is None:
         latest = data_source.schema_version
         raise InvalidRequest(
             f"Data source '{data_source.name}' has no schema version {version}.",
             errors={"source_data_source": [f"No version {version}; the latest is {latest or 'none'}."]},
         )
-    return Target(data_source=data_source, version=version, is_sample=ref.sample)
+    return Target(data_source=data_source, version=version, is_sample=ref.sample, snapshot_id=snapshot_id)
 
 
 def _display_names(rows: list[tuple[str, str, str, Any]]) -> dict[str, str]:
@@ -109,32 +148,59 @@ def _display_names(rows: list[tuple[str, str, str, Any]]) -> dict[str, str]:
     }
 
 
-def _snapshot_id(target: Target) -> Subquery:
-    """The id of the schema snapshot a data-source target reads (its pinned version, or the newest),
-    as a subquery: the tables are then read in one statement."""
+def _snapshot_id(target: Target) -> int | None | Subquery:
+    """The id of the schema snapshot a data-source target reads (its pinned version, or the newest):
+    the one read with the target, else a subquery (the tables are then still read in one statement)."""
     assert target.data_source is not None
+    if target.snapshot_id != NOT_READ:
+        return target.snapshot_id
     snapshots = SchemaSnapshot.objects.filter(data_source=target.data_source)
     if target.version is not None:
         snapshots = snapshots.filter(version=target.version)
     return Subquery(snapshots.order_by("-version").values("id")[:1])
 
 
+def _workflow_tables(workflow: Workflow) -> list[SourceTable]:
+    outputs = (
+        Node.objects.filter(workflow=workflow)
+        .exclude(output_table_name="")
+        .values_list("reference_id", "output_table_name", "output_columns")
+    )
+    return [SourceTable(Table(ref, name), columns or []) for ref, name, columns in outputs]
+
+
+def _snapshot_tables(rows: list[tuple[str, str, str, Any]]) -> list[SourceTable]:
+    names = _display_names(rows)
+    return [SourceTable(Table(ref, names[ref]), columns or []) for ref, _, _, columns in rows]
+
+
 def tables_of(target: Target) -> list[SourceTable]:
     """Every table the target offers: a snapshot's tables, or a workflow's output tables."""
     if target.workflow is not None:
-        outputs = (
-            Node.objects.filter(workflow=target.workflow)
-            .exclude(output_table_name="")
-            .values_list("reference_id", "output_table_name", "output_columns")
-        )
-        return [SourceTable(Table(ref, name), columns or []) for ref, name, columns in outputs]
-    rows = list(
-        SchemaTable.objects.filter(snapshot_id=_snapshot_id(target)).values_list(
-            "reference_id", "schema", "name", "columns"
-        )
+        return _workflow_tables(target.workflow)
+    snapshot_id = _snapshot_id(target)
+    if snapshot_id is None:  # read with the target: it has no snapshot
+        return []
+    rows = SchemaTable.objects.filter(snapshot_id=snapshot_id).values_list(
+        "reference_id", "schema", "name", "columns"
     )
-    names = _display_names(rows)
-    return [SourceTable(Table(ref, names[ref]), columns or []) for ref, _, _, columns in rows]
+    return _snapshot_tables(list(rows))
+
+
+def tables_of_both(old: Target, new: Target) -> tuple[list[SourceTable], list[SourceTable]]:
+    """The tables of two targets; of two data sources' snapshots whose ids were read with them, in
+    one statement (a repoint's old and new source)."""
+    ids = [t.snapshot_id for t in (old, new) if t.workflow is None and t.snapshot_id != NOT_READ]
+    if len(ids) < 2:
+        return tables_of(old), tables_of(new)
+    by_snapshot: dict[int, list[tuple[str, str, str, Any]]] = {}
+    rows = SchemaTable.objects.filter(snapshot_id__in=[i for i in ids if i is not None]).values_list(
+        "snapshot_id", "reference_id", "schema", "name", "columns"
+    )
+    for snapshot, ref, schema, name, columns in rows:
+        by_snapshot.setdefault(snapshot, []).append((ref, schema, name, columns))
+    old_rows, new_rows = (by_snapshot.get(i, []) if i is not None else [] for i in ids)
+    return _snapshot_tables(old_rows), _snapshot_tables(new_rows)
 
 
 def upstream_path(start: Workflow, goal_id: int) -> list[int] | None:
