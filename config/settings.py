@@ -222,6 +222,9 @@ CHANGE_PLAN_TTL_SECONDS = env.int("CHANGE_PLAN_TTL_SECONDS", default=3600)  # a 
 CHANGE_SET_TTL_SECONDS = env.int("CHANGE_SET_TTL_SECONDS", default=3600)
 # Days a closed (applied, cancelled, expired, failed) plan or change set is kept, then deleted.
 CHANGES_RETENTION_DAYS = env.int("CHANGES_RETENTION_DAYS", default=30)
+# The admin's messages live in the server-side session, not a signed cookie: a webhook's new signing
+# secret is shown once through one and must not travel back and forth in the browser's cookies.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 CHANGE_SET_MAX_ITEMS = env.int("CHANGE_SET_MAX_ITEMS", default=200)
 CHANGE_SET_CONCURRENCY = env.int("CHANGE_SET_CONCURRENCY", default=8)  # threads testing one set's items
 # Every N items of a change set count as one connection test against the per-minute rates.

@@ -42,7 +42,10 @@ plan_viewset = extend_schema_view(
                     "fields, planned diff, test and impact report, the source's version, and an expiry "
                     "(CHANGE_PLAN_TTL_SECONDS, default 3600). Its secrets are stored encrypted and never shown.",
         responses={201: OpenApiResponse(s.PlanDetailSerializer, description="The plan."), 400: _WRITE_400,
-                   409: error_response(409, C.CONFLICT, description="The new name is taken.")}),
+                   409: error_response(409, C.CONFLICT, description="The new name is taken."),
+                   429: error_response(429, C.RATE_LIMITED, description=(
+                       "The test budget (per token or organization) or the organization's running-test slots are "
+                       "spent; see Retry-After. Nothing was stored."))}),
     retrieve=extend_schema(tags=TAGS, summary="Get a change plan with its impact report",
                            parameters=[DS_ID, PLAN_ID], responses={200: s.PlanDetailSerializer}),
     destroy=extend_schema(tags=TAGS, summary="Cancel a change plan", parameters=[DS_ID, PLAN_ID],
@@ -74,8 +77,9 @@ _SET_APPLY = (
     "(the rows are locked in id order and their versions checked); each through the normal update with its "
     "passing test (no re-test under the lock), audited and revised as any PATCH. Otherwise nothing changes: 409 "
     "`CONFLICT` naming the items whose source changed, 409 `CHANGE_SET_FAILED` naming the failed items, 410 when "
-    "expired. The schemas of the sources whose connection changed are refreshed after the commit. Who may apply: "
-    "as for plans.")
+    "expired. An item the update refuses while it is applied (a name taken since its test) refuses the set with "
+    "that item's code and status, its errors under `items.N.<field>`. The schemas of the sources whose "
+    "connection changed are refreshed after the commit. Who may apply: as for plans.")
 
 change_set_viewset = extend_schema_view(
     list=extend_schema(tags=SET_TAGS, summary="List change sets", description="Newest first, without items.",
@@ -88,7 +92,11 @@ change_set_viewset = extend_schema_view(
                                         "names the item. Nothing was tested.")),
                                     404: error_response(404, C.NOT_FOUND, description=(
                                         "An item names another organization's data source, or none; `errors` "
-                                        "names the item. Nothing was tested."))}),
+                                        "names the item. Nothing was tested.")),
+                                    429: error_response(429, C.RATE_LIMITED, description=(
+                                        "The test budget or running-test slots are spent, or another change set "
+                                        "of the organization is being tested; see Retry-After. Nothing was "
+                                        "stored."))}),
     retrieve=extend_schema(tags=SET_TAGS, summary="Get a change set with each item's outcome", parameters=[SET_ID],
                            responses={200: s.ChangeSetDetailSerializer}),
 )

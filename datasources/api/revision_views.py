@@ -138,6 +138,7 @@ class DataSourceTrashViewSet(viewsets.GenericViewSet):
                    description="Deletes the trashed copy and every revision (with their secrets). Owners and "
                                "admins.", responses={204: None, 403: error_response(403), 404: error_response(404)})
     def destroy(self, request: Request, pk: str) -> Response:
+        deletion.trashed_for_actor(require_actor(request), pk)  # another organization's id is a 404 before the 403
         require_org_admin(request)
         deletion.purge_from_trash(actor=require_actor(request), data_source_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

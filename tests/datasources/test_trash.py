@@ -129,3 +129,15 @@ def test_a_restore_continues_the_version_so_an_etag_from_before_the_deletion_is_
                       HTTP_IF_MATCH=old_etag)
     assert stale.status_code == 412 and stale.json()["code"] == "PRECONDITION_FAILED", stale.json()
     assert DataSource.objects.get(pk=shop["id"]).description == "kept"
+
+
+@pytest.mark.django_db
+def test_an_editor_purging_another_organizations_trash_gets_404_not_403(make_client, org, other_api, editor,
+                                                                        sqlite_file):
+    theirs = other_api.post(DS, {"name": "Theirs", "type": "sqlite", "connection": {"path": sqlite_file}},
+                            format="json").json()
+    assert other_api.delete(f"{DS}{theirs['id']}/").status_code == 204
+    as_editor = make_client(org, username=editor.username)
+    response = as_editor.delete(f"{TRASH}{theirs['id']}/")
+    assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND", response.json()
+    assert TrashedDataSource.objects.filter(data_source_id=theirs["id"]).exists()

@@ -47,6 +47,8 @@ def test_admin_creates_through_the_services_and_shows_the_secret_once(admin_clie
         assert len(shown) == 1
         secret = shown[0].rsplit(" ", 1)[1]
         assert secret.startswith("whsec_")
+        cookies = " ".join(morsel.value for morsel in response.cookies.values())
+        assert secret[6:16] not in cookies and "messages" not in response.cookies  # kept server-side, not a cookie
         assert AuditEvent.objects.filter(target_id=webhook.pk, action="create").exists()
         assert secret in admin_client.get(response["Location"]).content.decode()  # the one page that shows it
         for page in (f"/admin/webhooks/webhook/{webhook.pk}/change/", "/admin/webhooks/webhook/",
