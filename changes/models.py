@@ -54,6 +54,9 @@ class ChangePlan(Authored):
     changed = models.JSONField(default=list, help_text="Changed field paths (secrets by name).")
     changes = models.JSONField(default=dict, help_text="The planned diff; secrets only as changed/cleared.")
     touches_connection = models.BooleanField(default=False)
+    restores = models.PositiveIntegerField(null=True, blank=True, help_text=(
+        "The revision this plan restores (its body is that revision's configuration and secrets, applied as "
+        "a PUT and audited as a restore); null for a PATCH."))
     test = models.JSONField(null=True, blank=True)
     impact = models.JSONField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)

@@ -54,6 +54,20 @@ plan_viewset = extend_schema_view(
                                      409: error_response(409, C.CONFLICT, description="Not open.")}),
 )
 
+restore_plan = extend_schema(
+    tags=TAGS, summary="Save a plan of restoring a revision",
+    parameters=[DS_ID, OpenApiParameter("number", int, OpenApiParameter.PATH, description="The revision's number.")],
+    request=None,
+    description="As POST .../revisions/{number}/restore/?dry_run=true (the revision's configuration and secrets as "
+                "a PUT: validated, the connection tested, the impact report), stored as a plan (`restores` holds "
+                "the number; `changes` is the diff against now, secrets by name only). Applying it restores the "
+                "revision under the plan rules (audited as `restore`, recorded as a `restore` revision).",
+    responses={201: OpenApiResponse(s.PlanDetailSerializer, description="The plan."), 400: _WRITE_400,
+               404: error_response(404, C.NOT_FOUND, description="No such data source or revision."),
+               409: error_response(409, C.CONFLICT, description="The revision's name is taken now."),
+               429: error_response(429, C.RATE_LIMITED, description="The test budget is spent; see Retry-After.")},
+)
+
 plan_apply = extend_schema(
     tags=TAGS, summary="Apply a change plan", parameters=[DS_ID, PLAN_ID, etag_header(200)], request=None,
     description=_PLAN_APPLY,

@@ -47,12 +47,15 @@ class PlanSerializer(serializers.ModelSerializer):
     changes = ChangesField(read_only=True)
     touches_connection = serializers.BooleanField(read_only=True, help_text=(
         "It changes connection.*, credentials.* or connection_string (the four-eyes rule applies)."))
+    restores = serializers.IntegerField(read_only=True, allow_null=True, help_text=(
+        "The revision number this plan restores (made with POST .../revisions/{number}/plan/), else null."))
     test = TestField(read_only=True)
     created_by = serializers.CharField(read_only=True, help_text="The author (user or token label).")
 
     class Meta:
         model = ChangePlan
-        fields = ["id", "data_source", "status", "version", "changed", "changes", "touches_connection", "test",
+        fields = ["id", "data_source", "status", "version", "changed", "changes", "touches_connection", "restores",
+                  "test",
                   "created_by", "created_at", "expires_at", "applied_at", "applied_by", "cancelled_at",
                   "cancelled_by"]
         read_only_fields = fields

@@ -49,6 +49,12 @@ class PlanViewSet(viewsets.GenericViewSet):
         return Response(s.PlanDetailSerializer(plan).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/data-sources/{plan.data_source_id}/plans/{plan.public_id}/"})
 
+    @docs.restore_plan
+    def restore_plan(self, request: Request, pk: str, number: str) -> Response:
+        plan = plans.create_restore_plan(actor=require_actor(request), data_source_id=pk, number=number)
+        return Response(s.PlanDetailSerializer(plan).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": f"/api/v1/data-sources/{plan.data_source_id}/plans/{plan.public_id}/"})
+
     def retrieve(self, request: Request, pk: str, plan_id: str) -> Response:
         return Response(s.PlanDetailSerializer(plans.plan_for(require_actor(request), pk, plan_id)).data)
 

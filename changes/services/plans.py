@@ -7,6 +7,7 @@ connection, locks, applies, audits and re-caches as any PATCH (a 412 there is th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db.models import QuerySet
@@ -16,6 +17,7 @@ from changes.models import ChangePlan, PlanStatus
 from changes.services import common
 from core.errors import Conflict, NotFound, PreconditionFailed
 from datasources.models import DataSource
+from datasources.services import revisions
 from datasources.services.datasources import WriteOptions, WriteResult, get_data_source, update_data_source
 from organizations import audit
 from organizations.actors import Actor
@@ -54,16 +56,34 @@ def create_plan(*, actor: Actor, data_source_id: Any, data: dict[str, Any]) -> C
     ds = get_data_source(actor, data_source_id)
     result = update_data_source(actor=actor, data_source_id=ds.pk, data=data, mode="patch",
                                 options=WriteOptions(dry_run=True))
-    changes = common.planned_diff(actor, ds, data)
+    return _store(actor, ds, result, data, common.planned_diff(actor, ds, data), restores=None)
+
+
+def create_restore_plan(*, actor: Actor, data_source_id: Any, number: Any) -> ChangePlan:
+    """A plan of restoring revision ``number``: its PUT body (configuration and secrets) dry-run as the
+    restore would be, its diff against now (secrets by name), stored sealed; applied as the restore."""
+    ds = get_data_source(actor, data_source_id)
+    revision = revisions.revision_of(ds, number)
+    body = revisions.restore_body(ds, revision)
+    result = update_data_source(actor=actor, data_source_id=ds.pk, data=body, mode="put",
+                                options=WriteOptions(dry_run=True, restores=revision.number))
+    changes = json.loads(json.dumps(revisions.diff_against_current(ds, revision), default=str))
+    return _store(actor, ds, result, body, changes, restores=revision.number)
+
+
+def _store(actor: Actor, ds: DataSource, result: WriteResult, body: dict[str, Any], changes: dict[str, Any], *,
+           restores: int | None) -> ChangePlan:
     plan = ChangePlan(organization_id=ds.organization_id, data_source=ds, public_id=common.new_public_id(PREFIX),
-                      base_version=ds.version, changed=result.changed, changes=changes,
+                      base_version=ds.version, changed=result.changed, changes=changes, restores=restores,
                       touches_connection=common.touches_connection(result.changed),
                       test=result.test.as_dict() if result.test else None, impact=result.impact,
                       expires_at=common.expiry("CHANGE_PLAN_TTL_SECONDS"), **common.author_fields(actor))
-    plan.key_id, plan.ciphertext = common.seal(ds.pk, plan.public_id, data)
+    plan.key_id, plan.ciphertext = common.seal(ds.pk, plan.public_id, body)
     plan.save()
-    audit.record(actor=actor, action="plan_create", target=ds, changes=changes,
-                 detail={"plan": plan.public_id, "version": ds.version, "expires_at": plan.expires_at.isoformat()})
+    detail = {"plan": plan.public_id, "version": ds.version, "expires_at": plan.expires_at.isoformat()}
+    if restores is not None:
+        detail["restores_revision"] = restores
+    audit.record(actor=actor, action="plan_create", target=ds, changes=changes, detail=detail)
     return plan
 
 
@@ -108,8 +128,9 @@ def apply_plan(*, actor: Actor, data_source_id: Any, plan_id: Any) -> tuple[Chan
     body = common.unseal(ds.pk, plan.public_id, plan.key_id, plan.ciphertext)
     etag = f'"{ds.pk}-{plan.base_version}"'
     try:
-        result = update_data_source(actor=actor, data_source_id=ds.pk, data=body, mode="patch",
-                                    options=WriteOptions(if_match=etag))
+        result = update_data_source(actor=actor, data_source_id=ds.pk, data=body,
+                                    mode="patch" if plan.restores is None else "put",
+                                    options=WriteOptions(if_match=etag, restores=plan.restores))
     except PreconditionFailed:
         raise _stale(DataSource.objects.get(pk=ds.pk), plan) from None
     now = timezone.now()

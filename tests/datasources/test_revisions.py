@@ -106,6 +106,21 @@ def test_restoring_a_revision_from_before_a_password_change_brings_the_old_passw
         assert cluster.password not in text and NEW_PASSWORD not in text
     stored = DataSourceRevision.objects.filter(data_source_id=ds["id"]).values_list("ciphertext", flat=True)
     assert all(cluster.password not in c and NEW_PASSWORD not in c for c in stored)
+    # A restore can be saved as a plan, reviewed, and applied later as the restore (under the plan rules).
+    with server_password(cluster, NEW_PASSWORD):
+        planned = api.post(f"{DS}{ds['id']}/revisions/2/plan/")
+        assert planned.status_code == 201, planned.json()
+        plan = planned.json()
+        assert plan["restores"] == 2 and plan["changes"] == {"credentials.password": "changed"}
+        assert plan["test"]["ok"] is True and "impact" in plan and NEW_PASSWORD not in planned.content.decode()
+        assert load_secrets(DataSource.objects.get(pk=ds["id"])) == {"password": cluster.password}
+        applied = api.post(f"{DS}{ds['id']}/plans/{plan['id']}/apply/")
+        assert applied.status_code == 200, applied.json()
+        assert load_secrets(DataSource.objects.get(pk=ds["id"])) == {"password": NEW_PASSWORD}
+        newest = revisions(api, ds["id"])[0]
+        assert (newest["number"], newest["action"]) == (4, "restore")
+        assert AuditEvent.objects.get(pk=newest["audit_event"]).detail["restored_revision"] == 2
+    assert api.post(f"{DS}{ds['id']}/revisions/99/plan/").status_code == 404
 
 
 @pytest.mark.django_db
