@@ -105,6 +105,8 @@ def test_a_plan_applies_exactly_the_reviewed_password_and_never_shows_it(
     with server_password(cluster, NEW_PASSWORD):
         plan = make_plan(api, ds, {"credentials": {"password": NEW_PASSWORD}})
         assert plan["changes"] == {"credentials.password": "changed"} and plan["test"]["ok"] is True
+        # The impact of a PostgreSQL change is read over the tested session (no second connection).
+        assert plan["impact"]["schema_compared"] is True and plan["impact"]["breaking"] is False, plan["impact"]
         row = ChangePlan.objects.get(public_id=plan["id"])
         assert NEW_PASSWORD not in row.ciphertext
         applied = apply(api, ds, plan)

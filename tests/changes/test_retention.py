@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from changes.models import ChangePlan, ChangeSet, ChangeSetItem
 from changes.tasks import purge_changes
+from datasources.models import DataSourceRevision
+from eventlog.models import Event
 from tests.support.workflows import create_source, sqlite_db
 
 DS = "/api/v1/data-sources/"
@@ -65,6 +67,7 @@ def test_an_item_refused_at_apply_time_is_named_and_nothing_changes(api):
     assert change_set["status"] == "open", change_set
     create_source(api, "Taken later", "other.db", SCRIPT)  # the name is taken after the set was tested
     versions = {d["id"]: api.get(f"{DS}{d['id']}/").json()["version"] for d in made}
+    events, revisions = Event.objects.count(), DataSourceRevision.objects.count()
     refused = api.post(f"{CS}{change_set['id']}/apply/")
     body = refused.json()
     assert refused.status_code == 409, body
@@ -72,6 +75,8 @@ def test_an_item_refused_at_apply_time_is_named_and_nothing_changes(api):
     assert {d["id"]: api.get(f"{DS}{d['id']}/").json()["version"] for d in made} == versions
     assert all(api.get(f"{DS}{d['id']}/").json()["description"] == "" for d in made)
     assert ChangeSet.objects.get(public_id=change_set["id"]).status == "open"
+    # Items 0 and 1 were written before item 2 was refused: the rollback leaves no event or revision of them.
+    assert (Event.objects.count(), DataSourceRevision.objects.count()) == (events, revisions)
 
 
 @pytest.mark.django_db(transaction=True)
