@@ -138,6 +138,7 @@ class DataSourceViewSet(
     def destroy(self, request: Request, pk: str) -> Response:
         purge = bool_param(request, "purge", False)
         if purge:
+            data_source_for_actor(require_actor(request), pk)  # another organization's id is a 404 before the 403
             require_org_admin(request)
         delete_data_source(actor=require_actor(request), data_source_id=pk, if_match=request.headers.get("If-Match"),
                            purge=purge)

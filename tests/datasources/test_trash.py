@@ -141,3 +141,13 @@ def test_an_editor_purging_another_organizations_trash_gets_404_not_403(make_cli
     response = as_editor.delete(f"{TRASH}{theirs['id']}/")
     assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND", response.json()
     assert TrashedDataSource.objects.filter(data_source_id=theirs["id"]).exists()
+
+
+@pytest.mark.django_db
+def test_an_editor_purging_another_organizations_source_gets_404_not_403(make_client, org, other_api, editor,
+                                                                         sqlite_file):
+    theirs = other_api.post(DS, {"name": "Theirs", "type": "sqlite", "connection": {"path": sqlite_file}},
+                            format="json").json()
+    response = make_client(org, username=editor.username).delete(f"{DS}{theirs['id']}/?purge=true")
+    assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND", response.json()
+    assert DataSource.objects.filter(pk=theirs["id"]).exists()
