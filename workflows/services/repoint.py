@@ -1,28 +1,28 @@
 """Repoint a workflow data source: plan the table mapping, then rewrite every node reference at once.
 
 The plan is computed from one read of the data source's node inputs; applying it is a constant
-number of statements whatever the number of nodes (CASE updates in chunks of ``CHUNK`` tables).
+number of statements whatever the number of nodes (``repoint_writes``: CASE updates in chunks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, CharField, F, Value, When
-from django.db.models.functions import Concat
 from django.utils import timezone
 
 from core.errors import ApiError, Conflict, ErrorCode, InvalidRequest, PreconditionFailed
+from core.write_batch import write_batch
 from datasources.services import audit
 from eventlog.services import publish
 from organizations.actors import Actor
 from organizations.models import Organization
 from workflows.mapping import MappingError, Match, Table, column_changes, plan_mapping
-from workflows.models import Node, NodeInput, Workflow, WorkflowDataSource
+from workflows.models import NodeInput, Workflow, WorkflowDataSource
 from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, stamp
+from workflows.services.repoint_writes import rewrite_inputs, write_repointed
 from workflows.services.sources import (
     Target,
     check_no_cycle,
@@ -34,9 +34,6 @@ from workflows.services.sources import (
     tables_of_both,
     target_of,
 )
-
-CHUNK = 1000  # tables per UPDATE: ~5 bound parameters each, far below SQLite's and PostgreSQL's limits
-PENDING = "~"  # marks rows mid-rewrite when several chunks are needed; never starts a reference id
 
 
 @dataclass
@@ -172,58 +169,6 @@ def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping
     return computed
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _case_update(wds_id: int, chunk: list[tuple[str, Table]], prefix: str) -> None:
-    keys = [prefix + old for old, _ in chunk]
-    text = CharField()
-    NodeInput.objects.filter(workflow_data_source_id=wds_id, table_reference_id__in=keys).update(
-        table_reference_id=Case(
-            *[When(table_reference_id=prefix + old, then=Value(new.reference_id, text)) for old, new in chunk],
-            default=F("table_reference_id"),
-            output_field=text,
-        ),
-        table_name=Case(
-            *[When(table_reference_id=prefix + old, then=Value(new.name, text)) for old, new in chunk],
-            default=F("table_name"),
-            output_field=text,
-        ),
-    )
-
-
-def rewrite_inputs(wds_id: int, computed: _Computed) -> None:
-    """Rewrite every node input of the data source per the plan, in a bounded number of statements."""
-    by_old = {m.old.reference_id: m.new for m in computed.matches}
-    seen: set[tuple[int, str]] = set()
-    duplicates = []
-    for input_id, node_id, ref in computed.rows:
-        key = (node_id, by_old[ref].reference_id)
-        if key in seen:  # two old tables mapped onto one: the node keeps a single input
-            duplicates.append(input_id)
-        seen.add(key)
-    for chunk in _chunks(duplicates, CHUNK):
-        NodeInput.objects.filter(pk__in=chunk).delete()
-    changes = [
-        (old, new)
-        for old, new in by_old.items()
-        if new.reference_id != old or computed.names[old] != {new.name}
-    ]
-    if len(changes) <= CHUNK:
-        if changes:  # one CASE statement reads every row's old value, so swaps (a→b, b→a) are safe
-            _case_update(wds_id, changes, "")
-        return
-    # Several statements: mark first so a later chunk never re-matches rows an earlier one rewrote.
-    for chunk in _chunks(changes, CHUNK):
-        NodeInput.objects.filter(
-            workflow_data_source_id=wds_id, table_reference_id__in=[old for old, _ in chunk]
-        ).update(table_reference_id=Concat(Value(PENDING), F("table_reference_id"), output_field=CharField()))
-    for chunk in _chunks(changes, CHUNK):
-        _case_update(wds_id, chunk, PENDING)
-
-
 def _check_duplicate(wds: WorkflowDataSource, target: Target) -> None:
     """409 when another data source of the workflow points at the target (a data source was read
     with the answer: ``resolve_target(duplicate_of=...)``)."""
@@ -290,25 +235,24 @@ def repoint(
         if target_of(wds).identity == target.identity and not plan["inputs_rewritten"]:
             return RepointResult(wds, plan, changed=False)
         old_reference = source_reference(target_of(wds), wf.organization.slug)
-        rewrite_inputs(wds.pk, computed)
         wds.source_data_source, wds.source_workflow = target.data_source, target.workflow
         wds.source_version, wds.is_sample = target.version, target.is_sample
         stamp(wds, actor)
         wds.version += 1
-        wds.save()
+        wds.updated_at = timezone.now()
         _renamed_updater(wds, actor)
-        user = actor.user if getattr(actor.user, "pk", None) else None
-        Node.objects.filter(pk__in=NodeInput.objects.filter(workflow_data_source=wds).values("node_id")).update(
-            version=F("version") + 1, updated_at=timezone.now(), updated_by=user, updated_by_token=actor.token
-        )
-        audit.record(
-            actor=actor,
-            action="repoint",
-            target=wds,
-            changes={"source": {"old": old_reference, "new": plan["to"]["reference"]}},
-            detail={"plan": _compact(plan)},
-        )
-        publish(organization_id=wf.organization_id, type="workflow.repointed", data=_event(wf, wds, plan, actor))
+        with write_batch():  # PostgreSQL: the writes, the audit and outbox events in one statement
+            by_old = {m.old.reference_id: m.new for m in computed.matches}
+            rewrite_inputs(wds.pk, computed.rows, by_old, computed.names)
+            write_repointed(wds)
+            audit.record(
+                actor=actor,
+                action="repoint",
+                target=wds,
+                changes={"source": {"old": old_reference, "new": plan["to"]["reference"]}},
+                detail={"plan": _compact(plan)},
+            )
+            publish(organization_id=wf.organization_id, type="workflow.repointed", data=_event(wf, wds, plan, actor))
     return RepointResult(wds, plan)
 
 

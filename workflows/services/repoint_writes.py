@@ -1,0 +1,116 @@
+"""A repoint's writes: the node inputs rewritten, the workflow data source and its readers' versions.
+
+Each is one hand-written statement (the ORM's CASE of 2,000 ``When`` for 1,000 tables cost more to
+build than to run). Inside a ``core.write_batch`` block (PostgreSQL) they are queued with the audit
+and outbox events and all run as one statement at its end; elsewhere they run one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+from django.db import connection
+from django.db.models import CharField, F, Field, Model, Value
+from django.db.models.functions import Concat
+
+from core import write_batch as wb
+from workflows.mapping import Table
+from workflows.models import Node, NodeInput, WorkflowDataSource
+
+CHUNK = 1000  # tables per UPDATE: ~5 bound parameters each, far below SQLite's and PostgreSQL's limits
+PENDING = "~"  # marks rows mid-rewrite when several chunks are needed; never starts a reference id
+
+
+def _now(sql: str, params: list[Any]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _run(sql: str, params: list[Any]) -> None:
+    """Queue the write in the batch (PostgreSQL, inside ``write_batch``), else run it now."""
+    if wb.active():
+        wb.queue(f"{sql} RETURNING {connection.ops.quote_name('id')}", params)
+    else:
+        _now(sql, params)
+
+
+def _names(model: type[Model], *fields: str) -> list[str]:
+    """The quoted table name and the quoted columns of ``fields``."""
+    quote, meta = connection.ops.quote_name, model._meta
+    return [quote(meta.db_table), *(quote(str(cast("Field", meta.get_field(f)).column)) for f in fields)]
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _case_update(wds_id: int, chunk: list[tuple[str, Table]], prefix: str) -> tuple[str, list[Any]]:
+    """One UPDATE of the chunk's inputs: each old reference id (``prefix`` + old) to its new table.
+    Both CASEs read the row's old reference id (SQL's rule; MySQL and MariaDB assign left to right,
+    hence the name first), so swaps (a→b, b→a) are safe."""
+    table, ref, name, wds = _names(NodeInput, "table_reference_id", "table_name", "workflow_data_source")
+    whens = " ".join(["WHEN %s THEN %s"] * len(chunk))
+    sql = (
+        f"UPDATE {table} SET {name} = CASE {ref} {whens} ELSE {name} END, "  # noqa: S608  # nosec B608 (identifiers of ours)
+        f"{ref} = CASE {ref} {whens} ELSE {ref} END "
+        f"WHERE {wds} = %s AND {ref} IN ({', '.join(['%s'] * len(chunk))})"
+    )
+    olds = [prefix + old for old, _ in chunk]
+    names = [value for (old, new) in zip(olds, chunk, strict=True) for value in (old, new[1].name)]
+    refs = [value for (old, new) in zip(olds, chunk, strict=True) for value in (old, new[1].reference_id)]
+    return sql, [*names, *refs, wds_id, *olds]
+
+
+def rewrite_inputs(wds_id: int, rows: list[tuple[int, int, str]], by_old: dict[str, Table],
+                   names: dict[str, set[str]]) -> None:
+    """Rewrite every node input of the data source per the plan (``rows``: input id, node id, old
+    reference id; ``by_old``: old reference id -> new table; ``names``: old reference id -> stored
+    names) in a bounded number of statements: one, queued when in a batch, unless two old tables
+    map onto one (a node keeps a single input) or more than CHUNK tables change."""
+    seen: set[tuple[int, str]] = set()
+    duplicates = []
+    for input_id, node_id, ref in rows:
+        key = (node_id, by_old[ref].reference_id)
+        if key in seen:
+            duplicates.append(input_id)
+        seen.add(key)
+    changes = [(old, new) for old, new in by_old.items() if new.reference_id != old or names[old] != {new.name}]
+    if not duplicates and len(changes) <= CHUNK:
+        if changes:
+            _run(*_case_update(wds_id, changes, ""))
+        return
+    # Statement by statement, now: each must see the rows the previous one wrote.
+    for chunk in _chunks(duplicates, CHUNK):
+        NodeInput.objects.filter(pk__in=chunk).delete()
+    if len(changes) <= CHUNK:
+        if changes:
+            _now(*_case_update(wds_id, changes, ""))
+        return
+    # Several statements: mark first so a later chunk never re-matches rows an earlier one rewrote.
+    for chunk in _chunks(changes, CHUNK):
+        NodeInput.objects.filter(
+            workflow_data_source_id=wds_id, table_reference_id__in=[old for old, _ in chunk]
+        ).update(table_reference_id=Concat(Value(PENDING), F("table_reference_id"), output_field=CharField()))
+    for chunk in _chunks(changes, CHUNK):
+        _now(*_case_update(wds_id, chunk, PENDING))
+
+
+def write_repointed(wds: WorkflowDataSource) -> None:
+    """UPDATE the workflow data source as the caller left the instance (source, version, who and
+    when: ``stamp``), and its readers: every node reading it gets a new version, the same stamp."""
+    user_id, token_id = wds.updated_by_id, wds.updated_by_token_id
+    when = connection.ops.adapt_datetimefield_value(wds.updated_at)
+    table, *columns = _names(WorkflowDataSource, "source_data_source", "source_workflow", "source_version",
+                             "is_sample", "version", "updated_at", "updated_by", "updated_by_token")
+    sets = ", ".join(f"{c} = %s" for c in columns)
+    _run(f"UPDATE {table} SET {sets} WHERE {connection.ops.quote_name('id')} = %s",  # noqa: S608  # nosec B608
+         [wds.source_data_source_id, wds.source_workflow_id, wds.source_version, wds.is_sample, wds.version,
+          when, user_id, token_id, wds.pk])
+    nodes, version, updated_at, updated_by, updated_by_token = _names(
+        Node, "version", "updated_at", "updated_by", "updated_by_token")
+    inputs, node, source = _names(NodeInput, "node", "workflow_data_source")
+    _run(f"UPDATE {nodes} SET {version} = {version} + 1, {updated_at} = %s, {updated_by} = %s, "  # noqa: S608  # nosec B608
+         f"{updated_by_token} = %s WHERE {connection.ops.quote_name('id')} IN "
+         f"(SELECT {node} FROM {inputs} WHERE {source} = %s)", [when, user_id, token_id, wds.pk])
