@@ -112,6 +112,12 @@ def test_the_checks_still_answer_in_order_and_change_nothing(client, other_org, 
     assert duplicate.json()["errors"] == {"source_data_source": ["Already a data source."]}
     by_name = client.patch(flow["url"], {**to_v2, "source_data_source": "acme.shop:v2"}, format="json")
     assert by_name.status_code == 409  # the name path reads the same check
+    add_source(client, flow["workflow"], source_data_source="acme.shop:sample")  # current, sample
+    assert client.patch(flow["url"], {"source_data_source": "acme.shop:sample"}, format="json").status_code == 409
     assert WorkflowDataSource.objects.get(pk=flow["wds"]["id"]).source_version == 1
     assert set(NodeInput.objects.values_list("table_name", flat=True)) == {"old_table", "keep"}
     assert not AuditEvent.objects.filter(action="repoint").exists()
+    current = client.patch(flow["url"], {"source_data_source": "acme.shop", "mapped_tables": to_v2["mapped_tables"]},
+                           format="json")
+    assert current.status_code == 200, current.json()  # current, not a sample: no other points at it
+    assert current.json()["source"]["version"] == "current"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import BooleanField, IntegerField, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 
 from core.errors import InvalidRequest, NotFound
 from datasources.models import DataSource, SchemaSnapshot, SchemaTable
@@ -75,25 +77,26 @@ def target_of(wds: WorkflowDataSource) -> Target:
     )
 
 
-def _with_snapshot_id(sources: QuerySet[DataSource], version: int | None) -> QuerySet[DataSource]:
-    """Each source with the id of its snapshot at ``version`` (the newest for None) as ``_snapshot_id``."""
-    snapshots = SchemaSnapshot.objects.filter(data_source=OuterRef("pk"))
-    if version is not None:
-        snapshots = snapshots.filter(version=version)
-    return sources.annotate(_snapshot_id=Subquery(snapshots.order_by("-version").values("id")[:1]))
-
-
-def _with_duplicate(
-    sources: QuerySet[DataSource], wds: WorkflowDataSource | None, version: int | None, sample: bool
+def _read_beside(
+    sources: QuerySet[DataSource], version: int | None, sample: bool, duplicate_of: WorkflowDataSource | None
 ) -> QuerySet[DataSource]:
-    """Each source with ``_duplicate``: whether another data source of ``wds``'s workflow points at it
-    (at that version, sample or not); unchanged without ``wds``."""
-    if wds is None:
-        return sources
-    others = WorkflowDataSource.objects.filter(
-        workflow_id=wds.workflow_id, source_data_source=OuterRef("pk"), source_version=version, is_sample=sample
-    ).exclude(pk=wds.pk)
-    return sources.annotate(_duplicate=Exists(others))
+    """Each source with ``_snapshot_id``, the id of its snapshot at ``version`` (the newest for None),
+    and with ``duplicate_of``, ``_duplicate``: whether another data source of that workflow points at it
+    (at that version, sample or not). SQL text (the ORM's Subquery and Exists cost more to build than
+    to run) naming the data-source table itself: never use the queryset as a subquery."""
+    quote = connection.ops.quote_name
+    ds = quote(DataSource._meta.db_table)
+    pinned = " AND s.version = %s" if version is not None else ""
+    snapshot = (f"(SELECT s.id FROM {quote(SchemaSnapshot._meta.db_table)} s WHERE s.data_source_id = {ds}.id"  # noqa: S608  # nosec B608
+                f"{pinned} ORDER BY s.version DESC LIMIT 1)")
+    beside = {"_snapshot_id": RawSQL(snapshot, [version] if pinned else [], output_field=IntegerField())}  # noqa: S611  # nosec B611
+    if duplicate_of is not None:
+        same = "w.source_version = %s" if version is not None else "w.source_version IS NULL"
+        duplicate = (f"EXISTS (SELECT 1 FROM {quote(WorkflowDataSource._meta.db_table)} w WHERE w.workflow_id = %s"  # noqa: S608  # nosec B608
+                     f" AND w.id <> %s AND w.source_data_source_id = {ds}.id AND {same} AND w.is_sample = %s)")
+        params = [duplicate_of.workflow_id, duplicate_of.pk, *([version] if version is not None else []), sample]
+        beside["_duplicate"] = RawSQL(duplicate, params, output_field=BooleanField())  # noqa: S611  # nosec B611
+    return sources.only(*SOURCE_FIELDS).annotate(**beside)
 
 
 def resolve_target(
@@ -101,8 +104,8 @@ def resolve_target(
     duplicate_of: WorkflowDataSource | None = None,
 ) -> Target:
     """Parse and resolve the one given qualified reference to a Target of the caller's organization.
-    With ``duplicate_of``, a data source is read with ``_duplicate`` (``_with_duplicate``) in the same
-    statement."""
+    A data source is read with its snapshot's id and, with ``duplicate_of``, ``_duplicate`` in the same
+    statement (``_read_beside``)."""
     if (source_data_source is None) == (source_workflow is None):
         message = "Give exactly one of source_data_source and source_workflow."
         raise InvalidRequest(message, errors={"source_data_source": [message], "source_workflow": [message]})
@@ -120,14 +123,12 @@ def resolve_target(
     check_org(actor, ref, "source_data_source", "data source")
     version = None if ref.version in (None, CURRENT) else int(ref.version)
     sources = DataSource.objects.filter(organization=actor.organization)
-    if ref.reference_id is not None:  # one statement: the source and its snapshot's id
-        candidates = _with_snapshot_id(sources.filter(reference_id=ref.reference_id).only(*SOURCE_FIELDS), version)
-        data_source = pick(_with_duplicate(candidates, duplicate_of, version, ref.sample), ref,
-                           field="source_data_source", what="data source")
+    if ref.reference_id is not None:  # one statement
+        candidates = _read_beside(sources.filter(reference_id=ref.reference_id), version, ref.sample, duplicate_of)
+        data_source = pick(candidates, ref, field="source_data_source", what="data source")
     else:  # every name of the organization, then the one picked
         found = pick(sources.only("id", "name", "reference_id"), ref, field="source_data_source", what="data source")
-        chosen = _with_snapshot_id(sources.only(*SOURCE_FIELDS), version)
-        data_source = _with_duplicate(chosen, duplicate_of, version, ref.sample).get(pk=found.pk)
+        data_source = _read_beside(sources, version, ref.sample, duplicate_of).get(pk=found.pk)
     snapshot_id = data_source._snapshot_id  # type: ignore[attr-defined]
     if version is not None and snapshot_id is None:
         latest = data_source.schema_version
