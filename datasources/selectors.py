@@ -17,6 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import CharField, Field, Model, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
 
 from core.errors import NotFound
 from datasources.models import Credential, DataSource, HealthCheck, SchemaSnapshot, TenancySettings
@@ -169,17 +170,25 @@ _RENDERABLE_ONE = CompiledLookup(
     lambda organization_id, pk: _annotated().filter(organization_id=organization_id, pk=pk), "organization_id", "pk")
 
 
+_LOCKED_ONE = CompiledLookup(
+    lambda organization_id, pk: _annotated().filter(organization_id=organization_id, pk=pk).order_by()
+    .select_for_update(of=("self",)), "organization_id", "pk")
+
+
 def data_source_for_actor(actor: Actor, data_source_id: Any, *, for_update: bool = False) -> DataSource:
     """The caller's organization's data source, or 404 (also for other organizations' ids): the plain
     row, or when ``for_update`` the row locked (only it: ``of=self``) with everything its
     representation reads, so that the answer to the write needs no second read
-    (``rendered_after_write``)."""
+    (``rendered_after_write``); that statement is compiled once per connection (``CompiledLookup``)."""
     if for_update:
-        qs = data_sources_for_actor(actor).select_for_update(of=("self",))
-    else:
-        qs = DataSource.objects.filter(organization=actor.organization)
+        if not connections[DEFAULT_DB_ALIAS].in_atomic_block:  # as the ORM's select_for_update() insists
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        found = _LOCKED_ONE.fetch(organization_id=actor.organization.pk, pk=_pk(data_source_id))
+        if found is None:
+            raise NotFound("Data source not found.")
+        return found
     try:
-        return qs.get(pk=_pk(data_source_id))
+        return DataSource.objects.filter(organization=actor.organization).get(pk=_pk(data_source_id))
     except DataSource.DoesNotExist:
         raise NotFound("Data source not found.") from None
 

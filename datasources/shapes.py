@@ -118,9 +118,16 @@ class SpecSerializer(StrictSerializer):
     optional: frozenset[str] = frozenset()
 
     def get_fields(self) -> dict[str, serializers.Field]:
+        """Every spec's field; for a partial body only those of the keys it holds (the others would be
+        skipped: building them was a tenth of a plain PATCH's CPU time). The unknown and read-only
+        keys are told apart by name all the same (``StrictSerializer``)."""
+        specs = self.specs
+        body = getattr(self, "initial_data", None)
+        if self.partial and isinstance(body, dict):
+            specs = tuple(spec for spec in specs if spec.name in body)
         return {
             spec.name: build_field(spec, required=spec.required and spec.name not in self.optional)
-            for spec in self.specs
+            for spec in specs
         }
 
 

@@ -17,8 +17,10 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 def new_event_id() -> str:
-    """``msg_`` and 26 random characters (130 bits): unique without a lookup."""
-    return "msg_" + "".join(secrets.choice(_ALPHABET) for _ in range(26))
+    """``msg_`` and 26 random characters (130 bits): unique without a lookup. Five bits of one
+    ``randbits`` per character (26 ``secrets.choice`` calls cost more than the rest of publishing)."""
+    bits = secrets.randbits(130)
+    return "msg_" + "".join(_ALPHABET[(bits >> shift) & 31] for shift in range(0, 130, 5))
 
 
 def publish(*, organization_id: int, type: str, data: dict[str, Any]) -> Event:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import write_batch as batch
 from core.errors import ApiError, Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
 from core.write_batch import write_batch
@@ -158,10 +159,23 @@ def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) ->
     ds.updated_by_token = actor.token
 
 
+#: What ``_apply`` and ``_write`` set on an existing row besides the plan's values.
+_WRITTEN = frozenset({"version", "updated_at", "updated_by", "updated_by_token", "status", "last_test"})
+_COLUMNS = frozenset(name for f in DataSource._meta.concrete_fields if not f.primary_key
+                     for name in (f.name, f.attname))
+
+
 def _save(ds: DataSource, plan: Plan) -> None:
-    """Inside the caller's transaction: a name clash raised here rolls the whole write back."""
+    """Inside the caller's transaction: a name clash raised here rolls the whole write back. An update
+    writes the columns the change can touch only; inside a ``write_batch()`` its UPDATE is queued
+    unless it renames (the clash must surface here)."""
     try:
-        ds.save()
+        if ds._state.adding:
+            ds.save()
+        elif batch.active() and "name" not in plan.values:
+            batch.queue_update(ds, sorted(_WRITTEN | (_COLUMNS & set(plan.values))))
+        else:
+            ds.save(update_fields=sorted(_WRITTEN | (_COLUMNS & set(plan.values))))
     except IntegrityError as exc:
         raise _conflict() from exc
     if plan.secrets:
@@ -351,15 +365,16 @@ def _update_without_test(
 def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mode: str,
            options: WriteOptions) -> None:
     """Apply, bump the version, save, audit, record the revision, publish the event: inside the
-    caller's transaction, on the locked row. On PostgreSQL the last three are one statement
-    (``write_batch``): a plain PATCH is BEGIN, the locked read, UPDATE, that statement, COMMIT."""
+    caller's transaction, on the locked row. On PostgreSQL these writes are one statement
+    (``write_batch``; a rename's UPDATE runs first on its own): a plain PATCH is BEGIN, the locked
+    read, that statement, COMMIT."""
     _apply(ds, plan, actor, test)
     ds.version += 1
-    _save(ds, plan)
     detail = _detail(mode, test, plan)
     if options.restores is not None:
         detail["restored_revision"] = options.restores
     with write_batch():
+        _save(ds, plan)
         event = audit.record(actor=actor, action="restore" if options.restores else "update", target=ds,
                              changes=plan.changes, detail=detail)
         revisions.record(ds, plan, actor, event,

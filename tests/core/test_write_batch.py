@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models.signals import post_save
 
 from core import write_batch
@@ -106,6 +106,39 @@ def test_an_exception_drops_the_queue_and_a_nested_block_joins_the_outer(org, ta
             second = audit.record(actor=Actor.system(org, origin="test"), action="update", target=target)
         assert second.pk is None  # the outer block runs it
     assert AuditEvent.objects.count() == before + 2 and first.pk and second.pk
+
+
+@postgresql_only
+def test_a_queued_update_writes_its_fields_and_fails_as_save_does_without_a_row(org, target):
+    from datasources.models import DataSource
+
+    updated: list[frozenset] = []
+
+    def listener(sender, instance, created, update_fields, **kwargs):
+        updated.append(update_fields)
+
+    post_save.connect(listener, sender=DataSource, dispatch_uid="test-write-batch-update")
+    try:
+        with transaction.atomic(), write_batch.write_batch():
+            target.description, target.name = "queued", "not written"
+            before = target.updated_at
+            write_batch.queue_update(target, ["description", "updated_at"])
+    finally:
+        post_save.disconnect(dispatch_uid="test-write-batch-update", sender=DataSource)
+    stored = DataSource.objects.get(pk=target.pk)
+    assert stored.description == "queued" and stored.name == "Target" and stored.updated_at > before
+    assert stored.updated_at == target.updated_at and updated == [frozenset({"description", "updated_at"})]
+    gone = DataSource(pk=10**9, organization=org)
+    with pytest.raises(DatabaseError), transaction.atomic(), write_batch.write_batch():
+        write_batch.queue_update(gone, ["description"])
+
+
+def test_a_rename_is_updated_at_once_and_a_taken_name_is_still_a_conflict(db, api, sqlite_file):
+    one, two = _source(api, sqlite_file, "One"), _source(api, sqlite_file, "Two")
+    response = api.patch(f"{URL}{one['id']}/", {"name": "TWO", "description": "x"}, format="json")
+    assert response.status_code == 409 and response.json()["code"] == "CONFLICT"
+    assert api.get(f"{URL}{one['id']}/").json()["version"] == one["version"]
+    assert api.patch(f"{URL}{two['id']}/", {"name": "Three"}, format="json").json()["name"] == "Three"
 
 
 def test_elsewhere_the_block_does_nothing(org, target):
