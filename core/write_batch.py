@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -207,18 +207,39 @@ def ref_or_pk(obj: Model | None) -> Any:
 
 
 def _positional(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """The statement with ``%s`` placeholders only (named ones numbered in order) and each ``Ref``
-    written in as its subquery, so that statements of either style join into one."""
-    out: list[Any] = []
-    position = iter(params if not isinstance(params, Mapping) else ())
-
-    def place(match: re.Match[str]) -> str:
-        if match.group(0) == "%%":
-            return "%%"
-        value = params[match.group(1)] if match.group(1) else next(position)  # type: ignore[index]
+    """The statement with ``%s`` placeholders only (named ones in order) and each ``Ref`` written in
+    as its subquery, so that statements of either style join into one."""
+    chunks, keys = _placeholders(sql)
+    if not isinstance(params, Mapping) and not any(isinstance(value, Ref) for value in params):
+        return sql, list(params)  # already positional: as it is
+    values = [params[key] for key in keys]
+    parts, out = [chunks[0]], []
+    for value, chunk in zip(values, chunks[1:], strict=True):
         if isinstance(value, Ref):
-            return value.as_sql()
-        out.append(value)
-        return "%s"
+            parts.append(value.as_sql())
+        else:
+            parts.append("%s")
+            out.append(value)
+        parts.append(chunk)
+    return "".join(parts), out
 
-    return _PLACEHOLDER.sub(place, sql), out
+
+@lru_cache(maxsize=256)
+def _placeholders(sql: str) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """A statement's text between its placeholders and each placeholder's key (a name, or the
+    position of a ``%s``): parsed once per statement text."""
+    chunks: list[str] = []
+    keys: list[str | int] = []
+    start, position = 0, 0
+    for match in _PLACEHOLDER.finditer(sql):
+        if match.group(0) == "%%":
+            continue
+        chunks.append(sql[start:match.start()])
+        if match.group(1):
+            keys.append(match.group(1))
+        else:
+            keys.append(position)
+            position += 1
+        start = match.end()
+    chunks.append(sql[start:])
+    return tuple(chunks), tuple(keys)
