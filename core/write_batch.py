@@ -209,7 +209,7 @@ def ref_or_pk(obj: Model | None) -> Any:
 def _positional(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The statement with ``%s`` placeholders only (named ones in order) and each ``Ref`` written in
     as its subquery, so that statements of either style join into one."""
-    chunks, keys = _placeholders(sql)
+    chunks, keys = _placeholders(sql) if len(sql) <= _CACHED_UP_TO else _placeholders.__wrapped__(sql)
     if not isinstance(params, Mapping) and not any(isinstance(value, Ref) for value in params):
         return sql, list(params)  # already positional: as it is
     values = [params[key] for key in keys]
@@ -224,10 +224,15 @@ def _positional(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple[st
     return "".join(parts), out
 
 
-@lru_cache(maxsize=256)
+#: Statements up to this long (the writers' fixed ones) are parsed once; a long one built per request
+#: (a repoint's CASE over its tables) is parsed each time rather than kept.
+_CACHED_UP_TO = 8000
+
+
+@lru_cache(maxsize=128)
 def _placeholders(sql: str) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """A statement's text between its placeholders and each placeholder's key (a name, or the
-    position of a ``%s``): parsed once per statement text."""
+    position of a ``%s``)."""
     chunks: list[str] = []
     keys: list[str | int] = []
     start, position = 0, 0
