@@ -11,6 +11,7 @@ from changes.models import ChangeSet
 from datasources.models import DataSource, DataSourceRevision
 from eventlog.models import Event
 from tests.conftest import require_service
+from tests.support.rate_window import within_one_rate_window
 from tests.support.workflows import create_source, sqlite_db
 
 CS = "/api/v1/change-sets/"
@@ -142,8 +143,9 @@ def test_another_organizations_sets_are_404(api, other_api):
 def test_the_test_budget_counts_a_set_per_25_items_not_per_item(api, settings):
     made = sources(api, 30)
     sqlite_db("same.db", SCRIPT)
-    cache.clear()  # the creations' counts
     settings.DATASOURCE_TEST_RATE_PER_TOKEN = 2
+    within_one_rate_window(15)
+    cache.clear()  # the creations' counts
     # 30 items count 2 tests (25 each): within a rate of 2 a minute, where 30 single tests are not.
     response = create(api, [{"data_source": d["id"], "changes": {"connection": {"path": "same.db"}}} for d in made])
     assert response.status_code == 201, response.json()

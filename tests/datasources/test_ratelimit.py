@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from tests.support.rate_window import within_one_rate_window
+
 URL = "/api/v1/data-sources/"
 
 
 def test_connection_tests_are_limited_per_token(api, sqlite_file, settings, make_client, org):
     settings.DATASOURCE_TEST_RATE_PER_TOKEN = 3
     settings.DATASOURCE_TEST_RATE_PER_ORG = 100
+    within_one_rate_window(10)
     ds = api.post(f"{URL}?test_connection=false", {"name": "R", "type": "sqlite", "connection": {"path": sqlite_file}},
                   format="json").json()
     codes = [api.post(f"{URL}{ds['id']}/test/").status_code for _ in range(4)]
@@ -26,6 +29,7 @@ def test_connection_tests_are_limited_per_token(api, sqlite_file, settings, make
 def test_connection_tests_are_limited_per_organization(api, sqlite_file, settings, make_client, org):
     settings.DATASOURCE_TEST_RATE_PER_TOKEN = 100
     settings.DATASOURCE_TEST_RATE_PER_ORG = 2
+    within_one_rate_window(10)
     ds = api.post(f"{URL}?test_connection=false", {"name": "R", "type": "sqlite", "connection": {"path": sqlite_file}},
                   format="json").json()
     assert api.post(f"{URL}{ds['id']}/test/").status_code == 200

@@ -24,11 +24,12 @@ from django.core.cache import cache
 from django.db import connection
 
 from datasources.models import DataSource
-from datasources.services import ratelimit, test_slots
+from datasources.services import test_slots
 from organizations.services import create_organization, create_token
 from tests.conftest import require_service
 from tests.support.gunicorn_server import REPO, gunicorn_server
 from tests.support.live import live_http_server
+from tests.support.rate_window import within_one_rate_window
 from tests.support.workers import database_url, wait_for
 
 URL = "/api/v1/data-sources/"
@@ -133,18 +134,10 @@ def test_an_organization_past_its_bound_gets_429_and_another_organization_does_n
     assert status == 400 and body["stage"] == "tcp" and elapsed < 2 * TIMEOUT, body  # the slots came back
 
 
-def _within_one_rate_window(seconds: float) -> None:
-    """Wait, if need be, until the current one-minute rate window has ``seconds`` left, so that a test
-    counting against the per-minute rate does not see its counts reset halfway (fixed windows)."""
-    left = ratelimit.WINDOW - time.time() % ratelimit.WINDOW
-    if left < seconds:
-        time.sleep(left + 0.05)
-
-
 def test_a_refusal_for_want_of_a_slot_counts_nothing_against_the_rate(server, settings, black_hole):
     settings.DATASOURCE_TEST_CONCURRENCY_PER_ORG = 1
     settings.DATASOURCE_TEST_RATE_PER_ORG = 2
-    _within_one_rate_window(20)  # the test takes about 5 s here, up to 10 s on a loaded machine
+    within_one_rate_window(20)  # the test takes about 5 s here, up to 10 s on a loaded machine
     keys = tokens("acme")
     acme = slow_source(server.request, keys["acme"], black_hole)
     with ThreadPoolExecutor(2) as pool:
