@@ -77,3 +77,14 @@ def test_every_reader_gets_a_new_version_and_no_other_node(api):
     assert {name: after[name] - before[name] for name in before} == {"first": 1, "second": 1, "third": 1,
                                                                      "elsewhere": 0}
     assert WorkflowDataSource.objects.get(pk=wds["id"]).version == 2
+
+
+def test_a_data_source_no_node_reads_repoints_alone(api):
+    create_source(api, "Shop", "shop.db", SHOP)
+    create_source(api, "Mall", "mall.db", SHOP)
+    workflow = create_workflow(api, "Flow")
+    wds = add_source(api, workflow, source_data_source="acme.shop:v1")
+    response = api.patch(f"{WF}{workflow['id']}/data-sources/{wds['id']}/", {"source_data_source": "acme.mall:v1"},
+                         format="json")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["source"]["name"], response.json()["version"]) == ("Mall", 2)
