@@ -141,7 +141,10 @@ def _pin_ssh_host_key(plan: Plan, result: TestResult) -> None:
         plan.changes["connection.ssh_tunnel.host_key_fingerprint"] = {"old": None, "new": seen}
 
 
-def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) -> None:
+def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) -> set[str]:
+    """Set the new state on ``ds``; returns the fields whose value it changed (an update writes
+    those, besides the version and who and when: ``_ALWAYS``)."""
+    before = {key: getattr(ds, key) for key in (*plan.values, "status", "last_test")}
     for key, value in plan.values.items():
         setattr(ds, key, value)
     if plan.awaits_credentials:
@@ -157,25 +160,26 @@ def _apply(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None) ->
             ds.last_test = {**test.as_dict(), "tested_at": timezone.now().isoformat()}
     ds.updated_by = cast("User | None", actor.user if getattr(actor.user, "pk", None) else None)
     ds.updated_by_token = actor.token
+    return {key for key, old in before.items() if getattr(ds, key) != old}
 
 
-#: What ``_apply`` and ``_write`` set on an existing row besides the plan's values.
-_WRITTEN = frozenset({"version", "updated_at", "updated_by", "updated_by_token", "status", "last_test"})
+#: What every update of a row writes besides the columns whose value changed (``_apply``).
+_ALWAYS = frozenset({"version", "updated_at", "updated_by", "updated_by_token"})
 _COLUMNS = frozenset(name for f in DataSource._meta.concrete_fields if not f.primary_key
                      for name in (f.name, f.attname))
 
 
-def _save(ds: DataSource, plan: Plan) -> None:
+def _save(ds: DataSource, plan: Plan, changed: set[str]) -> None:
     """Inside the caller's transaction: a name clash raised here rolls the whole write back. An update
-    writes the columns the change can touch only; inside a ``write_batch()`` its UPDATE is queued
-    unless it renames (the clash must surface here)."""
+    writes the columns whose value changed only (the row is locked: the others hold what was read);
+    inside a ``write_batch()`` its UPDATE is queued unless it renames (the clash must surface here)."""
     try:
         if ds._state.adding:
             ds.save()
         elif batch.active() and "name" not in plan.values:
-            batch.queue_update(ds, sorted(_WRITTEN | (_COLUMNS & set(plan.values))))
+            batch.queue_update(ds, sorted(_ALWAYS | (_COLUMNS & changed)))
         else:
-            ds.save(update_fields=sorted(_WRITTEN | (_COLUMNS & set(plan.values))))
+            ds.save(update_fields=sorted(_ALWAYS | (_COLUMNS & changed)))
     except IntegrityError as exc:
         raise _conflict() from exc
     if plan.secrets:
@@ -225,7 +229,7 @@ def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOpti
         ds.reference_id = new_reference_id(DataSource)
         _apply(ds, plan, actor, test)
         ds.created_by, ds.created_by_token = ds.updated_by, ds.updated_by_token
-        _save(ds, plan)
+        _save(ds, plan, set())  # a new row: every column
         with write_batch():  # PostgreSQL: the audit event, revision and outbox event in one statement
             event = audit.record(actor=actor, action="create", target=ds, changes=plan.changes,
                                  detail=_detail("post", test))
@@ -368,13 +372,13 @@ def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mo
     caller's transaction, on the locked row. On PostgreSQL these writes are one statement
     (``write_batch``; a rename's UPDATE runs first on its own): a plain PATCH is BEGIN, the locked
     read, that statement, COMMIT."""
-    _apply(ds, plan, actor, test)
+    changed = _apply(ds, plan, actor, test)
     ds.version += 1
     detail = _detail(mode, test, plan)
     if options.restores is not None:
         detail["restored_revision"] = options.restores
     with write_batch():
-        _save(ds, plan)
+        _save(ds, plan, changed)
         event = audit.record(actor=actor, action="restore" if options.restores else "update", target=ds,
                              changes=plan.changes, detail=detail)
         revisions.record(ds, plan, actor, event,

@@ -6,7 +6,9 @@ Pure with respect to the data source row: nothing is written here. Raises 400-cl
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from core.errors import InvalidRequest
@@ -133,12 +135,21 @@ def build_plan(
     if mode != "create" and "type" in data and data["type"] != ds.type:
         errors["type"] = ["The type of a data source cannot be changed."]
     values = _plain_values(ds, data, mode, actor, errors)
-    raw_connection, string_secrets = _raw_connection(ds, data, mode, errors)
-    connection = ds.connection
-    try:
-        connection = catalogue.normalize_connection(source_type, raw_connection)
-    except catalogue.ConfigInvalid as exc:
-        errors.update(exc.errors)
+    # A PATCH that leaves connection and credentials alone needs no secret: skip their decryption. When
+    # the stored connection is valid and already normalized (as every write leaves it) it is the new
+    # one: no hop moves, no secret is missing (``_stored_normal_form``).
+    touches_connection = mode != "patch" or not CONNECTION_KEYS.isdisjoint(data)
+    stored = None if touches_connection or not ds.pk else _stored_normal_form(ds)
+    string_secrets: dict[str, str] = {}
+    if stored is not None:
+        connection = stored
+    else:
+        raw_connection, string_secrets = _raw_connection(ds, data, mode, errors)
+        connection = ds.connection
+        try:
+            connection = catalogue.normalize_connection(source_type, raw_connection)
+        except catalogue.ConfigInvalid as exc:
+            errors.update(exc.errors)
     values["connection"] = connection
 
     sent: dict[str, str | None] = {**string_secrets, **(data.get("credentials") or {})}
@@ -146,12 +157,10 @@ def build_plan(
         catalogue.validate_secret_values(source_type, sent)
     except catalogue.ConfigInvalid as exc:
         errors.update(exc.errors)
-    # A PATCH that leaves connection and credentials alone needs no secret: skip their decryption.
-    touches_connection = mode != "patch" or not CONNECTION_KEYS.isdisjoint(data)
     current = load_secrets(ds) if ds.pk and touches_connection else {}
     hops: MovedHops | None = None
     missing: list[str] = []
-    if mode != "create" and not errors:
+    if mode != "create" and not errors and stored is None:
         hops, missing = missing_secrets(actor, source_type, ds.connection, connection, current, sent)
     sends_a_secret = any(value is not None for value in sent.values())
     withheld = missing if withhold else []
@@ -175,6 +184,8 @@ def build_plan(
     changes: dict[str, Any] = {}
     for key, new in values.items():
         old = getattr(ds, key) if ds.pk else None
+        if old == new and ds.pk:
+            continue
         if key in ("connection", "metadata"):
             changes.update(diff_paths(old or {}, new, key))
         elif old != new:
@@ -195,6 +206,29 @@ def build_plan(
     if "tenancy_settings" in data:
         _plan_tenancy(ds, data["tenancy_settings"], plan, partial=mode == "patch" and not tenancy_replace)
     return plan
+
+
+def _stored_normal_form(ds: DataSource) -> dict[str, Any] | None:
+    """A fresh copy of ``normalize_connection`` of the stored connection (its key order too) when that
+    equals the stored one, else None (invalid, or not normalized yet: the full plan then says so).
+    Memoized on the connection's JSON: normalizing and looking for moved hops was most of a plain
+    PATCH's planning."""
+    try:
+        text = json.dumps(ds.connection)
+    except (TypeError, ValueError):
+        return None
+    normal = _normal_json(ds.type, text)
+    return None if normal is None else json.loads(normal)
+
+
+@lru_cache(maxsize=1024)
+def _normal_json(type_key: str, connection_json: str) -> str | None:
+    stored = json.loads(connection_json)
+    try:
+        normal = catalogue.normalize_connection(catalogue.get_type(type_key), stored)
+    except (catalogue.ConfigInvalid, KeyError):
+        return None
+    return json.dumps(normal) if normal == stored else None
 
 
 def _needs(source_type: catalogue.SourceType, withheld: list[str], unmet: dict[str, list[str]]) -> tuple[str, ...]:
