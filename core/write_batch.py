@@ -163,13 +163,7 @@ def queue_update(obj: Model, update_fields: Sequence[str]) -> Ref:
     if pre_save.has_listeners(model):
         pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=frozenset(update_fields))
     meta = model._meta
-    fields = [cast("Field", meta.get_field(name)) for name in update_fields]
-    if any(hasattr(f, "get_placeholder") or not f.concrete or f.primary_key for f in fields):
-        raise NotImplementedError(f"{model.__name__}: only plain concrete fields are batched")
-    quote = conn.ops.quote_name
-    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
-    pk = quote(str(meta.pk.column))
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {pk} = %s RETURNING {pk}"  # noqa: S608  # nosec B608
+    sql, fields = _update_statement(model, using, tuple(update_fields))
     params = [f.get_db_prep_save(f.pre_save(obj, False), connection=conn) for f in fields]
 
     def saved(rows: Rows) -> None:
@@ -180,6 +174,21 @@ def queue_update(obj: Model, update_fields: Sequence[str]) -> Ref:
                            raw=False, using=using)
 
     return queue(sql, [*params, meta.pk.get_db_prep_value(obj.pk, conn)], on_rows=saved)
+
+
+@lru_cache(maxsize=64)
+def _update_statement(model: type[Model], using: str, update_fields: tuple[str, ...]) -> tuple[str, list[Field]]:
+    """The UPDATE ... RETURNING pk of ``update_fields`` (a placeholder each, then the pk's) and their
+    fields: built once per model and set of fields."""
+    meta = model._meta
+    fields = [cast("Field", meta.get_field(name)) for name in update_fields]
+    if any(hasattr(f, "get_placeholder") or not f.concrete or f.primary_key for f in fields):
+        raise NotImplementedError(f"{model.__name__}: only plain concrete fields are batched")
+    quote = connections[using].ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+    pk = quote(str(meta.pk.column))
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {pk} = %s RETURNING {pk}"  # noqa: S608  # nosec B608
+    return sql, fields
 
 
 @cache

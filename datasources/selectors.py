@@ -145,7 +145,9 @@ class _Compiled:
         fields = self.klass_info["select_fields"]
         self.start, self.end = fields[0], fields[-1] + 1
         self.attnames = [column[0].target.attname for column in self.select[self.start:self.end]]
-        self.annotations = dict(compiler.annotation_col_map)
+        self.annotations = list(compiler.annotation_col_map.items())
+        # Stateless once built (Django's iterator reuses them for every row of a result).
+        self.populators = get_related_populators(self.klass_info, self.select, conn.alias)  # type: ignore[call-arg]
 
     def fetch(self, values: dict[str, int]) -> Any:
         params = list(self.params)
@@ -158,10 +160,9 @@ class _Compiled:
             return None
         row = next(iter(self.compiler.apply_converters(rows, self.converters))) if self.converters else rows[0]
         obj = self.model.from_db(self.conn.alias, self.attnames, row[self.start:self.end])
-        populators = get_related_populators(self.klass_info, self.select, self.conn.alias)  # type: ignore[call-arg]
-        for populator in populators:  # (the stubs are of a newer Django: fetch_mode)
+        for populator in self.populators:  # (the stubs are of a newer Django: fetch_mode)
             populator.populate(row, obj)
-        for name, position in self.annotations.items():
+        for name, position in self.annotations:
             setattr(obj, name, row[position])
         return obj
 
