@@ -23,6 +23,7 @@ from datasources.api.snapshot_views import SchemaActionsMixin
 from datasources.connectors.registry import connector_info
 from datasources.models import DataSource
 from datasources.selectors import (
+    CompiledPage,
     data_source_for_actor,
     data_sources_for_actor,
     renderable_data_source_for_actor,
@@ -34,6 +35,9 @@ from datasources.services.deletion import delete_data_source
 from datasources.shapes import DataSourceWriteSerializer
 from organizations.authentication import require_actor
 from organizations.selectors import audit_events_for
+
+#: The list's parameters that leave the default order and every row of the organization.
+PAGING = frozenset({"page", "page_size"})
 
 
 @docs.datasource_viewset
@@ -55,6 +59,11 @@ class DataSourceViewSet(
 
     def get_queryset(self) -> QuerySet[DataSource]:
         return data_sources_for_actor(require_actor(self.request))
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        if self.action == "list" and PAGING.issuperset(self.request.query_params.keys()):
+            queryset = CompiledPage(require_actor(self.request))  # no filter, search or ordering
+        return super().paginate_queryset(queryset)
 
     # ---- helpers -------------------------------------------------------------------------
     def get_object(self) -> DataSource:
@@ -87,11 +96,12 @@ class DataSourceViewSet(
         services apply again) passes a body when the write serializer built from them would, with the
         same values, at a fraction of its cost; the serializer runs for a refused body only, to word
         the 400 as the API always has (``tests/datasources/test_write_validation.py``)."""
+        data = request.data  # parsed first: a body the parser refuses (too deep, too long) is its own 400
         try:
-            return fields.validate(request.data, partial=partial)
+            return fields.validate(data, partial=partial)
         except InvalidRequest:
             pass
-        serializer = DataSourceWriteSerializer(data=request.data, partial=partial)
+        serializer = DataSourceWriteSerializer(data=data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
