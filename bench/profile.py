@@ -135,7 +135,7 @@ def main() -> None:
     bad = [s for s in statuses if s != 200]
     print(f"{args.side} {args.endpoint}: {len(batch)} requests in {elapsed:.2f} s "
           f"({elapsed / len(batch) * 1000:.2f} ms each), {len(bad)} not 200")
-    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    print(profiler.output_text(unicode=True, color=False, show_all=bool(os.environ.get("PROFILE_SHOW_ALL"))))
     if args.html:
         Path(args.html).write_text(profiler.output_html())
 

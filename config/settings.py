@@ -259,7 +259,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "core.filters.FilterSetBackend",
         "rest_framework.filters.SearchFilter",
         "core.filters.StrictOrderingFilter",
     ],

@@ -1,5 +1,6 @@
 """List filters that refuse what they cannot apply, instead of silently ignoring it."""
 
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.filters import OrderingFilter
 
 from core.errors import InvalidRequest
@@ -38,3 +39,18 @@ class StrictOrderingFilter(OrderingFilter):
                            "An unknown, empty or blank field is refused with 400.",
             "schema": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ordering_choices(fields)}},
         }]
+
+
+#: Query parameters that are never a FilterSet's: paging, search and ordering have their own backends.
+NOT_FILTERS = frozenset({"page", "page_size", "search", "ordering"})
+
+
+class FilterSetBackend(DjangoFilterBackend):
+    """django-filter's backend, skipped when the request names no parameter but paging, search or
+    ordering: building the FilterSet's form for nothing was ~1.4 ms of a page of 50 (issue 18). Any
+    other parameter goes through the FilterSet as before (and is refused there when it is bad)."""
+
+    def filter_queryset(self, request, queryset, view):
+        if NOT_FILTERS.issuperset(request.query_params.keys()):
+            return queryset
+        return super().filter_queryset(request, queryset, view)

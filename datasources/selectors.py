@@ -97,6 +97,29 @@ def data_sources_for_actor(actor: Actor) -> QuerySet[DataSource]:
     return _annotated().filter(organization=actor.organization)
 
 
+class CompiledPage:
+    """The caller's organization's data sources in id order, sliced by Django's paginator: the count
+    through the ORM, the page through a statement compiled once per connection (compiling it was
+    ~1.7 ms of a page of 50). For the unfiltered list only; filters, search and ordering take the
+    queryset path. ``tests/datasources/test_list.py`` holds both paths to the same pages."""
+
+    ordered = True  # the paginator's unordered-list warning
+
+    def __init__(self, actor: Actor) -> None:
+        self.organization = actor.organization
+
+    def count(self) -> int:
+        return DataSource.objects.filter(organization_id=self.organization.pk).count()
+
+    def __getitem__(self, window: slice) -> list[DataSource]:
+        start, stop = window.start or 0, window.stop
+        rows = _PAGE.fetch_slice(stop - start, start, organization_id=self.organization.pk)
+        cache_organization = DataSource.organization.field.set_cached_value  # every row's is the caller's
+        for row in rows:
+            cache_organization(row, self.organization)
+        return rows
+
+
 def renderable_data_source_for_actor(actor: Actor, data_source_id: Any) -> DataSource:
     """One of the caller's data sources with everything its representation reads (one indexed
     statement, compiled once per connection), or 404 (also for another organization's id or a
@@ -122,11 +145,18 @@ class CompiledLookup:
         """The row (an instance) or None; None too for a value outside the bigint range (names nothing)."""
         if any(not -(2**63) <= value < 2**63 for value in values.values()):
             return None
+        return self._compiled().fetch(values)
+
+    def fetch_slice(self, limit: int, offset: int, **values: int) -> list[Any]:
+        """A slice of the rows, in the statement's order (a list page)."""
+        return self._compiled().fetch_slice(values, limit, offset)
+
+    def _compiled(self) -> _Compiled:
         conn = connections[DEFAULT_DB_ALIAS]
         compiled = self._by_connection.get(conn)
         if compiled is None:
             compiled = self._by_connection[conn] = _Compiled(conn, self.build, self.names)
-        return compiled.fetch(values)
+        return compiled
 
 
 class _Compiled:
@@ -150,15 +180,27 @@ class _Compiled:
         self.populators = get_related_populators(self.klass_info, self.select, conn.alias)  # type: ignore[call-arg]
 
     def fetch(self, values: dict[str, int]) -> Any:
+        with self.conn.cursor() as cursor:
+            cursor.execute(self.sql, self._params(values))
+            rows = cursor.fetchmany(2)
+        return self._instance(rows[0]) if len(rows) == 1 else None
+
+    def fetch_slice(self, values: dict[str, int], limit: int, offset: int) -> list[Any]:
+        """The rows ``offset`` to ``offset + limit`` in the statement's order (``LIMIT``/``OFFSET`` bound)."""
+        with self.conn.cursor() as cursor:
+            cursor.execute(f"{self.sql} LIMIT %s OFFSET %s", [*self._params(values), limit, offset])
+            rows = cursor.fetchall()
+        return [self._instance(row) for row in rows]
+
+    def _params(self, values: dict[str, int]) -> list[Any]:
         params = list(self.params)
         for name, value in values.items():
             params[self.at[name]] = value
-        with self.conn.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            rows = cursor.fetchmany(2)
-        if len(rows) != 1:
-            return None
-        row = next(iter(self.compiler.apply_converters(rows, self.converters))) if self.converters else rows[0]
+        return params
+
+    def _instance(self, row: Any) -> Any:
+        if self.converters:
+            row = next(iter(self.compiler.apply_converters([row], self.converters)))
         obj = self.model.from_db(self.conn.alias, self.attnames, row[self.start:self.end])
         for populator in self.populators:  # (the stubs are of a newer Django: fetch_mode)
             populator.populate(row, obj)
@@ -169,6 +211,11 @@ class _Compiled:
 
 _RENDERABLE_ONE = CompiledLookup(
     lambda organization_id, pk: _annotated().filter(organization_id=organization_id, pk=pk), "organization_id", "pk")
+
+
+_PAGE = CompiledLookup(  # the caller's organization is set on each row, not joined and built 50 times
+    lambda organization_id: DataSource.objects.select_related("tenancy").annotate(**_representation_annotations())
+    .filter(organization_id=organization_id).order_by("id"), "organization_id")
 
 
 _LOCKED_ONE = CompiledLookup(

@@ -16,8 +16,7 @@ Pure Python (no Django imports). A new type is a ``SourceType`` in ``types_sql``
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
+import copy
 
 from datasources.catalogue.fields import (
     BLANK,
@@ -80,15 +79,24 @@ def get_type(key: str) -> SourceType:
 
 def is_fully_configured(source_type: SourceType, connection: dict, present: set[str]) -> bool:
     """Whether the stored connection and secrets pass the type's rules (rendered on every read:
-    memoized on the connection's JSON, since many rows share few shapes)."""
-    return _fully_configured(source_type.key, json.dumps(connection, sort_keys=True), frozenset(present))
+    memoized on the connection's ``repr``, since many rows share few shapes; ``repr`` tells 1 from
+    True and "1" as JSON does, and costs a fifth of ``json.dumps``: it was ~1 ms of a page of 50)."""
+    key = (source_type.key, repr(connection), frozenset(present))
+    known = _FULLY_CONFIGURED.get(key)
+    if known is None:
+        if len(_FULLY_CONFIGURED) >= _MEMO_SIZE:
+            _FULLY_CONFIGURED.clear()
+        known = _FULLY_CONFIGURED[key] = _fully_configured(source_type, copy.deepcopy(connection), present)
+    return known
 
 
-@lru_cache(maxsize=4096)
-def _fully_configured(key: str, connection_json: str, present: frozenset[str]) -> bool:
-    source_type = get_type(key)
+_MEMO_SIZE = 4096
+_FULLY_CONFIGURED: dict[tuple[str, str, frozenset[str]], bool] = {}
+
+
+def _fully_configured(source_type: SourceType, connection: dict, present: set[str]) -> bool:
     try:
-        normalized = normalize_connection(source_type, json.loads(connection_json))
+        normalized = normalize_connection(source_type, connection)
         check_required_secrets(source_type, normalized, set(present))
     except ConfigInvalid:
         return False
