@@ -156,6 +156,8 @@ DATASOURCE_TEST_RATE_PER_ORG = env.int("DATASOURCE_TEST_RATE_PER_ORG", default=1
 
 # Shared cache (rate-limit counters): locmem by default, Redis when several web processes run.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "core.cache.RedisCache"  # one Redis client per pool, not per call
 
 # --- Background work (Celery) ---------------------------------------------
 # Redis in production and CI (redis://127.0.0.1:6379/0); the default needs no server: kombu's
