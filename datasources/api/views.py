@@ -8,10 +8,12 @@ from django.db.models import QuerySet
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import InvalidRequest
+from core.numbers import parse_ascii_int
 from core.params import bool_param
 from datasources import catalogue, fields
 from datasources.api import openapi_docs as docs
@@ -60,9 +62,19 @@ class DataSourceViewSet(
     def get_queryset(self) -> QuerySet[DataSource]:
         return data_sources_for_actor(require_actor(self.request))
 
+    def _compiled_page(self) -> CompiledPage:
+        """The page the request asks for, when its paging parameters are well formed (else the paginator
+        refuses them, with no hint taken from them)."""
+        paginator = self.paginator
+        size = paginator.get_page_size(self.request) if isinstance(paginator, PageNumberPagination) else None
+        number = parse_ascii_int(self.request.query_params.get("page", "1"), minimum=1, maximum=10**9)
+        if size is None or number is None:
+            return CompiledPage(require_actor(self.request))
+        return CompiledPage(require_actor(self.request), limit=size, offset=(number - 1) * size)
+
     def paginate_queryset(self, queryset: Any) -> Any:
         if self.action == "list" and PAGING.issuperset(self.request.query_params.keys()):
-            queryset = CompiledPage(require_actor(self.request))  # no filter, search or ordering
+            queryset = self._compiled_page()  # no filter, search or ordering
         return super().paginate_queryset(queryset)
 
     # ---- helpers -------------------------------------------------------------------------
