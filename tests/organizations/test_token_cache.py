@@ -59,14 +59,16 @@ def warm():
 # --- statements ---------------------------------------------------------------------------------
 
 
-def test_a_warm_get_is_one_statement_and_the_list_two(org, shop, warm, django_assert_num_queries):
+def test_a_warm_get_and_list_are_one_statement_each(org, shop, warm, django_assert_num_queries):
     _, raw = create_token(organization=org, name="reader", scopes=["datasource.read"])
     reader = bearer(raw)
     warm(reader, f"{URL}{shop['id']}/")
     with django_assert_num_queries(1):  # the data source with everything it renders
         assert reader.get(f"{URL}{shop['id']}/").json()["name"] == "Shop"
-    with django_assert_num_queries(2):  # the count, the page
+    with django_assert_num_queries(1):  # the page with its count (COUNT(*) OVER ())
         assert [item["name"] for item in reader.get(URL).json()["results"]] == ["Shop"]
+    with django_assert_num_queries(2):  # filtered: the count, the page
+        assert [item["name"] for item in reader.get(f"{URL}?type=sqlite").json()["results"]] == ["Shop"]
 
 
 def test_a_users_token_is_served_from_the_cache_too(org, editor, shop, warm, django_assert_num_queries):
