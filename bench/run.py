@@ -11,7 +11,8 @@ What it does, on the local PostgreSQL server (127.0.0.1:5432, trust auth, user p
 3. starts gunicorn (2 sync workers, settings ``bench.settings``: the API plus the floor views
    of ``bench/floor.py``) and drives each endpoint with wrk (bench/lua/plan.lua, 2 threads x
    1 connection) for a fixed time per side after a warm-up, in alternating 2-second API and floor
-   slices so that the machine's background load weighs on both alike;
+   slices so that the machine's background load weighs on both alike (the 10,000-node repoint: twice
+   the time, in 5-second slices, API-floor-floor-API, each after a VACUUM of the tables it writes);
 4. restarts gunicorn with CONN_MAX_AGE=0 (a new database connection per request) for the GET and
    PATCH pair;
 5. memory: each gunicorn worker records its own RSS (/proc/self/status) when it has served 2,000
@@ -111,6 +112,11 @@ class Endpoint:
     queries_key: str
     target: float | None  # the API/floor ratio to reach (issue 18); None: measured, no target
     min_slice: float = 0.0  # seconds: a slice must hold several requests
+    duration_factor: float = 1.0  # x --duration: a slow endpoint needs more requests to be judged
+    # VACUUM the written tables before every slice, as autovacuum would between them: each request
+    # leaves ~15,000 dead rows, and a server with autovacuum off (this machine's) otherwise hands the
+    # later slices a table bloated by the earlier ones.
+    vacuum_slices: bool = False
 
 
 ENDPOINTS = [
@@ -120,7 +126,8 @@ ENDPOINTS = [
     Endpoint("patch_conn", "PATCH connection (test + schema refresh)", "patch_conn", None),
     Endpoint("get_wds", "GET a workflow data source", "get_wds", 0.6),
     Endpoint("repoint", "PATCH workflow data source (repoint + remap, 10 nodes)", "repoint_10", 0.4),
-    Endpoint("repoint_10k", "PATCH repoint + remap, 10,000 nodes", "repoint_10000", 0.9, min_slice=10.0),
+    Endpoint("repoint_10k", "PATCH repoint + remap, 10,000 nodes", "repoint_10000", 0.9, min_slice=5.0,
+             duration_factor=2.0, vacuum_slices=True),
 ]
 BY_KEY = {e.key: e for e in ENDPOINTS}
 CMA0_KEYS = ["get_ds", "patch_plain"]
@@ -404,17 +411,24 @@ class Bench:
         round) so that a change in the machine's background load weighs on all of them alike.
         A target is (label, "api" or "floor", port; 0 = the main server)."""
         targets = targets or [("api", "api", 0), ("floor", "floor", 0)]
+        endpoint = BY_KEY[key]
         self.vacuum()
         if self.args.warmup:
             for label, side, port in targets:
                 self.slice(key, side, self.args.warmup, f"{label}-warm", port)
-        rounds = max(1, round(self.args.duration / max(self.args.slice, BY_KEY[key].min_slice)))
-        seconds = self.args.duration / rounds
+        duration = self.args.duration * endpoint.duration_factor
+        rounds = max(1, round(duration / max(self.args.slice, endpoint.min_slice)))
+        seconds = duration / rounds
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in targets}
         for i in range(rounds):
-            order = targets[i % len(targets):] + targets[:i % len(targets)]
-            for label, side, port in (order if i % 2 == 0 else list(reversed(order))):
+            # Rotated each round (two targets: A B, B A, A B, ...): every target runs first as often.
+            for label, side, port in targets[i % len(targets):] + targets[:i % len(targets)]:
+                if endpoint.vacuum_slices:
+                    self.vacuum()
                 runs[label].append(self.slice(key, side, seconds, f"{label}-{i}", port))
+                if os.environ.get("BENCH_SLICES"):
+                    log(f"    slice {label}-{i}: {runs[label][-1]['requests']} requests, "
+                        f"p50 {runs[label][-1]['p50'] / 1000:.1f} ms")
         merged = {label: merge_runs(r) for label, r in runs.items()}
         for label, result in merged.items():
             log(f"  {label:9s} {key:12s} {result['rps']:8.1f} req/s  p50 {result['p50'] / 1000:7.2f} ms  "
@@ -629,7 +643,10 @@ class Report:
         out.append(f"gunicorn {WORKERS} sync workers (`bench.settings`, DEBUG off, CONN_MAX_AGE=60, "  # noqa: S608
                    f"Django's cache {d.get('cache', '?')}), "
                    f"wrk {THREADS} threads x 1 connection (closed-loop, loopback), {a.duration:g} s per endpoint "
-                   f"and side (after a {a.warmup:g} s warm-up) in alternating {a.slice:g} s API and floor slices; "
+                   f"and side (after a {a.warmup:g} s warm-up) in alternating {a.slice:g} s API and floor slices "
+                   f"(the 10,000-node repoint: {a.duration * 2:g} s per side in 5 s slices, API-floor-floor-API, each "
+                   "after a VACUUM of the tables it writes, as autovacuum would between them: it is off on "
+                   "this machine's server); "
                    "1,000 data sources in the organization. "
                    "**Floor** = bare Django views in `bench/floor.py` doing the minimum SQL for the same "
                    "response (one indexed SELECT for a read, SELECT ... FOR UPDATE + UPDATE for a write; "

@@ -62,6 +62,7 @@ class _Queued:
     sql: str
     params: list[Any]
     on_rows: Callable[[Rows], None] | None
+    returning: bool = True  # False: no RETURNING (``queue_unread``), nothing is sent back
 
 
 @dataclass
@@ -74,7 +75,7 @@ class _Batch:
             return
         ctes = ", ".join(f"_wb{i} AS ({item.sql})" for i, item in enumerate(self.items))
         results = ", ".join(f"(SELECT json_agg(_wb{i})::text FROM _wb{i})"  # noqa: S608  # nosec B608 (our names)
-                            for i in range(len(self.items)))
+                            if item.returning else "NULL" for i, item in enumerate(self.items))
         params = [param for item in self.items for param in item.params]
         with connections[self.using].cursor() as cursor:
             cursor.execute(f"WITH {ctes} SELECT {results}", params)
@@ -121,6 +122,16 @@ def queue(sql: str, params: Sequence[Any] | Mapping[str, Any] = (), *,
     name = f"_wb{len(batch.items)}"
     batch.items.append(_Queued(*_positional(sql, params), on_rows))
     return Ref(name)
+
+
+def queue_unread(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
+    """Queue a data-modifying statement whose rows nobody reads (no ``RETURNING``, no ``Ref`` to it):
+    PostgreSQL runs it all the same, and nothing comes back (a repoint's 10,000 node ids sent back
+    as JSON cost more than a tenth of its write). Only inside an ``active()`` batch."""
+    batch = _current.get()
+    if batch is None:
+        raise RuntimeError("write_batch.queue_unread() outside a write_batch() block on PostgreSQL")
+    batch.items.append(_Queued(*_positional(sql, params), None, returning=False))
 
 
 def queue_insert(obj: Model) -> Ref:

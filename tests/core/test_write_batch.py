@@ -109,6 +109,21 @@ def test_an_exception_drops_the_queue_and_a_nested_block_joins_the_outer(org, ta
 
 
 @postgresql_only
+def test_an_unread_statement_runs_in_the_batch_and_sends_nothing_back(org, target, django_assert_num_queries):
+    from datasources.models import DataSource
+
+    table = connection.ops.quote_name(DataSource._meta.db_table)
+    with transaction.atomic(), django_assert_num_queries(1) as captured, write_batch.write_batch():
+        write_batch.queue_unread(f"UPDATE {table} SET description = %s WHERE id = %s", ["unread", target.pk])
+        event = audit.record(actor=Actor.system(org, origin="test"), action="update", target=target)
+    sql = captured.captured_queries[0]["sql"]
+    assert "RETURNING" not in sql.split("_wb1")[0] and "SELECT NULL" in sql  # its rows: none asked, none sent
+    assert DataSource.objects.get(pk=target.pk).description == "unread" and event.pk  # the rest as before
+    with pytest.raises(RuntimeError):
+        write_batch.queue_unread("UPDATE x SET y = 1")  # outside a block
+
+
+@postgresql_only
 def test_a_queued_update_writes_its_fields_and_fails_as_save_does_without_a_row(org, target):
     from datasources.models import DataSource
 

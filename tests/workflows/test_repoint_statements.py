@@ -56,14 +56,15 @@ def _bodies(flow: dict) -> tuple[dict, dict]:
             {"source_data_source": f"acme.shop:{ref}:v1", "mapped_tables": {f"new_table:{new}": f"old_table:{old}"}})
 
 
-def test_a_repoint_is_eight_statements_and_answers_as_a_fresh_read(client, flow, django_assert_num_queries):
+def test_a_repoint_is_nine_statements_and_answers_as_a_fresh_read(client, flow, django_assert_num_queries):
     assert client.get(flow["url"]).status_code == 200  # caches the token
     # BEGIN; the workflow locked; the workflow data source locked with all it renders and its
     # snapshot's id; the new source with its snapshot's id and "already a data source?"; the node
-    # inputs; both snapshots' tables; then, as one statement of data-modifying CTEs on PostgreSQL
-    # (five elsewhere): UPDATE the inputs, UPDATE the data source, UPDATE the nodes' versions, INSERT
-    # the audit event, INSERT the outbox event; COMMIT. No re-read.
-    expected = 8 if connection.vendor == "postgresql" else 12
+    # inputs (their node ids only, on PostgreSQL); both snapshots' tables; UPDATE the nodes' versions
+    # (answering their reference ids, for the audit, on PostgreSQL); then, as one statement of
+    # data-modifying CTEs on PostgreSQL (four elsewhere): UPDATE the inputs, UPDATE the data source,
+    # INSERT the audit event, INSERT the outbox event; COMMIT. No re-read.
+    expected = 9 if connection.vendor == "postgresql" else 12
     for body in _bodies(flow):
         with django_assert_num_queries(expected):
             response = client.patch(flow["url"], body, format="json")
@@ -73,7 +74,13 @@ def test_a_repoint_is_eight_statements_and_answers_as_a_fresh_read(client, flow,
         nodes = client.get(f"{WF}{flow['workflow']['id']}/nodes/").json()["results"]
         assert {(n["updated_at"], n["updated_by"]["name"]) for n in nodes} == {
             (fresh.json()["updated_at"], "t")}  # both readers, stamped as the data source
-    assert AuditEvent.objects.filter(action="repoint").count() == 2
+    events = AuditEvent.objects.filter(action="repoint").order_by("id")
+    assert events.count() == 2
+    readers = dict(Node.objects.values_list("name", "reference_id"))
+    for event in events:  # the audit's plan names each table's readers by reference id, as a dry run's does
+        nodes = {t["old"]["name"]: t["nodes"] for t in event.detail["plan"]["tables"]}
+        assert sorted(nodes["keep"]) == sorted(readers.values()) and len(nodes) == 2
+        assert [nodes[name] for name in nodes if name != "keep"] == [[readers["n1"]]]
     assert sorted(Node.objects.values_list("version", flat=True)) == [3, 3]  # created, then two repoints
     assert sorted(NodeInput.objects.values_list("table_name", flat=True)) == ["keep", "keep", "old_table"]
 
@@ -85,7 +92,7 @@ def test_a_repoint_onto_a_workflow_answers_as_a_fresh_read(client, flow, django_
     # As above, and the organization locked first (cycle checks are serialised), the workflow found by
     # name (its organization's names, then the one picked), one step of the cycle walk, the duplicate
     # check (its own EXISTS), the old snapshot's tables and the workflow's output tables apart.
-    with django_assert_max_num_queries(13 if connection.vendor == "postgresql" else 17):
+    with django_assert_max_num_queries(14 if connection.vendor == "postgresql" else 17):
         response = client.patch(flow["url"], {"source_workflow": "acme.upstream"}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json() == client.get(flow["url"]).json()

@@ -2,7 +2,7 @@
 
 The plan is computed from one read of the data source's node inputs; applying it is a constant
 number of statements whatever the number of nodes (``repoint_reads``: the read, summed up per table
-on PostgreSQL; ``repoint_writes``: CASE updates in chunks).
+on PostgreSQL; ``repoint_writes``: the readers' new versions, then the inputs rewritten in chunks).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from workflows.mapping import MappingError, Match, Table, column_changes, plan_m
 from workflows.models import Workflow, WorkflowDataSource
 from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, stamp
 from workflows.services.repoint_reads import Inputs, read_inputs
-from workflows.services.repoint_writes import rewrite_inputs, write_repointed
+from workflows.services.repoint_writes import bump_readers, rewrite_inputs, write_repointed
 from workflows.services.sources import (
     Target,
     check_no_cycle,
@@ -93,10 +93,13 @@ def _mapping_error(error: MappingError, readers: dict[str, list[dict[str, Any]]]
     )
 
 
-def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping[str, str] | None) -> _Computed:
-    """Map every table read downstream to the target's tables; raise 400s listing every problem."""
+def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping[str, str] | None, *,
+                 named: bool = True) -> _Computed:
+    """Map every table read downstream to the target's tables; raise 400s listing every problem.
+    ``named=False``: the plan's nodes may be ``{id}`` only until ``inputs.name_readers`` (a write's:
+    ``read_inputs``); a 400 names them all the same."""
     current = target_of(wds)
-    inputs = read_inputs(wds.pk)
+    inputs = read_inputs(wds.pk, named=named)
     readers = inputs.readers
     # The old source's tables only matter when tables are read (each must map: no match otherwise).
     old_tables, new_tables = tables_of_both(current, target) if inputs.tables else (None, tables_of(target))
@@ -108,7 +111,7 @@ def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping
             match_reference_ids=current.lineage == target.lineage,
         )
     except MappingError as error:
-        raise _mapping_error(error, readers) from None
+        raise _mapping_error(error, readers if inputs.named else read_inputs(wds.pk).readers) from None
     old_columns = {t.table.reference_id: t.columns for t in old_tables or []}
     new_columns = {t.table.reference_id: t.columns for t in new_tables}
     org = wds.workflow.organization.slug
@@ -199,7 +202,7 @@ def repoint(
         if not etag_matches(wds, if_match):
             raise PreconditionFailed()
         target = _checked_target(actor, wf, wds, source_data_source, source_workflow)
-        computed = compute_plan(wds, target, mapped_tables)
+        computed = compute_plan(wds, target, mapped_tables, named=False)
         plan = {"dry_run": False, **computed.plan}
         if target_of(wds).identity == target.identity and not plan["inputs_rewritten"]:
             return RepointResult(wds, plan, changed=False)
@@ -210,10 +213,13 @@ def repoint(
         wds.version += 1
         wds.updated_at = timezone.now()
         _renamed_updater(wds, actor)
-        with write_batch():  # PostgreSQL: the writes, the audit and outbox events in one statement
+        reference_ids = bump_readers(wds, computed.node_ids)
+        if reference_ids is not None and not computed.inputs.named:
+            computed.inputs.name_readers(reference_ids)  # for the audit's plan
+        with write_batch():  # PostgreSQL: the other writes, the audit and outbox events in one statement
             by_old = {m.old.reference_id: m.new for m in computed.matches}
             rewrite_inputs(wds.pk, by_old, computed.inputs.names, computed.inputs.duplicates(by_old))
-            write_repointed(wds, computed.node_ids)
+            write_repointed(wds)
             audit.record(
                 actor=actor,
                 action="repoint",

@@ -29,6 +29,14 @@ class Inputs:
     counts: dict[str, int]  # reference id -> inputs reading it
     rows: list[tuple[int, int, str]] | None  # (input id, node id, reference id); not read on PostgreSQL
     repeats: bool = False  # a node reads one table twice (PostgreSQL; elsewhere ``rows`` tell)
+    named: bool = True  # False: each reader is {id} until ``name_readers`` (PostgreSQL, read_inputs(named=False))
+
+    def name_readers(self, reference_ids: dict[int, str]) -> None:
+        """Give each reader its reference id (node id -> reference id), in place: the plan's tables
+        list the same reader objects."""
+        for nodes in self.readers.values():
+            for node in nodes:
+                node["reference_id"] = reference_ids[node["id"]]
 
     def node_ids(self) -> list[int]:
         """Every node reading a table of the data source, by id."""
@@ -66,20 +74,23 @@ def _names(model: type[Any], *fields: str) -> list[str]:
     return [quote(meta.db_table), *(quote(str(cast("Field", meta.get_field(f)).column)) for f in fields)]
 
 
-def _aggregated(wds_id: int) -> Inputs:
+def _aggregated(wds_id: int, named: bool) -> Inputs:
     inputs, node, ref, name, source = _names(NodeInput, "node", "table_reference_id", "table_name",
                                              "workflow_data_source")
     nodes, node_ref, node_name = _names(Node, "reference_id", "name")
-    sql = (f"SELECT i.{ref}, (array_agg(i.{name} ORDER BY i.id))[1], array_agg(DISTINCT i.{name}), count(*), "  # noqa: S608  # nosec B608 (identifiers of ours)
-           f"count(DISTINCT i.{node}), json_agg(json_build_object('id', n.id, 'reference_id', n.{node_ref}, "
-           f"'name', n.{node_name}) ORDER BY i.id)::text FROM {inputs} i JOIN {nodes} n ON n.id = i.{node} "
-           f"WHERE i.{source} = %s GROUP BY i.{ref} ORDER BY min(i.id)")
+    if named:
+        readers = (f"json_agg(json_build_object('id', n.id, 'reference_id', n.{node_ref}, 'name', n.{node_name}) "
+                   f"ORDER BY i.id)::text FROM {inputs} i JOIN {nodes} n ON n.id = i.{node}")
+    else:  # the node ids only: no join (reading 10,000 nodes' rows was most of the read)
+        readers = f"array_agg(i.{node} ORDER BY i.id) FROM {inputs} i"
+    sql = (f"SELECT i.{ref}, (array_agg(i.{name} ORDER BY i.id))[1], array_agg(DISTINCT i.{name}), count(*), "  # nosec B608 (identifiers of ours)
+           f"count(DISTINCT i.{node}), {readers} WHERE i.{source} = %s GROUP BY i.{ref} ORDER BY min(i.id)")
     with connection.cursor() as cursor:
         cursor.execute(sql, [wds_id])
         rows = cursor.fetchall()
-    found = Inputs([], {}, {}, {}, None)
+    found = Inputs([], {}, {}, {}, None, named=named)
     for table_ref, first_name, names, count, distinct, readers in rows:
-        listed = json.loads(readers)
+        listed = json.loads(readers) if named else [{"id": node_id} for node_id in readers]
         if distinct != count:  # a node reads this table more than once: list it once
             found.repeats = True
             seen: set[int] = set()
@@ -116,6 +127,8 @@ def _rows(wds_id: int) -> Inputs:
     return found
 
 
-def read_inputs(wds_id: int) -> Inputs:
-    """Every input of the data source, with its node, in one statement."""
-    return _aggregated(wds_id) if connection.vendor == "postgresql" else _rows(wds_id)
+def read_inputs(wds_id: int, *, named: bool = True) -> Inputs:
+    """Every input of the data source, with its node, in one statement. ``named=False``: on
+    PostgreSQL each reader is ``{id}`` only (``Inputs.named``), for a write that learns the nodes'
+    reference ids from its own UPDATE (``repoint_writes.bump_readers``); elsewhere they are named."""
+    return _aggregated(wds_id, named) if connection.vendor == "postgresql" else _rows(wds_id)

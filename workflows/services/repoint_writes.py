@@ -30,7 +30,7 @@ def _now(sql: str, params: list[Any]) -> None:
 def _run(sql: str, params: list[Any]) -> None:
     """Queue the write in the batch (PostgreSQL, inside ``write_batch``), else run it now."""
     if wb.active():
-        wb.queue(f"{sql} RETURNING {connection.ops.quote_name('id')}", params)
+        wb.queue_unread(sql, params)
     else:
         _now(sql, params)
 
@@ -112,26 +112,39 @@ def rewrite_inputs(wds_id: int, by_old: dict[str, Table], names: dict[str, set[s
         _now(*_case_update(wds_id, chunk, PENDING))
 
 
-def write_repointed(wds: WorkflowDataSource, node_ids: list[int]) -> None:
+def write_repointed(wds: WorkflowDataSource) -> None:
     """UPDATE the workflow data source as the caller left the instance (source, version, who and
-    when: ``stamp``), and its readers (``node_ids``, read under the workflow's lock, which every
-    change of a node's inputs takes first): each gets a new version, the same stamp. PostgreSQL
-    finds them by id (a semi-join with the inputs scanned both tables: ~15% of the UPDATE)."""
-    user_id, token_id = wds.updated_by_id, wds.updated_by_token_id
-    when = connection.ops.adapt_datetimefield_value(wds.updated_at)
+    when: ``stamp``)."""
     table, *columns = _names(WorkflowDataSource, "source_data_source", "source_workflow", "source_version",
                              "is_sample", "version", "updated_at", "updated_by", "updated_by_token")
     sets = ", ".join(f"{c} = %s" for c in columns)
     _run(f"UPDATE {table} SET {sets} WHERE {connection.ops.quote_name('id')} = %s",  # noqa: S608  # nosec B608
          [wds.source_data_source_id, wds.source_workflow_id, wds.source_version, wds.is_sample, wds.version,
-          when, user_id, token_id, wds.pk])
-    nodes, version, updated_at, updated_by, updated_by_token = _names(
-        Node, "version", "updated_at", "updated_by", "updated_by_token")
+          connection.ops.adapt_datetimefield_value(wds.updated_at), wds.updated_by_id, wds.updated_by_token_id,
+          wds.pk])
+
+
+def bump_readers(wds: WorkflowDataSource, node_ids: list[int]) -> dict[int, str] | None:
+    """Give the data source's readers a new version and its stamp (``node_ids``: read under the
+    workflow's lock, which every change of a node's inputs takes first). On PostgreSQL the UPDATE
+    finds them by id (a semi-join with the inputs scanned both tables: ~15% of it) and answers each
+    one's reference id (node id -> reference id): the audit's plan lists them, and the rows it
+    updates are read anyway, where joining the nodes to the read of the inputs read them again.
+    Elsewhere it finds them through the inputs and answers None (their read named them)."""
+    nodes, version, updated_at, updated_by, updated_by_token, reference_id = _names(
+        Node, "version", "updated_at", "updated_by", "updated_by_token", "reference_id")
     inputs, node, source = _names(NodeInput, "node", "workflow_data_source")
     sets = f"{version} = {version} + 1, {updated_at} = %s, {updated_by} = %s, {updated_by_token} = %s"
+    stamp = [connection.ops.adapt_datetimefield_value(wds.updated_at), wds.updated_by_id, wds.updated_by_token_id]
     node_id = connection.ops.quote_name("id")
-    if connection.vendor == "postgresql":
-        _run(f"UPDATE {nodes} SET {sets} WHERE {node_id} = ANY(%s)", [when, user_id, token_id, node_ids])  # noqa: S608  # nosec B608
-    else:
-        _run(f"UPDATE {nodes} SET {sets} WHERE {node_id} IN (SELECT {node} FROM {inputs} WHERE {source} = %s)",  # noqa: S608  # nosec B608
-             [when, user_id, token_id, wds.pk])
+    if connection.vendor != "postgresql":
+        _now(f"UPDATE {nodes} SET {sets} WHERE {node_id} IN (SELECT {node} FROM {inputs} WHERE {source} = %s)",  # noqa: S608  # nosec B608
+             [*stamp, wds.pk])
+        return None
+    if not node_ids:
+        return {}
+    ids = "{" + ",".join(map(str, node_ids)) + "}"  # one text parameter: the client cursor quoted a list by element
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {nodes} SET {sets} WHERE {node_id} = ANY(%s::bigint[]) "  # noqa: S608  # nosec B608
+                       f"RETURNING {node_id}, {reference_id}", [*stamp, ids])
+        return dict(cursor.fetchall())
