@@ -49,24 +49,21 @@ def test_both_reads_sum_up_the_inputs_alike(api):
     assert len(rows.duplicates({t.reference_id: t for t in rows.tables}) or []) == 1
 
 
-def test_a_write_reads_node_ids_only_and_names_its_readers_from_its_update(api):
-    """PostgreSQL: a write's read leaves out the nodes' rows (``named=False``: each reader is its id)
-    and ``name_readers`` gives each its reference id, in place, from the UPDATE of their versions."""
+def test_a_write_reads_node_ids_only(api):
+    """PostgreSQL: a write's read leaves out the nodes' rows (``named=False``: each table's readers by
+    id only; the audit names them from the UPDATE of their versions); elsewhere the rows name them."""
     source, workflow, wds = _flow(api)
     _repeat(wds, "second", tables(api, source, 1)["c"], "old_c")
     named, unnamed = repoint_reads.read_inputs(wds["id"]), repoint_reads.read_inputs(wds["id"], named=False)
     assert (unnamed.tables, unnamed.names, unnamed.counts) == (named.tables, named.names, named.counts)
-    ids = {ref: [n["id"] for n in nodes] for ref, nodes in named.readers.items()}
-    assert {ref: [n["id"] for n in nodes] for ref, nodes in unnamed.readers.items()} == ids
-    if connection.vendor != "postgresql":
-        assert unnamed.named and unnamed.readers == named.readers  # the rows name them anyway
-        return
-    assert not unnamed.named and {key for nodes in unnamed.readers.values() for n in nodes for key in n} == {"id"}
-    listed = unnamed.readers[unnamed.tables[2].reference_id]
-    unnamed.name_readers(dict(Node.objects.values_list("id", "reference_id")))
-    assert unnamed.readers[unnamed.tables[2].reference_id] is listed  # the same objects, now named
-    assert {ref: [n["reference_id"] for n in nodes] for ref, nodes in unnamed.readers.items()} == {
-        ref: [n["reference_id"] for n in nodes] for ref, nodes in named.readers.items()}
+    assert unnamed.ids == named.ids == {ref: [n["id"] for n in nodes] for ref, nodes in named.readers.items()}
+    assert unnamed.node_ids() == named.node_ids() and len(named.node_ids()) == 3
+    assert unnamed.repeats == named.repeats
+    if connection.vendor == "postgresql":
+        assert not unnamed.named and unnamed.readers == {} and unnamed.repeats  # "second" reads c twice
+        assert unnamed.ids[unnamed.tables[2].reference_id] == [Node.objects.get(name=n).pk for n in ("second", "third")]
+    else:
+        assert unnamed.named and unnamed.readers == named.readers
 
 
 def test_a_table_read_twice_by_a_node_is_listed_once_and_left_read_once(api):

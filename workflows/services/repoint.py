@@ -96,8 +96,9 @@ def _mapping_error(error: MappingError, readers: dict[str, list[dict[str, Any]]]
 def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping[str, str] | None, *,
                  named: bool = True) -> _Computed:
     """Map every table read downstream to the target's tables; raise 400s listing every problem.
-    ``named=False``: the plan's nodes may be ``{id}`` only until ``inputs.name_readers`` (a write's:
-    ``read_inputs``); a 400 names them all the same."""
+    ``named=False`` (a write's): on PostgreSQL each table's ``nodes`` are node ids (``read_inputs``),
+    which the audit names with the reference ids its UPDATE answers (``_compact``); a 400 names
+    them all the same."""
     current = target_of(wds)
     inputs = read_inputs(wds.pk, named=named)
     readers = inputs.readers
@@ -119,7 +120,7 @@ def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping
     for match in sorted(matches, key=lambda m: (m.old.name.casefold(), m.old.reference_id)):
         ref = match.old.reference_id
         changed = match.new.reference_id != ref or inputs.names[ref] != {match.new.name}
-        nodes = readers.get(ref, [])
+        nodes = readers.get(ref, []) if inputs.named else inputs.ids.get(ref, [])
         rewritten += inputs.counts.get(ref, 0) if changed else 0
         tables.append(
             {
@@ -214,8 +215,6 @@ def repoint(
         wds.updated_at = timezone.now()
         _renamed_updater(wds, actor)
         reference_ids = bump_readers(wds, computed.node_ids)
-        if reference_ids is not None and not computed.inputs.named:
-            computed.inputs.name_readers(reference_ids)  # for the audit's plan
         with write_batch():  # PostgreSQL: the other writes, the audit and outbox events in one statement
             by_old = {m.old.reference_id: m.new for m in computed.matches}
             rewrite_inputs(wds.pk, by_old, computed.inputs.names, computed.inputs.duplicates(by_old))
@@ -225,7 +224,7 @@ def repoint(
                 action="repoint",
                 target=wds,
                 changes={"source": {"old": old_reference, "new": plan["to"]["reference"]}},
-                detail={"plan": _compact(plan)},
+                detail={"plan": _compact(plan, None if computed.inputs.named else reference_ids)},
             )
             publish(organization_id=wf.organization_id, type="workflow.repointed", data=_event(wf, wds, plan, actor))
     return RepointResult(wds, plan)
@@ -257,7 +256,11 @@ def _event(wf: Workflow, wds: WorkflowDataSource, plan: dict[str, Any], actor: A
     }
 
 
-def _compact(plan: dict[str, Any]) -> dict[str, Any]:
-    """The plan for the audit log: node reference ids instead of node objects."""
-    tables = [{**t, "nodes": [n["reference_id"] for n in t["nodes"]]} for t in plan["tables"]]
+def _compact(plan: dict[str, Any], reference_ids: dict[int, str] | None) -> dict[str, Any]:
+    """The plan for the audit log: node reference ids instead of node objects (or of node ids, given
+    ``reference_ids``: node id -> reference id)."""
+    if reference_ids is None:
+        tables = [{**t, "nodes": [n["reference_id"] for n in t["nodes"]]} for t in plan["tables"]]
+    else:
+        tables = [{**t, "nodes": [reference_ids[n] for n in t["nodes"]]} for t in plan["tables"]]
     return {**plan, "tables": tables}

@@ -9,7 +9,7 @@ same way.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.db import connection
@@ -24,23 +24,19 @@ class Inputs:
     """The tables a data source's nodes read, in the order of their first input (by input id)."""
 
     tables: list[Table]  # named as their first input names them
-    readers: dict[str, list[dict[str, Any]]]  # reference id -> its nodes ({id, reference_id, name}), once each
+    ids: dict[str, list[int]]  # reference id -> its nodes' ids, once each, by first input
     names: dict[str, set[str]]  # reference id -> every name stored for it
     counts: dict[str, int]  # reference id -> inputs reading it
     rows: list[tuple[int, int, str]] | None  # (input id, node id, reference id); not read on PostgreSQL
     repeats: bool = False  # a node reads one table twice (PostgreSQL; elsewhere ``rows`` tell)
-    named: bool = True  # False: each reader is {id} until ``name_readers`` (PostgreSQL, read_inputs(named=False))
-
-    def name_readers(self, reference_ids: dict[int, str]) -> None:
-        """Give each reader its reference id (node id -> reference id), in place: the plan's tables
-        list the same reader objects."""
-        for nodes in self.readers.values():
-            for node in nodes:
-                node["reference_id"] = reference_ids[node["id"]]
+    # reference id -> its nodes ({id, reference_id, name}) as ``ids`` lists them; empty when not
+    # ``named`` (PostgreSQL, ``read_inputs(named=False)``)
+    readers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    named: bool = True
 
     def node_ids(self) -> list[int]:
         """Every node reading a table of the data source, by id."""
-        return sorted({node["id"] for nodes in self.readers.values() for node in nodes})
+        return sorted({node_id for ids in self.ids.values() for node_id in ids})
 
     def duplicates(self, by_old: dict[str, Table]) -> list[int] | None:
         """Inputs the rewrite makes duplicates of (a node would read a table twice; the first by id
@@ -60,11 +56,11 @@ class Inputs:
         if len({new.reference_id for new in by_old.values()}) == len(by_old):  # no two tables onto one
             return []
         nodes_of: dict[str, set[int]] = {}
-        for old, nodes in self.readers.items():
-            ids, merged = {node["id"] for node in nodes}, nodes_of.setdefault(by_old[old].reference_id, set())
-            if merged & ids:
+        for old, ids in self.ids.items():
+            merged = nodes_of.setdefault(by_old[old].reference_id, set())
+            if merged.intersection(ids):
                 return None
-            merged |= ids
+            merged.update(ids)
         return []
 
 
@@ -90,13 +86,17 @@ def _aggregated(wds_id: int, named: bool) -> Inputs:
         rows = cursor.fetchall()
     found = Inputs([], {}, {}, {}, None, named=named)
     for table_ref, first_name, names, count, distinct, readers in rows:
-        listed = json.loads(readers) if named else [{"id": node_id} for node_id in readers]
-        if distinct != count:  # a node reads this table more than once: list it once
-            found.repeats = True
-            seen: set[int] = set()
-            listed = [r for r in listed if not (r["id"] in seen or seen.add(r["id"]))]  # type: ignore[func-returns-value]
+        if named:
+            listed = json.loads(readers)
+            if distinct != count:  # a node reads this table more than once: list it once
+                seen: set[int] = set()
+                listed = [r for r in listed if not (r["id"] in seen or seen.add(r["id"]))]  # type: ignore[func-returns-value]
+            found.readers[table_ref], found.ids[table_ref] = listed, [r["id"] for r in listed]
+        else:
+            found.ids[table_ref] = readers if distinct == count else list(dict.fromkeys(readers))
+        found.repeats = found.repeats or distinct != count
         found.tables.append(Table(table_ref, first_name))
-        found.readers[table_ref], found.names[table_ref], found.counts[table_ref] = listed, set(names), count
+        found.names[table_ref], found.counts[table_ref] = set(names), count
     return found
 
 
@@ -124,11 +124,12 @@ def _rows(wds_id: int) -> Inputs:
             by_node[node_id] = {"id": node_id, "reference_id": node_ref, "name": node_name}
         slim.append((input_id, node_id, ref))
     found.readers = {ref: list(by_node.values()) for ref, by_node in readers.items()}
+    found.ids = {ref: list(by_node) for ref, by_node in readers.items()}
     return found
 
 
 def read_inputs(wds_id: int, *, named: bool = True) -> Inputs:
     """Every input of the data source, with its node, in one statement. ``named=False``: on
-    PostgreSQL each reader is ``{id}`` only (``Inputs.named``), for a write that learns the nodes'
-    reference ids from its own UPDATE (``repoint_writes.bump_readers``); elsewhere they are named."""
+    PostgreSQL the nodes' ids only (``Inputs.readers`` empty), for a write that learns their reference
+    ids from its own UPDATE (``repoint_writes.bump_readers``); elsewhere they are named anyway."""
     return _aggregated(wds_id, named) if connection.vendor == "postgresql" else _rows(wds_id)
