@@ -37,6 +37,8 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Field, ForeignKey, Model
 from django.db.models.signals import post_save, pre_save
 
+from core.prepared import prepared_cursor
+
 #: What a queued statement's ``on_rows`` receives: its RETURNING rows as JSON objects (column ->
 #: value; timestamps as ISO strings, JSON columns as JSON), ``[]`` when it wrote none.
 Rows = list[dict[str, Any]]
@@ -68,6 +70,7 @@ class _Queued:
 @dataclass
 class _Batch:
     using: str
+    prepare: bool = True
     items: list[_Queued] = field(default_factory=list)
 
     def run(self) -> None:
@@ -77,7 +80,7 @@ class _Batch:
         results = ", ".join(f"(SELECT json_agg(_wb{i})::text FROM _wb{i})"  # noqa: S608  # nosec B608 (our names)
                             if item.returning else "NULL" for i, item in enumerate(self.items))
         params = [param for item in self.items for param in item.params]
-        with connections[self.using].cursor() as cursor:
+        with prepared_cursor(self.using) if self.prepare else connections[self.using].cursor() as cursor:
             cursor.execute(f"WITH {ctes} SELECT {results}", params)
             row = cursor.fetchone()
         for item, rows in zip(self.items, row, strict=True):
@@ -89,13 +92,16 @@ _current: ContextVar[_Batch | None] = ContextVar("write_batch", default=None)
 
 
 @contextmanager
-def write_batch(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+def write_batch(using: str = DEFAULT_DB_ALIAS, *, prepare: bool = True) -> Iterator[None]:
     """Queue the batch-aware writers' statements inside the block and run them as one at its end
-    (PostgreSQL; elsewhere, or nested, a no-op). Use it inside the write's transaction."""
+    (PostgreSQL; elsewhere, or nested, a no-op). Use it inside the write's transaction. The statement
+    is prepared once per connection (``core.prepared``: its text repeats for writes of one shape);
+    ``prepare=False`` for a batch whose best plan depends on its values (PostgreSQL would settle on a
+    generic plan after five runs), such as a repoint's rewrite of one data source's inputs."""
     if connections[using].vendor != "postgresql" or _current.get() is not None:
         yield
         return
-    batch = _Batch(using)
+    batch = _Batch(using, prepare)
     token = _current.set(batch)
     try:
         yield

@@ -22,6 +22,7 @@ from django.db.models.signals import post_init
 from django.db.transaction import TransactionManagementError
 
 from core.errors import NotFound
+from core.prepared import prepared_cursor
 from datasources.models import Credential, DataSource, HealthCheck, SchemaSnapshot, TenancySettings
 from organizations.actors import Actor
 from organizations.models import ApiToken
@@ -197,13 +198,13 @@ class _Compiled:
         self.populators = get_related_populators(self.klass_info, self.select, conn.alias)  # type: ignore[call-arg]
 
     def fetch(self, values: dict[str, int]) -> Any:
-        with self.conn.cursor() as cursor:
+        with prepared_cursor(self.conn.alias) as cursor:
             cursor.execute(self.sql, self._params(values))
             rows = cursor.fetchmany(2)
         return self._instance(rows[0]) if len(rows) == 1 else None
 
     def fetch_all(self, values: dict[str, int]) -> list[Any]:
-        with self.conn.cursor() as cursor:
+        with prepared_cursor(self.conn.alias) as cursor:
             cursor.execute(self.sql, self._params(values))
             rows = cursor.fetchall()
         return [self._instance(row) for row in rows]

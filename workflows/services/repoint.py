@@ -215,7 +215,7 @@ def repoint(
         wds.updated_at = timezone.now()
         _renamed_updater(wds, actor)
         reference_ids = bump_readers(wds, computed.node_ids)
-        with write_batch():  # PostgreSQL: the other writes, the audit and outbox events in one statement
+        with write_batch(prepare=False):  # PostgreSQL: the other writes, audit and outbox in one statement
             by_old = {m.old.reference_id: m.new for m in computed.matches}
             rewrite_inputs(wds.pk, by_old, computed.inputs.names, computed.inputs.duplicates(by_old))
             write_repointed(wds)
