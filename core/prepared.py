@@ -8,11 +8,11 @@ statements are built once per connection anyway (``datasources.selectors.Compile
 server-binding psycopg cursor that prepares each text once per connection (psycopg keeps the 100
 latest) and then only binds and executes it.
 
-The cursor is wrapped by Django as its own are (query logging, ``execute_wrapper``, error
-translation), so statement counts and errors are unchanged. ``DATABASE_PREPARED_STATEMENTS=false``
-turns it off: needed behind a connection pooler in transaction mode that does not carry prepared
-statements (PgBouncer before 1.21, or without ``max_prepared_statements``). SQLite and MariaDB take
-Django's own cursor.
+The cursor is wrapped by Django as its own are (``execute_wrapper``, error translation; with queries
+logged, each is logged with its values as Django's own cursor logs it), so statement counts and errors
+are unchanged. ``DATABASE_PREPARED_STATEMENTS=false`` turns it off: needed behind a connection pooler
+in transaction mode that does not carry prepared statements (PgBouncer before 1.21, or without
+``max_prepared_statements``). SQLite and MariaDB take Django's own cursor.
 """
 
 from __future__ import annotations
@@ -23,23 +23,30 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
+from psycopg import ClientCursor
+
+#: Executions before psycopg would prepare a statement on its own: never (Django's None instead
+#: makes psycopg ignore ``prepare=True`` too). Django's own cursors bind on the client: never prepared.
+NEVER = 2**62
 
 
-def _preparing_class() -> type:
-    from django.db.backends.postgresql.base import ServerBindingCursor
+class _Preparing(ServerBindingCursor):
+    """Prepares every statement it runs (Django's wrapper passes no ``prepare``)."""
 
-    class Preparing(ServerBindingCursor):  # type: ignore[misc,valid-type]
-        """Prepares every statement it runs (Django's wrapper passes no ``prepare``)."""
-
-        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
-                    binary: bool | None = None) -> Any:
-            return super().execute(query, params, prepare=True, binary=binary)
-
-    return Preparing
+    def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
+                binary: bool | None = None) -> Any:
+        return super().execute(query, params, prepare=True, binary=binary)  # type: ignore[misc]
 
 
-_PREPARING: list[type] = []
-NEVER = 2**62  # executions before psycopg would prepare on its own: only ``prepare=True`` prepares
+class _LoggedPreparing(CursorDebugWrapper):
+    """Django's debug wrapper, logging the statement with its values inlined (Django reads them back
+    from a client-binding cursor, which a prepared statement does not go through)."""
+
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        shown = ClientCursor(self.db.connection).mogrify(sql, params)
+        with self.debug_sql(shown):
+            return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
 
 
 def enabled(using: str = DEFAULT_DB_ALIAS) -> bool:
@@ -55,13 +62,13 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
         with conn.cursor() as cursor:
             yield cursor
         return
-    if not _PREPARING:
-        _PREPARING.append(_preparing_class())
-    conn.close_if_health_check_failed()  # as Django's own cursor() does
+    conn.close_if_health_check_failed()  # what Django's own cursor() does first
     conn.ensure_connection()
-    if conn.connection.prepare_threshold is None:  # Django's None makes psycopg ignore prepare=True;
-        conn.connection.prepare_threshold = NEVER  # Django's own (client-binding) cursors never prepare
+    conn.validate_thread_sharing()
+    if conn.connection.prepare_threshold is None:
+        conn.connection.prepare_threshold = NEVER
     with conn.wrap_database_errors:
-        cursor = conn._prepare_cursor(_PREPARING[0](conn.connection))
+        raw = _Preparing(conn.connection)  # type: ignore[call-arg]  # (the stubs': psycopg's Cursor(conn))
+    cursor = _LoggedPreparing(raw, conn) if conn.queries_logged else conn.make_cursor(raw)  # type: ignore[arg-type]
     with cursor:
         yield cursor
