@@ -23,11 +23,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
+from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, CursorDebugWrapper, ServerBindingCursor
+from django.db.backends.postgresql.psycopg_any import register_tzloader
 from psycopg import ClientCursor
+from psycopg.pq import Format
 
-#: Executions before psycopg would prepare a statement on its own: never (Django's None instead
-#: makes psycopg ignore ``prepare=True`` too). Django's own cursors bind on the client: never prepared.
+#: psycopg's prepare threshold while this cursor runs a statement: Django leaves it None, which makes
+#: psycopg ignore ``prepare=True``. Set only for that call: left set, psycopg would also keep every
+#: client-bound statement Django runs (values inlined: a repoint's is large) among its candidates,
+#: up to 100 per connection.
 NEVER = 2**62
 
 
@@ -36,7 +40,12 @@ class _Preparing(ServerBindingCursor):
 
     def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
                 binary: bool | None = None) -> Any:
-        return super().execute(query, params, prepare=True, binary=binary)  # type: ignore[misc]
+        conn = self.connection  # type: ignore[attr-defined]  # (psycopg's Cursor.connection)
+        threshold, conn.prepare_threshold = conn.prepare_threshold, NEVER
+        try:
+            return super().execute(query, params, prepare=True, binary=binary)  # type: ignore[misc]
+        finally:
+            conn.prepare_threshold = threshold
 
 
 class _LoggedPreparing(CursorDebugWrapper):
@@ -44,7 +53,8 @@ class _LoggedPreparing(CursorDebugWrapper):
     from a client-binding cursor, which a prepared statement does not go through)."""
 
     def execute(self, sql: Any, params: Any = None) -> Any:
-        shown = ClientCursor(self.db.connection).mogrify(sql, params)
+        with self.db.wrap_database_errors:
+            shown = ClientCursor(self.db.connection).mogrify(sql, params)
         with self.debug_sql(shown):
             return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
 
@@ -65,10 +75,10 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
     conn.close_if_health_check_failed()  # what Django's own cursor() does first
     conn.ensure_connection()
     conn.validate_thread_sharing()
-    if conn.connection.prepare_threshold is None:
-        conn.connection.prepare_threshold = NEVER
     with conn.wrap_database_errors:
         raw = _Preparing(conn.connection)  # type: ignore[call-arg]  # (the stubs': psycopg's Cursor(conn))
+        if conn.timezone != conn.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).timezone:
+            register_tzloader(conn.timezone, raw)  # as Django's create_cursor() does
     cursor = _LoggedPreparing(raw, conn) if conn.queries_logged else conn.make_cursor(raw)  # type: ignore[arg-type]
     with cursor:
         yield cursor

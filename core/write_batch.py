@@ -9,9 +9,12 @@ statement on PostgreSQL, as data-modifying CTEs::
     WITH _wb0 AS (INSERT ... RETURNING id), _wb1 AS (INSERT ... (SELECT id FROM _wb0) ...), ...
     SELECT (SELECT json_agg(_wb0)::text FROM _wb0), (SELECT json_agg(_wb1)::text FROM _wb1), ...
 
-A later statement refers to an earlier one's new id with a ``Ref`` (``ref_or_pk``) in its
-parameters. Elsewhere (SQLite, MariaDB) the block does nothing: the writers run their statements
-one by one, as they always did. So does a nested block (the outer one runs the batch).
+A statement whose rows nobody reads is queued with ``queue_unread``: no RETURNING, and ``NULL`` in
+its place in the final SELECT. A later statement refers to an earlier one's new id with a ``Ref``
+(``ref_or_pk``) in its parameters. The statement is prepared once per connection (``core.prepared``)
+unless the block says ``prepare=False``. Elsewhere (SQLite, MariaDB) the block does nothing: the
+writers run their statements one by one, as they always did. So does a nested block (the outer one
+runs the batch).
 
 Until the block ends, a queued instance has no ``pk``: use ``ref_or_pk`` for it inside the block.
 The statements of one batch share one snapshot: none sees another's rows (PostgreSQL's rule for

@@ -146,11 +146,12 @@ def renderable_data_source_for_actor(actor: Actor, data_source_id: Any) -> DataS
 
 
 class CompiledLookup:
-    """A one-row statement compiled once per database connection (each thread has its own) and run
-    with each request's values, its row turned into the instance Django's own iterator would make
-    (converters, the row, ``select_related`` relations, annotations). Compiling the statement was
-    most of a hot GET's CPU time. ``build(**placeholders)`` makes the queryset; each value is an
-    integer equality filter, found again among the compiled parameters by its placeholder."""
+    """A statement compiled once per database connection (each thread has its own) and run with each
+    request's values, its rows turned into the instances Django's own iterator would make (converters,
+    the row, ``select_related`` relations, annotations); on PostgreSQL it is also prepared once per
+    connection (``core.prepared``). Compiling the statement was most of a hot GET's CPU time.
+    ``build(**placeholders)`` makes the queryset; each value is an integer (an id, a limit, an offset)
+    found again among the compiled parameters by its placeholder, wherever it is bound."""
 
     def __init__(self, build: Callable[..., QuerySet], *names: str) -> None:
         self.build, self.names = build, names
@@ -184,6 +185,8 @@ class _Compiled:
         self.params = list(params)
         self.at = {name: [i for i, param in enumerate(self.params) if param == value]
                    for name, value in placeholders.items()}  # a value may be bound more than once
+        if not all(self.at.values()):  # a value the statement never binds would be silently ignored
+            raise ValueError(f"{self.sql[:80]}...: no parameter for {[n for n, at in self.at.items() if not at]}")
         self.conn, self.compiler = conn, compiler
         self.select, self.klass_info = compiler.select, compiler.klass_info
         self.model = self.klass_info["model"]
@@ -244,7 +247,7 @@ def _page_sql() -> tuple[str, str]:
     ids = f"SELECT p.id FROM {table} p WHERE p.organization_id = %s ORDER BY p.id LIMIT %s OFFSET %s"  # noqa: S608  # nosec B608
     if connection.vendor == "postgresql":  # an array of the page's ids: fetched by the primary key's index
         on_page = f"{table}.id = ANY(ARRAY({ids}))"
-    else:  # MariaDB takes no LIMIT in an IN subquery, but does in a derived table
+    else:  # SQLite (and MariaDB, which takes no LIMIT in an IN subquery but does in a derived table)
         on_page = f"{table}.id IN (SELECT page.id FROM ({ids}) page)"  # noqa: S608  # nosec B608
     return on_page, f"SELECT COUNT(*) FROM {table} n WHERE n.organization_id = %s"  # noqa: S608  # nosec B608
 

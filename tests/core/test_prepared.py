@@ -51,6 +51,12 @@ def test_hot_statements_are_prepared_once_and_counted_as_before(api, other_api, 
         assert response.status_code == 200 and response.json()["description"] == description
     assert _runs_of("WITH _wb0 AS (UPDATE") >= 3  # the write's batch: one text, prepared once
     assert api.get(f"{URL}{mine['id']}/").json()["description"] == "three"
+    # Only while a prepared statement runs is psycopg's threshold set: Django's own client-bound
+    # statements (values inlined) are not kept among its candidates.
+    assert connection.connection.prepare_threshold is None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'not kept' || %s", ["by psycopg"])
+    assert not any(b"not kept" in key[0] for key in connection.connection._prepared._counts)
 
 
 @postgresql_only

@@ -40,7 +40,9 @@ from workflows.services.sources import (
 
 @dataclass
 class RepointResult:
-    """The data source after the change (or unchanged for a dry run) and the plan."""
+    """The data source after the change (or unchanged for a dry run) and the plan. A dry run's plan
+    lists each table's nodes ({id, reference_id, name}); an applied one's may list node ids only
+    (PostgreSQL: a write does not read the nodes' rows; its audit record names them by reference id)."""
 
     data_source: WorkflowDataSource
     plan: dict[str, Any]

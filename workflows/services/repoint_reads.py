@@ -1,9 +1,10 @@
 """A repoint's one read of the data source's node inputs, summed up per table read downstream.
 
-PostgreSQL sums them up in SQL, one row per table with its reader nodes as JSON in the order of their
-first input (as the floor does): reading 10,000 input rows into Python was what a 10,000-node repoint
-cost beyond the writes the floor shares. Elsewhere every input row is read and summed up here, the
-same way.
+PostgreSQL sums them up in SQL, one row per table with its reader nodes in the order of their first
+input (as the floor does): reading 10,000 input rows into Python was what a 10,000-node repoint cost
+beyond the writes the floor shares. A dry run's read names the nodes (JSON of id, reference id and
+name: its plan lists them); a write's reads their ids only, without joining the nodes' rows. Elsewhere
+every input row is read and summed up here, the same way, nodes named.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """A repoint's writes: the node inputs rewritten, the workflow data source and its readers' versions.
 
 Each is one hand-written statement (the ORM's CASE of 2,000 ``When`` for 1,000 tables cost more to
-build than to run). Inside a ``core.write_batch`` block (PostgreSQL) they are queued with the audit
-and outbox events and all run as one statement at its end; elsewhere they run one by one.
+build than to run). The readers' versions run first, on their own (``bump_readers``: on PostgreSQL
+their UPDATE answers the reference ids the audit record lists); inside a ``core.write_batch`` block
+(PostgreSQL) the rest are queued with the audit and outbox events, without RETURNING, and run as one
+statement at its end; elsewhere they run one by one.
 """
 
 from __future__ import annotations
