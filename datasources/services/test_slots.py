@@ -68,7 +68,7 @@ class Slot:
     released: bool = field(default=False)
 
     def __del__(self) -> None:  # the thread that held it ended without releasing it
-        if not self.released:
+        if not self.released and _lock is not None:  # (at interpreter exit the module may be torn down)
             release(self)
 
 
