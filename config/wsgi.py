@@ -7,7 +7,8 @@ failed to boot": the arbiter then stops instead of starting new workers that wou
 After start-up, every view module is imported and the objects made so far are frozen out of the
 cyclic garbage collector: a full collection then scans only what requests create. Measured on the
 benchmark seed, a full collection paused a request for 180 ms over 145,000 start-up objects, and
-about 25 ms once they were frozen (bench/FINDINGS.md).
+about 25 ms once they were frozen (bench/FINDINGS.md). Then the collector is moved out of requests:
+a request's garbage is collected once its response is closed (core/gc_between_requests.py).
 """
 
 import gc
@@ -22,3 +23,7 @@ from django.urls import get_resolver  # noqa: E402
 application = get_wsgi_application()
 get_resolver().url_patterns  # noqa: B018 (imports every view, serializer and schema module now)
 gc.freeze()
+
+from core import gc_between_requests  # noqa: E402
+
+application = gc_between_requests.wrap(application)
