@@ -20,10 +20,9 @@ load_settings_or_exit()
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
-application = get_wsgi_application()
-get_resolver().url_patterns  # noqa: B018 (imports every view, serializer and schema module now)
-gc.freeze()
-
 from core import gc_between_requests  # noqa: E402
 
-application = gc_between_requests.wrap(application)
+django_application = get_wsgi_application()
+get_resolver().url_patterns  # noqa: B018 (imports every view, serializer and schema module now)
+gc.freeze()
+application = gc_between_requests.wrap(django_application)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from core.errors import InvalidRequest
 from core.numbers import parse_ascii_int
+from core.pagination import IdsFirst
 from core.params import bool_param
 from datasources import catalogue, fields
 from datasources.api import openapi_docs as docs
@@ -75,6 +76,8 @@ class DataSourceViewSet(
     def paginate_queryset(self, queryset: Any) -> Any:
         if self.action == "list" and PAGING.issuperset(self.request.query_params.keys()):
             queryset = self._compiled_page()  # no filter, search or ordering
+        elif self.action == "list":
+            queryset = IdsFirst(queryset)  # the page's ids by the filters and ordering, then its rows
         return super().paginate_queryset(queryset)
 
     # ---- helpers -------------------------------------------------------------------------
