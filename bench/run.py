@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -179,6 +180,9 @@ class Bench:
         self.cache = "Redis" if redis_answers(BENCH_CACHE_URL) else "process-local memory (token cache off)"
         if self.cache == "Redis":
             self.env["CACHE_URL"] = BENCH_CACHE_URL
+            # Empty at the start: the throwaway databases reuse ids, so a previous run's entries (an
+            # organization's "no active webhook", say) would answer this run's first requests.
+            redis.Redis.from_url(BENCH_CACHE_URL).flushdb()
         else:
             self.env.pop("CACHE_URL", None)
 

@@ -1,16 +1,18 @@
 """Scale (issue 18): the list and its filters at 1,000 and at 100,000 data sources, the plans that
 serve them, and the scheduler ticks at both sizes.
 
-    .venv/bin/python bench/scale_lists.py [--requests 40] [--sources 100000]
+    .venv/bin/python bench/scale_lists.py [--requests 40] [--rounds 4] [--sources 100000]
 
 In a throwaway PostgreSQL database (127.0.0.1:5432, trust auth for ``postgres``; dropped afterwards),
 migrated, then seeded by ``bench/seed.py`` in two steps: 10 organizations with 100 sources each
-(1,000), then 1,000 organizations (100,000 sources, 10,000 workflows). Both times, in-process
-(Django's test client, the token cache warm), it times ``--requests`` requests of each list of one
-organization (100 sources, the same at both sizes: only the table grows) and prints the median and
-90th percentile, the statements per request, and at the large size each query's plan (EXPLAIN
-ANALYZE: the indexes used, no sequential scan of the data-source table). The ticks: the due ids of
-the schema refresh and the health check (one statement each), timed, with their plans.
+(1,000), copied then to a second database, then 1,000 organizations (100,000 sources, 10,000
+workflows). In-process (Django's test client, the token cache warm), it times ``--requests``
+requests of each list of one organization at each size (100 sources, the same at both sizes: only
+the table grows), in ``--rounds`` rounds that alternate between the two databases so that the
+machine's drift weighs on both alike, and prints the median and 90th percentile, the statements per
+request, and at the large size each query's plan (EXPLAIN ANALYZE: the indexes used, no sequential
+scan of the data-source table). The ticks: the due ids of the schema refresh and the health check
+(one statement each), timed, with their plans.
 Target: each list's median at 100,000 within 1.5x of its median at 1,000.
 """
 
@@ -31,6 +33,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 PG = "postgresql://postgres@127.0.0.1:5432/"
 DB = f"dsp_scale_{int(time.time())}_{os.getpid()}"
+SMALL_DB = f"{DB}_small"  # a copy of DB at 1,000 sources, taken before it grows
 os.environ["DATABASE_URL"] = PG + DB
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
@@ -53,23 +56,37 @@ CASES = {
 TARGET = 1.5
 
 
-def measure(client, requests: int) -> dict[str, dict]:
+def use_database(name: str) -> None:
+    """Point Django's connection at another database (the next statement connects to it)."""
+    from django.db import connection
+
+    connection.close()
+    connection.settings_dict["NAME"] = name
+
+
+def time_requests(client, requests: int, times: dict[str, list[float]]) -> None:
+    """``requests`` timed requests of each list, added to ``times`` (after one untimed warm-up each:
+    the token cache, the process's querysets, the connection's prepared statements)."""
+    for name, query in CASES.items():
+        path = f"/api/v1/data-sources/?page_size=50&{query}"
+        assert client.get(path).status_code == 200
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(path)
+            times.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.content[:300]
+
+
+def summary(client, times: dict[str, list[float]]) -> dict[str, dict]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     out = {}
     for name, query in CASES.items():
-        path = f"/api/v1/data-sources/?page_size=50&{query}"
-        assert client.get(path).status_code == 200  # warm: the token cache, the process's querysets
-        times = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            response = client.get(path)
-            times.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, response.content[:300]
         with CaptureQueriesContext(connection) as queries:
-            count = client.get(path).json()["count"]
-        out[name] = {"median": statistics.median(times), "p90": sorted(times)[int(0.9 * len(times)) - 1],
+            count = client.get(f"/api/v1/data-sources/?page_size=50&{query}").json()["count"]
+        ordered = sorted(times[name])
+        out[name] = {"median": statistics.median(ordered), "p90": ordered[int(0.9 * len(ordered)) - 1],
                      "statements": len(queries), "count": count, "sql": queries.captured_queries[-1]["sql"]}
     return out
 
@@ -109,7 +126,8 @@ def ticks() -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=40, help="timed requests of each list at each size")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations between the two sizes")
     parser.add_argument("--sources", type=int, default=100_000)
     args = parser.parse_args()
     with psycopg.connect(PG + "postgres", autocommit=True) as conn:
@@ -121,12 +139,14 @@ def main() -> None:
 
         connections.close_all()
         with psycopg.connect(PG + "postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            for name in (DB, SMALL_DB):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(args: argparse.Namespace) -> None:
     django.setup()
     from django.core.management import call_command
+    from django.db import connections
     from django.test import Client
 
     from bench.seed import SLUG, analyze, seed
@@ -136,17 +156,30 @@ def run(args: argparse.Namespace) -> None:
     call_command("migrate", verbosity=0)
     small_orgs, large_orgs = 10, 1_000
     per_org = args.sources // large_orgs
-    figures = {}
-    for label, orgs in (("1,000", small_orgs), (f"{args.sources:,}", large_orgs)):
+    labels = ("1,000", f"{args.sources:,}")
+    for orgs in (small_orgs, large_orgs):
         started = time.perf_counter()
         seed(sources=per_org * orgs, organizations=orgs, workflows=10 * orgs)
         analyze()
         print(f"seeded {per_org * orgs:,} sources in {orgs} organizations in {time.perf_counter() - started:.1f} s")
-        if not figures:
+        if orgs == small_orgs:  # the token, then a copy of the small database: both sizes stay measurable
             org = Organization.objects.get(slug=SLUG.format(5))
             _, raw = create_token(organization=org, name="scale", scopes=list(ALL_SCOPES))
             client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        figures[label] = {"lists": measure(client, args.requests), "ticks": ticks()}
+            connections.close_all()
+            with psycopg.connect(PG + "postgres", autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{SMALL_DB}" TEMPLATE "{DB}"')
+    # Both sizes in alternating rounds, so that the machine's drift over the minutes weighs on both alike.
+    times: dict[str, dict[str, list[float]]] = {label: {} for label in labels}
+    rounds = max(1, args.rounds)
+    for _ in range(rounds):
+        for label, name in zip(labels, (SMALL_DB, DB), strict=True):
+            use_database(name)
+            time_requests(client, max(1, args.requests // rounds), times[label])
+    figures = {}
+    for label, name in zip(labels, (SMALL_DB, DB), strict=True):
+        use_database(name)
+        figures[label] = {"lists": summary(client, times[label]), "ticks": ticks()}
     small, large = figures.values()
     (small_label, large_label) = figures.keys()
     print()
