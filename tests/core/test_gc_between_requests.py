@@ -26,6 +26,7 @@ from datasources.models import DataSource
 @pytest.fixture
 def wrapped() -> Iterator:
     thresholds = gc.get_threshold()
+    assert gc_between_requests._state.in_flight == 0, "a request left in flight by an earlier test"
     for signal in (request_started, request_finished):
         signal.disconnect(close_old_connections)
     try:
@@ -34,6 +35,7 @@ def wrapped() -> Iterator:
         for signal in (request_started, request_finished):
             signal.connect(close_old_connections)
         gc.set_threshold(*thresholds)
+        gc_between_requests._state.in_flight = 0
 
 
 class Collections:
@@ -77,18 +79,21 @@ def _serve(application, environ: dict, seen: Collections) -> tuple[str, bytes]:
     return status[0], body
 
 
-@pytest.mark.parametrize(("counts", "due"), [
-    ((0, 0, 0), None),
-    ((BETWEEN_REQUESTS, 5, 5), None),  # CPython collects above its threshold, not at it
-    ((BETWEEN_REQUESTS + 1, 0, 0), 0),
-    ((BETWEEN_REQUESTS + 1, OLDER, 0), 0),
-    ((BETWEEN_REQUESTS + 1, OLDER + 1, 0), 1),
-    ((BETWEEN_REQUESTS + 1, OLDER + 1, OLDER + 1), 2),
-    ((BETWEEN_REQUESTS + 1, 0, OLDER + 1), 2),  # the oldest generation due wins, as in CPython
-    ((5, OLDER + 1, OLDER + 1), None),  # nothing young: nothing to do yet
+@pytest.mark.parametrize(("counts", "promoted", "kept", "due"), [
+    ((0, 0, 0), 0, 0, None),
+    ((BETWEEN_REQUESTS, 5, 5), 0, 0, None),  # CPython collects above its threshold, not at it
+    ((BETWEEN_REQUESTS + 1, 0, 0), 0, 0, 0),
+    ((BETWEEN_REQUESTS + 1, OLDER, 0), 0, 0, 0),
+    ((BETWEEN_REQUESTS + 1, OLDER + 1, 0), 0, 0, 1),
+    ((BETWEEN_REQUESTS + 1, OLDER + 1, OLDER + 1), 250, 1000, 2),
+    ((BETWEEN_REQUESTS + 1, 0, OLDER + 1), 250, 1000, 2),  # the oldest generation due wins
+    # a full collection waits until a quarter of what the last one kept has been promoted since
+    ((BETWEEN_REQUESTS + 1, OLDER + 1, OLDER + 1), 249, 1000, 1),
+    ((BETWEEN_REQUESTS + 1, 0, OLDER + 1), 249, 1000, 0),
+    ((5, OLDER + 1, OLDER + 1), 250, 1000, None),  # nothing young: nothing to do yet
 ])
-def test_generation_due_follows_cpython_counts(counts, due):
-    assert generation_due(counts) == due
+def test_generation_due_follows_cpython_rule(counts, promoted, kept, due):
+    assert generation_due(counts, promoted, kept) == due
 
 
 def test_a_page_of_50_is_built_without_a_collection_and_collected_after(wrapped, collections, org, make_client):
@@ -110,26 +115,14 @@ def test_a_page_of_50_is_built_without_a_collection_and_collected_after(wrapped,
 
 
 def test_the_response_is_let_go_before_the_collection(wrapped, collections):
-    """What only the response keeps alive, in cycles, is freed by the collection after close()."""
-
-    class Node:
-        pass
-
-    def respond(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        response = HttpResponse(b"ok")
-        ring = [Node() for _ in range(BETWEEN_REQUESTS + 100)]
-        for a, b in zip(ring, ring[1:] + ring[:1], strict=True):
-            a.next = b  # a cycle: reference counting alone never frees it
-        response.ring = ring[0]
-        respond.probe = weakref.ref(ring[-1])
-        return response
-
+    """What only the response keeps alive, in a cycle, is freed by the collection after close()."""
+    app = _ring_app(BETWEEN_REQUESTS + 100)
     gc.collect()
-    status, body = _serve(gc_between_requests.wrap(respond), {}, collections)
+    collections.after.clear()
+    status, body = _serve(gc_between_requests.wrap(app), {}, collections)
     assert (status, body) == ("200 OK", b"ok")
     assert collections.after, "no collection after the response was closed"
-    assert respond.probe() is None, "the response's cycle outlived the collection after close()"
+    assert app.probes[0]() is None, "the response's cycle outlived the collection after close()"
 
 
 def test_a_file_for_the_servers_file_wrapper_is_passed_through(wrapped, tmp_path):
@@ -147,3 +140,42 @@ def test_a_file_for_the_servers_file_wrapper_is_passed_through(wrapped, tmp_path
     result = gc_between_requests.wrap(respond)({"wsgi.file_wrapper": FileWrapper}, lambda *a: None)
     assert isinstance(result, FileWrapper)  # sendfile stays possible
     result.filelike.close()
+
+
+class _Ring:
+    next: _Ring
+
+
+def _ring_app(size: int):
+    """A WSGI app whose response alone holds a cycle of ``size`` objects; ``app.probes`` weakly
+    refer to one object of each response's cycle."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        response = HttpResponse(b"ok")
+        ring = [_Ring() for _ in range(size)]
+        for a, b in zip(ring, ring[1:] + ring[:1], strict=True):
+            a.next = b
+        response.ring = ring[0]
+        app.probes.append(weakref.ref(ring[-1]))
+        return response
+
+    app.probes = []
+    return app
+
+
+def test_no_collection_while_another_request_is_in_flight(wrapped, collections):
+    """In a threaded worker the collection would pause the other requests and promote what they hold:
+    it waits for the last request in flight to close."""
+    app = _ring_app(BETWEEN_REQUESTS + 100)
+    served = gc_between_requests.wrap(app)
+    gc.collect()
+    collections.after.clear()
+    first, second = served({}, lambda *a: None), served({}, lambda *a: None)  # both in flight
+    b"".join(first)
+    first.close()
+    assert collections.after == [] and app.probes[0]() is not None, "collected with a request in flight"
+    b"".join(second)
+    second.close()
+    assert collections.after, "no collection once the last request closed"
+    assert app.probes[0]() is None and app.probes[1]() is None
