@@ -62,7 +62,7 @@ WORKERS = 2
 TAIL_TARGET = 3.0  # p99 <= 3x p50 (issue 18)
 #: Django's cache for the servers: Redis (a database of its own) when it answers, so that the token cache
 #: (organizations/token_cache.py) is on across the 2 workers, as in production; else process-local
-#: memory, and gunicorn.conf.py turns the token cache off.
+#: memory, and gunicorn.conf.py turns the token cache off. The run empties that database first (FLUSHDB).
 BENCH_CACHE_URL = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/11")
 
 TARGET_SCHEMA = """

@@ -165,3 +165,22 @@ def _subplan_loops(node: dict) -> list[int]:
     for child in node.get("Plans", []):
         found += _subplan_loops(child)
     return found
+
+
+def test_ids_first_keeps_the_plain_slice_when_the_ordering_reads_raw_sql(org):
+    """A RawSQL annotation names the outer table, which the ids' subquery renames: ordering by one
+    (not an API ordering, but IdsFirst is general) must still give the queryset's own rows."""
+    from core.pagination import IdsFirst
+    from datasources.models import Credential
+    from datasources.selectors import data_sources_for_actor
+    from organizations.actors import Actor
+
+    DataSource.objects.bulk_create(
+        DataSource(organization=org, reference_id=f"r{i:05d}", name=f"raw {i:02d}", type="sqlite",
+                   connection={"path": "x.db"}) for i in range(12))
+    for i, ds in enumerate(DataSource.objects.filter(organization=org).order_by("id")):
+        Credential.objects.create(data_source=ds, field=f"f{11 - i:02d}", key_id="k", ciphertext="c")
+    queryset = data_sources_for_actor(Actor(organization=org)).order_by("_secret_names")
+    assert [ds.pk for ds in IdsFirst(queryset)[3:7]] == [ds.pk for ds in queryset][3:7]
+    by_name = IdsFirst(data_sources_for_actor(Actor(organization=org)).order_by("-name"))
+    assert [ds.name for ds in by_name[3:5]] == ["raw 08", "raw 07"]
