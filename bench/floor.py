@@ -15,10 +15,12 @@ benchmark sends (ids in paths, ``org.name:ref:vN`` sources); anything else answe
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import ipaddress
 import json
 import os
+import time
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -698,22 +700,36 @@ def _rss_kib() -> int:
 class RequestCountMiddleware:
     """Counts the requests this worker has served; at the counts listed in BENCH_RSS_AT it appends
     its pid, the count and its RSS (from /proc/self/status) to BENCH_STATS_DIR/worker-<pid>.jsonl.
-    Outermost in bench.settings, so API and floor requests alike are counted."""
+    It also times each request inside Django (start and duration, written to times-<pid>.txt in
+    blocks of 1,000 and at exit: bench/worker_times.py). Outermost in bench.settings, so API and floor
+    requests alike are counted."""
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
         self.count = 0
         self.folder = os.environ.get("BENCH_STATS_DIR", "")
         self.at = {int(n) for n in os.environ.get("BENCH_RSS_AT", "1,2000,20000").split(",") if n.strip()}
+        self.times: list[str] = []
+        atexit.register(self.write_times)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        started, clock = time.time(), time.perf_counter()
         response = self.get_response(request)
+        self.times.append(f"{started:.6f} {(time.perf_counter() - clock) * 1e6:.0f}\n")
+        if len(self.times) >= 1000:
+            self.write_times()
         self.count += 1
         if self.folder and self.count in self.at:
             pid = os.getpid()
             with open(os.path.join(self.folder, f"worker-{pid}.jsonl"), "a") as out:
                 out.write(json.dumps({"pid": pid, "count": self.count, "rss_kib": _rss_kib()}) + "\n")
         return response
+
+    def write_times(self) -> None:
+        if self.folder and self.times:
+            with open(os.path.join(self.folder, f"times-{os.getpid()}.txt"), "a") as out:
+                out.writelines(self.times)
+        self.times.clear()
 
 
 urlpatterns = [

@@ -53,6 +53,9 @@ from typing import Any
 import psycopg
 import redis
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import worker_times
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PY = sys.executable
@@ -173,6 +176,8 @@ class Bench:
             "BENCH_RSS_AT": "1,2000,20000",
         }
         self.stats_dir = self.tmp / "stats"
+        self.windows: list[worker_times.Window] = []  # the wrk slices, for the workers' own times
+        self.phase = "main"
         self.stats_dir.mkdir()
         keys = self.tmp / "keys.env"
         keys.touch(mode=0o600)
@@ -395,7 +400,11 @@ class Bench:
         that the next run's plan (repoint direction, SSL mode) is read from the committed state."""
         prefix = "/api/v1" if side == "api" else "/bench/floor"
         plan = self.write_plan(f"{key}-{side}-{tag}", self.plan_for(key, prefix))
+        begin = time.time()
         result = self.wrk(plan, seconds, port=port)
+        label, _, part = tag.rpartition("-")
+        if part != "warm":
+            self.windows.append((self.phase, key, label, begin, time.time()))
         self.settle(result["max"] / 1e6 + 0.1)
         return result
 
@@ -545,6 +554,7 @@ class Bench:
                     log(f"  worker {w['pid']}: RSS {w['rss_2k_kib']} KiB after 2,000 requests, "
                         f"{w['rss_20k_kib']} KiB after 20,000 ({w['growth']:+.1%})")
             cma0: dict[str, dict[str, Any]] = {}
+            self.phase = "cma0"
             if not self.args.skip_conn_max_age_0:
                 log("CONN_MAX_AGE=0 (a new database connection per request) beside CONN_MAX_AGE=60, interleaved")
                 self.extra = self.spawn(workers=WORKERS, conn_max_age=0)
@@ -552,7 +562,8 @@ class Bench:
                 for key in CMA0_KEYS:
                     cma0[key] = self.measure(key, [("api", "api", port0), ("floor", "floor", port0),
                                                    ("api_cma60", "api", 0), ("floor_cma60", "floor", 0)])
-            self.stop_server()
+            self.stop_server()  # the workers write their last request times as they exit
+            inside = worker_times.tails(self.stats_dir, self.windows, "main")
             repoint_script = None
             if not self.args.skip_repoint_script:
                 log("bench/repoint.py: one 10,000-node repoint, dry run and apply")
@@ -567,7 +578,8 @@ class Bench:
             else:
                 self.drop_databases()
                 shutil.rmtree(self.tmp, ignore_errors=True)
-        return {"results": results, "cma0": cma0, "queries": queries, "memory": memory, "cache": self.cache,
+        return {"results": results, "inside": inside, "cma0": cma0, "queries": queries, "memory": memory,
+                "cache": self.cache,
                 "repoint_script": repoint_script, "elapsed": time.time() - started,
                 "load": [load_before, load_after]}
 
@@ -627,6 +639,24 @@ class Report:
                 f"{'-' if target is None else f'{target:g}x'} | {tail:.1f} | {q} | {api['errors']}/{floor['errors']} | "
                 f"{'yes' if ok else 'NO'} |")
 
+    def inside_table(self, inside: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """The same slices timed inside the workers (bench/worker_times.py): what the service adds."""
+        if not inside:
+            return
+        out = self.lines
+        out += ["", "Timed inside the workers (Django's outermost middleware, the requests of the same slices; "
+                "without the accept, the HTTP parsing and writing, the other processes on the cores and wrk's "
+                "own wakeups):", "",
+                "| endpoint | API p50 ms | API p99 ms | API p99/p50 | floor p50 ms | floor p99 ms | floor p99/p50 |",
+                "|---|---|---|---|---|---|---|"]
+        for key, sides in inside.items():
+            api, floor = sides.get("api"), sides.get("floor")
+            if not api or not floor or not api["p50"] or not floor["p50"]:
+                continue
+            out.append(f"| {BY_KEY[key].label} | {fmt_ms(api['p50'])} | {fmt_ms(api['p99'])} | "
+                       f"{api['p99'] / api['p50']:.1f} | {fmt_ms(floor['p50'])} | {fmt_ms(floor['p99'])} | "
+                       f"{floor['p99'] / floor['p50']:.1f} |")
+
     def build(self) -> str:
         d, a = self.data, self.args
         out = self.lines
@@ -672,6 +702,7 @@ class Report:
         for key, sides in d["results"].items():
             e = BY_KEY[key]
             out.append(self.row(e.label, sides["api"], sides["floor"], d["queries"].get(e.queries_key), e.target))
+        self.inside_table(d.get("inside") or {})
         if d["cma0"]:
             out.append("")
             out.append("## A new database connection per request (CONN_MAX_AGE=0), for comparison")
