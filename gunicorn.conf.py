@@ -18,6 +18,11 @@ settings.INSTALLED_APPS  # noqa: B018
 
 worker_class = "gthread"
 threads = settings.GUNICORN_THREADS
+# Each worker's heartbeat touches a file between requests; on a disk-backed /tmp that write can wait
+# for the filesystem's journal and hold the worker (and gunicorn may take it for hung). tmpfs never does.
+# (gunicorn creates them with mkstemp: private, unpredictable names.)
+SHARED_MEMORY = "/dev/shm"  # noqa: S108
+worker_tmp_dir = SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) else None
 
 LOCAL_CACHE = "django.core.cache.backends.locmem.LocMemCache"
 

@@ -108,6 +108,18 @@ def as_list(command) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
+def heartbeat_files(master: int) -> list[str]:
+    """The folders of the (unlinked) heartbeat files gunicorn's workers hold open."""
+    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    folders = []
+    for worker in workers:
+        for fd in Path(f"/proc/{worker}/fd").iterdir():
+            target = os.readlink(fd)
+            if "gunicorn" in target.rsplit("/", 1)[-1]:
+                folders.append(target.rsplit("/", 1)[0])
+    return folders
+
+
 # --- Dockerfile --------------------------------------------------------------------------------------
 
 
@@ -372,6 +384,8 @@ def test_the_image_command_serves_the_compose_environment(migrated):
         # A kubelet: plain HTTP, the pod's address as Host (not in ALLOWED_HOSTS).
         assert http(port, "/readyz", host=f"127.0.0.1:{port}") == (200, {
             "status": "ready", "checks": {"database": "ok", "migrations": "ok", "broker": "ok"}})
+        # The worker's heartbeat file is on tmpfs (gunicorn.conf.py), not on a disk-backed /tmp.
+        assert heartbeat_files(server.pid) == ["/dev/shm"]
         # Anything else over plain HTTP is sent to HTTPS; through the proxy, the API answers.
         assert http(port, "/api/v1/data-sources/", host=PUBLIC_HOST) == (
             301, {"Location": f"https://{PUBLIC_HOST}/api/v1/data-sources/"})
