@@ -39,3 +39,11 @@ def parse_ascii_int(text: object, *, minimum: int | None = None, maximum: int | 
     if maximum is not None and value > maximum:
         return None
     return value
+
+
+def path_id(value: object) -> int | None:
+    """An id given in a URL path (ASCII digits, as ``parse_ascii_int``) or already as an int; None
+    when it names nothing (' 1', '+1', '١', '1_0', a bool)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return parse_ascii_int(value)

@@ -22,6 +22,7 @@ from django.db.models.signals import post_init
 from django.db.transaction import TransactionManagementError
 
 from core.errors import NotFound
+from core.numbers import path_id
 from core.prepared import prepared_cursor
 from datasources.models import Credential, DataSource, HealthCheck, SchemaSnapshot, TenancySettings
 from organizations.actors import Actor
@@ -84,11 +85,11 @@ def _annotated() -> QuerySet[DataSource]:
 
 
 def _pk(data_source_id: Any) -> int:
-    """A path's id as an int; anything else names nothing (404)."""
-    try:
-        return int(data_source_id)
-    except (ValueError, TypeError):
-        raise NotFound("Data source not found.") from None
+    """A path's id as an int (ASCII digits: ' 1', '+1' or '١' name nothing); else 404."""
+    pk = path_id(data_source_id)
+    if pk is None:
+        raise NotFound("Data source not found.")
+    return pk
 
 
 # --- the hot reads: one statement each -------------------------------------------------------------

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, NotFound, PreconditionFailed
+from core.numbers import path_id
 from core.references import new_reference_id
 from datasources import dependants
 from datasources.models import DataSource, DataSourceRevision, DataSourceStatus, TrashedDataSource
@@ -75,12 +76,9 @@ def trash_for_actor(actor: Actor):
 
 
 def trashed_for_actor(actor: Actor, pk: Any, *, for_update: bool = False) -> TrashedDataSource:
-    try:
-        wanted = int(pk)
-    except (TypeError, ValueError):
-        wanted = 0
+    wanted = path_id(pk)
     qs = trash_for_actor(actor).filter(data_source_id=wanted)
-    found = (qs.select_for_update() if for_update else qs).first() if wanted > 0 else None
+    found = (qs.select_for_update() if for_update else qs).first() if wanted and 0 < wanted < 2**63 else None
     if found is None:
         raise NotFound("No such data source in your organization's trash.")
     return found

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from core import write_batch
 from core.errors import NotFound
+from core.numbers import path_id
 from datasources import crypto
 from datasources.models import DataSource, DataSourceRevision, TrashedDataSource
 from datasources.services import tenancy
@@ -190,11 +191,8 @@ def revisions_of(ds: DataSource):
 
 
 def revision_of(ds: DataSource, number: Any) -> DataSourceRevision:
-    try:
-        wanted = int(number)
-    except (TypeError, ValueError):
-        wanted = -1
-    revision = revisions_of(ds).filter(number=wanted).first() if wanted > 0 else None
+    wanted = path_id(number)
+    revision = revisions_of(ds).filter(number=wanted).first() if wanted and 0 < wanted < 2**63 else None
     if revision is None:
         raise NotFound("No such revision of this data source.")
     return revision

@@ -7,6 +7,7 @@ admin's "token created" page that created a second token when reloaded.
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 from django.urls import reverse
@@ -129,3 +130,37 @@ def test_reloading_the_token_created_page_creates_no_second_token_and_never_show
                                      "scopes": ["datasource.read"]})
     assert second.status_code == 200 and raw not in second.content.decode()
     assert sorted(ApiToken.objects.values_list("name", flat=True)) == ["deploy", "deploy-2"]
+
+
+def _spellings(pk: int) -> list[str]:
+    """Ways int() reads as ``pk`` that are not ASCII digits (each must name nothing in a path)."""
+    digits = str(pk)
+    arabic = "".join(chr(0x0660 + int(d)) for d in digits)
+    fullwidth = "".join(chr(0xFF10 + int(d)) for d in digits)
+    return [f" {digits}", f"{digits} ", f"+{digits}", f"\t{digits}", f"0_{digits}", arabic, fullwidth]
+
+
+@pytest.mark.parametrize("suffix", ["", "history/", "schema/", "plans/", "health/", "tenancy/", "revisions/"])
+def test_path_ids_that_are_not_ascii_digits_name_nothing(api, source, suffix):
+    for raw in _spellings(source["id"]):
+        response = api.get(f"{URL}{quote(raw)}/{suffix}")
+        assert response.status_code == 404, (raw, suffix, response.status_code)
+        assert response.json()["message"] == "Data source not found.", (raw, suffix)
+    found = api.get(f"{URL}{source['id']}/{suffix}")  # the same path with the id in ASCII digits
+    assert found.status_code == 200 or found.json()["message"] != "Data source not found.", suffix
+
+
+def test_writes_through_a_non_ascii_path_id_change_nothing(api, source):
+    for raw in _spellings(source["id"]):
+        assert api.patch(f"{URL}{quote(raw)}/", {"description": "steered"}, format="json").status_code == 404, raw
+        assert api.delete(f"{URL}{quote(raw)}/").status_code == 404, raw
+        assert api.post(f"{URL}{quote(raw)}/test/").status_code == 404, raw
+    stored = DataSource.objects.get(pk=source["id"])
+    assert stored.description != "steered"
+    revision = api.get(f"{URL}{source['id']}/revisions/").json()["results"][0]["number"]
+    for raw in (f" {revision}", f"+{revision}", chr(0x0660 + revision)):
+        assert api.get(f"{URL}{source['id']}/revisions/{quote(raw)}/").status_code == 404, raw
+    assert api.delete(f"{URL}{source['id']}/").status_code == 204
+    for raw in _spellings(source["id"]):
+        assert api.get(f"/api/v1/data-source-trash/{quote(raw)}/").status_code == 404, raw
+    assert api.get(f"/api/v1/data-source-trash/{source['id']}/").status_code == 200
