@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,7 +47,16 @@ logger = logging.getLogger(__name__)
 GENERATION_KEY = "organizations:token-cache:generation"
 #: the token columns an entry keeps (all of them: a hit builds the whole row)
 TOKEN_FIELDS = tuple(f.attname for f in ApiToken._meta.concrete_fields)
-ORGANIZATION_FIELDS = ("id", "slug", "name")  # the others are deferred: read from the database if used
+
+
+def in_model_order(model: Any, names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` in the order of ``model``'s columns: ``Model.from_db`` places a partial row's values
+    by that order, whatever order the names are given in."""
+    wanted = set(names)
+    return tuple(f.attname for f in model._meta.concrete_fields if f.attname in wanted)
+
+
+ORGANIZATION_FIELDS = in_model_order(Organization, ("id", "slug", "name"))  # others deferred: read if used
 USER_FIELDS = ("id", "is_active", "is_staff", "is_superuser")  # and the USERNAME_FIELD
 
 
@@ -74,7 +84,9 @@ def seconds() -> float:
 
 
 def user_fields() -> tuple[str, ...]:
-    return (*USER_FIELDS, get_user_model().USERNAME_FIELD)
+    """The user columns an entry keeps, in the user model's order (see ``in_model_order``)."""
+    model = get_user_model()
+    return in_model_order(model, (*USER_FIELDS, model.USERNAME_FIELD))
 
 
 def current_generation() -> str | None:

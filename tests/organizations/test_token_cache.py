@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from organizations import token_cache
 from organizations.actors import Actor
-from organizations.models import ApiToken, Membership, Role
+from organizations.models import ApiToken, Membership, Role, hash_token
 from organizations.services import create_token, remove_membership, revoke_token, set_membership, update_token
 from tests.conftest import require_service
 from tests.support.gunicorn_server import gunicorn_server
@@ -77,6 +77,28 @@ def test_a_users_token_is_served_from_the_cache_too(org, editor, shop, warm, dja
     warm(client, f"{URL}{shop['id']}/")
     with django_assert_num_queries(1):
         assert client.get(f"{URL}{shop['id']}/").status_code == 200
+
+
+def test_a_cached_users_token_acts_as_that_user_and_nothing_more(org, editor, shop, warm):
+    """The user built from the cache is the user in the database: name, flags, rights. (Model.from_db
+    places a partial row's values in the model's column order: given in another order, the name
+    landed in is_active and every cached user was a superuser.)"""
+    _, raw = create_token(organization=org, name="mine", scopes=["datasource.read", "datasource.write"],
+                          username=editor.username)
+    client = bearer(raw)
+    warm(client, f"{URL}{shop['id']}/")
+    for description in ("cached 1", "cached 2"):
+        assert client.patch(f"{URL}{shop['id']}/", {"description": description}, format="json").status_code == 200
+    actors = [event["actor"] for event in client.get(f"{URL}{shop['id']}/history/").json()["results"]]
+    assert actors[:2] == [f"token:mine (user:{editor.username})"] * 2, actors
+
+    entry = token_cache.lookup(hash_token(raw), token_cache.current_generation())
+    assert entry is not None  # served from the cache
+    _, _, user = token_cache.build(entry)
+    stored = type(editor).objects.get(pk=editor.pk)
+    fields = ("pk", "username", "is_active", "is_staff", "is_superuser")
+    assert [getattr(user, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert (user.is_superuser, user.is_active) == (False, True)
 
 
 def test_the_cache_serves_what_it_resolved_until_a_change_is_signalled(org, shop, warm):
