@@ -20,6 +20,8 @@ from core.errors import ERROR_CATALOGUE, ErrorCode
 
 SCHEMAS = "#/components/schemas/"
 HEADERS = "#/components/headers/"
+#: the 400 of an action that takes no body (core.params.require_no_body)
+NO_BODY = "A body was sent (this action takes none): malformed, or fields it does not read. Nothing was changed."
 
 
 def ref(name: str) -> dict[str, str]:

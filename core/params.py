@@ -1,4 +1,4 @@
-"""Query-string parameters shared by the API views of every app."""
+"""Query-string parameters, and the empty body of an action, shared by the API views of every app."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ def bool_param(request: Request, name: str, default: bool) -> bool:
     if raw.lower() in FALSE:
         return False
     raise InvalidRequest(f"Query parameter '{name}' must be true or false.", errors={name: ["Must be true or false."]})
+
+
+def require_no_body(request: Request) -> None:
+    """An action that takes no body (restore, apply, test, ...) refuses one before it acts: a malformed
+    body is DRF's 400, a field is a 400 naming it. Sent to such an action, it would be ignored silently."""
+    data = request.data
+    if not data:
+        return
+    if hasattr(data, "keys"):
+        raise InvalidRequest("This action takes no body.", errors={str(key): ["Unknown field."] for key in data.keys()})
+    raise InvalidRequest("This action takes no body.", errors={"body": ["Send no body."]})

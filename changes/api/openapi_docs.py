@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 
 from changes.api import serializers as s
 from core.errors import ErrorCode as C
-from core.openapi import error_response, etag_header, ref
+from core.openapi import NO_BODY, error_response, etag_header, ref
 
 TAGS = ["change-plans"]
 SET_TAGS = ["change-sets"]
@@ -118,7 +118,8 @@ change_set_viewset = extend_schema_view(
 change_set_apply = extend_schema(
     tags=SET_TAGS, summary="Apply a change set, all or nothing", parameters=[SET_ID], request=None,
     description=_SET_APPLY,
-    responses={200: s.AppliedChangeSetSerializer, 403: _APPLY_403, 410: _410,
+    responses={200: s.AppliedChangeSetSerializer, 400: error_response(400, description=NO_BODY),
+               403: _APPLY_403, 410: _410,
                409: error_response(409, C.CONFLICT, C.CHANGE_SET_FAILED, description=(
                    "A source changed since the set was tested, an item failed, or the set was already applied. "
                    "Nothing was changed."))},

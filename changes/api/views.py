@@ -13,6 +13,7 @@ from changes.api import openapi_docs as docs
 from changes.api import serializers as s
 from changes.models import ChangePlan, ChangeSet
 from changes.services import change_sets, plans
+from core.params import require_no_body
 from datasources.api.serializers import DataSourceSerializer
 from datasources.selectors import data_source_for_actor, renderable_data_source_for_actor
 from datasources.shapes import DataSourceWriteSerializer
@@ -51,6 +52,7 @@ class PlanViewSet(viewsets.GenericViewSet):
 
     @docs.restore_plan
     def restore_plan(self, request: Request, pk: str, number: str) -> Response:
+        require_no_body(request)
         plan = plans.create_restore_plan(actor=require_actor(request), data_source_id=pk, number=number)
         return Response(s.PlanDetailSerializer(plan).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/data-sources/{plan.data_source_id}/plans/{plan.public_id}/"})
@@ -64,6 +66,7 @@ class PlanViewSet(viewsets.GenericViewSet):
 
     @docs.plan_apply
     def apply(self, request: Request, pk: str, plan_id: str) -> Response:
+        require_no_body(request)
         actor = require_actor(request)
         plan, result = plans.apply_plan(actor=actor, data_source_id=pk, plan_id=plan_id)
         ds = renderable_data_source_for_actor(actor, result.data_source.pk)
@@ -107,6 +110,7 @@ class ChangeSetViewSet(viewsets.GenericViewSet):
 
     @docs.change_set_apply
     def apply(self, request: Request, pk: str) -> Response:
+        require_no_body(request)
         change_set, applied = change_sets.apply_change_set(actor=require_actor(request), change_set_id=pk)
         body = {**s.ChangeSetDetailSerializer(change_set).data,
                 "applied": [{"id": ds.pk, "version": ds.version, "etag": ds.etag} for ds in applied]}

@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import ErrorCode as C
-from core.openapi import error_response, if_match_parameter
-from core.params import bool_param
+from core.openapi import NO_BODY, error_response, if_match_parameter
+from core.params import bool_param, require_no_body
 from datasources.api.serializers import DataSourceSerializer
 from datasources.models import DataSourceRevision, RevisionAction, TrashedDataSource
 from datasources.selectors import data_source_for_actor, renderable_data_source_for_actor
@@ -96,6 +96,7 @@ class RevisionActionsMixin:
     )
     @action(detail=True, methods=["post"], url_path=r"revisions/(?P<number>[0-9]{1,9})/restore")
     def revision_restore(self, request: Request, pk: str, number: str) -> Response:
+        require_no_body(request)
         options = WriteOptions(if_match=request.headers.get("If-Match"),
                                dry_run=bool_param(request, "dry_run", False))
         result = restore_revision(actor=require_actor(request), data_source_id=pk, number=number, options=options)
@@ -148,9 +149,11 @@ class DataSourceTrashViewSet(viewsets.GenericViewSet):
                                "its secrets, tenancy settings and revisions; `pending` until tested; its schema is "
                                "cached again by a refresh. 409 while another source has its name.",
                    responses={201: OpenApiResponse(description="The restored data source."),
-                              404: error_response(404), 409: error_response(409)})
+                              400: error_response(400, description=NO_BODY), 404: error_response(404),
+                              409: error_response(409)})
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str) -> Response:
+        require_no_body(request)
         actor = require_actor(request)
         ds = deletion.restore_from_trash(actor=actor, data_source_id=pk)
         ds = renderable_data_source_for_actor(actor, ds.pk)

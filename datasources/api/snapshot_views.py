@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
+from core.params import require_no_body
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.selectors import data_source_for_actor, schema_snapshot, schema_snapshots
 from datasources.services import datasources as service
@@ -60,6 +61,7 @@ class SchemaActionsMixin:
 
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str) -> Response:
+        require_no_body(request)
         ds = self._ds(request, pk)
         sync_schema(data_source=ds)
         return self._render(ds)

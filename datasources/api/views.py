@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from core.errors import InvalidRequest
 from core.numbers import parse_ascii_int
 from core.pagination import IdsFirst
-from core.params import bool_param
+from core.params import bool_param, require_no_body
 from datasources import catalogue, fields
 from datasources.api import openapi_docs as docs
 from datasources.api.filters import DataSourceFilter
@@ -186,6 +186,7 @@ class DataSourceViewSet(
 
     @action(detail=True, methods=["post"], url_path="test")
     def test_connection(self, request: Request, pk: str) -> Response:
+        require_no_body(request)
         actor = require_actor(request)
         ds = data_source_for_actor(actor, pk)
         result = test_stored(data_source=ds, actor=actor)  # recorded (status, last_test, audit) either way

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 
 from core.errors import ErrorCode
-from core.openapi import error_response, etag_header, if_match_parameter
+from core.openapi import NO_BODY, error_response, etag_header, if_match_parameter
 from webhooks.api import serializers as s
 
 TAG = ["webhooks"]
@@ -51,7 +51,7 @@ webhook_viewset = extend_schema_view(
     redeliver=extend_schema(
         tags=TAG, summary="Redeliver an event", description="One more attempt now, with the same `webhook-id`; for "
         "a succeeded or failed delivery.", request=None, parameters=[_DELIVERY_ID],
-        responses={202: s.DeliverySerializer, 409: _409_REDELIVER}),
+        responses={202: s.DeliverySerializer, 400: error_response(400, description=NO_BODY), 409: _409_REDELIVER}),
 )
 
 event_types_viewset = extend_schema_view(

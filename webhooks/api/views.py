@@ -11,6 +11,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.params import require_no_body
 from eventlog.catalogue import EVENT_TYPES
 from organizations.authentication import require_actor
 from webhooks import tasks
@@ -95,6 +96,7 @@ class WebhookViewSet(viewsets.GenericViewSet):
 
     @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[^/.]+)/redeliver")
     def redeliver(self, request: Request, pk: str, delivery_id: str) -> Response:
+        require_no_body(request)
         delivery = service.redeliver(actor=require_actor(request), webhook_id=pk, delivery_id=delivery_id)
         tasks.deliver_task.delay(delivery.pk)
         delivery = deliveries_of(delivery.webhook).get(pk=delivery.pk)
