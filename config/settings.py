@@ -1,5 +1,7 @@
 """Settings, read from the environment (django-environ). See README "Configuration"."""
 
+import base64
+import binascii
 import sys
 from pathlib import Path
 
@@ -143,9 +145,32 @@ def production_secrets_problem(debug: bool, secret_key: str, encryption_keys: li
     return None
 
 
+def encryption_keys_problem(encryption_keys: list[str]) -> str | None:
+    """What is wrong with the ENCRYPTION_KEYS entries, as one line naming the entry by its id (never
+    its key material); None when each is ``key_id:base64url`` of 32 bytes with ids unique. Checked
+    with DEBUG on too: a malformed key would otherwise surface only when a secret is first written."""
+    seen: set[str] = set()
+    for position, entry in enumerate((e.strip() for e in encryption_keys if e.strip()), start=1):
+        kid, sep, material = entry.partition(":")
+        kid, material = kid.strip(), material.strip()
+        if not sep or not kid or not material:
+            return f"ENCRYPTION_KEYS is malformed: entry {position} is not key_id:base64url-32-bytes."
+        if kid in seen:
+            return f"ENCRYPTION_KEYS is malformed: the key id '{kid}' is used twice."
+        seen.add(kid)
+        try:
+            key = base64.b64decode(material + "=" * (-len(material) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            return f"ENCRYPTION_KEYS is malformed: the key '{kid}' is not 32 bytes of base64url."
+    return None
+
+
 # Refuse to start (one line on stderr, exit status 1, no traceback): manage.py, gunicorn
 # (config/wsgi.py) and celery (config/celery.py) all load these settings first.
-if _problem := production_secrets_problem(DEBUG, SECRET_KEY, ENCRYPTION_KEYS):
+if _problem := production_secrets_problem(DEBUG, SECRET_KEY, ENCRYPTION_KEYS) or encryption_keys_problem(
+        ENCRYPTION_KEYS):
     sys.exit(_problem)
 
 # --- Data sources ----------------------------------------------------------

@@ -198,3 +198,33 @@ def test_processes_the_suite_starts_share_its_keys(tmp_path):
     result = run([*MANAGE, "shell", "-c", code], env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == "shared-secret"
+
+
+@pytest.mark.parametrize(("keys", "named"), [
+    ("garbage", "entry 1 is not"),
+    ("k1:short", "'k1' is not 32 bytes"),
+    (f"k1:{base64.urlsafe_b64encode(os.urandom(16)).decode()}", "'k1' is not 32 bytes"),
+    ("k1:" + "!" * 43, "'k1' is not 32 bytes"),
+    ("__KEY__,k2:", "entry 2 is not"),
+    ("__KEY__,__KEY__", "'k1' is used twice"),
+])
+@pytest.mark.parametrize("debug", ["false", "true"])
+def test_manage_py_refuses_malformed_encryption_keys_with_one_line(tmp_path, keys, named, debug):
+    """A malformed key stops every process at start (DEBUG on too), naming the entry by its id and
+    never printing key material; before, it surfaced as a traceback when a secret was first used."""
+    good = _key()
+    value = keys.replace("__KEY__", f"k1:{good}")
+    env = clean_env(tmp_path, SECRET_KEY=strong_secret_key(), ENCRYPTION_KEYS=value, DEBUG=debug)
+    result = run([*MANAGE, "check"], env)
+    [line] = refusal_lines(result, "ENCRYPTION_KEYS")
+    assert line.startswith("ENCRYPTION_KEYS is malformed: ") and named in line, line
+    assert result.stderr.strip() == line
+    assert good not in line and "short" not in line
+
+
+def test_well_formed_keys_start(tmp_path):
+    padded = base64.urlsafe_b64encode(os.urandom(32)).decode()  # with its '=' padding
+    env = clean_env(tmp_path, SECRET_KEY=strong_secret_key(), ENCRYPTION_KEYS=f"k2:{_key()}, k1:{padded}",
+                    DEBUG="false")
+    result = run([*MANAGE, "check"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
