@@ -190,7 +190,7 @@ class DataSourceViewSet(
         actor = require_actor(request)
         ds = data_source_for_actor(actor, pk)
         result = test_stored(data_source=ds, actor=actor)  # recorded (status, last_test, audit) either way
-        require_passing(result)
+        require_passing(result, recorded=True)
         return Response(result.as_dict())
 
 

@@ -85,10 +85,13 @@ def run_test(config: ConnectionConfig, *, introspect: bool = False) -> TestResul
     return connector.test_and_introspect(config) if introspect else connector.test(config)
 
 
-def require_passing(result: TestResult) -> None:
+def require_passing(result: TestResult, *, recorded: bool = False) -> None:
+    """400 CREDENTIAL_TEST_FAILED for a failed test. ``recorded``: the test of the stored configuration,
+    whose outcome was saved (status, last_test); else the test of a change, which changed nothing."""
     if not result.ok:
+        outcome = "The result was recorded." if recorded else "Nothing was changed."
         error = CredentialTestFailed(
-            f"Connection test failed at stage '{result.stage}': {result.message} Nothing was changed.",
+            f"Connection test failed at stage '{result.stage}': {result.message} {outcome}",
             extra={"stage": result.stage, "test": result.as_dict()},
         )
         error.test_result = result

@@ -331,6 +331,8 @@ def test_test_endpoint_records_the_result_and_answers_400_when_it_fails(api, pg_
     response = api.post(f"{url}test/")
     assert response.status_code == 400
     assert response.json()["code"] == "CREDENTIAL_TEST_FAILED" and response.json()["stage"] == "database"
+    # The stored configuration's test is recorded: the message says so (not "Nothing was changed.").
+    assert response.json()["message"].endswith("The result was recorded."), response.json()["message"]
     stored = api.get(url).json()
     assert stored["status"] == "error" and stored["last_test"]["stage"] == "database"
     assert api.get(f"{url}history/").json()["results"][0]["action"] == "test"
