@@ -132,12 +132,19 @@ def _record_undelete(ds: DataSource, actor: Actor, event: Any, secrets: dict[str
     revisions.record(ds, plan, actor, event, "undelete")
 
 
+def _gone(trashed: TrashedDataSource) -> DataSource:
+    """The purged source as its audit record and event name it (it has no row any more)."""
+    return DataSource(pk=trashed.data_source_id, organization_id=trashed.organization_id,
+                      reference_id=trashed.reference_id, name=trashed.name, type=trashed.type)
+
+
 def purge_from_trash(*, actor: Actor, data_source_id: Any) -> None:
     """Delete the trashed copy and every revision of the source: nothing of it is left."""
     with transaction.atomic():
         trashed = trashed_for_actor(actor, data_source_id, for_update=True)
-        gone = DataSource(pk=trashed.data_source_id, organization_id=trashed.organization_id, name=trashed.name)
+        gone = _gone(trashed)
         audit.record(actor=actor, action="purge", target=gone, changes={"name": {"old": trashed.name, "new": None}})
+        outbox.deleted(gone, actor, purged=True)
         DataSourceRevision.objects.filter(data_source_id=trashed.data_source_id).delete()
         trashed.delete()
 
@@ -145,9 +152,13 @@ def purge_from_trash(*, actor: Actor, data_source_id: Any) -> None:
 def purge_expired(now=None) -> int:
     """The trash's window: purge every trashed source past ``purge_after`` (the daily task)."""
     now = now or timezone.now()
-    expired = list(TrashedDataSource.objects.filter(purge_after__lte=now).values_list("data_source_id", flat=True))
+    rows = list(TrashedDataSource.objects.filter(purge_after__lte=now).only(
+        "data_source_id", "organization_id", "reference_id", "name", "type"))
+    expired = [row.data_source_id for row in rows]
     if expired:
         with transaction.atomic():
+            for row in rows:
+                outbox.deleted(_gone(row), None, purged=True)
             DataSourceRevision.objects.filter(data_source_id__in=expired).delete()
             TrashedDataSource.objects.filter(data_source_id__in=expired).delete()
     return len(expired)

@@ -39,8 +39,10 @@ def updated(ds: DataSource, actor: Actor, changed: list[str], method: str, resto
              status=ds.status, **extra)
 
 
-def deleted(ds: DataSource, actor: Actor, *, purged: bool) -> None:
-    """``purged``: gone for good; else in the trash (restorable: a ``data_source.created`` with ``restored``)."""
+def deleted(ds: DataSource, actor: Actor | None, *, purged: bool) -> None:
+    """``purged``: gone for good (deleted with ``purge``, or purged from the trash later: by a caller,
+    or by the trash's window with no actor); else in the trash (restorable: a ``data_source.created``
+    with ``restored``)."""
     _publish(ds, "data_source.deleted", actor, purged=purged)
 
 

@@ -78,6 +78,12 @@ def test_purging_leaves_nothing_of_it_and_needs_an_owner_or_admin(api, make_clie
     assert not DataSourceRevision.objects.filter(data_source_id=shop["id"]).exists()
     assert api.post(f"{TRASH}{shop['id']}/restore/").status_code == 404
     assert AuditEvent.objects.filter(action="purge", target_id=shop["id"]).exists()
+    # Two events: into the trash, then gone for good (with who purged it).
+    events = [e.data for e in Event.objects.filter(type="data_source.deleted").order_by("id")]
+    assert [e["purged"] for e in events] == [False, True]
+    assert events[1]["data_source"] == {"id": shop["id"], "reference_id": shop["reference_id"], "name": "Shop",
+                                        "type": "sqlite"}
+    assert events[1]["actor"].endswith(f"(user:{owner.username})"), events[1]
 
 
 @pytest.mark.django_db
@@ -89,7 +95,7 @@ def test_delete_with_purge_skips_the_trash(api, make_client, org, owner, shop):
 
 
 @pytest.mark.django_db
-def test_the_window_ends_in_a_purge_and_other_organizations_see_nothing(api, other_api, shop):
+def test_the_window_ends_in_a_purge_and_other_organizations_see_nothing(api, other_api, org, shop):
     api.delete(f"{DS}{shop['id']}/")
     assert other_api.get(TRASH).json()["count"] == 0
     assert other_api.get(f"{TRASH}{shop['id']}/").status_code == 404
@@ -98,6 +104,9 @@ def test_the_window_ends_in_a_purge_and_other_organizations_see_nothing(api, oth
     TrashedDataSource.objects.update(purge_after=timezone.now() - timedelta(seconds=1))
     assert purge_expired() == 1
     assert not TrashedDataSource.objects.exists() and not DataSourceRevision.objects.exists()
+    purged = Event.objects.filter(type="data_source.deleted").order_by("id").last()
+    assert purged.data["purged"] is True and "actor" not in purged.data
+    assert purged.data["data_source"]["id"] == shop["id"] and purged.organization_id == org.pk
 
 
 @pytest.mark.django_db
