@@ -176,6 +176,9 @@ if _problem := production_secrets_problem(DEBUG, SECRET_KEY, ENCRYPTION_KEYS) or
 # --- Data sources ----------------------------------------------------------
 # Root under which file-based sources (sqlite, csv, ...) must live.
 DATASOURCE_FILE_ROOT = env.path("DATASOURCE_FILE_ROOT", default=str(BASE_DIR / "var" / "files"))
+# Each organization's file-based sources confined to the root's folder named after its slug
+# (paths keep their form: "demo/sample.db"); off, every organization reads the whole root.
+DATASOURCE_FILE_ROOT_PER_ORGANIZATION = env.bool("DATASOURCE_FILE_ROOT_PER_ORGANIZATION", default=False)
 # CIDRs opened to connection tests, beyond the public internet.
 DATASOURCE_ALLOWED_NETWORKS = env.list("DATASOURCE_ALLOWED_NETWORKS", default=[])
 

@@ -26,6 +26,8 @@ class ConnectionConfig:
     secrets: dict[str, str]
     connect_timeout: int = 10
     query_timeout: int = 30
+    #: file-based sources: the folder of the file root their paths must stay in ("" = the whole root)
+    file_folder: str = ""
 
     def __post_init__(self) -> None:
         # A zero timeout would mean "wait forever" to several drivers: keep at least one second.
@@ -36,7 +38,7 @@ class ConnectionConfig:
         return (
             f"ConnectionConfig(type_key={self.type_key!r}, connection={self.connection!r}, "
             f"secrets=<{len(self.secrets)} hidden>, connect_timeout={self.connect_timeout}, "
-            f"query_timeout={self.query_timeout})"
+            f"query_timeout={self.query_timeout}, file_folder={self.file_folder!r})"
         )
 
 

@@ -1,4 +1,10 @@
-"""Confinement of file-based sources to ``settings.DATASOURCE_FILE_ROOT``."""
+"""Confinement of file-based sources to ``settings.DATASOURCE_FILE_ROOT``.
+
+Paths are written relative to the root. With ``DATASOURCE_FILE_ROOT_PER_ORGANIZATION`` each
+organization's sources are confined further, to the root's folder named after the organization's
+slug (``ConnectionConfig.file_folder``): ``demo/sample.db`` for ``demo``, and another organization's
+file is "not found", like a missing one.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,10 @@ from django.conf import settings
 from .base import ConnectorError
 
 NOT_FOUND = "File not found under the file root."
+
+
+def not_found(folder: str) -> str:
+    return f"File not found in your organization's folder '{folder}/' of the file root." if folder else NOT_FOUND
 MAX_PATH_LENGTH = 1000
 
 
@@ -35,18 +45,29 @@ def check_relative_path(relative_path: str) -> PurePosixPath:
     return path
 
 
-def resolve_under_root(relative_path: str) -> Path:
-    """Resolve ``relative_path`` (following symlinks) to an existing file inside the file root.
-
-    A missing file and a symlink leading out of the root fail the same way, so a test cannot
-    be used to probe for files elsewhere on the server.
-    """
+def confined(relative_path: str, folder: str = "") -> tuple[Path, Path] | None:
+    """(``relative_path`` resolved, following symlinks; the folder it must stay in: the root, or the
+    organization's ``folder`` of it), or None when either does not exist."""
     path = check_relative_path(relative_path)
     try:
         root = file_root().resolve(strict=True)
-        resolved = (root / path).resolve(strict=True)
+        allowed = (root / folder).resolve(strict=True) if folder else root
+        return (root / path).resolve(strict=True), allowed
     except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
-        raise ConnectorError("database", NOT_FOUND) from None
-    if not resolved.is_relative_to(root) or resolved == root or not resolved.is_file():
-        raise ConnectorError("database", NOT_FOUND)
+        return None
+
+
+def resolve_under_root(relative_path: str, folder: str = "") -> Path:
+    """Resolve ``relative_path`` to an existing file inside the file root (inside ``folder`` of it,
+    when given).
+
+    A missing file, another organization's file and a symlink leading out of the root fail the same
+    way, so a test cannot be used to probe for files elsewhere on the server.
+    """
+    found = confined(relative_path, folder)
+    if found is None:
+        raise ConnectorError("database", not_found(folder))
+    resolved, allowed = found
+    if not resolved.is_relative_to(allowed) or resolved == allowed or not resolved.is_file():
+        raise ConnectorError("database", not_found(folder))
     return resolved

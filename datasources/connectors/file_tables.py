@@ -27,7 +27,7 @@ from .base import (
     TestResult,
     sanitize,
 )
-from .file_root import check_relative_path, file_root, resolve_under_root
+from .file_root import confined, file_root, resolve_under_root
 
 SUFFIXES = {
     "csv": (".csv.gz", ".tsv.gz", ".csv", ".tsv"),
@@ -68,24 +68,23 @@ def _table_name(filename: str, suffixes: tuple[str, ...]) -> str:
     return Path(filename).stem or filename
 
 
-def _folder(relative: str) -> Path | None:
-    """The confined folder ``relative`` names, or None when it is not a folder under the root."""
-    path = check_relative_path(relative)
-    try:
-        root = file_root().resolve(strict=True)
-        resolved = (root / path).resolve(strict=True)
-    except (OSError, RuntimeError):
+def _folder(relative: str, confine_to: str) -> Path | None:
+    """The confined folder ``relative`` names, or None when it is not a folder under the root (under
+    the organization's folder ``confine_to`` of it, when given)."""
+    found = confined(relative, confine_to)
+    if found is None:
         return None
-    return resolved if resolved.is_dir() and resolved.is_relative_to(root) else None
+    resolved, allowed = found
+    return resolved if resolved.is_dir() and resolved.is_relative_to(allowed) else None
 
 
 def locate(config: ConnectionConfig) -> list[FileTable]:
     """The confined files of a source: the one file, or each matching file of a folder."""
     relative = config.connection.get("path") or ""
     suffixes = SUFFIXES[_format(config)]
-    folder = _folder(relative)
+    folder = _folder(relative, config.file_folder)
     if folder is None:
-        path = resolve_under_root(relative)  # missing or escaping: "File not found under the file root."
+        path = resolve_under_root(relative, config.file_folder)  # missing or escaping: "File not found ..."
         return [FileTable(_table_name(path.name, suffixes), relative, path)]
     found: list[FileTable] = []
     names: set[str] = set()
@@ -94,7 +93,7 @@ def locate(config: ConnectionConfig) -> list[FileTable]:
             continue
         child = f"{relative.rstrip('/')}/{entry.name}"
         try:
-            path = resolve_under_root(child)  # each file confined again: symlinks out are skipped
+            path = resolve_under_root(child, config.file_folder)  # each confined again: symlinks out skipped
         except ConnectorError:
             continue
         name = _table_name(entry.name, suffixes)

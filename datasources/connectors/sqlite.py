@@ -79,7 +79,7 @@ class SQLiteConnector(Connector):
         return self.test_then_read_local(config)
 
     def _path(self, config: ConnectionConfig) -> Path:
-        return resolve_under_root(config.connection.get("path", ""))
+        return resolve_under_root(config.connection.get("path", ""), config.file_folder)
 
     def test(self, config: ConnectionConfig) -> TestResult:
         """Check the path and that the file is a readable SQLite database."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -70,6 +71,7 @@ def build_config(data_source: DataSource, connection: dict, secrets: dict[str, s
         secrets=secrets,
         connect_timeout=data_source.connection_timeout,
         query_timeout=data_source.query_timeout,
+        file_folder=data_source.organization.slug if settings.DATASOURCE_FILE_ROOT_PER_ORGANIZATION else "",
     )
 
 

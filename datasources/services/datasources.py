@@ -119,6 +119,7 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         return options.pretested
     probe = DataSource(
         type=ds.type,
+        organization=ds.organization if ds.organization_id else actor.organization,  # its file folder
         connection_timeout=plan.values.get("connection_timeout", ds.connection_timeout),
         query_timeout=plan.values.get("query_timeout", ds.query_timeout),
     )
