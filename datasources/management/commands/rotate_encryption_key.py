@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from datasources import crypto
@@ -8,7 +8,8 @@ from datasources.services.revisions import rotate_sealed
 
 class Command(BaseCommand):
     help = ("Re-encrypt every stored secret (data sources' credentials, their revisions, the trash, webhook "
-            "signing secrets) with the newest key in ENCRYPTION_KEYS (idempotent).")
+            "signing secrets) with the newest key in ENCRYPTION_KEYS (idempotent). Exits with status 1 when "
+            "any secret failed (no configured key decrypts it): keep the old keys until failed=0.")
 
     def handle(self, **options):
         with transaction.atomic():
@@ -20,5 +21,6 @@ class Command(BaseCommand):
             f"re-encrypted={total['re_encrypted']} already_current={total['already_current']} "
             f"failed={total['failed']}"
         )
-        if total["failed"]:
-            self.stderr.write("Some secrets could not be decrypted with any configured key.")
+        if total["failed"]:  # the counts line is printed first; a deploy script sees the exit status
+            raise CommandError(f"{total['failed']} secret(s) could not be decrypted with any configured key: keep "
+                               f"the old keys in ENCRYPTION_KEYS until failed=0.")
