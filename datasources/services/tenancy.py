@@ -46,13 +46,19 @@ def merge(old: dict[str, Any] | None, data: dict[str, Any], *, partial: bool) ->
     return {name: base.get(name, "") or "" for name in FIELDS}
 
 
-def validate(data_source: DataSource, values: dict[str, Any]) -> dict[str, Any]:
-    """Check the seed's rules, then the named table and columns against the cached schema."""
+def validate(data_source: DataSource, values: dict[str, Any], sent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check the seed's rules, then the named table and columns against the cached schema; the
+    names are stored as the cached schema spells them. ``sent``: the request's own fields (a TABLE
+    field sent with level DATABASE is refused, not dropped)."""
     errors: dict[str, list[str]] = {}
     level = values.get("level")
     if level not in LEVELS:
         errors["tenancy_settings.level"] = ["Must be TABLE or DATABASE."]
     elif level == "DATABASE":
+        extra = [name for name in TABLE_REQUIRED if (sent or {}).get(name)]
+        if extra:
+            raise TenancySettingsInvalid("Level DATABASE takes no table settings.", errors={
+                f"tenancy_settings.{name}": ["Only with level TABLE (level is DATABASE)."] for name in extra})
         return {**{name: "" for name in FIELDS}, "level": "DATABASE"}
     else:
         for name in TABLE_REQUIRED:
@@ -62,39 +68,61 @@ def validate(data_source: DataSource, values: dict[str, Any]) -> dict[str, Any]:
             errors["tenancy_settings.client_column_type"] = ["Must be NUMBER or STRING."]
     if errors:
         raise TenancySettingsInvalid("The tenancy settings are invalid.", errors=errors)
-    _check_against_schema(data_source, values)
-    return values
+    return _check_against_schema(data_source, values)
 
 
-def _check_against_schema(data_source: DataSource, values: dict[str, Any]) -> None:
+def _one(candidates: list[Any], exact: Any, key: Any) -> Any:
+    """The candidate named exactly, else the only one named so in another case; None when there is
+    none, or several that differ only in case (PostgreSQL's "Orders" and "orders")."""
+    for candidate in candidates:
+        if key(candidate) == exact:
+            return candidate
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _check_against_schema(data_source: DataSource, values: dict[str, Any]) -> dict[str, Any]:
     if not data_source.pk:
-        return
+        return values
     snapshot = SchemaSnapshot.objects.filter(data_source=data_source).order_by("-version").first()
     if snapshot is None:
-        return
-    table = (
-        SchemaTable.objects.filter(snapshot=snapshot, schema__iexact=values["schema"], name__iexact=values["table"])
-        .only("columns")
-        .first()
-    )
+        return values
+    in_schema = SchemaTable.objects.filter(snapshot=snapshot, schema__iexact=values["schema"])
+    tables = list(in_schema.filter(name__iexact=values["table"]).only("schema", "name", "columns"))
+    table = _one(tables, (values["schema"], values["table"]), lambda t: (t.schema, t.name))
     if table is None:
-        raise TenancySettingsInvalid(
-            f"Table {values['schema']}.{values['table']} is not in the cached schema (version {snapshot.version}).",
-            errors={"tenancy_settings.table": ["No such table in the cached schema."]},
-        )
+        where = f"{values['schema']}.{values['table']}"
+        if len(tables) > 1:
+            errors = {"tenancy_settings.table": [f"Several tables are named {where} in other cases: "
+                                                 "send the exact name."]}
+        elif not in_schema.exists():
+            errors = {"tenancy_settings.schema": [f"No schema '{values['schema']}' in the cached schema."]}
+        else:
+            errors = {"tenancy_settings.table": ["No such table in the cached schema."]}
+        raise TenancySettingsInvalid(f"Table {where} is not in the cached schema (version {snapshot.version}).",
+                                     errors=errors)
     errors = column_problems(values, table.columns)
     if errors:
         raise TenancySettingsInvalid("The tenancy settings do not match the cached schema.", errors=errors)
+    # Stored as the schema spells them (a client may have sent ORDERS for orders).
+    columns = {name: _one([c for c in table.columns if c["name"].lower() == values[name].lower()], values[name],
+                          lambda c: c["name"])["name"] for name in ("client_column", "primary_key_column")}
+    return {**values, "schema": table.schema, "table": table.name, **columns}
 
 
 def column_problems(values: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """What TABLE-level settings name that ``columns`` (a table's, as cached) lacks or types otherwise."""
-    by_name = {c["name"].lower(): c for c in columns}
+    """What TABLE-level settings name that ``columns`` (a table's, as cached) lacks, names ambiguously
+    (several columns in other cases) or types otherwise."""
     errors: dict[str, list[str]] = {}
+    found: dict[str, Any] = {}
     for name in ("client_column", "primary_key_column"):
-        if values[name].lower() not in by_name:
+        same = [c for c in columns if c["name"].lower() == values[name].lower()]
+        found[name] = _one(same, values[name], lambda c: c["name"])
+        if not same:
             errors[f"tenancy_settings.{name}"] = [f"No column '{values[name]}' in {values['table']}."]
-    client = by_name.get(values["client_column"].lower())
+        elif found[name] is None:
+            errors[f"tenancy_settings.{name}"] = [f"Several columns are named '{values[name]}' in other cases: "
+                                                  f"send the exact name."]
+    client = found["client_column"]
     if client is not None:
         pattern = _NUMBER if values["client_column_type"] == "NUMBER" else _STRING
         if not pattern.search(client.get("type") or ""):

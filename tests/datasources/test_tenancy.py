@@ -60,6 +60,8 @@ def test_database_level_needs_nothing_else(api, source):
         ({**GOOD, "client_column": "nope"}, "tenancy_settings.client_column"),
         ({**GOOD, "primary_key_column": "nope"}, "tenancy_settings.primary_key_column"),
         ({**GOOD, "client_column_type": "STRING"}, "tenancy_settings.client_column_type"),
+        ({**GOOD, "schema": "nope"}, "tenancy_settings.schema"),
+        ({"level": "DATABASE", "table": "clients"}, "tenancy_settings.table"),  # refused, not dropped
     ],
 )
 def test_invalid_tenancy_is_400_and_changes_nothing(api, source, body, field):
@@ -91,3 +93,30 @@ def test_other_organization_tenancy_is_404(other_api, source):
     for method in ("get", "put", "patch", "delete"):
         response = getattr(other_api, method)(f"{URL}{source['id']}/tenancy/", GOOD, format="json")
         assert response.status_code == 404
+
+
+def test_names_are_stored_as_the_cached_schema_spells_them(api, source):
+    url = f"{URL}{source['id']}/tenancy/"
+    sent = {**GOOD, "schema": "MAIN", "table": "Clients", "client_column": "CLIENT_ID", "primary_key_column": "Id"}
+    response = api.put(url, sent, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json() == GOOD
+    assert api.get(url).json() == GOOD
+
+
+def test_level_database_clears_the_table_settings_it_was_not_sent(api, source):
+    url = f"{URL}{source['id']}/tenancy/"
+    assert api.put(url, GOOD, format="json").status_code == 200
+    response = api.patch(url, {"level": "DATABASE"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["level"] == "DATABASE" and not response.json()["table"]
+
+
+def test_one_name_among_several_that_differ_only_in_case():
+    from datasources.services.tenancy import _one
+
+    names = ["Orders", "orders"]
+    assert _one(names, "orders", str) == "orders"  # exact wins
+    assert _one(names, "ORDERS", str) is None  # ambiguous
+    assert _one(["Orders"], "ORDERS", str) == "Orders"  # the only one, as cached
+    assert _one([], "x", str) is None
