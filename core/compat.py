@@ -385,6 +385,19 @@ SEED_PARSERS: list[type[BaseParser]] = [JSONParser, MergePatchJSONParser]
 # --- the view --------------------------------------------------------------------------------------
 
 
+#: path prefix -> a view whose error shape answers an unknown path under that prefix
+_SEED_PREFIXES: dict[str, Callable[..., Any]] = {}
+
+
+def register_seed_prefix(prefix: str, view: type[APIView]) -> None:
+    """An unknown path under ``prefix`` (``/compat/rivergen/``) answers 404 in ``view``'s seed shape."""
+    _SEED_PREFIXES[prefix] = view.as_view()
+
+
+def seed_view_for(path: str) -> Callable[..., Any] | None:
+    return next((view for prefix, view in _SEED_PREFIXES.items() if path.startswith(prefix)), None)
+
+
 class CompatView(APIView):
     """An APIView whose errors (401, 403, 404, 400, ...) come out in its seed's shape, with the
     seed's field names (its tables read backwards). A view may replace ``tables`` or ``errors`` per

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from core.compat import seed_view_for
 from core.errors import ApiError, ErrorCode, InvalidRequest, NotFound, error_body
 from core.numbers import parse_ascii_int
 from core.parsers import NUL_MESSAGE, PayloadTooLarge, bad_text, body_max_bytes, display_key
@@ -59,6 +60,8 @@ class ApiErrorPageMiddleware:
         ctype = response.get("Content-Type", "")
         if "json" in ctype:
             return response
+        if response.status_code == 404 and (view := seed_view_for(request.path)) is not None:
+            return render_refusal(request, view, (), {}, NotFound("Not found."))  # the seed's own shape
         code, message = _STATUS_CODES.get(response.status_code, (ErrorCode.INVALID_REQUEST_BODY, "Error."))
         new = JsonResponse(error_body(code, message), status=response.status_code)
         return new

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from core.compat import register_seed_prefix
 from datasources.compat.camelai import CamelaiSourceView
 from datasources.compat.databrain import DatabrainDatasourceView
 from datasources.compat.maiascore import MaiascoreDatasourceView
@@ -14,3 +15,8 @@ urlpatterns = [
     path("camelai/api/v1/sources/<str:id>/", CamelaiSourceView.as_view()),
     path("maiascore/datasources/<str:id>", MaiascoreDatasourceView.as_view()),
 ]
+
+# An unknown path under a seed's prefix answers 404 in that seed's shape.
+for _prefix, _view in (("rivergen/", RivergenDataSourceView), ("databrain/", DatabrainDatasourceView),
+                       ("camelai/", CamelaiSourceView), ("maiascore/", MaiascoreDatasourceView)):
+    register_seed_prefix(f"/compat/{_prefix}", _view)

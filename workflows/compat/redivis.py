@@ -22,7 +22,6 @@ from core.compat import (
     CompatView,
     ErrorShape,
     Field,
-    IfAny,
     SeedInvalidRequest,
     SeedRequest,
     Slot,
@@ -51,7 +50,7 @@ TABLE = Table((
 ), names={"workflow": "workflowReference", "data_source": "dataSourceReference"})
 #: ``{"error": {code: <HTTP status>, status: <native code>, message, errors, ...}}``
 ERRORS = ErrorShape({"error": {"code": Slot.STATUS, "status": Slot.NATIVE_CODE, "message": Slot.MESSAGE,
-                               "errors": IfAny(Slot.ERRORS), Spread(Slot.EXTRA): None}})
+                               "errors": Slot.ERRORS, Spread(Slot.EXTRA): None}})
 
 
 class RedivisDataSourcePatchSerializer(SeedRequest):

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from core.compat import register_seed_prefix
 from workflows.compat.redivis import RedivisDataSourceView
 
 urlpatterns = [
@@ -10,3 +11,5 @@ urlpatterns = [
         RedivisDataSourceView.as_view(),
     ),
 ]
+
+register_seed_prefix("/compat/redivis/", RedivisDataSourceView)  # an unknown path: 404 in Redivis's shape
