@@ -2,7 +2,8 @@
 
 The engine and the data are separate modules, and imports only go down:
 
-- ``fields``: the vocabulary (``Field``, ``SecretField``, ``OneOfSecrets``, ``Condition``,
+- ``checks``: named value checks for the forms a pattern cannot say (``Field.checks``);
+- ``fields``: the vocabulary (``Field``, ``SecretField``, ``OneOfSecrets``, ``Condition``, ``Check``,
   ``SourceType``, ``ConfigInvalid`` and the transit/hop constants);
 - ``validation``: ``normalize_connection``, the secret checks; ``openapi``: the OpenAPI export;
 - ``types_common``: building blocks shared by several types (host, port, SSL, SSH tunnel...);
@@ -34,6 +35,7 @@ from datasources.catalogue.fields import (
     TUNNEL_FIELD,
     UNKNOWN,
     WHITESPACE_ONLY,
+    Check,
     Condition,
     ConfigInvalid,
     ExtraCheck,
@@ -57,7 +59,7 @@ from datasources.catalogue.validation import (
 __all__ = [
     "BLANK", "CATALOGUE", "DATABASE_HOP", "DEFAULT_MAX_LENGTH", "EMPTY", "ENDPOINT", "FIELD_KINDS", "PEM_MARKER",
     "PROTECTION", "REQUIRED", "SECRET_KINDS", "SECRET_MAX_LENGTH", "SSH_HOP", "TRANSITS", "TUNNEL_FIELD",
-    "TYPES", "TYPE_CHOICES", "UNKNOWN", "WHITESPACE_ONLY", "Condition", "ConfigInvalid", "ExtraCheck", "Field",
+    "TYPES", "TYPE_CHOICES", "UNKNOWN", "WHITESPACE_ONLY", "Check", "Condition", "ConfigInvalid", "ExtraCheck", "Field",
     "OneOfSecrets", "SecretField", "SourceType", "_is_blank", "_same", "check_required_secrets", "connection_defaults",
     "connection_openapi_schema", "credentials_openapi_schema", "empty_or", "get_type", "is_fully_configured",
     "normalize_connection", "validate_secret_values",

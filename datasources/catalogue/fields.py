@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
+from datasources.catalogue.checks import CHECKS
+
 FIELD_KINDS = frozenset({"string", "text", "integer", "boolean", "enum", "object", "pem", "string_list"})
 SECRET_KINDS = frozenset({"password", "pem", "json", "token"})
 DEFAULT_MAX_LENGTH = {"string": 1000, "text": 100_000, "pem": 100_000, "string_list": 1000}
@@ -94,6 +96,23 @@ def _cond(condition: Condition | None) -> dict | None:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A named value check (``checks.CHECKS``: a form a pattern cannot say, such as a decoded Elastic
+    Cloud ID) on a field's value, applied when ``when`` holds on the normalized connection (or always)."""
+
+    name: str
+    when: Condition | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in CHECKS:
+            raise ValueError(f"unknown check {self.name!r}")
+
+    def describe(self) -> str:
+        rule = f"must be {CHECKS[self.name].describes}."
+        return f"When {self.when.describe()}: {rule}" if self.when else rule[0].upper() + rule[1:]
+
+
+@dataclass(frozen=True)
 class Field:
     name: str
     kind: str
@@ -112,6 +131,13 @@ class Field:
     pattern_message: str = ""  # what to say when the pattern does not match
     transit: str = ""  # ENDPOINT or PROTECTION: the field steers where or how secrets travel
     strength: tuple[Any, ...] = ()  # with PROTECTION: the values from weakest to strongest
+    checks: tuple[Check, ...] = ()  # named value checks beyond ``pattern`` (``checks.CHECKS``)
+    # The default follows other fields: the first (condition, value) whose condition holds on the
+    # normalized connection gives the default of an absent value, else ``default``.
+    defaults_when: tuple[tuple[Condition, Any], ...] = ()
+    # When this holds the field is not used: a value other than its default is refused (a default
+    # filled in earlier, or sent again, is accepted and ignored).
+    only_default_when: Condition | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FIELD_KINDS:
@@ -124,6 +150,8 @@ class Field:
             raise ValueError(f"{self.name}: default not among choices")
         if self.kind == "object" and not self.fields:
             raise ValueError(f"{self.name}: object field without fields")
+        if (self.defaults_when or self.only_default_when) and (self.kind == "object" or not self.has_default):
+            raise ValueError(f"{self.name}: defaults_when and only_default_when need a plain field with a default")
         if not self.label:
             object.__setattr__(self, "label", _label(self.name))
         if self.max_length is None and self.kind in DEFAULT_MAX_LENGTH:
@@ -133,12 +161,32 @@ class Field:
     def has_default(self) -> bool:
         return self.default is not None
 
+    def default_for(self, connection: dict) -> Any:
+        """The default of an absent value, given the (normalized) connection."""
+        value = next((v for condition, v in self.defaults_when if condition.holds(connection)), self.default)
+        return copy.deepcopy(value)
+
+    def rules_text(self) -> list[str]:
+        """The declared rules a pattern or a default does not show, in words (help and OpenAPI text)."""
+        out = []
+        if self.defaults_when:
+            cases = ", ".join(f"{_fmt(v)} when {c.describe()}" for c, v in self.defaults_when)
+            out.append(f"Default: {cases}, else {_fmt(self.default)}.")
+        if self.only_default_when is not None:
+            out.append(f"Not used when {self.only_default_when.describe()}: "
+                       f"only its default ({_fmt(self.default)}) is accepted then.")
+        out.extend(check.describe() for check in self.checks)
+        return out
+
+    def full_help(self) -> str:
+        return " ".join(filter(None, [self.help, *self.rules_text()]))
+
     def as_dict(self) -> dict:
         return {
             "name": self.name, "kind": self.kind, "label": self.label, "required": self.required,
             "required_when": _cond(self.required_when), "default": copy.deepcopy(self.default),
             "choices": list(self.choices), "min_value": self.min_value, "max_value": self.max_value,
-            "max_length": self.max_length, "pattern": self.pattern or None, "help": self.help,
+            "max_length": self.max_length, "pattern": self.pattern or None, "help": self.full_help(),
             "affects_connection": self.affects_connection, "transit": self.transit or None,
             "fields": [f.as_dict() for f in self.fields],
         }

@@ -36,9 +36,10 @@ def _field_schema(f: Field, partial: bool) -> dict:
     description = [f.help] if f.help else []
     if f.required_when is not None:
         description.append(f"Required when {f.required_when.describe()}.")
+    description.extend(f.rules_text())
     if description:
         schema["description"] = " ".join(description)
-    if f.has_default:
+    if f.has_default and not f.defaults_when:  # a default that follows other fields is said in words
         schema["default"] = copy.deepcopy(f.default)
     if partial and not f.required:
         schema["nullable"] = True

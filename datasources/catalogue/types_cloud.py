@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datasources.catalogue.fields import ENDPOINT, PROTECTION, Condition, Field, SecretField, SourceType
+from datasources.catalogue.fields import ENDPOINT, PROTECTION, Check, Condition, Field, SecretField, SourceType
 from datasources.catalogue.types_common import (
     AWS_ACCESS_KEY_ID,
     AWS_SECRET,
@@ -18,6 +18,7 @@ from datasources.catalogue.types_common import (
     name,
     password,
     port,
+    s3_bucket,
     url,
 )
 
@@ -32,6 +33,7 @@ SNOWFLAKE_KEY_PAIR = Condition("auth_method", in_=("key_pair",))
 
 SEARCH_SERVER_TYPES = ("elastic-cloud", "open-cloud", "self-managed")
 SEARCH_CLOUD = Condition("server_type", in_=("elastic-cloud", "open-cloud"))
+SEARCH_ELASTIC_CLOUD = Condition("server_type", in_=("elastic-cloud",))
 SEARCH_SELF_MANAGED = Condition("server_type", in_=("self-managed",))
 SEARCH_AUTH_ON = Condition("disable_auth", not_in=(True,))
 
@@ -48,7 +50,9 @@ def _search(key: str, label: str, driver_extra: str) -> SourceType:
         fields=(
             Field("server_type", "enum", label="Server type", choices=SEARCH_SERVER_TYPES, required=True),
             Field("cloud_id", "string", label="Cloud ID", required_when=SEARCH_CLOUD, max_length=PATH_MAX,
-                  transit=ENDPOINT),
+                  transit=ENDPOINT, checks=(Check("elastic_cloud_id", when=SEARCH_ELASTIC_CLOUD),),
+                  help="elastic-cloud: the deployment's Cloud ID; open-cloud: the hosted cluster's host name or "
+                       "https:// URL."),
             url("server_url", "Server URL", required_when=SEARCH_SELF_MANAGED,
                 help="Base URL of the cluster, e.g. https://search.internal:9200."),
             name("username", "Username", required_when=SEARCH_AUTH_ON),
@@ -118,7 +122,9 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
         driver_extra="clickhouse-driver",
         fields=(
             host(),
-            port(9440, help="Native protocol port: 9440 with TLS (default), 9000 without."),
+            port(9440, help="Native protocol port (1-65535): 9440 with TLS, 9000 without. A port that is set "
+                            "is kept whatever secure says.",
+                 defaults_when=((Condition("secure", in_=(False,)), 9000),)),
             name("database", "Database", default="default"),
             name("username", "Username", default="default"),
             flag("secure", "Use TLS", default=True, secure_when=True),
@@ -130,7 +136,7 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
         key="mongodb", label="MongoDB", family="nosql", connector="mongodb", driver_extra="pymongo",
         fields=(
             host(),
-            port(27017),
+            port(27017, only_default_when=Condition("srv", in_=(True,))),
             name("database", "Database", required=True),
             name("username", "Username", help="Leave empty for servers without authentication."),
             name("auth_source", "Authentication database", default="admin"),
@@ -208,7 +214,7 @@ STORAGE_AND_SAAS_TYPES: tuple[SourceType, ...] = (
     SourceType(
         key="s3", label="Amazon S3", family="file", connector="s3", driver_extra="boto3",
         fields=(
-            name("bucket", "Bucket", required=True),
+            s3_bucket(),
             Field("path_prefix", "string", label="Path prefix", default="", max_length=PATH_MAX,
                   help="Key prefix inside the bucket (may be empty)."),
             aws_region(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from datasources.catalogue.fields import ENDPOINT, PROTECTION, SSH_HOP, Condition, Field, OneOfSecrets, SecretField
 
 NAME_MAX = 255
@@ -9,16 +11,36 @@ PATH_MAX = 1000
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 SSH_ENABLED = Condition("ssh_tunnel.enabled", in_=(True,))
-URL_PATTERN = r"^https?://"
+#: The end of the text, the same in ECMA-262 and Python (Python's ``$`` also matches before a final "\n").
+END = r"(?![\s\S])"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+#: An http(s) URL with a host (a name or an IPv4 address, or an IPv6 one in brackets), an optional port
+#: 1-65535 and an optional path, query or fragment: no user name or password, no space or control character.
+URL_PATTERN = (r"^https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00-\x1f\x7f/?#@:\[\],\\]+)"
+               rf"(?::{_PORT})?(?:[/?#]\S*)?{END}")
+URL_MESSAGE = ("Must be an http:// or https:// URL with a host name or IP address (an optional port 1-65535 and "
+               "path), without a user name or password.")
+#: An AWS region name (us-east-1, eu-central-2, us-gov-west-1, cn-north-1, eusc-de-east-1...).
+AWS_REGION_PATTERN = rf"^[a-z]{{2,}}(?:-[a-z]+)+-[0-9]+{END}"
+_BUCKET_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+#: S3's naming rules for general purpose buckets (the length, 3-63, is ``max_length`` and the first
+#: lookahead): labels of lower-case letters, digits and '-' between single dots, not an IPv4 address,
+#: none of S3's reserved prefixes and suffixes. Only negative lookaheads, for ECMA-262 and generators alike.
+S3_BUCKET_PATTERN = (rf"^(?![\s\S]{{0,2}}{END})(?!xn--|sthree-|amzn-s3-demo-)"
+                     rf"(?![\s\S]*(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3){END})"
+                     rf"(?![0-9]+\.[0-9]+\.[0-9]+\.[0-9]+{END})"
+                     rf"{_BUCKET_LABEL}(?:\.{_BUCKET_LABEL})*{END}")
 
 
 def host(label: str = "Host", help: str = "Hostname or IP address of the server.") -> Field:
     return Field("host", "string", label=label, required=True, max_length=NAME_MAX, help=help, transit=ENDPOINT)
 
 
-def port(default: int, help: str = "") -> Field:
+def port(default: int, help: str = "", *, defaults_when: tuple[tuple[Condition, Any], ...] = (),
+         only_default_when: Condition | None = None) -> Field:
     return Field("port", "integer", label="Port", default=default, min_value=1, max_value=65535,
-                 help=help or f"TCP port (1-65535, default {default}).", transit=ENDPOINT)
+                 help=help or f"TCP port (1-65535, default {default}).", transit=ENDPOINT,
+                 defaults_when=defaults_when, only_default_when=only_default_when)
 
 
 def name(field_name: str, label: str = "", *, required: bool = False, default: str | None = None,
@@ -41,7 +63,7 @@ def url(field_name: str, label: str, *, required: bool = False, help: str = "",
         required_when: Condition | None = None) -> Field:
     """An endpoint URL: the secrets are sent there."""
     return Field(field_name, "string", label=label, required=required, required_when=required_when,
-                 max_length=PATH_MAX, pattern=URL_PATTERN, help=help, transit=ENDPOINT)
+                 max_length=PATH_MAX, pattern=URL_PATTERN, pattern_message=URL_MESSAGE, help=help, transit=ENDPOINT)
 
 
 def ca_certificate() -> Field:
@@ -130,7 +152,15 @@ def file_path(help: str) -> Field:
 
 
 def aws_region(required: bool = True) -> Field:
-    return name("region", "AWS region", required=required, help="AWS region, e.g. 'us-east-1'.", transit=ENDPOINT)
+    return Field("region", "string", label="AWS region", required=required, max_length=32,
+                 pattern=AWS_REGION_PATTERN, transit=ENDPOINT, help="AWS region, e.g. 'us-east-1'.",
+                 pattern_message="Must be an AWS region name such as us-east-1, eu-central-2 or us-gov-west-1.")
+
+
+def s3_bucket(field_name: str = "bucket", label: str = "Bucket") -> Field:
+    return Field(field_name, "string", label=label, required=True, max_length=63, pattern=S3_BUCKET_PATTERN,
+                 pattern_message="Must follow S3's bucket naming rules: 3-63 lower-case letters, digits, '-' "
+                                 "and single '.', starting and ending with a letter or digit, not an IP address.")
 
 
 AWS_ACCESS_KEY_ID = name("access_key_id", "AWS access key ID", required=True)

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from datasources.catalogue.checks import CHECKS
 from datasources.catalogue.fields import (
     BLANK,
     PEM_MARKER,
@@ -22,6 +23,8 @@ from datasources.catalogue.fields import (
     Field,
     SecretField,
     SourceType,
+    _fmt,
+    _same,
 )
 
 # --- connection validation ----------------------------------------------------------------------
@@ -88,7 +91,9 @@ def _coerce(fields: tuple[Field, ...], data: dict, prefix: str, errors: dict[str
             out[f.name] = _coerce(f.fields, value, path, errors)
             continue
         if value is None:
-            if f.has_default:
+            if f.defaults_when:
+                out[f.name] = _FOLLOWS  # its default depends on other fields: ``_follow_defaults``
+            elif f.has_default:
                 out[f.name] = copy.deepcopy(f.default)
             continue
         message = _value_error(f, value)
@@ -96,6 +101,25 @@ def _coerce(fields: tuple[Field, ...], data: dict, prefix: str, errors: dict[str
             _add(errors, path, message)
         else:
             out[f.name] = copy.deepcopy(value)
+    return out
+
+
+_FOLLOWS = object()  # an absent value whose default follows other fields (``Field.defaults_when``)
+
+
+def _follow_defaults(fields: tuple[Field, ...], out: dict, root: dict) -> None:
+    """Fill the defaults that depend on other fields, once every other value is in ``root``."""
+    for f in fields:
+        value = out.get(f.name)
+        if f.kind == "object" and isinstance(value, dict):
+            _follow_defaults(f.fields, value, root)
+        elif value is _FOLLOWS:
+            out[f.name] = f.default_for(root)
+
+
+def _coerce_all(fields: tuple[Field, ...], data: dict, errors: dict[str, list[str]]) -> dict:
+    out = _coerce(fields, data, "connection", errors)
+    _follow_defaults(fields, out, out)
     return out
 
 
@@ -123,6 +147,29 @@ def _require(fields: tuple[Field, ...], out: dict, root: dict, prefix: str,
             _add(errors, path, f"This field is required when {f.required_when.describe()}.")
 
 
+def _check(fields: tuple[Field, ...], out: dict, root: dict, prefix: str, errors: dict[str, list[str]]) -> None:
+    """Third pass: named checks and "only the default" rules, evaluated on the normalized root."""
+    for f in fields:
+        path = f"{prefix}.{f.name}"
+        value = out.get(f.name)
+        if path in errors or value is None:
+            continue
+        if f.kind == "object":
+            if isinstance(value, dict):
+                _check(f.fields, value, root, path, errors)
+            continue
+        if f.only_default_when is not None and f.only_default_when.holds(root) and not _same(value, f.default):
+            _add(errors, path, f"Not used when {f.only_default_when.describe()}: send null or its default "
+                               f"({_fmt(f.default)}).")
+            continue
+        for check in f.checks:
+            if check.when is None or check.when.holds(root):
+                message = None if _is_blank(value) else CHECKS[check.name].function(value)
+                if message:
+                    _add(errors, path, message)
+                    break
+
+
 def normalize_connection(source_type: SourceType, connection: Any) -> dict:
     """Validate a complete connection dict for the type; return it with defaults applied.
 
@@ -132,8 +179,9 @@ def normalize_connection(source_type: SourceType, connection: Any) -> dict:
     if not isinstance(connection, dict):
         raise ConfigInvalid({"connection": ["Must be an object."]})
     errors: dict[str, list[str]] = {}
-    out = _coerce(source_type.fields, connection, "connection", errors)
+    out = _coerce_all(source_type.fields, connection, errors)
     _require(source_type.fields, out, out, "connection", errors)
+    _check(source_type.fields, out, out, "connection", errors)
     for check in source_type.extra_checks:
         for key, messages in check(out).items():
             for message in messages:
@@ -145,7 +193,7 @@ def normalize_connection(source_type: SourceType, connection: Any) -> dict:
 
 def connection_defaults(source_type: SourceType) -> dict:
     """The connection made of defaults only (not necessarily valid: required fields missing)."""
-    return _coerce(source_type.fields, {}, "connection", {})
+    return _coerce_all(source_type.fields, {}, {})
 
 
 # --- secrets -------------------------------------------------------------------------------------
