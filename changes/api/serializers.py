@@ -90,7 +90,8 @@ class ItemErrorField(serializers.JSONField):
 
 
 class ChangeSetItemSerializer(serializers.ModelSerializer):
-    data_source = serializers.IntegerField(source="source_pk", read_only=True)
+    data_source = serializers.IntegerField(source="data_source_id", read_only=True, allow_null=True,
+                                           help_text="The source's id; null once the source was deleted.")
     version = serializers.IntegerField(source="base_version", read_only=True,
                                        help_text="The source's version the item was tested against.")
     ok = serializers.BooleanField(read_only=True, help_text="Validated and (for a connection change) tested.")

@@ -40,6 +40,7 @@ def test_a_purged_source_leaves_no_sealed_body_in_a_change_set(api, make_client,
     assert response.status_code == 204, response.content
     item = ChangeSetItem.objects.get()
     assert item.data_source_id is None and item.ciphertext == "" and item.key_id == ""
+    assert api.get(f"{CS}{change_set['id']}/").json()["items"][0]["data_source"] is None  # as the README says
     refused = api.post(f"{CS}{change_set['id']}/apply/")
     assert refused.status_code == 409 and list(refused.json()["errors"]) == ["items.0.data_source"], refused.json()
 
