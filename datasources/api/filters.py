@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.db import connection as db_connection
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 from django_filters import rest_framework as filters
 
+from core.numbers import is_ascii_digits
 from datasources import catalogue
 from datasources.models import DataSource, DataSourceStatus, HealthState
+
+
+class IdField(forms.IntegerField):
+    """An id in a query parameter: ASCII digits only (Django's own fields read ' 1' and '١' as 1, and
+    a 5,000-digit value past int()'s limit as an error of their own)."""
+
+    def to_python(self, value: object) -> int | None:
+        if value in self.empty_values:
+            return None
+        if not is_ascii_digits(value):
+            raise forms.ValidationError("Must be an id (ASCII digits).", code="invalid")
+        return int(value)
+
+
+class IdFilter(filters.NumberFilter):
+    field_class = IdField
 
 
 class DataSourceFilter(filters.FilterSet):
     type = filters.ChoiceFilter(choices=catalogue.TYPE_CHOICES)
     status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
-    workspace = filters.NumberFilter(field_name="workspace_id", step_size=1)  # an id: no fractions
+    workspace = IdFilter(field_name="workspace_id")
     tag = filters.CharFilter(method="filter_tag", label="Has this tag")
     health = filters.ChoiceFilter(field_name="health_state", choices=HealthState.choices,
                                   label="Health state (scheduled health checks)")

@@ -77,6 +77,11 @@ def test_paging_parameters_refuse_unicode_digits(api, source):
         _bad_request_naming(api.get(URL, {name: "²"}), name)
 
 
+@pytest.mark.parametrize("raw", NOT_ASCII_INTEGERS)
+def test_a_workspace_filter_that_is_not_ascii_digits_is_a_400_naming_it(api, source, raw):
+    _bad_request_naming(api.get(URL, {"workspace": raw}), "workspace")
+
+
 def test_workflow_ids_in_paths_and_bodies_refuse_unicode_digits(api, source):
     wf = create_workflow(api, "Flow")
     add_source(api, wf, source_data_source="acme.shop")
