@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasources.catalogue.fields import ENDPOINT, PROTECTION, SSH_HOP, Condition, Field, OneOfSecrets, SecretField
+from datasources.catalogue.fields import (
+    ENDPOINT,
+    PROTECTION,
+    SSH_HOP,
+    Check,
+    Condition,
+    Field,
+    OneOfSecrets,
+    SecretField,
+)
 
 NAME_MAX = 255
 PATH_MAX = 1000
@@ -16,7 +25,13 @@ END = r"(?![\s\S])"
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 #: An http(s) URL with a host (a name or an IPv4 address, or an IPv6 one in brackets), an optional port
 #: 1-65535 and an optional path, query or fragment: no user name or password, no space or control character.
-URL_PATTERN = (r"^https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s\x00-\x1f\x7f/?#@:\[\],\\]+)"
+_H = r"[0-9A-Fa-f]{1,4}"
+#: An IPv6 address in its usual forms (full or with one "::"; no embedded IPv4, no zone): a bracketed host
+#: that is not one is refused here, since clients (and Python's urlsplit) refuse to parse such a URL.
+_IPV6 = (rf"(?:(?:{_H}:){{7}}{_H}|(?:{_H}:){{1,7}}:|(?:{_H}:){{1,6}}:{_H}|(?:{_H}:){{1,5}}(?::{_H}){{1,2}}"
+         rf"|(?:{_H}:){{1,4}}(?::{_H}){{1,3}}|(?:{_H}:){{1,3}}(?::{_H}){{1,4}}|(?:{_H}:){{1,2}}(?::{_H}){{1,5}}"
+         rf"|{_H}:(?::{_H}){{1,6}}|:(?:(?::{_H}){{1,7}}|:))")
+URL_PATTERN = (rf"^https?://(?:\[{_IPV6}\]|[^\s\x00-\x1f\x7f/?#@:\[\],\\]+)"
                rf"(?::{_PORT})?(?:[/?#]\S*)?{END}")
 URL_MESSAGE = ("Must be an http:// or https:// URL with a host name or IP address (an optional port 1-65535 and "
                "path), without a user name or password.")
@@ -151,7 +166,13 @@ def file_path(help: str) -> Field:
     )
 
 
-def aws_region(required: bool = True) -> Field:
+def aws_region(required: bool = True, *, unless_endpoint: str = "") -> Field:
+    """``unless_endpoint``: the field of an S3-compatible endpoint; with one set (MinIO, R2's ``auto``)
+    the region is that store's own name, so AWS's form is checked only without it."""
+    if unless_endpoint:
+        return Field("region", "string", label="Region", required=required, max_length=63, transit=ENDPOINT,
+                     help="AWS region, e.g. 'us-east-1'; with an endpoint URL, the store's own region name.",
+                     checks=(Check("aws_region", when=Condition(unless_endpoint, in_=(None, ""))),))
     return Field("region", "string", label="AWS region", required=required, max_length=32,
                  pattern=AWS_REGION_PATTERN, transit=ENDPOINT, help="AWS region, e.g. 'us-east-1'.",
                  pattern_message="Must be an AWS region name such as us-east-1, eu-central-2 or us-gov-west-1.")

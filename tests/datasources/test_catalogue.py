@@ -264,7 +264,8 @@ def test_search_cloud_id_vs_server_url(key):
 
 def test_disable_auth_only_valid_when_self_managed():
     es = get_type("elasticsearch")
-    cloud = {"server_type": "elastic-cloud", "cloud_id": "dep:abc", "disable_auth": True}
+    cloud = {"server_type": "elastic-cloud", "cloud_id": "dep:dXMtZWFzdC0xLmF3cy5mb3VuZC5pbzo0NDMkYWJjMTIzJGRlZjQ1Ng==",
+             "disable_auth": True}
     assert errors_of(normalize_connection, es, cloud) == {
         "connection.disable_auth": ["Only valid when server_type is self-managed."]}
     conn = normalize_connection(es, {"server_type": "self-managed", "server_url": "http://es:9200",

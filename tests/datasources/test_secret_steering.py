@@ -214,7 +214,7 @@ PER_TYPE = [
     ("snowflake", {"account": "xy12345", "username": "u", "role": "r", "warehouse": "w", "database": "d",
                    "schema": "s"}, {"password": CANARY},
      [{"account": "attacker-account"}, {"endpoint_url": "https://evil.example.com"}]),
-    ("s3", {"bucket": "b", "region": "us-east-1", "access_key_id": "AKIA"}, {"secret_access_key": CANARY},
+    ("s3", {"bucket": "my-bucket", "region": "us-east-1", "access_key_id": "AKIA"}, {"secret_access_key": CANARY},
      [{"region": "eu-west-1"}, {"endpoint_url": "https://evil.example.com"}]),
     ("athena", {"database": "d", "s3_output_location": "s3://b/out/", "region": "us-east-1",
                 "access_key_id": "AKIA"}, {"secret_access_key": CANARY},
