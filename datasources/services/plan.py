@@ -262,7 +262,7 @@ def _needs(source_type: catalogue.SourceType, withheld: list[str], unmet: dict[s
 
 def _plan_tenancy(ds: DataSource, raw: dict[str, Any] | None, plan: Plan, *, partial: bool) -> None:
     old = tenancy.current(ds) if ds.pk else None
-    new = None if raw is None else tenancy.validate(ds, tenancy.merge(old, raw, partial=partial), sent=raw)
+    new = None if raw is None else tenancy.validate(ds, tenancy.merge(old, raw, partial=partial))
     if new != old:
         plan.tenancy = new
         plan.changes.update(diff_paths(old or {}, new or {}, "tenancy_settings"))

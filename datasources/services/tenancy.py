@@ -46,19 +46,15 @@ def merge(old: dict[str, Any] | None, data: dict[str, Any], *, partial: bool) ->
     return {name: base.get(name, "") or "" for name in FIELDS}
 
 
-def validate(data_source: DataSource, values: dict[str, Any], sent: dict[str, Any] | None = None) -> dict[str, Any]:
+def validate(data_source: DataSource, values: dict[str, Any]) -> dict[str, Any]:
     """Check the seed's rules, then the named table and columns against the cached schema; the
-    names are stored as the cached schema spells them. ``sent``: the request's own fields (a TABLE
-    field sent with level DATABASE is refused, not dropped)."""
+    names are stored as the cached schema spells them. Level DATABASE keeps no table fields (the
+    contract says they are ignored, stored empty)."""
     errors: dict[str, list[str]] = {}
     level = values.get("level")
     if level not in LEVELS:
         errors["tenancy_settings.level"] = ["Must be TABLE or DATABASE."]
     elif level == "DATABASE":
-        extra = [name for name in TABLE_REQUIRED if (sent or {}).get(name)]
-        if extra:
-            raise TenancySettingsInvalid("Level DATABASE takes no table settings.", errors={
-                f"tenancy_settings.{name}": ["Only with level TABLE (level is DATABASE)."] for name in extra})
         return {**{name: "" for name in FIELDS}, "level": "DATABASE"}
     else:
         for name in TABLE_REQUIRED:

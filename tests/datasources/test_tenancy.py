@@ -61,7 +61,6 @@ def test_database_level_needs_nothing_else(api, source):
         ({**GOOD, "primary_key_column": "nope"}, "tenancy_settings.primary_key_column"),
         ({**GOOD, "client_column_type": "STRING"}, "tenancy_settings.client_column_type"),
         ({**GOOD, "schema": "nope"}, "tenancy_settings.schema"),
-        ({"level": "DATABASE", "table": "clients"}, "tenancy_settings.table"),  # refused, not dropped
     ],
 )
 def test_invalid_tenancy_is_400_and_changes_nothing(api, source, body, field):
