@@ -11,6 +11,8 @@ still judged as positive). Negative cases are never touched, and no check is ski
 from __future__ import annotations
 
 from core.parsers import INT64_MAX, INT64_MIN
+from datasources import connection_strings
+from datasources.catalogue import ConfigInvalid
 from tests.support.fuzz_world import (
     CANARY_DB,
     CANARY_PG_PASSWORD,
@@ -134,6 +136,9 @@ def _repair_compat(case, method: str, path: str, body: dict) -> None:
                 body[name] = real[name]
         if body.get("use_ssh_tunnel"):
             body["use_ssh_tunnel"] = False  # no SSH server in front of the cluster
+        if isinstance(body.get("connection_string"), str):
+            for name in ("host", "port", "database_name"):  # what the string sets: sent in one place
+                body.pop(name, None)
     if path == "/compat/maiascore/datasources/{id}":
         for name in list(body):
             if name in real:
@@ -145,6 +150,26 @@ def _repair_compat(case, method: str, path: str, body: dict) -> None:
         if "driver" in body:
             body["driver"] = "postgres"  # must match the source's type
         body["port"] = str(conn["port"])  # the connection is replaced: an omitted port would be 5432
+
+
+def _drop_leaves(sent: dict, set_by_string: dict) -> None:
+    for key, value in set_by_string.items():
+        if isinstance(value, dict) and isinstance(sent.get(key), dict):
+            _drop_leaves(sent[key], value)
+        else:
+            sent.pop(key, None)
+
+
+def _without_what_the_string_sets(body: dict, kind: str) -> None:
+    """A value set both by ``connection_string`` and beside it is a 400 naming it (README, the
+    schema's words on ``connection_string``): a positive case sends each value in one place."""
+    try:
+        connection, secrets = connection_strings.parse(kind, body["connection_string"])
+    except ConfigInvalid:
+        return
+    for field, set_by_string in (("connection", connection), ("credentials", secrets)):
+        if isinstance(body.get(field), dict):
+            _drop_leaves(body[field], set_by_string)
 
 
 def _within_int64(value):
@@ -176,6 +201,8 @@ def repair_positive(case) -> None:
         # Like a host, a connection string names a real database.
         kind = "postgresql" if method == "PATCH" else body.get("type", "postgresql")  # PATCH: the scratch's
         body["connection_string"] = STATE["pg_dsn"] if kind in PG_TYPES else "mysql://app@127.0.0.1:1/app"
+        if path in DS_WRITE_PATHS:
+            _without_what_the_string_sets(body, kind if kind in connection_strings.SUPPORTED else "postgresql")
     if body is not None and "workspace" in body and path in DS_WRITE_PATHS:
         body["workspace"] = STATE["workspace"] if body["workspace"] is not None else None  # ids that exist
     if method in ("POST", "PUT", "PATCH") and path in DS_WRITE_PATHS:
