@@ -34,7 +34,7 @@ class IdFilter(filters.NumberFilter):
 class DataSourceFilter(filters.FilterSet):
     type = filters.ChoiceFilter(choices=catalogue.TYPE_CHOICES)
     status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
-    workspace = IdFilter(field_name="workspace_id")
+    workspace = IdFilter(field_name="workspace_id", min_value=1)
     tag = filters.CharFilter(method="filter_tag", label="Has this tag")
     health = filters.ChoiceFilter(field_name="health_state", choices=HealthState.choices,
                                   label="Health state (scheduled health checks)")

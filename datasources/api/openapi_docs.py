@@ -405,7 +405,8 @@ LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[
 
 PAGING = [OpenApiParameter(p["name"], p["schema"], OpenApiParameter.QUERY, description=p["description"])
           for p in page_parameters()]
-WORKSPACE = OpenApiParameter("workspace", int, OpenApiParameter.QUERY, description="Workspace id.")
+WORKSPACE = OpenApiParameter("workspace", {"type": "integer", "minimum": 1}, OpenApiParameter.QUERY,
+                             description="Workspace id (ASCII digits).")
 TAG = OpenApiParameter("tag", {"type": "string", "minLength": 1}, OpenApiParameter.QUERY,
                        description="Only sources with this tag. Like every filter, an empty value is refused (400).")
 
