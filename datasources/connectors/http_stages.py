@@ -118,7 +118,10 @@ def tls_context(ca_pem: str = "", verify: bool = True) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    except TypeError:  # a PEM with non-ASCII text: unreadable like any other bad PEM (callers catch ValueError)
+        raise ValueError("The CA certificate is not ASCII PEM.") from None
 
 
 def reach_http(
