@@ -148,8 +148,8 @@ TAGS = FieldSpec("tags", "list", nullable=True, max_length=50, unique=True, item
 METADATA = FieldSpec("metadata", "object", nullable=True, max_bytes=16_384, default={})
 CONNECTION_STRING = FieldSpec(
     "connection_string", "string", trim=False, max_length=4096, write_only=True,
-    help="Write-only: parsed into `connection` and `credentials`, never stored or returned. A value it sets may "
-         "not also be sent in `connection` or `credentials` (400 naming it).",
+    help="Write-only: parsed into `connection` and `credentials`, never stored or returned. What it sets wins "
+         "over the same field in `connection`; a password in `credentials` wins over one in the string.",
 )
 TENANCY_LEVEL = FieldSpec("level", "choice", required=True, choices=("TABLE", "DATABASE"))
 TENANCY_FIELDS: tuple[FieldSpec, ...] = (

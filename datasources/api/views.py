@@ -199,7 +199,7 @@ class DataSourceTypeViewSet(viewsets.ViewSet):
     """The type catalogue, for clients and UIs that build forms from it."""
 
     scope_resource = "datasource"
-    lookup_value_regex = "[a-z_]+"
+    lookup_value_regex = "[a-z0-9_]+"
 
     def list(self, request: Request) -> Response:
         return Response([_with_connector(t) for t in catalogue.CATALOGUE.values()])

@@ -55,17 +55,7 @@ class NamedCheck:
     describes: str  # what a valid value is, for the catalogue's help and the OpenAPI description
 
 
-_AWS_REGION = re.compile(r"[a-z]{2,}(?:-[a-z]+)+-[0-9]+")
-
-
-def aws_region(value: str) -> str | None:
-    return None if _AWS_REGION.fullmatch(value) else AWS_REGION_MESSAGE
-
-
-AWS_REGION_MESSAGE = "Must be an AWS region name such as us-east-1, eu-central-2 or us-gov-west-1."
-
 CHECKS: dict[str, NamedCheck] = {
-    "aws_region": NamedCheck(aws_region, "an AWS region name such as us-east-1"),
     "elastic_cloud_id": NamedCheck(
         elastic_cloud_id, "an Elastic Cloud ID, '<deployment name>:<base64 of host$es-uuid[$kibana-uuid]>'"),
 }

@@ -217,7 +217,7 @@ STORAGE_AND_SAAS_TYPES: tuple[SourceType, ...] = (
             s3_bucket(),
             Field("path_prefix", "string", label="Path prefix", default="", max_length=PATH_MAX,
                   help="Key prefix inside the bucket (may be empty)."),
-            aws_region(unless_endpoint="endpoint_url"),
+            aws_region(pattern=False),
             Field("table_level", "enum", label="Table level", choices=("File", "Folder"), default="File",
                   help="File: each object is a table. Folder: each folder of objects is a table."),
             Field("format", "enum", label="Format", choices=("csv", "parquet", "jsonl"), default="csv",

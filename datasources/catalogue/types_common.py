@@ -8,7 +8,6 @@ from datasources.catalogue.fields import (
     ENDPOINT,
     PROTECTION,
     SSH_HOP,
-    Check,
     Condition,
     Field,
     OneOfSecrets,
@@ -166,13 +165,11 @@ def file_path(help: str) -> Field:
     )
 
 
-def aws_region(required: bool = True, *, unless_endpoint: str = "") -> Field:
-    """``unless_endpoint``: the field of an S3-compatible endpoint; with one set (MinIO, R2's ``auto``)
-    the region is that store's own name, so AWS's form is checked only without it."""
-    if unless_endpoint:
+def aws_region(required: bool = True, *, pattern: bool = True) -> Field:
+    """``pattern=False``: a store that may be S3-compatible (MinIO, R2's ``auto``) names its own regions."""
+    if not pattern:
         return Field("region", "string", label="Region", required=required, max_length=63, transit=ENDPOINT,
-                     help="AWS region, e.g. 'us-east-1'; with an endpoint URL, the store's own region name.",
-                     checks=(Check("aws_region", when=Condition(unless_endpoint, in_=(None, ""))),))
+                     help="AWS region, e.g. 'us-east-1'; with an endpoint URL, the store's own region name.")
     return Field("region", "string", label="AWS region", required=required, max_length=32,
                  pattern=AWS_REGION_PATTERN, transit=ENDPOINT, help="AWS region, e.g. 'us-east-1'.",
                  pattern_message="Must be an AWS region name such as us-east-1, eu-central-2 or us-gov-west-1.")

@@ -96,8 +96,6 @@ def _raw_connection(ds: DataSource, data: dict[str, Any], mode: Mode, errors: di
             from_string, string_secrets = connection_strings.parse(ds.type, data["connection_string"])
         except catalogue.ConfigInvalid as exc:
             errors.update(exc.errors)
-        _refuse_twice_set(from_string, data.get("connection"), "connection", errors)
-        _refuse_twice_set(string_secrets, data.get("credentials"), "credentials", errors)
     if mode == "patch":
         raw = merge_patch(ds.connection, data["connection"]) if "connection" in data else ds.connection
     else:
@@ -105,21 +103,6 @@ def _raw_connection(ds: DataSource, data: dict[str, Any], mode: Mode, errors: di
             errors["connection"] = ["This field is required."]
         raw = data.get("connection") or {}
     return merge_patch(raw, from_string), string_secrets
-
-
-def _leaves(value: Any, prefix: str) -> set[str]:
-    if isinstance(value, dict):
-        return {leaf for key, item in value.items() for leaf in _leaves(item, f"{prefix}.{key}")}
-    return {prefix}
-
-
-def _refuse_twice_set(from_string: dict[str, Any], sent: Any, field: str, errors: dict) -> None:
-    """A value set both by ``connection_string`` and in ``connection`` or ``credentials`` is a 400
-    naming it: neither silently wins."""
-    if not isinstance(sent, dict):
-        return
-    for path in sorted(_leaves(from_string, field) & _leaves(sent, field)):
-        errors[path] = ["Also set by connection_string: send it in one place."]
 
 
 def planned_connection(ds: DataSource, data: dict[str, Any]) -> dict[str, Any] | None:

@@ -431,3 +431,12 @@ def test_the_readme_connector_table_covers_every_type_as_the_registry_says():
         assert (driver.package or "sqlite3").lower().split("-")[0] in text, key
         assert tested.startswith(driver.verified_with), key
         assert stages.split(", ") == list(driver.stages), key
+
+
+def test_every_type_has_its_own_catalogue_page(api):
+    """Each key of the list answers on its own path (s3's digit made it a 404)."""
+    keys = [entry["key"] for entry in api.get("/api/v1/data-source-types/").json()]
+    assert "s3" in keys
+    for key in keys:
+        response = api.get(f"/api/v1/data-source-types/{key}/")
+        assert response.status_code == 200 and response.json()["key"] == key, key

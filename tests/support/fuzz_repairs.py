@@ -11,8 +11,6 @@ still judged as positive). Negative cases are never touched, and no check is ski
 from __future__ import annotations
 
 from core.parsers import INT64_MAX, INT64_MIN
-from datasources import connection_strings
-from datasources.catalogue import ConfigInvalid
 from tests.support.fuzz_world import (
     CANARY_DB,
     CANARY_PG_PASSWORD,
@@ -136,9 +134,6 @@ def _repair_compat(case, method: str, path: str, body: dict) -> None:
                 body[name] = real[name]
         if body.get("use_ssh_tunnel"):
             body["use_ssh_tunnel"] = False  # no SSH server in front of the cluster
-        if isinstance(body.get("connection_string"), str):
-            for name in ("host", "port", "database_name"):  # what the string sets: sent in one place
-                body.pop(name, None)
     if path == "/compat/maiascore/datasources/{id}":
         for name in list(body):
             if name in real:
@@ -152,37 +147,37 @@ def _repair_compat(case, method: str, path: str, body: dict) -> None:
         body["port"] = str(conn["port"])  # the connection is replaced: an omitted port would be 5432
 
 
-def _drop_leaves(sent: dict, set_by_string: dict) -> None:
-    for key, value in set_by_string.items():
-        if isinstance(value, dict) and isinstance(sent.get(key), dict):
-            _drop_leaves(sent[key], value)
-        else:
-            sent.pop(key, None)
+#: A well-formed Elastic Cloud ID (deployment "fuzz", host elastic.example.com:443): the catalogue decodes
+#: cloud ids when they are written, a rule the schema states in words only (it is no pattern).
+CLOUD_ID = "fuzz:ZWxhc3RpYy5leGFtcGxlLmNvbTo0NDMkZXNpZCRraWJpZA=="
 
 
-def _without_what_the_string_sets(body: dict, kind: str) -> None:
-    """A value set both by ``connection_string`` and beside it is a 400 naming it (README, the
-    schema's words on ``connection_string``): a positive case sends each value in one place."""
-    try:
-        connection, secrets = connection_strings.parse(kind, body["connection_string"])
-    except ConfigInvalid:
-        return
-    for field, set_by_string in (("connection", connection), ("credentials", secrets)):
-        if isinstance(body.get(field), dict):
-            _drop_leaves(body[field], set_by_string)
+def _rules_in_words(connection: dict) -> None:
+    """Connection rules the schema says in words (the field's description), not as JSON Schema."""
+    if isinstance(connection.get("cloud_id"), str) and connection["cloud_id"]:
+        connection["cloud_id"] = CLOUD_ID
+    if connection.get("srv") is True:
+        connection.pop("port", None)  # a seed list (SRV) takes no port but its default
 
 
-def _within_int64(value):
-    """Free-form JSON (metadata) with integers clamped to 64 bits: the API refuses wider ones by design
-    (core/parsers.py, README "Security": hostile bodies), which the OpenAPI schema cannot express."""
+def _text(value: str) -> str:
+    return value.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
+
+
+def _acceptable(value):
+    """Free-form JSON (metadata) as the API accepts it: integers clamped to 64 bits, and no NUL or lone
+    surrogate in any key or string (refused by design: core/parsers.py, README "Security": hostile
+    bodies), which the OpenAPI schema cannot say of an object's keys (allow-x00 covers typed strings)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return max(INT64_MIN, min(INT64_MAX, value))
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, dict):
-        return {key: _within_int64(item) for key, item in value.items()}
+        return {_text(key): _acceptable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_within_int64(item) for item in value]
+        return [_acceptable(item) for item in value]
     return value
 
 
@@ -190,7 +185,7 @@ def repair_positive(case) -> None:
     op = case.operation
     method, path = op.method.upper(), op.path
     if isinstance(case.body, (dict, list)):
-        case.body = _within_int64(case.body)
+        case.body = _acceptable(case.body)
     body = case.body if isinstance(case.body, dict) else None
     _real_path(case, f"{method} {path}")
     if method == "DELETE" and path == "/api/v1/data-sources/{id}/" and str(case.path_parameters.get("id")) in STATE[
@@ -201,14 +196,14 @@ def repair_positive(case) -> None:
         # Like a host, a connection string names a real database.
         kind = "postgresql" if method == "PATCH" else body.get("type", "postgresql")  # PATCH: the scratch's
         body["connection_string"] = STATE["pg_dsn"] if kind in PG_TYPES else "mysql://app@127.0.0.1:1/app"
-        if path in DS_WRITE_PATHS:
-            _without_what_the_string_sets(body, kind if kind in connection_strings.SUPPORTED else "postgresql")
     if body is not None and "workspace" in body and path in DS_WRITE_PATHS:
         body["workspace"] = STATE["workspace"] if body["workspace"] is not None else None  # ids that exist
     if method in ("POST", "PUT", "PATCH") and path in DS_WRITE_PATHS:
         # A connection change is tested against the real database before it is applied; generated hosts
         # are not databases, so positive cases skip the test explicitly (a documented, write-scope option).
         case.query = {**(case.query or {}), "test_connection": "false"}
+        if body is not None and isinstance(body.get("connection"), dict):
+            _rules_in_words(body["connection"])
         if body is not None and method == "POST" and body.get("type") == "postgresql" and "connection" in body:
             # A PostgreSQL source created by a positive case points at the real cluster and is tested.
             body["connection"].update(STATE["pg_connection"], schema="public")
