@@ -27,7 +27,7 @@ class IdField(forms.IntegerField):
         return int(value)
 
 
-class IdFilter(filters.NumberFilter):
+class IdFilter(filters.Filter):
     field_class = IdField
 
 
