@@ -119,7 +119,8 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         return options.pretested
     probe = DataSource(
         type=ds.type,
-        organization=ds.organization if ds.organization_id else actor.organization,  # its file folder
+        # Its file folder (DATASOURCE_FILE_ROOT_PER_ORGANIZATION); the caller's, loaded, unless moved elsewhere.
+        organization=actor.organization if ds.organization_id in (None, actor.organization.pk) else ds.organization,
         connection_timeout=plan.values.get("connection_timeout", ds.connection_timeout),
         query_timeout=plan.values.get("query_timeout", ds.query_timeout),
     )
