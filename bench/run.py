@@ -615,6 +615,21 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 # ---- report -----------------------------------------------------------------------------------
 
 
+def reproducing_flags(argv: list[str]) -> list[str]:
+    """The command-line flags that shaped the figures: where the report went (``--out``, ``--json``,
+    either as ``--out F`` or ``--out=F``) is left out."""
+    flags: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--out", "--json"):
+            skip = True
+        elif not arg.startswith(("--out=", "--json=")):
+            flags.append(arg)
+    return flags
+
+
 def fmt_ms(us: float) -> str:
     return f"{us / 1000:.2f}"
 
@@ -670,8 +685,7 @@ class Report:
                    "`postgres`):")
         out.append("")
         out.append("```")
-        flags = [arg for arg in sys.argv[1:] if not arg.startswith(("--out", "--json"))]
-        out.append(" ".join([".venv/bin/python bench/run.py", *flags]))
+        out.append(" ".join([".venv/bin/python bench/run.py", *reproducing_flags(sys.argv[1:])]))
         out.append("```")
         out.append("")
         out.append(f"gunicorn {WORKERS} sync workers (`bench.settings`, DEBUG off, CONN_MAX_AGE=60, "  # noqa: S608
