@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.compat import Codec, CompatView
-from datasources import selectors
+from datasources import catalogue, selectors
 from datasources.models import DataSource
 from datasources.services import datasources as service
 from organizations.authentication import require_actor
@@ -28,8 +28,28 @@ def _ssl_mode(value: Any) -> str:
     return "require" if value else "disable"
 
 
-#: a seed's SSL flag: true = require, false = disable (omitted = the native default, prefer)
+#: a seed's SSL flag, whether SSL is required: true = require, false = disable (omitted = the native
+#: default, prefer); ``keep_ssl_mode`` keeps a stored mode the flag agrees with
 SSL_FLAG = Codec(_ssl_mode, lambda mode: mode in SSL_ON)
+SSL_FLAG_HELP = ("true: SSL required (a stored verify-ca or verify-full is kept); false: not required (a stored "
+                 "allow or prefer is kept, else disabled); omitted: preferred.")
+
+
+def keep_ssl_mode(ds: DataSource, native: dict[str, Any]) -> dict[str, Any]:
+    """A seed's SSL flag says only whether SSL is required, and reads back that way: ``false`` for
+    ``prefer``, ``true`` for ``verify-full``. Sending the flag back as it was read must not change the
+    mode, least of all weaken it (from verify-full to require, or from prefer to never encrypting):
+    a flag that agrees with the stored mode keeps it; one that does not sets require or disable."""
+    ssl = (native.get("connection") or {}).get("ssl")
+    if not isinstance(ssl, dict) or ssl.get("mode") not in ("require", "disable"):
+        return native
+    stored = ((ds.connection or {}).get("ssl") or {}).get("mode")
+    if stored is None:
+        field = catalogue.get_type(ds.type).field("ssl.mode")
+        stored = field.default if field is not None else None
+    if isinstance(stored, str) and (stored in SSL_ON) == (ssl["mode"] in SSL_ON):
+        ssl["mode"] = stored
+    return native
 
 
 class View(CompatView):

@@ -186,7 +186,7 @@ class DatabrainDatasourceView(common.View):
                 errors={"datasourceType": ["Must match the existing datasource type."]},
             )
         self.tables = (TENANCY, SPECS[source_type])
-        data = SPECS[source_type].to_native(credentials)
+        data = common.keep_ssl_mode(ds, SPECS[source_type].to_native(credentials))
         if values.get("tenancySettings") is not None:
             data.update(TENANCY.to_native(values["tenancySettings"]))
             if selectors.has_tenancy_settings(ds):

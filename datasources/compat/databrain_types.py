@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.compat import Codec, Field, Table, When, choice
-from datasources.compat.common import SSL_FLAG
+from datasources.compat.common import SSL_FLAG, SSL_FLAG_HELP
 
 #: Databrain ``datasourceType`` -> catalogue type key.
 TYPES: dict[str, str] = {
@@ -41,8 +41,7 @@ SSH = (
     F("sshUsername", "connection.ssh_tunnel.username", SSH_ON),
     F("sshPrivateKey", "credentials.ssh_private_key", SSH_ON),
 )
-SSL = F("enableSsl", "connection.ssl.mode", kind="boolean", via=SSL_FLAG,
-        help="true: SSL required; false: disabled; omitted: preferred.")
+SSL = F("enableSsl", "connection.ssl.mode", kind="boolean", via=SSL_FLAG, help=SSL_FLAG_HELP)
 
 
 def _server(name: str = "host", user: str = "username") -> tuple[F, ...]:

@@ -171,7 +171,7 @@ class MaiascoreDatasourceUpdateSerializer(SeedRequest):
     password = _secret(f"Database password. {EMPTY_HELP}")
     database = _text()
     port = _text(help_text="TCP port, as a string from \"1\" to \"65535\" (e.g. \"5432\").")
-    ssl = _flag("true: SSL required; false: disabled; omitted: preferred.")
+    ssl = _flag(common.SSL_FLAG_HELP)
     keyfile = _secret("PEM private key of the client certificate.")
     certificate = _text(help_text="PEM client certificate.")
     sslCA = _text(help_text="PEM CA certificate that verifies the server.")
@@ -340,6 +340,7 @@ class MaiascoreDatasourceView(common.View):
         driver_for(ds.type)  # a type maiascore cannot name is refused before anything changes
         values = parse(MaiascoreDatasourceUpdateSerializer, request.data)
         # a driver sent becomes ``type``: the core refuses a type change, reported on ``driver``
-        result = common.update(request, ds.pk, unpin_another_bastion(ds, TABLE.to_native(values)))
+        native = common.keep_ssl_mode(ds, unpin_another_bastion(ds, TABLE.to_native(values)))
+        result = common.update(request, ds.pk, native)
         ds = common.fetch(request, result.data_source.pk)
         return common.with_etag(Response(represent(ds)), ds)

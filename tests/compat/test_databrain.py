@@ -97,6 +97,10 @@ def test_put_replaces_the_structure_and_recaches(api, source, pg_password_server
     assert response.status_code == 200, response.json()
     core = api.get(f"{URL}{source['id']}/").json()
     assert core["connection"]["ssl"]["mode"] == "prefer" and core["schema"]["status"] == "ready"
+    # enableSsl says whether SSL is required: false agrees with prefer, which is kept (not weakened to disable)
+    response = api.put(DB, body_for(pg_password_server, enableSsl=False), format="json")
+    assert response.status_code == 200, response.json()
+    assert api.get(f"{URL}{source['id']}/").json()["connection"]["ssl"]["mode"] == "prefer"
 
 
 # --- INVALID_REQUEST_BODY -------------------------------------------------------------------------

@@ -344,3 +344,35 @@ def test_openapi_states_the_empty_password(client, body, valid):
                 assert_valid(doc, component, body)
     description = doc["components"]["schemas"]["MaiascoreDatasourceUpdateRequest"]["properties"]["password"]
     assert "<password/>" in description["description"] and "password=" in description["description"]
+
+
+# --- the SSL flag reads back whether SSL is required; sending it back keeps the mode ----------------
+
+
+@pytest.mark.parametrize("stored,flag,expected", [
+    ("prefer", False, "prefer"), ("allow", False, "allow"), ("disable", False, "disable"),
+    ("require", False, "disable"), ("verify-full", False, "disable"),
+    ("verify-full", True, "verify-full"), ("verify-ca", True, "verify-ca"), ("require", True, "require"),
+    ("prefer", True, "require"), ("disable", True, "require"),
+    (None, False, "prefer"), (None, True, "require"),  # nothing stored: the type's default (prefer)
+])
+def test_the_ssl_flag_keeps_a_stored_mode_it_agrees_with(stored, flag, expected):
+    from datasources.compat import common
+    from datasources.compat.maiascore import TABLE
+
+    ds = DataSource(type="postgresql", connection={} if stored is None else {"ssl": {"mode": stored}})
+    native = common.keep_ssl_mode(ds, TABLE.to_native({"driver": "postgres", "host": "h", "ssl": flag}))
+    assert native["connection"]["ssl"]["mode"] == expected
+
+
+def test_sending_back_the_ssl_flag_as_read_keeps_prefer(api, pg_source, pg_password_server):
+    """``prefer`` reads back as ``false``; a client that PUTs what it read must not turn encryption off."""
+    assert api.patch(f"{URL}{pg_source['id']}/", {"connection": {"ssl": {"mode": "prefer"}}},
+                     format="json").status_code == 200
+    first = api.put(f"{MAIA}{pg_source['id']}", real_body(pg_password_server), format="json")
+    assert first.status_code == 200, first.json()
+    assert first.json()["ssl"] is False
+    echoed = {k: v for k, v in first.json().items() if k in SEED_BODY and v is not None}
+    again = api.put(f"{MAIA}{pg_source['id']}", echoed, format="json")
+    assert again.status_code == 200, again.json()
+    assert api.get(f"{URL}{pg_source['id']}/").json()["connection"]["ssl"]["mode"] == "prefer"
