@@ -58,6 +58,13 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        constraints = [
+            # Workflow references ("org.name") and file folders name an organization by its slug, compared
+            # case-insensitively: two slugs may not differ only in case.
+            models.UniqueConstraint(Lower("slug"), name="uniq_organization_slug_ci",
+                                    violation_error_message="An organization with this slug (ignoring case) "
+                                                            "already exists."),
+        ]
 
     def __str__(self) -> str:
         return self.slug

@@ -20,6 +20,7 @@ import re
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -469,3 +470,16 @@ def test_every_admin_page_loads_for_an_organization_admin_and_shows_only_their_o
             assert client.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk])).status_code == 200
         if model_admin.has_add_permission(request):
             assert client.get(reverse("admin:{}_{}_add".format(*info))).status_code == 200, model
+
+
+def test_an_organization_slug_that_differs_only_in_case_is_a_form_error(client, root, org):
+    """Workflow references and file folders name an organization by its slug, in any case: the admin's form
+    (the model's constraint, which the database enforces too) refuses a second spelling."""
+    response = client.post(reverse("admin:organizations_organization_add"),
+                           {"slug": org.slug.upper(), "name": "Shadow", "health_failure_threshold": 3,
+                            "revisions_keep": 50, "revisions_keep_days": 90})
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert not Organization.objects.filter(slug=org.slug.upper()).exists()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Organization.objects.create(slug=org.slug.upper(), name="Shadow")
