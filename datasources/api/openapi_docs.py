@@ -95,8 +95,7 @@ class DataSourceRepresentationExtension(OpenApiSerializerExtension):
                            "description": "Scheduled health checks' state (`GET .../health/` has the history)."}
         for name in ("created_by", "updated_by"):
             props[name] = nullable_ref("Actor", readOnly=True, description="Null when the actor was deleted.")
-        props["last_test"] = nullable_ref("TestResult", readOnly=True,
-                                          description="The last connection test; null before the first.")
+        props["last_test"] = nullable_ref("TestResult", readOnly=True, description=LAST_TEST_DESCRIPTION)
         props["credentials_set"]["description"] = "Names of the secrets that are set (never their values)."
         props["status"]["description"] = STATUS_DESCRIPTION
         if "tenancy_settings" in props:
@@ -105,6 +104,11 @@ class DataSourceRepresentationExtension(OpenApiSerializerExtension):
         return schema
 
 
+LAST_TEST_DESCRIPTION = (
+    "The last connection test; null before the first. A connection change saved without a test "
+    "(`test_connection=false`) keeps it, so it then describes the configuration before that change (`status` is "
+    "`pending` until the next test; `tested_at` is older than `updated_at`)."
+)
 STATUS_DESCRIPTION = (
     "`pending`: saved without a connection test. `active`: the last test (or tested change) passed. `error`: the "
     "last test or scheduled refresh failed. `credentials_required`: moved to a new destination by a writer who "
