@@ -23,11 +23,9 @@ TOKEN_FIELDS = ("name", "scopes", "expires_at")  # what update_token may change
 
 
 def create_organization(*, slug: str, name: str | None = None) -> tuple[Organization, bool]:
-    org, created = Organization.objects.get_or_create(slug=slug, defaults={"name": name or slug})
-    if not created and name and org.name != name:
-        org.name = name
-        org.save(update_fields=["name"])
-    return org, created
+    """The organization ``slug``, created (named ``name``, default the slug) when there is none; an
+    existing one is returned as it is, its name included (a rename is an admin change, audited there)."""
+    return Organization.objects.get_or_create(slug=slug, defaults={"name": name or slug})
 
 
 def parse_scopes(value: str | list[str]) -> list[str]:

@@ -151,3 +151,13 @@ def test_bad_input_exits_1_with_one_line(org, capsys, monkeypatch, argv):
     assert (Organization.objects.count(), ApiToken.objects.count()) == before
     if argv[0] == "rotate_encryption_key":
         assert captured.out.strip().splitlines()[-1] == "re-encrypted=0 already_current=1 failed=1"
+
+
+def test_the_create_organization_service_never_renames_an_existing_organization(db):
+    from organizations.services import create_organization
+
+    first, created = create_organization(slug="kept", name="Kept Inc")
+    again, created_again = create_organization(slug="kept", name="Another name")
+    assert created and not created_again and again.pk == first.pk
+    again.refresh_from_db()
+    assert again.name == "Kept Inc"
