@@ -303,7 +303,10 @@ def _update_with_test(
                     plan.values["connection"],
                     plan.secrets_after,
                 )
-                if fresh.connection_changed and test is not None and not tested_same:
+                # A change that needed no test on the state it read may need one on theirs (it sets a
+                # connection field back to what they changed): untested, it starts over too.
+                needs_test = fresh.connection_changed and options.test_connection and not fresh.awaits_credentials
+                if needs_test and (test is None or not tested_same):
                     continue
                 if fresh.connection_changed and test is not None:
                     _pin_ssh_host_key(fresh, test)
