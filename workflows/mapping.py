@@ -2,7 +2,8 @@
 
 Order: an explicit ``mapped_tables`` entry, else the same reference id (only when the new source is
 the same data source or workflow: reference ids are not comparable across sources), else the same
-name (escaped, case-insensitive). Tables nobody reads are never looked at.
+name (escaped, case-insensitive; among names that escape alike, the exact spelling). Tables nobody
+reads are never looked at.
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ class MappingError(Exception):
         return f"{len(self.unmapped)} unmapped, {len(self.bad_keys) + len(self.bad_targets)} bad entries"
 
 
+def named(by_name: Mapping[str, list[Table]], name: str) -> list[Table]:
+    """The tables ``name`` matches (escaped, in any case); among several, the one spelled exactly as
+    given is the one meant (``ORDER-ITEMS`` beside ``order items``)."""
+    found = by_name.get(name_key(name), [])
+    exact = [t for t in found if t.name == name]
+    return exact if len(found) > 1 and len(exact) == 1 else found
+
+
 def _index(tables: Iterable[Table]) -> tuple[dict[str, Table], dict[str, list[Table]]]:
     by_ref: dict[str, Table] = {}
     by_name: dict[str, list[Table]] = {}
@@ -77,7 +86,7 @@ def _resolve_target(value: str, new_by_ref: dict[str, Table], new_by_name: dict[
         if ref.reference_id not in new_by_ref:
             raise ValueError(f"No table with reference id '{ref.reference_id}' in the new source.")
         return new_by_ref[ref.reference_id]
-    candidates = new_by_name.get(name_key(ref.name), [])
+    candidates = named(new_by_name, ref.name)
     if not candidates:
         raise ValueError(f"No table called '{ref.name}' in the new source.")
     if len(candidates) > 1:
@@ -105,7 +114,7 @@ def _explicit(
             sources = [read_by_ref[key_ref.reference_id]] if key_ref.reference_id in read_by_ref else []
             what = f"reference id '{key_ref.reference_id}'"
         else:
-            sources = read_by_name.get(name_key(key_ref.name), [])
+            sources = named(read_by_name, key_ref.name)
             what = f"name '{key_ref.name}'"
         if not sources:
             error.bad_keys[key] = f"No node reads a table with {what} from this data source."
@@ -147,7 +156,7 @@ def plan_mapping(
         elif match_reference_ids and ref in new_by_ref:
             matches.append(Match(table, new_by_ref[ref], "reference_id"))
         else:
-            candidates = new_by_name.get(name_key(table.name), [])
+            candidates = named(new_by_name, table.name)
             if len(candidates) == 1:
                 matches.append(Match(table, candidates[0], "name"))
             else:

@@ -53,10 +53,17 @@ def scenario(draw):
     return read, new_tables, explicit, draw(st.booleans())
 
 
+def _by_name(tables: list[Table], name: str) -> list[Table]:
+    """Oracle: the tables a name matches (escaped, any case); of several, the only exact spelling if there is one."""
+    found = [t for t in tables if name_key(t.name) == name_key(name)]
+    exact = [t for t in found if t.name == name]
+    return exact if len(found) > 1 and len(exact) == 1 else found
+
+
 def _value_target(value: str, new: list[Table]) -> Table | None:
     """Oracle: the new table an explicit value names (the id wins), or None."""
     name, _, ref = value.partition(":")
-    found = [t for t in new if t.reference_id == ref] if ref else [t for t in new if name_key(t.name) == name_key(name)]
+    found = [t for t in new if t.reference_id == ref] if ref else _by_name(new, name)
     return found[0] if len(found) == 1 else None
 
 
@@ -65,7 +72,7 @@ def _oracle(read, new, explicit, match_ids):
     entries: dict[str, tuple[Table | None, str]] = {}
     for key, value in explicit.items():
         name, _, ref = key.partition(":")
-        covered = [t for t in read if (t.reference_id == ref if ref else name_key(t.name) == name_key(name))]
+        covered = [t for t in read if t.reference_id == ref] if ref else _by_name(read, name)
         for table in covered:
             entries[table.reference_id] = (_value_target(value, new), key)
     expected, bad_targets, unmapped = {}, set(), set()
@@ -73,7 +80,7 @@ def _oracle(read, new, explicit, match_ids):
         target, key = entries.get(table.reference_id, (None, None))
         if key is not None and target is None:
             bad_targets.add(key)
-        by_name = [t for t in new if name_key(t.name) == name_key(table.name)]
+        by_name = _by_name(new, table.name)
         by_ref = [t for t in new if t.reference_id == table.reference_id] if match_ids else []
         if target is not None:
             expected[table.reference_id] = (target, "explicit")

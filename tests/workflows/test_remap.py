@@ -235,3 +235,43 @@ def test_a_viewer_cannot_repoint_even_with_the_write_scope(make_client, org, vie
     response = client.patch(wds_url(shop["workflow"], shop["wds"]), {"source_data_source": "acme.shop"},
                             format="json")
     assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN"
+
+
+def test_names_that_escape_alike_in_one_schema_stay_bare_and_the_exact_spelling_picks_one(api):
+    """'ORDER-ITEMS' and 'order items' both escape to order_items: a name that matches both is ambiguous
+    (both offered), the exact spelling names one, and neither is renamed 'main.ORDER-ITEMS'."""
+    create_source(api, "Old", "old.db", 'CREATE TABLE "Order Items" (id INTEGER);')
+    new = create_source(api, "New", "new.db", 'CREATE TABLE "ORDER-ITEMS" (id INTEGER); '
+                                              'CREATE TABLE "order items" (id INTEGER);')
+    assert set(tables(api, new)) == {"ORDER-ITEMS", "order items"}
+    workflow = create_workflow(api, "Flow")
+    wds = add_source(api, workflow, source_data_source="acme.old")
+    add_node(api, workflow, "n1", [(wds, "Order Items")])
+    url = wds_url(workflow, wds)
+    automatic = api.patch(f"{url}?dry_run=true", {"source_data_source": "acme.new"}, format="json")
+    assert automatic.status_code == 400 and automatic.json()["code"] == "UNMAPPED_TABLES"
+    (unmapped,) = automatic.json()["unmapped_tables"]
+    assert unmapped["reason"] == "ambiguous"
+    assert sorted(c["name"] for c in unmapped["candidates"]) == ["ORDER-ITEMS", "order items"]
+    mapped = api.patch(url, {"source_data_source": "acme.new", "mapped_tables": {"Order Items": "ORDER-ITEMS"}},
+                       format="json")
+    assert mapped.status_code == 200, mapped.json()
+    new_refs = tables(api, new)
+    (n1,) = api.get(f"{WF}{workflow['id']}/nodes/").json()["results"]
+    assert [(i["table"]["name"], i["table"]["reference_id"]) for i in n1["inputs"]] == [
+        ("ORDER-ITEMS", new_refs["ORDER-ITEMS"])]
+    other = add_node(api, workflow, "n2", [(wds, "order items")])  # the exact spelling names one
+    assert [(i["table"]["name"], i["table"]["reference_id"]) for i in other["inputs"]] == [
+        ("order items", new_refs["order items"])]
+    ambiguous = api.post(f"{WF}{workflow['id']}/nodes/", {"name": "n3", "inputs": [
+        {"data_source": wds["id"], "table": "Order_Items"}]}, format="json")
+    assert ambiguous.status_code == 400 and "names several tables" in ambiguous.json()["errors"]["inputs.0.table"][0]
+
+
+def test_a_name_is_qualified_by_its_schema_only_when_another_schema_has_it():
+    from workflows.services.sources import _display_names
+
+    rows = [("a1", "sales", "orders", None), ("a2", "archive", "Orders", None),
+            ("b1", "sales", "ORDER-ITEMS", None), ("b2", "sales", "order items", None), ("c1", "sales", "keep", None)]
+    assert _display_names(rows) == {"a1": "sales.orders", "a2": "archive.Orders", "b1": "ORDER-ITEMS",
+                                    "b2": "order items", "c1": "keep"}

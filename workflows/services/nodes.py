@@ -10,7 +10,7 @@ from core.errors import ApiError, Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
-from workflows.mapping import Table
+from workflows.mapping import Table, named
 from workflows.models import Node, NodeInput, Workflow
 from workflows.references import InvalidReference, name_key, parse_table_reference, render_table
 from workflows.selectors import node_for
@@ -48,7 +48,7 @@ def _resolve_inputs(actor: Actor, wf: Workflow, inputs: list[dict[str, Any]]) ->
         if ref.reference_id is not None:  # the id wins over the name
             found = [by_ref[ref.reference_id]] if ref.reference_id in by_ref else []
         else:
-            found = by_name.get(name_key(ref.name), [])
+            found = named(by_name, ref.name)
         if len(found) != 1:
             problem = "names several tables; add the reference id" if found else "is not a table of this source"
             errors[f"inputs.{i}.table"] = [f"'{item['table']}' {problem}."]

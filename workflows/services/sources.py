@@ -140,12 +140,15 @@ def resolve_target(
 
 
 def _display_names(rows: list[tuple[str, str, str, Any]]) -> dict[str, str]:
-    """Table names as referenced: the bare name, or ``schema.name`` when the name repeats across schemas."""
-    counts: dict[str, int] = {}
-    for _, _, name, _ in rows:
-        counts[name_key(name)] = counts.get(name_key(name), 0) + 1
+    """Table names as referenced: the bare name, or ``schema.name`` when the name (as compared: escaped,
+    in any case) is also a table's in another schema. Names that collide within one schema stay bare
+    (qualifying them would not tell them apart): the exact spelling or the reference id picks one."""
+    schemas: dict[str, set[str]] = {}
+    for _, schema, name, _ in rows:
+        schemas.setdefault(name_key(name), set()).add(schema)
     return {
-        ref: (f"{schema}.{name}" if counts[name_key(name)] > 1 and schema else name) for ref, schema, name, _ in rows
+        ref: (f"{schema}.{name}" if len(schemas[name_key(name)]) > 1 and schema else name)
+        for ref, schema, name, _ in rows
     }
 
 
