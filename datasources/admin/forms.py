@@ -15,6 +15,7 @@ from typing import Any
 
 from django import forms
 
+from core.admin_forms import StrictJSONField
 from core.errors import ApiError, ErrorCode
 from datasources import catalogue
 from datasources import fields as rules
@@ -192,7 +193,7 @@ class DataSourceForm(forms.ModelForm):
     request: Any = None
 
     tags = forms.CharField(required=False, help_text="Comma-separated.")
-    metadata = forms.JSONField(required=False, help_text="A JSON object.", initial=dict)
+    metadata = StrictJSONField(required=False, help_text="A JSON object.", initial=dict)
     skip_test = forms.BooleanField(
         required=False, label="Skip connection test",
         help_text="Save connection changes without testing them first (the status becomes 'Not tested yet').",

@@ -5,7 +5,6 @@ Every write goes through the same services as the API: same validation, locking 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -16,10 +15,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
+from core.admin_forms import StrictJSONField
 from core.errors import ApiError
 from organizations.actors import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
+from workflows.api.serializers import RepointSerializer
 from workflows.models import Node, Workflow, WorkflowDataSource
 from workflows.references import render_table
 from workflows.selectors import dependants_of_workflow, first_rows_of, workflow_name_taken
@@ -155,27 +157,37 @@ class WorkflowAdmin(OrganizationScopedAdmin):
         return actions
 
 
+def _drf_messages(detail: Any, path: str = "") -> list[str]:
+    """A DRF error detail (nested dicts and lists) as ``path: message`` lines."""
+    if isinstance(detail, dict):
+        return [line for key, sub in detail.items()
+                for line in _drf_messages(sub, f"{path}.{key}" if path else str(key))]
+    if isinstance(detail, list):
+        return [line for sub in detail for line in _drf_messages(sub, path)]
+    return [f"{path}: {detail}" if path else str(detail)]
+
+
 class RepointForm(forms.Form):
     source_data_source = forms.CharField(
         required=False, help_text="org.source_name[:reference_id][:sample][:vN|:current]"
     )
     source_workflow = forms.CharField(required=False, help_text="org.workflow_name[:reference_id]")
-    mapped_tables = forms.CharField(
+    mapped_tables = StrictJSONField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text='JSON object, e.g. {"old_table:xje9": "new_table:a842"}',
     )
 
     def clean_mapped_tables(self) -> dict[str, str]:
-        raw = self.cleaned_data.get("mapped_tables") or ""
-        if not raw.strip():
+        """Parsed by the API's JSON rules (the field), then checked by the API's own field."""
+        value = self.cleaned_data.get("mapped_tables")
+        if value is None:
             return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not JSON: {exc}") from None
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        if not isinstance(value, dict):
             raise forms.ValidationError("Expected a JSON object of strings.")
-        return value
+        try:
+            return RepointSerializer().fields["mapped_tables"].run_validation(value)
+        except DRFValidationError as exc:
+            raise forms.ValidationError(_drf_messages(exc.detail)) from None
 
 
 @admin.register(WorkflowDataSource)

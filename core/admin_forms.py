@@ -1,0 +1,80 @@
+"""Form fields the admin shares with the API's rules.
+
+:class:`StrictJSONField` parses a JSON input with the API's own parser (``core.parsers.loads``):
+NUL characters, lone surrogates, non-finite numbers, integers beyond 64 bits and nesting deeper
+than ``REQUEST_JSON_MAX_DEPTH`` are refused with the API's messages, naming the path, instead of
+being stored (and then breaking pages, the API's representation, or the database write).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput, JSONString
+from rest_framework.exceptions import ParseError
+
+from core.errors import ApiError
+from core.parsers import bad_text, clean_parsed, loads
+
+
+def _messages(exc: ApiError) -> list[str]:
+    """``path: message`` for each refused key or value (the value itself is never echoed)."""
+    if not exc.errors:
+        return [exc.message]
+    return [message if path == "non_field_errors" else f"{path}: {message}"
+            for path, messages in exc.errors.items() for message in messages]
+
+
+def parse_strict(value: Any) -> Any:
+    """``value`` (JSON text, or already-parsed data) as Python, by the API's rules; else a
+    ``ValidationError`` naming each refused path."""
+    try:
+        if isinstance(value, str):
+            # surrogatepass: a raw lone surrogate becomes bytes that ``loads`` names as invalid text
+            return loads(value.encode("utf-8", "surrogatepass"))
+        return clean_parsed(value)
+    except ApiError as exc:
+        raise ValidationError(_messages(exc), code="invalid") from None
+    except ParseError as exc:
+        raise ValidationError(str(exc.detail), code="invalid") from None
+
+
+class StrictJSONField(forms.JSONField):
+    """A ``forms.JSONField`` that accepts exactly what the API's JSON parser accepts."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled:
+            return value
+        if value in self.empty_values:
+            return None
+        converted = parse_strict(value)
+        return JSONString(converted) if isinstance(converted, str) and isinstance(value, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """A refused input is shown again as typed (never re-encoded with a lone surrogate in it)."""
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return parse_strict(data)
+        except ValidationError:
+            return InvalidJSONInput(data)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, InvalidJSONInput):
+            return value
+        if value is None:  # an empty input (not the text "null")
+            return ""
+        text = json.dumps(value, ensure_ascii=False, cls=self.encoder)
+        # a value stored before these rules may hold a lone surrogate: escape it rather than fail the page
+        return json.dumps(value, cls=self.encoder) if bad_text(text) else text
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return super().has_changed(initial, data)
+        except ValidationError:
+            return True
