@@ -268,8 +268,9 @@ class DataSourceForm(forms.ModelForm):
         )
 
     def clean_tags(self) -> list[str]:
+        """Blank items dropped; repeats kept, for the field rules to refuse as the API does."""
         items = [t.strip() for t in (self.cleaned_data.get("tags") or "").split(",")]
-        return list(dict.fromkeys(t for t in items if t))
+        return [t for t in items if t]
 
     def clean_metadata(self) -> dict:
         value = self.cleaned_data.get("metadata")

@@ -1,5 +1,5 @@
 """Data-source admin findings of the outside-in audit: the Metadata input parses JSON by the API's
-rules (core.parsers)."""
+rules (core.parsers), and tags are refused when repeated, as the API refuses them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.urls import reverse
 from datasources.models import DataSource
 from datasources.services.datasources import create_data_source
 from organizations.actors import Actor
-from organizations.models import ALL_SCOPES, Membership, Role
+from organizations.models import ALL_SCOPES, AuditEvent, Membership, Role
 
 DS = "admin:datasources_datasource"
 DEEP = '{"a": ' * 80 + "1" + "}" * 80
@@ -110,3 +110,20 @@ def test_accepted_metadata_is_saved_as_before(admin_client, source):
     assert DataSource.objects.get(pk=source.pk).metadata == {"team": "data", "n": 2**63 - 1, "x": 1.5,
                                                               "s": "café"}
 
+
+def test_repeated_tags_are_refused_as_by_the_api(admin_client, source):
+    url = reverse(f"{DS}_change", args=[source.pk])
+    data = form_data(admin_client.get(url))
+    data["tags"] = "a, a, b"
+    response = admin_client.post(url, data)
+    assert "Tags must be unique." in _errors(response, "tags")
+    assert DataSource.objects.get(pk=source.pk).tags == ["a"]
+    assert not AuditEvent.objects.filter(target_id=source.pk, action="update").exists()
+
+
+def test_repeated_tags_are_refused_on_add(admin_client, operator, org, sqlite_file):
+    url = reverse(f"{DS}_add") + "?type=sqlite"
+    data = form_data(admin_client.get(url))
+    data.update(name="Fresh", organization=org.pk, connection__path=sqlite_file, tags="x,x")
+    assert "Tags must be unique." in _errors(admin_client.post(url, data), "tags")
+    assert not DataSource.objects.filter(name="Fresh").exists()
