@@ -58,10 +58,12 @@ class Actor:
 
     @property
     def is_org_admin(self) -> bool:
-        """Owners and admins; a token acting for no user needs the organization.admin scope."""
-        if self.is_system or self.role in ADMIN_ROLES:
+        """Owners and admins, with the organization.admin scope: a token needs it whether it acts for
+        no user or for an owner or admin (a token narrowed to datasource.write does not act as the
+        owner it belongs to); a session and the admin site carry every scope of their role."""
+        if self.is_system:
             return True
-        return self.role is None and "organization.admin" in self.scopes
+        return "organization.admin" in self.scopes and (self.role is None or self.role in ADMIN_ROLES)
 
     def audit_fields(self) -> dict:
         return {

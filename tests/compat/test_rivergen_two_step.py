@@ -311,7 +311,7 @@ def test_pending_is_bound_to_its_writer(editor_rg, editor, second_editor, source
 
 def test_owner_moves_with_the_stored_secrets_as_before(org, owner, make_client, source, pg_password_server,
                                                        new_cluster, monkeypatch):
-    owner_rg = make_client(org, WRITE, username=owner.username)
+    owner_rg = make_client(org, [*WRITE, "organization.admin"], username=owner.username)
     pk, url = source["id"], f"{RG}{source['id']}"
     with served_as(monkeypatch, NEW_HOST, NEW_PORT, new_cluster):  # B refuses A's password: 400, nothing changes
         before = stored_state(pk)

@@ -53,7 +53,14 @@ def test_editor_changing_ssh_host_must_resend_ssh_and_database_secrets(editor_ap
 
 
 def test_owner_and_admin_token_may_move_the_destination(api, org, owner, make_client, source):
-    owner_api = make_client(org, ["datasource.read", "datasource.write"], username=owner.username)
+    """Scopes are the token's ceiling: an owner's token without organization.admin is held to the rule
+    like any writer's; with it, it is the owner."""
+    narrowed = make_client(org, ["datasource.read", "datasource.write"], username=owner.username)
+    response = narrowed.patch(f"{URL}{source['id']}/?test_connection=false", {"connection": {"port": 5999}},
+                              format="json")
+    assert response.status_code == 400 and response.json()["code"] == "CREDENTIALS_REQUIRED"
+    owner_api = make_client(org, ["datasource.read", "datasource.write", "organization.admin"],
+                            username=owner.username)
     response = owner_api.patch(f"{URL}{source['id']}/?test_connection=false", {"connection": {"port": 5999}},
                                format="json")
     assert response.status_code == 200

@@ -264,7 +264,8 @@ def test_the_catalogue_shows_which_fields_steer_secrets(api):
 
 
 def test_owner_may_still_move_the_destination(org, owner, make_client, pg):
-    owner_api = make_client(org, ["datasource.read", "datasource.write"], username=owner.username)
+    owner_api = make_client(org, ["datasource.read", "datasource.write", "organization.admin"],
+                            username=owner.username)
     response = owner_api.patch(f"{URL}{pg['id']}/?test_connection=false",
                                {"connection": {"ssl": {"mode": "require"}}}, format="json")
     assert response.status_code == 200, response.json()

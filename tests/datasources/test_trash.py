@@ -88,6 +88,9 @@ def test_purging_leaves_nothing_of_it_and_needs_an_owner_or_admin(api, make_clie
 
 @pytest.mark.django_db
 def test_delete_with_purge_skips_the_trash(api, make_client, org, owner, shop):
+    narrowed = make_client(org, ["datasource.read", "datasource.write"], username=owner.username)
+    assert narrowed.delete(f"{DS}{shop['id']}/?purge=true").status_code == 403  # scopes are the token's ceiling
+    assert DataSource.objects.filter(pk=shop["id"]).exists()
     as_owner = make_client(org, username=owner.username)
     assert as_owner.delete(f"{DS}{shop['id']}/?purge=true").status_code == 204
     assert not TrashedDataSource.objects.exists() and not DataSourceRevision.objects.exists()
