@@ -1,13 +1,16 @@
 """Workflow admin findings of the outside-in audit: the repoint page's mapped_tables parses JSON by
-the API's rules and checks entries with the API's own field."""
+the API's rules and checks entries with the API's own field; the workflow form shows what the
+service refuses on its fields, with no success message."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
 
+from organizations.models import AuditEvent
 from tests.support.workflows import add_node, add_source, change_schema, create_source, create_workflow
-from workflows.models import NodeInput, WorkflowDataSource
+from workflows.models import NodeInput, Workflow, WorkflowDataSource
 
 
 @pytest.fixture
@@ -49,3 +52,57 @@ def test_repoint_mapped_tables_accepts_what_the_api_accepts(admin_client, api, f
                                        "mapped_tables": '{"old_table": "new_table"}', "_apply": "1"})
     assert response.status_code == 302
     assert set(NodeInput.objects.values_list("table_name", flat=True)) == {"new_table", "keep"}
+
+
+# --- the workflow form: the service's refusals are form errors -------------------------------------
+
+EMPTY_INLINES = {"data_sources-TOTAL_FORMS": 0, "data_sources-INITIAL_FORMS": 0,
+                 "nodes-TOTAL_FORMS": 0, "nodes-INITIAL_FORMS": 0}
+TOO_LONG = "d" * 10_001
+
+
+def _shown_messages(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_adding_a_workflow_the_service_refuses_shows_the_field_error_and_no_success(admin_client, org):
+    response = admin_client.post(reverse("admin:workflows_workflow_add"),
+                                 {"organization": org.pk, "name": "Long", "description": TOO_LONG, **EMPTY_INLINES})
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert "10000" in " ".join(form.errors["description"])
+    assert form["description"].value() == TOO_LONG  # the input is kept
+    assert not any("success" in m for m in _shown_messages(response))
+    assert not Workflow.objects.exists() and not AuditEvent.objects.filter(target_type="workflows.workflow").exists()
+
+
+def test_changing_a_workflow_the_service_refuses_shows_the_field_error_and_no_success(admin_client, api):
+    wf = create_workflow(api, "Flow")
+    url = reverse("admin:workflows_workflow_change", args=[wf["id"]])
+    response = admin_client.post(url, {"name": "Renamed", "description": TOO_LONG, **EMPTY_INLINES})
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert "10000" in " ".join(form.errors["description"])
+    assert form["name"].value() == "Renamed"
+    assert not any("success" in m for m in _shown_messages(response))
+    saved = Workflow.objects.get(pk=wf["id"])
+    assert (saved.name, saved.description, saved.version) == ("Flow", "", 1)
+
+
+def test_a_name_clash_is_the_services_error_on_the_name(admin_client, api, org):
+    create_workflow(api, "Taken")
+    response = admin_client.post(reverse("admin:workflows_workflow_add"),
+                                 {"organization": org.pk, "name": "TAKEN", "description": "", **EMPTY_INLINES})
+    assert "already exists" in " ".join(response.context["adminform"].form.errors["name"])
+    assert Workflow.objects.count() == 1
+
+
+def test_a_change_sends_only_what_changed(admin_client, api):
+    wf = create_workflow(api, "Flow")
+    url = reverse("admin:workflows_workflow_change", args=[wf["id"]])
+    response = admin_client.post(url, {"name": "Renamed", "description": "", **EMPTY_INLINES})
+    assert response.status_code == 302
+    assert any("changed successfully" in m for m in _shown_messages(response))
+    event = AuditEvent.objects.get(target_type="workflows.workflow", target_id=wf["id"], action="update")
+    assert set(event.changes) == {"name"} and event.actor_repr == "user:admin"
+    assert Workflow.objects.get(pk=wf["id"]).version == 2

@@ -24,11 +24,12 @@ from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from workflows.api.serializers import RepointSerializer
 from workflows.models import Node, Workflow, WorkflowDataSource
 from workflows.references import render_table
-from workflows.selectors import dependants_of_workflow, first_rows_of, workflow_name_taken
+from workflows.selectors import dependants_of_workflow, first_rows_of
 from workflows.services import workflows as wf_service
 from workflows.services.repoint import repoint
 from workflows.services.sources import source_reference, target_of
 
+FIELDS = ("name", "description")  # what the form sends to the workflow services
 INLINE_LIMIT = 200  # a workflow may have thousands of nodes: the change page shows the first ones
 
 
@@ -37,19 +38,52 @@ def _reference(wds: WorkflowDataSource) -> str:
 
 
 class WorkflowForm(forms.ModelForm):
+    """Saves through the workflow services from ``clean()``, as the data-source form does: what the
+    service refuses lands on its field (and nothing is reported as saved). A change sends only the
+    fields that changed (PATCH). The admin sets ``request``."""
+
+    request: Any = None
+
     class Meta:
         model = Workflow
         fields = ["organization", "name", "description"]
 
+    def _post_clean(self) -> None:
+        """No model validation and no ``construct_instance``: the service validates and saves."""
+
     def clean(self) -> dict[str, Any]:
         super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
         data = self.cleaned_data
-        org = data.get("organization") or getattr(self.instance, "organization", None)
-        name = (data.get("name") or "").strip()
-        if org is not None and name:
-            if workflow_name_taken(org, name, exclude_pk=self.instance.pk):
-                self.add_error("name", "A workflow with this name already exists in this organization.")
+        adding = self.instance.pk is None
+        organization = data.get("organization") if adding else self.instance.organization
+        if self.errors or organization is None:
+            return data
+        body = {key: data[key] for key in FIELDS if adding or key in self.changed_data}
+        if not body:
+            return data
+        actor = admin_actor(self.request, organization)
+        try:
+            if adding:
+                saved = wf_service.create_workflow(actor=actor, data=body)
+            else:
+                saved = wf_service.update_workflow(actor=actor, workflow=self.instance.pk, data=body, mode="patch")
+        except ApiError as exc:
+            self._service_error(exc)
+            return data
+        for field in Workflow._meta.concrete_fields:  # the same object: the inline formsets hold it
+            setattr(self.instance, field.attname, getattr(saved, field.attname))
+        self.instance._state.adding = False
         return data
+
+    def _service_error(self, exc: ApiError) -> None:
+        if not exc.errors:
+            self.add_error(None, exc.message)
+        for key, messages_ in exc.errors.items():
+            for message in messages_:
+                if key in self.fields:
+                    self.add_error(key, message)
+                else:
+                    self.add_error(None, f"{key}: {message}")
 
 
 class _CappedFormSet(BaseInlineFormSet):
@@ -122,19 +156,12 @@ class WorkflowAdmin(OrganizationScopedAdmin):
         base = ["reference_id", "version", "created_at", "updated_at"]
         return ["organization", *base] if obj is not None else base
 
+    def get_form(self, request: HttpRequest, obj: Workflow | None = None, change: bool = False, **kwargs: Any) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+        return type("WorkflowAdminForm", (base,), {"request": request})
+
     def save_model(self, request: HttpRequest, obj: Workflow, form: Any, change: bool) -> None:
-        actor = admin_actor(request, obj.organization)
-        data = {"name": obj.name, "description": obj.description}
-        try:
-            if change:
-                saved = wf_service.update_workflow(actor=actor, workflow=obj.pk, data=data, mode="patch")
-            else:
-                saved = wf_service.create_workflow(actor=actor, data=data)
-        except ApiError as exc:
-            messages.error(request, exc.message)
-            return
-        obj.pk, obj.reference_id, obj.version = saved.pk, saved.reference_id, saved.version
-        obj._state.adding = False  # the inline formsets (read-only) bind to the saved row
+        """The form saved through the service already (in ``clean``)."""
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
         obj = self.get_object(request, object_id)
