@@ -1,4 +1,4 @@
-"""Form fields the admin shares with the API's rules.
+"""Form fields (and messages) the admin shares with the API's rules.
 
 :class:`StrictJSONField` parses a JSON input with the API's own parser (``core.parsers.loads``):
 NUL characters, lone surrogates, non-finite numbers, integers beyond 64 bits and nesting deeper
@@ -18,6 +18,10 @@ from rest_framework.exceptions import ParseError
 
 from core.errors import ApiError
 from core.parsers import bad_text, clean_parsed, loads
+
+#: A stale admin form (its ``version_seen`` is not the row's version any more): refused, nothing saved.
+STALE_MESSAGE = ("This {what} was changed by someone else since you opened it. Reload the page and apply your "
+                 "change again.")
 
 
 def _messages(exc: ApiError) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django import forms
 
-from core.admin_forms import StrictJSONField
+from core.admin_forms import STALE_MESSAGE, StrictJSONField
 from core.errors import ApiError, ErrorCode
 from datasources import catalogue
 from datasources import fields as rules
@@ -398,8 +398,7 @@ class DataSourceForm(forms.ModelForm):
 
     def _service_error(self, exc: ApiError) -> None:
         if exc.code == ErrorCode.PRECONDITION_FAILED:
-            self.add_error(None, "This data source was changed by someone else since you opened it. "
-                                 "Reload the page and apply your change again.")
+            self.add_error(None, STALE_MESSAGE.format(what="data source"))
             return
         if exc.code in (ErrorCode.CREDENTIAL_TEST_FAILED, ErrorCode.CONNECTOR_UNAVAILABLE) or not exc.errors:
             stage = exc.extra.get("stage")

@@ -106,3 +106,31 @@ def test_a_change_sends_only_what_changed(admin_client, api):
     event = AuditEvent.objects.get(target_type="workflows.workflow", target_id=wf["id"], action="update")
     assert set(event.changes) == {"name"} and event.actor_repr == "user:admin"
     assert Workflow.objects.get(pk=wf["id"]).version == 2
+
+
+# --- a stale workflow page is refused --------------------------------------------------------------
+
+
+def _posted_back(response) -> dict:
+    """What the browser posts back from the rendered change form, unchanged."""
+    form = response.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    return {**{k: v for k, v in data.items() if v is not None}, **EMPTY_INLINES}
+
+
+def test_a_stale_workflow_page_does_not_overwrite_a_change_made_meanwhile(admin_client, api):
+    wf = create_workflow(api, "Flow")
+    url = reverse("admin:workflows_workflow_change", args=[wf["id"]])
+    data = _posted_back(admin_client.get(url))
+    assert data["version_seen"] == 1
+    assert api.patch(f"/api/v1/workflows/{wf['id']}/", {"description": "set by the API"},
+                     format="json").status_code == 200
+    response = admin_client.post(url, {**data, "name": "Renamed"})
+    assert response.status_code == 200
+    assert "changed by someone else" in " ".join(response.context["adminform"].form.non_field_errors())
+    saved = Workflow.objects.get(pk=wf["id"])
+    assert (saved.name, saved.description, saved.version) == ("Flow", "set by the API", 2)
+    fresh = _posted_back(admin_client.get(url))
+    assert admin_client.post(url, {**fresh, "name": "Renamed"}).status_code == 302
+    saved.refresh_from_db()
+    assert (saved.name, saved.description, saved.version) == ("Renamed", "set by the API", 3)

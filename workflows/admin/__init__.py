@@ -17,8 +17,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from core.admin_forms import StrictJSONField
-from core.errors import ApiError
+from core.admin_forms import STALE_MESSAGE, StrictJSONField
+from core.errors import ApiError, ErrorCode
 from organizations.actors import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from workflows.api.serializers import RepointSerializer
@@ -43,10 +43,16 @@ class WorkflowForm(forms.ModelForm):
     fields that changed (PATCH). The admin sets ``request``."""
 
     request: Any = None
+    version_seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Workflow
         fields = ["organization", "name", "description"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:  # a stale page is refused (the API's If-Match)
+            self.initial["version_seen"] = self.instance.version
 
     def _post_clean(self) -> None:
         """No model validation and no ``construct_instance``: the service validates and saves."""
@@ -66,7 +72,9 @@ class WorkflowForm(forms.ModelForm):
             if adding:
                 saved = wf_service.create_workflow(actor=actor, data=body)
             else:
-                saved = wf_service.update_workflow(actor=actor, workflow=self.instance.pk, data=body, mode="patch")
+                seen = data.get("version_seen")
+                saved = wf_service.update_workflow(actor=actor, workflow=self.instance.pk, data=body, mode="patch",
+                                                   if_match=f'"{self.instance.pk}-{seen}"' if seen else None)
         except ApiError as exc:
             self._service_error(exc)
             return data
@@ -76,6 +84,9 @@ class WorkflowForm(forms.ModelForm):
         return data
 
     def _service_error(self, exc: ApiError) -> None:
+        if exc.code == ErrorCode.PRECONDITION_FAILED:
+            self.add_error(None, STALE_MESSAGE.format(what="workflow"))
+            return
         if not exc.errors:
             self.add_error(None, exc.message)
         for key, messages_ in exc.errors.items():
