@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 
-from core.errors import ApiError
+from core.admin_forms import STALE_MESSAGE
+from core.errors import ApiError, ErrorCode
 from eventlog.catalogue import EVENT_TYPES
 from organizations.actors import Actor
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, ReadOnlyTabularInline
@@ -23,20 +23,63 @@ from webhooks.services import webhooks as service
 
 
 class WebhookForm(forms.ModelForm):
+    """Saves through the webhook services from ``clean()`` (as the data-source form): a refusal (the
+    URL's egress check, a stale page) lands on the form and nothing is reported as saved. A change
+    sends only the fields that changed, with the version the page was opened at (If-Match). The
+    admin sets ``request``; a new webhook's secret is kept on the form for the response only."""
+
+    request: Any = None
     events = forms.MultipleChoiceField(choices=[(k, k) for k in EVENT_TYPES], widget=forms.CheckboxSelectMultiple)
+    version_seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Webhook
         fields = ["organization", "url", "description", "events", "active"]
 
-    def clean_url(self) -> str:
-        url = self.cleaned_data["url"].strip()
-        if self.instance.pk is None or url != self.instance.url:
-            try:
-                destination.check(url, settings.WEBHOOK_TIMEOUT_SECONDS)
-            except (destination.InvalidUrl, destination.DestinationRefused) as exc:
-                raise forms.ValidationError(str(exc)) from None
-        return url
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.secret: str | None = None
+        if self.instance.pk is not None:
+            self.initial["version_seen"] = self.instance.version
+
+    def _post_clean(self) -> None:
+        """No model validation and no ``construct_instance``: the service validates and saves."""
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
+        data = self.cleaned_data
+        adding = self.instance.pk is None
+        organization = data.get("organization") if adding else self.instance.organization
+        if self.errors or organization is None:
+            return data
+        body = {key: data[key] for key in service.FIELDS if adding or key in self.changed_data}
+        if not body:
+            return data
+        actor = Actor.for_member(organization, self.request.user)
+        try:
+            if adding:
+                saved, self.secret = service.create_webhook(actor=actor, data=body)
+            else:
+                seen = data.get("version_seen")
+                saved = service.update_webhook(actor=actor, webhook_id=self.instance.pk, data=body,
+                                               if_match=f'"{self.instance.pk}-{seen}"' if seen else None)
+        except ApiError as exc:
+            self._service_error(exc)
+            return data
+        for field in Webhook._meta.concrete_fields:
+            setattr(self.instance, field.attname, getattr(saved, field.attname))
+        self.instance._state.adding = False
+        return data
+
+    def _service_error(self, exc: ApiError) -> None:
+        if exc.code == ErrorCode.PRECONDITION_FAILED:
+            self.add_error(None, STALE_MESSAGE.format(what="webhook"))
+            return
+        if not exc.errors:
+            self.add_error(None, exc.message)
+        for key, messages_ in exc.errors.items():
+            for message in messages_:
+                self.add_error(key if key in self.fields else None, message)
 
 
 @admin.register(Webhook)
@@ -59,20 +102,15 @@ class WebhookAdmin(OrganizationScopedAdmin):
     def _actor(self, request: Any, organization: Any) -> Actor:
         return Actor.for_member(organization, request.user)
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = super().get_form(request, obj, change=change, **kwargs)
+        return type("WebhookAdminForm", (base,), {"request": request})
+
     def save_model(self, request, obj, form, change):
-        data = {k: form.cleaned_data[k] for k in ("url", "description", "events", "active")}
-        try:
-            if change:
-                service.update_webhook(actor=self._actor(request, obj.organization), webhook_id=obj.pk, data=data)
-                return
-            webhook, secret = service.create_webhook(actor=self._actor(request, form.cleaned_data["organization"]),
-                                                     data=data)
-        except ApiError as exc:  # the form checked the URL; the address may have changed since
-            messages.error(request, exc.message)
-            return
-        obj.pk = webhook.pk
-        messages.warning(request, f"Signing secret of webhook {webhook.pk} (copy it now: it is shown only once): "
-                                  f"{secret}")
+        """The form saved through the service already (in ``clean``)."""
+        if form.secret is not None:
+            messages.warning(request, f"Signing secret of webhook {obj.pk} (copy it now: it is shown only once): "
+                                      f"{form.secret}")
 
     def delete_model(self, request, obj):
         service.delete_webhook(actor=self._actor(request, obj.organization), webhook_id=obj.pk)
