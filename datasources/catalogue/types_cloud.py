@@ -48,7 +48,10 @@ def _search(key: str, label: str, driver_extra: str) -> SourceType:
     return SourceType(
         key=key, label=label, family="search", connector=key, driver_extra=driver_extra,
         fields=(
-            Field("server_type", "enum", label="Server type", choices=SEARCH_SERVER_TYPES, required=True),
+            # It picks the endpoint (cloud_id or server_url; the other stays stored): a move like either's.
+            Field("server_type", "enum", label="Server type", choices=SEARCH_SERVER_TYPES, required=True,
+                  transit=ENDPOINT,
+                  help="Which endpoint is used: cloud_id (elastic-cloud, open-cloud) or server_url (self-managed)."),
             Field("cloud_id", "string", label="Cloud ID", required_when=SEARCH_CLOUD, max_length=PATH_MAX,
                   transit=ENDPOINT, checks=(Check("elastic_cloud_id", when=SEARCH_ELASTIC_CLOUD),),
                   help="elastic-cloud: the deployment's Cloud ID; open-cloud: the hosted cluster's host name or "

@@ -75,3 +75,28 @@ def test_write_token_without_admin_scope_must_resend(org, make_client, source):
                             format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "CREDENTIALS_REQUIRED"
+
+
+@pytest.mark.parametrize("type_key", ["elasticsearch", "opensearch"])
+def test_switching_the_search_server_type_is_a_move(api, editor_api, type_key):
+    """server_type picks which endpoint is used (cloud_id or server_url, the other stays stored): switching
+    back to a stale server_url would send the password there, so a writer must resend it."""
+    created = api.post(f"{URL}?test_connection=false", {
+        "name": f"{type_key} search", "type": type_key,
+        "connection": {"server_type": "self-managed", "server_url": "http://old-search.example.com:9200",
+                       "username": "elastic"},
+        "credentials": {"password": "first-password"}}, format="json")
+    assert created.status_code == 201, created.json()
+    pk = created.json()["id"]
+    cloud = api.patch(f"{URL}{pk}/?test_connection=false", {
+        "connection": {"server_type": "open-cloud", "cloud_id": "search.example.com"},
+        "credentials": {"password": "cloud-password"}}, format="json")
+    assert cloud.status_code == 200, cloud.json()
+    assert cloud.json()["connection"]["server_url"] == "http://old-search.example.com:9200"  # still stored
+    before = stored_state(pk)
+    back = editor_api.patch(f"{URL}{pk}/?dry_run=true", {"connection": {"server_type": "self-managed"}},
+                            format="json")
+    assert back.status_code == 400 and back.json()["code"] == "CREDENTIALS_REQUIRED", back.json()
+    assert "credentials.password" in back.json()["errors"]
+    assert "cloud-password" not in back.content.decode()
+    assert stored_state(pk) == before
