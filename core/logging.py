@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
@@ -21,17 +22,22 @@ FORMATS = ("json", "text")
 # but an exception text or a third-party library might. Masks the password of a URL
 # (scheme://user:PASSWORD@host) and the value of a secret-named key (password=..., "password": ...).
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"']*:)[^\s\"'/]+(?=@)")
+# The catalogue's and the seeds' secret names too: keyfile, sshIdentity, service_account_json,
+# ssl_client_key, connection_string (it may carry a password).
 _SENSITIVE_NAMES = (
     r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|passphrase|"
-    r"authorization|client[_-]?secret|credentials?)"
+    r"authorization|client[_-]?secret|credentials?|identity|keyfile|service[_-]?account|client[_-]?key|"
+    r"connection[_-]?string)"
 )
-# A secret-named key, then "=", ": " (a space after it) or a quoted key's ":", then the value
-# (quoted, or up to a separator; "Bearer x" and "Basic x" whole). "token:name" (an actor) is no pair.
+# A secret-named key (also inside brackets, raw or percent-encoded: credentials[password]), then "=",
+# ": " (a space after it) or a quoted key's ":", then the value (quoted, or up to a separator; "Bearer x"
+# and "Basic x" whole). "token:name" (an actor) is no pair.
 _KEY_VALUE = re.compile(
-    rf"(?P<head>\b[\w.-]*{_SENSITIVE_NAMES}[\w.-]*(?:\s*=\s*|:\s+|[\"']\s*:\s*))"
+    rf"(?P<head>\b[\w.\-\[\]%]*{_SENSITIVE_NAMES}[\w.\-\[\]%]*(?:\s*=\s*|:\s+|[\"']\s*:\s*))"
     r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|(?:(?:bearer|basic)\s+)?[^\s,;&)}\]]+)",
     re.IGNORECASE,
 )
+_ENCODED_URL = re.compile(r"%3A%2F%2F", re.IGNORECASE)
 _SENSITIVE_KEY = re.compile(rf".*{_SENSITIVE_NAMES}.*", re.IGNORECASE)
 MASK = "***"
 
@@ -44,9 +50,12 @@ def _mask_value(match: re.Match) -> str:
 
 
 def scrub(text: str) -> str:
-    """``text`` with URL passwords and secret-named values masked."""
+    """``text`` with URL passwords and secret-named values masked. A line holding a percent-encoded
+    URL (a query string's ``postgresql%3A%2F%2Fu%3Apw%40h``) is decoded first, so that its password shows."""
     if not text:
         return text
+    if _ENCODED_URL.search(text):
+        text = unquote(text)
     text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
     return _KEY_VALUE.sub(_mask_value, text)
 

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import app as celery_app
 from core import metrics
+from core.logging import MASK as MASK_TEXT
 from core.logging import JsonFormatter, scrub
 from core.request_id import reset_request_id, set_request_id
 from datasources.models import DataSource
@@ -453,3 +454,19 @@ def test_scrub_masks_url_passwords_and_secret_named_values():
     assert scrub("Authorization: Bearer abc.def") == "Authorization: ***"
     assert scrub("token:demo token (user:ann)") == "token:demo token (user:ann)", "an actor label is kept"
     assert scrub("GET data-source-detail 200 3.1ms") == "GET data-source-detail 200 3.1ms"
+
+
+@pytest.mark.parametrize("line,secret", [
+    ("GET /x/?sshIdentity=SEC1&a=1 HTTP/1.1", "SEC1"),
+    ("GET /x/?keyfile=SEC2 HTTP/1.1", "SEC2"),
+    ("GET /x/?service_account_json=SEC3 HTTP/1.1", "SEC3"),
+    ("GET /x/?ssl_client_key=SEC4 HTTP/1.1", "SEC4"),
+    ("GET /x/?credentials%5Bpassword%5D=SEC5 HTTP/1.1", "SEC5"),
+    ("GET /x/?credentials[password]=SEC6 HTTP/1.1", "SEC6"),
+    ("GET /x/?connection_string=postgresql%3A%2F%2Fu%3ASEC7%40h%2Fdb HTTP/1.1", "SEC7"),
+    ("GET /x/?dsn=postgresql%3A%2F%2Fu%3ASEC8%40h%2Fdb HTTP/1.1", "SEC8"),
+    ('{"sshIdentity": "SEC9", "host": "h"}', "SEC9"),
+])
+def test_scrub_masks_the_catalogues_and_seeds_secret_names_raw_bracketed_or_percent_encoded(line, secret):
+    scrubbed = scrub(line)
+    assert secret not in scrubbed and MASK_TEXT in scrubbed, scrubbed
