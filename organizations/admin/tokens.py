@@ -35,6 +35,7 @@ from organizations.services import (
 )
 
 ADD_SUBMISSIONS_SESSION_KEY = "apitoken_add_submissions"
+EXPIRY_IN_PAST = "The expiry must be in the future."
 _SUBMISSIONS_KEPT = 20
 
 
@@ -60,18 +61,27 @@ class ApiTokenAddForm(forms.ModelForm):
             self.add_error("user", f"'{user.get_username()}' is not a member of '{org.slug}'.")
         expires_at = cleaned.get("expires_at")
         if expires_at and expires_at <= timezone.now():
-            self.add_error("expires_at", "The expiry must be in the future.")
+            self.add_error("expires_at", EXPIRY_IN_PAST)
         return cleaned
 
 
 class ApiTokenChangeForm(forms.ModelForm):
-    """Name, scopes and expiry; revocation is the "Revoke selected tokens" action, and final."""
+    """Name, scopes and expiry; revocation is the "Revoke selected tokens" action, and final.
+
+    A new expiry must be in the future, as when adding; an expiry left as it is stays, even past
+    (renaming an expired token does not ask for a new date)."""
 
     scopes = forms.MultipleChoiceField(choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
         model = ApiToken
         fields = list(TOKEN_FIELDS)
+
+    def clean_expires_at(self) -> Any:
+        expires_at = self.cleaned_data.get("expires_at")
+        if "expires_at" in self.changed_data and expires_at and expires_at <= timezone.now():
+            raise forms.ValidationError(EXPIRY_IN_PAST)
+        return expires_at
 
 
 @admin.register(ApiToken)
