@@ -142,6 +142,10 @@ class WorkspaceAdmin(OrganizationScopedAdmin):
     list_select_related = ["organization"]
     write_roles = frozenset(ADMIN_ROLES)
 
+    def get_readonly_fields(self, request, obj=None):
+        """A workspace stays in its organization (its data sources belong there), as a source's type stays."""
+        return ["organization"] if obj is not None else []
+
 
 # --- API tokens -----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from organizations.models import ApiToken, AuditEvent
+from organizations.models import ApiToken, AuditEvent, Workspace
 from organizations.services import create_token
 
 
@@ -54,3 +54,21 @@ def test_an_expired_tokens_unchanged_expiry_is_kept_on_a_rename(admin_client, or
     assert response.status_code == 302, response.context["adminform"].form.errors
     token.refresh_from_db()
     assert (token.name, token.expires_at) == ("old (expired)", past)
+
+
+# --- workspaces stay in their organization ---------------------------------------------------------
+
+
+def test_a_workspaces_organization_cannot_be_changed(admin_client, org, other_org):
+    workspace = Workspace.objects.create(organization=org, name="Team")
+    url = reverse("admin:organizations_workspace_change", args=[workspace.pk])
+    page = admin_client.get(url)
+    assert "organization" not in page.context["adminform"].form.fields
+    response = admin_client.post(url, {"name": "Team 2", "organization": other_org.pk})
+    assert response.status_code == 302
+    workspace.refresh_from_db()
+    assert (workspace.name, workspace.organization_id) == ("Team 2", org.pk)
+    added = admin_client.post(reverse("admin:organizations_workspace_add"),
+                              {"name": "Elsewhere", "organization": other_org.pk})
+    assert added.status_code == 302
+    assert Workspace.objects.get(name="Elsewhere").organization_id == other_org.pk
