@@ -1,12 +1,21 @@
-"""Organizations, their members and workspaces."""
+"""Organizations, their members and workspaces. Every admin save is audited: memberships through
+their services, an organization's health settings through the health-settings service (the API's
+``update_health_settings`` event), its other settings and workspaces as ``create``/``update``/``delete``
+events with each changed field's old and new value."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.db import models, transaction
 from django.http import HttpResponseRedirect
 
+from core.errors import ApiError
+from datasources import fields as field_rules
+from datasources.services import health
+from organizations import audit
 from organizations.actors import Actor
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, audit_url, organizations_with_role
 from organizations.models import (
@@ -19,6 +28,66 @@ from organizations.services import (
     remove_membership,
     set_membership,
 )
+
+HEALTH_FIELDS = tuple(spec.name for spec in health.SETTINGS_FIELDS)
+
+
+def _changes(old: models.Model | None, new: models.Model, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``{field: {"old", "new"}}`` for the named fields whose value differs (``old`` None: a creation)."""
+    out = {}
+    for name in names:
+        before, after = (getattr(old, name) if old is not None else None), getattr(new, name)
+        if old is None or before != after:
+            out[name] = {"old": before, "new": after}
+    return out
+
+
+def _as_target(organization: Organization) -> Organization:
+    """The audit writer files an event under its target's ``organization_id``: an organization's own."""
+    organization.organization_id = organization.pk  # type: ignore[attr-defined]
+    return organization
+
+
+def _record_workspace(request: Any, action: str, workspace: Workspace, old: Workspace | None = None) -> None:
+    """A workspace's ``create``, ``update`` (``old``: the row before) or ``delete`` event, when its name changed."""
+    if action == "delete":
+        changes = {"name": {"old": workspace.name, "new": None}}
+    else:
+        changes = _changes(old, workspace, ["name"])
+    if changes:
+        audit.record(actor=Actor.for_member(workspace.organization, request.user), action=action, target=workspace,
+                     changes=changes)
+
+
+def _save_workspaces(request: Any, formset: Any) -> None:
+    """The organization page's workspace rows, each change audited as on the workspace's own page."""
+    olds = Workspace.objects.select_for_update().in_bulk([f.instance.pk for f in formset.initial_forms])
+    formset.save(commit=False)
+    for workspace in formset.deleted_objects:
+        _record_workspace(request, "delete", workspace)
+        workspace.delete()
+    for workspace, _fields in formset.changed_objects:
+        workspace.save()
+        _record_workspace(request, "update", workspace, olds.get(workspace.pk))
+    for workspace in formset.new_objects:
+        workspace.save()
+        _record_workspace(request, "create", workspace)
+
+
+class OrganizationForm(forms.ModelForm):
+    """The health settings are checked by the API's own field rules (``PATCH /api/v1/health-settings/``)."""
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
+        data = self.cleaned_data
+        values = {name: data[name] for name in HEALTH_FIELDS if name in data}
+        try:
+            field_rules.validate_fields(health.SETTINGS_FIELDS, values, partial=True)
+        except ApiError as exc:
+            for name, messages in exc.errors.items():
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, message)
+        return data
 
 
 class _AdminRoleInline(admin.TabularInline):
@@ -65,6 +134,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     inlines = [MembershipInline, WorkspaceInline]
     organization_field = "pk"
     write_roles = frozenset(ADMIN_ROLES)
+    form = OrganizationForm
 
     def has_add_permission(self, request, *args: Any) -> bool:
         return request.user.is_superuser and super().has_add_permission(request, *args)
@@ -72,8 +142,32 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
+    def save_model(self, request, obj, form, change):
+        """Audited: the health settings through their service (``update_health_settings``, as the
+        API records them), the other settings as one ``update`` event; a new organization as ``create``."""
+        names = [name for name in form.changed_data if name in form.fields]
+        if not change:
+            super().save_model(request, obj, form, change)
+            audit.record(actor=Actor.for_member(obj, request.user), action="create", target=_as_target(obj),
+                         changes=_changes(None, obj, list(form.fields)))
+            return
+        actor = Actor.for_member(obj, request.user)
+        with transaction.atomic():
+            current = Organization.objects.select_for_update().get(pk=obj.pk)
+            plain = [name for name in names if name not in HEALTH_FIELDS]
+            changes = _changes(current, obj, plain)
+            if changes:
+                obj.save(update_fields=list(changes))
+                audit.record(actor=actor, action="update", target=_as_target(obj), changes=changes)
+            settings = {name: getattr(obj, name) for name in names if name in HEALTH_FIELDS}
+            if settings:
+                health.update_settings(actor=actor, data=settings)
+
     def save_formset(self, request, form, formset, change):
-        """Membership rows go through the services (role checks and audit events)."""
+        """Membership rows go through the services (role checks and audit events); workspace rows
+        are audited."""
+        if formset.model is Workspace:
+            return _save_workspaces(request, formset)
         if formset.model is not Membership:
             return super().save_formset(request, form, formset, change)
         organization = form.instance
@@ -145,6 +239,25 @@ class WorkspaceAdmin(OrganizationScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         """A workspace stays in its organization (its data sources belong there), as a source's type stays."""
         return ["organization"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        old = Workspace.objects.select_for_update().get(pk=obj.pk) if change else None
+        super().save_model(request, obj, form, change)
+        _record_workspace(request, "update" if change else "create", obj, old)
+
+    def delete_model(self, request, obj):
+        _record_workspace(request, "delete", obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for workspace in queryset.select_related("organization"):
+            self.delete_model(request, workspace)
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, object_id)
+        if obj is None or not self.has_view_or_change_permission(request, obj):
+            return super().history_view(request, object_id, extra_context)
+        return HttpResponseRedirect(audit_url(obj))
 
 
 # --- API tokens -----------------------------------------------------------------------------------
