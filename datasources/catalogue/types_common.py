@@ -46,8 +46,15 @@ S3_BUCKET_PATTERN = (rf"^(?![\s\S]{{0,2}}{END})(?!xn--|sthree-|amzn-s3-demo-)"
                      rf"{_BUCKET_LABEL}(?:\.{_BUCKET_LABEL})*{END}")
 
 
+#: A host holds no user name or password (``user:password@host``): they have fields of their own, and a
+#: password typed there would be stored, audited and echoed as a plain value.
+HOST_PATTERN = rf"^[^@]*{END}"
+HOST_MESSAGE = "Must be a host name or IP address, without a user name or password ('@'): use username and credentials."
+
+
 def host(label: str = "Host", help: str = "Hostname or IP address of the server.") -> Field:
-    return Field("host", "string", label=label, required=True, max_length=NAME_MAX, help=help, transit=ENDPOINT)
+    return Field("host", "string", label=label, required=True, max_length=NAME_MAX, help=help, transit=ENDPOINT,
+                 pattern=HOST_PATTERN, pattern_message=HOST_MESSAGE)
 
 
 def port(default: int, help: str = "", *, defaults_when: tuple[tuple[Condition, Any], ...] = (),
@@ -117,7 +124,8 @@ SSH_TUNNEL = Field(
     fields=(
         Field("enabled", "boolean", label="Use SSH tunnel", default=False, transit=ENDPOINT),
         Field("host", "string", label="SSH host", required_when=SSH_ENABLED, max_length=NAME_MAX,
-              help="Hostname or IP address of the SSH server.", transit=ENDPOINT),
+              help="Hostname or IP address of the SSH server.", transit=ENDPOINT, pattern=HOST_PATTERN,
+              pattern_message=HOST_MESSAGE),
         port(22, help="SSH server port (1-65535, default 22)."),
         Field("username", "string", label="SSH username", required_when=SSH_ENABLED, max_length=NAME_MAX,
               transit=ENDPOINT),

@@ -7,9 +7,11 @@ only), and the outcome. A tested change that is applied is recorded by its ``upd
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from core.errors import ApiError
+from core.logging import scrub
 from datasources import catalogue
 from datasources.connectors import TestResult
 from datasources.models import DataSource
@@ -17,6 +19,8 @@ from datasources.services import audit, outbox
 from organizations.actors import Actor
 
 MAX_VALUE_LENGTH = 200
+#: ``user:password@`` at the start of a value without a scheme (a host typed as ``postgres:pw@db``)
+_USERINFO = re.compile(r"^(?P<user>[^\s:/@]*):(?!//)[^@]*@")
 #: Body keys whose values are never recorded, only their names.
 NAMES_ONLY = frozenset({"credentials", "connection_string"})
 
@@ -26,8 +30,10 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
         for key, child in value.items():
             _flatten(child, f"{prefix}.{key}", out)
         return
-    if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
-        value = value[:MAX_VALUE_LENGTH] + "..."
+    if isinstance(value, str):
+        value = _USERINFO.sub(r"\g<user>:***@", scrub(value))  # a password typed into a plain field
+        if len(value) > MAX_VALUE_LENGTH:
+            value = value[:MAX_VALUE_LENGTH] + "..."
     out[prefix] = value if value is None or isinstance(value, str | int | float | bool) else type(value).__name__
 
 

@@ -296,6 +296,34 @@ def test_a_refused_dry_run_is_audited_with_what_was_tried(editor_api, editor, pg
     assert history[0]["action"] == "dry_run"
 
 
+@pytest.mark.parametrize("connection,path", [
+    ({"host": f"postgres:{CANARY}@127.0.0.1"}, "connection.host"),
+    ({"ssh_tunnel": {"enabled": True, "host": f"u:{CANARY}@bastion.example.com", "username": "u"}},
+     "connection.ssh_tunnel.host"),
+])
+def test_a_password_typed_into_a_host_is_refused_and_never_recorded(api, pg, connection, path):
+    """A host holds no user:password@ (400 naming it, without echoing it); the dry run's audit record of
+    what was tried masks it."""
+    before = stored_state(pg["id"])
+    response = api.patch(f"{URL}{pg['id']}/?dry_run=true", {"connection": connection}, format="json")
+    assert response.status_code == 400 and path in response.json()["errors"], response.json()
+    assert CANARY not in response.content.decode()
+    assert stored_state(pg["id"]) == before
+    [event] = _events(pg["id"], "dry_run")
+    assert event.detail["tried"][path].endswith(":***@" + event.detail["tried"][path].split("@", 1)[1])
+    _no_canary_in_audit()
+
+
+def test_a_url_with_a_password_is_masked_in_what_was_tried(api):
+    source = _create(api, {"server_url": "https://mcp.example.com/mcp"}, {"api_key": "stored-key"}, "mcp")
+    response = api.patch(f"{URL}{source['id']}/?dry_run=true",
+                         {"connection": {"server_url": f"https://u:{CANARY}@mcp.example.com/mcp"}}, format="json")
+    assert response.status_code == 400 and "connection.server_url" in response.json()["errors"]
+    [event] = _events(source["id"], "dry_run")
+    assert event.detail["tried"]["connection.server_url"] == "https://u:***@mcp.example.com/mcp"
+    _no_canary_in_audit()
+
+
 def test_a_passing_and_a_failing_dry_run_are_audited(api, sqlite_file, _file_root):
     shutil.copy(os.path.join(_file_root, sqlite_file), os.path.join(_file_root, "copy.db"))
     source = _create(api, {"path": sqlite_file}, {}, "sqlite")
