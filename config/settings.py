@@ -186,8 +186,12 @@ DATASOURCE_ALLOWED_NETWORKS = env.list("DATASOURCE_ALLOWED_NETWORKS", default=[]
 DATASOURCE_TEST_RATE_PER_TOKEN = env.int("DATASOURCE_TEST_RATE_PER_TOKEN", default=30)
 DATASOURCE_TEST_RATE_PER_ORG = env.int("DATASOURCE_TEST_RATE_PER_ORG", default=120)
 
-# Shared cache (rate-limit counters): locmem by default, Redis when several web processes run.
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Shared cache (rate-limit counters, the token cache's generation, test slots): Redis when several web
+# processes run. Without CACHE_URL: a file cache under ./var/cache with DEBUG on (`make run`: the server,
+# its Celery worker and beat, and a local `manage.py shell` are separate processes that must see each
+# other's changes, such as a token revoked from the shell), process memory with DEBUG off.
+_LOCAL_CACHE = f"filecache://{BASE_DIR / 'var' / 'cache'}" if DEBUG else "locmemcache://"
+CACHES = {"default": env.cache_url("CACHE_URL", default=_LOCAL_CACHE)}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "core.cache.RedisCache"  # one Redis client per pool, not per call
 

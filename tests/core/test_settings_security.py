@@ -228,3 +228,22 @@ def test_well_formed_keys_start(tmp_path):
                     DEBUG="false")
     result = run([*MANAGE, "check"], env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_local_runs_share_one_cache_across_processes(tmp_path):
+    """`make run` is several processes (the server, its Celery worker and beat) and a local shell is one
+    more: with DEBUG on and no CACHE_URL they share a file cache under ./var/cache, so a token revoked
+    from the shell voids the server's cached copy at once. With DEBUG off the default stays per process."""
+    import uuid
+
+    key = f"shared-{uuid.uuid4().hex}"
+    write = f"from django.core.cache import cache; cache.set({key!r}, 'seen', 60)"
+    read = f"from django.core.cache import cache; print(cache.get({key!r})); cache.delete({key!r})"
+    local = clean_env(tmp_path, DEBUG="true")
+    assert run([str(BIN / "python"), "manage.py", "shell", "-c", write], local).returncode == 0
+    shared = run([str(BIN / "python"), "manage.py", "shell", "-c", read], local)
+    assert shared.returncode == 0 and shared.stdout.split()[-1] == "seen", shared.stderr
+    deployed = clean_env(tmp_path, SECRET_KEY=strong_secret_key(), ENCRYPTION_KEYS=f"k1:{_key()}", DEBUG="false")
+    assert run([str(BIN / "python"), "manage.py", "shell", "-c", write], deployed).returncode == 0
+    alone = run([str(BIN / "python"), "manage.py", "shell", "-c", read], deployed)
+    assert alone.returncode == 0 and alone.stdout.split()[-1] == "None", alone.stderr
