@@ -1,7 +1,8 @@
 """Webhooks in the admin, through the same services as the API (egress-checked, audited). The
-signing secret is never a form field nor shown on a page: a new webhook's generated secret is
-shown once, in the message after saving. Deliveries and their attempts are read-only, with a
-"redeliver" action."""
+signing secret is never a form field: a new webhook's generated secret is shown once, on the page
+that answers the add form (as an API token's: never in a message, so never in the session; reloading
+that page creates nothing and leads to the webhook). Deliveries and their attempts are read-only,
+with a "redeliver" action."""
 
 from __future__ import annotations
 
@@ -9,17 +10,35 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from core.admin_forms import STALE_MESSAGE
 from core.errors import ApiError, ErrorCode
 from eventlog.catalogue import EVENT_TYPES
 from organizations.actors import Actor
+from organizations.admin import shown_once
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, ReadOnlyTabularInline
 from organizations.models import ADMIN_ROLES
 from webhooks import tasks
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
 from webhooks.services import destination
 from webhooks.services import webhooks as service
+
+ADD_SUBMISSIONS_SESSION_KEY = "webhook_add_submissions"
+SHOWN_ONCE_PAGE = """{% extends "admin/base_site.html" %}
+{% block breadcrumbs %}<div class="breadcrumbs"><a href="{% url 'admin:index' %}">Home</a>
+&rsaquo; <a href="{% url 'admin:webhooks_webhook_changelist' %}">Webhooks</a>
+&rsaquo; {{ webhook }}</div>{% endblock %}
+{% block content %}<div id="content-main">
+<p>The webhook <strong>{{ webhook.pk }}</strong> of <strong>{{ webhook.organization }}</strong> to
+<code>{{ url }}</code> was created.</p>
+<p><strong>Copy its signing secret now: it is shown only once and cannot be recovered.</strong></p>
+<p><code id="webhook-secret" style="font-size:1.2em;user-select:all">{{ secret }}</code></p>
+<p><a class="button" href="{% url 'admin:webhooks_webhook_change' webhook.pk %}">Open the webhook</a>
+<a class="button" href="{% url 'admin:webhooks_webhook_changelist' %}">Back to webhooks</a></p>
+</div>{% endblock %}
+"""
 
 
 class WebhookForm(forms.ModelForm):
@@ -31,6 +50,7 @@ class WebhookForm(forms.ModelForm):
     request: Any = None
     events = forms.MultipleChoiceField(choices=[(k, k) for k in EVENT_TYPES], widget=forms.CheckboxSelectMultiple)
     version_seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    submission = shown_once.submission_field()
 
     class Meta:
         model = Webhook
@@ -106,11 +126,33 @@ class WebhookAdmin(OrganizationScopedAdmin):
         base = super().get_form(request, obj, change=change, **kwargs)
         return type("WebhookAdminForm", (base,), {"request": request})
 
+    def get_fields(self, request, obj=None):
+        fields = [name for name in super().get_fields(request, obj) if name != "submission"]
+        return fields if obj is not None else [*fields, "submission"]
+
     def save_model(self, request, obj, form, change):
         """The form saved through the service already (in ``clean``)."""
         if form.secret is not None:
-            messages.warning(request, f"Signing secret of webhook {obj.pk} (copy it now: it is shown only once): "
-                                      f"{form.secret}")
+            obj._raw_secret = form.secret  # only in memory, for response_add
+            shown_once.remember(request, ADD_SUBMISSIONS_SESSION_KEY, form.cleaned_data.get("submission"), obj.pk)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if request.method == "POST":
+            pk = shown_once.already_created(request, ADD_SUBMISSIONS_SESSION_KEY)
+            if pk is not None and Webhook.objects.filter(pk=pk).exists():
+                self.message_user(request, "This form already created this webhook; nothing new was created. Its "
+                                  "signing secret was shown once, when it was created, and cannot be shown again "
+                                  "(rotate it through the API for a new one).", messages.WARNING)
+                return HttpResponseRedirect(reverse("admin:webhooks_webhook_change", args=[pk]))
+        return super().add_view(request, form_url, extra_context)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = getattr(obj, "_raw_secret", None)
+        if secret is None or admin.options.IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Webhook created",
+                   "webhook": obj, "url": destination.redact(obj.url), "secret": secret}
+        return shown_once.response(request, SHOWN_ONCE_PAGE, context)
 
     def delete_model(self, request, obj):
         service.delete_webhook(actor=self._actor(request, obj.organization), webhook_id=obj.pk)

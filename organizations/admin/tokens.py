@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
-from django.template import engines
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 
 from organizations import selectors
 from organizations.actors import Actor
+from organizations.admin import shown_once
 from organizations.admin.scoping import (
     ORGANIZATION_FILTER,
     SCOPE_CHOICES,
@@ -36,19 +33,13 @@ from organizations.services import (
 
 ADD_SUBMISSIONS_SESSION_KEY = "apitoken_add_submissions"
 EXPIRY_IN_PAST = "The expiry must be in the future."
-_SUBMISSIONS_KEPT = 20
-
-
-def _new_submission_id() -> str:
-    return secrets.token_urlsafe(16)
 
 
 class ApiTokenAddForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple)
     # One id per rendered form: a second POST of the same form (a reload of the "token created"
     # page) is recognised and creates nothing.
-    submission = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64,
-                                 initial=_new_submission_id)
+    submission = shown_once.submission_field()
 
     class Meta:
         model = ApiToken
@@ -151,10 +142,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
         for attr in ("pk", "id", "prefix", "token_hash", "scopes", "created_at", "user_id"):
             setattr(obj, attr, getattr(token, attr))
         obj._raw_token = raw  # only in memory, for response_add
-        submission = data.get("submission")
-        if submission:
-            done = {**request.session.get(ADD_SUBMISSIONS_SESSION_KEY, {}), submission: token.pk}
-            request.session[ADD_SUBMISSIONS_SESSION_KEY] = dict(list(done.items())[-_SUBMISSIONS_KEPT:])
+        shown_once.remember(request, ADD_SUBMISSIONS_SESSION_KEY, data.get("submission"), token.pk)
 
     def add_view(self, request, form_url="", extra_context=None):
         if request.method == "POST":
@@ -166,8 +154,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
     def _already_created(self, request: Any) -> HttpResponseRedirect | None:
         """A re-POST of an add form that already created a token (the browser's reload of the
         "token created" page): create nothing, show nothing secret, go to that token."""
-        submission = request.POST.get("submission")
-        pk = request.session.get(ADD_SUBMISSIONS_SESSION_KEY, {}).get(submission) if submission else None
+        pk = shown_once.already_created(request, ADD_SUBMISSIONS_SESSION_KEY)
         if pk is None or not ApiToken.objects.filter(pk=pk).exists():
             return None
         self.message_user(request, "This form already created this token; nothing new was created. Its value "
@@ -178,7 +165,6 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
         raw = getattr(obj, "_raw_token", None)
         if raw is None or admin.options.IS_POPUP_VAR in request.POST:
             return super().response_add(request, obj, post_url_continue)
-        template = engines["django"].from_string(SHOWN_ONCE_PAGE)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -187,9 +173,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
             "raw_token": raw,
             "scopes": ", ".join(obj.scopes),
         }
-        response = TemplateResponse(request, template, context)
-        add_never_cache_headers(response)
-        return response
+        return shown_once.response(request, SHOWN_ONCE_PAGE, context)
 
     def history_view(self, request, object_id, extra_context=None):
         obj = self.get_object(request, object_id)

@@ -1,5 +1,6 @@
 """Webhook admin findings of the outside-in audit: a stale change page is refused (the webhook's
-version, as the data-source admin does), and what the service refuses is a form error."""
+version, as the data-source admin does), what the service refuses is a form error, and a new
+webhook's signing secret is shown once on the page (as a token's), never in a session message."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.contrib.messages import get_messages
 from organizations.actors import Actor
 from tests.support.contract import BLOCKED_IP
 from webhooks.models import Webhook
+from webhooks.services import signing
 from webhooks.services import webhooks as service
 
 EVENT = "data_source.updated"
@@ -63,3 +65,36 @@ def test_a_refused_url_is_a_field_error_and_no_success(admin_client, webhook):
     assert "not allowed" in " ".join(response.context["adminform"].form.errors["url"])
     assert not any("success" in str(m) for m in get_messages(response.wsgi_request))
     assert Webhook.objects.get(pk=webhook.pk).url == "http://127.0.0.1:9/hook"
+
+
+# --- a new webhook's signing secret: shown once on the page, never in a message ---------------------
+
+ADD = "/admin/webhooks/webhook/add/"
+
+
+def test_the_signing_secret_is_shown_once_on_the_page_and_never_stored_in_the_session(admin_client, org,
+                                                                                       allow_loopback):
+    form = admin_client.get(ADD).context["adminform"].form
+    submission = form["submission"].value()
+    assert submission
+    data = {"organization": org.pk, "url": "http://127.0.0.1:9/new", "events": [EVENT], "active": "on",
+            "submission": submission}
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"] or "no-cache" in response["Cache-Control"]
+    webhook = Webhook.objects.get(url="http://127.0.0.1:9/new")
+    secret = response.context["secret"]
+    assert secret.startswith("whsec_") and secret in response.content.decode()
+    assert signing.load_secret(webhook) == secret
+    assert not list(get_messages(response.wsgi_request))
+    session = admin_client.session
+    assert all(secret[6:16] not in str(session[key]) for key in session.keys())
+    cookies = " ".join(morsel.value for morsel in response.cookies.values())
+    assert secret[6:16] not in cookies
+    for page in (change_url(webhook), "/admin/webhooks/webhook/", "/admin/organizations/auditevent/"):
+        assert secret[6:] not in admin_client.get(page).content.decode(), page
+    # the browser's reload re-posts the form: nothing new, the secret not shown again
+    again = admin_client.post(ADD, data)
+    assert again.status_code == 302 and again["Location"] == change_url(webhook)
+    assert Webhook.objects.count() == 1
+    assert secret[6:] not in admin_client.get(again["Location"]).content.decode()
