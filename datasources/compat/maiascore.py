@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from core.compat import Codec, ErrorShape, Field, IfAny, JSONParser, SeedInvalidRequest, SeedRequest, Slot, Table, parse
 from core.openapi import NOT_BLANK
+from core.serializers import StrictCharField
 from datasources import catalogue
 from datasources.catalogue import PEM_MARKER
 from datasources.compat import common
@@ -151,7 +152,9 @@ def _text(**kwargs: Any) -> serializers.CharField:
 
 
 def _secret(help_text: str) -> serializers.CharField:
-    return _text(write_only=True, help_text=f"{help_text} Write-only: omitted keeps it, null clears it.")
+    """A secret is text as sent: a JSON number is refused (as the native API does), not turned into one."""
+    return StrictCharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False, write_only=True,
+                           help_text=f"{help_text} Write-only: omitted keeps it, null clears it.")
 
 
 def _flag(help_text: str = "") -> serializers.BooleanField:

@@ -376,3 +376,12 @@ def test_sending_back_the_ssl_flag_as_read_keeps_prefer(api, pg_source, pg_passw
     again = api.put(f"{MAIA}{pg_source['id']}", echoed, format="json")
     assert again.status_code == 200, again.json()
     assert api.get(f"{URL}{pg_source['id']}/").json()["connection"]["ssl"]["mode"] == "prefer"
+
+
+@pytest.mark.parametrize("field", ["password", "sshPassword", "sshIdentity", "keyfile"])
+def test_a_secret_sent_as_a_json_number_is_refused_and_nothing_changes(api, mysql_source, field):
+    before = stored_state(mysql_source["id"])
+    body = {"driver": "mysql", "host": "mysql.example.com", "username": "shop", field: 12345}
+    error = assert_error(api.put(f"{MAIA}{mysql_source['id']}", body, format="json"), 400)
+    assert field in error["errors"] and "12345" not in json.dumps(error)
+    assert stored_state(mysql_source["id"]) == before
