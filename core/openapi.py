@@ -343,8 +343,11 @@ def _page_examples(result: dict[str, Any]) -> None:
     schemas = result.get("components", {}).get("schemas", {})
     for path, item in sorted(result.get("paths", {}).items()):
         content = ((item.get("get") or {}).get("responses", {}).get("200", {}).get("content", {}))
-        target = content.get("application/json", {}).get("schema", {}).get("$ref", "").removeprefix(SCHEMAS)
+        schema = content.get("application/json", {}).get("schema", {})
+        target = schema.get("$ref", "").removeprefix(SCHEMAS)
         page = schemas.get(target) if target.startswith("Paginated") else None
+        if page is None and {"next", "previous", "results"} <= schema.get("properties", {}).keys():
+            page = schema  # a page described in place (the events' list)
         if page is None or "_examples_from" in page:
             continue
         url = EXAMPLE_ORIGIN + path
@@ -355,10 +358,11 @@ def _page_examples(result: dict[str, Any]) -> None:
         for prop, example in examples.items():
             if prop in props:
                 props[prop]["example"] = example
-        page["_examples_from"] = path
-    for schema in schemas.values():
-        if isinstance(schema, dict):
-            schema.pop("_examples_from", None)
+        if page is not schema:
+            page["_examples_from"] = path
+    for component in schemas.values():
+        if isinstance(component, dict):
+            component.pop("_examples_from", None)
 
 
 # --- size: shared pieces said once --------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import re
 import sqlite3
@@ -469,6 +470,9 @@ def test_examples_are_fixed_realistic_and_valid(doc):
                 assert "api.example.org" not in str(sub["example"]), (name, prop)
     page = doc["components"]["schemas"]["PaginatedNodeList"]["properties"]
     assert page["next"]["example"] == "https://dsp.example.com/api/v1/workflows/7/nodes/?page=3"
+    assert "api.example.org" not in json.dumps(doc), "no page, inline ones included, keeps DRF's placeholder"
+    events = doc["paths"]["/api/v1/events/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert events["properties"]["next"]["example"] == "https://dsp.example.com/api/v1/events/?page=3"
 
 
 def test_document_generation_is_deterministic(tmp_path):
