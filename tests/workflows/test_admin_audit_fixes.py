@@ -1,6 +1,6 @@
 """Workflow admin findings of the outside-in audit: the repoint page's mapped_tables parses JSON by
-the API's rules and checks entries with the API's own field; the workflow form shows what the
-service refuses on its fields, with no success message."""
+the API's rules; the workflow form shows what the service refuses on its fields, with no success
+message, and refuses a stale page."""
 
 from __future__ import annotations
 
@@ -27,9 +27,7 @@ def flow(api):
     ('{"old_table": "\\ud800"}', "old_table: Must be valid UTF-8 text"),
     ('{"old_table": "new\\u0000table"}', "old_table: Must not contain NUL characters"),
     ('{"old_table": 1e400}', "old_table: Must be a finite number"),
-    ('{"old_table": 1}', "old_table: Not a valid string."),
-    ('{"old_table": ""}', "old_table: This field may not be blank."),
-    ('{"old_table": "' + "x" * 601 + '"}', "old_table: Ensure this field has no more than 600 characters."),
+    ('{"old_table": 1}', "Expected a JSON object of strings."),
     ('["old_table"]', "Expected a JSON object of strings."),
 ])
 def test_repoint_mapped_tables_refuses_what_the_api_refuses(admin_client, api, flow, mapped, message):
