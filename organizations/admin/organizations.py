@@ -1,20 +1,20 @@
-"""Organizations, their members and workspaces. Every admin save is audited: memberships through
-their services, an organization's health settings through the health-settings service (the API's
-``update_health_settings`` event), its other settings and workspaces as ``create``/``update``/``delete``
-events with each changed field's old and new value."""
+"""Organizations, their members and workspaces. Every admin save is audited (``organizations.audit``):
+memberships through their services; an organization's health settings as the API's
+``update_health_settings`` event (``PATCH /api/v1/health-settings/``), its other settings as
+``update``; workspaces as ``create``/``update``/``delete``; each with the changed fields' old and new
+values.
+
+The health-settings service lives in ``datasources``, above this app (the import contracts): the
+admin records the same event, with the same shape, and the model's validators are its rules."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin
 from django.db import models, transaction
 from django.http import HttpResponseRedirect
 
-from core.errors import ApiError
-from datasources import fields as field_rules
-from datasources.services import health
 from organizations import audit
 from organizations.actors import Actor
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, audit_url, organizations_with_role
@@ -29,7 +29,8 @@ from organizations.services import (
     set_membership,
 )
 
-HEALTH_FIELDS = tuple(spec.name for spec in health.SETTINGS_FIELDS)
+#: The fields of ``PATCH /api/v1/health-settings/`` (its event: ``update_health_settings``).
+HEALTH_FIELDS = ("health_check_interval", "health_failure_threshold")
 
 
 def _changes(old: models.Model | None, new: models.Model, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -72,22 +73,6 @@ def _save_workspaces(request: Any, formset: Any) -> None:
     for workspace in formset.new_objects:
         workspace.save()
         _record_workspace(request, "create", workspace)
-
-
-class OrganizationForm(forms.ModelForm):
-    """The health settings are checked by the API's own field rules (``PATCH /api/v1/health-settings/``)."""
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
-        data = self.cleaned_data
-        values = {name: data[name] for name in HEALTH_FIELDS if name in data}
-        try:
-            field_rules.validate_fields(health.SETTINGS_FIELDS, values, partial=True)
-        except ApiError as exc:
-            for name, messages in exc.errors.items():
-                for message in messages:
-                    self.add_error(name if name in self.fields else None, message)
-        return data
 
 
 class _AdminRoleInline(admin.TabularInline):
@@ -134,7 +119,6 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     inlines = [MembershipInline, WorkspaceInline]
     organization_field = "pk"
     write_roles = frozenset(ADMIN_ROLES)
-    form = OrganizationForm
 
     def has_add_permission(self, request, *args: Any) -> bool:
         return request.user.is_superuser and super().has_add_permission(request, *args)
@@ -143,25 +127,25 @@ class OrganizationAdmin(OrganizationScopedAdmin):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
-        """Audited: the health settings through their service (``update_health_settings``, as the
-        API records them), the other settings as one ``update`` event; a new organization as ``create``."""
-        names = [name for name in form.changed_data if name in form.fields]
+        """Audited: a new organization as ``create``; a change as ``update`` (name, slug, revisions,
+        second person) and ``update_health_settings`` (as the API records it), old values read under
+        the row's lock; an unchanged save writes nothing."""
         if not change:
             super().save_model(request, obj, form, change)
             audit.record(actor=Actor.for_member(obj, request.user), action="create", target=_as_target(obj),
                          changes=_changes(None, obj, list(form.fields)))
             return
-        actor = Actor.for_member(obj, request.user)
         with transaction.atomic():
             current = Organization.objects.select_for_update().get(pk=obj.pk)
-            plain = [name for name in names if name not in HEALTH_FIELDS]
-            changes = _changes(current, obj, plain)
-            if changes:
-                obj.save(update_fields=list(changes))
-                audit.record(actor=actor, action="update", target=_as_target(obj), changes=changes)
-            settings = {name: getattr(obj, name) for name in names if name in HEALTH_FIELDS}
-            if settings:
-                health.update_settings(actor=actor, data=settings)
+            changes = _changes(current, obj, [name for name in form.changed_data if name in form.fields])
+            if not changes:
+                return
+            obj.save(update_fields=list(changes))
+            actor, target = Actor.for_member(obj, request.user), _as_target(obj)
+            for action, part in (("update", {k: v for k, v in changes.items() if k not in HEALTH_FIELDS}),
+                                 ("update_health_settings", {k: v for k, v in changes.items() if k in HEALTH_FIELDS})):
+                if part:
+                    audit.record(actor=actor, action=action, target=target, changes=part)
 
     def save_formset(self, request, form, formset, change):
         """Membership rows go through the services (role checks and audit events); workspace rows
