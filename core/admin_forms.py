@@ -82,3 +82,36 @@ class StrictJSONField(forms.JSONField):
             return super().has_changed(initial, data)
         except ValidationError:
             return True
+
+
+def state_hash(instance: Any, names: Any) -> str:
+    """A short digest of ``instance``'s values of the fields ``names`` (what a change form shows)."""
+    import hashlib
+
+    values = {name: getattr(instance, name, None) for name in names}
+    text = json.dumps(values, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class SeenStateForm(forms.ModelForm):
+    """A change form for a model without a version: the editable fields' values when the page was
+    opened travel in a hidden digest, and a save whose row holds other values now (another tab, a
+    management command) is refused with :data:`STALE_MESSAGE`, instead of putting back what was shown."""
+
+    seen_state = forms.CharField(required=False, widget=forms.HiddenInput)
+    stale_what = "object"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["seen_state"] = state_hash(self.instance, self._guarded())
+
+    def _guarded(self) -> list[str]:
+        return [name for name in self.base_fields if name != "seen_state" and hasattr(self.instance, name)]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data  # the row is read when the POST arrives
+        seen = data.get("seen_state")
+        if self.instance.pk is not None and seen and seen != state_hash(self.instance, self._guarded()):
+            raise ValidationError(STALE_MESSAGE.format(what=self.stale_what), code="stale")
+        return data

@@ -15,6 +15,7 @@ from django.contrib import admin
 from django.db import models, transaction
 from django.http import HttpResponseRedirect
 
+from core.admin_forms import SeenStateForm
 from organizations import audit
 from organizations.actors import Actor
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, audit_url, organizations_with_role
@@ -41,6 +42,11 @@ def _changes(old: models.Model | None, new: models.Model, names: list[str]) -> d
         if old is None or before != after:
             out[name] = {"old": before, "new": after}
     return out
+
+
+def _model_fields(names: Any) -> list[str]:
+    """The organization's own fields among a form's (not the page's ``seen_state``)."""
+    return [name for name in names if name != "seen_state"]
 
 
 def _as_target(organization: Organization) -> Organization:
@@ -73,6 +79,13 @@ def _save_workspaces(request: Any, formset: Any) -> None:
     for workspace in formset.new_objects:
         workspace.save()
         _record_workspace(request, "create", workspace)
+
+
+class OrganizationForm(SeenStateForm):
+    """A page opened before someone else changed the organization's settings is refused (a stale
+    tab would put back, say, a four-eyes rule another owner switched on)."""
+
+    stale_what = "organization"
 
 
 class _AdminRoleInline(admin.TabularInline):
@@ -116,6 +129,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     readonly_fields = ["created_at"]
+    form = OrganizationForm
     inlines = [MembershipInline, WorkspaceInline]
     organization_field = "pk"
     write_roles = frozenset(ADMIN_ROLES)
@@ -133,11 +147,11 @@ class OrganizationAdmin(OrganizationScopedAdmin):
         if not change:
             super().save_model(request, obj, form, change)
             audit.record(actor=Actor.for_member(obj, request.user), action="create", target=_as_target(obj),
-                         changes=_changes(None, obj, list(form.fields)))
+                         changes=_changes(None, obj, _model_fields(form.fields)))
             return
         with transaction.atomic():
             current = Organization.objects.select_for_update().get(pk=obj.pk)
-            changes = _changes(current, obj, [name for name in form.changed_data if name in form.fields])
+            changes = _changes(current, obj, _model_fields(form.changed_data))
             if not changes:
                 return
             obj.save(update_fields=list(changes))

@@ -10,6 +10,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
+from core.admin_forms import SeenStateForm
 from organizations import selectors
 from organizations.actors import Actor
 from organizations.admin import shown_once
@@ -56,13 +57,15 @@ class ApiTokenAddForm(forms.ModelForm):
         return cleaned
 
 
-class ApiTokenChangeForm(forms.ModelForm):
+class ApiTokenChangeForm(SeenStateForm):
     """Name, scopes and expiry; revocation is the "Revoke selected tokens" action, and final.
 
     A new expiry must be in the future, as when adding; an expiry left as it is stays, even past
-    (renaming an expired token does not ask for a new date)."""
+    (renaming an expired token does not ask for a new date). A page opened before someone else
+    changed the token is refused (a stale tab would put back scopes another operator narrowed)."""
 
     scopes = forms.MultipleChoiceField(choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple)
+    stale_what = "token"
 
     class Meta:
         model = ApiToken
@@ -100,7 +103,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
         if obj is None:
             return ["name", "organization", "user", "scopes", "expires_at", "submission"]
         return ["name", "organization", "user", "prefix", "scopes", "created_at", "expires_at",
-                "revoked_at", "last_used_at"]
+                "revoked_at", "last_used_at", "seen_state"]
 
     def get_readonly_fields(self, request, obj=None):
         return self.change_readonly if obj is not None else []
