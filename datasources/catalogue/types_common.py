@@ -49,12 +49,14 @@ S3_BUCKET_PATTERN = (rf"^(?![\s\S]{{0,2}}{END})(?!xn--|sthree-|amzn-s3-demo-)"
 #: A host holds no user name or password (``user:password@host``): they have fields of their own, and a
 #: password typed there would be stored, audited and echoed as a plain value.
 HOST_PATTERN = rf"^[^@]*{END}"
+#: ... and, where a host is required, not blank (the pattern the OpenAPI rules give a required string)
+REQUIRED_HOST_PATTERN = rf"^[^@\x00]*(?:[^\s\x1c-\x1f\x85\x00@]|\ufeff)[^@\x00]*{END}"
 HOST_MESSAGE = "Must be a host name or IP address, without a user name or password ('@'): use username and credentials."
 
 
 def host(label: str = "Host", help: str = "Hostname or IP address of the server.") -> Field:
     return Field("host", "string", label=label, required=True, max_length=NAME_MAX, help=help, transit=ENDPOINT,
-                 pattern=HOST_PATTERN, pattern_message=HOST_MESSAGE)
+                 pattern=REQUIRED_HOST_PATTERN, pattern_message=HOST_MESSAGE)
 
 
 def port(default: int, help: str = "", *, defaults_when: tuple[tuple[Condition, Any], ...] = (),

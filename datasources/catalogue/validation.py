@@ -67,7 +67,8 @@ def _string_error(f: Field, value: str) -> str | None:
         return "Null characters are not allowed."
     if f.kind == "pem" and PEM_MARKER not in value:
         return f"Must be PEM-encoded (a '{PEM_MARKER} ...' block)."
-    if f.pattern and not re.search(f.pattern, value):
+    # a required field's blank value is the required rule's to name ("may not be blank")
+    if f.pattern and not (f.required and _is_blank(value)) and not re.search(f.pattern, value):
         return f.pattern_message or f"Must match the pattern {f.pattern}."
     return None
 

@@ -29,6 +29,7 @@ HOSTS = [
     "/var/run/postgresql", "@abstract", "a,b", "127.0.0.1,127.0.0.2",
 ]  # fmt: skip
 SYNTAX = {"/var/run/postgresql", "@abstract", "a,b", "127.0.0.1,127.0.0.2"}  # refused before resolution
+WRITE_TIME = {"@abstract"}  # a host holds no '@' (the catalogue's host rule): refused when written
 STRINGS = [  # (type, connection string, refused by the parser)
     ("postgresql", "postgresql://u:p@127.0.0.1:{port}/d", False),
     ("postgresql", "postgresql://u:p@localhost:{port}/d?sslmode=disable", False),
@@ -41,6 +42,7 @@ STRINGS = [  # (type, connection string, refused by the parser)
 ]
 #: label -> (code, failing stage): a blocked address fails like a closed port, malformed forms earlier
 EXPECTED = {h: ("CREDENTIAL_TEST_FAILED", "resolve" if h in SYNTAX else "tcp") for h in HOSTS}
+EXPECTED |= {h: ("INVALID_REQUEST_BODY", None) for h in WRITE_TIME}
 EXPECTED |= {s: ("INVALID_REQUEST_BODY", None) if bad else ("CREDENTIAL_TEST_FAILED", "tcp") for _, s, bad in STRINGS}
 
 
