@@ -54,6 +54,7 @@ from datasources.catalogue.validation import (
     connection_defaults,
     normalize_connection,
     validate_secret_values,
+    value_errors,
 )
 
 __all__ = [
@@ -62,7 +63,7 @@ __all__ = [
     "TYPES", "TYPE_CHOICES", "UNKNOWN", "WHITESPACE_ONLY", "Check", "Condition", "ConfigInvalid", "ExtraCheck", "Field",
     "OneOfSecrets", "SecretField", "SourceType", "_is_blank", "_same", "check_required_secrets", "connection_defaults",
     "connection_openapi_schema", "credentials_openapi_schema", "empty_or", "get_type", "is_fully_configured",
-    "normalize_connection", "validate_secret_values",
+    "normalize_connection", "validate_secret_values", "value_errors",
 ]
 
 #: The source types, in the order clients see them.

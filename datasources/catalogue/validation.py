@@ -171,6 +171,14 @@ def _check(fields: tuple[Field, ...], out: dict, root: dict, prefix: str, errors
                     break
 
 
+def value_errors(source_type: SourceType, connection: dict) -> dict[str, list[str]]:
+    """What the values sent say by themselves (the first pass: unknown keys, kinds, lengths, ranges,
+    patterns), whatever else will come to override them (a connection string beside them)."""
+    errors: dict[str, list[str]] = {}
+    _coerce(source_type.fields, connection, "connection", errors)
+    return errors
+
+
 def normalize_connection(source_type: SourceType, connection: Any) -> dict:
     """Validate a complete connection dict for the type; return it with defaults applied.
 

@@ -96,6 +96,8 @@ def _raw_connection(ds: DataSource, data: dict[str, Any], mode: Mode, errors: di
             from_string, string_secrets = connection_strings.parse(ds.type, data["connection_string"])
         except catalogue.ConfigInvalid as exc:
             errors.update(exc.errors)
+        if isinstance(data.get("connection"), dict):  # what the string overrides is still checked as sent
+            errors.update(catalogue.value_errors(catalogue.get_type(ds.type), data["connection"]))
     if mode == "patch":
         raw = merge_patch(ds.connection, data["connection"]) if "connection" in data else ds.connection
     else:

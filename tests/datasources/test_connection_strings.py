@@ -8,6 +8,7 @@ from datasources.catalogue import ConfigInvalid
 from datasources.connection_strings import parse
 from datasources.models import DataSource
 from datasources.services.credentials import load_secrets
+from tests.support.state import stored_state
 
 URL = "/api/v1/data-sources/"
 
@@ -102,3 +103,9 @@ def test_precedence_beside_a_string_is_the_documented_one(api, pg_password_serve
     assert response.json()["connection"]["database"] == c.database and response.json()["description"] == "beside"
     assert load_secrets(DataSource.objects.get(pk=created.json()["id"])) == {"password": "hunter2"}
     assert "hunter2" not in response.content.decode()
+    # a value the string overrides is still checked as sent: a port that is no port is a 400, nothing changes
+    before = stored_state(created.json()["id"])
+    bad = api.patch(f"{url}?test_connection=false", {"connection_string": string, "connection": {"port": "abc"}},
+                    format="json")
+    assert bad.status_code == 400 and "connection.port" in bad.json()["errors"], bad.json()
+    assert stored_state(created.json()["id"]) == before
