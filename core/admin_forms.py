@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput, JSONString
 from rest_framework.exceptions import ParseError
 
-from core.errors import ApiError
+from core.errors import ApiError, ErrorCode
 from core.parsers import bad_text, clean_parsed, loads
 
 #: A stale admin form (its ``version_seen`` is not the row's version any more): refused, nothing saved.
@@ -115,3 +115,69 @@ class SeenStateForm(forms.ModelForm):
         if self.instance.pk is not None and seen and seen != state_hash(self.instance, self._guarded()):
             raise ValidationError(STALE_MESSAGE.format(what=self.stale_what), code="stale")
         return data
+
+
+class ServiceForm(forms.ModelForm):
+    """A change form that saves through its model's services from ``clean()`` (as the data-source form
+    does): what the service refuses lands on the form, and nothing is reported as saved. A change
+    sends only the fields that changed, with the version the page was opened at (the API's If-Match),
+    so a stale page is refused. Subclasses name ``service_fields`` and ``stale_what`` and implement
+    ``actor``, ``create`` and ``update``; the admin sets ``request``."""
+
+    request: Any = None
+    version_seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    service_fields: tuple[str, ...] = ()
+    stale_what = "object"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["version_seen"] = self.instance.version
+
+    def _post_clean(self) -> None:
+        """No model validation and no ``construct_instance``: the service validates and saves."""
+
+    def actor(self, organization: Any) -> Any:
+        raise NotImplementedError
+
+    def create(self, actor: Any, body: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def update(self, actor: Any, body: dict[str, Any], if_match: str | None) -> Any:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
+        data = self.cleaned_data
+        adding = self.instance.pk is None
+        organization = data.get("organization") if adding else self.instance.organization
+        if self.errors or organization is None:
+            return data
+        body = {key: data[key] for key in self.service_fields if adding or key in self.changed_data}
+        if not body:
+            return data
+        actor = self.actor(organization)
+        seen = data.get("version_seen")
+        try:
+            saved = (self.create(actor, body) if adding else
+                     self.update(actor, body, f'"{self.instance.pk}-{seen}"' if seen else None))
+        except ApiError as exc:
+            self._service_error(exc)
+            return data
+        for field in type(self.instance)._meta.concrete_fields:  # the same object: inline formsets hold it
+            setattr(self.instance, field.attname, getattr(saved, field.attname))
+        self.instance._state.adding = False
+        return data
+
+    def _service_error(self, exc: ApiError) -> None:
+        if exc.code == ErrorCode.PRECONDITION_FAILED:
+            self.add_error(None, STALE_MESSAGE.format(what=self.stale_what))
+            return
+        if not exc.errors:
+            self.add_error(None, exc.message)
+        for key, messages in exc.errors.items():
+            for message in messages:
+                if key in self.fields:
+                    self.add_error(key, message)
+                else:
+                    self.add_error(None, f"{key}: {message}")

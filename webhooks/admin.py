@@ -13,8 +13,8 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from core.admin_forms import STALE_MESSAGE
-from core.errors import ApiError, ErrorCode
+from core.admin_forms import ServiceForm
+from core.errors import ApiError
 from eventlog.catalogue import EVENT_TYPES
 from organizations.actors import Actor
 from organizations.admin import shown_once
@@ -41,16 +41,14 @@ SHOWN_ONCE_PAGE = """{% extends "admin/base_site.html" %}
 """
 
 
-class WebhookForm(forms.ModelForm):
-    """Saves through the webhook services from ``clean()`` (as the data-source form): a refusal (the
-    URL's egress check, a stale page) lands on the form and nothing is reported as saved. A change
-    sends only the fields that changed, with the version the page was opened at (If-Match). The
-    admin sets ``request``; a new webhook's secret is kept on the form for the response only."""
+class WebhookForm(ServiceForm):
+    """Saves through the webhook services (``ServiceForm``): a refusal (the URL's egress check, a stale
+    page) lands on the form. A new webhook's secret is kept on the form for the response only."""
 
-    request: Any = None
     events = forms.MultipleChoiceField(choices=[(k, k) for k in EVENT_TYPES], widget=forms.CheckboxSelectMultiple)
-    version_seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
     submission = shown_once.submission_field()
+    service_fields = tuple(service.FIELDS)
+    stale_what = "webhook"
 
     class Meta:
         model = Webhook
@@ -59,47 +57,16 @@ class WebhookForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.secret: str | None = None
-        if self.instance.pk is not None:
-            self.initial["version_seen"] = self.instance.version
 
-    def _post_clean(self) -> None:
-        """No model validation and no ``construct_instance``: the service validates and saves."""
+    def actor(self, organization: Any) -> Actor:
+        return Actor.for_member(organization, self.request.user)
 
-    def clean(self) -> dict[str, Any]:
-        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
-        data = self.cleaned_data
-        adding = self.instance.pk is None
-        organization = data.get("organization") if adding else self.instance.organization
-        if self.errors or organization is None:
-            return data
-        body = {key: data[key] for key in service.FIELDS if adding or key in self.changed_data}
-        if not body:
-            return data
-        actor = Actor.for_member(organization, self.request.user)
-        try:
-            if adding:
-                saved, self.secret = service.create_webhook(actor=actor, data=body)
-            else:
-                seen = data.get("version_seen")
-                saved = service.update_webhook(actor=actor, webhook_id=self.instance.pk, data=body,
-                                               if_match=f'"{self.instance.pk}-{seen}"' if seen else None)
-        except ApiError as exc:
-            self._service_error(exc)
-            return data
-        for field in Webhook._meta.concrete_fields:
-            setattr(self.instance, field.attname, getattr(saved, field.attname))
-        self.instance._state.adding = False
-        return data
+    def create(self, actor: Actor, body: dict[str, Any]) -> Webhook:
+        saved, self.secret = service.create_webhook(actor=actor, data=body)
+        return saved
 
-    def _service_error(self, exc: ApiError) -> None:
-        if exc.code == ErrorCode.PRECONDITION_FAILED:
-            self.add_error(None, STALE_MESSAGE.format(what="webhook"))
-            return
-        if not exc.errors:
-            self.add_error(None, exc.message)
-        for key, messages_ in exc.errors.items():
-            for message in messages_:
-                self.add_error(key if key in self.fields else None, message)
+    def update(self, actor: Actor, body: dict[str, Any], if_match: str | None) -> Webhook:
+        return service.update_webhook(actor=actor, webhook_id=self.instance.pk, data=body, if_match=if_match)
 
 
 @admin.register(Webhook)

@@ -16,8 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin_forms import STALE_MESSAGE, StrictJSONField
-from core.errors import ApiError, ErrorCode
+from core.admin_forms import ServiceForm, StrictJSONField
+from core.errors import ApiError
 from organizations.actors import admin_actor
 from organizations.admin import ORGANIZATION_FILTER, OrganizationScopedAdmin
 from workflows.models import Node, Workflow, WorkflowDataSource
@@ -35,64 +35,26 @@ def _reference(wds: WorkflowDataSource) -> str:
     return source_reference(target_of(wds), wds.workflow.organization.slug)
 
 
-class WorkflowForm(forms.ModelForm):
-    """Saves through the workflow services from ``clean()``, as the data-source form does: what the
-    service refuses lands on its field (and nothing is reported as saved). A change sends only the
-    fields that changed (PATCH). The admin sets ``request``."""
+class WorkflowForm(ServiceForm):
+    """Saves through the workflow services (``ServiceForm``): what the service refuses lands on its
+    field, and a stale page is refused."""
 
-    request: Any = None
-    version_seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    service_fields = FIELDS
+    stale_what = "workflow"
 
     class Meta:
         model = Workflow
         fields = ["organization", "name", "description"]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:  # a stale page is refused (the API's If-Match)
-            self.initial["version_seen"] = self.instance.version
+    def actor(self, organization: Any) -> Any:
+        return admin_actor(self.request, organization)
 
-    def _post_clean(self) -> None:
-        """No model validation and no ``construct_instance``: the service validates and saves."""
+    def create(self, actor: Any, body: dict[str, Any]) -> Workflow:
+        return wf_service.create_workflow(actor=actor, data=body)
 
-    def clean(self) -> dict[str, Any]:
-        super().clean()  # ModelForm's: returns cleaned_data (the stub says it may be None)
-        data = self.cleaned_data
-        adding = self.instance.pk is None
-        organization = data.get("organization") if adding else self.instance.organization
-        if self.errors or organization is None:
-            return data
-        body = {key: data[key] for key in FIELDS if adding or key in self.changed_data}
-        if not body:
-            return data
-        actor = admin_actor(self.request, organization)
-        try:
-            if adding:
-                saved = wf_service.create_workflow(actor=actor, data=body)
-            else:
-                seen = data.get("version_seen")
-                saved = wf_service.update_workflow(actor=actor, workflow=self.instance.pk, data=body, mode="patch",
-                                                   if_match=f'"{self.instance.pk}-{seen}"' if seen else None)
-        except ApiError as exc:
-            self._service_error(exc)
-            return data
-        for field in Workflow._meta.concrete_fields:  # the same object: the inline formsets hold it
-            setattr(self.instance, field.attname, getattr(saved, field.attname))
-        self.instance._state.adding = False
-        return data
-
-    def _service_error(self, exc: ApiError) -> None:
-        if exc.code == ErrorCode.PRECONDITION_FAILED:
-            self.add_error(None, STALE_MESSAGE.format(what="workflow"))
-            return
-        if not exc.errors:
-            self.add_error(None, exc.message)
-        for key, messages_ in exc.errors.items():
-            for message in messages_:
-                if key in self.fields:
-                    self.add_error(key, message)
-                else:
-                    self.add_error(None, f"{key}: {message}")
+    def update(self, actor: Any, body: dict[str, Any], if_match: str | None) -> Workflow:
+        return wf_service.update_workflow(actor=actor, workflow=self.instance.pk, data=body, mode="patch",
+                                          if_match=if_match)
 
 
 class _CappedFormSet(BaseInlineFormSet):
