@@ -131,6 +131,11 @@ def _parse_uri(type_key: str, value: str) -> tuple[dict[str, Any], dict[str, str
     return connection, secrets
 
 
+#: the keyword form's parameters this parser knows (besides ``_PG_FORBIDDEN``, refused by name)
+_PG_KEYWORDS = frozenset({"host", "port", "dbname", "database", "user", "password", "sslmode", "ssl_mode", "schema",
+                          "currentschema", "search_path"})
+
+
 def _parse_pg_keywords(value: str) -> tuple[dict[str, Any], dict[str, str]]:
     try:
         tokens = shlex.split(value, posix=True)
@@ -139,11 +144,17 @@ def _parse_pg_keywords(value: str) -> tuple[dict[str, Any], dict[str, str]]:
     connection: dict[str, Any] = {}
     secrets: dict[str, str] = {}
     params: list[tuple[str, str]] = []
+    after_password = False
     for token in tokens:
         key, sep, val = token.partition("=")
         if not sep:
             raise _fail("Each part must look like key=value.")
         k = _norm(key)
+        if after_password and k not in _PG_KEYWORDS and k not in _PG_FORBIDDEN:
+            # likely the rest of an unquoted password that holds a space: never named in the message
+            raise _fail("The part after password= is not a known parameter: quote a password that holds spaces "
+                        "(password='...').")
+        after_password = k == "password"
         if k == "host":
             if "," in val:
                 raise _fail("Host lists are not allowed: give exactly one host.")

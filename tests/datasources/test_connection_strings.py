@@ -26,6 +26,16 @@ def test_keyword_form_is_parsed():
     assert secrets == {"password": "a b"}
 
 
+def test_an_unquoted_password_with_a_space_is_refused_without_naming_its_tail():
+    with pytest.raises(ConfigInvalid) as info:
+        parse("postgresql", "host=h dbname=x password=ZZ SEC12=x")
+    message = str(info.value.errors)
+    assert "SEC12" not in message and "ZZ" not in message and "quote a password" in message
+    with pytest.raises(ConfigInvalid) as known:  # a known parameter after the password is still named
+        parse("postgresql", "host=h dbname=x password=p sslcert=/etc/x")
+    assert "sslcert" in str(known.value.errors)
+
+
 def test_mysql_ssl_mode_is_mapped():
     connection, _ = parse("mysql", "mysql://u:p@h:3307/d?ssl-mode=VERIFY_IDENTITY")
     assert connection["ssl"] == {"mode": "verify-full"} and connection["port"] == 3307
