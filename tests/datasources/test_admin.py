@@ -16,6 +16,7 @@ from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, AuditEvent, Membership, Role, hash_token
 from organizations.services import create_token
 from tests.datasources.test_empty_password import mariadb_no_password, mysql_body  # noqa: F401
+from tests.support.admin_forms import form_data
 
 CANARY = "Canary-s3cr3t-7f1e9d"
 CANARY2 = "Second-canary-0b44a2"
@@ -54,22 +55,6 @@ def pg_source(org, operator):
 def sqlite_source(org, operator, sqlite_file):
     data = {"name": "Shop", "type": "sqlite", "connection": {"path": sqlite_file}}
     return create_data_source(actor=actor_for(org, operator), data=data).data_source
-
-
-def form_data(response) -> dict:
-    """What a browser would post back from a rendered admin change form, unchanged."""
-    form = response.context["adminform"].form
-    data: dict = {}
-    for name, field in form.fields.items():
-        if field.disabled:
-            continue
-        value = form[name].value()
-        if field.__class__.__name__ == "BooleanField":
-            if value:
-                data[name] = "on"
-        elif value is not None:
-            data[name] = value
-    return data
 
 
 def change_url(obj) -> str:

@@ -10,6 +10,7 @@ from datasources.models import DataSource
 from datasources.services.datasources import create_data_source
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, AuditEvent, Membership, Role
+from tests.support.admin_forms import form_data
 
 DS = "admin:datasources_datasource"
 DEEP = '{"a": ' * 80 + "1" + "}" * 80
@@ -45,22 +46,6 @@ def source(org, operator, sqlite_file):
     data = {"name": "Shop", "type": "sqlite", "connection": {"path": sqlite_file}, "tags": ["a"],
             "metadata": {"team": "data"}}
     return create_data_source(actor=actor, data=data).data_source
-
-
-def form_data(response) -> dict:
-    """What a browser posts back from the rendered admin form, unchanged."""
-    form = response.context["adminform"].form
-    data: dict = {}
-    for name, field in form.fields.items():
-        if field.disabled:
-            continue
-        value = form[name].value()
-        if field.__class__.__name__ == "BooleanField":
-            if value:
-                data[name] = "on"
-        elif value is not None:
-            data[name] = value
-    return data
 
 
 def _errors(response, field: str) -> str:

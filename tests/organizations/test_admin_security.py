@@ -29,7 +29,7 @@ from datasources.services.datasources import create_data_source
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, AuditEvent, Membership, Organization, Role
 from organizations.services import create_token
-from tests.support.workflows import add_node, add_source, change_schema, create_source, create_workflow
+from tests.support.workflows import change_schema, shop_flow
 from workflows.models import NodeInput, WorkflowDataSource
 
 DS_CHANGELIST = "admin:datasources_datasource_changelist"
@@ -154,10 +154,8 @@ def test_a_writer_elsewhere_is_refused_403_on_a_source_where_they_only_view(clie
 
 @pytest.fixture
 def flow(api):
-    source = create_source(api, "Shop", "shop.db", "CREATE TABLE old_table (id INT); CREATE TABLE keep (id INT);")
-    workflow = create_workflow(api, "Flow")
-    wds = add_source(api, workflow, source_data_source="acme.shop:v1")
-    add_node(api, workflow, "n1", [(wds, "old_table"), (wds, "keep")])
+    shop = shop_flow(api)
+    source, wds = shop["source"], shop["wds"]
     version = change_schema(api, source, "shop.db", "ALTER TABLE old_table RENAME TO new_table;")
     url = reverse("admin:workflows_workflowdatasource_repoint", args=[wds["id"]])
     body = {"source_data_source": f"acme.shop:v{version}", "mapped_tables": '{"old_table": "new_table"}',

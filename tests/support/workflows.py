@@ -71,3 +71,12 @@ def node_tables(api, workflow: dict) -> dict[str, list[str]]:
 
 def wds_url(workflow: dict, wds: dict) -> str:
     return f"{WF}{workflow['id']}/data-sources/{wds['id']}/"
+
+
+def shop_flow(api) -> dict:
+    """Data source "Shop" (old_table, keep) at v1, workflow "Flow" reading it, node n1 reading both."""
+    source = create_source(api, "Shop", "shop.db", "CREATE TABLE old_table (id INT); CREATE TABLE keep (id INT);")
+    workflow = create_workflow(api, "Flow")
+    wds = add_source(api, workflow, source_data_source="acme.shop:v1")
+    add_node(api, workflow, "n1", [(wds, "old_table"), (wds, "keep")])
+    return {"source": source, "workflow": workflow, "wds": wds}

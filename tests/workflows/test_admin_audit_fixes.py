@@ -9,17 +9,13 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from organizations.models import AuditEvent
-from tests.support.workflows import add_node, add_source, change_schema, create_source, create_workflow
+from tests.support.workflows import change_schema, create_workflow, shop_flow
 from workflows.models import NodeInput, Workflow, WorkflowDataSource
 
 
 @pytest.fixture
 def flow(api):
-    source = create_source(api, "Shop", "shop.db", "CREATE TABLE old_table (id INT); CREATE TABLE keep (id INT);")
-    workflow = create_workflow(api, "Flow")
-    wds = add_source(api, workflow, source_data_source="acme.shop:v1")
-    add_node(api, workflow, "n1", [(wds, "old_table"), (wds, "keep")])
-    return {"source": source, "workflow": workflow, "wds": wds}
+    return shop_flow(api)
 
 
 @pytest.mark.parametrize(("mapped", "message"), [

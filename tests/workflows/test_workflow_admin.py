@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from organizations.models import AuditEvent
-from tests.support.workflows import add_node, add_source, change_schema, create_source, create_workflow
+from tests.support.workflows import add_source, change_schema, create_workflow, shop_flow
 from workflows.models import NodeInput, Workflow, WorkflowDataSource
 
 
@@ -19,11 +19,7 @@ def admin_client(client, django_user_model):
 
 @pytest.fixture
 def flow(api):
-    source = create_source(api, "Shop", "shop.db", "CREATE TABLE old_table (id INT); CREATE TABLE keep (id INT);")
-    workflow = create_workflow(api, "Flow")
-    wds = add_source(api, workflow, source_data_source="acme.shop:v1")
-    add_node(api, workflow, "n1", [(wds, "old_table"), (wds, "keep")])
-    return {"source": source, "workflow": workflow, "wds": wds}
+    return shop_flow(api)
 
 
 def test_the_workflow_page_shows_data_sources_and_nodes_inline(admin_client, flow):
