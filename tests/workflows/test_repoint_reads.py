@@ -76,6 +76,10 @@ def test_a_table_read_twice_by_a_node_is_listed_once_and_left_read_once(api):
     by_old = {t["old"]["name"]: t for t in plan["tables"]}
     assert [n["name"] for n in by_old["c"]["nodes"]] == ["second", "third"]
     assert (plan["nodes_affected"], plan["inputs_rewritten"]) == (3, 3)
+    # b and c both map onto b: the plan says so ("first" read b only; "second" read a and c)
+    assert [(m["new"]["name"], [o["name"] for o in m["old"]]) for m in plan["merged_tables"]] == [("b", ["b", "c"])]
+    assert api.patch(f"{url}?dry_run=true", {"source_data_source": "acme.shop:v1"},
+                     format="json").json()["merged_tables"] == []
     assert api.patch(url, body, format="json").status_code == 200
     reads = {node: sorted(ref.split(":")[0] for ref in refs) for node, refs in node_tables(api, workflow).items()}
     assert reads == {"first": ["a", "b"], "second": ["a", "b"], "third": ["b"]}

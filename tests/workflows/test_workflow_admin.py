@@ -39,6 +39,10 @@ def test_repoint_previews_the_plan_then_applies_it_with_the_same_service(admin_c
     body = {"source_data_source": f"acme.shop:v{v2}", "mapped_tables": '{"old_table": "new_table"}'}
     preview = admin_client.post(url, {**body, "_preview": "1"})
     assert preview.status_code == 200 and "repoint-plan" in preview.content.decode()
+    assert "Merged" not in preview.content.decode()
+    onto_keep = admin_client.post(url, {"source_data_source": f"acme.shop:v{v2}",
+                                        "mapped_tables": '{"old_table": "keep"}', "_preview": "1"}).content.decode()
+    assert "<strong>Merged:</strong>" in onto_keep and "all map to <code>keep:" in onto_keep
     assert WorkflowDataSource.objects.get().version == 1
     applied = admin_client.post(url, {**body, "_apply": "1"})
     assert applied.status_code == 302

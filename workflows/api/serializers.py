@@ -314,6 +314,11 @@ class PlanTableSerializer(serializers.Serializer):
     column_changes = serializers.DictField(allow_null=True, help_text="{added, removed, changed}; null if unknown.")
 
 
+class MergedTablesSerializer(serializers.Serializer):
+    new = TableSerializer()
+    old = TableSerializer(many=True)
+
+
 class RepointPlanSerializer(serializers.Serializer):
     """The answer to ``?dry_run=true``: what a repoint would do, changing nothing."""
 
@@ -321,6 +326,9 @@ class RepointPlanSerializer(serializers.Serializer):
     data_source = WorkflowDataSourceSerializer()
     to = SourceSerializer()
     tables = PlanTableSerializer(many=True)
+    merged_tables = MergedTablesSerializer(
+        many=True, help_text="Tables read downstream that map onto one new table: a node that read several of "
+                             "them reads it once afterwards. Empty when no two tables merge.")
     nodes_affected = serializers.IntegerField()
     inputs_rewritten = serializers.IntegerField()
 

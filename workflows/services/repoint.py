@@ -138,10 +138,24 @@ def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping
         "from": source_repr(current, org),
         "to": source_repr(target, org),
         "tables": tables,
+        "merged_tables": _merged(matches),
         "nodes_affected": len(node_ids),
         "inputs_rewritten": rewritten,
     }
     return _Computed(plan, matches, inputs, node_ids)
+
+
+def _merged(matches: list[Match]) -> list[dict[str, Any]]:
+    """Tables read downstream that map onto one new table: a node that read several of them reads
+    it once afterwards (its duplicate inputs are dropped), so the plan says so."""
+    onto: dict[str, list[Match]] = {}
+    for match in matches:
+        onto.setdefault(match.new.reference_id, []).append(match)
+    return [
+        {"new": _table(group[0].new), "old": [_table(m.old) for m in sorted(group, key=lambda m: m.old.reference)]}
+        for _, group in sorted(onto.items(), key=lambda item: item[1][0].new.reference)
+        if len(group) > 1
+    ]
 
 
 def _check_duplicate(wds: WorkflowDataSource, target: Target) -> None:
