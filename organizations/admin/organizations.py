@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 
 from core.admin_forms import SeenStateForm
@@ -23,9 +26,12 @@ from organizations.models import (
     ADMIN_ROLES,
     Membership,
     Organization,
+    Role,
     Workspace,
 )
 from organizations.services import (
+    RoleChange,
+    check_owner_rules,
     remove_membership,
     set_membership,
 )
@@ -108,11 +114,52 @@ class _AdminRoleInline(admin.TabularInline):
         return super().has_delete_permission(request, obj) and self._may_write(request, obj)
 
 
+def _owner_rule_refusal(request: Any, organization: Organization, changes: list[RoleChange]) -> str | None:
+    """Why the owner role's rules refuse ``changes`` (``check_owner_rules``), for a form; else None."""
+    try:
+        check_owner_rules(Actor.for_member(organization, request.user), organization, changes)
+    except ValidationError as exc:
+        return exc.messages[0]
+    except PermissionDenied as exc:
+        return str(exc)
+    return None
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    """The organization page's member rows: the owner rules apply to the page's changes together (a
+    new owner and the old one's demotion may be one save; the services then grant before they take)."""
+
+    request: Any = None
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors) or self.request is None or self.instance.pk is None:
+            return
+        before = dict(Membership.objects.filter(organization=self.instance).values_list("pk", "role"))
+        changes: list[RoleChange] = []
+        for form in self.forms:
+            old, role = before.get(form.instance.pk), form.cleaned_data.get("role")
+            if self.can_delete and form.cleaned_data.get("DELETE"):
+                changes.append((old, None))
+            elif form.instance.pk is None or "user" in form.changed_data:  # an addition (or another user)
+                changes += [(old, None), (None, role)] if form.has_changed() else []
+            elif "role" in form.changed_data:
+                changes.append((old, role))
+        refusal = _owner_rule_refusal(self.request, self.instance, changes)
+        if refusal:
+            raise ValidationError(refusal)
+
+
 class MembershipInline(_AdminRoleInline):
     model = Membership
+    formset = MembershipFormSet
     raw_id_fields = ["user"]
     fields = ["user", "role", "created_at"]
     readonly_fields = ["created_at"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"request": request})
 
 
 class WorkspaceInline(_AdminRoleInline):
@@ -171,17 +218,36 @@ class OrganizationAdmin(OrganizationScopedAdmin):
         organization = form.instance
         actor = Actor.for_member(organization, request.user)
         formset.save(commit=False)
-        for membership in formset.deleted_objects:
-            remove_membership(actor=actor, membership=membership)
+        removals, sets = list(formset.deleted_objects), list(formset.new_objects)
         for membership, fields in formset.changed_objects:
-            if "user" in fields:  # another user on the same row: a removal and an addition
-                remove_membership(actor=actor, membership=Membership.objects.get(pk=membership.pk))
-                formset.new_objects.append(membership)
-            else:
-                set_membership(actor=actor, organization=organization, user=membership.user, role=membership.role)
-        for membership in formset.new_objects:
+            if "user" in fields:  # another user on the same row: an addition and a removal
+                removals.append(Membership.objects.get(pk=membership.pk))
+            sets.append(membership)
+        # grants first, removals last: a page that makes a new owner and demotes the old one passes
+        for membership in sorted(sets, key=lambda m: m.role != Role.OWNER):
             set_membership(actor=actor, organization=organization, user=membership.user, role=membership.role)
+        for membership in removals:
+            remove_membership(actor=actor, membership=membership)
         return None
+
+
+class MembershipForm(forms.ModelForm):
+    """A member's own page: the owner rules refuse on the role field, before anything is saved."""
+
+    request: Any = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
+        existing = self.instance.pk is not None
+        organization = self.instance.organization if existing else data.get("organization")
+        user = self.instance.user if existing else data.get("user")
+        if organization is None or user is None or not data.get("role") or self.request is None:
+            return data
+        old = Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
+        refusal = _owner_rule_refusal(self.request, organization, [(old, data["role"])])
+        if refusal:
+            self.add_error("role", refusal)
+        return data
 
 
 @admin.register(Membership)
@@ -196,6 +262,21 @@ class MembershipAdmin(OrganizationScopedAdmin):
     list_select_related = ["user", "organization"]
     view_roles = frozenset(ADMIN_ROLES)
     write_roles = frozenset(ADMIN_ROLES)
+    form = MembershipForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def get_deleted_objects(self, objs, request):
+        """A removal the owner rules refuse is listed as what stops it (the page then deletes nothing)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        by_organization: dict[Organization, list[RoleChange]] = {}
+        for membership in objs:
+            by_organization.setdefault(membership.organization, []).append((membership.role, None))
+        refusals = [refusal for organization, changes in by_organization.items()
+                    if (refusal := _owner_rule_refusal(request, organization, changes))]
+        return deleted, counts, perms_needed, [*protected, *refusals]
 
     def get_fields(self, request, obj=None):
         return ["organization", "user", "role", "created_at"] if obj is not None else ["organization", "user", "role"]

@@ -153,6 +153,28 @@ def revoke_token(*, actor: Actor, token: ApiToken) -> bool:
 # --- memberships ------------------------------------------------------------------------------
 
 
+RoleChange = tuple[str | None, str | None]  # (role before, role after); None: not a member
+
+
+def check_owner_rules(actor: Actor, organization: Organization, changes: list[RoleChange], *,
+                      lock: bool = False) -> None:
+    """The owner role's two rules, for ``changes`` applied together: only an owner grants or takes it
+    away (PermissionDenied: an admin may not make themself or anyone owner, nor demote or remove one),
+    and an organization that has an owner keeps one (ValidationError). ``lock``: the owners' rows
+    are locked while counted, so two operators each demoting the other cannot both pass."""
+    touching = [(old, new) for old, new in changes if old != new and Role.OWNER in (old, new)]
+    if not touching:
+        return
+    if not (actor.is_system or actor.role in (None, Role.OWNER)):
+        raise PermissionDenied(f"Only an owner of '{organization.slug}' may grant or take away the owner role.")
+    owners_qs = Membership.objects.filter(organization=organization, role=Role.OWNER)
+    owners = len(owners_qs.select_for_update().values_list("pk", flat=True)) if lock else owners_qs.count()
+    left = owners - sum(old == Role.OWNER for old, _ in touching) + sum(new == Role.OWNER for _, new in touching)
+    if owners and left <= 0:
+        raise ValidationError(f"'{organization.slug}' would have no owner left: make another member owner first.",
+                              code="last_owner")
+
+
 @transaction.atomic
 def set_membership(
     *, actor: Actor, organization: Organization, user: AbstractBaseUser, role: str
@@ -164,6 +186,7 @@ def set_membership(
     membership = (
         Membership.objects.select_for_update().filter(organization=organization, user_id=user.pk).first()
     )
+    check_owner_rules(actor, organization, [(membership.role if membership else None, role)], lock=True)
     if membership is None:
         membership = Membership.objects.create(organization=organization, user_id=user.pk, role=role)
         audit.record(actor=actor, action="create", target=membership,
@@ -183,7 +206,7 @@ def remove_membership(*, actor: Actor, membership: Membership) -> None:
     """Remove a member from an organization (their user tokens stop working there)."""
     current = Membership.objects.select_for_update().select_related("organization", "user").get(pk=membership.pk)
     require_org_admin(actor, current.organization)
+    check_owner_rules(actor, current.organization, [(current.role, None)], lock=True)
     audit.record(actor=actor, action="delete", target=current, changes={
         "user": {"old": current.user.get_username(), "new": None}, "role": {"old": current.role, "new": None}})
     current.delete()
-

@@ -29,6 +29,7 @@ from datasources.services.datasources import create_data_source
 from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, AuditEvent, Membership, Organization, Role
 from organizations.services import create_token
+from tests.support.admin_forms import organization_page_data
 from tests.support.workflows import change_schema, shop_flow
 from workflows.models import NodeInput, WorkflowDataSource
 
@@ -357,23 +358,7 @@ def test_membership_create_role_change_and_delete_are_audited(client, staff, org
 def test_membership_role_change_on_the_organization_page_is_audited(client, root, org, owner, viewer):
     membership = Membership.objects.get(user=viewer)
     page = client.get(reverse("admin:organizations_organization_change", args=[org.pk]))
-    formset = page.context["inline_admin_formsets"][0].formset
-    data = {"slug": org.slug, "name": org.name}
-    for name, value in page.context["adminform"].form.initial.items():  # the other settings, as the page shows them
-        if name not in data and value is not None and value is not False:
-            data[name] = "on" if value is True else value
-    for inline in page.context["inline_admin_formsets"]:
-        fs = inline.formset
-        data.update({f"{fs.prefix}-TOTAL_FORMS": fs.total_form_count(), f"{fs.prefix}-INITIAL_FORMS":
-                     fs.initial_form_count(), f"{fs.prefix}-MIN_NUM_FORMS": 0, f"{fs.prefix}-MAX_NUM_FORMS": 1000})
-        for i, form in enumerate(fs.forms):
-            data[f"{fs.prefix}-{i}-id"] = form.instance.pk
-            for name in ("user", "role", "name"):
-                if name in form.fields:
-                    value = form.instance.user_id if name == "user" else getattr(form.instance, name)
-                    data[f"{fs.prefix}-{i}-{name}"] = value
-            if fs is formset and form.instance.pk == membership.pk:
-                data[f"{fs.prefix}-{i}-role"] = "editor"
+    data = organization_page_data(page, {membership.pk: {"role": "editor"}})
     assert client.post(reverse("admin:organizations_organization_change", args=[org.pk]), data).status_code == 302
     assert Membership.objects.get(pk=membership.pk).role == "editor"
     (event,) = _events(membership)
