@@ -116,7 +116,8 @@ class SchemaActionsMixin:
             serializer.is_valid(raise_exception=True)
             body = dict(serializer.validated_data)
         options = service.WriteOptions(
-            if_match=request.headers.get("If-Match"), tenancy_replace=request.method == "PUT", test_connection=False
+            if_match=request.headers.get("If-Match"), tenancy_replace=request.method == "PUT", test_connection=False,
+            method=request.method,
         )
         result = service.update_data_source(
             actor=actor, data_source_id=ds.pk, data={"tenancy_settings": body}, mode="patch", options=options

@@ -71,15 +71,17 @@ def native(ds: DataSource) -> dict[str, Any]:
 
 
 def update(request: Request, data_source_id: Any, data: dict[str, Any], *,
-           tenancy_replace: bool = False) -> service.WriteResult:
-    """PATCH (merge) through the update service with a native body: the service validates it (the
-    API's rules and messages), tests a connection change, applies it and re-caches."""
+           tenancy_replace: bool = False, inline_refresh: bool = False) -> service.WriteResult:
+    """Merge a native body through the update service (the audit records the request's method): the
+    service validates it (the API's rules and messages), tests a connection change, applies it and
+    re-caches (``inline_refresh``: before answering, even where refreshes go to a worker)."""
     return service.update_data_source(
         actor=require_actor(request),
         data_source_id=data_source_id,
         data=data,
         mode="patch",
-        options=service.WriteOptions(if_match=request.headers.get("If-Match"), tenancy_replace=tenancy_replace),
+        options=service.WriteOptions(if_match=request.headers.get("If-Match"), tenancy_replace=tenancy_replace,
+                                     inline_refresh=inline_refresh, method=request.method),
     )
 
 

@@ -191,7 +191,7 @@ class DatabrainDatasourceView(common.View):
             data.update(TENANCY.to_native(values["tenancySettings"]))
             if selectors.has_tenancy_settings(ds):
                 self.errors = ERRORS.with_codes(TENANCY_SETTINGS_INVALID="TENANCY_SETTINGS_UPDATE_FAILED")
-        result = common.update(request, ds.pk, data, tenancy_replace=True)
+        result = common.update(request, ds.pk, data, tenancy_replace=True, inline_refresh=True)
         if result.schema is not None and not result.schema.ok:
             raise SchemaCacheFailed(
                 f"The datasource was updated but its schema could not be cached: {result.schema.error}",

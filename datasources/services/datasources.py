@@ -63,6 +63,11 @@ class WriteOptions:
     restores: int | None = None
     #: False: the caller already took the test budget for this test (a change set budgets its items as a whole)
     test_budget: bool = True
+    #: re-cache the schema before answering even where refreshes go to a worker (SCHEMA_REFRESH_ASYNC):
+    #: Databrain's PUT answers SCHEMA_CACHE_FAILED when the re-cache fails
+    inline_refresh: bool = False
+    #: the HTTP method the audit records when it is not ``mode``'s (an adapter's PUT that merges)
+    method: str | None = None
 
 
 @dataclass
@@ -128,7 +133,7 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         consume_test_budget(actor, timeout=probe.connection_timeout)
     config = build_config(probe, plan.values["connection"], plan.secrets_after)
     # The tables too when an inline refresh follows, or for a dry run's impact report (no second connection).
-    result = run_test(config, introspect=options.dry_run or not settings.SCHEMA_REFRESH_ASYNC)
+    result = run_test(config, introspect=options.dry_run or options.inline_refresh or not settings.SCHEMA_REFRESH_ASYNC)
     require_passing(result)
     _pin_ssh_host_key(plan, result)
     return result
@@ -190,6 +195,11 @@ def _save(ds: DataSource, plan: Plan, changed: set[str]) -> None:
             pending.clear(ds)  # the credentials were updated: any that waited for a move are void
     if plan.tenancy is not UNCHANGED:
         tenancy.write(ds, plan.tenancy)
+
+
+def _trigger(mode: str, options: WriteOptions) -> str:
+    """What an attempt's audit record says triggered it: the HTTP method, lower-case."""
+    return (options.method or mode).lower()
 
 
 def _detail(mode: str, test: TestResult | None, plan: Plan | None = None) -> dict[str, Any]:
@@ -267,7 +277,8 @@ def update_data_source(
         # A test of this source ran (or failed) and the change was not applied: say so in the audit.
         test = failed_test(exc) or (tested[-1] if tested else None)
         if test is not None:
-            record_attempt(actor=actor, data_source=ds, action="test", trigger=mode, data=data, test=test, error=exc)
+            record_attempt(actor=actor, data_source=ds, action="test", trigger=_trigger(mode, options), data=data,
+                           test=test, error=exc)
         raise
 
 
@@ -332,10 +343,10 @@ def _dry_run(
         plan = _checked_plan(actor, ds, data, mode, options)
         test = _test(actor, ds, plan, options)
     except ApiError as exc:
-        record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=mode, data=data,
+        record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=_trigger(mode, options), data=data,
                        test=failed_test(exc), error=exc)
         raise
-    record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=mode, data=data, test=test)
+    record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=_trigger(mode, options), data=data, test=test)
     return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True,
                        impact=impact_of(ds, plan, test))
 
@@ -379,7 +390,7 @@ def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mo
     read, that statement, COMMIT."""
     changed = _apply(ds, plan, actor, test)
     ds.version += 1
-    detail = _detail(mode, test, plan)
+    detail = _detail(options.method or mode, test, plan)
     if options.restores is not None:
         detail["restored_revision"] = options.restores
     with write_batch():
@@ -397,7 +408,7 @@ def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None,
     configured (the response then says `pending`), else inline with the configuration just tested."""
     if test is None or not plan.connection_changed or options.defer_refresh:
         return None
-    if settings.SCHEMA_REFRESH_ASYNC:
+    if settings.SCHEMA_REFRESH_ASYNC and not options.inline_refresh:
         refresh_queue.enqueue_refresh(ds.pk)
         ds.refresh_from_db()
         return None

@@ -88,6 +88,24 @@ def test_curl_example_verbatim(api, source, pg_password_server, monkeypatch):
     assert core["tags"] == ["kept"]  # only the credential structure is replaced
 
 
+def test_put_recaches_before_answering_where_a_worker_would_and_is_audited_as_put(api, source, pg_password_server,
+                                                                                 settings):
+    settings.SCHEMA_REFRESH_ASYNC = True  # make run and compose.yaml: connection changes re-cache on a worker
+    before = api.get(f"{URL}{source['id']}/").json()["schema"]
+    probe = f"recache_probe_{source['id']}"
+    admin_sql(pg_password_server, [f"CREATE TABLE {probe} (id int)"], dbname=pg_password_server.database)
+    try:
+        moved = body_for(pg_password_server, host="localhost")  # a connection change: tested, then re-cached
+        assert api.put(DB, moved, format="json").status_code == 200
+        schema = api.get(f"{URL}{source['id']}/").json()["schema"]
+    finally:
+        admin_sql(pg_password_server, [f"DROP TABLE {probe}"], dbname=pg_password_server.database)
+    assert (schema["status"], schema["version"]) == ("ready", before["version"] + 1)  # no worker ran here
+    history = api.get(f"{URL}{source['id']}/history/").json()
+    events = history["results"] if isinstance(history, dict) else history
+    assert events[0]["action"] == "update" and events[0]["detail"]["method"] == "PUT"
+
+
 def test_put_replaces_the_structure_and_recaches(api, source, pg_password_server):
     response = api.put(DB, body_for(pg_password_server, enableSsl=False), format="json")
     assert response.status_code == 200, response.json()
@@ -191,7 +209,12 @@ def test_core_rule_egress_policy_applies(api, source, pg_password_server):
     assert stored_state(source["id"]) == before
 
 
-def test_schema_cache_failed(api, source, pg_password_server, monkeypatch):
+@pytest.mark.parametrize("queued", [False, True], ids=["inline", "worker-configured"])
+def test_schema_cache_failed(api, source, pg_password_server, monkeypatch, settings, queued):
+    """The seed's PUT re-caches before it answers, even where refreshes go to a worker: a cache that
+    fails is SCHEMA_CACHE_FAILED, never a 200 with the refresh still to come."""
+    settings.SCHEMA_REFRESH_ASYNC = queued
+
     def broken(self, conn, config):  # the catalog query, over the tested session and on a retry alike
         raise ConnectorError("introspect", "catalog query failed")
 

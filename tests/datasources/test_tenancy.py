@@ -50,6 +50,9 @@ def test_database_level_needs_nothing_else(api, source):
     response = api.put(f"{URL}{source['id']}/tenancy/", {"level": "DATABASE"}, format="json")
     assert response.status_code == 200
     assert response.json()["level"] == "DATABASE"
+    history = api.get(f"{URL}{source['id']}/history/").json()
+    latest = (history["results"] if isinstance(history, dict) else history)[0]
+    assert (latest["action"], latest["detail"]["method"]) == ("update", "PUT")  # as sent, not the merge it runs as
 
 
 @pytest.mark.parametrize(
