@@ -192,7 +192,9 @@ def build_plan(
             changes.update(diff_paths(old or {}, new, key))
         elif old != new:
             changes[key.removesuffix("_id")] = {"old": old, "new": new}
-    effective = {k: v for k, v in sent.items() if current.get(k) != v and (v is not None or k in current)}
+    # A secret sent is a secret written, even one equal to the stored value: comparing would tell a
+    # writer whether a guess is the stored password (changed_fields, the audit, the test, the version).
+    effective = {k: v for k, v in sent.items() if v is not None or k in current}
     for name, value in effective.items():
         changes[f"credentials.{name}"] = "cleared" if value is None else "changed"
     if missing and not withhold and hops is not None:

@@ -250,12 +250,25 @@ def test_create_patch_put_spell_empty_absent_and_null(api):
     assert changes[-1] == "changed"  # the create: "changed", never a value
 
 
-def test_the_same_empty_password_again_is_no_change(api):
-    pk = api.post(f"{URL}?test_connection=false", mysql_body(Login("db.example.com", 3306, "app", "shop")),
-                  format="json").json()["id"]
+def test_a_password_sent_again_is_written_again_so_a_guess_cannot_be_checked(api):
+    """Comparing a sent secret with the stored one would tell a writer whether a guess is the stored
+    password (changed_fields, the audit, the test, the version): a sent secret always counts as written."""
+    pk = api.post(f"{URL}?test_connection=false", mysql_body(Login("db.example.com", 3306, "app", "shop"),
+                                                             password="right-pw"), format="json").json()["id"]
+    answers = {}
+    for guess in ("right-pw", "wrong-pw", ""):
+        body = {"credentials": {"password": guess}}
+        dry = api.patch(f"{URL}{pk}/?dry_run=true&test_connection=false", body, format="json")
+        put = api.put(f"{URL}{pk}/?dry_run=true&test_connection=false",
+                      {**mysql_body(Login("db.example.com", 3306, "app", "shop"), password=guess)}, format="json")
+        answers[guess] = (dry.status_code, dry.json()["changed_fields"], put.status_code, put.json()["changed_fields"])
+    assert answers["right-pw"] == answers["wrong-pw"] == answers[""]
+    assert "credentials.password" in answers["right-pw"][1]
     before = stored_state(pk)
-    again = api.patch(f"{URL}{pk}/?test_connection=false", {"credentials": {"password": ""}}, format="json")
-    assert again.status_code == 200 and stored_state(pk) == before
+    again = api.patch(f"{URL}{pk}/?test_connection=false", {"credentials": {"password": "right-pw"}}, format="json")
+    assert again.status_code == 200
+    assert stored_state(pk)["row"]["version"] == before["row"]["version"] + 1
+    assert history(api, pk)[0]["changes"]["credentials.password"] == "changed"
 
 
 @pytest.mark.parametrize("key,connection", [
