@@ -322,6 +322,28 @@ def test_exactly_one_source_in_the_seeds_own_sentence(api, shop):
     assert response.json()["error"]["errors"] == {"sourceDataset": [message], "sourceWorkflow": [message]}
 
 
+def test_null_is_a_field_not_given_as_generated_sdks_send_it(api, shop):
+    """SDKs generated from the schema send ``null`` for the fields they leave unset: the other source is
+    the one named, ``mappedTables: null`` is automatic mapping, and both null name no source (the seed's 400)."""
+    upstream = create_workflow(api, "Upstream")
+    up_source = add_source(api, upstream, source_data_source="acme.shop:v1")
+    add_node(api, upstream, "make", [(up_source, "old_table")], output={"name": "old_table"})
+    url = f"{RV}acme.flow/dataSources/acme.shop:v1_0"
+    response = api.patch(url, {"sourceDataset": None, "sourceWorkflow": "acme.upstream",
+                               "mappedTables": {"keep": "old_table"}}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["sourceWorkflow"]["name"] == "Upstream"
+    back = api.patch(f"{RV}acme.flow/dataSources/{response.json()['id']}",
+                     {"sourceDataset": "acme.shop:v1_0", "sourceWorkflow": None, "mappedTables": None}, format="json")
+    assert back.status_code == 200, back.json()
+    assert back.json()["sourceWorkflow"] is None and back.json()["sourceDataset"]["version"] == "v1.0"
+    message = "Either a sourceDataset or sourceWorkflow must be provided, but not both."
+    for body in ({"sourceDataset": None, "sourceWorkflow": None}, {"sourceDataset": None}, {"mappedTables": None}):
+        error = api.patch(url, body, format="json").json()["error"]
+        assert error["message"] == message, body
+        assert error["errors"] == {"sourceDataset": [message], "sourceWorkflow": [message]}
+
+
 def _second_workflow(api, shop):
     other = create_workflow(api, "Other flow")
     add_source(api, other, source_data_source="acme.shop:v1")

@@ -42,30 +42,36 @@ from workflows.services.common import etag_matches, get_workflow, get_workflow_d
 
 TAG = "compat: redivis"
 
-#: the PATCH body over the repoint service's arguments
+#: the PATCH body over the repoint service's arguments; ``null`` is "not given" (generated SDKs send
+#: null for the fields they leave unset), so ``{"sourceDataset": null, "sourceWorkflow": ...}`` names one
+#: source and a body with both null names none (the seed's 400)
 TABLE = Table((
     Field("sourceDataset", "source_data_source"),
     Field("sourceWorkflow", "source_workflow"),
     Field("mappedTables", "mapped_tables"),
-), names={"workflow": "workflowReference", "data_source": "dataSourceReference"})
+), null_is_absent=True, names={"workflow": "workflowReference", "data_source": "dataSourceReference"})
 #: ``{"error": {code: <HTTP status>, status: <native code>, message, errors, ...}}``
 ERRORS = ErrorShape({"error": {"code": Slot.STATUS, "status": Slot.NATIVE_CODE, "message": Slot.MESSAGE,
                                "errors": Slot.ERRORS, Spread(Slot.EXTRA): None}})
 
 
 class RedivisDataSourcePatchSerializer(SeedRequest):
-    """Either a sourceDataset or a sourceWorkflow, not both; mappedTables optional."""
+    """Either a sourceDataset or a sourceWorkflow, not both; mappedTables optional. ``null`` is the
+    same as leaving a field out."""
 
     sourceDataset = StrictCharField(
-        required=False, max_length=600, help_text="Qualified reference to the new source dataset (version/sample)."
+        required=False, allow_null=True, max_length=600,
+        help_text="Qualified reference to the new source dataset (version/sample). `null`: not given.",
     )
     sourceWorkflow = StrictCharField(
-        required=False, max_length=600, help_text="Qualified reference to the new source workflow."
+        required=False, allow_null=True, max_length=600,
+        help_text="Qualified reference to the new source workflow. `null`: not given.",
     )
     mappedTables = serializers.DictField(
         child=StrictCharField(max_length=600),
-        required=False,
-        help_text='Current table -> table in the new source, e.g. `{"old_table:xje9": "new_table:a842"}`.',
+        required=False, allow_null=True,
+        help_text='Current table -> table in the new source, e.g. `{"old_table:xje9": "new_table:a842"}`. '
+                  "`null`: not given (automatic mapping only).",
     )
 
 
