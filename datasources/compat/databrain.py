@@ -21,7 +21,7 @@ from datasources.compat import (
     common,
     databrain_openapi,  # noqa: F401 - registers the request schema extension
 )
-from datasources.compat.databrain_types import SPECS, TYPES
+from datasources.compat.databrain_types import SPECS, TYPES, to_native
 from datasources.models import DataSource
 from datasources.services.connection import SchemaCacheFailed
 from organizations.authentication import require_actor
@@ -186,7 +186,7 @@ class DatabrainDatasourceView(common.View):
                 errors={"datasourceType": ["Must match the existing datasource type."]},
             )
         self.tables = (TENANCY, SPECS[source_type])
-        data = common.keep_ssl_mode(ds, SPECS[source_type].to_native(credentials))
+        data = common.keep_ssl_mode(ds, to_native(source_type, credentials))
         if values.get("tenancySettings") is not None:
             data.update(TENANCY.to_native(values["tenancySettings"]))
             if selectors.has_tenancy_settings(ds):

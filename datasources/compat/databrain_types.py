@@ -7,9 +7,10 @@ seed's request contract; the values themselves are validated by the catalogue an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from core.compat import Codec, Field, Table, When, choice
+from core.compat import STRUCTURE, Codec, Field, SeedInvalidRequest, Table, When, choice
 from datasources.compat.common import SSL_FLAG, SSL_FLAG_HELP
 
 #: Databrain ``datasourceType`` -> catalogue type key.
@@ -146,3 +147,43 @@ SPECS: dict[str, Table] = {
     name: Table(fields, at="credentials", replace=("connection",), null_is_absent=True, write_only=("credentials",))
     for name, fields in STRUCTURES.items()
 }
+
+
+def kind_error(f: Field, value: Any) -> str | None:
+    """The message for a value sent (not null) that is not of the field's kind, in the catalogue's words
+    (the same message the catalogue would give it once translated), else None."""
+    if value is None:
+        return None
+    if f.kind == "boolean":
+        return None if isinstance(value, bool) else "Must be a boolean."
+    if f.kind == "integer":
+        return None if isinstance(value, int) and not isinstance(value, bool) else "Must be an integer."
+    if "|" in f.kind:
+        options = f.kind.split("|")
+        return None if isinstance(value, str) and value in options else f"Must be one of: {', '.join(options)}."
+    return None if isinstance(value, str) else "Must be a string."
+
+
+def to_native(type_name: str, credentials: Mapping[str, Any]) -> dict[str, Any]:
+    """The native body of a ``datasourceType``'s credential structure (``SPECS``), type errors first.
+
+    A value of the wrong kind is named as such, and a "required when" rule that reads it is not
+    decided on it: ``"disableAuth": "true"`` (a string) answers that disableAuth must be a boolean,
+    not that username and password are required because the string is not ``true``. Every other
+    problem of the structure (unknown keys, other missing fields) is named in the same answer."""
+    table = SPECS[type_name]
+    wrong = {table.seed_name(f.name): [m] for f in table if (m := kind_error(f, credentials.get(f.name)))}
+    try:
+        native = table.to_native(credentials)
+    except SeedInvalidRequest as exc:
+        undecided = {table.seed_name(f.name): f"This field is required when {f.required.describe()}."
+                     for f in table if isinstance(f.required, When) and table.seed_name(f.required.field) in wrong}
+        errors = dict(wrong)
+        for path, messages in exc.errors.items():
+            kept = [m for m in messages if m != undecided.get(path)]
+            if kept and path not in errors:
+                errors[path] = kept
+        raise SeedInvalidRequest(exc.message, errors=errors) from None
+    if wrong:
+        raise SeedInvalidRequest(STRUCTURE, errors=wrong)
+    return native

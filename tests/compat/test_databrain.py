@@ -147,6 +147,53 @@ def test_invalid_request_body(api, source, body, fields):
     assert stored_state(source["id"]) == before
 
 
+@pytest.mark.parametrize("kind", ["elasticsearch", "opensearch"])
+def test_a_value_of_the_wrong_type_is_named_before_the_rules_that_read_it(api, kind):
+    """``"disableAuth": "true"`` (a string) is not a boolean: it is named, and whether username and
+    password are required ("unless disableAuth is true") is not decided on it. Other problems of the
+    structure are named in the same answer."""
+    pk = api.post(f"{URL}?test_connection=false", {
+        "name": "search", "type": kind, "credentials": {"password": "stored-pw"},
+        "connection": {"server_type": "self-managed", "server_url": "https://search.example.com:9200",
+                       "username": "analyst"}}, format="json").json()["id"]
+    before = stored_state(pk)
+    credentials = {"name": "search", "server_type": "self-managed", "serverUrl": "https://search.example.com:9200"}
+    error = assert_error(api.put(DB, {"datasourceType": kind, "credentials": {**credentials, "disableAuth": "true"}},
+                                 format="json"), 400, "INVALID_REQUEST_BODY")
+    assert error["errors"] == {"credentials.disableAuth": ["Must be a boolean."]}
+    error = assert_error(api.put(DB, {"datasourceType": kind, "credentials": {
+        **credentials, "disableAuth": 1, "serverUrl": None, "ignoreSsl": "no"}}, format="json"),
+        400, "INVALID_REQUEST_BODY")
+    assert error["errors"] == {"credentials.disableAuth": ["Must be a boolean."],
+                               "credentials.ignoreSsl": ["Must be a boolean."],
+                               "credentials.serverUrl": ['This field is required when server_type is "self-managed".']}
+    # a boolean decides the rule as before: false needs username and password
+    error = assert_error(api.put(DB, {"datasourceType": kind, "credentials": {**credentials, "disableAuth": False}},
+                                 format="json"), 400, "INVALID_REQUEST_BODY")
+    assert set(error["errors"]) == {"credentials.username", "credentials.password"}
+    assert stored_state(pk) == before
+
+
+@pytest.mark.parametrize("credentials,errors", [
+    ({"sshTunnel": "yes"}, {"credentials.sshTunnel": ["Must be one of: enable, disable."]}),
+    ({"port": "5432", "sshTunnel": "enable", "sshHost": "bastion"},
+     {"credentials.port": ["Must be an integer."], "credentials.sshPort": ["This field is required when sshTunnel "
+                                                                          'is "enable".'],
+      "credentials.sshUsername": ['This field is required when sshTunnel is "enable".'],
+      "credentials.sshPrivateKey": ['This field is required when sshTunnel is "enable".']}),
+    ({"enableSsl": "true", "host": 5}, {"credentials.enableSsl": ["Must be a boolean."],
+                                        "credentials.host": ["Must be a string."]}),
+])
+def test_postgres_structure_names_type_errors_first(credentials, errors):
+    from core.compat import SeedInvalidRequest
+    from datasources.compat.databrain_types import to_native
+
+    body = {k: v for k, v in CURL_BODY["credentials"].items() if k != "name"}
+    with pytest.raises(SeedInvalidRequest) as refused:
+        to_native("postgres", {**body, **credentials})
+    assert refused.value.errors == errors
+
+
 def test_unknown_datasource_type_is_a_clear_400(api, source):
     error = assert_error(api.put(DB, {**CURL_BODY, "datasourceType": "oracle"}, format="json"),
                          400, "INVALID_REQUEST_BODY")
