@@ -126,6 +126,11 @@ class NotFound(ApiError):
     default_message = "Not found."
 
 
+class Forbidden(ApiError):
+    code = ErrorCode.FORBIDDEN
+    status_code = 403
+
+
 class Conflict(ApiError):
     code = ErrorCode.CONFLICT
     status_code = 409

@@ -242,7 +242,8 @@ def apply_change_set(*, actor: Actor, change_set_id: Any) -> tuple[ChangeSet, li
         for item in items:
             body = common.unseal(item.source_pk, change_set.public_id, item.key_id, item.ciphertext)
             options = WriteOptions(if_match=f'"{item.source_pk}-{item.base_version}"', defer_refresh=True,
-                                   pretested=common.test_from_dict(item.test), test_budget=False)
+                                   pretested=common.test_from_dict(item.test), test_budget=False,
+                                   reviewed=True)
             try:
                 result = update_data_source(actor=actor, data_source_id=item.source_pk, data=body, mode="patch",
                                             options=options)

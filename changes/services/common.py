@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from core.errors import ApiError, ErrorCode
+from core.errors import ApiError, ErrorCode, Forbidden
 from datasources import crypto
 from datasources.connectors import StageResult, TestResult
 from datasources.models import DataSource
@@ -36,11 +36,6 @@ CONNECTION_PREFIXES = ("connection", "credentials", "connection_string")
 class Expired(ApiError):
     code = ErrorCode.PLAN_EXPIRED
     status_code = 410
-
-
-class Forbidden(ApiError):
-    code = ErrorCode.FORBIDDEN
-    status_code = 403
 
 
 def setting(name: str) -> int:
@@ -89,9 +84,12 @@ def touches_connection(changed: list[str]) -> bool:
 
 def check_may_apply(obj: Any, actor: Actor, connection: bool) -> None:
     """The author, or an owner/admin; with the organization's ``changes_need_second_person`` a
-    connection change needs an owner/admin other than its author. 403 FORBIDDEN otherwise."""
+    connection change needs an owner/admin user other than its author. 403 FORBIDDEN otherwise."""
     author = is_author(obj, actor)
     if connection and actor.organization.changes_need_second_person and not actor.is_system:
+        if getattr(actor.user, "pk", None) is None:  # two such tokens could be one person's
+            raise Forbidden("This organization needs a second person to apply connection changes: a user (signed "
+                            "in, or a token acting for a user); a token acting for no user is nobody in particular.")
         if author:
             raise Forbidden("This organization needs a second person to apply connection changes: an owner or "
                             "admin other than the author.")

@@ -130,7 +130,7 @@ def apply_plan(*, actor: Actor, data_source_id: Any, plan_id: Any) -> tuple[Chan
     try:
         result = update_data_source(actor=actor, data_source_id=ds.pk, data=body,
                                     mode="patch" if plan.restores is None else "put",
-                                    options=WriteOptions(if_match=etag, restores=plan.restores))
+                                    options=WriteOptions(if_match=etag, restores=plan.restores, reviewed=True))
     except PreconditionFailed:
         raise _stale(DataSource.objects.get(pk=ds.pk), plan) from None
     now = timezone.now()

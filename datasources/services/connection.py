@@ -29,7 +29,7 @@ from datasources.connectors import (
     get_connector,
 )
 from datasources.models import DataSource, DataSourceStatus, SchemaSnapshot, SchemaStatus, SchemaTable
-from datasources.services import attempts, outbox
+from datasources.services import attempts, outbox, tenancy
 from datasources.services.credentials import load_secrets
 from datasources.services.destination import CredentialsRequired
 from datasources.services.ratelimit import consume_test_budget
@@ -233,7 +233,8 @@ def _publish_drift(data_source: DataSource, old: SchemaSnapshot, new: SchemaSnap
             "columns_removed": t["columns_removed"], "columns_changed": [c["name"] for c in t["columns_changed"]],
         }
     source = DataSource.objects.get(pk=data_source.pk)
-    outbox.schema_changed(source, diff, dependants.readers_of_tables(source, touched))
+    outbox.schema_changed(source, diff, dependants.readers_of_tables(source, touched),
+                          tenancy.problems_in(source, new))
 
 
 def _finish(data_source: DataSource, token: str, **fields: object) -> None:

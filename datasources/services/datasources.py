@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import write_batch as batch
-from core.errors import ApiError, Conflict, InvalidRequest, PreconditionFailed
+from core.errors import ApiError, Conflict, Forbidden, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
 from core.write_batch import write_batch
 from datasources import catalogue
@@ -33,6 +33,7 @@ from datasources.services.plan import (
     UNCHANGED,
     Plan,
     build_plan,
+    settle_tenancy,
     validate_body,
 )
 from datasources.services.ratelimit import consume_test_budget
@@ -68,6 +69,9 @@ class WriteOptions:
     inline_refresh: bool = False
     #: the HTTP method the audit records when it is not ``mode``'s (an adapter's PUT that merges)
     method: str | None = None
+    #: a plan's or change set's apply, whose caller checked the four-eyes rule (``changes``): a
+    #: direct connection change is refused where the organization needs a second person
+    reviewed: bool = False
 
 
 @dataclass
@@ -133,7 +137,8 @@ def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> Te
         consume_test_budget(actor, timeout=probe.connection_timeout)
     config = build_config(probe, plan.values["connection"], plan.secrets_after)
     # The tables too when an inline refresh follows, or for a dry run's impact report (no second connection).
-    result = run_test(config, introspect=options.dry_run or options.inline_refresh or not settings.SCHEMA_REFRESH_ASYNC)
+    result = run_test(config, introspect=(options.dry_run or options.inline_refresh or plan.tenancy_unchecked
+                                          or not settings.SCHEMA_REFRESH_ASYNC))
     require_passing(result)
     _pin_ssh_host_key(plan, result)
     return result
@@ -297,6 +302,7 @@ def _update_with_test(
         test = _test(actor, ds, plan, options)
         if test is not None:
             tested.append(test)
+        settle_tenancy(ds, plan, test.tables if test else None)
         if not plan.changes:
             return WriteResult(ds)
         with transaction.atomic():
@@ -321,6 +327,7 @@ def _update_with_test(
                     continue
                 if fresh.connection_changed and test is not None:
                     _pin_ssh_host_key(fresh, test)
+                settle_tenancy(locked, fresh, test.tables if test else None)
                 plan = fresh
                 if not plan.changes:
                     return WriteResult(locked)
@@ -342,6 +349,7 @@ def _dry_run(
     try:
         plan = _checked_plan(actor, ds, data, mode, options)
         test = _test(actor, ds, plan, options)
+        settle_tenancy(ds, plan, test.tables if test else None)
     except ApiError as exc:
         record_attempt(actor=actor, data_source=ds, action="dry_run", trigger=_trigger(mode, options), data=data,
                        test=failed_test(exc), error=exc)
@@ -359,9 +367,24 @@ def _checked_plan(
         raise PreconditionFailed()
     plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace,
                       withhold=options.withhold_moved_secrets)
+    _check_second_person(actor, ds, plan, options)
     if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
         _check_name_free(actor, plan.values["name"], ds.pk)
     return plan
+
+
+def _check_second_person(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> None:
+    """Where the organization needs a second person for connection changes
+    (``changes_need_second_person``), such a change is applied only from a plan or change set another
+    owner/admin applies: written directly (PATCH, PUT, a restore, an adapter, the admin) it is 403.
+    Dry runs pass: they are how plans are made."""
+    if (options.dry_run or options.reviewed or actor.is_system or not plan.connection_changed
+            or not actor.organization.changes_need_second_person):
+        return
+    how = (f"POST /api/v1/data-sources/{ds.pk}/revisions/{options.restores}/plan/" if options.restores
+           else f"POST /api/v1/data-sources/{ds.pk}/plans/")
+    raise Forbidden(f"This organization needs a second person for connection changes: save this change as a plan "
+                    f"({how}) for an owner or admin other than you to apply.")
 
 
 def _may_test(data: dict[str, Any], mode: str, options: WriteOptions) -> bool:
@@ -376,6 +399,7 @@ def _update_without_test(
     with transaction.atomic():
         ds = get_data_source(actor, data_source_id, for_update=True)
         plan = _checked_plan(actor, ds, data, mode, options)
+        settle_tenancy(ds, plan, None)
         if not plan.changes:
             return WriteResult(ds)
         _write(ds, plan, actor, None, mode, options)

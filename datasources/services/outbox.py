@@ -61,9 +61,10 @@ def _cut(items: list[Any]) -> list[Any]:
     return items[:MAX_LISTED]
 
 
-def schema_changed(ds: DataSource, diff: dict[str, Any], affected: list[dict[str, Any]]) -> None:
-    """A new snapshot: the diff (each list cut to ``MAX_LISTED``, with the full counts) and the
-    workflows reading a removed or changed table."""
+def schema_changed(ds: DataSource, diff: dict[str, Any], affected: list[dict[str, Any]],
+                   tenancy: dict[str, Any] | None = None) -> None:
+    """A new snapshot: the diff (each list cut to ``MAX_LISTED``, with the full counts), the
+    workflows reading a removed or changed table, and whether the tenancy settings still fit."""
     lists = ("tables_added", "tables_removed", "tables_changed")
     counts = {f"{key}_count": len(diff[key]) for key in lists}
     truncated = any(len(diff[key]) > MAX_LISTED for key in lists) or len(affected) > MAX_LISTED
@@ -72,4 +73,5 @@ def schema_changed(ds: DataSource, diff: dict[str, Any], affected: list[dict[str
         from_version=diff["from_version"], to_version=diff["to_version"],
         **{key: _cut(diff[key]) for key in lists}, **counts,
         affected_workflows=_cut(affected), affected_workflows_count=len(affected), truncated=truncated,
+        tenancy=tenancy,
     )

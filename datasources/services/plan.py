@@ -46,6 +46,9 @@ class Plan:
     withheld: tuple[str, ...] = ()  # stored secrets cleared because the change moves their hop (names)
     moved: tuple[str, ...] = ()  # the connection paths that moved a hop
     needs: tuple[str, ...] = ()  # what the credentials update must then provide ("a or b" for a choice)
+    #: tenancy settings sent with a connection change: checked against that change's test, not the
+    #: cache of the old connection (``settle_tenancy``)
+    tenancy_unchecked: bool = False
 
 
 def validate_body(data: Any, mode: Mode) -> dict[str, Any]:
@@ -249,7 +252,29 @@ def _needs(source_type: catalogue.SourceType, withheld: list[str], unmet: dict[s
 
 def _plan_tenancy(ds: DataSource, raw: dict[str, Any] | None, plan: Plan, *, partial: bool) -> None:
     old = tenancy.current(ds) if ds.pk else None
-    new = None if raw is None else tenancy.validate(ds, tenancy.merge(old, raw, partial=partial))
+    defer = plan.connection_changed and ds.pk is not None and raw is not None
+    new = None if raw is None else tenancy.validate(ds, tenancy.merge(old, raw, partial=partial),
+                                                      against_schema=not defer)
+    plan.tenancy_unchecked = defer and new is not None and new.get("level") == "TABLE"
+    _set_tenancy(ds, plan, old, new)
+
+
+def _set_tenancy(ds: DataSource, plan: Plan, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    plan.changes = {k: v for k, v in plan.changes.items() if not k.startswith("tenancy_settings")}
+    plan.tenancy = new if new != old else UNCHANGED
     if new != old:
-        plan.tenancy = new
         plan.changes.update(diff_paths(old or {}, new or {}, "tenancy_settings"))
+
+
+def settle_tenancy(ds: DataSource, plan: Plan, tables: list[Any] | None) -> None:
+    """Check tenancy settings sent with a connection change (``Plan.tenancy_unchecked``) against the
+    tables that change's test read (the new target's); without them (no test, no introspection),
+    against the cache as any other change. 400 TENANCY_SETTINGS_INVALID when they do not fit."""
+    if not plan.tenancy_unchecked or plan.tenancy is UNCHANGED:
+        return
+    if tables is None:
+        settled = tenancy.validate(ds, plan.tenancy)
+    else:
+        settled = tenancy.check_tables(plan.tenancy, tables)
+    plan.tenancy_unchecked = False
+    _set_tenancy(ds, plan, tenancy.current(ds), settled)

@@ -12,8 +12,14 @@ FIELDS = ("level", "client_column_type", "schema", "table", "client_column", "pr
 TABLE_REQUIRED = ("client_column_type", "schema", "table", "client_column", "primary_key_column")
 LEVELS = ("TABLE", "DATABASE")
 CLIENT_TYPES = ("NUMBER", "STRING")
-_NUMBER = re.compile(r"int|serial|numeric|decimal|number|real|double|float|bigint|smallint|tinyint|hugeint", re.I)
-_STRING = re.compile(r"char|text|string|uuid|citext|enum|clob|varchar|name", re.I)
+#: Base type names (parameters, ``Nullable(...)``/``LowCardinality(...)`` and sign words removed) that
+#: hold one number or one string. Whole names: ``interval``, ``point``, ``int4range``, ``linestring``,
+#: arrays (``text[]``, ``_int4``, ``Array(Int32)``) and the like are neither.
+_NUMBER = re.compile(r"u?int(eger)?\d*|u?(tiny|small|medium|big|huge)int|(small|big)?serial\d*|(big)?numeric|"
+                     r"(big)?decimal\d*|number|real|double( precision)?|float\d*")
+_STRING = re.compile(r"n?char(acter)?( varying)?|n?varchar2?|bpchar|(tiny|medium|long|n)?text|string|"
+                     r"fixedstring|uuid|citext|enum\d*|n?clob|name")
+_WRAPPER = re.compile(r"(nullable|lowcardinality)\((.*)\)")
 
 
 class TenancySettingsInvalid(ApiError):
@@ -46,10 +52,11 @@ def merge(old: dict[str, Any] | None, data: dict[str, Any], *, partial: bool) ->
     return {name: base.get(name, "") or "" for name in FIELDS}
 
 
-def validate(data_source: DataSource, values: dict[str, Any]) -> dict[str, Any]:
-    """Check the seed's rules, then the named table and columns against the cached schema; the
-    names are stored as the cached schema spells them. Level DATABASE keeps no table fields (the
-    contract says they are ignored, stored empty)."""
+def validate(data_source: DataSource, values: dict[str, Any], *, against_schema: bool = True) -> dict[str, Any]:
+    """Check the seed's rules, then (``against_schema``) the named table and columns against the
+    cached schema; the names are stored as the cached schema spells them. Level DATABASE keeps no
+    table fields (the contract says they are ignored, stored empty). A change that also moves the
+    connection is checked against its own test's tables instead (``check_tables``)."""
     errors: dict[str, list[str]] = {}
     level = values.get("level")
     if level not in LEVELS:
@@ -64,7 +71,7 @@ def validate(data_source: DataSource, values: dict[str, Any]) -> dict[str, Any]:
             errors["tenancy_settings.client_column_type"] = ["Must be NUMBER or STRING."]
     if errors:
         raise TenancySettingsInvalid("The tenancy settings are invalid.", errors=errors)
-    return _check_against_schema(data_source, values)
+    return _check_against_schema(data_source, values) if against_schema else values
 
 
 def _one(candidates: list[Any], exact: Any, key: Any) -> Any:
@@ -82,27 +89,68 @@ def _check_against_schema(data_source: DataSource, values: dict[str, Any]) -> di
     snapshot = SchemaSnapshot.objects.filter(data_source=data_source).order_by("-version").first()
     if snapshot is None:
         return values
-    in_schema = SchemaTable.objects.filter(snapshot=snapshot, schema__iexact=values["schema"])
-    tables = list(in_schema.filter(name__iexact=values["table"]).only("schema", "name", "columns"))
-    table = _one(tables, (values["schema"], values["table"]), lambda t: (t.schema, t.name))
-    if table is None:
+    # Names compared in Python: the database's case folding (SQLite's) may know ASCII only.
+    schema, name = values["schema"].casefold(), values["table"].casefold()
+    names = SchemaTable.objects.filter(snapshot=snapshot).values_list("pk", "schema", "name")
+    in_schema = [(pk, table_name) for pk, table_schema, table_name in names if table_schema.casefold() == schema]
+    pks = [pk for pk, table_name in in_schema if table_name.casefold() == name]
+    tables = [(t.schema, t.name, t.columns) for t in
+              (SchemaTable.objects.filter(pk__in=pks).only("schema", "name", "columns") if pks else [])]
+    return _matched(values, tables, bool(in_schema), "the cached schema", f" (version {snapshot.version})")
+
+
+def problems_in(data_source: DataSource, snapshot: SchemaSnapshot) -> dict[str, Any] | None:
+    """Whether the source's TABLE-level settings still fit ``snapshot`` (a refresh's new one):
+    ``{"breaks", "errors"}``, or None when it has none (or DATABASE level)."""
+    values = current(data_source)
+    if not values or values.get("level") != "TABLE":
+        return None
+    schema, name = values["schema"].casefold(), values["table"].casefold()
+    rows = SchemaTable.objects.filter(snapshot=snapshot).values_list("schema", "name", "columns")
+    in_schema = [row for row in rows if row[0].casefold() == schema]
+    try:
+        _matched(values, [row for row in in_schema if row[1].casefold() == name], bool(in_schema),
+                 "the cached schema", f" (version {snapshot.version})")
+    except TenancySettingsInvalid as exc:
+        return {"breaks": True, "errors": exc.errors}
+    return {"breaks": False, "errors": {}}
+
+
+def check_tables(values: dict[str, Any] | None, tables: list[Any]) -> dict[str, Any] | None:
+    """TABLE-level settings checked against ``tables`` (``TableInfo``s a connection test just read):
+    the change moves the connection, so its settings are judged by the new target, not the cache."""
+    if not values or values.get("level") != "TABLE":
+        return values
+    schema, name = values["schema"].casefold(), values["table"].casefold()
+    in_schema = [t for t in tables if t.schema.casefold() == schema]
+    found = [(t.schema, t.name, [{"name": c.name, "type": c.data_type} for c in t.columns])
+             for t in in_schema if t.name.casefold() == name]
+    return _matched(values, found, bool(in_schema), "the new connection's schema")
+
+
+def _matched(values: dict[str, Any], tables: list[tuple[str, str, list[dict[str, Any]]]], schema_found: bool,
+             where_checked: str, version: str = "") -> dict[str, Any]:
+    """``values`` with the names spelled as ``tables`` (the candidates named so in any case) spell them;
+    else TenancySettingsInvalid naming each problem."""
+    found = _one(tables, (values["schema"], values["table"]), lambda t: (t[0], t[1]))
+    if found is None:
         where = f"{values['schema']}.{values['table']}"
         if len(tables) > 1:
             errors = {"tenancy_settings.table": [f"Several tables are named {where} in other cases: "
                                                  "send the exact name."]}
-        elif not in_schema.exists():
-            errors = {"tenancy_settings.schema": [f"No schema '{values['schema']}' in the cached schema."]}
+        elif not schema_found:
+            errors = {"tenancy_settings.schema": [f"No schema '{values['schema']}' in {where_checked}."]}
         else:
-            errors = {"tenancy_settings.table": ["No such table in the cached schema."]}
-        raise TenancySettingsInvalid(f"Table {where} is not in the cached schema (version {snapshot.version}).",
-                                     errors=errors)
-    errors = column_problems(values, table.columns)
+            errors = {"tenancy_settings.table": [f"No such table in {where_checked}."]}
+        raise TenancySettingsInvalid(f"Table {where} is not in {where_checked}{version}.", errors=errors)
+    table_schema, table_name, columns = found
+    errors = column_problems(values, columns)
     if errors:
-        raise TenancySettingsInvalid("The tenancy settings do not match the cached schema.", errors=errors)
+        raise TenancySettingsInvalid(f"The tenancy settings do not match {where_checked}.", errors=errors)
     # Stored as the schema spells them (a client may have sent ORDERS for orders).
-    columns = {name: _one([c for c in table.columns if c["name"].lower() == values[name].lower()], values[name],
-                          lambda c: c["name"])["name"] for name in ("client_column", "primary_key_column")}
-    return {**values, "schema": table.schema, "table": table.name, **columns}
+    spelled = {key: _one([c for c in columns if c["name"].casefold() == values[key].casefold()], values[key],
+                         lambda c: c["name"])["name"] for key in ("client_column", "primary_key_column")}
+    return {**values, "schema": table_schema, "table": table_name, **spelled}
 
 
 def column_problems(values: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -111,7 +159,7 @@ def column_problems(values: dict[str, Any], columns: list[dict[str, Any]]) -> di
     errors: dict[str, list[str]] = {}
     found: dict[str, Any] = {}
     for name in ("client_column", "primary_key_column"):
-        same = [c for c in columns if c["name"].lower() == values[name].lower()]
+        same = [c for c in columns if c["name"].casefold() == values[name].casefold()]
         found[name] = _one(same, values[name], lambda c: c["name"])
         if not same:
             errors[f"tenancy_settings.{name}"] = [f"No column '{values[name]}' in {values['table']}."]
@@ -121,12 +169,26 @@ def column_problems(values: dict[str, Any], columns: list[dict[str, Any]]) -> di
     client = found["client_column"]
     if client is not None:
         pattern = _NUMBER if values["client_column_type"] == "NUMBER" else _STRING
-        if not pattern.search(client.get("type") or ""):
+        if not pattern.fullmatch(base_type(client.get("type") or "")):
             errors["tenancy_settings.client_column_type"] = [
                 f"Column '{client['name']}' has type {client.get('type')!r}, which is not a "
                 f"{values['client_column_type']}."
             ]
     return errors
+
+
+def base_type(declared: str) -> str:
+    """A column type's base name, lower case: ``character varying(255)`` -> ``character varying``,
+    ``Nullable(Int64)`` -> ``int64``, ``int(11) unsigned`` -> ``int``; arrays keep their mark
+    (``text[]``, ``array(...)``) so that they match neither kind."""
+    name = declared.strip().lower()
+    while match := _WRAPPER.fullmatch(name):
+        name = match.group(2).strip()
+    if name.startswith("array"):
+        return name
+    name = re.sub(r"\([^)]*\)", "", name)
+    name = re.sub(r"\b(unsigned|signed|zerofill)\b", "", name)
+    return " ".join(name.split())
 
 
 def write(data_source: DataSource, values: dict[str, Any] | None) -> None:

@@ -170,6 +170,40 @@ def test_four_eyes_the_author_is_refused_and_another_admin_applies(org, shop, ma
 
 
 @pytest.mark.django_db
+def test_four_eyes_holds_for_direct_writes_and_needs_a_user_as_second_person(api, org, shop, make_client,
+                                                                             django_user_model):
+    """With the setting on, a connection change is applied only from a plan or set another owner/admin
+    user applies: a PATCH, PUT or restore of one by anyone (an owner's own token included) is 403,
+    and a token acting for no user is nobody in particular, so it cannot be the second person."""
+    for path in ("other.db", "shop.db"):  # revision 2 points elsewhere
+        assert api.patch(f"{DS}{shop['id']}/", {"connection": {"path": path}}, format="json").status_code == 200
+    org.changes_need_second_person = True
+    org.save()
+    bob = _member_client(make_client, org, django_user_model, "bob", Role.OWNER)
+    before = state(shop)
+    moved = {"connection": {"path": "other.db"}}
+    for client, method, url, body in (
+            (bob, "patch", f"{DS}{shop['id']}/", moved),
+            (api, "patch", f"{DS}{shop['id']}/?test_connection=false", moved),
+            (bob, "put", f"{DS}{shop['id']}/", {"name": "Shop", "type": "sqlite", "connection": {"path": "other.db"}}),
+            (bob, "post", f"{DS}{shop['id']}/revisions/2/restore/", None)):
+        response = getattr(client, method)(url, body, format="json")
+        assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN", response.json()
+        assert "second person" in response.json()["message"] and "plan" in response.json()["message"]
+    assert state(shop) == before
+    # what is not a connection change, and dry runs (how plans are made), pass
+    assert bob.patch(f"{DS}{shop['id']}/", {"description": "v3"}, format="json").status_code == 200
+    assert bob.patch(f"{DS}{shop['id']}/?dry_run=true", moved, format="json").status_code == 200
+    plan = make_plan(bob, shop, moved)
+    nobody = make_client(org)  # every scope, organization.admin included, acting for no user
+    response = apply(nobody, shop, plan)
+    assert response.status_code == 403 and "acting for no user" in response.json()["message"]
+    alice = _member_client(make_client, org, django_user_model, "alice", Role.ADMIN)
+    assert apply(alice, shop, plan).status_code == 200
+    assert DataSource.objects.get(pk=shop["id"]).connection["path"] == "other.db"
+
+
+@pytest.mark.django_db
 def test_plans_need_a_writing_role_and_cancel_by_the_author(org, shop, make_client, django_user_model):
     viewer = _member_client(make_client, org, django_user_model, "vic", Role.VIEWER)
     assert viewer.post(plans_url(shop), {"description": "x"}, format="json").status_code == 403

@@ -122,3 +122,63 @@ def test_one_name_among_several_that_differ_only_in_case():
     assert _one(names, "ORDERS", str) is None  # ambiguous
     assert _one(["Orders"], "ORDERS", str) == "Orders"  # the only one, as cached
     assert _one([], "x", str) is None
+
+
+@pytest.mark.parametrize("declared,kind", [
+    ("integer", "NUMBER"), ("int(11) unsigned", "NUMBER"), ("Nullable(Int64)", "NUMBER"), ("UBIGINT", "NUMBER"),
+    ("numeric(10,2)", "NUMBER"), ("double precision", "NUMBER"), ("NUMBER(38,0)", "NUMBER"),
+    ("character varying(255)", "STRING"), ("LowCardinality(Nullable(String))", "STRING"), ("uuid", "STRING"),
+    ("enum('a','b')", "STRING"), ("NVARCHAR(MAX)", "STRING"), ("FixedString(16)", "STRING"),
+    ("interval", None), ("int4range", None), ("point", None), ("linestring", None), ("text[]", None),
+    ("_int4", None), ("Array(Int32)", None), ("Array(String)", None), ("timestamp with time zone", None),
+    ("money", None), ("", None),
+])
+def test_a_client_column_type_is_judged_by_its_whole_base_name(declared, kind):
+    from datasources.services.tenancy import column_problems
+
+    columns = [{"name": "c", "type": declared}, {"name": "id", "type": "integer"}]
+    fits = {want for want in ("NUMBER", "STRING") if not column_problems(
+        {**GOOD, "client_column_type": want, "client_column": "c"}, columns)}
+    assert fits == ({kind} if kind else set())
+
+
+def test_types_that_merely_contain_a_number_word_are_refused_over_http(api, _file_root):
+    import os
+
+    with sqlite3.connect(os.path.join(_file_root, "odd.db")) as db:
+        db.executescript('CREATE TABLE "ünï表" (id INTEGER PRIMARY KEY, iv INTERVAL, pt POINT, cid INTEGER);')
+    ds = api.post(URL, {"name": "Odd", "type": "sqlite", "connection": {"path": "odd.db"}}, format="json").json()
+    url = f"{URL}{ds['id']}/tenancy/"
+    body = {**GOOD, "table": "ÜNÏ表", "primary_key_column": "id"}  # another case, non-ASCII: still the table
+    for column in ("iv", "pt"):
+        response = api.put(url, {**body, "client_column": column}, format="json")
+        assert response.status_code == 400, response.json()
+        assert list(response.json()["errors"]) == ["tenancy_settings.client_column_type"]
+    fine = api.put(url, {**body, "client_column": "CID"}, format="json")
+    assert fine.status_code == 200, fine.json()
+    assert (fine.json()["table"], fine.json()["client_column"]) == ("ünï表", "cid")  # as the schema spells them
+
+
+def test_settings_sent_with_a_connection_change_are_checked_against_the_new_target(api, source, _file_root):
+    import os
+
+    with sqlite3.connect(os.path.join(_file_root, "moved.db")) as db:
+        db.executescript("CREATE TABLE accounts (id INTEGER PRIMARY KEY, acct TEXT NOT NULL);")
+    url = f"{URL}{source['id']}/"
+    assert api.put(f"{url}tenancy/", GOOD, format="json").status_code == 200
+    before = stored_state(source["id"])
+    moved = {"level": "TABLE", "client_column_type": "STRING", "schema": "main", "table": "ACCOUNTS",
+             "client_column": "acct", "primary_key_column": "id"}
+    # the settings of the old target, kept while the connection moves: refused by the new target's tables
+    stale = api.patch(url, {"connection": {"path": "moved.db"}, "tenancy_settings": {"primary_key_column": "ID"}},
+                      format="json")
+    assert stale.status_code == 400 and stale.json()["code"] == "TENANCY_SETTINGS_INVALID", stale.json()
+    assert "new connection" in stale.json()["message"] and stored_state(source["id"]) == before
+    body = {"connection": {"path": "moved.db"}, "tenancy_settings": moved}
+    dry = api.patch(f"{url}?dry_run=true", body, format="json")
+    assert dry.status_code == 200, dry.json()
+    assert dry.json()["impact"]["tenancy"]["breaks"] is False
+    applied = api.patch(url, body, format="json")  # one request: no broken state in between
+    assert applied.status_code == 200, applied.json()
+    assert applied.json()["tenancy_settings"] == {**moved, "table": "accounts"}  # as the new schema spells it
+    assert applied.json()["connection"]["path"] == "moved.db"

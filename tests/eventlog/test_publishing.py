@@ -148,6 +148,20 @@ def test_a_new_snapshot_publishes_the_drift_and_the_workflows_it_touches(api):
 
     api.post(f"/api/v1/data-sources/{source['id']}/sync/")  # the same schema again: no new snapshot, no event
     assert len(events("data_source.schema_changed")) == 1
+    assert data["tenancy"] is None  # no tenancy settings
+
+
+@pytest.mark.django_db
+def test_a_drift_that_breaks_the_tenancy_settings_says_so(api):
+    source = create_source(api, "Shop", "shop.db", "CREATE TABLE clients (id INTEGER, cid INTEGER, note TEXT);")
+    tenancy = {"level": "TABLE", "client_column_type": "NUMBER", "schema": "main", "table": "clients",
+               "client_column": "cid", "primary_key_column": "id"}
+    assert api.put(f"/api/v1/data-sources/{source['id']}/tenancy/", tenancy, format="json").status_code == 200
+    change_schema(api, source, "shop.db", "ALTER TABLE clients DROP COLUMN note;")
+    assert events("data_source.schema_changed")[-1].data["tenancy"] == {"breaks": False, "errors": {}}
+    change_schema(api, source, "shop.db", "ALTER TABLE clients DROP COLUMN cid;")
+    assert events("data_source.schema_changed")[-1].data["tenancy"] == {
+        "breaks": True, "errors": {"tenancy_settings.client_column": ["No column 'cid' in clients."]}}
 
 
 @pytest.mark.django_db
