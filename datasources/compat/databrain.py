@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -70,8 +71,14 @@ class DatabrainCredentialsField(JSONObjectField):
     """The type's credential structure, with ``name`` identifying the source."""
 
 
+#: the fields that only tenancyLevel TABLE takes
+TABLE_ONLY = ("clientColumnType", "schemaName", "tableName", "clientColumn", "primaryKeyColumn")
+NOT_WITH_DATABASE = "Only with tenancyLevel TABLE: leave it out (or null) with DATABASE."
+
+
 class DatabrainTenancySettingsSerializer(SeedRequest):
-    """Optional: omitted (or null) keeps the current settings. TABLE needs every other field."""
+    """Optional: omitted (or null) keeps the current settings. TABLE needs every other field; DATABASE
+    takes none of them (each one sent with a value is refused by name, never dropped)."""
 
     tenancyLevel = serializers.ChoiceField(choices=[("TABLE", "Table mapping"), ("DATABASE", "Database per client")])
     clientColumnType = serializers.ChoiceField(
@@ -86,6 +93,35 @@ class DatabrainTenancySettingsSerializer(SeedRequest):
                                    help_text="Required when tenancyLevel is TABLE.")
     primaryKeyColumn = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=255,
                                        help_text="Required when tenancyLevel is TABLE.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A TABLE field with a value under DATABASE is refused by name: the value would be dropped
+        (DATABASE keeps no table fields), and nothing sent is ignored silently. ``null`` and ``""``
+        carry no value and pass."""
+        if attrs.get("tenancyLevel") == "DATABASE":
+            given = [name for name in TABLE_ONLY if attrs.get(name) not in (None, "")]
+            if given:
+                raise serializers.ValidationError({name: [NOT_WITH_DATABASE] for name in given})
+        return attrs
+
+
+class DatabrainTenancySettingsExtension(OpenApiSerializerExtension):
+    """The tenancy settings' request schema says that DATABASE takes no TABLE field with a value."""
+
+    target_class = "datasources.compat.databrain.DatabrainTenancySettingsSerializer"
+    priority = 1  # over the SeedRequest extension (unknown keys refused: said here too)
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        if direction == "request":
+            schema["not"] = {
+                "required": ["tenancyLevel"], "properties": {"tenancyLevel": {"enum": ["DATABASE"]}},
+                "anyOf": [{"required": [name], "properties": {name: {"not": {"enum": [None, ""]}}}}
+                          for name in TABLE_ONLY],
+                "description": "With tenancyLevel DATABASE, the TABLE fields are left out, null or empty.",
+            }
+        return schema
 
 
 class DatabrainDatasourceUpdateSerializer(SeedRequest):

@@ -316,6 +316,37 @@ def test_tenancy_settings(api, pg_source_data, pg_password_server, allow_loopbac
     assert api.get(f"{URL}{ds['id']}/").json()["tenancy_settings"]["table"] == ""
 
 
+def test_database_tenancy_refuses_table_fields_by_name_instead_of_dropping_them(api, source, pg_password_server):
+    """DATABASE keeps no table fields: one sent with a value would be dropped, so it is refused by name
+    and nothing changes. ``null`` and ``""`` carry no value and pass (generated SDKs, forms)."""
+    body = body_for(pg_password_server, enableSsl=False)
+    assert api.put(DB, body, format="json").status_code == 200
+    before = stored_state(source["id"])
+    message = "Only with tenancyLevel TABLE: leave it out (or null) with DATABASE."
+    sent = {"tenancyLevel": "DATABASE", "clientColumnType": "NUMBER", "schemaName": None, "tableName": "clients",
+            "clientColumn": ""}
+    error = assert_error(api.put(DB, {**body, "tenancySettings": sent}, format="json"), 400, "INVALID_REQUEST_BODY")
+    assert error["errors"] == {"tenancySettings.clientColumnType": [message], "tenancySettings.tableName": [message]}
+    assert stored_state(source["id"]) == before
+    assert not TenancySettings.objects.filter(data_source_id=source["id"]).exists()
+    empty = {"tenancyLevel": "DATABASE", "clientColumnType": None, "schemaName": None, "tableName": "",
+             "clientColumn": None, "primaryKeyColumn": ""}
+    ok = api.put(DB, {**body, "tenancySettings": empty}, format="json")
+    assert ok.status_code == 200, ok.json()
+    assert api.get(f"{URL}{source['id']}/").json()["tenancy_settings"]["level"] == "DATABASE"
+
+
+def test_openapi_states_that_database_tenancy_takes_no_table_field(client, db):
+    from tests.core.test_openapi import assert_valid
+
+    doc = client.get("/api/schema/?format=json").json()
+    assert_valid(doc, "DatabrainTenancySettingsRequest", {"tenancyLevel": "DATABASE", "schemaName": None,
+                                                          "tableName": ""})
+    with pytest.raises(AssertionError):
+        assert_valid(doc, "DatabrainTenancySettingsRequest", {"tenancyLevel": "DATABASE", "clientColumnType": "NUMBER"})
+    assert_valid(doc, "DatabrainTenancySettingsRequest", {"tenancyLevel": "TABLE", "clientColumnType": "NUMBER"})
+
+
 # --- vocabulary -----------------------------------------------------------------------------------
 
 
