@@ -73,8 +73,9 @@ def static_components() -> dict[str, dict[str, Any]]:
                            tables_changed=_array(ref("SchemaTableChange"))),
         "SchemaTableLabel": _obj(schema=S, name=S, reference_id=S, kind=S),
         "SchemaTableChange": _obj(
-            schema=S, name=S, reference_id=S, kind=S, columns_added=_array(S), columns_removed=_array(S),
+            schema=S, name=S, reference_id=S, kind=S, old_kind=S, columns_added=_array(S), columns_removed=_array(S),
             columns_changed=_array(_obj(name=S, old=_obj(type=S, nullable=B), new=_obj(type=S, nullable=B))),
+            columns_reordered=B,
         ),
         "TenancySettings": {
             **_obj(level={"type": "string", "enum": ["TABLE", "DATABASE"]},

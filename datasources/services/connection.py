@@ -157,12 +157,40 @@ def claim_refresh(data_source_id: int) -> str | None:
     return token if claimed else None
 
 
-def _fingerprint(tables: list[TableInfo]) -> str:
+def _digest(rows: list[tuple[str, str, str, list[tuple[str, str, bool, int]]]]) -> str:
+    """The fingerprint of (schema, name, kind, columns as (name, type, nullable, ordinal)) rows. Columns
+    count by their order, not their ordinal numbers: a column dropped and added again at the end has a
+    new ordinal and the same place (no new version)."""
     canon = [
-        [t.schema, t.name, t.kind, [[c.name, c.data_type, c.nullable, c.ordinal] for c in t.columns]]
-        for t in sorted(tables, key=lambda t: (t.schema, t.name))
+        [schema, name, kind, [[c[0], c[1], c[2]] for c in sorted(columns, key=lambda c: c[3])]]
+        for schema, name, kind, columns in sorted(rows, key=lambda r: (r[0], r[1]))
     ]
     return hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()
+
+
+def _fingerprint(tables: list[TableInfo]) -> str:
+    return _digest([(t.schema, t.name, t.kind, [(c.name, c.data_type, c.nullable, c.ordinal) for c in t.columns])
+                    for t in tables])
+
+
+def _stored_fingerprint(snapshot: SchemaSnapshot) -> str:
+    """``_fingerprint`` of a stored snapshot's tables (one whose stored fingerprint an older rule made)."""
+    rows = snapshot.tables.values_list("schema", "name", "kind", "columns")
+    return _digest([(schema, name, kind, [(c["name"], c["type"], c["nullable"], c.get("ordinal", i))
+                                          for i, c in enumerate(columns)])
+                    for schema, name, kind, columns in rows])
+
+
+def _same_as(snapshot: SchemaSnapshot, fingerprint: str) -> bool:
+    """Whether ``snapshot`` holds the schema of ``fingerprint``: its stored fingerprint, or, made by an
+    older rule, its tables' (then stored, so the next refresh compares at once)."""
+    if snapshot.fingerprint == fingerprint:
+        return True
+    if _stored_fingerprint(snapshot) != fingerprint:
+        return False
+    SchemaSnapshot.objects.filter(pk=snapshot.pk).update(fingerprint=fingerprint)
+    snapshot.fingerprint = fingerprint
+    return True
 
 
 def _new_ref(used: set[str]) -> str:
@@ -185,7 +213,7 @@ def _store_snapshot(data_source: DataSource, tables: list[TableInfo]) -> tuple[S
     with transaction.atomic():
         locked = DataSource.objects.select_for_update().only("id").get(pk=data_source.pk)
         latest = SchemaSnapshot.objects.filter(data_source=locked).order_by("-version").first()
-        if latest is not None and latest.fingerprint == fingerprint:
+        if latest is not None and _same_as(latest, fingerprint):
             return latest, False
         previous = (
             {(s, n): r for s, n, r in latest.tables.values_list("schema", "name", "reference_id")} if latest else {}

@@ -18,8 +18,16 @@ def _label(key: tuple[str, str], info: dict[str, Any]) -> dict[str, Any]:
     return {"schema": key[0], "name": key[1], "reference_id": info["reference_id"], "kind": info["kind"]}
 
 
+def _order(columns: list[dict[str, Any]], kept: Any) -> list[str]:
+    """The names in ``kept`` (the columns both sides have), in ``columns``' order."""
+    ranked = sorted(enumerate(columns), key=lambda item: (item[1].get("ordinal", item[0]), item[0]))
+    return [c["name"] for _, c in ranked if c["name"] in kept]
+
+
 def diff_snapshots(old: SchemaSnapshot, new: SchemaSnapshot) -> dict[str, Any]:
-    """Compare by (schema, name); a column is compared on type and nullability."""
+    """Compare by (schema, name); a column is compared on type and nullability; a changed table says
+    its kind before (``old_kind``: a table that became a view) and whether the columns both sides have
+    changed order (``columns_reordered``)."""
     before, after = _tables(old), _tables(new)
     changed = []
     for key in sorted(before.keys() & after.keys()):
@@ -35,13 +43,16 @@ def diff_snapshots(old: SchemaSnapshot, new: SchemaSnapshot) -> dict[str, Any]:
             if (a[name]["type"], a[name]["nullable"]) != (b[name]["type"], b[name]["nullable"])
         ]
         kind_changed = before[key]["kind"] != after[key]["kind"]
-        if column_changes or a.keys() != b.keys() or kind_changed:
+        reordered = _order(before[key]["columns"], b.keys()) != _order(after[key]["columns"], a.keys())
+        if column_changes or a.keys() != b.keys() or kind_changed or reordered:
             changed.append(
                 {
                     **_label(key, after[key]),
+                    "old_kind": before[key]["kind"],
                     "columns_added": sorted(b.keys() - a.keys()),
                     "columns_removed": sorted(a.keys() - b.keys()),
                     "columns_changed": column_changes,
+                    "columns_reordered": reordered,
                 }
             )
     return {

@@ -120,3 +120,43 @@ def test_sync_of_a_type_without_its_driver_is_connector_unavailable(api, without
     response = api.post(f"{URL}{created.json()['id']}/sync/")
     assert response.status_code == 400
     assert response.json()["code"] == "CONNECTOR_UNAVAILABLE"
+
+
+@pytest.fixture
+def small_pg_database(allow_loopback):
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    name = f"dsp_order_{os.getpid()}"
+    admin = psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True)
+    admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.execute(f"CREATE DATABASE {name}")
+    yield name
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+def test_column_order_counts_not_ordinal_numbers_and_the_diff_says_what_moved(api, small_pg_database):
+    def run(sql: str) -> None:
+        with psycopg.connect(host="127.0.0.1", user="postgres", dbname=small_pg_database, autocommit=True) as conn:
+            conn.execute(sql)
+
+    run("CREATE TABLE t (a int, b text, c text); CREATE TABLE u (id int);")
+    body = {"name": "Ordered", "type": "postgresql",
+            "connection": {"host": "127.0.0.1", "database": small_pg_database, "username": "postgres"}}
+    source = api.post(URL, body, format="json").json()
+    assert source["schema"]["version"] == 1
+    # c dropped and added again: a new ordinal number, the same place: no new version, no empty diff
+    run("ALTER TABLE t DROP COLUMN c; ALTER TABLE t ADD COLUMN c text;")
+    assert _sync(api, source)["version"] == 1
+    # a snapshot fingerprinted by an older rule is recognised by its tables, not stored again
+    SchemaSnapshot.objects.filter(data_source_id=source["id"]).update(fingerprint="older-rule")
+    assert _sync(api, source)["version"] == 1
+    assert SchemaSnapshot.objects.get(data_source_id=source["id"]).fingerprint != "older-rule"
+    # a real reorder, and a table that became a view
+    run("DROP TABLE t; CREATE TABLE t (b text, a int, c text); DROP TABLE u; CREATE VIEW u AS SELECT 1 AS id;")
+    assert _sync(api, source)["version"] == 2
+    diff = api.get(f"{URL}{source['id']}/schema/diff/?from=1&to=2").json()
+    changed = {t["name"]: t for t in diff["tables_changed"]}
+    assert (changed["t"]["columns_reordered"], changed["t"]["columns_added"], changed["t"]["columns_changed"]) == (
+        True, [], [])
+    assert (changed["u"]["old_kind"], changed["u"]["kind"], changed["u"]["columns_reordered"]) == ("table", "view",
+                                                                                                  False)
