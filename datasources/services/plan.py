@@ -272,9 +272,6 @@ def settle_tenancy(ds: DataSource, plan: Plan, tables: list[Any] | None) -> None
     against the cache as any other change. 400 TENANCY_SETTINGS_INVALID when they do not fit."""
     if not plan.tenancy_unchecked or plan.tenancy is UNCHANGED:
         return
-    if tables is None:
-        settled = tenancy.validate(ds, plan.tenancy)
-    else:
-        settled = tenancy.check_tables(plan.tenancy, tables)
+    settled = tenancy.validate(ds, plan.tenancy) if tables is None else tenancy.check_tables(plan.tenancy, tables)
     plan.tenancy_unchecked = False
     _set_tenancy(ds, plan, tenancy.current(ds), settled)
