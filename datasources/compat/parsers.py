@@ -18,8 +18,15 @@ from core.compat import SeedNames
 MAX_DEPTH = 8
 
 
+def local_name(tag: str) -> str:
+    """An element's name without its namespace: ``{http://x}driver`` (``<driver>`` under a default
+    ``xmlns="http://x"``, or ``<a:driver>``) -> ``driver``."""
+    return tag.rpartition("}")[2]
+
+
 def _element(node: Any, depth: int = 0, verbatim: frozenset[str] = frozenset()) -> Any:
-    """<item><a>1</a><b/></item> -> {"a": "1", "b": ""}; nested elements become objects. A leaf's
+    """<item><a>1</a><b/></item> -> {"a": "1", "b": ""}; nested elements become objects. Names are
+    taken without their namespace (``local_name``), whatever namespace the document declares. A leaf's
     text is stripped, except in the elements named in ``verbatim``: a password " pw " stays " pw ",
     and "<password> </password>" stays whitespace (refused) instead of becoming the empty password."""
     if depth > MAX_DEPTH:
@@ -27,12 +34,13 @@ def _element(node: Any, depth: int = 0, verbatim: frozenset[str] = frozenset()) 
     children = list(node)
     if not children:
         text = node.text or ""
-        return text if node.tag in verbatim else text.strip()
+        return text if local_name(node.tag) in verbatim else text.strip()
     out: dict[str, Any] = {}
     for child in children:
-        if child.tag in out:
-            raise ParseError(f"XML element <{child.tag}> appears more than once.")
-        out[child.tag] = _element(child, depth + 1, verbatim)
+        name = local_name(child.tag)
+        if name in out:
+            raise ParseError(f"XML element <{name}> appears more than once.")
+        out[name] = _element(child, depth + 1, verbatim)
     return out
 
 
@@ -40,7 +48,8 @@ class _XMLParser(BaseParser):
     """``<item>`` with one child element per field. A DOCTYPE (DTD), entity declarations and
     external references are refused (defusedxml with ``forbid_dtd``, ``forbid_entities`` and
     ``forbid_external``). An empty element (``<password/>`` or ``<password></password>``) is the
-    empty string; an absent one is absent. ``verbatim``: the fields whose text is kept as sent."""
+    empty string; an absent one is absent. Namespaces are dropped from element names (a default
+    ``xmlns`` or prefixes: ``<a:host>`` is ``host``). ``verbatim``: the fields whose text is kept as sent."""
 
     media_type = "application/xml"
     verbatim: frozenset[str] = frozenset()

@@ -322,6 +322,36 @@ def test_xml_keeps_a_password_as_sent_and_strips_other_fields():
                                                 "sshPassword": "\tx", "keyfile": ""}
 
 
+def test_xml_element_names_are_read_without_their_namespace():
+    from io import BytesIO
+
+    from rest_framework.exceptions import ParseError
+
+    from datasources.compat.parsers import XMLParser
+
+    default = b'<item xmlns="http://maiascore.com/x"><host>h</host><password> p </password><keyfile/></item>'
+    prefixed = b'<m:item xmlns:m="urn:m"><m:host>h</m:host><m:password> p </m:password><m:keyfile/></m:item>'
+    for body in (default, prefixed):
+        assert XMLParser().parse(BytesIO(body)) == {"host": "h", "password": " p ", "keyfile": ""}
+    with pytest.raises(ParseError, match="<host> appears more than once"):
+        XMLParser().parse(BytesIO(b'<item xmlns:a="urn:a"><a:host>x</a:host><host>y</host></item>'))
+
+
+def test_a_namespaced_xml_body_updates_like_a_plain_one(api, pg_source, pg_password_server):
+    """``<item xmlns="...">`` (a default namespace, as XML serializers write it) or prefixed names: the
+    fields are read by their local names, never refused as ``{http://...}driver: Unknown field``."""
+    body = xml(real_body(pg_password_server, database="template1"))
+    prefixed = body.replace("<", "<m:").replace("<m:/", "</m:")
+    for namespaced in (body.replace("<item>", '<item xmlns="http://maiascore.com/datasources">'),
+                       prefixed.replace("<m:item>", '<m:item xmlns:m="urn:m">')):
+        response = put(api, pg_source["id"], "application/xml", namespaced)
+        assert response.status_code == 200, (namespaced, response.json())
+        assert response.json()["database"] == "template1"
+    error = assert_error(put(api, pg_source["id"], "application/xml",
+                             '<item xmlns="http://x"><driver>mysql</driver><colour>red</colour></item>'), 400)
+    assert "colour" in error["errors"] and not any("{" in name for name in error["errors"])
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("body,valid", [
     ({"host": "h", "username": "u", "database": "d", "password": ""}, True),  # the source's type decides
