@@ -106,7 +106,7 @@ class HealthSettingsView(APIView):
     """The caller's organization's health-check defaults. Reading needs `datasource.read` (or
     `organization.admin`); changing them the owner or admin role (a token: `organization.admin`)."""
 
-    @extend_schema(tags=SETTINGS_TAGS, operation_id="v1_health_settings_retrieve",
+    @extend_schema(tags=SETTINGS_TAGS, operation_id="api_v1_health_settings_retrieve",
                    summary="Get the organization's health-check settings", responses={200: SETTINGS_200})
     def get(self, request: Request) -> Response:
         actor = require_actor(request)
@@ -115,7 +115,7 @@ class HealthSettingsView(APIView):
         return Response(HealthSettingsSerializer(health.settings_of(actor.organization)).data)
 
     @extend_schema(
-        tags=SETTINGS_TAGS, operation_id="v1_health_settings_partial_update",
+        tags=SETTINGS_TAGS, operation_id="api_v1_health_settings_partial_update",
         summary="Change the organization's health-check settings", request=HealthSettingsRequestSerializer,
         description="Owners and admins (a token acting for no user: the `organization.admin` scope). An invalid "
                     "value is refused (400, nothing changes). Audited (`update_health_settings`).",

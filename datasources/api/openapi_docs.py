@@ -503,7 +503,7 @@ _DATASOURCE_DOCS = {
                    409: error_response(409, C.CONFLICT, description="Workflows still read this data source.")},
     ),
     "history": extend_schema(
-        tags=TAGS, operation_id="v1_data_sources_history_list", summary="Audit history of a data source",
+        tags=TAGS, operation_id="api_v1_data_sources_history_list", summary="Audit history of a data source",
         parameters=PAGING, filters=False,
         responses={200: OpenApiResponse(AuditEventSerializer(many=True), description="Newest first."),
                    400: error_response(400, C.INVALID_REQUEST_BODY, description="Invalid `page` or `page_size`."),
@@ -542,7 +542,7 @@ _DATASOURCE_DOCS = {
         responses={200: OpenApiResponse(ref("SchemaCacheStatus"), description="Status, times and last error.")},
     ),
     "schema_versions": extend_schema(
-        tags=TAGS, operation_id="v1_data_sources_schema_versions_list", summary="List the cached schema versions",
+        tags=TAGS, operation_id="api_v1_data_sources_schema_versions_list", summary="List the cached schema versions",
         responses={200: OpenApiResponse({"type": "array", "items": ref("SchemaVersion")},
                                         description="Newest first.")},
     ),
@@ -593,7 +593,8 @@ def datasource_viewset(cls: type) -> type:
 
 def types_viewset(cls: type) -> type:
     return extend_schema_view(
-        list=extend_schema(tags=TYPE_TAGS, summary="List the source types", operation_id="v1_data_source_types_list",
+        list=extend_schema(tags=TYPE_TAGS, summary="List the source types",
+                           operation_id="api_v1_data_source_types_list",
                            responses={200: OpenApiResponse(ref("DataSourceType"), description="Every type.")}),
         retrieve=extend_schema(tags=TYPE_TAGS, summary="Get a source type", parameters=[TYPE_KEY],
                                responses={200: OpenApiResponse(ref("DataSourceType"), description="The type.")}),

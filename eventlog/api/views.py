@@ -20,19 +20,20 @@ EVENT = object_schema(
     data={"type": "object", "additionalProperties": True,
           "description": "Ids, names, changed field names and codes; never a secret value."},
 )
+TAGS = ["events"]
 _TYPES = "; ".join(f"`{t.key}`: {t.description}" for t in EVENT_TYPES.values())
 
 
 @extend_schema_view(
     list=extend_schema(
-        summary="List events",
+        tags=TAGS, summary="List events",
         description="The organization's events, newest first: the same bodies webhooks deliver. Data-source "
                     "events need `datasource.read`, workflow events `workflow.read`; others are left out. "
                     f"Types: {_TYPES}. Events are kept for EVENTS_RETENTION_DAYS (default 30).",
         parameters=[OpenApiParameter("type", str, enum=list(EVENT_TYPES), description="Only this type.")],
         responses={200: EVENT, 400: error_response(400)},  # paginated by the view: spectacular wraps it
     ),
-    retrieve=extend_schema(summary="Get an event", responses={200: EVENT, 404: error_response(404)}),
+    retrieve=extend_schema(tags=TAGS, summary="Get an event", responses={200: EVENT, 404: error_response(404)}),
 )
 class EventViewSet(viewsets.GenericViewSet):
     scope_resource = None  # per event type: see events.selectors.READ_SCOPES

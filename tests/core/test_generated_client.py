@@ -207,12 +207,11 @@ def _story(server, token, cluster, second_db) -> None:
 
 
 def _workflow_story(client, m, create, pg_request, second_db, tables) -> None:
-    wf_api = "api.api."
-    wf_create = _mod(wf_api + "api_v1_workflows_create")
-    wds_create = _mod(wf_api + "api_v1_workflows_data_sources_create")
-    node_create = _mod(wf_api + "api_v1_workflows_nodes_create")
-    repoint = _mod(wf_api + "api_v1_workflows_data_sources_partial_update")
-    node_get = _mod(wf_api + "api_v1_workflows_nodes_retrieve")
+    wf_create = _mod("api.workflows.api_v1_workflows_create")  # one module per tag
+    wds_create = _mod("api.workflow_data_sources.api_v1_workflows_data_sources_create")
+    node_create = _mod("api.workflow_nodes.api_v1_workflows_nodes_create")
+    repoint = _mod("api.workflow_data_sources.api_v1_workflows_data_sources_partial_update")
+    node_get = _mod("api.workflow_nodes.api_v1_workflows_nodes_retrieve")
 
     v2 = create.sync_detailed(client=client, body=pg_request("Warehouse v2", second_db))
     assert v2.status_code == 201, v2.content

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -155,6 +156,14 @@ DRY_RUN = OpenApiParameter(
     "dry_run", bool, OpenApiParameter.QUERY, required=False, description="Answer the plan and change nothing."
 )
 
+def tagged(tags: list[str], view_docs: Callable[[type], type]) -> Callable[[type], type]:
+    """``view_docs`` with ``tags`` on every operation of the view (Swagger UI's groups, a generated SDK's modules:
+    ``api.workflows``...). Without them drf-spectacular tags an operation with its path's first segment, "api"."""
+    def decorate(cls: type) -> type:
+        return view_docs(extend_schema(tags=tags)(cls))
+    return decorate
+
+
 REPOINT_RESPONSE = PolymorphicProxySerializer(
     component_name="DataSourcePatchResult",
     serializers=[s.WorkflowDataSourceSerializer, s.RepointPlanSerializer],
@@ -166,7 +175,7 @@ SEED_EXAMPLE = OpenApiExample(
     request_only=True,
 )
 
-workflow_viewset = extend_schema_view(
+workflow_viewset = tagged(["workflows"], extend_schema_view(
     list=extend_schema(summary="List workflows", responses={200: s.WorkflowSerializer(many=True), **errors()}),
     create=extend_schema(
         summary="Create a workflow", parameters=[ETAG_201], request=s.WorkflowWriteSerializer,
@@ -187,9 +196,9 @@ workflow_viewset = extend_schema_view(
         parameters=[WORKFLOW, IF_MATCH],
         responses={204: None, **errors(400, 404, 409, 412, conflict=DEPENDANTS_ERROR)},
     ),
-)
+))
 
-data_source_viewset = extend_schema_view(
+data_source_viewset = tagged(["workflow-data-sources"], extend_schema_view(
     list=extend_schema(summary="List a workflow's data sources", parameters=[WORKFLOW],
                        responses={200: s.WorkflowDataSourceSerializer(many=True), **errors(400, 404)}),
     create=extend_schema(
@@ -216,9 +225,9 @@ data_source_viewset = extend_schema_view(
         parameters=[WORKFLOW, DATA_SOURCE, IF_MATCH],
         responses={204: None, **errors(400, 404, 409, 412, conflict=DEPENDANTS_ERROR)},
     ),
-)
+))
 
-node_viewset = extend_schema_view(
+node_viewset = tagged(["workflow-nodes"], extend_schema_view(
     list=extend_schema(summary="List a workflow's nodes", parameters=[WORKFLOW],
                        responses={200: s.NodeSerializer(many=True), **errors(400, 404)}),
     create=extend_schema(summary="Create a node", parameters=[WORKFLOW, ETAG_201], request=s.NodeWriteSerializer,
@@ -231,11 +240,11 @@ node_viewset = extend_schema_view(
     ),
     destroy=extend_schema(summary="Delete a node", parameters=[WORKFLOW, NODE, IF_MATCH],
                           responses={204: None, **errors(400, 404, 409, 412, conflict=DEPENDANTS_ERROR)}),
-)
+))
 
-table_viewset = extend_schema_view(
+table_viewset = tagged(["workflow-tables"], extend_schema_view(
     list=extend_schema(summary="List a workflow's output tables", parameters=[WORKFLOW],
                        responses={200: s.WorkflowTableSerializer(many=True), **errors(400, 404)}),
     retrieve=extend_schema(summary="Get an output table", parameters=[WORKFLOW, TABLE],
                            responses={200: s.WorkflowTableSerializer, **errors(400, 404)}),
-)
+))
