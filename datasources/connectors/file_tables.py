@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import (
+    MAX_COLUMNS,
     ColumnInfo,
     ConnectionConfig,
     Connector,
@@ -33,6 +34,9 @@ SUFFIXES = {
     "csv": (".csv.gz", ".tsv.gz", ".csv", ".tsv"),
     "parquet": (".parquet", ".pq"),
 }
+#: A folder gives at most this many tables, the first matching files by name (the rest are left out, as
+#: every connector leaves out tables past MAX_TABLES): each is opened and sniffed (some 15 ms a small
+#: CSV), all within ``query_timeout``.
 MAX_FILES = 1000
 MEMORY_LIMIT = "256MB"
 
@@ -42,6 +46,12 @@ class FileTable:
     name: str
     relative: str  # as the user knows it, for messages
     path: Path  # resolved, confined
+
+
+class Located(list[FileTable]):
+    """The files of a source; ``more`` when the folder holds matching files past MAX_FILES, left out."""
+
+    more = False
 
 
 def _duckdb(type_key: str = "file") -> Any:
@@ -78,15 +88,15 @@ def _folder(relative: str, confine_to: str) -> Path | None:
     return resolved if resolved.is_dir() and resolved.is_relative_to(allowed) else None
 
 
-def locate(config: ConnectionConfig) -> list[FileTable]:
-    """The confined files of a source: the one file, or each matching file of a folder."""
+def locate(config: ConnectionConfig) -> Located:
+    """The confined files of a source: the one file, or the first MAX_FILES matching files of a folder."""
     relative = config.connection.get("path") or ""
     suffixes = SUFFIXES[_format(config)]
     folder = _folder(relative, config.file_folder)
     if folder is None:
         path = resolve_under_root(relative, config.file_folder)  # missing or escaping: "File not found ..."
-        return [FileTable(_table_name(path.name, suffixes), relative, path)]
-    found: list[FileTable] = []
+        return Located([FileTable(_table_name(path.name, suffixes), relative, path)])
+    found = Located()
     names: set[str] = set()
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.name.lower().endswith(suffixes):
@@ -96,12 +106,13 @@ def locate(config: ConnectionConfig) -> list[FileTable]:
             path = resolve_under_root(child, config.file_folder)  # each confined again: symlinks out skipped
         except ConnectorError:
             continue
+        if len(found) == MAX_FILES:
+            found.more = True
+            break
         name = _table_name(entry.name, suffixes)
         name = entry.name if name in names else name
         names.add(name)
         found.append(FileTable(name, child, path))
-        if len(found) > MAX_FILES:
-            raise ConnectorError("database", f"The folder holds more than {MAX_FILES} matching files.")
     if not found:
         raise ConnectorError("database", f"No {' / '.join(suffixes)} files found in the folder.")
     return found
@@ -144,7 +155,7 @@ def _read_error(exc: Exception, table: FileTable, fmt: str, stage: str, timeout:
 
 
 def describe(con: Any, table: FileTable, config: ConnectionConfig, stage: str, timeout: float) -> list[ColumnInfo]:
-    """Columns and DuckDB-inferred types of one file (every column nullable)."""
+    """Columns and DuckDB-inferred types of one file (every column nullable), the first MAX_COLUMNS."""
     duckdb = _duckdb()
     fmt = _format(config)
     c = config.connection
@@ -157,7 +168,7 @@ def describe(con: Any, table: FileTable, config: ConnectionConfig, stage: str, t
         pairs = list(zip(relation.columns, relation.types, strict=True))
     except duckdb.Error as exc:
         raise _read_error(exc, table, fmt, stage, timeout) from None
-    return [ColumnInfo(str(name), str(kind), True, i) for i, (name, kind) in enumerate(pairs, start=1)]
+    return [ColumnInfo(str(name), str(kind), True, i) for i, (name, kind) in enumerate(pairs[:MAX_COLUMNS], start=1)]
 
 
 class FileConnector(Connector):
@@ -177,7 +188,10 @@ class FileConnector(Connector):
                 with sandbox([tables[0].path], timeout) as con:
                     describe(con, tables[0], config, "database", timeout)
 
-            runner.run("database", database, f"{len(tables)} file(s) found.")
+            found = f"{len(tables)} file(s) found."
+            if tables.more:
+                found = f"More than {MAX_FILES} files found: the first {MAX_FILES} by name are read."
+            runner.run("database", database, found)
             runner.server_version = f"DuckDB {duckdb.__version__}"
         return runner.result()
 

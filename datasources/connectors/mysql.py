@@ -17,7 +17,8 @@ from typing import Any, TypeVar, cast
 import pymysql
 
 from .base import (
-    ColumnInfo,
+    MAX_COLUMNS,
+    MAX_TABLES,
     ConnectionConfig,
     Connector,
     ConnectorError,
@@ -26,6 +27,7 @@ from .base import (
     TestResult,
 )
 from .egress import check_host_syntax, resolve_checked
+from .limits import Catalogue
 from .mysqlwire import (
     TLS_REQUIRED,
     ClearTextRefused,
@@ -43,13 +45,22 @@ APPLICATION_NAME = "datasource-control-plane"
 SYSTEM_SCHEMAS = ("information_schema", "mysql", "performance_schema", "sys", "memsql", "cluster")
 DRIVER_ERRORS = (pymysql.Error, OSError, RuntimeError, ClearTextRefused)
 
+#: Two catalogue queries whatever the number of tables, both bounded on the server (README:
+#: "Connections"): the first MAX_TABLES tables by schema and name, then the first MAX_COLUMNS columns
+#: (by position) of those tables only.
 TABLES_SQL = (
     "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-    "WHERE {where} AND TABLE_TYPE <> 'SYSTEM VIEW' ORDER BY TABLE_SCHEMA, TABLE_NAME"
+    "WHERE {where} AND TABLE_TYPE <> 'SYSTEM VIEW' "
+    "ORDER BY TABLE_SCHEMA, TABLE_NAME LIMIT %s"
 )
 COLUMNS_SQL = (
-    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS "
-    "WHERE {where} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+    "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE "
+    "FROM information_schema.COLUMNS c JOIN ("
+    "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+    "WHERE {where} AND TABLE_TYPE <> 'SYSTEM VIEW' "
+    "ORDER BY TABLE_SCHEMA, TABLE_NAME LIMIT %s"
+    ") t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+    "WHERE c.ORDINAL_POSITION <= %s ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"
 )
 
 T = TypeVar("T")
@@ -253,17 +264,13 @@ class MySQLConnector(Connector):
             where, params = "TABLE_SCHEMA = %s", [database]
         else:
             where, params = f"TABLE_SCHEMA NOT IN ({', '.join(['%s'] * len(SYSTEM_SCHEMAS))})", list(SYSTEM_SCHEMAS)
-        tables: dict[tuple[str, str], TableInfo] = {}
+        catalogue = Catalogue(MAX_TABLES, MAX_COLUMNS)
         with conn.cursor() as cur:
-            cur.execute(TABLES_SQL.format(where=where), params)
+            cur.execute(TABLES_SQL.format(where=where), [*params, MAX_TABLES])
             for schema, name, table_type in cur.fetchall():
-                kind = "view" if str(table_type).upper() == "VIEW" else "table"
-                tables[(schema, name)] = TableInfo(schema=schema, name=name, kind=kind, columns=[])
-            cur.execute(COLUMNS_SQL.format(where=where), params)
+                catalogue.table(schema, name, "view" if str(table_type).upper() == "VIEW" else "table")
+            cur.execute(COLUMNS_SQL.format(where=where), [*params, MAX_TABLES, MAX_COLUMNS])
             for schema, name, column, data_type, nullable in cur.fetchall():
-                table = tables.get((schema, name))
-                if table is not None:  # a table created between the two queries is left for the next refresh
-                    table.columns.append(
-                        ColumnInfo(column, str(data_type), str(nullable).upper() == "YES", len(table.columns) + 1)
-                    )
-        return list(tables.values())
+                # a table created between the two queries is left for the next refresh
+                catalogue.column(schema, name, column, str(data_type), str(nullable).upper() == "YES")
+        return catalogue.tables

@@ -19,7 +19,8 @@ import psycopg
 from psycopg import sql
 
 from .base import (
-    ColumnInfo,
+    MAX_COLUMNS,
+    MAX_TABLES,
     ConnectionConfig,
     Connector,
     ConnectorError,
@@ -28,6 +29,7 @@ from .base import (
     TestResult,
 )
 from .egress import check_host_syntax, resolve_checked
+from .limits import group_rows
 from .pgwire import (
     TLS_REQUIRED,
     classify,
@@ -43,18 +45,32 @@ from .ssh import SSHTunnel, forwarded, run_tunnel_stages
 APPLICATION_NAME = "datasource-control-plane"
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "crdb_internal", "pg_extension", "pg_internal")
 
+#: One catalogue query whatever the number of tables, bounded on the server: the first MAX_TABLES
+#: tables and views by schema and name, the first MAX_COLUMNS columns of each by position (README:
+#: "Connections").
 INTROSPECT_SQL = """
-SELECT n.nspname, c.relname, c.relkind, a.attname,
-       format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_catalog.pg_attribute a
-       ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
-  AND (n.nspname = %(schema)s
-       OR (%(schema)s::text = '' AND left(n.nspname, 3) <> 'pg_'
-           AND NOT n.nspname = ANY(%(system)s)))
-ORDER BY n.nspname, c.relname, a.attnum
+WITH scope AS (
+  SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
+  WHERE n.nspname = %(schema)s
+     OR (%(schema)s::text = '' AND left(n.nspname, 3) <> 'pg_' AND NOT n.nspname = ANY(%(system)s))
+), listed AS (
+  SELECT c.oid, s.nspname, c.relname, c.relkind
+  FROM pg_catalog.pg_class c
+  JOIN scope s ON s.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
+  ORDER BY s.nspname, c.relname
+  LIMIT %(max_tables)s
+), attributes AS (
+  SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS data_type,
+         NOT a.attnotnull AS nullable, row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) AS position
+  FROM pg_catalog.pg_attribute a
+  JOIN listed ON listed.oid = a.attrelid
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+)
+SELECT l.nspname, l.relname, l.relkind, a.attname, a.data_type, a.nullable
+FROM listed l
+LEFT JOIN attributes a ON a.attrelid = l.oid AND a.position <= %(max_columns)s
+ORDER BY l.nspname, l.relname, a.attnum
 """
 
 
@@ -204,16 +220,14 @@ class PostgresConnector(Connector):
             try:
                 rows = conn.execute(
                     INTROSPECT_SQL,
-                    {"schema": config.connection.get("schema") or "", "system": list(SYSTEM_SCHEMAS)},
+                    {"schema": config.connection.get("schema") or "", "system": list(SYSTEM_SCHEMAS),
+                     "max_tables": MAX_TABLES, "max_columns": MAX_COLUMNS},
                 ).fetchall()
             except psycopg.Error as exc:
                 raise query_error(exc, "introspect", seconds, state["fired"], config.secrets) from None
-        tables: dict[tuple[str, str], TableInfo] = {}
-        for schema, name, relkind, column, data_type, nullable in rows:
-            table = tables.get((schema, name))
-            if table is None:
-                kind = "view" if relkind in ("v", "m") else "table"
-                table = tables[(schema, name)] = TableInfo(schema=schema, name=name, kind=kind, columns=[])
-            if column is not None:
-                table.columns.append(ColumnInfo(column, data_type, bool(nullable), len(table.columns) + 1))
-        return list(tables.values())
+        kinds = {"v": "view", "m": "view"}
+        return group_rows(
+            ((schema, name, kinds.get(relkind, "table"), column, data_type, bool(nullable))
+             for schema, name, relkind, column, data_type, nullable in rows),
+            MAX_TABLES, MAX_COLUMNS,
+        )  # fmt: skip
