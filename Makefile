@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LOCAL_NETWORKS := 127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
 
-.PHONY: run check-port test install lint system-deps fuzz
+.PHONY: run check-port test install lint system-deps fuzz manage
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -72,6 +72,12 @@ run: check-port install
 	$(LOCAL_ENV) $(BIN)/celery -A config worker --pool=solo --loglevel=WARNING & \
 	$(LOCAL_ENV) $(BIN)/celery -A config beat --loglevel=WARNING --schedule var/celerybeat-schedule & \
 	$(LOCAL_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+# A management command with the local run's settings (what `make run` passes): the same database, cache
+# and networks, e.g. make manage ARGS="create_token demo --scopes datasource.read --name ci".
+ARGS ?= help
+manage: install
+	@$(LOCAL_ENV) $(BIN)/python manage.py $(ARGS)
 
 # Three test processes (most tests wait on servers, not the CPU), a module per process at a time (its servers, Redis database and fixtures stay
 # its own); each process has its own test database. PYTEST_ARGS=-n0 runs them in one process.

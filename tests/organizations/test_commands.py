@@ -15,6 +15,23 @@ def _run(capsys, *args) -> list[str]:
     return capsys.readouterr().out.strip().splitlines()
 
 
+def test_seed_demo_leaves_the_sample_database_as_the_operator_left_it(db, capsys, settings):
+    """The README's walk-through renames `orders`; the next `make run` (seed_demo) must not bring it back."""
+    import sqlite3
+    from pathlib import Path
+
+    first = _run(capsys, "seed_demo")
+    assert "Created sample database demo/sample.db." in first
+    path = Path(settings.DATASOURCE_FILE_ROOT) / "demo" / "sample.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("ALTER TABLE orders RENAME TO purchases;")
+    second = _run(capsys, "seed_demo")
+    assert "Kept sample database demo/sample.db." in second and second[-1] == first[-1]
+    with sqlite3.connect(path) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"purchases", "customers"} <= names and "orders" not in names
+
+
 def test_seed_demo_is_idempotent_and_ends_with_a_working_token(db, capsys, settings):
     settings.SECURE_SSL_REDIRECT = False
     first = _run(capsys, "seed_demo")

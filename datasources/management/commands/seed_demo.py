@@ -32,7 +32,11 @@ def demo_token_value() -> str:
     return f"dsp_demo_{digest[:40]}"
 
 
-def build_sample_database(path: Path) -> None:
+def build_sample_database(path: Path) -> bool:
+    """Create the sample database when there is none; an existing one is left as it is (a table
+    renamed in the README's walk-through stays renamed). Returns whether it was created."""
+    if path.exists() and path.stat().st_size > 0:
+        return False
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as db:
         db.executescript(
@@ -58,6 +62,7 @@ def build_sample_database(path: Path) -> None:
                 "INSERT INTO orders (customer_id, total_cents, placed_at) VALUES (?, ?, ?)",
                 [(1, 1250, "2026-01-02"), (1, 990, "2026-02-03"), (2, 4500, "2026-03-04")],
             )
+    return True
 
 
 class Command(BaseCommand):
@@ -96,7 +101,8 @@ class Command(BaseCommand):
                 left = f": left {state.split()[0]}" if not token.is_active else ""
                 self.stdout.write(f"Kept token '{token.name}' ({state}{left}).")
 
-        build_sample_database(Path(settings.DATASOURCE_FILE_ROOT) / DEMO_DB)
+        created = build_sample_database(Path(settings.DATASOURCE_FILE_ROOT) / DEMO_DB)
+        self.stdout.write(f"{'Created' if created else 'Kept'} sample database {DEMO_DB}.")
         actor = Actor(organization=org, user=user, is_system=True)
         ds = DataSource.objects.filter(organization=org, name__iexact="Demo SQLite").first()
         if ds is None:
