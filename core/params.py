@@ -30,3 +30,14 @@ def require_no_body(request: Request) -> None:
     if hasattr(data, "keys"):
         raise InvalidRequest("This action takes no body.", errors={str(key): ["Unknown field."] for key in data.keys()})
     raise InvalidRequest("This action takes no body.", errors={"body": ["Send no body."]})
+
+
+def require_no_query(request: Request, meant: str = "") -> None:
+    """An action that takes no query parameters refuses them: ``?dry_run=true`` sent to a plan's create
+    or apply would otherwise be ignored, and a client expecting a dry run would get the real thing.
+    ``meant``: what to use instead, added to the message."""
+    names = sorted(request.query_params.keys())
+    if names:
+        listed = ", ".join(f"'{name}'" for name in names)
+        raise InvalidRequest(f"This action takes no query parameters: {listed}.{' ' + meant if meant else ''}",
+                             errors={name: ["Unknown query parameter."] for name in names})

@@ -51,14 +51,22 @@ class PlanSerializer(serializers.ModelSerializer):
         "The revision number this plan restores (made with POST .../revisions/{number}/plan/), else null."))
     test = TestField(read_only=True)
     created_by = serializers.CharField(read_only=True, help_text="The author (user or token label).")
+    stale = serializers.SerializerMethodField(help_text=(
+        "Open, but the source changed since the plan was made (its version is not the plan's): applying it "
+        "would be 409. Such plans are left out of the list."))
 
     class Meta:
         model = ChangePlan
-        fields = ["id", "data_source", "status", "version", "changed", "changes", "touches_connection", "restores",
-                  "test",
+        fields = ["id", "data_source", "status", "stale", "version", "changed", "changes", "touches_connection",
+                  "restores", "test",
                   "created_by", "created_at", "expires_at", "applied_at", "applied_by", "cancelled_at",
                   "cancelled_by"]
         read_only_fields = fields
+
+
+    def get_stale(self, plan: ChangePlan) -> bool:
+        source = plan.data_source
+        return plan.status == PlanStatus.OPEN and source is not None and source.version != plan.base_version
 
 
 class PlanDetailSerializer(PlanSerializer):

@@ -13,11 +13,14 @@ from changes.api import openapi_docs as docs
 from changes.api import serializers as s
 from changes.models import ChangePlan, ChangeSet
 from changes.services import change_sets, plans
-from core.params import require_no_body
+from core.params import require_no_body, require_no_query
 from datasources.api.serializers import DataSourceSerializer
 from datasources.selectors import data_source_for_actor, renderable_data_source_for_actor
 from datasources.shapes import DataSourceWriteSerializer
 from organizations.authentication import require_actor
+
+#: A plan or set is itself the dry run: its answer is the test and the impact, and nothing is applied.
+NO_QUERY = "A plan or change set is tested and stored without being applied; apply it with .../apply/."
 
 
 def _patch_body(data: Any) -> dict[str, Any]:
@@ -41,6 +44,7 @@ class PlanViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request, pk: str) -> Response:
         actor = require_actor(request)
+        require_no_query(request, NO_QUERY)
         try:
             data = _patch_body(request.data)
         except APIException:
@@ -52,6 +56,7 @@ class PlanViewSet(viewsets.GenericViewSet):
 
     @docs.restore_plan
     def restore_plan(self, request: Request, pk: str, number: str) -> Response:
+        require_no_query(request, NO_QUERY)
         require_no_body(request)
         plan = plans.create_restore_plan(actor=require_actor(request), data_source_id=pk, number=number)
         return Response(s.PlanDetailSerializer(plan).data, status=status.HTTP_201_CREATED,
@@ -66,6 +71,7 @@ class PlanViewSet(viewsets.GenericViewSet):
 
     @docs.plan_apply
     def apply(self, request: Request, pk: str, plan_id: str) -> Response:
+        require_no_query(request)
         require_no_body(request)
         actor = require_actor(request)
         plan, result = plans.apply_plan(actor=actor, data_source_id=pk, plan_id=plan_id)
@@ -89,6 +95,7 @@ class ChangeSetViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(s.ChangeSetSerializer(page, many=True).data)
 
     def create(self, request: Request) -> Response:
+        require_no_query(request, NO_QUERY)
         items = request.data.get("items") if isinstance(request.data, dict) else None
         if isinstance(request.data, dict) and set(request.data) - {"items"}:
             raise serializers.ValidationError({key: ["Unknown field."] for key in set(request.data) - {"items"}})
@@ -110,6 +117,7 @@ class ChangeSetViewSet(viewsets.GenericViewSet):
 
     @docs.change_set_apply
     def apply(self, request: Request, pk: str) -> Response:
+        require_no_query(request)
         require_no_body(request)
         change_set, applied = change_sets.apply_change_set(actor=require_actor(request), change_set_id=pk)
         body = {**s.ChangeSetDetailSerializer(change_set).data,

@@ -31,10 +31,13 @@ def _expire_due(qs: QuerySet[ChangePlan]) -> None:
 
 
 def open_plans(actor: Actor, data_source_id: Any) -> QuerySet[ChangePlan]:
-    """The source's open plans, newest first (404 for another organization's source)."""
+    """The source's open plans that can still be applied (made against its current version), newest
+    first (404 for another organization's source). A stale one is left out: its apply would be 409;
+    ``plan_for`` still reads it (``stale: true``)."""
     ds = get_data_source(actor, data_source_id)
     _expire_due(ChangePlan.objects.filter(data_source=ds))
-    return ChangePlan.objects.filter(data_source=ds, status=PlanStatus.OPEN).order_by("-created_at", "-id")
+    return ChangePlan.objects.filter(data_source=ds, status=PlanStatus.OPEN, base_version=ds.version).order_by(
+        "-created_at", "-id").select_related("data_source")
 
 
 def plan_for(actor: Actor, data_source_id: Any, plan_id: Any) -> ChangePlan:

@@ -204,6 +204,33 @@ def test_four_eyes_holds_for_direct_writes_and_needs_a_user_as_second_person(api
 
 
 @pytest.mark.django_db
+def test_a_plan_the_source_moved_past_is_left_out_of_the_list_and_marked_stale(api, shop):
+    plan = make_plan(api, shop, {"description": "reviewed"})
+    assert [p["id"] for p in api.get(plans_url(shop)).json()["results"]] == [plan["id"]]
+    assert plan["stale"] is False
+    assert api.patch(f"{DS}{shop['id']}/", {"tags": ["moved-on"]}, format="json").status_code == 200
+    assert api.get(plans_url(shop)).json()["results"] == []
+    detail = api.get(f"{plans_url(shop)}{plan['id']}/").json()
+    assert (detail["status"], detail["stale"]) == ("open", True)
+    assert apply(api, shop, plan).status_code == 409
+
+
+@pytest.mark.django_db
+def test_query_parameters_on_plan_and_set_writes_are_refused_not_ignored(api, shop):
+    """?dry_run=true on a plan's create or apply was ignored: a client expecting a dry run got a stored plan
+    (or an applied one)."""
+    response = api.post(f"{plans_url(shop)}?dry_run=true", {"description": "x"}, format="json")
+    assert response.status_code == 400 and response.json()["errors"] == {"dry_run": ["Unknown query parameter."]}
+    assert not ChangePlan.objects.exists()
+    plan = make_plan(api, shop, {"description": "x"})
+    response = api.post(f"{plans_url(shop)}{plan['id']}/apply/?dry_run=true")
+    assert response.status_code == 400 and ChangePlan.objects.get(public_id=plan["id"]).status == "open"
+    response = api.post("/api/v1/change-sets/?test_connection=false",
+                        {"items": [{"data_source": shop["id"], "changes": {"description": "y"}}]}, format="json")
+    assert response.status_code == 400 and "test_connection" in response.json()["errors"]
+
+
+@pytest.mark.django_db
 def test_plans_need_a_writing_role_and_cancel_by_the_author(org, shop, make_client, django_user_model):
     viewer = _member_client(make_client, org, django_user_model, "vic", Role.VIEWER)
     assert viewer.post(plans_url(shop), {"description": "x"}, format="json").status_code == 403
