@@ -47,17 +47,19 @@ DRIVER_ERRORS = (pymysql.Error, OSError, RuntimeError, ClearTextRefused)
 
 #: Two catalogue queries whatever the number of tables, both bounded on the server (README:
 #: "Connections"): the first MAX_TABLES tables by schema and name, then the first MAX_COLUMNS columns
-#: (by position) of those tables only.
+#: (by position) of those tables only. Listed are the user's tables and views: not the server's own
+#: views, nor MariaDB's sequences (a one-row generator with eight internal columns) or a session's
+#: temporary tables.
 TABLES_SQL = (
     "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-    "WHERE {where} AND TABLE_TYPE <> 'SYSTEM VIEW' "
+    "WHERE {where} AND TABLE_TYPE NOT IN ('SYSTEM VIEW', 'SEQUENCE', 'TEMPORARY') "
     "ORDER BY TABLE_SCHEMA, TABLE_NAME LIMIT %s"
 )
 COLUMNS_SQL = (
     "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE "
     "FROM information_schema.COLUMNS c JOIN ("
     "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
-    "WHERE {where} AND TABLE_TYPE <> 'SYSTEM VIEW' "
+    "WHERE {where} AND TABLE_TYPE NOT IN ('SYSTEM VIEW', 'SEQUENCE', 'TEMPORARY') "
     "ORDER BY TABLE_SCHEMA, TABLE_NAME LIMIT %s"
     ") t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
     "WHERE c.ORDINAL_POSITION <= %s ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION"

@@ -47,7 +47,8 @@ SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "crdb_internal", "pg_exten
 
 #: One catalogue query whatever the number of tables, bounded on the server: the first MAX_TABLES
 #: tables and views by schema and name, the first MAX_COLUMNS columns of each by position (README:
-#: "Connections").
+#: "Connections"). A partition is left out when its partitioned parent is listed (querying the parent
+#: reads every partition's rows); one whose parent lies outside the configured schema is listed.
 INTROSPECT_SQL = """
 WITH scope AS (
   SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
@@ -58,6 +59,10 @@ WITH scope AS (
   FROM pg_catalog.pg_class c
   JOIN scope s ON s.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                    JOIN pg_catalog.pg_class parent ON parent.oid = i.inhparent AND parent.relkind = 'p'
+                    JOIN scope ON scope.oid = parent.relnamespace
+                    WHERE i.inhrelid = c.oid)
   ORDER BY s.nspname, c.relname
   LIMIT %(max_tables)s
 ), attributes AS (

@@ -1,0 +1,103 @@
+"""What introspection lists as a table, on real servers: the user's tables and views, not the engine's
+own objects (MariaDB sequences), and a partitioned PostgreSQL table once (its partitions left out)."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pymysql
+import pytest
+from psycopg import sql
+
+from datasources.connectors import ConnectionConfig, get_connector
+from tests.conftest import require_service
+
+
+def _listing(tables):
+    return sorted((t.schema, t.name, t.kind) for t in tables)
+
+
+# -------------------------------------------------------------------------------- PostgreSQL
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+@pytest.fixture
+def pg_db():
+    require_service(PG["host"], PG["port"], "PostgreSQL")
+    name = f"dsp_objects_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(dbname=name, autocommit=True, **PG) as conn:
+            conn.execute(
+                """
+                CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, body text) PARTITION BY RANGE (at);
+                CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+                CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')
+                    PARTITION BY LIST (id);
+                CREATE TABLE events_2025_all PARTITION OF events_2025 DEFAULT;
+                CREATE SCHEMA archive;
+                CREATE TABLE archive.events_2023 PARTITION OF events
+                    FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+                CREATE TABLE cities (name text NOT NULL);
+                CREATE TABLE capitals (state text) INHERITS (cities);  -- inheritance, not a partition
+                """
+            )
+        yield name
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _pg(database, schema):
+    connection = {"host": "127.0.0.1", "port": 5432, "database": database, "schema": schema, "username": "postgres",
+                  "ssl": {"mode": "disable"}, "ssh_tunnel": {"enabled": False}}  # fmt: skip
+    return ConnectionConfig("postgresql", connection, {"password": "unused"}, connect_timeout=5, query_timeout=20)
+
+
+@pytest.mark.postgres_source
+def test_postgresql_lists_a_partitioned_table_not_its_partitions(allow_loopback, pg_db):
+    tables = get_connector("postgresql").introspect(_pg(pg_db, ""))
+    assert _listing(tables) == [("public", "capitals", "table"), ("public", "cities", "table"),
+                                ("public", "events", "table")]  # fmt: skip
+    events = next(t for t in tables if t.name == "events")
+    assert [(c.name, c.nullable) for c in events.columns] == [("id", False), ("at", False), ("body", True)]
+
+
+@pytest.mark.postgres_source
+def test_postgresql_lists_partitions_whose_parent_is_outside_the_schema(allow_loopback, pg_db):
+    """Configured to read ``archive`` only, the partition there is the only way to its rows: listed."""
+    tables = get_connector("postgresql").introspect(_pg(pg_db, "archive"))
+    assert _listing(tables) == [("archive", "events_2023", "table")]
+
+
+# -------------------------------------------------------------------------------- MariaDB
+
+MY_HOST, MY_PORT = "127.0.0.1", 3306
+
+
+@pytest.fixture
+def my_db():
+    require_service(MY_HOST, MY_PORT, "MariaDB")
+    name = f"dsp_objects_{uuid.uuid4().hex[:10]}"
+    with pymysql.connect(host=MY_HOST, port=MY_PORT, user="root", autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+        try:
+            cur.execute(f"CREATE SEQUENCE `{name}`.seq1")
+            cur.execute(f"CREATE TABLE `{name}`.orders (id INT PRIMARY KEY DEFAULT (NEXT VALUE FOR `{name}`.seq1))")
+            cur.execute(f"CREATE TABLE `{name}`.prices (amount INT) WITH SYSTEM VERSIONING")
+            cur.execute(f"CREATE VIEW `{name}`.order_ids AS SELECT id FROM `{name}`.orders")
+            yield name
+        finally:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def test_mariadb_leaves_sequences_out(allow_loopback, my_db):
+    connection = {"host": MY_HOST, "port": MY_PORT, "database": my_db, "username": "root",
+                  "ssl": {"mode": "prefer"}, "ssh_tunnel": {"enabled": False}}  # fmt: skip
+    config = ConnectionConfig("mariadb", connection, {"password": ""}, connect_timeout=5, query_timeout=20)
+    tables = get_connector("mariadb").introspect(config)
+    assert _listing(tables) == [(my_db, "order_ids", "view"), (my_db, "orders", "table"), (my_db, "prices", "table")]
+    assert [c.name for t in tables for c in t.columns] == ["id", "id", "amount"]  # a sequence's 8 columns: none
