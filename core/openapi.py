@@ -28,9 +28,15 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": SCHEMAS + name}
 
 
+#: The one schema ``null`` (and nothing else) matches: drf-spectacular's own component for nullable choices.
+NULL_ENUM = "NullEnum"
+
+
 def nullable_ref(name: str, **extra: Any) -> dict[str, Any]:
-    """A nullable reference, the OpenAPI 3.0 way (``$ref`` siblings are ignored)."""
-    return {"allOf": [ref(name)], "nullable": True, **extra}
+    """A nullable reference that strict OpenAPI 3.0.3 accepts ``null`` for: ``oneOf`` the component and
+    ``NullEnum``. (``{"allOf": [$ref], "nullable": true}`` does not: ``nullable`` only widens a ``type``
+    of its own schema object, and the referenced object's ``type: object`` refuses ``null``.)"""
+    return {"oneOf": [ref(name), ref(NULL_ENUM)], "nullable": True, **extra}
 
 
 ERROR_REF = ref("Error")
@@ -253,6 +259,28 @@ def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
         responses["429"].setdefault("headers", {})["Retry-After"] = {"$ref": HEADERS + "Retry-After"}
 
 
+_NOT_SCHEMAS = ("example", "examples", "enum", "default", "required", "discriminator")
+
+
+def _nullable_members(node: Any) -> Any:
+    """drf-spectacular's nullable nested object, ``{"allOf": [X], "nullable": true}``, becomes ``{"oneOf": [X,
+    NullEnum], "nullable": true}`` (as ``nullable_ref``): under strict OpenAPI 3.0.3 ``null`` is invalid for
+    the first (``nullable`` without a ``type`` of its own widens nothing, and ``X`` refuses ``null``), so a
+    validator refused the real bodies (a data source without tenancy settings, a node without an output
+    table). Code generators read both as ``X | None``."""
+    if isinstance(node, list):
+        return [_nullable_members(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: {name: _nullable_members(sub) for name, sub in v.items()} if k == "properties" and isinstance(v, dict)
+           else v if k in _NOT_SCHEMAS else _nullable_members(v) for k, v in node.items()}
+    if (out.get("nullable") is True and "type" not in out and len(out.get("allOf", ())) == 1
+            and not {"oneOf", "anyOf"} & out.keys()):
+        member = out.pop("allOf")[0]
+        out = {"oneOf": [member, ref(NULL_ENUM)], **out}
+    return out
+
+
 def _link_headers(operation: dict[str, Any]) -> None:
     for response in operation.get("responses", {}).values():
         if "$ref" in response:
@@ -425,6 +453,9 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
     components = result.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(error_components())  # the one Error shape, whatever a serializer called "Error" said
+    schemas.setdefault(NULL_ENUM, {"enum": [None]})
+    result["paths"] = _nullable_members(result.get("paths", {}))
+    schemas.update(_nullable_members(schemas))
     _close_request_bodies(schemas)
     _require_bodies(result)
     _no_defaults_in_patch_bodies(result)

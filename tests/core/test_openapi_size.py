@@ -37,7 +37,7 @@ def test_shared_connection_objects_are_referenced(doc):
     for p in ("Postgresql", "Mysql", "Supabase", "Mariadb"):
         assert schemas[f"{p}Connection"]["properties"]["ssh_tunnel"] == {"$ref": SCHEMAS + "SshTunnel"}
         assert schemas[f"Patched{p}Connection"]["properties"]["ssh_tunnel"] == {
-            "allOf": [{"$ref": SCHEMAS + "PatchedSshTunnel"}], "nullable": True}
+            "oneOf": [{"$ref": SCHEMAS + "PatchedSshTunnel"}, {"$ref": SCHEMAS + "NullEnum"}], "nullable": True}
     prefixes = ["".join(part[:1].upper() + part[1:] for part in key.split("_")) for key in CATALOGUE]
     names = [name for p in prefixes for name in (f"{p}DataSourceRequest", f"{p}DataSourceReplaceRequest",
                                                  f"Patched{p}DataSourceRequest")]

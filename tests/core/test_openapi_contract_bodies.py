@@ -1,0 +1,124 @@
+"""Success bodies in the OpenAPI document: real ones validate under strict OpenAPI 3.0.3.
+
+Real bodies are checked with ``openapi_schema_validator``'s OpenAPI 3.0 read validator against the document
+as served, where ``nullable`` only widens a ``type`` of its own schema object: ``{"allOf": [$ref], "nullable":
+true}`` refused ``null`` there (a source without tenancy settings, a node without an output table, a catalogue
+field without ``required_when``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from openapi_schema_validator import OAS30ReadValidator, OAS30Validator, oas30_format_checker
+
+from tests.support.workflows import add_node, add_source, create_source, create_workflow
+
+METHODS = ("get", "put", "post", "patch", "delete")
+DS = "/api/v1/data-sources/"
+WF = "/api/v1/workflows/"
+
+_CACHE: dict[str, dict] = {}
+
+
+@pytest.fixture
+def doc(client, db) -> dict:
+    if "doc" not in _CACHE:
+        response = client.get("/api/schema/?format=json")
+        assert response.status_code == 200
+        _CACHE["doc"] = response.json()
+    return copy.deepcopy(_CACHE["doc"])
+
+
+def operations(doc: dict):
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def body_schema(doc: dict, path: str, method: str, status: int | str) -> dict:
+    return doc["paths"][path][method]["responses"][str(status)]["content"]["application/json"]["schema"]
+
+
+def strict_errors(doc: dict, schema: dict, instance, validator=OAS30ReadValidator) -> list[str]:
+    root = {"allOf": [schema], "components": doc["components"]}
+    found = validator(root, format_checker=oas30_format_checker).iter_errors(instance)
+    return [f"{list(e.absolute_path)}: {e.message[:300]}" for e in found]
+
+
+def assert_body(doc: dict, path: str, method: str, response) -> None:
+    schema = body_schema(doc, path, method, response.status_code)
+    errors = strict_errors(doc, schema, response.json())
+    assert not errors, (method, path, response.status_code, errors)
+
+
+# --- nullable objects under strict OpenAPI 3.0.3 ---------------------------------------------------
+
+
+def _schema_nodes(node, where=""):
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            if key not in ("example", "examples", "enum", "default"):
+                yield from _schema_nodes(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _schema_nodes(value, f"{where}/{i}")
+
+
+@pytest.mark.django_db
+def test_every_nullable_schema_accepts_null(doc):
+    """``nullable: true`` says ``null`` is a valid value: the strict validator must agree, wherever it is said."""
+    refused = []
+    for where, node in _schema_nodes({"paths": doc["paths"], "components": doc["components"]["schemas"]}):
+        if node.get("nullable") is True:
+            if strict_errors(doc, node, None, validator=OAS30Validator):
+                refused.append(where)
+    assert not refused, refused[:20]
+    assert doc["components"]["schemas"]["NullEnum"] == {"enum": [None]}
+
+
+@pytest.mark.django_db
+def test_real_reads_validate_strictly(api, doc, sqlite_file):
+    """Data sources (no tenancy settings, an actor, a test), nodes (with and without an output table) and the
+    type catalogue (fields with and without ``required_when``), listed and read, as the server answers them."""
+    source = create_source(api, "Shop", "shop2.db", "CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL);")
+    untested = api.post(f"{DS}?test_connection=false",
+                        {"name": "Later", "type": "sqlite", "connection": {"path": sqlite_file}}, format="json")
+    assert untested.status_code == 201, untested.json()
+    assert source["tenancy_settings"] is None and untested.json()["last_test"] is None
+    workflow = create_workflow(api, "Flow")
+    wds = add_source(api, workflow, source_data_source="acme.shop")
+    with_output = add_node(api, workflow, "Clean", [(wds, "orders")],
+                           output={"name": "clean_orders", "columns": [{"name": "id", "type": "integer"}]})
+    without_output = add_node(api, workflow, "Peek", [(wds, "orders")])
+    assert without_output["output_table"] is None and with_output["output_table"]
+
+    reads = [
+        (DS, DS), ("/api/v1/data-sources/{id}/", f"{DS}{source['id']}/"),
+        ("/api/v1/data-sources/{id}/", f"{DS}{untested.json()['id']}/"),
+        ("/api/v1/workflows/{workflow}/nodes/", f"{WF}{workflow['id']}/nodes/"),
+        ("/api/v1/workflows/{workflow}/nodes/{node}/", f"{WF}{workflow['id']}/nodes/{with_output['id']}/"),
+        ("/api/v1/workflows/{workflow}/nodes/{node}/", f"{WF}{workflow['id']}/nodes/{without_output['id']}/"),
+        ("/api/v1/data-source-types/", "/api/v1/data-source-types/"),
+        ("/api/v1/data-source-types/{id}/", "/api/v1/data-source-types/postgresql/"),
+    ]
+    for path, url in reads:
+        response = api.get(url)
+        assert response.status_code == 200, (url, response.json())
+        assert_body(doc, path, "get", response)
+    fields = [f for t in api.get("/api/v1/data-source-types/").json() for f in t["connection_fields"]]
+    assert {f["required_when"] is None for f in fields} == {True, False}
+
+
+@pytest.mark.django_db
+def test_the_old_nullable_form_is_what_the_strict_validator_refused(doc):
+    """The form the document no longer uses, refused for ``null``; the one it uses, accepted (and neither
+    accepts a value of another shape)."""
+    old = {"allOf": [{"$ref": "#/components/schemas/TenancySettings"}], "nullable": True}
+    new = {"oneOf": [{"$ref": "#/components/schemas/TenancySettings"}, {"$ref": "#/components/schemas/NullEnum"}],
+           "nullable": True}
+    assert strict_errors(doc, old, None) and not strict_errors(doc, new, None)
+    assert strict_errors(doc, new, 5) and strict_errors(doc, new, {"level": "NOPE"})
