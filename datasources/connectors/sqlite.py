@@ -9,8 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from .base import ColumnInfo, ConnectionConfig, Connector, ConnectorError, StageRunner, TableInfo, TestResult
+from .base import (
+    MAX_COLUMNS,
+    MAX_TABLES,
+    ConnectionConfig,
+    Connector,
+    ConnectorError,
+    StageRunner,
+    TableInfo,
+    TestResult,
+)
 from .file_root import resolve_under_root
+from .limits import group_rows
 
 NOT_A_DATABASE = "The file is not a SQLite database or cannot be read."
 
@@ -44,27 +54,49 @@ def _check_database(conn: sqlite3.Connection) -> None:
         raise ConnectorError("database", NOT_A_DATABASE) from None
 
 
-def _list_tables(conn: sqlite3.Connection) -> list[TableInfo]:
-    rows = conn.execute(
-        "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
-    ).fetchall()
-    tables = []
-    for name, kind in rows:
+#: The first MAX_TABLES tables and views by name (README: "Connections"), ``sqlite_`` tables left out.
+LISTED = """
+SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')
+AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT :max_tables
+"""
+#: Columns of the listed objects, the first MAX_COLUMNS of each, in ONE statement whatever the number
+#: of tables.
+COLUMNS = """
+SELECT o.name, o.type, c.name, c.type, c."notnull"
+FROM ({listed}) AS o
+LEFT JOIN pragma_table_info(o.name, 'main') AS c ON c.cid < :max_columns
+ORDER BY o.name, c.cid
+"""
+ONE_OBJECT = COLUMNS.replace("FROM ({listed}) AS o", "FROM (SELECT :name AS name, :type AS type) AS o")
+
+
+def _rows(conn: sqlite3.Connection) -> list[tuple]:
+    """The catalogue rows: one statement; when SQLite cannot describe an object (a view over a dropped
+    table, a virtual table whose module is not loaded here) that statement fails as a whole, so each
+    object is then described on its own and the ones that cannot be are listed without columns."""
+    bounds = {"max_tables": MAX_TABLES, "max_columns": MAX_COLUMNS}
+    try:
+        return conn.execute(COLUMNS.format(listed=LISTED), bounds).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            raise
+    rows: list[tuple] = []
+    for name, kind in conn.execute(LISTED, bounds).fetchall():
         try:
-            cols = conn.execute(
-                'SELECT cid, name, type, "notnull", pk FROM pragma_table_info(?) ORDER BY cid', (name,)
-            ).fetchall()
-        except sqlite3.OperationalError:  # a view over a missing table cannot be described
-            cols = []
-        columns = [
-            ColumnInfo(name=col, data_type=(ctype or "").upper(), nullable=not notnull, ordinal=cid + 1)
-            for cid, col, ctype, notnull, _pk in cols
-        ]
-        tables.append(
-            TableInfo(schema="main", name=name, kind="view" if kind == "view" else "table", columns=columns)
-        )
-    return tables
+            rows += conn.execute(ONE_OBJECT, {**bounds, "name": name, "type": kind}).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise
+            rows.append((name, kind, None, None, 0))
+    return rows
+
+
+def _list_tables(conn: sqlite3.Connection) -> list[TableInfo]:
+    return group_rows(
+        (("main", name, "view" if kind == "view" else "table", column, (ctype or "").upper(),
+          not notnull) for name, kind, column, ctype, notnull in _rows(conn)),
+        MAX_TABLES, MAX_COLUMNS,
+    )  # fmt: skip
 
 
 class SQLiteConnector(Connector):
@@ -95,7 +127,7 @@ class SQLiteConnector(Connector):
         return runner.result()
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
-        """Tables and views from ``sqlite_master`` with their columns (schema ``main``)."""
+        """Tables and views with their columns (schema ``main``), in one catalogue statement."""
         path = self._path(config)
         with open_readonly(path, config.query_timeout) as conn:
             _check_database(conn)

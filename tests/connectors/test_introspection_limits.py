@@ -1,11 +1,12 @@
 """The schema cache's bounds (README "Connections": at most MAX_TABLES tables and MAX_COLUMNS columns per
-table per source) on the connectors with real servers here: PostgreSQL, MariaDB and the file
+table per source) on the connectors with real servers here: PostgreSQL, MariaDB, SQLite and the file
 connectors. Like the cloud connectors, past a bound the first tables by schema and name and the first
 columns by position are kept and the rest left out, the bound applied in the catalogue query itself.
 MAX_TABLES is lowered in most tests (the code reads it at call time); MAX_COLUMNS is the real 1,000."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from datasources.connectors import MAX_COLUMNS, ConnectionConfig, get_connector
 from datasources.connectors import file_tables as file_module
 from datasources.connectors import mysql as mysql_module
 from datasources.connectors import postgresql as pg_module
+from datasources.connectors import sqlite as sqlite_module
 from tests.conftest import require_service
 
 WIDE = MAX_COLUMNS + 5  # 1,005 columns: within PostgreSQL's 1,600, InnoDB's 1,017 and SQLite's 2,000
@@ -124,6 +126,69 @@ def test_mariadb_bounds_are_in_the_queries(my_db):
         assert [row[1] for row in cur.fetchall()] == ["aaa_wide", "t0", "t1"]
         cur.execute(mysql_module.COLUMNS_SQL.format(where=where), [my_db, 3, 1])
         assert [row[1:3] for row in cur.fetchall()] == [("aaa_wide", "c0000"), ("t0", "id"), ("t1", "id")]
+
+
+# -------------------------------------------------------------------------------- SQLite
+
+
+def _sqlite_file(root: str, name: str, script: str) -> str:
+    with sqlite3.connect(Path(root) / name) as db:
+        db.executescript(script)
+    return name
+
+
+def _sqlite(path):
+    return ConnectionConfig("sqlite", {"path": path}, {}, connect_timeout=5, query_timeout=20)
+
+
+def test_sqlite_keeps_the_first_tables_and_columns(_file_root, monkeypatch):
+    script = f"CREATE TABLE aaa_wide ({', '.join(NAMES)});" + "".join(
+        f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, label TEXT);" for i in range(8)
+    ) + "CREATE VIEW v0 AS SELECT * FROM t0;"
+    path = _sqlite_file(_file_root, "limits.db", script)
+    monkeypatch.setattr(sqlite_module, "MAX_TABLES", 5)
+    tables = get_connector("sqlite").introspect(_sqlite(path))
+    assert _shape(tables) == [("main", "aaa_wide", MAX_COLUMNS)] + [("main", f"t{i}", 2) for i in range(4)]
+    assert [c.name for c in tables[0].columns] == NAMES[:MAX_COLUMNS]
+    assert [c.ordinal for c in tables[0].columns] == list(range(1, MAX_COLUMNS + 1))
+
+
+def _statements(monkeypatch) -> list[str]:
+    """The top-level statements the SQLite connector runs (SQLite's own nested ones, ``-- ...``, left out)."""
+    seen: list[str] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(lambda text: None if text.startswith("--") else seen.append(text))
+        return conn
+
+    monkeypatch.setattr(sqlite_module.sqlite3, "connect", connect)
+    return seen
+
+
+def test_sqlite_reads_the_catalogue_in_one_statement_whatever_the_number_of_tables(_file_root, monkeypatch):
+    table = "id INTEGER PRIMARY KEY, label TEXT NOT NULL, price REAL"
+    one = _sqlite_file(_file_root, "one.db", f"CREATE TABLE t0 ({table});")
+    script = "".join(f"CREATE TABLE t{i:03d} ({table});" for i in range(300))
+    many = _sqlite_file(_file_root, "many.db", f"BEGIN; {script} COMMIT;")
+    statements = _statements(monkeypatch)
+    assert len(get_connector("sqlite").introspect(_sqlite(one))) == 1
+    small = list(statements)
+    statements.clear()
+    tables = get_connector("sqlite").introspect(_sqlite(many))
+    assert len(tables) == 300 and all(len(t.columns) == 3 for t in tables)
+    assert len(statements) == len(small) == 4  # trusted_schema, schema_version, count(*), the catalogue
+
+
+def test_sqlite_an_object_it_cannot_describe_costs_only_its_columns(_file_root, monkeypatch):
+    """A view over a dropped table makes the one statement fail: each object is then described alone."""
+    script = "CREATE TABLE a (x INTEGER); CREATE TABLE gone (y); CREATE VIEW b AS SELECT * FROM gone; DROP TABLE gone;"
+    path = _sqlite_file(_file_root, "broken.db", script + "CREATE TABLE c (z TEXT);")
+    monkeypatch.setattr(sqlite_module, "MAX_TABLES", 2)
+    tables = get_connector("sqlite").introspect(_sqlite(path))
+    assert [(t.name, t.kind, [c.name for c in t.columns]) for t in tables] == [("a", "table", ["x"]),
+                                                                               ("b", "view", [])]  # fmt: skip
 
 
 # -------------------------------------------------------------------------------- files
