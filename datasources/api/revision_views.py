@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import ErrorCode as C
-from core.openapi import NO_BODY, error_response, if_match_parameter
+from core.openapi import NO_BODY, error_response, etag_header, if_match_parameter, ref
 from core.params import bool_param, require_no_body
 from datasources.api.serializers import DataSourceSerializer
 from datasources.models import DataSourceRevision, RevisionAction, TrashedDataSource
@@ -82,14 +82,16 @@ class RevisionActionsMixin:
 
     @extend_schema(
         tags=TAGS, summary="Restore a revision", request=None,
-        parameters=[NUMBER, if_match_parameter(),
+        parameters=[NUMBER, if_match_parameter(), etag_header(200),
                     OpenApiParameter("dry_run", bool, default=False,
                                      description="Validate, test and report the impact; save nothing.")],
         description="An update to the revision's configuration and secrets (a PUT through the normal update: "
                     "validated, the connection tested before anything is applied, If-Match honoured), audited "
                     "as `restore` and recorded as a new `restore` revision. Answers the data source, or with "
                     "`dry_run=true` a DataSourceDryRun with the impact report.",
-        responses={200: OpenApiResponse(description="The data source after the restore (or a DataSourceDryRun)."),
+        responses={200: OpenApiResponse({"oneOf": [ref("DataSource"), ref("DataSourceDryRun")]},
+                                        description="The data source after the restore (a DataSourceDryRun with "
+                                                    "`dry_run=true`)."),
                    400: error_response(400, C.INVALID_REQUEST_BODY, C.CREDENTIAL_TEST_FAILED),
                    404: error_response(404), 409: error_response(409), 412: error_response(412),
                    429: error_response(429)},
@@ -148,7 +150,10 @@ class DataSourceTrashViewSet(viewsets.GenericViewSet):
                    description="Re-creates it with the same id (and reference id, unless a new source took it), "
                                "its secrets, tenancy settings and revisions; `pending` until tested; its schema is "
                                "cached again by a refresh. 409 while another source has its name.",
-                   responses={201: OpenApiResponse(description="The restored data source."),
+                   parameters=[etag_header(201), OpenApiParameter(
+                       "Location", str, OpenApiParameter.HEADER, response=[201],
+                       description="URL of the restored data source.")],
+                   responses={201: OpenApiResponse(DataSourceSerializer, description="The restored data source."),
                               400: error_response(400, description=NO_BODY), 404: error_response(404),
                               409: error_response(409)})
     @action(detail=True, methods=["post"])
