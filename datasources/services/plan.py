@@ -104,10 +104,21 @@ def _raw_connection(ds: DataSource, data: dict[str, Any], mode: Mode, errors: di
     if mode == "patch":
         raw = merge_patch(ds.connection, data["connection"]) if "connection" in data else ds.connection
     else:
-        if data.get("connection") is None and not from_string:
+        if data.get("connection") is None and not from_string and "connection_string" not in errors:
             errors["connection"] = ["This field is required."]
         raw = data.get("connection") or {}
     return merge_patch(raw, from_string), string_secrets
+
+
+REQUIRED = "This field is required."
+
+
+def _beside_string_errors(found: dict[str, list[str]], errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The connection's errors, less the fields it misses when a refused connection string was to
+    give them (they are noise beside the string's own error)."""
+    if "connection_string" not in errors:
+        return found
+    return {path: messages for path, messages in found.items() if set(messages) != {REQUIRED}}
 
 
 def planned_connection(ds: DataSource, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -154,7 +165,7 @@ def build_plan(
         try:
             connection = catalogue.normalize_connection(source_type, raw_connection)
         except catalogue.ConfigInvalid as exc:
-            errors.update(exc.errors)
+            errors.update(_beside_string_errors(exc.errors, errors))
     values["connection"] = connection
 
     sent: dict[str, str | None] = {**string_secrets, **(data.get("credentials") or {})}
