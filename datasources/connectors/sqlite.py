@@ -54,10 +54,28 @@ def _check_database(conn: sqlite3.Connection) -> None:
         raise ConnectorError("database", NOT_A_DATABASE) from None
 
 
-#: The first MAX_TABLES tables and views by name (README: "Connections"), ``sqlite_`` tables left out.
+#: ``PRAGMA table_list`` (SQLite 3.37) types each object, shadow tables included; before it, a
+#: virtual table is a table without a root page and its shadow tables are told by name.
+TABLE_LIST = sqlite3.sqlite_version_info >= (3, 37, 0)
+OBJECTS = "SELECT name, type FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'view', 'virtual')"
+#: Shadow tables of the virtual-table modules SQLite ships: fts3/fts4, fts5, rtree and geopoly (their
+#: names collected once, so the listing stays linear in the number of tables).
+OBJECTS_BEFORE_TABLE_LIST = """
+SELECT name, CASE WHEN type = 'table' AND rootpage = 0 THEN 'virtual' ELSE type END AS type
+FROM sqlite_master
+WHERE type IN ('table', 'view')
+  AND name NOT IN (
+    SELECT v.name || '_' || s.suffix
+    FROM sqlite_master v,
+         (SELECT 'content' AS suffix UNION ALL SELECT 'segments' UNION ALL SELECT 'segdir'
+          UNION ALL SELECT 'docsize' UNION ALL SELECT 'stat' UNION ALL SELECT 'data' UNION ALL SELECT 'idx'
+          UNION ALL SELECT 'config' UNION ALL SELECT 'node' UNION ALL SELECT 'rowid' UNION ALL SELECT 'parent') s
+    WHERE v.type = 'table' AND v.rootpage = 0)
+"""
+#: The first MAX_TABLES tables and views by name (README: "Connections"): user objects only (no
+#: ``sqlite_`` tables, no virtual tables' shadow tables; a virtual table itself is queryable, so listed).
 LISTED = """
-SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')
-AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT :max_tables
+SELECT name, type FROM ({objects}) WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT :max_tables
 """
 #: Columns of the listed objects, the first MAX_COLUMNS of each, in ONE statement whatever the number
 #: of tables.
@@ -70,18 +88,22 @@ ORDER BY o.name, c.cid
 ONE_OBJECT = COLUMNS.replace("FROM ({listed}) AS o", "FROM (SELECT :name AS name, :type AS type) AS o")
 
 
+def _listed_sql() -> str:
+    return LISTED.format(objects=OBJECTS if TABLE_LIST else OBJECTS_BEFORE_TABLE_LIST)
+
+
 def _rows(conn: sqlite3.Connection) -> list[tuple]:
     """The catalogue rows: one statement; when SQLite cannot describe an object (a view over a dropped
     table, a virtual table whose module is not loaded here) that statement fails as a whole, so each
     object is then described on its own and the ones that cannot be are listed without columns."""
     bounds = {"max_tables": MAX_TABLES, "max_columns": MAX_COLUMNS}
     try:
-        return conn.execute(COLUMNS.format(listed=LISTED), bounds).fetchall()
+        return conn.execute(COLUMNS.format(listed=_listed_sql()), bounds).fetchall()
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
             raise
     rows: list[tuple] = []
-    for name, kind in conn.execute(LISTED, bounds).fetchall():
+    for name, kind in conn.execute(_listed_sql(), bounds).fetchall():
         try:
             rows += conn.execute(ONE_OBJECT, {**bounds, "name": name, "type": kind}).fetchall()
         except sqlite3.OperationalError as exc:
@@ -127,7 +149,7 @@ class SQLiteConnector(Connector):
         return runner.result()
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
-        """Tables and views with their columns (schema ``main``), in one catalogue statement."""
+        """Tables, views and virtual tables with their columns (schema ``main``), in one catalogue statement."""
         path = self._path(config)
         with open_readonly(path, config.query_timeout) as conn:
             _check_database(conn)

@@ -167,7 +167,11 @@ def _statements(monkeypatch) -> list[str]:
     return seen
 
 
-def test_sqlite_reads_the_catalogue_in_one_statement_whatever_the_number_of_tables(_file_root, monkeypatch):
+@pytest.mark.parametrize("table_list", [True, False], ids=["table_list", "before_3_37"])
+def test_sqlite_reads_the_catalogue_in_one_statement_whatever_the_number_of_tables(
+    _file_root, monkeypatch, table_list
+):
+    monkeypatch.setattr(sqlite_module, "TABLE_LIST", table_list)
     table = "id INTEGER PRIMARY KEY, label TEXT NOT NULL, price REAL"
     one = _sqlite_file(_file_root, "one.db", f"CREATE TABLE t0 ({table});")
     script = "".join(f"CREATE TABLE t{i:03d} ({table});" for i in range(300))

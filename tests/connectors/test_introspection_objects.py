@@ -1,9 +1,12 @@
 """What introspection lists as a table, on real servers: the user's tables and views, not the engine's
-own objects (MariaDB sequences), and a partitioned PostgreSQL table once (its partitions left out)."""
+own objects (MariaDB sequences, SQLite's shadow tables of a virtual table), and a partitioned
+PostgreSQL table once (its partitions left out)."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from pathlib import Path
 
 import psycopg
 import pymysql
@@ -11,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from datasources.connectors import ConnectionConfig, get_connector
+from datasources.connectors import sqlite as sqlite_module
 from tests.conftest import require_service
 
 
@@ -101,3 +105,34 @@ def test_mariadb_leaves_sequences_out(allow_loopback, my_db):
     tables = get_connector("mariadb").introspect(config)
     assert _listing(tables) == [(my_db, "order_ids", "view"), (my_db, "orders", "table"), (my_db, "prices", "table")]
     assert [c.name for t in tables for c in t.columns] == ["id", "id", "amount"]  # a sequence's 8 columns: none
+
+
+# -------------------------------------------------------------------------------- SQLite
+
+
+def _sqlite(root: str, script: str):
+    with sqlite3.connect(Path(root) / "objects.db") as db:
+        db.executescript(script)
+    config = ConnectionConfig("sqlite", {"path": "objects.db"}, {}, connect_timeout=5, query_timeout=20)
+    return get_connector("sqlite").introspect(config)
+
+
+@pytest.mark.parametrize("table_list", [True, False], ids=["table_list", "before_3_37"])
+def test_sqlite_lists_virtual_tables_without_their_shadow_tables(_file_root, monkeypatch, table_list):
+    monkeypatch.setattr(sqlite_module, "TABLE_LIST", table_list)
+    tables = _sqlite(_file_root, """
+        CREATE VIRTUAL TABLE ft USING fts5(body);
+        CREATE VIRTUAL TABLE old USING fts4(body);
+        CREATE VIRTUAL TABLE box USING rtree(id, x0, x1);
+        CREATE TABLE notes (body TEXT);
+        CREATE TABLE notes_data (body TEXT);  -- a user's table named like a shadow table: listed
+        CREATE VIEW hits AS SELECT body FROM notes;
+    """)  # fmt: skip
+    assert [(t.name, t.kind, [c.name for c in t.columns]) for t in tables] == [
+        ("box", "table", ["id", "x0", "x1"]),
+        ("ft", "table", ["body"]),
+        ("hits", "view", ["body"]),
+        ("notes", "table", ["body"]),
+        ("notes_data", "table", ["body"]),
+        ("old", "table", ["body"]),
+    ]
