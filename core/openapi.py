@@ -150,7 +150,8 @@ _DEFAULTS: dict[int, tuple[str, tuple[str, ...]]] = {
     412: ("If-Match does not match the current ETag; read again and retry.", (ErrorCode.PRECONDITION_FAILED,)),
     411: ("A chunked body whose end the server cannot find; send a Content-Length.", (ErrorCode.LENGTH_REQUIRED,)),
     413: ("The body is larger than REQUEST_BODY_MAX_BYTES; it was not read.", (ErrorCode.PAYLOAD_TOO_LARGE,)),
-    415: ("Unsupported Content-Type.", (ErrorCode.UNSUPPORTED_MEDIA_TYPE,)),
+    415: ("A body whose Content-Type is not JSON (`application/json`, `application/merge-patch+json`); "
+          "nothing was changed.", (ErrorCode.UNSUPPORTED_MEDIA_TYPE,)),
     429: ("Too many requests; see Retry-After.", (ErrorCode.RATE_LIMITED,)),
     500: ("Server error.", (ErrorCode.INTERNAL_SERVER_ERROR,)),
 }
@@ -235,7 +236,10 @@ def _merge_patch_only_on_patch(method: str, operation: dict[str, Any]) -> None:
 LIST_400 = "A query parameter is malformed: `page`, `page_size`, `ordering` or a filter (an empty value too)."
 
 
-def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
+WRITE_METHODS = ("post", "put", "patch")
+
+
+def _add_default_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     wanted = [429, 500]
     if _requires_auth(operation):
@@ -253,6 +257,12 @@ def _add_default_errors(path: str, operation: dict[str, Any]) -> None:
         shape = responses.get("400", {}).get("content") or _error_content()
         for status in (411, 413):
             responses.setdefault(str(status), {"description": _describe(status, (), ""), "content": shape})
+    if method in WRITE_METHODS:
+        # Every write reads its body through DRF's parsers, the actions that take none too (to refuse one):
+        # a body of another Content-Type is 415 before the view acts. A seed adapter answers in its own shape.
+        shape = _error_content() if path.startswith("/api/") else (
+            responses.get("400", {}).get("content") or _error_content())
+        responses.setdefault("415", {"description": _describe(415, (), ""), "content": shape})
     if "401" in responses:
         responses["401"].setdefault("headers", {})["WWW-Authenticate"] = {"$ref": HEADERS + "WWW-Authenticate"}
     if "429" in responses:
@@ -447,7 +457,7 @@ def postprocess_errors(result: dict[str, Any], generator: Any = None, **kwargs: 
             if operation is None:
                 continue
             _merge_patch_only_on_patch(method, operation)
-            _add_default_errors(path, operation)
+            _add_default_errors(path, method, operation)
             _link_headers(operation)
             _sorted_responses(operation)
     components = result.setdefault("components", {})
