@@ -78,9 +78,13 @@ LISTED = """
 SELECT name, type FROM ({objects}) WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT :max_tables
 """
 #: Columns of the listed objects, the first MAX_COLUMNS of each, in ONE statement whatever the number
-#: of tables.
+#: of tables. An INTEGER PRIMARY KEY is the rowid (never NULL) unless the key has an index of its own
+#: (INTEGER PRIMARY KEY DESC, a composite or non-INTEGER key: those may hold NULL unless declared NOT
+#: NULL); WITHOUT ROWID keys already say NOT NULL.
 COLUMNS = """
-SELECT o.name, o.type, c.name, c.type, c."notnull"
+SELECT o.name, o.type, c.name, c.type, c."notnull",
+       c.pk > 0 AND upper(c.type) = 'INTEGER' AND o.type = 'table'
+       AND NOT EXISTS (SELECT 1 FROM pragma_index_list(o.name, 'main') i WHERE i.origin = 'pk')
 FROM ({listed}) AS o
 LEFT JOIN pragma_table_info(o.name, 'main') AS c ON c.cid < :max_columns
 ORDER BY o.name, c.cid
@@ -109,14 +113,14 @@ def _rows(conn: sqlite3.Connection) -> list[tuple]:
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
                 raise
-            rows.append((name, kind, None, None, 0))
+            rows.append((name, kind, None, None, 0, 0))
     return rows
 
 
 def _list_tables(conn: sqlite3.Connection) -> list[TableInfo]:
     return group_rows(
         (("main", name, "view" if kind == "view" else "table", column, (ctype or "").upper(),
-          not notnull) for name, kind, column, ctype, notnull in _rows(conn)),
+          not notnull and not rowid) for name, kind, column, ctype, notnull, rowid in _rows(conn)),
         MAX_TABLES, MAX_COLUMNS,
     )  # fmt: skip
 

@@ -1,6 +1,6 @@
 """What introspection lists as a table, on real servers: the user's tables and views, not the engine's
 own objects (MariaDB sequences, SQLite's shadow tables of a virtual table), and a partitioned
-PostgreSQL table once (its partitions left out)."""
+PostgreSQL table once (its partitions left out); and which columns are certain to hold no NULL."""
 
 from __future__ import annotations
 
@@ -136,3 +136,38 @@ def test_sqlite_lists_virtual_tables_without_their_shadow_tables(_file_root, mon
         ("notes_data", "table", ["body"]),
         ("old", "table", ["body"]),
     ]
+
+
+@pytest.mark.parametrize("table_list", [True, False], ids=["table_list", "before_3_37"])
+def test_sqlite_a_rowid_primary_key_is_not_nullable(_file_root, monkeypatch, table_list):
+    """Only the rowid alias (and WITHOUT ROWID keys) cannot hold NULL: other primary keys can."""
+    monkeypatch.setattr(sqlite_module, "TABLE_LIST", table_list)
+    tables = _sqlite(_file_root, """
+        CREATE TABLE alias (id INTEGER PRIMARY KEY, v);
+        CREATE TABLE auto (id integer PRIMARY KEY AUTOINCREMENT, v);
+        CREATE TABLE separate (v, id INTEGER, PRIMARY KEY (id));
+        CREATE TABLE descending (id INTEGER PRIMARY KEY DESC, v);
+        CREATE TABLE int_key (id INT PRIMARY KEY, v);
+        CREATE TABLE text_key (id TEXT PRIMARY KEY, v);
+        CREATE TABLE pair (a INTEGER, b INTEGER, PRIMARY KEY (a, b));
+        CREATE TABLE wr (id TEXT PRIMARY KEY, v) WITHOUT ROWID;
+        CREATE VIEW seen AS SELECT id FROM alias;
+    """)  # fmt: skip
+    nullable = {t.name: [c.nullable for c in t.columns] for t in tables}
+    assert nullable == {
+        "alias": [False, True],
+        "auto": [False, True],
+        "separate": [True, False],
+        "descending": [True, True],  # not a rowid alias: an ordinary column that may hold NULL
+        "int_key": [True, True],
+        "text_key": [True, True],
+        "pair": [True, True],
+        "wr": [False, True],
+        "seen": [True],  # SQLite does not say what a view's column may hold
+    }
+    db = sqlite3.connect(Path(_file_root) / "objects.db")
+    db.execute("INSERT INTO alias (id) VALUES (NULL)")  # NULL becomes a new rowid
+    db.execute("INSERT INTO descending (id) VALUES (NULL)")  # stays NULL
+    assert db.execute("SELECT id IS NULL FROM alias UNION ALL SELECT id IS NULL FROM descending").fetchall() == [
+        (0,), (1,)]  # fmt: skip
+    db.close()

@@ -134,7 +134,7 @@ def test_sqlite_introspect(file_root):
     assert all(t.schema == "main" for t in tables.values())
     cols = [(c.name, c.data_type, c.nullable, c.ordinal) for c in tables["customers"].columns]
     assert cols == [
-        ("id", "INTEGER", True, 1),
+        ("id", "INTEGER", False, 1),  # the rowid: never NULL
         ("name", "TEXT", False, 2),
         ("email", "VARCHAR(100)", True, 3),
     ]
