@@ -6,7 +6,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 
 from changes.api import serializers as s
 from core.errors import ErrorCode as C
-from core.openapi import NO_BODY, error_response, etag_header, ref
+from core.openapi import error_response, etag_header, ref
+from datasources.api.openapi_docs import UPDATE_400_CODES
 
 TAGS = ["change-plans"]
 SET_TAGS = ["change-sets"]
@@ -15,9 +16,19 @@ PLAN_ID = OpenApiParameter("plan_id", str, OpenApiParameter.PATH, description="T
 SET_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The change set's id (`chs_...`).")
 _PATCH = {"application/json": ref(s.PATCH_BODY_COMPONENT)}
 
-_WRITE_400 = error_response(400, C.INVALID_REQUEST_BODY, C.CREDENTIAL_TEST_FAILED, C.CONNECTOR_UNAVAILABLE,
-                            C.CREDENTIALS_REQUIRED, description="Invalid body, or the connection test failed "
-                            "(as for PATCH); nothing was stored.")
+_WRITE_400 = error_response(400, *UPDATE_400_CODES, description="Invalid body, tenancy settings that break the "
+                            "rules or do not match the cached schema, a move of where stored secrets travel without "
+                            "resending them, or the connection test failed (as for PATCH); nothing was stored.")
+_APPLY_400 = error_response(400, *UPDATE_400_CODES, description=(
+    "A body was sent (this action takes none), or the update refuses the plan now as PATCH would (its connection "
+    "is tested again). Nothing was changed."))
+_RESTORE_PLAN_400 = error_response(400, *UPDATE_400_CODES, description=(
+    "A body was sent (this action takes none), the revision's configuration is refused as a PUT of it would be, "
+    "or its connection test failed. Nothing was stored."))
+_SET_APPLY_400 = error_response(400, C.INVALID_REQUEST_BODY, C.TENANCY_SETTINGS_INVALID, C.CREDENTIALS_REQUIRED,
+                                description=(
+    "A body was sent (this action takes none), or the update refuses an item now (its code, its errors under "
+    "`items.N`; the item's passing test is not run again). Nothing was changed."))
 _APPLY_403 = error_response(403, C.FORBIDDEN, description=(
     "Neither the author nor an owner/admin; or, with the organization's `changes_need_second_person`, a "
     "connection change applied by its author or by a member who is not an owner/admin."))
@@ -62,7 +73,7 @@ restore_plan = extend_schema(
                 "a PUT: validated, the connection tested, the impact report), stored as a plan (`restores` holds "
                 "the number; `changes` is the diff against now, secrets by name only). Applying it restores the "
                 "revision under the plan rules (audited as `restore`, recorded as a `restore` revision).",
-    responses={201: OpenApiResponse(s.PlanDetailSerializer, description="The plan."), 400: _WRITE_400,
+    responses={201: OpenApiResponse(s.PlanDetailSerializer, description="The plan."), 400: _RESTORE_PLAN_400,
                404: error_response(404, C.NOT_FOUND, description="No such data source or revision."),
                409: error_response(409, C.CONFLICT, description="The revision's name is taken now."),
                429: error_response(429, C.RATE_LIMITED, description="The test budget is spent; see Retry-After.")},
@@ -72,7 +83,7 @@ plan_apply = extend_schema(
     tags=TAGS, summary="Apply a change plan", parameters=[DS_ID, PLAN_ID, etag_header(200)], request=None,
     description=_PLAN_APPLY,
     responses={200: OpenApiResponse(s.AppliedPlanSerializer, description="The applied plan and the source after it."),
-               400: _WRITE_400, 403: _APPLY_403, 410: _410,
+               400: _APPLY_400, 403: _APPLY_403, 410: _410,
                409: error_response(409, C.CONFLICT, description="The source changed since the plan (its version), "
                                                                 "or the plan is no longer open. Nothing was changed.")},
 )
@@ -118,7 +129,7 @@ change_set_viewset = extend_schema_view(
 change_set_apply = extend_schema(
     tags=SET_TAGS, summary="Apply a change set, all or nothing", parameters=[SET_ID], request=None,
     description=_SET_APPLY,
-    responses={200: s.AppliedChangeSetSerializer, 400: error_response(400, description=NO_BODY),
+    responses={200: s.AppliedChangeSetSerializer, 400: _SET_APPLY_400,
                403: _APPLY_403, 410: _410,
                409: error_response(409, C.CONFLICT, C.CHANGE_SET_FAILED, description=(
                    "A source changed since the set was tested, an item failed, or the set was already applied. "

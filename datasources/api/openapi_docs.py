@@ -423,9 +423,20 @@ VERSION = _version_param("version", "Snapshot version; the latest when omitted."
 TYPE_KEY = OpenApiParameter("id", str, OpenApiParameter.PATH, enum=list(catalogue.CATALOGUE),
                             description="Type key.")
 
-WRITE_400 = error_response(400, C.INVALID_REQUEST_BODY, C.CREDENTIAL_TEST_FAILED, C.CONNECTOR_UNAVAILABLE,
-                           description="Invalid body or parameter, or the connection test failed "
-                                       "(nothing was changed).")
+#: Every 400 a data-source create answers (``datasources.services``): the body or a parameter
+#: (``plan.build_plan``), its tenancy settings (``tenancy``), the connection test (``connection``).
+CREATE_400_CODES = (C.INVALID_REQUEST_BODY, C.TENANCY_SETTINGS_INVALID, C.CREDENTIAL_TEST_FAILED,
+                    C.CONNECTOR_UNAVAILABLE)
+#: ...and an update's (PUT, PATCH, a restore, a plan or change set applied): a move of where stored secrets
+#: travel without resending them (``destination``).
+UPDATE_400_CODES = (*CREATE_400_CODES, C.CREDENTIALS_REQUIRED)
+CREATE_400 = error_response(400, *CREATE_400_CODES, description=(
+    "Invalid body or parameter, tenancy settings that break the rules or do not match the cached schema, or the "
+    "connection test failed (or no test is available for the type here). Nothing was changed."))
+WRITE_400 = error_response(400, *UPDATE_400_CODES, description=(
+    "Invalid body or parameter, tenancy settings that break the rules or do not match the cached schema, the "
+    "connection test failed (or no test is available for the type here), or the change moves where stored "
+    "secrets travel without resending them (`errors` names each). Nothing was changed."))
 NAME_409 = error_response(409, C.CONFLICT, description="Another data source of the organization has this name.")
 IF_MATCH_412 = error_response(412, C.PRECONDITION_FAILED)
 MEDIA_415 = error_response(415, C.UNSUPPORTED_MEDIA_TYPE)
@@ -475,7 +486,7 @@ _DATASOURCE_DOCS = {
                     "then its schema is cached.",
         parameters=[DRY_RUN, TEST_CONNECTION, oa.etag_header(201), LOCATION],
         responses={201: OpenApiResponse(DataSourceSerializer, description="Created."), 200: DRY_RUN_200,
-                   400: WRITE_400, 409: NAME_409, 415: MEDIA_415},
+                   400: CREATE_400, 409: NAME_409, 415: MEDIA_415},
     ),
     "retrieve": extend_schema(tags=TAGS, summary="Get a data source", parameters=[oa.etag_header(200)],
                               responses={200: REPRESENTATION}),
@@ -514,16 +525,19 @@ _DATASOURCE_DOCS = {
         description="The result is recorded as `last_test` (and `status`) whether it passes or fails; a failing "
         "test answers 400 `CREDENTIAL_TEST_FAILED` with the failing `stage` and the whole `test`.",
         responses={200: OpenApiResponse(ref("TestResult"), description="The test passed."),
-                   400: error_response(400, C.CREDENTIAL_TEST_FAILED, C.CONNECTOR_UNAVAILABLE, C.CREDENTIALS_REQUIRED,
-                                       description="The test failed, or no test is available for this type here, "
+                   400: error_response(400, C.INVALID_REQUEST_BODY, C.CREDENTIAL_TEST_FAILED, C.CONNECTOR_UNAVAILABLE,
+                                       C.CREDENTIALS_REQUIRED,
+                                       description="A body was sent (this action takes none; nothing is tried), the "
+                                                   "test failed, or no test is available for this type here, "
                                                    "or the source is `credentials_required` (moved without its "
                                                    "secrets: update its credentials first; nothing is tried).")},
     ),
     "sync": extend_schema(
         tags=TAGS, summary="Refresh the cached schema", request=None, parameters=[oa.etag_header(200)],
         responses={200: REPRESENTATION,
-                   400: error_response(400, C.CONNECTOR_UNAVAILABLE, C.CREDENTIALS_REQUIRED,
-                                       description="No connector can introspect this type here, or the source is "
+                   400: error_response(400, C.INVALID_REQUEST_BODY, C.CONNECTOR_UNAVAILABLE, C.CREDENTIALS_REQUIRED,
+                                       description="A body was sent (this action takes none; nothing is tried), no "
+                                                   "connector can introspect this type here, or the source is "
                                                    "`credentials_required` (moved without its secrets: update its "
                                                    "credentials first; nothing is tried)."),
                    409: error_response(409, C.CONFLICT, description="A refresh of this source is already running."),

@@ -12,9 +12,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import ErrorCode as C
 from core.openapi import NO_BODY, error_response, etag_header, if_match_parameter, ref
 from core.params import bool_param, require_no_body
+from datasources.api.openapi_docs import UPDATE_400_CODES
 from datasources.api.serializers import DataSourceSerializer
 from datasources.models import DataSourceRevision, RevisionAction, TrashedDataSource
 from datasources.selectors import data_source_for_actor, renderable_data_source_for_actor
@@ -92,7 +92,9 @@ class RevisionActionsMixin:
         responses={200: OpenApiResponse({"oneOf": [ref("DataSource"), ref("DataSourceDryRun")]},
                                         description="The data source after the restore (a DataSourceDryRun with "
                                                     "`dry_run=true`)."),
-                   400: error_response(400, C.INVALID_REQUEST_BODY, C.CREDENTIAL_TEST_FAILED),
+                   400: error_response(400, *UPDATE_400_CODES, description=(
+                       "A body was sent (this action takes none), the revision's configuration is refused as a "
+                       "PUT of it would be, or its connection test failed. Nothing was changed.")),
                    404: error_response(404), 409: error_response(409), 412: error_response(412),
                    429: error_response(429)},
     )

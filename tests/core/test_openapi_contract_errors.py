@@ -1,8 +1,10 @@
-"""Error responses in the OpenAPI document: every one the server gives is listed, with the code it answers.
+"""Error responses in the OpenAPI document: every one the server gives is listed, with every code it answers.
 
-415: every write (POST, PUT, PATCH, the body-less actions too) reads its body through DRF's parsers, so a
-body of another Content-Type is 415 ``UNSUPPORTED_MEDIA_TYPE``. Only the data-source and tenancy writes and
-the health settings said so; the fuzzer never sends ``text/plain``, so nothing noticed.
+- 415: every write (POST, PUT, PATCH, the body-less actions too) reads its body through DRF's parsers, so a
+  body of another Content-Type is 415 ``UNSUPPORTED_MEDIA_TYPE``. Only the data-source and tenancy writes and
+  the health settings said so; the fuzzer never sends ``text/plain``, so nothing noticed.
+- 400 codes: the data-source writes answer ``TENANCY_SETTINGS_INVALID`` and (updates) ``CREDENTIALS_REQUIRED``
+  besides the three their description listed; so do plans, which go through the same update.
 """
 
 from __future__ import annotations
@@ -120,3 +122,65 @@ def test_every_write_that_lists_415_answers_it_for_text_plain(api, doc, sqlite_f
         answered.append((method, path))
     assert len(answered) >= 25  # 27 today
     assert all("415" not in op["responses"] for _, m, op in native_operations(doc) if m == "delete")
+
+
+# --- 400 codes of the data-source writes ---------------------------------------------------------------
+
+
+BAD_TENANCY = {"level": "TABLE", "client_column_type": "NUMBER", "schema": "main", "table": "nope",
+               "client_column": "id", "primary_key_column": "id"}
+
+
+@pytest.mark.django_db
+def test_data_source_writes_list_every_code_they_answer(api, doc, org, make_client, sqlite_file):
+    sqlite = {"name": "Shop", "type": "sqlite", "connection": {"path": sqlite_file}}
+    created = api.post(DS, sqlite, format="json")
+    assert created.status_code == 201, created.json()
+    pk, item = created.json()["id"], DS + "{id}/"
+    pg = {"name": "Warehouse", "type": "postgresql",
+          "connection": {"host": "db.example.com", "database": "d", "username": "u"},
+          "credentials": {"password": "a-stored-secret"}}
+    pg_pk = api.post(f"{DS}?test_connection=false", pg, format="json").json()["id"]
+    writer = make_client(org, ["datasource.read", "datasource.write"])  # not an admin: must resend secrets
+    moved = {**pg, "connection": {**pg["connection"], "port": 5999}}
+    del moved["credentials"]
+
+    answers = [
+        (DS, "post", api.post(DS, {**sqlite, "name": "T", "tenancy_settings": {"level": "TABLE"}}, format="json"),
+         "TENANCY_SETTINGS_INVALID"),
+        (DS, "post", api.post(DS, {**sqlite, "name": "B", "bogus": 1}, format="json"), "INVALID_REQUEST_BODY"),
+        (DS, "post", api.post(DS, {**sqlite, "name": "M", "connection": {"path": "missing.db"}}, format="json"),
+         "CREDENTIAL_TEST_FAILED"),
+        (item, "patch", api.patch(f"{DS}{pk}/", {"tenancy_settings": BAD_TENANCY}, format="json"),
+         "TENANCY_SETTINGS_INVALID"),
+        (item, "put", api.put(f"{DS}{pk}/", {**sqlite, "tenancy_settings": BAD_TENANCY}, format="json"),
+         "TENANCY_SETTINGS_INVALID"),
+        (item, "patch", writer.patch(f"{DS}{pg_pk}/?test_connection=false", {"connection": {"port": 5999}},
+                                     format="json"), "CREDENTIALS_REQUIRED"),
+        (item, "put", writer.put(f"{DS}{pg_pk}/?test_connection=false", moved, format="json"),
+         "CREDENTIALS_REQUIRED"),
+        (DS + "{id}/plans/", "post", api.post(f"{DS}{pk}/plans/", {"tenancy_settings": BAD_TENANCY}, format="json"),
+         "TENANCY_SETTINGS_INVALID"),
+        (DS + "{id}/plans/", "post", writer.post(f"{DS}{pg_pk}/plans/", {"connection": {"port": 5999}},
+                                                 format="json"), "CREDENTIALS_REQUIRED"),
+        (DS + "{id}/test/", "post", api.post(f"{DS}{pk}/test/", {"x": 1}, format="json"), "INVALID_REQUEST_BODY"),
+        (DS + "{id}/sync/", "post", api.post(f"{DS}{pk}/sync/", {"x": 1}, format="json"), "INVALID_REQUEST_BODY"),
+    ]
+    for path, method, response, code in answers:
+        assert response.status_code == 400 and response.json()["code"] == code, (method, path, response.json())
+        assert_listed(doc, path, method, response)
+
+
+@pytest.mark.django_db
+def test_updates_list_the_codes_of_the_update_they_go_through(doc):
+    """PUT, PATCH, a restore and the plans (a dry-run PATCH, applied as one) answer what the update answers;
+    a create cannot move stored secrets, so it never answers CREDENTIALS_REQUIRED."""
+    create = {"INVALID_REQUEST_BODY", "TENANCY_SETTINGS_INVALID", "CREDENTIAL_TEST_FAILED", "CONNECTOR_UNAVAILABLE"}
+    update = create | {"CREDENTIALS_REQUIRED"}
+    paths = doc["paths"]
+    assert codes(paths[DS]["post"]["responses"]["400"]) == create
+    for path, method in [(DS + "{id}/", "put"), (DS + "{id}/", "patch"),
+                         (DS + "{id}/revisions/{number}/restore/", "post"),
+                         (DS + "{id}/revisions/{number}/plan/", "post"), (DS + "{id}/plans/", "post"),
+                         (DS + "{id}/plans/{plan_id}/apply/", "post")]:
+        assert codes(paths[path][method]["responses"]["400"]) == update, (method, path)
