@@ -1,12 +1,14 @@
 """maiascore (seed 004): ``PUT /datasources/{id}`` "update and test a new connection".
 
-Bodies in JSON, XML or form encoding (or JSON sent as form, like the seed's snippets). The seed's
-fields replace the connection's as a whole (omitted ones return to their defaults); omitted secrets
-are kept, ``null`` clears one (JSON only: form and XML values are text); secrets are never echoed.
-An empty password is a value of its own where the server may accept one (mysql, mariadb,
-singlestore, postgres): ``"password": ""``, form ``password=``, XML ``<password/>`` or
-``<password></password>``. Errors are ``{code, message}`` with ``code`` the HTTP status. A pinned SSH
-host key (no maiascore field) is kept while the SSH host and port stay, and re-pinned when they change.
+Bodies in JSON, XML or form encoding (or JSON sent as form, like the seed's snippets). JSON values are
+typed as natively (strings, booleans or null; a port a string or an integer); form pairs and XML
+elements are text (``parsers.TextFields``) and read as text. The seed's fields replace the
+connection's as a whole (omitted ones return to their defaults); omitted secrets are kept, ``null``
+clears one (JSON only: form and XML values are text); secrets are never echoed. An empty password is
+a value of its own where the server may accept one (mysql, mariadb, singlestore, postgres):
+``"password": ""``, form ``password=``, XML ``<password/>`` or ``<password></password>``. Errors are
+``{code, message}`` with ``code`` the HTTP status. A pinned SSH host key (no maiascore field) is kept
+while the SSH host and port stay, and re-pinned when they change.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from rest_framework.response import Response
 
 from core.compat import Codec, ErrorShape, Field, IfAny, JSONParser, SeedInvalidRequest, SeedRequest, Slot, Table, parse
 from core.openapi import NOT_BLANK
-from core.serializers import StrictCharField
+from core.serializers import StrictBooleanField, StrictCharField
 from datasources import catalogue
 from datasources.catalogue import PEM_MARKER
 from datasources.compat import common
-from datasources.compat.parsers import FormOrJSONParser, TextXMLParser, XMLParser
+from datasources.compat.parsers import FormOrJSONParser, TextFields, TextXMLParser, XMLParser
 from datasources.models import DataSource
 
 TAG = "compat: maiascore"
@@ -147,8 +149,28 @@ ERRORS = ErrorShape({"code": Slot.STATUS, "message": Slot.DETAILS, "errors": IfA
                     statuses={401: 403})
 
 
-def _text(**kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False, **kwargs)
+def _text(*, json: bool = True, **kwargs: Any) -> serializers.CharField:
+    """A string field. In JSON a string or null, as the native API and the Rivergen adapter take it
+    (``"host": 123`` is refused, not turned into ``"123"``); in a form or XML body every value is text."""
+    field = StrictCharField if json else serializers.CharField
+    return field(required=False, allow_null=True, allow_blank=True, trim_whitespace=False, **kwargs)
+
+
+class PortField(serializers.CharField):
+    """A port as the seed sends it, a string (``"5432"``), or a JSON integer (``5432``); a JSON boolean,
+    float, list or object is refused. The digits and the range are the catalogue's to judge."""
+
+    default_error_messages = {"invalid": 'Must be a port: a string of digits from "1" to "65535" (or an integer).'}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, (str, int)):
+            self.fail("invalid")
+        return data if isinstance(data, int) else super().to_internal_value(data)
+
+
+def _port_field(help_text: str, *, json: bool = True) -> serializers.CharField:
+    field = PortField if json else serializers.CharField
+    return field(required=False, allow_null=True, allow_blank=True, trim_whitespace=False, help_text=help_text)
 
 
 def _secret(help_text: str) -> serializers.CharField:
@@ -157,12 +179,21 @@ def _secret(help_text: str) -> serializers.CharField:
                            help_text=f"{help_text} Write-only: omitted keeps it, null clears it.")
 
 
-def _flag(help_text: str = "") -> serializers.BooleanField:
-    return serializers.BooleanField(required=False, allow_null=True, help_text=help_text)
+def _flag(help_text: str = "", *, json: bool = True) -> serializers.BooleanField:
+    """A boolean. In JSON ``true``, ``false`` or null only (``"yes"`` is "Must be a valid boolean.", as
+    natively); in a form or XML body the text ``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``)."""
+    field = StrictBooleanField if json else serializers.BooleanField
+    return field(required=False, allow_null=True, help_text=help_text)
+
+
+PORT_HELP = 'TCP port, as a string from "1" to "65535" (e.g. "5432").'
+SSH_PORT_HELP = 'SSH port, as a string from "1" to "65535" (default "22").'
+SSH_HELP = "Use an SSH tunnel (same as sshTunneling; when both are sent they must agree)."
 
 
 class MaiascoreDatasourceUpdateSerializer(SeedRequest):
-    """Fields to update a data source. XML and form bodies carry the same fields as text."""
+    """Fields to update a data source, in JSON: typed as the seed's example types them (strings, booleans;
+    a port may also be an integer). Form and XML bodies carry the same fields as text (the form serializer)."""
 
     driver = serializers.ChoiceField(
         choices=[(name, name) for name in (*DRIVERS, *ALIASES)], required=False,
@@ -173,16 +204,16 @@ class MaiascoreDatasourceUpdateSerializer(SeedRequest):
     username = _text()
     password = _secret(f"Database password. {EMPTY_HELP}")
     database = _text()
-    port = _text(help_text="TCP port, as a string from \"1\" to \"65535\" (e.g. \"5432\").")
+    port = _port_field(PORT_HELP)
     ssl = _flag(common.SSL_FLAG_HELP)
     keyfile = _secret("PEM private key of the client certificate.")
     certificate = _text(help_text="PEM client certificate.")
     sslCA = _text(help_text="PEM CA certificate that verifies the server.")
-    ssh = _flag("Use an SSH tunnel (same as sshTunneling; when both are sent they must agree).")
+    ssh = _flag(SSH_HELP)
     sshHost = _text()
     sshUsername = _text()
     sshPassword = _secret("SSH password.")
-    sshPort = _text(help_text="SSH port, as a string from \"1\" to \"65535\" (default \"22\").")
+    sshPort = _port_field(SSH_PORT_HELP)
     sshIdentity = _secret("PEM/OpenSSH private key of the SSH user.")
     sshTunneling = _flag("Use an SSH tunnel.")
 
@@ -236,7 +267,21 @@ class MaiascoreUpdateExtension(OpenApiSerializerExtension):
 
 
 class MaiascoreDatasourceUpdateFormSerializer(MaiascoreDatasourceUpdateSerializer):
-    """The same fields form-encoded: every value is text, so none can be ``null`` there."""
+    """The same fields form-encoded (or as XML elements): every value is text, so none can be ``null``
+    there, and flags are the text ``true`` or ``false``."""
+
+    host = _text(json=False)
+    username = _text(json=False)
+    database = _text(json=False)
+    port = _port_field(PORT_HELP, json=False)
+    ssl = _flag(common.SSL_FLAG_HELP, json=False)
+    certificate = _text(json=False, help_text="PEM client certificate.")
+    sslCA = _text(json=False, help_text="PEM CA certificate that verifies the server.")
+    ssh = _flag(SSH_HELP, json=False)
+    sshHost = _text(json=False)
+    sshUsername = _text(json=False)
+    sshPort = _port_field(SSH_PORT_HELP, json=False)
+    sshTunneling = _flag("Use an SSH tunnel.", json=False)
 
 
 class MaiascoreUpdateFormExtension(MaiascoreUpdateExtension):
@@ -341,7 +386,10 @@ class MaiascoreDatasourceView(common.View):
     def put(self, request: Request, id: str) -> Response:
         ds = common.fetch(request, id)
         driver_for(ds.type)  # a type maiascore cannot name is refused before anything changes
-        values = parse(MaiascoreDatasourceUpdateSerializer, request.data)
+        # JSON has types (and null); form pairs and XML elements are text (``TextFields``)
+        text = isinstance(request.data, TextFields)
+        values = parse(MaiascoreDatasourceUpdateFormSerializer if text else MaiascoreDatasourceUpdateSerializer,
+                       request.data)
         # a driver sent becomes ``type``: the core refuses a type change, reported on ``driver``
         native = common.keep_ssl_mode(ds, unpin_another_bastion(ds, TABLE.to_native(values)))
         result = common.update(request, ds.pk, native)

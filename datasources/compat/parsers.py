@@ -1,6 +1,7 @@
 """Body parsers of the maiascore adapter beyond JSON: XML (parsed safely) and form encoding that may
 carry JSON. Every one applies the rules of ``core.parsers`` (size, depth, strings, numbers); a
-refused field is named as the seed's body names it (``core.compat.SeedNames``)."""
+refused field is named as the seed's body names it (``core.compat.SeedNames``). Form pairs and XML
+elements come back as :class:`TextFields`: every value is text there, unlike JSON's typed values."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from core import parsers as core
 from core.compat import SeedNames
 
 MAX_DEPTH = 8
+
+
+class TextFields(dict[str, Any]):
+    """A body whose values are all text (form pairs, XML elements): ``"true"`` and ``""`` are what was
+    typed, and there is no ``null``. A JSON body (also one sent with the form type) is a plain dict."""
 
 
 def local_name(tag: str) -> str:
@@ -64,7 +70,7 @@ class _XMLParser(BaseParser):
         except (SafeET.ParseError, ValueError) as exc:
             raise ParseError(f"XML parse error: {exc.__class__.__name__}.") from None
         value = _element(root, verbatim=self.verbatim)
-        return core.clean_parsed(value if isinstance(value, dict) else {})
+        return TextFields(core.clean_parsed(value if isinstance(value, dict) else {}))
 
 
 class XMLParser(SeedNames, _XMLParser):
@@ -79,7 +85,8 @@ class TextXMLParser(XMLParser):
 class _FormOrJSONParser(BaseParser):
     """``application/x-www-form-urlencoded``: key=value pairs, or a JSON object sent with that type
     (as the seed's own curl, Node, Python and PHP snippets do). ``password=`` (present, empty) is the
-    empty string; a key not sent is absent. Form pairs cannot say ``null``."""
+    empty string; a key not sent is absent. Form pairs cannot say ``null``: they are ``TextFields``,
+    the JSON object a plain dict."""
 
     media_type = "application/x-www-form-urlencoded"
 
@@ -88,7 +95,7 @@ class _FormOrJSONParser(BaseParser):
         encoding = core.request_charset(parser_context)
         if raw.lstrip().startswith(b"{"):
             return core.loads(raw, encoding)
-        return core.parse_form(raw, encoding)
+        return TextFields(core.parse_form(raw, encoding))
 
 
 class FormOrJSONParser(SeedNames, _FormOrJSONParser):

@@ -207,6 +207,38 @@ def test_ssh_flags_must_agree(api, pg_source, pg_password_server):
     assert "sshTunneling" in assert_error(api.put(f"{MAIA}{pg_source['id']}", body, format="json"), 400)["errors"]
 
 
+@pytest.mark.parametrize("content_type", ["application/json", FORM])  # JSON, also sent with the form type
+@pytest.mark.parametrize("changes,errors", [
+    ({"ssl": "yes"}, {"ssl": ["Must be a valid boolean."]}),
+    ({"ssh": "true", "sshTunneling": 1}, {"ssh": ["Must be a valid boolean."],
+                                          "sshTunneling": ["Must be a valid boolean."]}),
+    ({"host": 123}, {"host": ["Not a valid string."]}),
+    ({"database": ["shop"], "sslCA": {"pem": "x"}}, {"database": ["Not a valid string."],
+                                                     "sslCA": ["Not a valid string."]}),
+    ({"port": True}, {"port": ['Must be a port: a string of digits from "1" to "65535" (or an integer).']}),
+    ({"sshPort": 22.5}, {"sshPort": ['Must be a port: a string of digits from "1" to "65535" (or an integer).']}),
+])
+def test_json_values_are_typed_as_the_native_api_types_them(api, mysql_source, content_type, changes, errors):
+    """In JSON a flag is a boolean and a text field a string, as natively (``"ssl": "yes"`` is not read as
+    true, ``"host": 123`` not turned into "123"); the seed's string port may also be an integer."""
+    before = stored_state(mysql_source["id"])
+    body = {"driver": "mysql", "host": "mysql.example.com", "username": "shop", **changes}
+    error = assert_error(put(api, mysql_source["id"], content_type, json.dumps(body)), 400)
+    assert error["errors"] == errors
+    assert stored_state(mysql_source["id"]) == before
+
+
+def test_form_and_xml_values_are_text(api, pg_source, pg_password_server):
+    """Form pairs and XML elements carry text: ``ssl=false``, ``<sshTunneling>0</sshTunneling>`` and a port
+    are read from their text."""
+    values = {k: v for k, v in real_body(pg_password_server).items() if k not in ("ssh",)}
+    for content_type, body in ((FORM, urlencode({**values, "ssl": "false", "sshTunneling": "0"})),
+                               ("application/xml", xml({**values, "ssl": "no", "sshTunneling": "off"}))):
+        response = put(api, pg_source["id"], content_type, body)
+        assert response.status_code == 200, (content_type, response.json())
+        assert response.json()["ssl"] is False and response.json()["sshTunneling"] is False
+
+
 def test_openapi_tag_and_encodings(client, db):
     doc = client.get("/api/schema/?format=json").json()
     op = doc["paths"]["/compat/maiascore/datasources/{id}"]["put"]
