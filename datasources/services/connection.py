@@ -21,6 +21,7 @@ from core.errors import ApiError, Conflict, ErrorCode
 from core.references import ALPHABET
 from datasources import dependants
 from datasources.connectors import (
+    ColumnInfo,
     ConnectionConfig,
     ConnectorError,
     ConnectorUnavailable,
@@ -204,8 +205,34 @@ def _new_ref(used: set[str]) -> str:
         size += 1
 
 
+def _text(value: str) -> str:
+    """A name or type as stored: NUL characters dropped and lone surrogates replaced. A server (or a
+    file a connector guessed columns from) may name things so; PostgreSQL's jsonb refuses ``\\u0000``
+    and the API's JSON rules refuse both, so one odd column would fail the whole refresh."""
+    if "\x00" not in value:
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            pass
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _storable(tables: list[TableInfo]) -> list[TableInfo]:
+    """``tables`` with every name and type storable (``_text``); as they are when all already are."""
+    if all(_text(t.schema) is t.schema and _text(t.name) is t.name
+           and all(_text(c.name) is c.name and _text(c.data_type) is c.data_type for c in t.columns)
+           for t in tables):
+        return tables
+    return [TableInfo(schema=_text(t.schema), name=_text(t.name), kind=t.kind,
+                      columns=[ColumnInfo(name=_text(c.name), data_type=_text(c.data_type), nullable=c.nullable,
+                                          ordinal=c.ordinal) for c in t.columns])
+            for t in tables]
+
+
 def _store_snapshot(data_source: DataSource, tables: list[TableInfo]) -> tuple[SchemaSnapshot, bool]:
     """Write a new version only when the fingerprint changed; table ids persist by (schema, name)."""
+    tables = _storable(tables)
     fingerprint = _fingerprint(tables)
     newest = SchemaSnapshot.objects.filter(data_source_id=data_source.pk).order_by("-version").first()
     if newest is not None and newest.fingerprint == fingerprint:
