@@ -14,6 +14,7 @@ while the SSH host and port stay, and re-pinned when they change.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -23,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.compat import Codec, ErrorShape, Field, IfAny, JSONParser, SeedInvalidRequest, SeedRequest, Slot, Table, parse
+from core.errors import ApiError
 from core.openapi import NOT_BLANK
 from core.serializers import StrictBooleanField, StrictCharField
 from datasources import catalogue
@@ -80,6 +82,33 @@ def _port(value: Any) -> Any:
 
 #: a port as the seed's text
 PORT = Codec(_port, lambda port: None if port is None else str(port))
+#: a port that is no integer, in the seed's terms (the seed's port is a string): the catalogue's
+#: "Must be an integer." would name the native type
+PORT_MESSAGE = 'Must be a port: a string of digits from "1" to "65535" (or an integer).'
+NATIVE_PORTS = ("connection.port", "connection.ssh_tunnel.port")
+
+#: In a form or XML body (text: no null there) a blank value is no value, as null is in JSON: a
+#: connection field returns to its default (PUT replaces the connection), e.g. ``sshPort=`` is 22 and
+#: ``certificate=`` none. These keys are left out instead: ``driver`` (the source's type) and the
+#: secrets other than the password (a blank one is kept, as an omitted one is: text cannot clear a
+#: secret, JSON null does)
+BLANK_IS_OMITTED = frozenset({"driver", "keyfile", "sshPassword", "sshIdentity"})
+#: ... and these keep their blank value: ``password=`` is the empty password (README), and ``host``
+#: and ``username``, required by every driver, are refused as blank ("This field may not be blank.")
+BLANK_IS_KEPT = frozenset({"password", "host", "username"})
+
+
+def blank_is_no_value(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A form or XML body with its blank values read as no value (``BLANK_IS_OMITTED``, ``BLANK_IS_KEPT``).
+    Blank is empty or whitespace only, except for the passwords, whose whitespace is a value (refused)."""
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        blank = isinstance(value, str) and (value == "" if key in XMLParser.verbatim else not value.strip())
+        if not blank or key in BLANK_IS_KEPT:
+            out[key] = value
+        elif key not in BLANK_IS_OMITTED:
+            out[key] = None
+    return out
 
 
 def one_tunnel_flag(body: dict[str, Any]) -> dict[str, Any]:
@@ -284,13 +313,30 @@ class MaiascoreDatasourceUpdateFormSerializer(MaiascoreDatasourceUpdateSerialize
     sshTunneling = _flag("Use an SSH tunnel.", json=False)
 
 
+#: a value ``blank_is_no_value`` reads as blank (``str.strip`` leaves nothing: NOT_BLANK's complement)
+BLANK_PATTERN = r"^[\s\x1c-\x1f\x85]*$"
+BLANK_HELP = "Blank: no value (the default; an omitted secret is kept)."
+
+
 class MaiascoreUpdateFormExtension(MaiascoreUpdateExtension):
+    """The form body: text, never null; a blank value is no value (``blank_is_no_value``)."""
+
     target_class = "datasources.compat.maiascore.MaiascoreDatasourceUpdateFormSerializer"
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         schema = super().map_serializer(auto_schema, direction)
-        for prop in schema.get("properties", {}).values():
+        props = schema.get("properties", {})
+        for prop in props.values():
             prop.pop("nullable", None)
+        if direction == "request":
+            for name in ("port", "sshPort", "keyfile", "sshIdentity"):
+                props[name]["pattern"] = f"{BLANK_PATTERN}|{props[name]['pattern']}"
+            props["sshPassword"]["pattern"] = catalogue.empty_or(props["sshPassword"]["pattern"])
+            props["driver"] = {"type": "string", "enum": [*DRIVERS, *ALIASES, ""],
+                               "description": "Must match the data source's type; blank: the source's type."}
+            for name, prop in props.items():
+                if name not in BLANK_IS_KEPT and prop.get("type") == "string" and name != "driver":
+                    prop["description"] = f"{prop.get('description', '')} {BLANK_HELP}".strip()
         return schema
 
 
@@ -354,6 +400,14 @@ class MaiascoreDatasourceView(common.View):
     tables = (TABLE,)
     errors = ERRORS
 
+    def handle_error(self, exc: Exception, context: dict) -> Response | None:
+        """A port the catalogue refuses as "Must be an integer." is named in the seed's terms."""
+        if isinstance(exc, ApiError):
+            for path in NATIVE_PORTS:
+                if path in exc.errors:
+                    exc.errors[path] = [PORT_MESSAGE if m == "Must be an integer." else m for m in exc.errors[path]]
+        return super().handle_error(exc, context)
+
     @extend_schema(
         operation_id="compat_maiascore_update_datasource",
         summary="Update and test a new connection to a data source (maiascore)",
@@ -387,9 +441,10 @@ class MaiascoreDatasourceView(common.View):
         ds = common.fetch(request, id)
         driver_for(ds.type)  # a type maiascore cannot name is refused before anything changes
         # JSON has types (and null); form pairs and XML elements are text (``TextFields``)
-        text = isinstance(request.data, TextFields)
-        values = parse(MaiascoreDatasourceUpdateFormSerializer if text else MaiascoreDatasourceUpdateSerializer,
-                       request.data)
+        if isinstance(request.data, TextFields):  # a blank value is no value there
+            values = parse(MaiascoreDatasourceUpdateFormSerializer, blank_is_no_value(request.data))
+        else:
+            values = parse(MaiascoreDatasourceUpdateSerializer, request.data)
         # a driver sent becomes ``type``: the core refuses a type change, reported on ``driver``
         native = common.keep_ssl_mode(ds, unpin_another_bastion(ds, TABLE.to_native(values)))
         result = common.update(request, ds.pk, native)

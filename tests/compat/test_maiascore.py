@@ -392,13 +392,14 @@ def test_a_namespaced_xml_body_updates_like_a_plain_one(api, pg_source, pg_passw
     ({"driver": "redshift", "host": "h", "username": "u", "database": "d", "password": ""}, False),
     ({"driver": "mysql", "host": "h", "username": "u", "password": " "}, False),
     ({"driver": "mysql", "host": "h", "username": "u", "password": "\n"}, False),
-    ({"driver": "mysql", "host": "h", "username": "u", "sshPassword": ""}, False),
+    ({"driver": "mysql", "host": "h", "username": "u", "sshPassword": ""}, False),  # JSON; a blank form value keeps it
 ])
 def test_openapi_states_the_empty_password(client, body, valid):
     from tests.core.test_openapi import assert_valid
 
     doc = client.get("/api/schema/?format=json").json()
-    for component in ("MaiascoreDatasourceUpdateRequest", "MaiascoreDatasourceUpdateFormRequest"):
+    components = ["MaiascoreDatasourceUpdateRequest", "MaiascoreDatasourceUpdateFormRequest"]
+    for component in components if "sshPassword" not in body else components[:1]:
         if valid:
             assert_valid(doc, component, body)
         else:
@@ -406,6 +407,118 @@ def test_openapi_states_the_empty_password(client, body, valid):
                 assert_valid(doc, component, body)
     description = doc["components"]["schemas"]["MaiascoreDatasourceUpdateRequest"]["properties"]["password"]
     assert "<password/>" in description["description"] and "password=" in description["description"]
+
+
+# --- blank values in form and XML bodies: no value, as null is in JSON (password= excepted) -----------
+
+
+def _every_key_form(login, **values) -> str:
+    """The seed's form with all 17 keys, as a client that fills what it uses and leaves the rest blank."""
+    fields = {"driver": "mysql", "host": login.host, "username": login.user, "password": "",
+              "database": login.database, "port": str(login.port), "ssl": "false", "keyfile": "", "certificate": "",
+              "sslCA": "", "ssh": "false", "sshHost": "", "sshUsername": "", "sshPassword": "", "sshPort": "",
+              "sshIdentity": "", "sshTunneling": "false", **values}
+    return urlencode(fields)
+
+
+def test_every_documented_key_with_the_unused_ones_blank_in_form_and_xml(
+        api, mariadb_no_password, allow_loopback):  # noqa: F811
+    """The audit's form (every key of the seed's form tab, unused ones blank) was refused on sshPort,
+    certificate, sslCA, keyfile, sshPassword and sshIdentity; blank sshHost, sshUsername were stored as "".
+    A blank value is no value: connection fields return to their defaults, blank secrets are kept,
+    ``password=`` is the empty password."""
+    login = mariadb_no_password
+    pk = _native_source(api, mysql_body(login, password="wrong-password",
+                                        connection={"host": login.host, "port": login.port, "username": login.user,
+                                                    "database": login.database, "ssl": {"mode": "disable"},
+                                                    "ssh_tunnel": {"enabled": False, "host": "old-bastion",
+                                                                   "username": "old", "port": 2222}}))
+    assert api.patch(f"{URL}{pk}/?test_connection=false", {"credentials": {"ssh_password": "kept-ssh-pw"}},
+                     format="json").status_code == 200
+    form = _every_key_form(login)
+    short = xml({k: v for k, v in [pair.split("=", 1) for pair in form.split("&")]}).replace("%40", "@")
+    for content_type, body in ((FORM, form), ("application/xml", short)):
+        response = put(api, pk, content_type, body)
+        assert response.status_code == 200, (content_type, response.json())
+        data = response.json()
+        assert {k: data[k] for k in ("database", "certificate", "sslCA", "sshHost", "sshUsername", "sshPort",
+                                     "ssl", "ssh", "sshTunneling")} == {
+            "database": login.database, "certificate": None, "sslCA": None, "sshHost": None, "sshUsername": None,
+            "sshPort": "22", "ssl": False, "ssh": False, "sshTunneling": False}, content_type
+        tunnel = api.get(f"{URL}{pk}/").json()["connection"]["ssh_tunnel"]
+        assert tunnel.get("host") is None and tunnel.get("username") is None and tunnel["port"] == 22, tunnel
+        # password= is the empty password; the blank sshPassword kept the stored one
+        assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": "", "ssh_password": "kept-ssh-pw"}
+    # database= on a MySQL source: no database (cleared), not the name ""
+    response = put(api, pk, FORM, _every_key_form(login, database=""))
+    assert response.status_code == 200, response.json()
+    assert response.json()["database"] is None
+    assert "database" not in api.get(f"{URL}{pk}/").json()["connection"]  # none, not the name ""
+    # JSON null clears a secret; a blank form value could not
+    cleared = api.put(f"{MAIA}{pk}", _login_body(login, "mysql", sshPassword=None), format="json")
+    assert cleared.status_code == 200, cleared.json()
+    assert load_secrets(DataSource.objects.get(pk=pk)) == {"password": ""}
+
+
+@pytest.mark.parametrize("content_type,body,errors", [
+    (FORM, "host=&username=u&database=d", {"host": ["This field may not be blank."]}),
+    ("application/xml", "<item><host>h</host><username> </username><database>d</database></item>",
+     {"username": ["This field may not be blank."]}),
+    (FORM, "host=h&username=u&database=&port=", {"database": ["This field is required."]}),
+    (FORM, "host=h&username=u&database=d&ssh=true&sshHost=+&sshUsername=u&sshPassword=p",
+     {"sshHost": ["This field is required when ssh_tunnel.enabled is true."]}),
+    (FORM, "host=h&username=u&database=d&sshPassword=+", {"sshPassword": ["This field may not be blank."]}),
+    ("application/json", json.dumps({"host": "h", "username": "u", "database": "d", "sshPort": ""}),
+     {"sshPort": ['Must be a port: a string of digits from "1" to "65535" (or an integer).']}),
+    ("application/json", json.dumps({"host": "h", "username": "u", "database": "d", "port": "string"}),
+     {"port": ['Must be a port: a string of digits from "1" to "65535" (or an integer).']}),
+])
+def test_blank_required_fields_and_json_blank_ports_are_refused_clearly(api, content_type, body, errors):
+    """A blank host or username is refused as blank; a blank field a driver requires (database for
+    PostgreSQL, sshHost with a tunnel) is no value, so required; a whitespace sshPassword is refused as
+    the password's is. In JSON, "" is a value: a blank port is not a port, said in the seed's terms."""
+    pk = _native_source(api, {"name": "Warehouse", "type": "postgresql", "connection": {
+        "host": "h", "database": "d", "username": "u"}, "credentials": {"password": "stored-pw"}})
+    before = stored_state(pk)
+    error = assert_error(put(api, pk, content_type, body), 400)
+    assert error["errors"] == errors
+    assert stored_state(pk) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body,json_valid,form_valid", [
+    ({"host": "h", "username": "u", "database": "d", "sshPort": ""}, False, True),
+    ({"host": "h", "username": "u", "database": "d", "port": " ", "keyfile": "", "sshIdentity": "",
+      "sshPassword": "", "driver": ""}, False, True),
+    ({"host": "h", "username": "u", "database": "d", "sshPassword": " "}, False, False),
+    ({"host": "", "username": "u", "database": "d"}, False, False),
+    ({"driver": "postgres", "host": "h", "username": "u", "database": ""}, False, False),  # required there
+])
+def test_openapi_states_blank_form_values(client, body, json_valid, form_valid):
+    from tests.core.test_openapi import assert_valid
+
+    doc = client.get("/api/schema/?format=json").json()
+    for component, valid in (("MaiascoreDatasourceUpdateRequest", json_valid),
+                             ("MaiascoreDatasourceUpdateFormRequest", form_valid)):
+        if valid:
+            assert_valid(doc, component, body)
+        else:
+            with pytest.raises(AssertionError):
+                assert_valid(doc, component, body)
+
+
+def test_blank_is_no_value_in_text_bodies():
+    from datasources.compat.maiascore import blank_is_no_value
+
+    body = {"driver": "", "host": "", "username": " ", "password": "", "database": "\t", "port": "", "ssl": "",
+            "keyfile": " ", "certificate": "", "sslCA": "", "ssh": "", "sshHost": "", "sshUsername": "",
+            "sshPassword": "", "sshPort": " ", "sshIdentity": "", "sshTunneling": "", "unknown": ""}
+    assert blank_is_no_value(body) == {
+        "host": "", "username": " ", "password": "", "database": None, "port": None, "ssl": None,
+        "certificate": None, "sslCA": None, "ssh": None, "sshHost": None, "sshUsername": None, "sshPort": None,
+        "sshTunneling": None, "unknown": None}
+    assert blank_is_no_value({"password": " ", "sshPassword": " ", "host": "h"}) == {
+        "password": " ", "sshPassword": " ", "host": "h"}  # whitespace is a password's value (refused)
 
 
 # --- the SSL flag reads back whether SSL is required; sending it back keeps the mode ----------------
