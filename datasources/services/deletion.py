@@ -22,6 +22,7 @@ from core.references import new_reference_id
 from datasources import dependants
 from datasources.models import DataSource, DataSourceRevision, DataSourceStatus, TrashedDataSource
 from datasources.services import audit, outbox, refresh_queue, revisions, tenancy
+from datasources.services.connection import refresh_schema
 from datasources.services.credentials import load_secrets, write_secrets
 from datasources.services.datasources import etag_matches, get_data_source
 from datasources.services.plan import Plan
@@ -72,7 +73,10 @@ def _to_trash(ds: DataSource, actor: Actor) -> TrashedDataSource:
 
 
 def trash_for_actor(actor: Actor):
-    return TrashedDataSource.objects.filter(organization=actor.organization).order_by("-deleted_at")
+    """The organization's trash, without what is past its window (``purge_after``): between the window's
+    end and the daily purge an expired entry is neither listed nor restorable."""
+    return TrashedDataSource.objects.filter(organization=actor.organization,
+                                            purge_after__gt=timezone.now()).order_by("-deleted_at")
 
 
 def trashed_for_actor(actor: Actor, pk: Any, *, for_update: bool = False) -> TrashedDataSource:
@@ -124,6 +128,8 @@ def restore_from_trash(*, actor: Actor, data_source_id: Any) -> DataSource:
         trashed.delete()
     if settings.SCHEMA_REFRESH_ASYNC:
         refresh_queue.enqueue_refresh(ds.pk)
+    else:  # inline, as after a connection change: the answer shows the schema cached again (or why not)
+        refresh_schema(data_source=ds)
     return ds
 
 

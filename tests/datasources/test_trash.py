@@ -46,6 +46,8 @@ def test_a_deleted_source_waits_in_the_trash_and_comes_back_whole(api, shop):
     assert (body["id"], body["reference_id"], body["name"]) == (shop["id"], shop["reference_id"], "Shop")
     assert body["description"] == "kept" and body["tags"] == ["a"] and body["status"] == "pending"
     assert body["created_at"] == shop["created_at"]
+    # re-cached before the answer (no worker here), as after a connection change
+    assert (body["schema"]["status"], body["schema"]["version"], body["schema"]["table_count"]) == ("ready", 1, 2)
     assert load_secrets(DataSource.objects.get(pk=shop["id"])) == {"token": CANARY}
     assert not TrashedDataSource.objects.exists()
     numbers = [(r["number"], r["action"]) for r in api.get(f"{DS}{shop['id']}/revisions/").json()["results"]]
@@ -105,6 +107,9 @@ def test_the_window_ends_in_a_purge_and_other_organizations_see_nothing(api, oth
     assert other_api.post(f"{TRASH}{shop['id']}/restore/").status_code == 404
     assert purge_expired() == 0
     TrashedDataSource.objects.update(purge_after=timezone.now() - timedelta(seconds=1))
+    # past its window, before the daily purge: neither listed nor restorable (its secrets are as good as gone)
+    assert api.get(TRASH).json()["count"] == 0
+    assert api.post(f"{TRASH}{shop['id']}/restore/").status_code == 404
     assert purge_expired() == 1
     assert not TrashedDataSource.objects.exists() and not DataSourceRevision.objects.exists()
     purged = Event.objects.filter(type="data_source.deleted").order_by("id").last()
