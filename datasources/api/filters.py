@@ -44,13 +44,17 @@ class DataSourceFilter(filters.FilterSet):
         fields = ["type", "status", "workspace", "tag", "health"]
 
     def is_valid(self) -> bool:
-        """An empty value (``type=``) is refused like any other value that is not one, not ignored."""
+        """An empty value (``type=``) is refused like any other value that is not one, not ignored; so is
+        a parameter given twice (only one value would count)."""
         form = self.form
         form.is_valid()
         data = self.data or {}  # never None: FilterSet keeps `data or QueryDict()` (the stub says Optional)
         for name in self.filters:
             if name in data and data.get(name) == "" and name not in form.errors:
                 form.add_error(name, "Must not be empty; leave the parameter out to not filter on it.")
+            # ?type=a&type=b filtered on b alone, silently
+            if hasattr(data, "getlist") and len(data.getlist(name)) > 1 and name not in form.errors:
+                form.add_error(name, "Give this parameter once (one value).")
         return not form.errors
 
     def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:

@@ -41,6 +41,8 @@ def test_filters_search_ordering_pagination(api, many):
     assert len(page2["results"]) == 20 and page2["next"] and page2["previous"]
     bad = api.get(f"{URL}?type=nope")
     assert bad.status_code == 400 and bad.json()["code"] == "INVALID_REQUEST_BODY"
+    twice = api.get(f"{URL}?type=sqlite&type=mysql")  # filtered on mysql alone (count 0), silently
+    assert twice.status_code == 400 and twice.json()["errors"] == {"type": ["Give this parameter once (one value)."]}
 
 
 def test_type_catalogue_lists_every_type_with_fields(api):
