@@ -316,6 +316,22 @@ def test_tenancy_settings(api, pg_source_data, pg_password_server, allow_loopbac
     assert api.get(f"{URL}{ds['id']}/").json()["tenancy_settings"]["table"] == ""
 
 
+def test_table_tenancy_in_the_put_that_switches_database_is_checked_against_the_new_one(
+        api, pg_source_data, pg_password_server, allow_loopback):
+    """README's tenancySettings row: one PUT may move the source to another database and name a table
+    there (the settings are judged by the tables that PUT's connection test reads, not the old cache)."""
+    ensure_database(pg_password_server, "compat_tenants")
+    admin_sql(pg_password_server, ["CREATE TABLE IF NOT EXISTS clients (id serial PRIMARY KEY, "
+                                   "client_id integer NOT NULL, name text)"], dbname="compat_tenants")
+    ds = api.post(URL, {**pg_source_data, "name": "tenants"}, format="json").json()
+    assert ds["connection"]["database"] != "compat_tenants"
+    body = body_for(pg_password_server, name="tenants", database="compat_tenants", enableSsl=False)
+    ok = api.put(DB, {**body, "tenancySettings": TABLE}, format="json")
+    assert ok.status_code == 200, ok.json()
+    stored = api.get(f"{URL}{ds['id']}/").json()
+    assert stored["connection"]["database"] == "compat_tenants" and stored["tenancy_settings"]["table"] == "clients"
+
+
 def test_database_tenancy_refuses_table_fields_by_name_instead_of_dropping_them(api, source, pg_password_server):
     """DATABASE keeps no table fields: one sent with a value would be dropped, so it is refused by name
     and nothing changes. ``null`` and ``""`` carry no value and pass (generated SDKs, forms)."""
