@@ -14,7 +14,13 @@ from workflows.mapping import Table, named
 from workflows.models import Node, NodeInput, Workflow
 from workflows.references import InvalidReference, name_key, parse_table_reference, render_table
 from workflows.selectors import node_for
-from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, stamp
+from workflows.services.common import (
+    etag_matches,
+    get_workflow,
+    get_workflow_data_source,
+    lock_organization,
+    stamp,
+)
 from workflows.services.sources import tables_of, target_of
 
 #: A workflow's node by id or by ``name[:reference_id]``; 404 otherwise.
@@ -152,9 +158,14 @@ def _write(actor: Actor, wf: Workflow, node: Node, data: dict[str, Any]) -> dict
 
 
 def create_node(*, actor: Actor, workflow: Any, data: dict[str, Any]) -> Node:
-    """Create a node reading tables of the workflow's data sources."""
-    # Every write to a workflow's nodes or sources locks the workflow row first: they serialise.
+    """Create a node reading tables of the workflow's data sources.
+
+    Node writes lock the organization, then the workflow (``lock_organization``): an input may name
+    an output table of another workflow, whose deletion (``delete_node``, ``update_node`` removing
+    it) checks for readers elsewhere. Both hold the organization's lock while they read and write, so
+    one sees what the other committed: the table is gone (400) or its new reader is there (409)."""
     with transaction.atomic():
+        lock_organization(actor)
         wf = get_workflow(actor, workflow, for_update=True)
         node = Node(workflow=wf, reference_id=new_reference_id(Node))
         changes = _write(actor, wf, node, {"inputs": [], **data})
@@ -165,8 +176,10 @@ def create_node(*, actor: Actor, workflow: Any, data: dict[str, Any]) -> Node:
 def update_node(
     *, actor: Actor, workflow: Any, node: Any, data: dict[str, Any], if_match: str | None = None
 ) -> Node:
-    """PATCH a node: only what was sent; ``inputs`` replaces the list; ``output_table`` merges (null removes)."""
+    """PATCH a node: only what was sent; ``inputs`` replaces the list; ``output_table`` merges (null removes).
+    Locks as ``create_node`` does (its inputs and output table concern other workflows too)."""
     with transaction.atomic():
+        lock_organization(actor)
         wf = get_workflow(actor, workflow, for_update=True)
         current = get_node(wf, node, for_update=True)
         if not etag_matches(current, if_match):
@@ -178,8 +191,10 @@ def update_node(
 
 
 def delete_node(*, actor: Actor, workflow: Any, node: Any, if_match: str | None = None) -> None:
-    """Delete a node unless other workflows read its output table (409 naming them)."""
+    """Delete a node unless other workflows read its output table (409 naming them). Locks as
+    ``create_node`` does, so no reader is being added meanwhile."""
     with transaction.atomic():
+        lock_organization(actor)
         wf = get_workflow(actor, workflow, for_update=True)
         current = get_node(wf, node, for_update=True)
         if not etag_matches(current, if_match):

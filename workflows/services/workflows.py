@@ -10,11 +10,10 @@ from core.errors import Conflict, InvalidRequest, PreconditionFailed
 from core.references import new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
-from organizations.models import Organization
 from workflows.models import Workflow
 from workflows.selectors import dependants_of_data_source, dependants_of_workflow, workflow_name_taken
 from workflows.services import rules
-from workflows.services.common import etag_matches, get_workflow, stamp
+from workflows.services.common import etag_matches, get_workflow, lock_organization, stamp
 
 __all__ = ["create_workflow", "delete_workflow", "dependants_of_data_source", "dependants_of_workflow",
            "update_workflow"]
@@ -89,7 +88,7 @@ def delete_workflow(*, actor: Actor, workflow: Any, if_match: str | None = None)
     """Delete a workflow unless another workflow still reads it (409 naming them)."""
     with transaction.atomic():
         # The organization lock serialises this check against a concurrent "add it as a source".
-        Organization.objects.select_for_update().filter(pk=actor.organization.pk).first()
+        lock_organization(actor)
         wf = get_workflow(actor, workflow, for_update=True)
         if not etag_matches(wf, if_match):
             raise PreconditionFailed()

@@ -1,0 +1,147 @@
+"""Races between workflow writes that read each other (PostgreSQL row locks), played deterministically.
+
+One request is held inside its transaction right after its audit event (its checks done, its writes
+made or about to be, its locks held); the other then starts and must wait for a lock (seen in
+pg_stat_activity) rather than read around the first; released, the first commits and the second
+answers as it would have sequentially. Without a shared lock both succeeded: a node read a table that
+no longer existed, or a workflow data source pointed at a deleted source (500 at COMMIT).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+
+from datasources.services import audit
+from tests.conftest import IN_CI
+from tests.support.workflows import WF, add_node, add_source, create_workflow
+from workflows.models import NodeInput
+
+HELD = "held"  # the name of the thread whose request is held
+
+
+@pytest.fixture
+def needs_postgres():
+    if connection.vendor != "postgresql":
+        message = "set DATABASE_URL to a PostgreSQL database to run concurrency tests"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class Hold:
+    """Holds the request of the thread named HELD right after its audit event, until released."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reached, self.released = threading.Event(), threading.Event()
+        real = audit.record
+
+        def record(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            if threading.current_thread().name == HELD and not self.reached.is_set():
+                self.reached.set()
+                assert self.released.wait(30), "never released"
+            return result
+
+        monkeypatch.setattr(audit, "record", record)
+
+
+def _start(name: str, call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(call())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, results
+
+
+def _waits_for_a_lock(thread: threading.Thread, timeout: float = 10.0) -> bool:
+    """Whether ``thread``'s request waits for a lock (False once it answered without waiting)."""
+    deadline = time.monotonic() + timeout
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline and thread.is_alive():
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.01)
+    return False
+
+
+def _race(monkeypatch: pytest.MonkeyPatch, first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """``first`` held inside its transaction while ``second`` starts; both answers."""
+    hold = Hold(monkeypatch)
+    held, first_result = _start(HELD, first)
+    assert hold.reached.wait(10), "the first request never reached its audit event"
+    other, second_result = _start("second", second)
+    try:
+        assert _waits_for_a_lock(other), "the second request did not wait for the first one's lock"
+    finally:
+        hold.released.set()
+        held.join(20)
+        other.join(20)
+    assert first_result and second_result, "a request raised"
+    return first_result[0], second_result[0]
+
+
+# --- an output table read by another workflow vs. its removal -------------------------------------
+
+
+@pytest.fixture
+def two_flows(needs_postgres, transactional_db, org, make_client):
+    """Workflow A: a node outputting table t. Workflow B reads A; node 'idle' of B reads nothing."""
+    api = make_client(org)
+    a = create_workflow(api, "A")
+    producer = add_node(api, a, "producer", [], output={"name": "t", "columns": []})
+    b = create_workflow(api, "B")
+    wds = add_source(api, b, source_workflow="acme.a")
+    idle = add_node(api, b, "idle", [])
+    clients = [make_client(org), make_client(org)]
+    return {"a": a, "b": b, "producer": producer, "wds": wds, "idle": idle, "clients": clients}
+
+
+def _add_reader(flows: dict, how: str) -> Callable[[], Any]:
+    client, inputs = flows["clients"][0], [{"data_source": flows["wds"]["id"], "table": "t"}]
+    if how == "post":
+        return lambda: client.post(f"{WF}{flows['b']['id']}/nodes/", {"name": "reader", "inputs": inputs},
+                                   format="json")
+    return lambda: client.patch(f"{WF}{flows['b']['id']}/nodes/{flows['idle']['id']}/", {"inputs": inputs},
+                                format="json")
+
+
+def _remove_table(flows: dict, how: str) -> Callable[[], Any]:
+    client, url = flows["clients"][1], f"{WF}{flows['a']['id']}/nodes/{flows['producer']['id']}/"
+    if how == "delete":
+        return lambda: client.delete(url)
+    return lambda: client.patch(url, {"output_table": None}, format="json")
+
+
+READERS_AND_REMOVALS = [("post", "delete"), ("patch", "delete"), ("post", "drop_output")]
+
+
+@pytest.mark.parametrize(("reader", "removal"), READERS_AND_REMOVALS)
+def test_a_reader_added_first_makes_the_removal_of_its_table_a_409(two_flows, monkeypatch, reader, removal):
+    added, removed = _race(monkeypatch, _add_reader(two_flows, reader), _remove_table(two_flows, removal))
+    assert added.status_code in (200, 201), added.json()
+    assert removed.status_code == 409, removed.status_code
+    assert "B / " in removed.json()["message"]
+    assert NodeInput.objects.filter(table_reference_id=two_flows["producer"]["reference_id"]).count() == 1
+
+
+@pytest.mark.parametrize(("reader", "removal"), READERS_AND_REMOVALS)
+def test_a_table_removed_first_is_not_a_table_for_the_reader(two_flows, monkeypatch, reader, removal):
+    removed, added = _race(monkeypatch, _remove_table(two_flows, removal), _add_reader(two_flows, reader))
+    assert removed.status_code in (200, 204), removed.status_code
+    assert added.status_code == 400, added.json()
+    assert added.json()["errors"]["inputs.0.table"] == ["'t' is not a table of this source."]
+    assert not NodeInput.objects.filter(table_reference_id=two_flows["producer"]["reference_id"]).exists()
