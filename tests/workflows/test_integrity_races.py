@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 
+from datasources.models import DataSource
 from datasources.services import audit
 from tests.conftest import IN_CI
-from tests.support.workflows import WF, add_node, add_source, create_workflow
-from workflows.models import NodeInput
+from tests.support.workflows import WF, add_node, add_source, create_source, create_workflow
+from workflows.models import NodeInput, Workflow, WorkflowDataSource
 
 HELD = "held"  # the name of the thread whose request is held
 
@@ -145,3 +146,48 @@ def test_a_table_removed_first_is_not_a_table_for_the_reader(two_flows, monkeypa
     assert added.status_code == 400, added.json()
     assert added.json()["errors"]["inputs.0.table"] == ["'t' is not a table of this source."]
     assert not NodeInput.objects.filter(table_reference_id=two_flows["producer"]["reference_id"]).exists()
+
+
+# --- a source added to a workflow vs. the source's deletion ---------------------------------------
+
+
+@pytest.fixture
+def sources(needs_postgres, transactional_db, org, make_client):
+    api = make_client(org)
+    shop = create_source(api, "Shop", "shop.db", "CREATE TABLE items (id INTEGER);")
+    flow = create_workflow(api, "Flow")
+    upstream = create_workflow(api, "Upstream")
+    return {"shop": shop, "flow": flow, "upstream": upstream, "clients": [make_client(org), make_client(org)]}
+
+
+def _add(setup: dict, kind: str) -> Callable[[], Any]:
+    body = {"source_data_source": "acme.shop"} if kind == "data_source" else {"source_workflow": "acme.upstream"}
+    return lambda: setup["clients"][0].post(f"{WF}{setup['flow']['id']}/data-sources/", body, format="json")
+
+
+def _delete(setup: dict, kind: str) -> Callable[[], Any]:
+    url = (f"/api/v1/data-sources/{setup['shop']['id']}/" if kind == "data_source"
+           else f"{WF}{setup['upstream']['id']}/")
+    return lambda: setup["clients"][1].delete(url)
+
+
+def _exists(setup: dict, kind: str) -> bool:
+    if kind == "data_source":
+        return DataSource.objects.filter(pk=setup["shop"]["id"]).exists()
+    return Workflow.objects.filter(pk=setup["upstream"]["id"]).exists()
+
+
+@pytest.mark.parametrize("kind", ["data_source", "workflow"])
+def test_a_source_added_first_makes_its_deletion_a_409(sources, monkeypatch, kind):
+    added, deleted = _race(monkeypatch, _add(sources, kind), _delete(sources, kind))
+    assert added.status_code == 201, added.json()
+    assert deleted.status_code == 409 and deleted.json()["code"] == "CONFLICT", deleted.status_code
+    assert _exists(sources, kind) and WorkflowDataSource.objects.count() == 1
+
+
+@pytest.mark.parametrize("kind", ["data_source", "workflow"])
+def test_a_source_deleted_first_is_a_404_for_the_add_not_a_500(sources, monkeypatch, kind):
+    deleted, added = _race(monkeypatch, _delete(sources, kind), _add(sources, kind))
+    assert deleted.status_code == 204, deleted.status_code
+    assert added.status_code == 404 and added.json()["code"] == "NOT_FOUND", added.status_code
+    assert not _exists(sources, kind) and not WorkflowDataSource.objects.exists()

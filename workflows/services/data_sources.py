@@ -10,22 +10,32 @@ from core.errors import Conflict, PreconditionFailed
 from core.references import new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
-from organizations.models import Organization
 from workflows.models import Node, WorkflowDataSource
-from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, stamp
+from workflows.services.common import (
+    etag_matches,
+    get_workflow,
+    get_workflow_data_source,
+    lock_organization,
+    stamp,
+)
 from workflows.services.sources import check_no_cycle, ensure_org, resolve_target, source_reference, target_of
 
 
 def add_data_source(
     *, actor: Actor, workflow: Any, source_data_source: str | None = None, source_workflow: str | None = None
 ) -> WorkflowDataSource:
-    """Add a source to a workflow: a data source (version, sample) or another workflow, never a cycle."""
-    target = resolve_target(actor, source_data_source=source_data_source, source_workflow=source_workflow)
-    ensure_org(actor, target)
+    """Add a source to a workflow: a data source (version, sample) or another workflow, never a cycle.
+
+    The source is resolved under the locks (the organization, the workflow, then the data source
+    itself, read locked): a concurrent deletion of it either waits and then sees this workflow among
+    its dependants (409), or commits first and this finds no such source (404), never a row that
+    points at a deleted one (it failed at COMMIT: 500)."""
     with transaction.atomic():
-        if target.workflow is not None:  # serialise cycle checks across the organization's workflows
-            Organization.objects.select_for_update().filter(pk=actor.organization.pk).first()
+        lock_organization(actor)  # serialises cycle checks and workflow deletions across the organization
         wf = get_workflow(actor, workflow, for_update=True)
+        target = resolve_target(actor, source_data_source=source_data_source, source_workflow=source_workflow,
+                                lock=True)
+        ensure_org(actor, target)
         check_no_cycle(wf, target)
         existing = WorkflowDataSource.objects.filter(workflow=wf)
         if target.workflow is not None:
@@ -55,6 +65,7 @@ def add_data_source(
 def delete_data_source(*, actor: Actor, workflow: Any, data_source: Any, if_match: str | None = None) -> None:
     """Remove a workflow data source that no node reads (409 naming the nodes otherwise)."""
     with transaction.atomic():
+        lock_organization(actor)  # the order every workflow write takes: organization, workflow, data source
         wf = get_workflow(actor, workflow, for_update=True)
         wds = get_workflow_data_source(actor, wf, data_source, for_update=True)
         if not etag_matches(wds, if_match):

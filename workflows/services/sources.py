@@ -101,11 +101,14 @@ def _read_beside(
 
 def resolve_target(
     actor: Actor, *, source_data_source: str | None, source_workflow: str | None,
-    duplicate_of: WorkflowDataSource | None = None,
+    duplicate_of: WorkflowDataSource | None = None, lock: bool = False,
 ) -> Target:
     """Parse and resolve the one given qualified reference to a Target of the caller's organization.
     A data source is read with its snapshot's id and, with ``duplicate_of``, ``_duplicate`` in the same
-    statement (``_read_beside``)."""
+    statement (``_read_beside``); with ``lock`` (inside a write's transaction, after the workflow's
+    lock) that statement also locks its row, so that it cannot be deleted until the write commits (a
+    deletion that came first is waited for, and the source is then not found). A workflow needs no
+    lock of its own: its deletion takes the organization's lock, which such a write holds."""
     if (source_data_source is None) == (source_workflow is None):
         message = "Give exactly one of source_data_source and source_workflow."
         raise InvalidRequest(message, errors={"source_data_source": [message], "source_workflow": [message]})
@@ -125,10 +128,14 @@ def resolve_target(
     sources = DataSource.objects.filter(organization=actor.organization)
     if ref.reference_id is not None:  # one statement
         candidates = _read_beside(sources.filter(reference_id=ref.reference_id), version, ref.sample, duplicate_of)
-        data_source = pick(candidates, ref, field="source_data_source", what="data source")
+        data_source = pick(_locked(candidates, lock), ref, field="source_data_source", what="data source")
     else:  # every name of the organization, then the one picked
         found = pick(sources.only("id", "name", "reference_id"), ref, field="source_data_source", what="data source")
-        data_source = _read_beside(sources, version, ref.sample, duplicate_of).get(pk=found.pk)
+        read = list(_locked(_read_beside(sources, version, ref.sample, duplicate_of), lock).filter(pk=found.pk))
+        if not read:  # deleted since its name was read
+            raise NotFound("No such data source in your organization.",
+                           errors={"source_data_source": ["No such data source."]})
+        data_source = read[0]
     snapshot_id = data_source._snapshot_id  # type: ignore[attr-defined]
     if version is not None and snapshot_id is None:
         latest = data_source.schema_version
@@ -137,6 +144,12 @@ def resolve_target(
             errors={"source_data_source": [f"No version {version}; the latest is {latest or 'none'}."]},
         )
     return Target(data_source=data_source, version=version, is_sample=ref.sample, snapshot_id=snapshot_id)
+
+
+def _locked(sources: QuerySet[DataSource], lock: bool) -> QuerySet[DataSource]:
+    """``sources`` read ``FOR NO KEY UPDATE`` (their rows only) when ``lock``: a deletion (``FOR
+    UPDATE``) waits for the reader's COMMIT, while foreign keys to them can still be checked."""
+    return sources.select_for_update(no_key=True, of=("self",)) if lock else sources
 
 
 def _display_names(rows: list[tuple[str, str, str, Any]]) -> dict[str, str]:
