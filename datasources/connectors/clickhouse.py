@@ -11,7 +11,9 @@ Stages:
   Hello with an Exception packet (type 2, code, ``DB::...Exception``); nothing else proves the peer
   is ClickHouse, so until that answer every failure reads like a closed port. No credentials are
   sent before the server has proved itself (and, with TLS, its certificate); the server logs the
-  probe as an "Unexpected packet from client" error.
+  probe as an "Unexpected packet from client" error. With ``secure``, a port whose TLS handshake fails
+  but that answers the same Ping in plain text on a new connection is ClickHouse's plain port: stage
+  tls says so (as PostgreSQL's "The server does not support SSL").
 - tls (secure only): a verified handshake, host name checked, against the system CAs or the
   source's ``ca_certificate`` alone.
 - auth: the driver's Hello (user, password, database) inside an egress scope where the host name
@@ -64,6 +66,8 @@ SYSTEM_DATABASES = ("system", "INFORMATION_SCHEMA", "information_schema")
 VIEW_ENGINES = ("View", "MaterializedView", "LiveView", "WindowView")
 AUTH_FAILED = (516, 192, 193, 194)  # AUTHENTICATION_FAILED; older servers: UNKNOWN_USER, WRONG/REQUIRED_PASSWORD
 DRIVER_ERRORS = (errors.Error, OSError, EOFError)
+NO_TLS = ("The server does not support TLS on port {port}, but TLS is required (secure is on): use the server's "
+          "TLS port (9440 by default) or turn secure off.")
 
 # Parameters (substituted by the driver): %(system)s the skipped databases, %(tables)s / %(columns)s the caps.
 # ``.inner`` tables are a materialized view's storage, listed as the view itself.
@@ -133,6 +137,8 @@ def probe(ip: str, port: int, timeout: float, host: str, secure: bool) -> None:
             try:
                 stream = tls_context(verify=False).wrap_socket(sock, server_hostname=host)
             except (ssl.SSLError, OSError):
+                if _answers_plain(ip, port, deadline, host):
+                    raise ConnectorError("tls", NO_TLS.format(port=port)) from None
                 raise NotTheServer("no TLS") from None
         stream.settimeout(max(deadline.remaining(), 0.001))
         stream.sendall(PING)
@@ -150,6 +156,17 @@ def probe(ip: str, port: int, timeout: float, host: str, secure: bool) -> None:
 
     sock, _ = connect_and_greet(ip, port, timeout, host, greet)
     sock.close()
+
+
+def _answers_plain(ip: str, port: int, deadline: Deadline, host: str) -> bool:
+    """Whether the port answers the Ping probe in plain text on a new connection (after a failed TLS handshake)."""
+    if deadline.remaining() <= 0:
+        return False
+    try:
+        probe(ip, port, deadline.remaining(), host, False)
+    except ConnectorError:
+        return False
+    return True
 
 
 def verify_tls(ip: str, port: int, timeout: float, target: Target) -> None:

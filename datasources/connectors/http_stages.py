@@ -5,6 +5,10 @@ the scope the driver will run under, proves an HTTP server answers there (over T
 until it has, any failure reads like a closed port, so the test is no port scanner), and for
 https verifies the certificate chain and host name as its own stage. The driver's calls that
 follow connect to that same address.
+
+An https endpoint whose server answers plain HTTP (the TLS handshake fails, a plain ``HEAD /`` on a new
+connection gets an HTTP answer) fails at stage tls, saying so, like PostgreSQL's "The server does not
+support SSL": the peer proved to be an HTTP server, which a plain http:// test would show as well.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ PLAIN_HTTP_REFUSED = ("The {what} must use https://: plain http, which would car
                       "is accepted only for private addresses that DATASOURCE_ALLOWED_NETWORKS opens.")
 
 USER_AGENT = "datasource-control-plane"
+
+NO_TLS = "The server does not support TLS (it answers plain HTTP), but https is required."
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ def probe_http(endpoint: Endpoint, ip: str, timeout: float, context: ssl.SSLCont
                 reason = exc.verify_message
                 raise ConnectorError("tls", f"The server's certificate could not be verified: {reason}.") from None
             except (ssl.SSLError, OSError):
+                if answers_plain_http(endpoint, ip, deadline):
+                    raise ConnectorError("tls", NO_TLS) from None
                 raise NotTheServer("no TLS") from None
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
         request = f"HEAD / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n"
@@ -108,6 +116,18 @@ def probe_http(endpoint: Endpoint, ip: str, timeout: float, context: ssl.SSLCont
 
     sock, _ = connect_and_greet(ip, endpoint.port, timeout, endpoint.host, greet)
     sock.close()
+
+
+def answers_plain_http(endpoint: Endpoint, ip: str, deadline: Deadline) -> bool:
+    """Whether a plain ``HEAD /`` on a new connection, within what is left of ``deadline``, gets an HTTP answer
+    (the server behind a failed TLS handshake speaks plain HTTP)."""
+    if deadline.remaining() <= 0:
+        return False
+    try:
+        probe_http(endpoint, ip, deadline.remaining(), None)
+    except ConnectorError:
+        return False
+    return True
 
 
 def tls_context(ca_pem: str = "", verify: bool = True) -> ssl.SSLContext:
@@ -146,4 +166,5 @@ def reach_http(
     return ip
 
 
-__all__ = ["Endpoint", "check_transport", "parse_endpoint", "probe_http", "reach_http", "tls_context", "unreachable"]
+__all__ = ["NO_TLS", "Endpoint", "answers_plain_http", "check_transport", "parse_endpoint", "probe_http", "reach_http",
+           "tls_context", "unreachable"]

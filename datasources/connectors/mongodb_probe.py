@@ -2,8 +2,10 @@
 
 tcp: an OP_QUERY ``isMaster`` to the checked address of each seed in turn (one deadline for all); only a
 valid OP_REPLY/OP_MSG answer proves a MongoDB server, every failure before reads like a closed port
-(reach.py). A replica-set name the server does not carry fails here. tls: a handshake verifying the
-chain and the host name, as pymongo will; ``ca_certificate`` reaches pymongo in a private temporary file.
+(reach.py). A replica-set name the server does not carry fails here. With TLS on, a server whose handshake
+fails but that answers the same hello in plain text on a new connection is MongoDB without TLS: stage tls
+says so (as PostgreSQL's "The server does not support SSL"). tls: a handshake verifying the chain and the
+host name, as pymongo will; ``ca_certificate`` reaches pymongo in a private temporary file.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .reach import Deadline, NotTheServer, connect_and_greet, tcp_connect, unrea
 
 OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
 MAX_HELLO = 16384  # bytes: a hello answer is a few hundred
+NO_TLS = "The server does not support TLS, but TLS is required (tls or srv is on)."
 
 
 def _is_master(request_id: int) -> bytes:
@@ -68,6 +71,8 @@ def _probe(seed: Seed, deadline: Deadline, tls: bool) -> dict[str, Any]:
         try:
             stream = _UNVERIFIED.wrap_socket(sock, server_hostname=seed.host) if tls else sock
         except (ssl.SSLError, OSError):
+            if _answers_plain(seed, deadline):
+                raise ConnectorError("tls", NO_TLS) from None
             raise NotTheServer("no TLS") from None
         stream.sendall(_is_master(request_id))
         data = b""
@@ -89,14 +94,24 @@ def _probe(seed: Seed, deadline: Deadline, tls: bool) -> dict[str, Any]:
     return answer
 
 
+def _answers_plain(seed: Seed, deadline: Deadline) -> bool:
+    """Whether the seed answers hello in plain text on a new connection (after a failed TLS handshake)."""
+    try:
+        _probe(seed, deadline, False)
+    except ConnectorError:
+        return False
+    return True
+
+
 def reach(seeds: list[Seed], tls: bool, replica_set: str, timeout: float) -> Seed:
-    """Stage tcp: the first seed that answers hello (one deadline for all); its replica-set name checked."""
+    """Stage tcp: the first seed that answers hello (one deadline for all); its replica-set name checked.
+    When none does, a seed found to speak MongoDB without TLS is the failure reported (stage tls)."""
     deadline, failure = Deadline(timeout), None
     for seed in seeds:
         try:
             answer = _probe(seed, deadline, tls)
         except ConnectorError as exc:
-            failure = failure or exc
+            failure = exc if exc.stage == "tls" and (failure is None or failure.stage != "tls") else failure or exc
             continue
         if replica_set and answer.get("setName") != replica_set:
             raise ConnectorError("tcp", f"The server at {seed.host}:{seed.port} is not a member of replica set "

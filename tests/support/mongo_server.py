@@ -21,6 +21,8 @@ certificate material from tests/support/certs.py):
 - ``find``: the documents (a view answers its source's), ``limit``, ``batchSize`` (default 101) and
   ``singleBatch``; ``find_delay`` seconds before each answer. ``getMore`` / ``killCursors`` on the
   cursors left open. Unknown commands: error 59 CommandNotFound.
+- Without ``tls``, a connection that opens with a TLS handshake record (0x16 0x03) is closed at once, as
+  mongod does ("SSL handshake received but server is started without SSL support").
 
 ``commands`` records (database, command document) of every command; ``returned`` counts the documents
 sent per ``db.collection``. The mongodb+srv tests' DNS stand-in is tests/support/mongo_dns.py.
@@ -158,8 +160,13 @@ class MongoServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as mongod does
             stream = self.context.wrap_socket(sock, server_side=True) if self.context else sock
             conn = Conn()
+            first = not self.context  # a plain connection's first bytes: a TLS ClientHello is closed, as by mongod
             while True:
-                header = _read(stream, 16)
+                header = _read(stream, 2) if first else _read(stream, 16)
+                if first:
+                    if header == b"\x16\x03":
+                        return
+                    header, first = header + _read(stream, 14), False
                 length, request_id, _, opcode = struct.unpack("<iiii", header)
                 body = _read(stream, length - 16)
                 if opcode == OP_QUERY:
