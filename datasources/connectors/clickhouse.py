@@ -30,7 +30,7 @@ import os
 import socket
 import ssl
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,42 +249,26 @@ class ClickHouseConnector(Connector):
 
     def test(self, config: ConnectionConfig) -> TestResult:
         """Run resolve, tcp, [tls], auth and database, stopping at the first failure."""
-        return self._run(config, None)
+        return self._run(config, introspect=False)[0]
 
     def test_and_introspect(self, config: ConnectionConfig) -> TestResult:
-        """The test, then the introspection over the same session (``tables`` None if that failed)."""
-        found: dict[str, list[TableInfo]] = {}
-
-        def work(client: Client, target: Target) -> None:
-            try:
-                found["tables"] = self._catalogue(client, config, target)
-            except ConnectorError:
-                pass  # the refresh that follows tries on its own and records why
-
-        result = self._run(config, work)
-        result.tables = found.get("tables") if result.ok else None
+        """The test, then the introspection over the same session (stage introspect; ``tables`` None if that
+        failed: the refresh that follows tries on its own and records why)."""
+        result, _ = self._run(config, introspect=True)
         return result
 
     def introspect(self, config: ConnectionConfig) -> list[TableInfo]:
         """Tables and views with columns of every user database; raises ``ConnectorError``."""
-        found: dict[str, Any] = {}
-
-        def work(client: Client, target: Target) -> None:
-            try:
-                found["tables"] = self._catalogue(client, config, target)
-            except ConnectorError as exc:
-                found["error"] = exc
-
-        result = self._run(config, work)
+        result, error = self._run(config, introspect=True)
         if not result.ok:
             raise ConnectorError(result.stage or "tcp", result.message)
-        if "error" in found:
-            raise found["error"]
-        tables: list[TableInfo] = found["tables"]
-        return tables
+        if error is not None or result.tables is None:
+            raise error or ConnectorError("introspect", "The schema could not be read.")
+        return result.tables
 
-    def _run(self, config: ConnectionConfig, work: Callable[[Client, Target], None] | None) -> TestResult:
+    def _run(self, config: ConnectionConfig, *, introspect: bool) -> tuple[TestResult, ConnectorError | None]:
         timeout = float(config.connect_timeout)
+        tables: list[TableInfo] | None = None
         with StageRunner(config.secrets) as runner, ExitStack() as stack:
 
             def resolve() -> tuple[Target, str]:
@@ -301,9 +285,12 @@ class ClickHouseConnector(Connector):
             client = runner.run("auth", lambda: self._login(config, target, scope, cafile))
             stack.callback(client.disconnect)
             runner.server_version = runner.run("database", lambda: self._check(client, config, target))
-            if work is not None:
-                work(client, target)
-        return runner.result()
+            if introspect:
+                tables = runner.optional("introspect", lambda: self._catalogue(client, config, target),
+                                         lambda found: f"{len(found)} tables and views.")
+        result = runner.result()
+        result.tables = tables if result.ok else None
+        return result, runner.optional_failure
 
     def _login(self, config: ConnectionConfig, target: Target, scope: EgressScope, cafile: str | None) -> Client:
         """The driver's Hello exchange over a connection to the pinned address."""

@@ -347,10 +347,9 @@ class SnowflakeConnector(Connector):
                 runner.run("auth", session.login, "Logged in.")
                 runner.server_version = runner.run("database", session.use_objects)
                 if introspect:
-                    try:
-                        tables = session.catalogue()
-                    except ConnectorError as exc:
-                        error = exc
+                    tables = runner.optional("introspect", session.catalogue,
+                                             lambda found: f"{len(found)} tables and views.")
+                    error = runner.optional_failure
             finally:
                 session.close()
         return runner.result(), tables, error

@@ -317,10 +317,10 @@ class TrinoConnector(Connector):
             runner.server_version = runner.run("auth", session.login)
             runner.run("database", session.check_schema)
             if introspect:
-                try:
-                    tables = session.tables(float(config.query_timeout))
-                except ConnectorError as exc:
-                    error = exc
+                seconds = float(config.query_timeout)
+                tables = runner.optional("introspect", lambda: session.tables(seconds),
+                                         lambda found: f"{len(found)} tables and views.")
+                error = runner.optional_failure
         result = runner.result()
         result.tables = tables if result.ok else None
         return result, error
