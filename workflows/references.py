@@ -14,6 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from core.references import escape_name, name_key
+
+__all__ = [
+    "CURRENT", "SAMPLE", "InvalidReference", "SourceReference", "TableReference", "Version", "escape_name",
+    "name_key", "parse_source_reference", "parse_table_reference", "parse_workflow_reference", "render_source",
+    "render_table", "render_workflow",
+]
+
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,63}")
 _REFERENCE_ID = re.compile(r"[a-z0-9]{1,16}")
 _VERSION = re.compile(r"v([0-9]+)")
@@ -48,16 +56,6 @@ class TableReference:
 
     name: str
     reference_id: str | None = None
-
-
-def escape_name(name: str) -> str:
-    """The seed's escaping: non-word characters become ``_``, runs of ``_`` collapse."""
-    return re.sub(r"_+", "_", re.sub(r"[^\w]", "_", name))
-
-
-def name_key(name: str) -> str:
-    """What names are compared by: escaped and case-folded."""
-    return escape_name(name).casefold()
 
 
 def _is_version(token: str) -> bool:

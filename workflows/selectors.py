@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import Field, IntegerField, Model, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 
-from core.errors import InvalidRequest, NotFound
+from core.errors import ApiError, InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.selectors import CompiledLookup, actor_name_annotations
@@ -27,6 +27,7 @@ from workflows.references import (
     InvalidReference,
     SourceReference,
     TableReference,
+    escape_name,
     name_key,
     parse_source_reference,
     parse_table_reference,
@@ -50,21 +51,38 @@ def check_org(actor: Actor, ref: SourceReference, field: str, what: str) -> None
         raise NotFound(f"No such {what} in your organization.", errors={field: [f"No such {what}."]})
 
 
-def pick(items: Iterable[M], ref: SourceReference, *, field: str, what: str) -> M:
-    """The one object whose reference id (wins) or escaped name matches ``ref``; 404 or 400 (ambiguous)."""
+def pick(items: Iterable[M], ref: SourceReference, *, field: str, what: str, in_path: bool = False) -> M:
+    """The one object whose reference id (wins) or escaped name matches ``ref``; 404 otherwise.
+
+    Names are kept unique after escaping (``workflows.services``, ``datasources.services``), but rows
+    written before that rule may share one: then the one spelled exactly as given is meant (as for
+    tables), and a name that still matches several is ambiguous: 400 in a request body (the value sent
+    is invalid), 404 in a path (it names no one object: ``workflows.paths``)."""
     if ref.reference_id is not None:
         found = [o for o in items if getattr(o, "reference_id", None) == ref.reference_id]
     else:
         key = name_key(ref.name)
         found = [o for o in items if name_key(o.name) == key]  # type: ignore[attr-defined]
+        exact = [o for o in found if o.name == ref.name]  # type: ignore[attr-defined]
+        if len(found) > 1 and len(exact) == 1:
+            found = exact
     if not found:
         raise NotFound(f"No such {what} in your organization.", errors={field: [f"No such {what}."]})
     if len(found) > 1:
-        raise InvalidRequest(
-            f"The name '{ref.name}' matches several {what}s; add the reference id.",
-            errors={field: [f"Ambiguous: {', '.join(getattr(o, 'reference_id', '') for o in found)}."]},
-        )
+        raise ambiguous(ref, [(o.name, getattr(o, "reference_id", "")) for o in found],  # type: ignore[attr-defined]
+                        field=field, what=what, in_path=in_path)
     return found[0]
+
+
+def ambiguous(ref: SourceReference, found: list[tuple[str, str]], *, field: str, what: str,
+              in_path: bool) -> ApiError:
+    """``ref``'s name matches several objects (``found``: their names and reference ids)."""
+    ids = ", ".join(f"'{name}' ({ref.org}.{escape_name(name).lower()}:{reference_id})" for name, reference_id in found)
+    if in_path:
+        return NotFound(f"The name '{ref.name}' is ambiguous: it names several {what}s ({ids}); use the reference "
+                        "id or the id.", errors={field: [f"Ambiguous: {ids}."]})
+    return InvalidRequest(f"The name '{ref.name}' matches several {what}s; add the reference id.",
+                          errors={field: [f"Ambiguous: {', '.join(reference_id for _, reference_id in found)}."]})
 
 
 def by_pk(qs: QuerySet[M], pk: int) -> M | None:
@@ -91,9 +109,13 @@ def _one(qs: Any, field: str) -> Any:
     return obj
 
 
-def workflow_for_actor(actor: Actor, lookup: Any, *, for_update: bool = False, field: str = "workflow") -> Workflow:
+def workflow_for_actor(
+    actor: Actor, lookup: Any, *, for_update: bool = False, field: str = "workflow", in_path: bool = True
+) -> Workflow:
     """The caller's organization's workflow by id or qualified reference; 404 otherwise (a
-    malformed reference is a 400 naming ``field``)."""
+    malformed reference is a 400 naming ``field``). A name several workflows share (rows older than
+    the rule that keeps names unique after escaping) means the one spelled exactly as given; else it
+    is ambiguous: 404 in a path, 400 in a request body (``in_path=False``)."""
     qs = Workflow.objects.filter(organization=actor.organization).select_related("organization")
     if for_update:
         qs = qs.select_for_update(of=("self",))
@@ -113,13 +135,15 @@ def workflow_for_actor(actor: Actor, lookup: Any, *, for_update: bool = False, f
     if ref.reference_id is not None:  # the id wins over the name
         return _one(qs.filter(reference_id=ref.reference_id), field)
     candidates = Workflow.objects.filter(organization=actor.organization).only("id", "name", "reference_id")
-    return _one(qs.filter(pk=pick(candidates, ref, field=field, what="workflow").pk), field)
+    return _one(qs.filter(pk=pick(candidates, ref, field=field, what="workflow", in_path=in_path).pk), field)
 
 
-def workflow_name_taken(organization: Organization | int, name: str, *, exclude_pk: Any = None) -> bool:
-    """Whether another workflow of the organization has this name (case-insensitively)."""
-    taken = Workflow.objects.filter(organization=organization, name__iexact=name)
-    return taken.exclude(pk=exclude_pk).exists()
+def workflow_name_taken(organization: Organization | int, name: str, *, exclude_pk: Any = None) -> str | None:
+    """The name of another workflow of the organization that references would not tell from
+    ``name`` (the same once escaped, in any case: ``Ventes été`` and ``ventes-été``), or None."""
+    key = name_key(name)
+    names = Workflow.objects.filter(organization=organization).exclude(pk=exclude_pk).values_list("name", flat=True)
+    return next((other for other in names if name_key(other) == key), None)
 
 
 def _qualified(workflows: Any) -> list[str]:
@@ -217,11 +241,14 @@ def renderable_workflow_data_source_for_actor(actor: Actor, workflow: Any, looku
 
 
 def workflow_data_source_for_actor(
-    actor: Actor, workflow: Workflow, lookup: Any, *, for_update: bool = False, field: str = "data_source"
+    actor: Actor, workflow: Workflow, lookup: Any, *, for_update: bool = False, field: str = "data_source",
+    in_path: bool = True,
 ) -> WorkflowDataSource:
     """A workflow's data source by id or by the qualified reference of its current source, with
     everything its representation reads (locked, when ``for_update``, with its snapshot id:
-    ``_locked_renderable``); 404 otherwise."""
+    ``_locked_renderable``); 404 otherwise. A name that several sources share (rows older than
+    the rule that keeps names unique after escaping) means the one spelled exactly as given; else it
+    is ambiguous (``pick``: 404 in a path, 400 in a body, ``in_path=False``)."""
     qs = _locked_renderable().filter(workflow=workflow) if for_update else workflow_data_sources_of(workflow)
     text = str(lookup)
     pk = parse_ascii_int(text)
@@ -254,12 +281,25 @@ def workflow_data_source_for_actor(
         matches.append(wds)
     if not matches:
         raise NotFound("Workflow data source not found.")
+    if len({_source(m) for m in matches}) > 1:  # several sources by that name: the exact spelling, else none
+        exact = [m for m in matches if _source(m).name == ref.name]
+        if len({_source(m) for m in exact}) != 1:
+            named = {(s.name, s.reference_id) for s in map(_source, matches)}
+            raise ambiguous(ref, sorted(named), field=field, what="data source", in_path=in_path)
+        matches = exact
     if len(matches) > 1:
         raise InvalidRequest(
             "Several data sources of this workflow match; use the id or add the version.",
             errors={field: [f"Matches ids {', '.join(str(m.pk) for m in matches)}."]},
         )
     return matches[0]
+
+
+def _source(wds: WorkflowDataSource) -> DataSource | Workflow:
+    """What a workflow data source points at: a data source (at any version) or a workflow."""
+    source = wds.source_data_source or wds.source_workflow
+    assert source is not None  # a check constraint: exactly one of the two is set
+    return source
 
 
 # --- nodes and output tables -----------------------------------------------------------------------

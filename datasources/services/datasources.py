@@ -104,19 +104,38 @@ def etag_matches(data_source: HasETag, if_match: str | None) -> bool:
 get_data_source = data_source_for_actor
 
 
-def _conflict() -> Conflict:
+def _conflict(name: str | None = None, other: str | None = None) -> Conflict:
+    """409: ``name`` is taken, by the data source named ``other`` when known (the same name as
+    references compare names: escaped, in any case)."""
+    from core.references import escape_name  # the rule references compare names by (workflows' too)
+
+    if name is None or other is None or other.lower() == name.lower():
+        return Conflict(
+            "A data source with this name already exists in your organization" + (f": '{other}'." if other else "."),
+            errors={"name": ["A data source with this name already exists."]},
+        )
+    escaped = escape_name(name).lower()
     return Conflict(
-        "A data source with this name already exists in your organization.",
-        errors={"name": ["A data source with this name already exists."]},
+        f"Data source '{other}' already has this name as references read it ('{escaped}': case, spaces and "
+        "punctuation aside): choose another name.",
+        errors={"name": [f"References would not tell it from data source '{other}' ({escaped})."]},
     )
 
 
 def _check_name_free(actor: Actor, name: str | None, exclude_pk: int | None) -> None:
+    """409 unless ``name`` is free in the organization as references compare names (escaped, in any
+    case: ``Demo SQLite`` and ``demo-sqlite`` are one name), so that ``org.name`` names one data
+    source. Reads the organization's names (one statement); the unique constraint sees case only."""
     if name is None:
         return
-    qs = DataSource.objects.filter(organization=actor.organization, name__iexact=name)
-    if (qs.exclude(pk=exclude_pk) if exclude_pk else qs).exists():
-        raise _conflict()
+    from core.references import name_key  # the rule references compare names by (workflows' too)
+
+    key = name_key(name)
+    qs = DataSource.objects.filter(organization=actor.organization)
+    names = (qs.exclude(pk=exclude_pk) if exclude_pk else qs).values_list("name", flat=True)
+    other = next((n for n in names if name_key(n) == key), None)
+    if other is not None:
+        raise _conflict(name, other)
 
 
 def _test(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> TestResult | None:

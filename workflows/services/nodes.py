@@ -34,7 +34,8 @@ def _resolve_inputs(actor: Actor, wf: Workflow, inputs: list[dict[str, Any]]) ->
     errors: dict[str, list[str]] = {}
     for i, item in enumerate(inputs):
         try:
-            wds = get_workflow_data_source(actor, wf, item["data_source"], field=f"inputs.{i}.data_source")
+            wds = get_workflow_data_source(actor, wf, item["data_source"], field=f"inputs.{i}.data_source",
+                                           in_path=False)
         except ApiError as exc:
             errors[f"inputs.{i}.data_source"] = [exc.message]
             continue

@@ -117,7 +117,7 @@ def resolve_target(
             parse_workflow_reference(source_workflow)
         except InvalidReference as exc:
             raise bad_reference("source_workflow", exc) from None
-        return Target(workflow=get_workflow(actor, source_workflow, field="source_workflow"))
+        return Target(workflow=get_workflow(actor, source_workflow, field="source_workflow", in_path=False))
     assert source_data_source is not None
     try:
         ref = parse_source_reference(source_data_source)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 
 from core.errors import Conflict, InvalidRequest, PreconditionFailed
-from core.references import new_reference_id
+from core.references import escape_name, new_reference_id
 from datasources.services import audit
 from organizations.actors import Actor
 from workflows.models import Workflow
@@ -21,21 +21,33 @@ __all__ = ["create_workflow", "delete_workflow", "dependants_of_data_source", "d
 FIELDS = rules.WORKFLOW_DEFAULTS  # defined once, with their rules, in workflows/services/rules.py
 
 
-def _name_conflict() -> Conflict:
+def _name_conflict(name: str, other: str | None) -> Conflict:
+    """409 naming ``other``, the workflow that has ``name`` (as references compare names) already."""
+    if other is None or other.lower() == name.lower():
+        return Conflict(
+            "A workflow with this name already exists in your organization" + (f": '{other}'." if other else "."),
+            errors={"name": ["A workflow with this name already exists."]},
+        )
+    escaped = escape_name(name).lower()
     return Conflict(
-        "A workflow with this name already exists in your organization.",
-        errors={"name": ["A workflow with this name already exists."]},
+        f"Workflow '{other}' already has this name as references read it ('{escaped}': case, spaces and "
+        "punctuation aside): choose another name.",
+        errors={"name": [f"References would not tell it from workflow '{other}' ({escaped})."]},
     )
 
 
-def _save(workflow: Workflow) -> None:
-    if workflow_name_taken(workflow.organization_id, workflow.name, exclude_pk=workflow.pk):
-        raise _name_conflict()
+def _save(workflow: Workflow, *, named: bool) -> None:
+    """Save; a new name (``named``) unless another workflow of the organization has it as references
+    compare names (escaped, in any case: ``workflows.references``), so that ``org.name`` names one
+    workflow. The caller holds the organization's lock: two such names cannot pass this check at once."""
+    other = workflow_name_taken(workflow.organization_id, workflow.name, exclude_pk=workflow.pk) if named else None
+    if other is not None:
+        raise _name_conflict(workflow.name, other)
     try:
         with transaction.atomic():
             workflow.save()
-    except IntegrityError as exc:  # a concurrent create won the race for the name
-        raise _name_conflict() from exc
+    except IntegrityError as exc:  # the database's own rule (case-insensitive), should the lock be bypassed
+        raise _name_conflict(workflow.name, None) from exc
 
 
 def create_workflow(*, actor: Actor, data: dict[str, Any]) -> Workflow:
@@ -45,9 +57,10 @@ def create_workflow(*, actor: Actor, data: dict[str, Any]) -> Workflow:
         organization=actor.organization, name=data["name"], description=data.get("description") or ""
     )
     with transaction.atomic():
+        lock_organization(actor)  # its name is checked against the others' (``_save``)
         workflow.reference_id = new_reference_id(Workflow)
         stamp(workflow, actor, created=True)
-        _save(workflow)
+        _save(workflow, named=True)
         changes = {"name": {"old": None, "new": workflow.name}}
         audit.record(actor=actor, action="create", target=workflow, changes=changes)
     return workflow
@@ -63,6 +76,8 @@ def update_workflow(
         get_workflow(actor, workflow)  # an unknown workflow is a 404 before the body's 400, as in the API
         raise
     with transaction.atomic():
+        if mode == "put" or "name" in data:
+            lock_organization(actor)  # a new name is checked against the others' (``_save``)
         wf = get_workflow(actor, workflow, for_update=True)
         if not etag_matches(wf, if_match):
             raise PreconditionFailed()
@@ -79,7 +94,7 @@ def update_workflow(
             return wf
         stamp(wf, actor)
         wf.version += 1
-        _save(wf)
+        _save(wf, named="name" in changes)
         audit.record(actor=actor, action="update", target=wf, changes=changes, detail={"method": mode.upper()})
     return wf
 
