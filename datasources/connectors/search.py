@@ -7,7 +7,8 @@ The endpoint is resolved once under the egress policy, pinned, and the only name
 clients never sniff (announced node addresses were checked by nobody), retry, compress or follow redirects.
 
 Stages: resolve, tcp, tls (with ``ignore_certificate``/``ignore_ssl`` on, a passed tls stage says verification
-is off, as configured), auth (``GET /``: 401 -> auth; the other product is named clearly, a server that is
+is off, as configured), auth (``GET /``: 401 -> auth; the other product, or an Elasticsearch before 8.0, is
+named clearly at auth, as other connectors fail a peer that is not the product they test; a server that is
 neither reads like a closed port), database (``_cat/indices`` as this user: 403 -> database, privileges
 named), introspect. Elasticsearch requests ask for ``compatible-with=8``, which 8.x and 9.x servers accept
 (the 9.x client's own ``compatible-with=9`` is refused by 8.x).
@@ -212,8 +213,8 @@ class SearchSession:
             raise self._refused(status, body, "read the cluster's information (GET /)")
         error = body.get("error") if isinstance(body, dict) else None
         if status == 400 and isinstance(error, dict) and error.get("type") == "media_type_header_exception":
-            raise ConnectorError("tcp", f"The server at {self.where} is an Elasticsearch version before 8.0, which "
-                                        "this connector does not support.")
+            raise ConnectorError("auth", f"The server at {self.where} is an Elasticsearch version before 8.0, which "
+                                         "this connector does not support.")
         found = _version(body) if 200 <= status < 300 else None
         if found is None:
             raise self._closed()
@@ -229,13 +230,13 @@ class SearchSession:
             return self._closed()
         distribution, number = found
         if distribution == "opensearch":
-            return ConnectorError("tcp", f"The server at {self.where} is OpenSearch {number}, not Elasticsearch: "
-                                         "choose the OpenSearch type for it.")
+            return ConnectorError("auth", f"The server at {self.where} is OpenSearch {number}, not Elasticsearch: "
+                                          "choose the OpenSearch type for it.")
         if self.key == "opensearch":
-            return ConnectorError("tcp", f"The server at {self.where} is Elasticsearch {number}, not OpenSearch: "
-                                         "choose the Elasticsearch type for it.")
-        return ConnectorError("tcp", f"The server at {self.where} is not an Elasticsearch server (its answer lacks "
-                                     "the X-Elastic-Product header).")
+            return ConnectorError("auth", f"The server at {self.where} is Elasticsearch {number}, not OpenSearch: "
+                                          "choose the Elasticsearch type for it.")
+        return ConnectorError("auth", f"The server at {self.where} is not an Elasticsearch server (its answer lacks "
+                                      "the X-Elastic-Product header).")
 
     def check_indices(self) -> int:
         """Stage database: the cluster lists its indices to this user; returns how many it listed."""
