@@ -332,7 +332,7 @@ def _update_with_test(
                 # Someone else wrote meanwhile: re-merge this change onto their state. If that
                 # alters what the connection test saw, start over outside the lock.
                 fresh = build_plan(locked, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace,
-                                   withhold=options.withhold_moved_secrets)
+                                   withhold=options.withhold_moved_secrets, restoring=options.restores is not None)
                 if (fresh.awaits_credentials, fresh.withheld) != (plan.awaits_credentials, plan.withheld):
                     continue  # the move now withholds other secrets (or none, and needs a test): start over
                 tested_same = (fresh.values["connection"], fresh.secrets_after) == (
@@ -385,7 +385,7 @@ def _checked_plan(
     if not etag_matches(ds, options.if_match):
         raise PreconditionFailed()
     plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace,
-                      withhold=options.withhold_moved_secrets)
+                      withhold=options.withhold_moved_secrets, restoring=options.restores is not None)
     _check_second_person(actor, ds, plan, options)
     if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
         _check_name_free(actor, plan.values["name"], ds.pk)

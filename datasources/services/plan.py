@@ -136,9 +136,12 @@ def planned_connection(ds: DataSource, data: dict[str, Any]) -> dict[str, Any] |
 
 def build_plan(
     ds: DataSource, data: dict[str, Any], *, mode: Mode, actor: Actor, tenancy_replace: bool = False,
-    withhold: bool = False,
+    withhold: bool = False, restoring: bool = False,
 ) -> Plan:
     """Validate ``data`` against the type and compute the full new state.
+
+    ``restoring``: the secrets in ``data`` are a revision's (a restore), not a writer's; those equal to
+    the stored ones are no change.
 
     ``withhold`` (a writer's two-step move, ``moves``): a change that moves a hop without resending
     the stored secrets that travel it clears those secrets instead of answering 400
@@ -208,7 +211,9 @@ def build_plan(
             changes[key.removesuffix("_id")] = {"old": old, "new": new}
     # A secret sent is a secret written, even one equal to the stored value: comparing would tell a
     # writer whether a guess is the stored password (changed_fields, the audit, the test, the version).
-    effective = {k: v for k, v in sent.items() if v is not None or k in current}
+    # A restore's secrets are the server's own (a revision's), no guess: those equal to now are no change.
+    effective = {k: v for k, v in sent.items()
+                 if (v is not None or k in current) and not (restoring and current.get(k) == v)}
     for name, value in effective.items():
         changes[f"credentials.{name}"] = "cleared" if value is None else "changed"
     if missing and not withhold and hops is not None:

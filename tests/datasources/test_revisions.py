@@ -154,3 +154,18 @@ def test_retention_keeps_the_newest_n_and_nothing_older_than_d_days_but_the_newe
     assert prune() == 2
     assert [r["number"] for r in revisions(api, ds["id"])] == [5]  # the newest always stays
     assert prune() == 0
+
+
+@pytest.mark.django_db
+def test_a_restore_whose_secrets_are_those_stored_now_needs_no_test(api):
+    """A sent secret always counts as written (no guess can be checked); a restore's secrets are the
+    server's own, so those equal to now are no change: restoring a description needs no connection
+    test (this host does not even resolve)."""
+    body = {"name": "Far", "type": "mysql", "credentials": {"password": "kept-pw"},
+            "connection": {"host": "db.invalid", "database": "shop", "username": "app"}}
+    ds = api.post(f"{DS}?test_connection=false", body, format="json").json()
+    assert api.patch(f"{DS}{ds['id']}/", {"description": "later"}, format="json").status_code == 200
+    restored = api.post(f"{DS}{ds['id']}/revisions/1/restore/")
+    assert restored.status_code == 200, restored.json()
+    assert restored.json()["description"] == "" and restored.json()["last_test"] is None
+    assert revisions(api, ds["id"])[0]["secrets_changed"] == []
