@@ -32,6 +32,7 @@ from workflows.references import (
     parse_source_reference,
     parse_table_reference,
     parse_workflow_reference,
+    render_table,
     render_workflow,
 )
 
@@ -334,8 +335,17 @@ def node_for(workflow: Workflow, lookup: Any, *, for_update: bool = False) -> No
             raise NotFound(f"Node not found: the {exc.part} is wrong.", errors={"node": [str(exc)]}) from None
         if ref.reference_id is not None:
             node = qs.filter(reference_id=ref.reference_id).first()
-        else:
-            node = next((n for n in qs if name_key(n.name) == name_key(ref.name)), None)
+        else:  # the name, escaped; among several (older rows), the exact spelling, else none
+            key = name_key(ref.name)
+            found = [n for n in qs if name_key(n.name) == key]
+            if len(found) > 1:
+                exact = [n for n in found if n.name == ref.name]
+                if len(exact) != 1:
+                    ids = ", ".join(f"'{n.name}' ({render_table(n.name, n.reference_id)})" for n in found)
+                    raise NotFound(f"The name '{ref.name}' is ambiguous: it names several nodes ({ids}); use the "
+                                   "reference id or the id.", errors={"node": [f"Ambiguous: {ids}."]})
+                found = exact
+            node = found[0] if found else None
     if node is None:
         raise NotFound("Node not found.")
     return node

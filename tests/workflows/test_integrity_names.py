@@ -1,7 +1,7 @@
 """Short references name one object: names are unique as references compare them (escaped, in any case).
 
 ``Demo SQLite`` and ``demo-sqlite`` are one name in ``acme.demo_sqlite``: creating or renaming a data
-source or workflow to a name another has that way is a 409 naming the other (API and admin,
+source, workflow or node to a name another has that way is a 409 naming the other (API and admin,
 one service). Rows older than that rule may still share a name: the exact spelling picks one (as
 for tables); a name that still matches several is ambiguous, a 404 saying so in a path and a 400 in
 a body.
@@ -16,7 +16,7 @@ from datasources.models import DataSource
 from organizations.models import Membership, Role
 from tests.support.admin_forms import form_data
 from tests.support.workflows import WF, add_node, add_source, create_source, create_workflow
-from workflows.models import Workflow
+from workflows.models import Node, Workflow
 
 DS = "/api/v1/data-sources/"
 EMPTY_INLINES = {"data_sources-TOTAL_FORMS": 0, "data_sources-INITIAL_FORMS": 0,
@@ -62,6 +62,17 @@ def test_a_workflow_name_that_escapes_to_anothers_is_a_409_naming_it(api):
         assert renamed.status_code == 409 and "'Ventes été'" in renamed.json()["message"], method
     assert Workflow.objects.get(pk=other["id"]).name == "Autre"
     assert api.patch(f"{WF}{ventes['id']}/", {"name": "ventes-été"}, format="json").status_code == 200
+
+
+def test_a_node_name_that_escapes_to_anothers_in_its_workflow_is_a_409(api):
+    flow = create_workflow(api, "Flow")
+    add_node(api, flow, "Order audit", [])
+    taken = api.post(f"{WF}{flow['id']}/nodes/", {"name": "order-audit"}, format="json")
+    assert taken.status_code == 409 and "'Order audit'" in taken.json()["message"]
+    other = add_node(api, flow, "Other", [])
+    renamed = api.patch(f"{WF}{flow['id']}/nodes/{other['id']}/", {"name": "ORDER_AUDIT"}, format="json")
+    assert renamed.status_code == 409
+    assert add_node(api, create_workflow(api, "Elsewhere"), "order-audit", [])  # another workflow's name
 
 
 @pytest.fixture
@@ -136,3 +147,16 @@ def test_a_data_source_reference_means_the_exact_spelling_else_it_is_ambiguous(a
     by_exact = api.patch(f"{WF}{flow['id']}/nodes/{read['id']}/", {"inputs": [
         {"data_source": "acme.Demo SQLite", "table": "items"}]}, format="json")
     assert by_exact.status_code == 200 and by_exact.json()["inputs"][0]["data_source"]["id"] == exact["id"]
+
+
+def test_a_node_path_means_the_exact_spelling_else_it_is_a_404_saying_ambiguous(api):
+    flow = create_workflow(api, "Flow")
+    audit = add_node(api, flow, "Order audit", [])
+    other = add_node(api, flow, "Other", [])
+    _respell(Node, other["id"], "order-audit")
+    nodes = f"{WF}{flow['id']}/nodes/"
+    assert api.get(f"{nodes}Order%20audit/").json()["id"] == audit["id"]
+    assert api.get(f"{nodes}order-audit/").json()["id"] == other["id"]
+    ambiguous = api.delete(f"{nodes}order_audit/")
+    assert ambiguous.status_code == 404 and "ambiguous" in ambiguous.json()["message"]
+    assert Node.objects.count() == 2

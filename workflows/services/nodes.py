@@ -12,7 +12,7 @@ from datasources.services import audit
 from organizations.actors import Actor
 from workflows.mapping import Table, named
 from workflows.models import Node, NodeInput, Workflow
-from workflows.references import InvalidReference, name_key, parse_table_reference, render_table
+from workflows.references import InvalidReference, escape_name, name_key, parse_table_reference, render_table
 from workflows.selectors import node_for
 from workflows.services.common import (
     etag_matches,
@@ -105,11 +105,21 @@ def _state(node: Node, inputs: list[tuple[int, str, str]]) -> dict[str, Any]:
     }
 
 
-def _save(node: Node) -> None:
-    taken = Node.objects.filter(workflow_id=node.workflow_id, name__iexact=node.name).exclude(pk=node.pk)
+def _save(node: Node, *, named: bool) -> None:
+    """Save; a new name (``named``) unless another node of the workflow has it as references compare
+    names (escaped, in any case), so that a node's path ``nodes/{name}/`` names one node."""
     conflict = Conflict("A node with this name already exists in this workflow.", errors={"name": ["Taken."]})
-    if taken.exists():
-        raise conflict
+    if named:
+        key = name_key(node.name)
+        names = Node.objects.filter(workflow_id=node.workflow_id).exclude(pk=node.pk).values_list("name", flat=True)
+        other = next((n for n in names if name_key(n) == key), None)
+        if other is not None and other.lower() != node.name.lower():
+            escaped = escape_name(node.name).lower()
+            raise Conflict(f"Node '{other}' of this workflow already has this name as references read it "
+                           f"('{escaped}': case, spaces and punctuation aside): choose another name.",
+                           errors={"name": [f"References would not tell it from node '{other}' ({escaped})."]})
+        if other is not None:
+            raise conflict
     try:
         with transaction.atomic():
             node.save()
@@ -148,7 +158,7 @@ def _write(actor: Actor, wf: Workflow, node: Node, data: dict[str, Any]) -> dict
     stamp(node, actor, created=created)
     if not created:
         node.version += 1
-    _save(node)
+    _save(node, named="name" in changes)
     if inputs is not None:
         NodeInput.objects.filter(node=node).delete()
         NodeInput.objects.bulk_create(
