@@ -15,7 +15,9 @@ secrets. Redirects are refused, retries are off and every call runs under ``call
 
 Stages (``ServiceAccountConnector.run``): resolve (the token host, then the API host: one stage),
 tcp and tls (https) for the API via ``reach_http``; auth = the JWT-bearer token exchange; database
-and introspection as the connector's session defines them.
+and introspect as the connector's session defines them. The key itself is read first, before any
+network step: a file that is not a service-account key (type, client_email, private_key) or whose
+private key does not load fails stage auth alone, without a lookup or a packet.
 """
 
 from __future__ import annotations
@@ -96,6 +98,30 @@ def read_info(config: ConnectionConfig) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+KEY_FIELDS = ("type", "client_email", "private_key")
+
+
+def usable_key(config: ConnectionConfig, timeout: float) -> Credentials:
+    """The uploaded key read and its private key loaded, without any network step (the token is not
+    requested yet); ``ConnectorError`` at stage auth when it is not a usable service-account key."""
+    info = read_info(config)
+    missing = [name for name in KEY_FIELDS if not (isinstance(info.get(name), str) and info[name].strip())]
+    if not missing and info["type"] != "service_account":
+        missing = ["type"]
+    if not isinstance(info.get("token_uri") or DEFAULT_TOKEN_URI, str):
+        missing.append("token_uri")
+    if missing:
+        raise ConnectorError("auth", "The credentials must be a service-account key file (type 'service_account' "
+                                     f"with client_email and private_key): {', '.join(missing)} "
+                                     f"{'is' if len(missing) == 1 else 'are'} missing or invalid.")
+    token_uri = info.get("token_uri") or DEFAULT_TOKEN_URI
+    try:  # bounded: checking an outsized RSA key takes a while
+        return call_bounded(lambda: Credentials.from_service_account_info({**info, "token_uri": token_uri}),
+                            timeout)
+    except (ValueError, TypeError, KeyError, TimedOut):
+        raise ConnectorError("auth", "The service account's private key could not be read.") from None
+
+
 def masks(config: ConnectionConfig) -> dict[str, str]:
     """Secret values to scrub from driver text: the JSON, and the key as it reads once decoded."""
     info, found = read_info(config), dict(config.secrets)
@@ -159,6 +185,7 @@ class Session(ABC, Generic[P]):
         self.token_session = harden(requests.Session())
         self.token_request = BoundedRequest(self.token_session, self.timeout)
         self.proven = False  # the API has answered like the API
+        self.key: Credentials | None = None  # the key already read (``usable_key``), else read by ``exchange``
 
     def unreachable(self, endpoint: Endpoint) -> ConnectorError:
         return self.scope.blocked_error() or ConnectorError("tcp", connect_failed_message(endpoint.host, endpoint.port))
@@ -178,14 +205,17 @@ class Session(ABC, Generic[P]):
         """The token exchange for ``scopes`` (a JWT signed with the key, sent to the token_uri); the
         refreshed credentials, their access token added to the masks."""
         info = self.plan.info
-        if info.get("type") != "service_account" or not info.get("client_email") or not info.get("private_key"):
-            raise ConnectorError("auth", "The credentials must be a service-account key file (type "
-                                         "'service_account' with client_email and private_key).")
-        try:  # bounded too: checking an outsized RSA key takes a while
-            credentials = call_bounded(lambda: Credentials.from_service_account_info(
-                {**info, "token_uri": self.plan.token_uri}, scopes=list(scopes)), self.timeout, self.scope)
-        except (ValueError, TypeError, KeyError, TimedOut):
-            raise ConnectorError("auth", "The service account's private key could not be read.") from None
+        if self.key is not None:
+            credentials = self.key.with_scopes(list(scopes))
+        else:
+            if info.get("type") != "service_account" or not info.get("client_email") or not info.get("private_key"):
+                raise ConnectorError("auth", "The credentials must be a service-account key file (type "
+                                             "'service_account' with client_email and private_key).")
+            try:  # bounded too: checking an outsized RSA key takes a while
+                credentials = call_bounded(lambda: Credentials.from_service_account_info(
+                    {**info, "token_uri": self.plan.token_uri}, scopes=list(scopes)), self.timeout, self.scope)
+            except (ValueError, TypeError, KeyError, TimedOut):
+                raise ConnectorError("auth", "The service account's private key could not be read.") from None
         try:
             call_bounded(lambda: credentials.refresh(self.token_request), self.timeout + 0.5, self.scope)
         except auth_errors.RefreshError as exc:
@@ -239,9 +269,14 @@ class ServiceAccountConnector(SessionConnector, Generic[P]):
         timeout = float(config.connect_timeout)
         tables: list[TableInfo] | None = None
         with StageRunner(secrets) as runner:
+            try:
+                key = usable_key(config, timeout)  # before any network step
+            except ConnectorError as exc:
+                runner.stop("auth", exc)
             plan = runner.run("resolve", lambda: self.plan(config))
             with egress_scope(timeout, only=(plan.endpoint.host, plan.token.host)) as scope:
                 session = self.session(plan, config, secrets, scope)
+                session.key = key
                 try:
                     try:
                         runner.run("resolve", session.resolve_token_host)
