@@ -8,7 +8,9 @@ engine_name, api_endpoint)`` sends, through the SDK's own client, connection and
 3. ``POST <system engine>/?output_format=JSON_Compact`` with ``USE DATABASE "<db>"``, then
    ``USE ENGINE "<engine>"``, whose ``Firebolt-Update-Endpoint`` header moves the cursor to the
    account's engine (another response-supplied host);
-4. ``SELECT VERSION()`` and the one catalogue query on that engine.
+4. ``SELECT VERSION()``, with a ``schema`` a look-up of it in ``information_schema.schemata`` (a schema that
+   does not exist fails stage database, as it does for Snowflake, Trino and Databricks), and the one
+   catalogue query on that engine.
 
 ``connect()`` itself is not called: it hard-codes 60-second timeouts with no read timeout, keeps
 an in-process cache keyed by the secret, and derives the token host as ``id.<rest of the API
@@ -79,6 +81,9 @@ CATALOGUE_SQL = (
     "WHERE c.table_catalog = {catalog} AND {schema} "
     "ORDER BY c.table_schema, c.table_name, c.ordinal_position"
 )
+#: Whether the configured schema exists in the database (and the service account may see it).
+SCHEMA_SQL = ("SELECT COUNT(*) FROM information_schema.schemata "
+              "WHERE catalog_name = {catalog} AND schema_name = {schema}")
 
 
 def literal(value: str) -> str:
@@ -207,7 +212,16 @@ class _Session:
             self.execute("engine", f"USE ENGINE {identifier(self.engine)}")
         rows = self.execute("version", "SELECT VERSION()")
         version = str(rows[0][0]) if rows and rows[0] else ""
+        if self.schema:
+            found = self.execute("schema", SCHEMA_SQL.format(catalog=literal(self.database),
+                                                             schema=literal(self.schema)))
+            if not found or not found[0] or not found[0][0]:
+                raise ConnectorError("database", self._schema_missing())
         return f"Firebolt {version}".strip()[:255]
+
+    def _schema_missing(self) -> str:
+        return (f"The schema '{self.schema}' does not exist in database '{self.database}' or the service account "
+                "cannot use it.")
 
     def catalogue(self, seconds: float) -> list[TableInfo]:
         """Stage introspect: tables and views with their columns, from one query, bounded."""
@@ -267,6 +281,7 @@ class _Session:
             "engine": f"The engine '{self.engine}' does not exist, is not running, or the service account "
                       "cannot use it.",
             "version": f"The engine '{self.engine}' did not answer a query.",
+            "schema": self._schema_missing(),
             "catalogue": "The catalogue query failed.",
         }
         return ConnectorError(stage, messages.get(self.step, f"Connection failed at stage {stage}.") + suffix)

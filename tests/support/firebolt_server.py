@@ -17,6 +17,9 @@ endpoint itself). Answered:
   host and goes there over https on 443, so this server cannot move the session to its own port:
   the header is for pointing at a host the test expects to be refused);
   ``SELECT VERSION()`` -> one row;
+  ``SELECT COUNT(*) FROM information_schema.schemata WHERE catalog_name = '<db>' AND schema_name = '<schema>'``
+  -> one row, 1 when the database is this one and the schema exists (``public``, ``information_schema``,
+  the schema of a table in ``tables``, or one of ``schemas``), else 0 (as Firebolt's view lists it);
   the catalogue query (``information_schema.columns`` joined with ``information_schema.tables``,
   filtered by ``table_catalog = '<db>'`` and optionally ``table_schema = '<schema>'``) -> one row per
   column of ``tables``; anything else, an unknown database or engine -> 500 with Firebolt's structured
@@ -72,6 +75,7 @@ class FireboltStandIn:
     version: str = "4.21.7"
     tables: dict[str, list[Column]] = field(default_factory=dict)  # "schema.name" or "name" (public)
     views: set[str] = field(default_factory=set)
+    schemas: set[str] = field(default_factory=set)  # schemas without tables (public and information_schema exist)
     engine_url: str = ""  # what the engine URL lookup returns (default: this server)
     engine_endpoint: str = ""  # sent as Firebolt-Update-Endpoint on USE ENGINE when set
     requests: list[Request] = field(default_factory=list)
@@ -105,6 +109,16 @@ class FireboltStandIn:
             for position, (column, data_type, nullable) in enumerate(self.tables[key], start=1):
                 rows.append([table_schema, name, kind, column, data_type, "YES" if nullable else "NO", position])
         return rows
+
+
+    def has_schema(self, sql: str) -> bool:
+        """Whether the ``information_schema.schemata`` look-up of ``sql`` finds its schema in this database."""
+        catalog = re.search(WHERE_VALUE.format(column=r"catalog_name"), sql, re.I)
+        schema = re.search(WHERE_VALUE.format(column=r"schema_name"), sql, re.I)
+        if not catalog or not schema or catalog.group(1).replace("''", "'") != self.database:
+            return False
+        known = {"public", "information_schema", *self.schemas, *(_split(key)[0] for key in self.tables)}
+        return schema.group(1).replace("''", "'") in known
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -207,6 +221,10 @@ def _handler(state: FireboltStandIn, tls: ssl.SSLContext | None) -> type[BaseHTT
                 return self._result([], [], {"Firebolt-Update-Parameters": f"engine={name}"})
             if re.fullmatch(r"\s*SELECT\s+VERSION\(\)\s*;?\s*", sql, re.I):
                 return self._result([("version()", "text")], [[state.version]])
+            if "information_schema.schemata" in sql.lower():
+                if params.get("database") != state.database:
+                    return self._error("No database selected.")
+                return self._result([("count(*)", "long")], [[1 if state.has_schema(sql) else 0]])
             if "information_schema.columns" in sql.lower():
                 if params.get("database") != state.database:
                     return self._error("No database selected.")
