@@ -102,7 +102,11 @@ def _explicit(
     new_by_ref: dict[str, Table],
     new_by_name: dict[str, list[Table]],
     error: MappingError,
+    current: tuple[dict[str, Table], dict[str, list[Table]]],
 ) -> dict[str, Table]:
+    """The explicit entries' matches. A key naming a table of the current source that no node reads
+    needs no mapping and is let be (a full table map is fine), its value still checked; a key naming
+    no table of the current source is refused (a typo)."""
     chosen: dict[str, tuple[Table, int, str]] = {}  # read ref -> (new table, precedence, entry key)
     for key, value in explicit.items():
         try:
@@ -116,8 +120,10 @@ def _explicit(
         else:
             sources = named(read_by_name, key_ref.name)
             what = f"name '{key_ref.name}'"
-        if not sources:
-            error.bad_keys[key] = f"No node reads a table with {what} from this data source."
+        unread = not sources and (key_ref.reference_id in current[0] if key_ref.reference_id is not None
+                                  else bool(named(current[1], key_ref.name)))
+        if not sources and not unread:
+            error.bad_keys[key] = f"The data source has no table with {what}."
             continue
         try:
             target = _resolve_target(value, new_by_ref, new_by_name) if isinstance(value, str) else None
@@ -143,12 +149,16 @@ def plan_mapping(
     explicit: Mapping[str, str] | None = None,
     *,
     match_reference_ids: bool = True,
+    current: Iterable[Table] = (),
 ) -> list[Match]:
-    """A match for every read table (deduplicated by reference id), or MappingError listing every problem."""
+    """A match for every read table (deduplicated by reference id), or MappingError listing every
+    problem. ``current``: every table of the current source (explicit keys may name unread ones)."""
+    read = list(read)
     read_by_ref, read_by_name = _index(read)
     new_by_ref, new_by_name = _index(new)
     error = MappingError()
-    chosen = _explicit(explicit or {}, read_by_ref, read_by_name, new_by_ref, new_by_name, error)
+    chosen = _explicit(explicit or {}, read_by_ref, read_by_name, new_by_ref, new_by_name, error,
+                       _index([*read, *current]))
     matches: list[Match] = []
     for ref, table in read_by_ref.items():
         if ref in chosen:

@@ -417,7 +417,7 @@ def test_specific_messages_in_the_seeds_words(api, shop):
     unread = error({"sourceDataset": "acme.shop", "mappedTables": {"typo": "keep"}})
     assert unread["message"] == ("Some mappedTables entries do not match a table read downstream or a table of the "
                                  "new source.")
-    assert unread["errors"] == {"mappedTables.typo": ["No node reads a table with name 'typo' from this dataSource."]}
+    assert unread["errors"] == {"mappedTables.typo": ["The dataset has no table with name 'typo'."]}
     assert error({"sourceDataset": "acme.shop", "mappedTables": {"keep": 5}})["errors"] == {
         "mappedTables.keep": ["Not a valid string."]}
     path = error({"sourceDataset": "acme.shop"}, "acme.flow/dataSources/acme.shop:bad!")

@@ -76,6 +76,27 @@ def test_reference_ids_win_over_names_in_keys_values_and_paths(api, shop):
     assert "mapped_tables.old_table:zzzz" in bad.json()["errors"]
 
 
+def test_a_full_table_map_may_name_tables_nobody_reads_but_not_tables_that_do_not_exist(api, shop):
+    """Redivis: only tables read downstream need a mapping, so a client may send a map of every table;
+    an entry for a table of the source that no node reads is let be (its value still checked). A key
+    naming no table of the source is a typo: 400."""
+    v2 = change_schema(api, shop["source"], "shop.db", "ALTER TABLE old_table RENAME TO new_table;")
+    url = wds_url(shop["workflow"], shop["wds"])
+    full = {"old_table": "new_table", "keep": "keep", "spare": "spare"}  # nobody reads spare
+    plan = api.patch(f"{url}?dry_run=true", {"source_data_source": f"acme.shop:v{v2}", "mapped_tables": full},
+                     format="json")
+    assert plan.status_code == 200, plan.json()
+    assert sorted(t["old"]["name"] for t in plan.json()["tables"]) == ["keep", "old_table"]
+    typo = api.patch(url, {"source_data_source": f"acme.shop:v{v2}", "mapped_tables": {**full, "spaer": "spare"}},
+                     format="json")
+    assert typo.status_code == 400
+    assert typo.json()["errors"] == {"mapped_tables.spaer": ["The data source has no table with name 'spaer'."]}
+    missing = api.patch(url, {"source_data_source": f"acme.shop:v{v2}",
+                              "mapped_tables": {**full, "spare": "nowhere"}}, format="json")
+    assert missing.status_code == 400 and "mapped_tables.spare" in missing.json()["errors"]
+    assert WorkflowDataSource.objects.get(pk=shop["wds"]["id"]).version == 1  # nothing applied
+
+
 def test_a_new_version_that_renames_nothing_maps_automatically(api, shop):
     v2 = change_schema(api, shop["source"], "shop.db", "ALTER TABLE keep ADD COLUMN note TEXT; CREATE TABLE t2 (x);")
     url = wds_url(shop["workflow"], shop["wds"])

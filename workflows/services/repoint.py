@@ -105,13 +105,16 @@ def compute_plan(wds: WorkflowDataSource, target: Target, mapped_tables: Mapping
     inputs = read_inputs(wds.pk, named=named)
     readers = inputs.readers
     # The old source's tables only matter when tables are read (each must map: no match otherwise).
-    old_tables, new_tables = tables_of_both(current, target) if inputs.tables else (None, tables_of(target))
+    # (Or when entries are given: a key may name a table of the old source nobody reads.)
+    both = inputs.tables or mapped_tables
+    old_tables, new_tables = tables_of_both(current, target) if both else (None, tables_of(target))
     try:
         matches = plan_mapping(
             inputs.tables,
             [t.table for t in new_tables],
             mapped_tables or {},
             match_reference_ids=current.lineage == target.lineage,
+            current=[t.table for t in old_tables or []],
         )
     except MappingError as error:
         raise _mapping_error(error, readers if inputs.named else read_inputs(wds.pk).readers) from None
