@@ -258,6 +258,7 @@ def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOpti
     _check_name_free(actor, plan.values["name"], None)
     plan.connection_changed = True
     test = _test(actor, ds, plan, options)
+    settle_tenancy(ds, plan, test.tables if test else None)
     if options.dry_run:
         return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True,
                            impact=impact_of(ds, plan, test))

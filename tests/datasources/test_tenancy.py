@@ -182,3 +182,15 @@ def test_settings_sent_with_a_connection_change_are_checked_against_the_new_targ
     assert applied.status_code == 200, applied.json()
     assert applied.json()["tenancy_settings"] == {**moved, "table": "accounts"}  # as the new schema spells it
     assert applied.json()["connection"]["path"] == "moved.db"
+
+
+def test_a_create_checks_its_tenancy_settings_against_its_own_test(api, tenant_db):
+    """A new source has no cache yet: its settings are checked against the tables its test reads."""
+    body = {"name": "New", "type": "sqlite", "connection": {"path": tenant_db},
+            "tenancy_settings": {**GOOD, "table": "nope"}}
+    refused = api.post(URL, body, format="json")
+    assert refused.status_code == 400 and refused.json()["code"] == "TENANCY_SETTINGS_INVALID", refused.json()
+    assert api.get(URL).json()["count"] == 0
+    created = api.post(URL, {**body, "tenancy_settings": {**GOOD, "table": "CLIENTS"}}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["tenancy_settings"]["table"] == "clients"
