@@ -234,10 +234,13 @@ def tenancy_request_components(base: dict[str, Any]) -> dict[str, dict[str, Any]
                        "client_column_type": {"type": "string", "enum": ["NUMBER", "STRING"]},
                        **{field: dict(name) for field in TENANCY_TABLE_FIELDS}},
     }
-    others = {k: copy.deepcopy(v) for k, v in base.get("properties", {}).items() if k != "level"}
+    others = {k: {"type": "string", "nullable": True, "maxLength": 0,
+                  "description": "Only for level TABLE: null or empty (or left out) with level DATABASE."}
+              for k in base.get("properties", {}) if k != "level"}
     database = {
         "type": "object", "additionalProperties": False,
-        "description": "Tenants are whole databases: the other fields are ignored (stored empty).",
+        "description": "Tenants are whole databases: the table fields take no value (a value is a 400 naming it; "
+                       "stored empty).",
         "required": ["level"],
         "properties": {"level": {"type": "string", "enum": ["DATABASE"]}, **others},
     }

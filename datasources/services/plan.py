@@ -268,6 +268,8 @@ def _needs(source_type: catalogue.SourceType, withheld: list[str], unmet: dict[s
 
 def _plan_tenancy(ds: DataSource, raw: dict[str, Any] | None, plan: Plan, *, partial: bool) -> None:
     old = tenancy.current(ds) if ds.pk else None
+    if raw is not None:
+        tenancy.refuse_table_fields(tenancy.merge(old, raw, partial=partial)["level"], raw)
     defer = plan.connection_changed and raw is not None  # a create too: it has no cache, its test has tables
     new = None if raw is None else tenancy.validate(ds, tenancy.merge(old, raw, partial=partial),
                                                       against_schema=not defer)

@@ -55,8 +55,8 @@ def merge(old: dict[str, Any] | None, data: dict[str, Any], *, partial: bool) ->
 def validate(data_source: DataSource, values: dict[str, Any], *, against_schema: bool = True) -> dict[str, Any]:
     """Check the seed's rules, then (``against_schema``) the named table and columns against the
     cached schema; the names are stored as the cached schema spells them. Level DATABASE keeps no
-    table fields (the contract says they are ignored, stored empty). A change that also moves the
-    connection is checked against its own test's tables instead (``check_tables``)."""
+    table fields (stored empty; one sent with a value is refused before: ``refuse_table_fields``). A
+    change that also moves the connection is checked against its own test's tables (``check_tables``)."""
     errors: dict[str, list[str]] = {}
     level = values.get("level")
     if level not in LEVELS:
@@ -72,6 +72,17 @@ def validate(data_source: DataSource, values: dict[str, Any], *, against_schema:
     if errors:
         raise TenancySettingsInvalid("The tenancy settings are invalid.", errors=errors)
     return _check_against_schema(data_source, values) if against_schema else values
+
+
+def refuse_table_fields(level: str, sent: dict[str, Any]) -> None:
+    """Level DATABASE keeps no table fields: one sent with a value is refused by name (it was dropped
+    silently), as the Databrain adapter refuses it; null or "" carry no value and pass."""
+    if level != "DATABASE":
+        return
+    errors = {f"tenancy_settings.{name}": ["Only for level TABLE: leave it out (or null) with level DATABASE."]
+              for name in TABLE_REQUIRED if sent.get(name) not in (None, "")}
+    if errors:
+        raise TenancySettingsInvalid("Level DATABASE takes no table fields.", errors=errors)
 
 
 def _one(candidates: list[Any], exact: Any, key: Any) -> Any:

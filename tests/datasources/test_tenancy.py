@@ -194,3 +194,15 @@ def test_a_create_checks_its_tenancy_settings_against_its_own_test(api, tenant_d
     created = api.post(URL, {**body, "tenancy_settings": {**GOOD, "table": "CLIENTS"}}, format="json")
     assert created.status_code == 201, created.json()
     assert created.json()["tenancy_settings"]["table"] == "clients"
+
+
+def test_database_level_refuses_table_fields_sent_with_a_value(api, source):
+    url = f"{URL}{source['id']}/tenancy/"
+    refused = api.put(url, {"level": "DATABASE", "client_column_type": "NUMBER", "table": "clients"}, format="json")
+    assert refused.status_code == 400 and refused.json()["code"] == "TENANCY_SETTINGS_INVALID"
+    assert set(refused.json()["errors"]) == {"tenancy_settings.client_column_type", "tenancy_settings.table"}
+    assert api.get(url).status_code == 404  # nothing stored
+    assert api.put(url, GOOD, format="json").status_code == 200
+    # switching a TABLE setting to DATABASE by PATCH drops the stored table fields (none were sent)
+    switched = api.patch(url, {"level": "DATABASE", "table": None}, format="json")
+    assert switched.status_code == 200 and switched.json()["table"] == ""
