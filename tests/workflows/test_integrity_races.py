@@ -191,3 +191,31 @@ def test_a_source_deleted_first_is_a_404_for_the_add_not_a_500(sources, monkeypa
     assert deleted.status_code == 204, deleted.status_code
     assert added.status_code == 404 and added.json()["code"] == "NOT_FOUND", added.status_code
     assert not _exists(sources, kind) and not WorkflowDataSource.objects.exists()
+
+
+# --- the lock order: organization first -------------------------------------------------------------
+
+
+def test_a_workflow_update_does_not_deadlock_with_a_writer_holding_the_organization(
+        needs_postgres, transactional_db, org, make_client, monkeypatch):
+    """A writer that holds the organization row (FOR UPDATE, as a repoint onto a workflow takes it)
+    and then waits for a workflow must not deadlock with that workflow's update: the update takes the
+    organization first. Taken after the workflow instead, the update's COMMIT checks its audit event's
+    foreign key to the organization (a key-share lock the writer's FOR UPDATE blocks) while the
+    writer waits for the workflow the update holds: PostgreSQL aborts one of them."""
+    from django.db import transaction
+
+    from organizations.models import Organization
+
+    flow = create_workflow(make_client(org), "Flow")
+    client = make_client(org)
+
+    def writer() -> str:
+        with transaction.atomic():
+            Organization.objects.select_for_update().get(pk=org.pk)
+            Workflow.objects.select_for_update().get(pk=flow["id"])
+        return "committed"
+
+    updated, written = _race(monkeypatch, lambda: client.patch(f"{WF}{flow['id']}/", {"description": "d"},
+                                                                format="json"), writer)
+    assert updated.status_code == 200 and written == "committed"

@@ -76,8 +76,8 @@ def update_workflow(
         get_workflow(actor, workflow)  # an unknown workflow is a 404 before the body's 400, as in the API
         raise
     with transaction.atomic():
-        if mode == "put" or "name" in data:
-            lock_organization(actor)  # a new name is checked against the others' (``_save``)
+        # First, as every workflow write (a new name is checked against the others' under it, ``_save``).
+        lock_organization(actor)
         wf = get_workflow(actor, workflow, for_update=True)
         if not etag_matches(wf, if_match):
             raise PreconditionFailed()
