@@ -19,10 +19,9 @@ from core.write_batch import write_batch
 from datasources.services import audit
 from eventlog.services import publish
 from organizations.actors import Actor
-from organizations.models import Organization
 from workflows.mapping import MappingError, Match, Table, column_changes, plan_mapping
 from workflows.models import Workflow, WorkflowDataSource
-from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, stamp
+from workflows.services.common import etag_matches, get_workflow, get_workflow_data_source, lock_organization, stamp
 from workflows.services.repoint_reads import Inputs, read_inputs
 from workflows.services.repoint_writes import bump_readers, rewrite_inputs, write_repointed
 from workflows.services.sources import (
@@ -177,11 +176,14 @@ def _check_duplicate(wds: WorkflowDataSource, target: Target) -> None:
 
 
 def _checked_target(
-    actor: Actor, wf: Workflow, wds: WorkflowDataSource, source_data_source: str | None, source_workflow: str | None
+    actor: Actor, wf: Workflow, wds: WorkflowDataSource, source_data_source: str | None, source_workflow: str | None,
+    *, lock: bool = False,
 ) -> Target:
-    """The new source, checked: of the caller's organization, no cycle, not a duplicate."""
+    """The new source, checked: of the caller's organization, no cycle, not a duplicate. ``lock`` (a
+    write's): a data source target's row is locked as it is read, so its deletion waits for the
+    repoint and then sees it as a dependant (409), or came first and the repoint answers 404."""
     target = resolve_target(actor, source_data_source=source_data_source, source_workflow=source_workflow,
-                            duplicate_of=wds)
+                            duplicate_of=wds, lock=lock)
     ensure_org(actor, target)
     check_no_cycle(wf, target)
     _check_duplicate(wds, target)
@@ -202,9 +204,9 @@ def repoint(
     """Point a workflow data source at a new source, remapping the tables its nodes read, atomically.
 
     A dry run reads without locks. A change locks first (no unlocked reads before): the
-    organization when the new source is a workflow (it serialises cycle checks, as adding a source
-    does), the workflow, then the workflow data source: the order ``add_data_source`` and
-    ``delete_data_source`` take them in. The checks then run in the same order as a dry run's, so the
+    organization (``lock_organization``: it serialises cycle checks and a target workflow's changes),
+    the workflow, the workflow data source, then a data source target as it is read: the order every
+    workflow write takes them in. The checks then run in the same order as a dry run's, so the
     answers are the same: 404 workflow, 404 data source, 412, then the new source's 400/404/409s.
     The returned data source is the written instance, ready to render (no re-read)."""
     if dry_run:
@@ -215,13 +217,12 @@ def repoint(
         target = _checked_target(actor, wf, wds, source_data_source, source_workflow)
         return RepointResult(wds, {"dry_run": True, **compute_plan(wds, target, mapped_tables).plan}, dry_run=True)
     with transaction.atomic():
-        if source_workflow is not None and source_data_source is None:  # the new source is a workflow
-            Organization.objects.select_for_update().filter(pk=actor.organization.pk).first()
+        lock_organization(actor)  # first, as every workflow write: cycle checks, a target's deletion
         wf = get_workflow(actor, workflow, for_update=True)
         wds = get_workflow_data_source(actor, wf, data_source, for_update=True)
         if not etag_matches(wds, if_match):
             raise PreconditionFailed()
-        target = _checked_target(actor, wf, wds, source_data_source, source_workflow)
+        target = _checked_target(actor, wf, wds, source_data_source, source_workflow, lock=True)
         computed = compute_plan(wds, target, mapped_tables, named=False)
         plan = {"dry_run": False, **computed.plan}
         if target_of(wds).identity == target.identity and not plan["inputs_rewritten"]:
