@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, NotFound, PreconditionFailed
 from core.numbers import path_id
-from core.references import new_reference_id
+from core.references import name_key, new_reference_id
 from datasources import dependants
 from datasources.models import DataSource, DataSourceRevision, DataSourceStatus, TrashedDataSource
 from datasources.services import audit, outbox, refresh_queue, revisions, tenancy
@@ -94,7 +94,9 @@ def restore_from_trash(*, actor: Actor, data_source_id: Any) -> DataSource:
     with transaction.atomic():
         trashed = trashed_for_actor(actor, data_source_id, for_update=True)
         config = trashed.config
-        if DataSource.objects.filter(organization=actor.organization, name__iexact=trashed.name).exists():
+        key = name_key(trashed.name)  # as names are unique: the way references compare them
+        names = DataSource.objects.filter(organization=actor.organization).values_list("name", flat=True)
+        if any(name_key(name) == key for name in names):
             raise Conflict("A data source with this name exists now: rename it first, then restore.",
                            errors={"name": ["A data source with this name already exists."]})
         reference = trashed.reference_id

@@ -59,6 +59,18 @@ def test_a_deleted_source_waits_in_the_trash_and_comes_back_whole(api, shop):
 
 
 @pytest.mark.django_db
+def test_restoring_under_a_name_taken_as_references_compare_names_is_a_409(api, shop, sqlite_file):
+    """`Shop Floor` and `shop-floor` are one name in references (escaped, any case): restoring would
+    make `acme.shop_floor` name two sources."""
+    assert api.patch(f"{DS}{shop['id']}/", {"name": "Shop Floor"}, format="json").status_code == 200
+    assert api.delete(f"{DS}{shop['id']}/").status_code == 204
+    body = {"name": "shop-floor", "type": "sqlite", "connection": {"path": sqlite_file}}
+    assert api.post(DS, body, format="json").status_code == 201
+    response = api.post(f"{TRASH}{shop['id']}/restore/")
+    assert response.status_code == 409 and TrashedDataSource.objects.exists()
+
+
+@pytest.mark.django_db
 def test_restoring_under_a_taken_name_is_a_409_and_changes_nothing(api, shop, sqlite_file):
     api.delete(f"{DS}{shop['id']}/")
     api.post(DS, {"name": "shop", "type": "sqlite", "connection": {"path": sqlite_file}}, format="json")
