@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datasources.catalogue.fields import ENDPOINT, PROTECTION, Check, Condition, Field, SecretField, SourceType
 from datasources.catalogue.types_common import (
+    _PORT,
     AWS_ACCESS_KEY_ID,
     AWS_SECRET,
+    END,
+    NAME_MAX,
     PATH_MAX,
     SERVICE_ACCOUNT_JSON,
     SSH_RULES,
@@ -27,6 +30,22 @@ def endpoint_override(default: str, example: str) -> Field:
     """The vendor's endpoint, replaced (private link, region, proxy): a destination like a host."""
     return url("endpoint_url", "Endpoint URL",
                help=f"Optional. Default {default}; set it for {example}. Changing it needs the secrets resent.")
+
+#: A Snowflake account identifier (``xy12345.eu-west-1``, ``myorg-myaccount``, optionally followed by
+#: ``.snowflakecomputing.com``): dot-separated labels of letters, digits, '_' and '-', the connector's own rule
+#: (snowflake.ACCOUNT_RE), so no '/', '@', ':' or space can reach the host name it builds.
+SNOWFLAKE_ACCOUNT_PATTERN = rf"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*{END}"
+SNOWFLAKE_ACCOUNT_MESSAGE = ("Must be a Snowflake account identifier such as xy12345.eu-west-1 or myorg-myaccount: "
+                             "letters, digits, '_' and '-', in labels separated by single dots.")
+#: The SQL warehouse path the statement API takes (databricks.WAREHOUSE_PATH): no '..', no other path.
+DATABRICKS_HTTP_PATH_PATTERN = rf"^/?sql/1\.0/(?:warehouses|endpoints)/[A-Za-z0-9]{{1,64}}/?{END}"
+DATABRICKS_HTTP_PATH_MESSAGE = ("Must be a SQL warehouse's HTTP path, /sql/1.0/warehouses/<id> (clusters are not "
+                                "supported by the statement API).")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: A host name (or IPv4 address) with an optional port: no scheme, path, user name or space.
+DATABRICKS_HOST_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?{END}"
+DATABRICKS_HOST_MESSAGE = ("Must be the workspace's host name, e.g. dbc-a1b2c3d4-e5f6.cloud.databricks.com, without "
+                           "https:// or a path (a URL goes in endpoint_url).")
 
 SNOWFLAKE_PASSWORD = Condition("auth_method", in_=("password",))
 SNOWFLAKE_KEY_PAIR = Condition("auth_method", in_=("key_pair",))
@@ -75,8 +94,9 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
         key="snowflake", label="Snowflake", family="warehouse", connector="snowflake",
         driver_extra="snowflake-connector-python",
         fields=(
-            name("account", "Account", required=True, transit=ENDPOINT,
-                 help="Account identifier, e.g. 'xy12345.eu-west-1' or 'myorg-myaccount'."),
+            Field("account", "string", label="Account", required=True, max_length=NAME_MAX, transit=ENDPOINT,
+                  pattern=SNOWFLAKE_ACCOUNT_PATTERN, pattern_message=SNOWFLAKE_ACCOUNT_MESSAGE,
+                  help="Account identifier, e.g. 'xy12345.eu-west-1' or 'myorg-myaccount'."),
             name("username", "Username", required=True),
             name("role", "Role", required=True),
             name("warehouse", "Warehouse", required=True),
@@ -111,8 +131,11 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
         key="databricks", label="Databricks", family="warehouse", connector="databricks",
         driver_extra="requests",
         fields=(
-            host(help="Workspace hostname, e.g. 'dbc-a1b2c3d4-e5f6.cloud.databricks.com'."),
+            Field("host", "string", label="Host", required=True, max_length=NAME_MAX, transit=ENDPOINT,
+                  pattern=DATABRICKS_HOST_PATTERN, pattern_message=DATABRICKS_HOST_MESSAGE,
+                  help="Workspace hostname, e.g. 'dbc-a1b2c3d4-e5f6.cloud.databricks.com'."),
             Field("http_path", "string", label="HTTP path", required=True, max_length=PATH_MAX,
+                  pattern=DATABRICKS_HTTP_PATH_PATTERN, pattern_message=DATABRICKS_HTTP_PATH_MESSAGE,
                   help="HTTP path of the SQL warehouse, e.g. '/sql/1.0/warehouses/abc123'."),
             name("catalog", "Catalog", help="Unity Catalog name (optional)."),
             name("schema", "Schema", required=True),
