@@ -308,7 +308,10 @@ class Conversation:
             return ConnectorError(stage, "The MCP server redirected the request away from the server URL; such "
                                          "redirects are not followed: check the server URL.")
         failed = [code for code in codes if code >= 400]
-        if failed and stage == "auth" and failed[0] in (404, 405):
+        # A URL that does not serve the configured transport (the SDK's client never tries the other one): a
+        # streamable HTTP endpoint answers the SSE client's opening GET 400 (no session), 405 or 406; an SSE-only
+        # URL answers the initialize POST 404 or 405.
+        if failed and stage == "auth" and failed[0] in ((400, 404, 405, 406) if sse else (404, 405)):
             return ConnectorError(stage, f"No MCP endpoint answered at the server URL (HTTP {failed[0]}): check its "
                                          "path and the transport ('http' for streamable HTTP, 'sse' for SSE).")
         if failed:

@@ -11,7 +11,8 @@ answers is the SDK's own server code; this module only supplies the catalogue an
   ``echo_token``, ``tools/list`` answers a JSON-RPC error quoting the token.
 - ``GET /sse`` + ``POST /messages/?session_id=...``: the SDK's (legacy) SSE transport, same methods. A
   ``GET /mcp`` without ``mcp-session-id`` opens that SSE transport too: one URL serves both transports,
-  the backwards-compatible arrangement the MCP specification describes.
+  the backwards-compatible arrangement the MCP specification describes (``sse_on_mcp=False``: it does not,
+  and ``/mcp`` is the streamable HTTP transport alone, as on a server without the legacy transport).
 - With ``token`` set, every MCP route sits behind the SDK's bearer-token middleware: no or a wrong
   ``Authorization: Bearer`` is answered ``401 {"error": "invalid_token"}`` with ``WWW-Authenticate``.
 - ``GET /sse-elsewhere``: an SSE stream whose ``endpoint`` event names another host (``announce``).
@@ -77,6 +78,7 @@ class Catalog:
     stall: bool = False
     offer: tuple[str, ...] = ("tools", "resources")  # the list handlers registered (capabilities announced)
     echo_token: bool = False
+    sse_on_mcp: bool = True  # GET /mcp without a session opens the SSE transport (both transports on one URL)
     announce: str = "http://169.254.169.254/messages/?session_id=0123456789abcdef"
     requests: list[tuple[str, str, bool]] = field(default_factory=list)
     calls: list[tuple[str, str | None]] = field(default_factory=list)
@@ -151,7 +153,8 @@ class Switches:
                 await anyio.sleep(0.05)
             await Response(status_code=503)(scope, receive, send)
             return
-        if scope["method"] == "GET" and scope["path"] == "/mcp" and b"mcp-session-id" not in headers:
+        if (self.catalog.sse_on_mcp and scope["method"] == "GET" and scope["path"] == "/mcp"
+                and b"mcp-session-id" not in headers):
             scope = {**scope, "path": "/sse"}
         await self.app(scope, receive, send)
 
