@@ -16,6 +16,13 @@ not signed by the user's registered public key, or whose ``iss``/``sub`` do not 
 received is recorded (``queries``) and every request path (``requests``), so tests can count what
 the connector sent. ``serve_snowflake`` runs it with uvicorn on 127.0.0.1, an ephemeral port, in a
 thread (optionally over TLS); ``run_sql`` sets up data in the same in-memory DuckDB.
+
+fakesnow also runs ``USE ROLE`` and ``USE WAREHOUSE`` as no-ops (DuckDB has neither), so any name passes.
+With ``roles`` / ``warehouses`` set, the query route refuses a ``USE`` of a name outside them as Snowflake
+does (HTTP 200, ``success: false``): role, code 002003 "SQL compilation error: Role 'X' does not exist or
+not authorized."; warehouse, code 002043 "SQL compilation error: Object does not exist, or operation cannot
+be performed." (SQL state 02000). Unquoted names compare upper-cased, quoted ones as written. Databases
+and schemas are fakesnow's own: a ``USE`` of one that does not exist fails there.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 import socket
 import ssl
 import tempfile
@@ -60,6 +68,8 @@ class SnowflakeServer:
     queries: list[str] = field(default_factory=list)  # SQL texts received, in order
     requests: list[str] = field(default_factory=list)  # "METHOD /path" of every request
     logins: list[dict[str, Any]] = field(default_factory=list)  # login bodies (``data``), secrets removed
+    roles: set[str] | None = None  # the roles USE ROLE accepts (None: any, fakesnow's no-op)
+    warehouses: set[str] | None = None  # the warehouses USE WAREHOUSE accepts (None: any)
 
     @property
     def url(self) -> str:
@@ -83,6 +93,26 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if request.headers.get("Content-Encoding") == "gzip":
         body = gzip.decompress(body)
     return json.loads(body)
+
+
+USE_OBJECT = re.compile(r'^\s*USE\s+(ROLE|WAREHOUSE)\s+("(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$', re.I)
+
+
+def _refused_use(server: SnowflakeServer, sql: str) -> JSONResponse | None:
+    """Snowflake's error answer to a ``USE ROLE`` / ``USE WAREHOUSE`` of a name the server does not have."""
+    match = USE_OBJECT.match(sql)
+    if not match:
+        return None
+    kind, raw = match.group(1).upper(), match.group(2)
+    name = raw[1:-1].replace('""', '"') if raw.startswith('"') else raw.upper()
+    known = server.roles if kind == "ROLE" else server.warehouses
+    if known is None or name in known:
+        return None
+    code, message = (("002003", f"SQL compilation error:\nRole '{name}' does not exist or not authorized.")
+                     if kind == "ROLE" else
+                     ("002043", "SQL compilation error:\nObject does not exist, or operation cannot be performed."))
+    return JSONResponse({"data": {"errorCode": code, "sqlState": "02000"}, "code": code, "message": message,
+                         "success": False})
 
 
 def _fingerprint(public_key: Any) -> str:
@@ -117,11 +147,13 @@ def build_app(server: SnowflakeServer) -> Any:
         return await fake.login_request(request)
 
     async def query(request: Request) -> Response:
+        sql = ""
         try:
-            server.queries.append(str((await _json_body(request)).get("sqlText") or ""))
+            sql = str((await _json_body(request)).get("sqlText") or "")
+            server.queries.append(sql)
         except (ValueError, OSError):
             pass
-        return await fake.query_request(request)
+        return _refused_use(server, sql) or await fake.query_request(request)
 
     replaced = {LOGIN_PATH: login, QUERY_PATH: query}
     routes = [Route(r.path, replaced.get(r.path, r.endpoint), methods=list(r.methods or ()))
