@@ -101,13 +101,15 @@ def test_redirect_is_not_followed(allow_loopback, workspace):
 
 @pytest.mark.parametrize("http_path", ["/sql/protocolv1/o/1234567890/0123-456789-abcdefgh", "/sql/1.0/warehouses/",
                                        "/sql/1.0/warehouses/abc/../../x", "warehouses/abc123"])
-def test_bad_http_path_fails_at_resolve(api, allow_loopback, workspace, http_path):
-    response = api.post(URL, {"name": "lakehouse", "type": "databricks",
-                              "connection": connection(workspace, http_path=http_path),
-                              "credentials": {"token": CANARY}}, format="json")
-    body = response.json()
-    assert response.status_code == 400 and body["stage"] == "resolve", body
-    assert "/sql/1.0/warehouses/<id>" in body["message"]
+def test_bad_http_path_is_refused_when_written(api, allow_loopback, workspace, http_path):
+    """Checked by the catalogue (f2c7bb9), before any test: tested or not, nothing is stored."""
+    for query in ("", "?test_connection=false"):
+        response = api.post(f"{URL}{query}", {"name": "lakehouse", "type": "databricks",
+                                              "connection": connection(workspace, http_path=http_path),
+                                              "credentials": {"token": CANARY}}, format="json")
+        body = response.json()
+        assert response.status_code == 400 and body["code"] == "INVALID_REQUEST_BODY", body
+        assert "connection.http_path" in body["errors"] and CANARY not in response.content.decode()
     assert not workspace.requests  # refused before any request
 
 

@@ -196,9 +196,9 @@ def test_account_through_the_api_is_refused(api, allow_loopback, fakesnow, accou
     response = api.post(URL, {"name": "evil", "type": "snowflake", "credentials": {"password": CANARY},
                               "connection": _connection(fakesnow, account=account, endpoint_url=None)},
                         format="json")
-    body = response.json()
-    assert response.status_code == 400 and body["code"] == "CREDENTIAL_TEST_FAILED", body
-    assert body["stage"] == "resolve" and "account identifier" in body["test"]["message"]
+    body = response.json()  # checked by the catalogue when written (f2c7bb9): no test, nothing stored
+    assert response.status_code == 400 and body["code"] == "INVALID_REQUEST_BODY", body
+    assert "connection.account" in body["errors"] and CANARY not in response.content.decode()
 
 
 def test_untrusted_certificate_fails_at_tls(allow_loopback):
