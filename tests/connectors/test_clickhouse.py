@@ -203,11 +203,14 @@ def test_silent_listener_fails_at_tcp_within_the_timeout(allow_loopback, ch, sil
     assert (result.stage, result.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{silent_listener}.")
 
 
-def test_wrong_protocol_reads_like_a_closed_port(allow_loopback, ch):
-    """TLS against the plain port and plain against the TLS port: nothing tells the two apart from closed."""
-    for secure, port in ((True, ch.port), (False, ch.secure_port)):
-        result = get_connector("clickhouse").test(_config(ch, secure=secure, port=port))
-        assert (result.stage, result.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{port}.")
+def test_wrong_protocol(allow_loopback, ch):
+    """Plain against the TLS port reads like a closed port; TLS against the plain port is named at stage tls."""
+    result = get_connector("clickhouse").test(_config(ch, secure=False, port=ch.secure_port))
+    assert (result.stage, result.message) == ("tcp", f"Could not connect to the server at 127.0.0.1:{ch.secure_port}.")
+    result = get_connector("clickhouse").test(_config(ch, secure=True, port=ch.port))
+    assert (result.stage, result.message) == ("tls", f"The server does not support TLS on port {ch.port}, but TLS is "
+                                                     "required (secure is on): use the server's TLS port (9440 by "
+                                                     "default) or turn secure off.")
 
 
 def test_loopback_refused_by_default_without_a_connect(ch):

@@ -79,7 +79,7 @@ def _failed(result, stage: str) -> str:
 def test_stages_fields_and_views_over_one_session(allow_loopback, server, capsys):
     result = get_connector("mongodb").test_and_introspect(_config(server))
     assert result.ok, result.message
-    assert [s.name for s in result.stages] == ["resolve", "tcp", "auth", "database"]
+    assert [s.name for s in result.stages] == ["resolve", "tcp", "auth", "database", "introspect"]
     assert result.server_version == "MongoDB 7.0.14"
     tables = {t.name: t for t in result.tables}
     assert set(tables) == {"orders", "customers", "big_orders", "empty"}  # system.* skipped
@@ -161,12 +161,12 @@ def test_untrusted_certificates_fail_at_tls_before_any_login(allow_loopback, tls
         "The CA certificate (ca_certificate) could not be read.")
 
 
-def test_tls_mismatch_either_way_reads_like_a_closed_port(allow_loopback, server, tls_server, bundle):
-    plain_to_tls = _config(tls_server)
-    tls_to_plain = _tls_config(server, bundle)
-    for config, port in ((plain_to_tls, tls_server.port), (tls_to_plain, server.port)):
-        assert _failed(get_connector("mongodb").test(config), "tcp") == (
-            f"Could not connect to the server at 127.0.0.1:{port}.")
+def test_tls_mismatch(allow_loopback, server, tls_server, bundle):
+    """Plain against a TLS port reads like a closed port; TLS against a plain MongoDB is named at stage tls."""
+    assert _failed(get_connector("mongodb").test(_config(tls_server)), "tcp") == (
+        f"Could not connect to the server at 127.0.0.1:{tls_server.port}.")
+    assert _failed(get_connector("mongodb").test(_tls_config(server, bundle)), "tls") == (
+        "The server does not support TLS, but TLS is required (tls or srv is on).")
 
 
 def test_unknown_database_fails_at_database(allow_loopback, server):
@@ -249,7 +249,7 @@ def test_srv_seed_list_through_the_policy(allow_loopback, srv_world, bundle):
     config = _config(standin, host="cluster0.example.test", srv=True, ca_certificate=bundle.ca.cert_pem)
     result = get_connector("mongodb").test_and_introspect(config)
     assert result.ok, result.message
-    assert [s.name for s in result.stages] == ["resolve", "tcp", "tls", "auth", "database"]  # srv implies TLS
+    assert [s.name for s in result.stages] == ["resolve", "tcp", "tls", "auth", "database", "introspect"]  # srv: TLS
     assert {t.name for t in result.tables} >= {"orders", "big_orders"}
     assert ("_mongodb._tcp.cluster0.example.test", "SRV") in dns_standin.queries
     assert ("cluster0.example.test", "TXT") in dns_standin.queries

@@ -365,7 +365,7 @@ def test_the_other_product_fails_clearly(allow_loopback, bundle):
     ):
         with SearchServer(CLUSTER, product=served, tls=bundle.server, users=USERS) as other:
             result = get_connector(asked).test(_config(asked, other, bundle))
-            assert _failed(result, "tcp") == f"The server at 127.0.0.1:{other.port} {message} for it."
+            assert _failed(result, "auth") == f"The server at 127.0.0.1:{other.port} {message} for it."
             assert other.calls() == ["/"]
 
 
@@ -414,7 +414,7 @@ def test_elasticsearch_8_refuses_the_9x_clients_own_media_type(allow_loopback):
         assert get_connector("elasticsearch").test(_config("elasticsearch", es8, password="", disable_auth=True)).ok
     with SearchServer(CLUSTER, product="elasticsearch", version="7.17.0") as es7:
         result = get_connector("elasticsearch").test(_config("elasticsearch", es7, password="", disable_auth=True))
-        assert "an Elasticsearch version before 8.0" in _failed(result, "tcp")
+        assert "an Elasticsearch version before 8.0" in _failed(result, "auth")
 
 
 @pytest.mark.parametrize(("product", "version"), [("elasticsearch", "9.1.0"), ("opensearch", "2.15.0")])

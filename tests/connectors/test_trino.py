@@ -63,7 +63,7 @@ def _failed(result, stage: str) -> str:
 def test_stages_version_and_introspection_over_one_session(allow_loopback, server, bundle, capsys):
     result = get_connector("trino").test_and_introspect(_config(server, bundle))
     assert result.ok, result.message
-    assert [s.name for s in result.stages] == ["resolve", "tcp", "tls", "auth", "database"]
+    assert [s.name for s in result.stages] == ["resolve", "tcp", "tls", "auth", "database", "introspect"]
     assert result.server_version == "Trino 468"
     tables = {t.name: t for t in result.tables}
     assert set(tables) == {"orders", "big_orders", "no_columns"} and {t.schema for t in tables.values()} == {"sales"}
@@ -251,7 +251,7 @@ def test_through_an_ssh_tunnel_tls_still_verifies_the_host_name(allow_loopback, 
         config.secrets["ssh_private_key"] = sshd.keys["ed25519"]
         result = get_connector("trino").test_and_introspect(config)
         assert result.ok, result.message
-        assert [s.name for s in result.stages] == ["resolve", "tcp", "ssh", "tls", "auth", "database"]
+        assert [s.name for s in result.stages] == ["resolve", "tcp", "ssh", "tls", "auth", "database", "introspect"]
         assert result.ssh_host_key_fingerprint and {t.name for t in result.tables} >= {"orders", "big_orders"}
         hosts = {h["Host"] for m, p, h in standin.requests if m in ("POST", "GET") and p.startswith("/v1/")}
         assert hosts == {f"localhost:{standin.port}"}  # the configured name, not the tunnel's local end
