@@ -234,9 +234,12 @@ def tenancy_request_components(base: dict[str, Any]) -> dict[str, dict[str, Any]
                        "client_column_type": {"type": "string", "enum": ["NUMBER", "STRING"]},
                        **{field: dict(name) for field in TENANCY_TABLE_FIELDS}},
     }
-    others = {k: {"type": "string", "nullable": True, "maxLength": 0,
-                  "description": "Only for level TABLE: null or empty (or left out) with level DATABASE."}
-              for k in base.get("properties", {}) if k != "level"}
+    no_value = "Only for level TABLE: null (or left out) with level DATABASE."
+    others = {k: ({"type": "string", "nullable": True, "enum": [None], "description": no_value} if "enum" in v
+                  or "oneOf" in v else
+                  {"type": "string", "nullable": True, "maxLength": 0,
+                   "description": 'Only for level TABLE: null, "" or left out with level DATABASE.'})
+              for k, v in base.get("properties", {}).items() if k != "level"}
     database = {
         "type": "object", "additionalProperties": False,
         "description": "Tenants are whole databases: the table fields take no value (a value is a 400 naming it; "
