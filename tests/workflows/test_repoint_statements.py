@@ -58,9 +58,10 @@ def _bodies(flow: dict) -> tuple[dict, dict]:
 
 def test_a_repoint_is_ten_statements_and_answers_as_a_fresh_read(client, flow, django_assert_num_queries):
     assert client.get(flow["url"]).status_code == 200  # caches the token
-    # BEGIN; the organization locked (every workflow write's first lock); the workflow locked; the workflow data source locked with all it renders and its
-    # snapshot's id; the new source (locked) with its snapshot's id and "already a data source?"; the node
-    # inputs (their node ids only, on PostgreSQL); both snapshots' tables; UPDATE the nodes' versions
+    # BEGIN; the organization locked (every workflow write's first lock); the workflow locked; the
+    # workflow data source locked with all it renders and its snapshot's id; the new source (locked)
+    # with its snapshot's id and "already a data source?"; the node inputs (their node ids only, on
+    # PostgreSQL); both snapshots' tables; UPDATE the nodes' versions
     # (answering their reference ids, for the audit, on PostgreSQL); then, as one statement of
     # data-modifying CTEs on PostgreSQL (four elsewhere): UPDATE the inputs, UPDATE the data source,
     # INSERT the audit event, INSERT the outbox event; COMMIT. No re-read.
