@@ -120,6 +120,10 @@ def require_org_admin(request: Request) -> None:
         raise exceptions.PermissionDenied("Purging needs the owner or admin role.")
 
 
+#: The trashed source's id: the data source's own (an integer, as in /api/v1/data-sources/{id}/).
+TRASH_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The deleted data source's id.")
+
+
 class DataSourceTrashViewSet(viewsets.GenericViewSet):
     """Deleted data sources, restorable until `purge_after`."""
 
@@ -134,14 +138,16 @@ class DataSourceTrashViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(deletion.trash_for_actor(require_actor(request)))
         return self.get_paginated_response(TrashedSerializer(page, many=True).data)
 
-    @extend_schema(tags=TAGS, summary="Get a deleted data source", responses={200: TrashedSerializer,
+    @extend_schema(tags=TAGS, summary="Get a deleted data source", parameters=[TRASH_ID],
+                   responses={200: TrashedSerializer,
                                                                               404: error_response(404)})
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(TrashedSerializer(deletion.trashed_for_actor(require_actor(request), pk)).data)
 
     @extend_schema(tags=TAGS, summary="Purge a deleted data source for good",
                    description="Deletes the trashed copy and every revision (with their secrets). Owners and "
-                               "admins.", responses={204: None, 403: error_response(403), 404: error_response(404)})
+                               "admins.", parameters=[TRASH_ID],
+                   responses={204: None, 403: error_response(403), 404: error_response(404)})
     def destroy(self, request: Request, pk: str) -> Response:
         deletion.trashed_for_actor(require_actor(request), pk)  # another organization's id is a 404 before the 403
         require_org_admin(request)
@@ -152,7 +158,7 @@ class DataSourceTrashViewSet(viewsets.GenericViewSet):
                    description="Re-creates it with the same id (and reference id, unless a new source took it), "
                                "its secrets, tenancy settings and revisions; `pending` until tested; its schema is "
                                "cached again by a refresh. 409 while another source has its name.",
-                   parameters=[etag_header(201), OpenApiParameter(
+                   parameters=[TRASH_ID, etag_header(201), OpenApiParameter(
                        "Location", str, OpenApiParameter.HEADER, response=[201],
                        description="URL of the restored data source.")],
                    responses={201: OpenApiResponse(DataSourceSerializer, description="The restored data source."),

@@ -134,9 +134,10 @@ def _config(token: str, world: World):
         "auth": {"openapi": {"BearerAuth": {"bearer": token}}},
         "workers": 1,
         # A write with a stale If-Match is refused with 412 before its body is read (RFC 9110 13.2.1:
-        # preconditions come before the content), so 412 is one more way of rejecting negative data.
+        # preconditions come before the content), so 412 is one more way of rejecting negative data; and a
+        # generated body past REQUEST_BODY_MAX_BYTES (2 MiB: a change set of long strings) is refused with 413.
         "checks": {"negative_data_rejection": {"expected-statuses": [
-            "400", "401", "403", "404", "405", "406", "409", "412", "415", "422", "428", "429", "5xx"]}},
+            "400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428", "429", "5xx"]}},
         "request-timeout": 60,
         # DRF refuses NUL in every string field (PostgreSQL text cannot hold it), a rule the schema
         # does not repeat on each property: positive strings carry none.
