@@ -11,36 +11,23 @@ field without ``required_when``).
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 from openapi_schema_validator import OAS30ReadValidator, OAS30Validator, oas30_format_checker
 
+from tests.support.openapi_doc import operations, served_doc
 from tests.support.workflows import add_node, add_source, create_source, create_workflow
 
-METHODS = ("get", "put", "post", "patch", "delete")
 DS = "/api/v1/data-sources/"
 WF = "/api/v1/workflows/"
 #: (path, method, status) of the success responses that have no body on purpose (none besides 204 today).
 NO_BODY: set[tuple[str, str, str]] = set()
 
-_CACHE: dict[str, dict] = {}
-
 
 @pytest.fixture
 def doc(client, db) -> dict:
-    if "doc" not in _CACHE:
-        response = client.get("/api/schema/?format=json")
-        assert response.status_code == 200
-        _CACHE["doc"] = response.json()
-    return copy.deepcopy(_CACHE["doc"])
+    return served_doc(client)
 
 
-def operations(doc: dict):
-    for path, item in doc["paths"].items():
-        for method in METHODS:
-            if method in item:
-                yield path, method, item[method]
 
 
 def body_schema(doc: dict, path: str, method: str, status: int | str) -> dict:

@@ -9,38 +9,27 @@
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
 
 from eventlog.models import Event
 from tests.core.test_openapi_contract_bodies import strict_errors
+from tests.support.openapi_doc import operations, served_doc
 from webhooks.models import Delivery, Webhook
 
-METHODS = ("get", "put", "post", "patch", "delete")
 WRITES = ("post", "put", "patch")
 DS = "/api/v1/data-sources/"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
-_CACHE: dict[str, dict] = {}
-
 
 @pytest.fixture
 def doc(client, db) -> dict:
-    if "doc" not in _CACHE:
-        response = client.get("/api/schema/?format=json")
-        assert response.status_code == 200
-        _CACHE["doc"] = response.json()
-    return copy.deepcopy(_CACHE["doc"])
+    return served_doc(client)
 
 
 def native_operations(doc: dict):
-    for path, item in doc["paths"].items():
-        if path.startswith("/api/"):
-            for method in METHODS:
-                if method in item:
-                    yield path, method, item[method]
+    return operations(doc, "/api/")
 
 
 def codes(response: dict) -> set[str]:
