@@ -18,7 +18,6 @@ from clickhouse_driver.connection import Connection
 
 from datasources.connectors import ConnectionConfig, ConnectorError, egress, get_connector
 from datasources.connectors import clickhouse as clickhouse_module
-from tests.conftest import IN_CI
 from tests.support import clickhouse_server
 from tests.support.certs import make_ca
 from tests.support.contract import BLOCKED_IP, Contract, connect_attempts, run_contract
@@ -32,11 +31,7 @@ SHOP = ("orders", "customers", "big_orders", "daily_totals")
 @pytest.fixture(scope="session")
 def ch():
     """The server, with database ``shop``: two tables, a view and a materialized view."""
-    if not clickhouse_server.available():
-        message = f"{clickhouse_server.BINARY} is missing: {clickhouse_server.INSTALL_HINT}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    clickhouse_server.require()
     server = clickhouse_server.start_server(CANARY)
     try:
         admin = server.client()

@@ -15,7 +15,6 @@ import pytest
 
 from datasources.connectors import ConnectionConfig, get_connector
 from datasources.connectors.registry import DRIVERS
-from tests.conftest import IN_CI
 from tests.support import clickhouse_server
 from tests.support.bigquery_server import BigQueryStandIn, Dataset, Table, serve_bigquery
 from tests.support.certs import make_bundle
@@ -72,11 +71,7 @@ def test_snowflake(allow_loopback):
 
 
 def test_clickhouse(allow_loopback):
-    if not clickhouse_server.available():
-        message = f"{clickhouse_server.BINARY} is missing: {clickhouse_server.INSTALL_HINT}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    clickhouse_server.require()
     server = clickhouse_server.start_server(CANARY)
     try:
         admin = server.client()

@@ -18,7 +18,6 @@ import pytest
 
 from datasources.connectors import ConnectionConfig, get_connector
 from datasources.connectors.http_stages import NO_TLS
-from tests.conftest import IN_CI
 from tests.support import clickhouse_server
 from tests.support.mcp_server import Catalog, serve, tool
 from tests.support.mongo_server import MongoServer
@@ -88,11 +87,7 @@ def test_mongodb_tls_against_a_plain_server(allow_loopback, not_a_server):
 
 @pytest.fixture(scope="module")
 def ch():
-    if not clickhouse_server.available():
-        message = f"{clickhouse_server.BINARY} is missing: {clickhouse_server.INSTALL_HINT}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    clickhouse_server.require()
     server = clickhouse_server.start_server(CANARY)
     try:
         yield server

@@ -123,6 +123,19 @@ def available() -> bool:
     return os.access(BINARY, os.X_OK)
 
 
+def require() -> None:
+    """Go on only where the server binary is installed: else skip locally, fail in CI (where a
+    missing server is never a silent skip), saying how to install it."""
+    if available():
+        return
+    import pytest
+
+    message = f"{BINARY} is missing: {INSTALL_HINT}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
