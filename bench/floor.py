@@ -33,6 +33,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from datasources import catalogue
+from datasources.connectors.base import MAX_COLUMNS, MAX_TABLES
+from datasources.connectors.postgresql import INTROSPECT_SQL, SYSTEM_SCHEMAS
+from datasources.services.connection import schema_digest
 from organizations.models import WRITE_ROLES
 from workflows.references import (
     InvalidReference,
@@ -304,15 +307,6 @@ def _patch_plain(request: HttpRequest, pk: int, data: dict[str, Any]) -> HttpRes
     return _json_response(rep, etag=_etag(pk, rep["version"]))
 
 
-INTROSPECT_SQL = """SELECT n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod),
-       NOT a.attnotnull
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND n.nspname = %s
-ORDER BY n.nspname, c.relname, a.attnum"""
-
-
 def _merge(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         return patch
@@ -350,16 +344,16 @@ def _test_and_introspect(conn_settings: dict[str, Any], timeout: int) -> tuple[s
             if not target.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
                                   (schema,)).fetchone():
                 raise Refused(400, "CREDENTIAL_TEST_FAILED", f"Schema '{schema}' not found.")
-            rows = target.execute(INTROSPECT_SQL, (schema,)).fetchall()
+            rows = target.execute(INTROSPECT_SQL, {"schema": schema, "system": list(SYSTEM_SCHEMAS),
+                                                   "max_tables": MAX_TABLES, "max_columns": MAX_COLUMNS}).fetchall()
     except psycopg.Error as exc:
         raise Refused(400, "CREDENTIAL_TEST_FAILED", str(exc).splitlines()[0]) from None
-    tables: dict[tuple[str, str], list] = {}
+    tables: dict[tuple[str, str], tuple[str, str, str, list]] = {}
     for nsp, rel, kind, column, data_type, nullable in rows:
-        entry = tables.setdefault((nsp, rel), [nsp, rel, "view" if kind in ("v", "m") else "table", []])
+        entry = tables.setdefault((nsp, rel), (nsp, rel, "view" if kind in ("v", "m") else "table", []))
         if column is not None:
-            entry[3].append([column, data_type, bool(nullable), len(entry[3]) + 1])
-    canon = [tables[key] for key in sorted(tables)]
-    fingerprint = hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()
+            entry[3].append((column, data_type, bool(nullable), len(entry[3]) + 1))
+    fingerprint = schema_digest(list(tables.values()))
     return str(server_version)[:255], fingerprint, len(tables)
 
 

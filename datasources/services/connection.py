@@ -158,7 +158,7 @@ def claim_refresh(data_source_id: int) -> str | None:
     return token if claimed else None
 
 
-def _digest(rows: list[tuple[str, str, str, list[tuple[str, str, bool, int]]]]) -> str:
+def schema_digest(rows: list[tuple[str, str, str, list[tuple[str, str, bool, int]]]]) -> str:
     """The fingerprint of (schema, name, kind, columns as (name, type, nullable, ordinal)) rows. Columns
     count by their order, not their ordinal numbers: a column dropped and added again at the end has a
     new ordinal and the same place (no new version)."""
@@ -170,14 +170,14 @@ def _digest(rows: list[tuple[str, str, str, list[tuple[str, str, bool, int]]]]) 
 
 
 def _fingerprint(tables: list[TableInfo]) -> str:
-    return _digest([(t.schema, t.name, t.kind, [(c.name, c.data_type, c.nullable, c.ordinal) for c in t.columns])
+    return schema_digest([(t.schema, t.name, t.kind, [(c.name, c.data_type, c.nullable, c.ordinal) for c in t.columns])
                     for t in tables])
 
 
 def _stored_fingerprint(snapshot: SchemaSnapshot) -> str:
     """``_fingerprint`` of a stored snapshot's tables (one whose stored fingerprint an older rule made)."""
     rows = snapshot.tables.values_list("schema", "name", "kind", "columns")
-    return _digest([(schema, name, kind, [(c["name"], c["type"], c["nullable"], c.get("ordinal", i))
+    return schema_digest([(schema, name, kind, [(c["name"], c["type"], c["nullable"], c.get("ordinal", i))
                                           for i, c in enumerate(columns)])
                     for schema, name, kind, columns in rows])
 
