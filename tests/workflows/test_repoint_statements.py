@@ -56,16 +56,16 @@ def _bodies(flow: dict) -> tuple[dict, dict]:
             {"source_data_source": f"acme.shop:{ref}:v1", "mapped_tables": {f"new_table:{new}": f"old_table:{old}"}})
 
 
-def test_a_repoint_is_ten_statements_and_answers_as_a_fresh_read(client, flow, django_assert_num_queries):
+def test_a_repoint_is_nine_statements_and_answers_as_a_fresh_read(client, flow, django_assert_num_queries):
     assert client.get(flow["url"]).status_code == 200  # caches the token
-    # BEGIN; the organization locked (every workflow write's first lock); the workflow locked; the
+    # BEGIN; the workflow locked (a repoint onto a data source leaves the organization unlocked); the
     # workflow data source locked with all it renders and its snapshot's id; the new source (locked)
     # with its snapshot's id and "already a data source?"; the node inputs (their node ids only, on
     # PostgreSQL); both snapshots' tables; UPDATE the nodes' versions
     # (answering their reference ids, for the audit, on PostgreSQL); then, as one statement of
     # data-modifying CTEs on PostgreSQL (four elsewhere): UPDATE the inputs, UPDATE the data source,
     # INSERT the audit event, INSERT the outbox event; COMMIT. No re-read.
-    expected = 10 if connection.vendor == "postgresql" else 13
+    expected = 9 if connection.vendor == "postgresql" else 12
     for body in _bodies(flow):
         with django_assert_num_queries(expected):
             response = client.patch(flow["url"], body, format="json")

@@ -36,11 +36,12 @@ def stamp(obj: Any, actor: Actor, *, created: bool = False) -> None:
 
 
 def lock_organization(actor: Actor) -> None:
-    """Lock the caller's organization row: the first lock of every workflow write here, before the
-    workflow, its data source or node, then a data source it points at (that order, always: no
-    deadlock). What one workflow's write checks of another's (the nodes reading an output table
-    before it is deleted, the output tables a new input names, a workflow's dependants, names unique
-    after escaping) is then never read while the other changes it.
+    """Lock the caller's organization row: the first lock of every workflow write that checks another
+    workflow, before the workflow, its data source or node, then a data source it points at (that
+    order, always: no deadlock). What one workflow's write checks of another's (the nodes reading an
+    output table before it is deleted, the output tables a new input names, a workflow's dependants,
+    cycles, names unique after escaping) is then never read while the other changes it. A repoint
+    onto a data source checks nothing of another workflow and does not take it (``repoint``).
 
     ``FOR NO KEY UPDATE``: unlike ``FOR UPDATE`` it leaves alone the key-share lock that PostgreSQL's
     foreign-key checks take on the row, so the inserts of other transactions that reference the

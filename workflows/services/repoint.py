@@ -203,12 +203,15 @@ def repoint(
 ) -> RepointResult:
     """Point a workflow data source at a new source, remapping the tables its nodes read, atomically.
 
-    A dry run reads without locks. A change locks first (no unlocked reads before): the
-    organization (``lock_organization``: it serialises cycle checks and a target workflow's changes),
-    the workflow, the workflow data source, then a data source target as it is read: the order every
-    workflow write takes them in. The checks then run in the same order as a dry run's, so the
-    answers are the same: 404 workflow, 404 data source, 412, then the new source's 400/404/409s.
-    The returned data source is the written instance, ready to render (no re-read)."""
+    A dry run reads without locks. A change locks first (no unlocked reads before), in the order
+    every workflow write takes them: the organization when the new source is a workflow
+    (``lock_organization``: it serialises cycle checks and that workflow's deletion), the workflow,
+    the workflow data source, then a data source target as it is read (its deletion waits). A
+    repoint onto a data source has nothing of another workflow to check, so it leaves the
+    organization alone: repoints of different workflows run side by side. The checks then run in
+    the same order as a dry run's, so the answers are the same: 404 workflow, 404 data source, 412,
+    then the new source's 400/404/409s. The returned data source is the written instance, ready to
+    render (no re-read)."""
     if dry_run:
         wf = get_workflow(actor, workflow)
         wds = get_workflow_data_source(actor, wf, data_source)
@@ -217,7 +220,8 @@ def repoint(
         target = _checked_target(actor, wf, wds, source_data_source, source_workflow)
         return RepointResult(wds, {"dry_run": True, **compute_plan(wds, target, mapped_tables).plan}, dry_run=True)
     with transaction.atomic():
-        lock_organization(actor)  # first, as every workflow write: cycle checks, a target's deletion
+        if source_data_source is None:  # a workflow (or no valid) target: cycle checks, its deletion
+            lock_organization(actor)
         wf = get_workflow(actor, workflow, for_update=True)
         wds = get_workflow_data_source(actor, wf, data_source, for_update=True)
         if not etag_matches(wds, if_match):
