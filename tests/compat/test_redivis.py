@@ -498,3 +498,21 @@ def test_a_dry_run_asked_of_the_redivis_endpoint_is_refused_and_applies_nothing(
     error = response.json()["error"]
     assert "dry_run" in error["errors"] and "/api/v1/workflows/" in error["message"], error
     assert list(NodeInput.objects.values_list("table_reference_id", "table_name")) == before
+
+
+def test_a_data_source_path_means_the_exact_spelling_among_sources_named_alike(api, shop):
+    """Sources written before names were kept unique after escaping may share one: the spelling given
+    picks one (as the main API's paths do); a spelling that matches neither exactly stays ambiguous."""
+    from datasources.models import DataSource
+
+    first = create_source(api, "Demo Shop", "demo.db", "CREATE TABLE t (id INTEGER);")
+    second = create_source(api, "Other", "other.db", "CREATE TABLE t (id INTEGER);")
+    DataSource.objects.filter(pk=second["id"]).update(name="demo-shop")  # what an older release let through
+    a = add_source(api, shop["workflow"], source_data_source=f"acme.x:{first['reference_id']}")
+    b = add_source(api, shop["workflow"], source_data_source=f"acme.x:{second['reference_id']}")
+    for spelling, wds in (("Demo%20Shop", a), ("demo-shop", b)):
+        found = api.get(f"{RV}acme.flow/dataSources/acme.{spelling}")
+        assert found.status_code == 200, found.json()
+        assert found.json()["id"] == wds["reference_id"], (spelling, found.json())
+    neither = api.get(f"{RV}acme.flow/dataSources/acme.demo_shop")
+    assert neither.status_code == 400, neither.json()

@@ -215,6 +215,8 @@ def find_data_source(actor: Actor, workflow: Workflow, text: str) -> WorkflowDat
     if not matches:
         raise NotFound("dataSource not found.",
                        errors={PATH_FIELD: ["No dataSource of this workflow reads this source."]})
+    if len({_source_of(m) for m in matches}) > 1:  # older sources named alike: the exact spelling
+        matches = [m for m in matches if _source_of(m).name == ref.name] or matches
     if len(matches) > 1 and not ref.sample:  # without ':sample', Redivis means the dataset itself
         matches = [m for m in matches if not m.is_sample] or matches
     if len(matches) > 1:
@@ -223,6 +225,11 @@ def find_data_source(actor: Actor, workflow: Workflow, text: str) -> WorkflowDat
             errors={PATH_FIELD: [f"Matches the dataSources {', '.join(m.reference_id for m in matches)}."]},
         )
     return matches[0]
+
+
+def _source_of(wds: Any) -> Any:
+    """The data source or workflow a dataSource reads (a check constraint: exactly one is set)."""
+    return wds.source_data_source or wds.source_workflow
 
 
 # --- rendering ----------------------------------------------------------------------------------------
