@@ -1,5 +1,6 @@
 """List filters that refuse what they cannot apply, instead of silently ignoring it."""
 
+from django.db.models.functions import Lower
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.filters import OrderingFilter
 
@@ -12,7 +13,27 @@ def ordering_choices(fields: list[str] | tuple[str, ...]) -> list[str]:
 
 class StrictOrderingFilter(OrderingFilter):
     """``ordering`` is a comma-separated list of known fields (``-`` reverses): anything else is a 400
-    naming the fields that can be used. So is an empty value or an empty item (``name,,id``)."""
+    naming the fields that can be used. So is an empty value or an empty item (``name,,id``).
+
+    Names sort as people read them, whatever the database's collation: in lower case first (``apple``
+    before ``Banana``; byte order, as SQLite and a ``C`` collation give, put every capital first), then
+    as spelled. The organization's ``lower(name)`` unique index serves that order."""
+
+    #: fields ordered case-insensitively (then by their exact value, so the order is total)
+    CASE_INSENSITIVE = frozenset({"name"})
+
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        expressions = []
+        for item in ordering:
+            field = item.removeprefix("-")
+            if field in self.CASE_INSENSITIVE:
+                folded = Lower(field)
+                expressions.append(folded.desc() if item.startswith("-") else folded.asc())
+            expressions.append(item)
+        return queryset.order_by(*expressions)
 
     def get_ordering(self, request, queryset, view):
         params = request.query_params.get(self.ordering_param)

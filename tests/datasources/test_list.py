@@ -186,3 +186,26 @@ def test_ids_first_keeps_the_plain_slice_when_the_ordering_reads_raw_sql(org):
     assert [ds.pk for ds in IdsFirst(queryset)[3:7]] == [ds.pk for ds in queryset][3:7]
     by_name = IdsFirst(data_sources_for_actor(Actor(organization=org)).order_by("-name"))
     assert [ds.name for ds in by_name[3:5]] == ["raw 08", "raw 07"]
+
+
+@pytest.mark.parametrize("url", [URL, "/api/v1/workflows/"])
+def test_names_order_as_people_read_them_whatever_the_collation(api, org, url):
+    """``ordering=name`` is alphabetical in any case (SQLite and a C collation put every capital first),
+    then by exact spelling; ``-name`` is its reverse. Pages walk it without repeating a row."""
+    from workflows.models import Workflow
+
+    names = ["banana", "Apple", "cherry", "Banana split", "apple pie", "Zebra", "éclair"]
+    if url == URL:
+        DataSource.objects.bulk_create(
+            DataSource(organization=org, reference_id=f"n{i:04d}", name=name, type="sqlite",
+                       connection={"path": "x.db"}) for i, name in enumerate(names))
+    else:
+        Workflow.objects.bulk_create(Workflow(organization=org, reference_id=f"n{i:04d}", name=name)
+                                     for i, name in enumerate(names))
+    ordered = [d["name"] for d in api.get(f"{url}?ordering=name&page_size=50").json()["results"]]
+    assert ordered[:6] == ["Apple", "apple pie", "banana", "Banana split", "cherry", "Zebra"], ordered
+    reverse = [d["name"] for d in api.get(f"{url}?ordering=-name&page_size=50").json()["results"]]
+    assert reverse == ordered[::-1]
+    pages = [api.get(f"{url}?ordering=name&page_size=3&page={page}").json()["results"] for page in (1, 2, 3)]
+    walked = [d["name"] for page in pages for d in page]
+    assert walked == ordered
