@@ -26,9 +26,9 @@ from datasources.catalogue.types_common import (
 )
 
 
-def endpoint_override(default: str, example: str) -> Field:
+def endpoint_override(default: str, example: str, *, origin_only: bool = False) -> Field:
     """The vendor's endpoint, replaced (private link, region, proxy): a destination like a host."""
-    return url("endpoint_url", "Endpoint URL",
+    return url("endpoint_url", "Endpoint URL", origin_only=origin_only,
                help=f"Optional. Default {default}; set it for {example}. Changing it needs the secrets resent.")
 
 #: A Snowflake account identifier (``xy12345.eu-west-1``, ``myorg-myaccount``, optionally followed by
@@ -105,7 +105,8 @@ CLOUD_TYPES: tuple[SourceType, ...] = (
             Field("auth_method", "enum", label="Authentication method", choices=("password", "key_pair"),
                   default="password"),
             endpoint_override("https://<account>.snowflakecomputing.com",
-                              "a private-link host such as https://xy12345.eu-west-1.privatelink.snowflakecomputing.com"),
+                              "a private-link host such as https://xy12345.eu-west-1.privatelink.snowflakecomputing.com",
+                              origin_only=True),
         ),
         secrets=(
             password(required_when=SNOWFLAKE_PASSWORD),

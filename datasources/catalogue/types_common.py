@@ -32,6 +32,11 @@ _IPV6 = (rf"(?:(?:{_H}:){{7}}{_H}|(?:{_H}:){{1,7}}:|(?:{_H}:){{1,6}}:{_H}|(?:{_H
          rf"|{_H}:(?::{_H}){{1,6}}|:(?:(?::{_H}){{1,7}}|:))")
 URL_PATTERN = (rf"^https?://(?:\[{_IPV6}\]|[^\s\x00-\x1f\x7f/?#@:\[\],\\]+)"
                rf"(?::{_PORT})?(?:[/?#]\S*)?{END}")
+#: The same without a path, query or fragment (a trailing "/" aside): where the client builds the paths.
+ORIGIN_URL_PATTERN = (rf"^https?://(?:\[{_IPV6}\]|[^\s\x00-\x1f\x7f/?#@:\[\],\\]+)"
+                      rf"(?::{_PORT})?/?{END}")
+ORIGIN_URL_MESSAGE = ("Must be an http:// or https:// URL of a host name or IP address with an optional port "
+                      "1-65535, without a path, a user name or password: e.g. https://host[:port].")
 URL_MESSAGE = ("Must be an http:// or https:// URL with a host name or IP address (an optional port 1-65535 and "
                "path), without a user name or password.")
 #: An AWS region name (us-east-1, eu-central-2, us-gov-west-1, cn-north-1, eusc-de-east-1...).
@@ -83,10 +88,12 @@ def flag(field_name: str, label: str = "", *, default: bool = False, help: str =
 
 
 def url(field_name: str, label: str, *, required: bool = False, help: str = "",
-        required_when: Condition | None = None) -> Field:
-    """An endpoint URL: the secrets are sent there."""
+        required_when: Condition | None = None, origin_only: bool = False) -> Field:
+    """An endpoint URL: the secrets are sent there. ``origin_only``: the client adds every path itself,
+    so a path is refused when written rather than at the connection test."""
+    pattern, message = (ORIGIN_URL_PATTERN, ORIGIN_URL_MESSAGE) if origin_only else (URL_PATTERN, URL_MESSAGE)
     return Field(field_name, "string", label=label, required=required, required_when=required_when,
-                 max_length=PATH_MAX, pattern=URL_PATTERN, pattern_message=URL_MESSAGE, help=help, transit=ENDPOINT)
+                 max_length=PATH_MAX, pattern=pattern, pattern_message=message, help=help, transit=ENDPOINT)
 
 
 def ca_certificate() -> Field:
