@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from core import write_batch as batch
 from core.errors import ApiError, Conflict, Forbidden, InvalidRequest, PreconditionFailed
-from core.references import new_reference_id
+from core.references import escape_name, name_key, new_reference_id
 from core.write_batch import write_batch
 from datasources import catalogue
 from datasources.connectors import TestResult
@@ -38,6 +38,7 @@ from datasources.services.plan import (
 )
 from datasources.services.ratelimit import consume_test_budget
 from organizations.actors import Actor
+from organizations.locks import lock_organization
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -107,8 +108,6 @@ get_data_source = data_source_for_actor
 def _conflict(name: str | None = None, other: str | None = None) -> Conflict:
     """409: ``name`` is taken, by the data source named ``other`` when known (the same name as
     references compare names: escaped, in any case)."""
-    from core.references import escape_name  # the rule references compare names by (workflows' too)
-
     if name is None or other is None or other.lower() == name.lower():
         return Conflict(
             "A data source with this name already exists in your organization" + (f": '{other}'." if other else "."),
@@ -128,8 +127,6 @@ def _check_name_free(actor: Actor, name: str | None, exclude_pk: int | None) -> 
     source. Reads the organization's names (one statement); the unique constraint sees case only."""
     if name is None:
         return
-    from core.references import name_key  # the rule references compare names by (workflows' too)
-
     key = name_key(name)
     qs = DataSource.objects.filter(organization=actor.organization)
     names = (qs.exclude(pk=exclude_pk) if exclude_pk else qs).values_list("name", flat=True)
@@ -263,6 +260,8 @@ def create_data_source(*, actor: Actor, data: dict[str, Any], options: WriteOpti
         return WriteResult(_preview(ds, plan), changed=sorted(plan.changes), test=test, dry_run=True,
                            impact=impact_of(ds, plan, test))
     with transaction.atomic():
+        lock_organization(actor)  # names unique as references compare them: checked again, serialised
+        _check_name_free(actor, plan.values["name"], None)
         ds.reference_id = new_reference_id(DataSource)
         _apply(ds, plan, actor, test)
         ds.created_by, ds.created_by_token = ds.updated_by, ds.updated_by_token
@@ -326,6 +325,9 @@ def _update_with_test(
         if not plan.changes:
             return WriteResult(ds)
         with transaction.atomic():
+            if _renames(ds, plan):  # checked again under the organization's lock, taken first
+                lock_organization(actor)
+                _check_name_free(actor, plan.values["name"], ds.pk)
             locked = DataSource.objects.select_for_update().get(pk=ds.pk)
             if not etag_matches(locked, options.if_match):
                 raise PreconditionFailed()
@@ -388,9 +390,13 @@ def _checked_plan(
     plan = build_plan(ds, data, mode=mode, actor=actor, tenancy_replace=options.tenancy_replace,
                       withhold=options.withhold_moved_secrets, restoring=options.restores is not None)
     _check_second_person(actor, ds, plan, options)
-    if "name" in plan.values and plan.values["name"].lower() != ds.name.lower():
+    if _renames(ds, plan):
         _check_name_free(actor, plan.values["name"], ds.pk)
     return plan
+
+
+def _renames(ds: DataSource, plan: Plan) -> bool:
+    return "name" in plan.values and plan.values["name"].lower() != ds.name.lower()
 
 
 def _check_second_person(actor: Actor, ds: DataSource, plan: Plan, options: WriteOptions) -> None:
@@ -417,6 +423,8 @@ def _update_without_test(
 ) -> WriteResult:
     """No test can be needed: plan and write under the row lock at once (one read, no re-merge)."""
     with transaction.atomic():
+        if "name" in data:  # a rename's name check then runs under the organization's lock, taken first
+            lock_organization(actor)
         ds = get_data_source(actor, data_source_id, for_update=True)
         plan = _checked_plan(actor, ds, data, mode, options)
         settle_tenancy(ds, plan, None)

@@ -27,6 +27,7 @@ from datasources.services.credentials import load_secrets, write_secrets
 from datasources.services.datasources import etag_matches, get_data_source
 from datasources.services.plan import Plan
 from organizations.actors import Actor
+from organizations.locks import lock_organization
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -92,6 +93,7 @@ def restore_from_trash(*, actor: Actor, data_source_id: Any) -> DataSource:
     """Re-create the source as it was deleted (same id), `pending` until tested; 409 when its name is
     taken by another source now."""
     with transaction.atomic():
+        lock_organization(actor)  # names unique as references compare them: checked serialised
         trashed = trashed_for_actor(actor, data_source_id, for_update=True)
         config = trashed.config
         key = name_key(trashed.name)  # as names are unique: the way references compare them
@@ -149,6 +151,7 @@ def _gone(trashed: TrashedDataSource) -> DataSource:
 def purge_from_trash(*, actor: Actor, data_source_id: Any) -> None:
     """Delete the trashed copy and every revision of the source: nothing of it is left."""
     with transaction.atomic():
+        lock_organization(actor)  # names unique as references compare them: checked serialised
         trashed = trashed_for_actor(actor, data_source_id, for_update=True)
         gone = _gone(trashed)
         audit.record(actor=actor, action="purge", target=gone, changes={"name": {"old": trashed.name, "new": None}})

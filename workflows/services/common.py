@@ -8,7 +8,7 @@ from typing import Any
 
 from datasources.services.datasources import etag_matches
 from organizations.actors import Actor
-from organizations.models import Organization
+from organizations.locks import lock_organization
 from workflows.selectors import (
     bad_reference,
     by_pk,
@@ -33,18 +33,3 @@ def stamp(obj: Any, actor: Actor, *, created: bool = False) -> None:
     obj.updated_by, obj.updated_by_token = user, actor.token
     if created:
         obj.created_by, obj.created_by_token = user, actor.token
-
-
-def lock_organization(actor: Actor) -> None:
-    """Lock the caller's organization row: the first lock of every workflow write that checks another
-    workflow, before the workflow, its data source or node, then a data source it points at (that
-    order, always: no deadlock). What one workflow's write checks of another's (the nodes reading an
-    output table before it is deleted, the output tables a new input names, a workflow's dependants,
-    cycles, names unique after escaping) is then never read while the other changes it. A repoint
-    onto a data source checks nothing of another workflow and does not take it (``repoint``).
-
-    ``FOR NO KEY UPDATE``: unlike ``FOR UPDATE`` it leaves alone the key-share lock that PostgreSQL's
-    foreign-key checks take on the row, so the inserts of other transactions that reference the
-    organization (audit events, data sources) do not queue behind it at their COMMIT."""
-    Organization.objects.select_for_update(no_key=True).filter(pk=actor.organization.pk).values_list(
-        "pk", flat=True).first()
