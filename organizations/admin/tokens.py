@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +29,7 @@ from organizations.models import (
 from organizations.services import (
     TOKEN_FIELDS,
     create_token,
+    require_may_act_for,
     revoke_token,
     update_token,
 )
@@ -46,11 +48,18 @@ class ApiTokenAddForm(forms.ModelForm):
         model = ApiToken
         fields = ["name", "organization", "user", "scopes", "expires_at"]
 
+    request: Any = None  # set by ApiTokenAdmin.get_form
+
     def clean(self):
         cleaned = cast("dict[str, Any]", super().clean())  # ModelForm.clean returns cleaned_data
         org, user = cleaned.get("organization"), cleaned.get("user")
         if org and user and not org.memberships.filter(user=user).exists():
             self.add_error("user", f"'{user.get_username()}' is not a member of '{org.slug}'.")
+        elif org and user and self.request is not None:
+            try:  # the service's rule (create_token checks it again): a token acts only for its creator
+                require_may_act_for(Actor.for_member(org, self.request.user), user)
+            except PermissionDenied as exc:
+                self.add_error("user", str(exc))
         expires_at = cleaned.get("expires_at")
         if expires_at and expires_at <= timezone.now():
             self.add_error("expires_at", EXPIRY_IN_PAST)
@@ -97,7 +106,8 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = ApiTokenChangeForm if obj is not None else ApiTokenAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return form if obj is not None else type(form.__name__, (form,), {"request": request})
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -109,9 +119,14 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
         return self.change_readonly if obj is not None else []
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "user" and not request.user.is_superuser:  # members of the operator's organizations
+        """A non-superuser's token acts for themself or for no user (``may_act_for``): the only user
+        offered is the operator (a member of the organizations they administer)."""
+        if db_field.name == "user" and not request.user.is_superuser:
             writable = self.writable_organizations(request)
-            kwargs["queryset"] = selectors.members_of(writable)
+            kwargs["queryset"] = selectors.members_of(writable).filter(pk=request.user.pk)
+            kwargs["help_text"] = ("Leave empty for a token that acts for no user, or pick yourself: the token then "
+                                   "acts for you and is limited by your role. Only you can create a token that "
+                                   "acts for you.")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_delete_permission(self, request, obj=None):
@@ -133,7 +148,7 @@ class ApiTokenAdmin(OrganizationScopedAdmin):
             update_token(actor=Actor.for_member(current.organization, request.user), token=current, **changed)
             return
         organization = data["organization"]
-        # The form checked membership, scopes and expiry, so this does not raise.
+        # The form checked membership, whom the token may act for, scopes and expiry, so this does not raise.
         token, raw = create_token(
             organization=organization,
             name=data["name"],

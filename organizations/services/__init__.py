@@ -20,6 +20,8 @@ from organizations.actors import Actor
 from organizations.models import ALL_SCOPES, ApiToken, Membership, Organization, Role
 
 TOKEN_FIELDS = ("name", "scopes", "expires_at")  # what update_token may change
+ACTING_FOR_ANOTHER_USER = ("A token that acts for '{username}' can be created only by '{username}' (or a platform "
+                          "superuser): create one that acts for you, or for no user.")
 
 
 def create_organization(*, slug: str, name: str | None = None) -> tuple[Organization, bool]:
@@ -70,6 +72,28 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]
 # --- tokens -----------------------------------------------------------------------------------
 
 
+def may_act_for(actor: Actor, user: AbstractBaseUser) -> bool:
+    """Whether ``actor`` may create a token that acts for ``user``: only ``user`` themself (signed
+    in, or a token of theirs), a signed-in superuser (the platform's operator) or the system (the
+    ``create_token`` command, run by whoever operates the machine). Anyone else's token for another
+    member would act, and be audited, as that member: an admin could then write a connection
+    change with one token and apply it as "the owner" with another (the four-eyes rule)."""
+    if actor.is_system:
+        return True
+    acting = actor.user
+    if acting is None:
+        return False
+    if acting.pk == user.pk:
+        return True
+    return actor.token is None and bool(getattr(acting, "is_superuser", False))
+
+
+def require_may_act_for(actor: Actor, user: AbstractBaseUser) -> None:
+    """PermissionDenied unless ``may_act_for``; the message says what the actor may create instead."""
+    if not may_act_for(actor, user):
+        raise PermissionDenied(ACTING_FOR_ANOTHER_USER.format(username=user.get_username()))
+
+
 @transaction.atomic
 def create_token(
     *,
@@ -84,7 +108,9 @@ def create_token(
     """Create a token; returns (token, raw). The raw value is never stored and shown only once.
 
     ``actor`` defaults to the system (scripts and fixtures); ``raw`` is for a token whose value is
-    derived elsewhere (the demo token), otherwise a random one is generated."""
+    derived elsewhere (the demo token), otherwise a random one is generated. A token that acts for
+    ``username`` is created only by that user, a signed-in superuser or the system
+    (``require_may_act_for``: PermissionDenied otherwise, and nothing is created)."""
     if actor is None:
         actor = Actor.system(organization)
     require_org_admin(actor, organization)
@@ -95,6 +121,7 @@ def create_token(
             raise ValidationError(f"No user named '{username}'.")
         if not organization.memberships.filter(user=user).exists():
             raise ValidationError(f"User '{username}' is not a member of '{organization.slug}'.")
+        require_may_act_for(actor, user)
     raw = raw or ApiToken.generate()
     token = ApiToken(
         organization=organization, name=name, scopes=parse_scopes(scopes), user=user, expires_at=expires_at
