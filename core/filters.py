@@ -5,6 +5,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.filters import OrderingFilter
 
 from core.errors import InvalidRequest
+from core.params import single_param
 
 
 def ordering_choices(fields: list[str] | tuple[str, ...]) -> list[str]:
@@ -36,7 +37,7 @@ class StrictOrderingFilter(OrderingFilter):
         return queryset.order_by(*expressions)
 
     def get_ordering(self, request, queryset, view):
-        params = request.query_params.get(self.ordering_param)
+        params = single_param(request, self.ordering_param)
         if params is not None:
             allowed = {name for name, _label in self.get_valid_fields(queryset, view, {"request": request})}
             bad = [f for f in params.split(",") if f.removeprefix("-") not in allowed]

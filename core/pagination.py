@@ -12,6 +12,7 @@ from rest_framework.pagination import PageNumberPagination
 
 from core.errors import InvalidRequest
 from core.numbers import parse_ascii_int
+from core.params import single_param
 
 
 def page_parameters(max_page_size: int = 200, default_page_size: int = 50) -> list[dict]:
@@ -28,7 +29,7 @@ def page_parameters(max_page_size: int = 200, default_page_size: int = 50) -> li
 
 def check_positive(request, name: str, maximum: int | None = None) -> None:
     """400 unless the query parameter ``name`` is absent or an integer from 1 (to ``maximum``)."""
-    raw = request.query_params.get(name)
+    raw = single_param(request, name)
     if raw is None:
         return
     if parse_ascii_int(raw, minimum=1, maximum=maximum) is None:

@@ -9,9 +9,20 @@ from core.errors import InvalidRequest
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
+def single_param(request: Request, name: str) -> str | None:
+    """The one value of query parameter ``name`` (None when absent); given twice, a 400 (Django keeps the
+    last: ``?dry_run=true&dry_run=false`` would apply a write, ``?type=a&type=b`` list b's alone)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise InvalidRequest(f"Query parameter '{name}' is given {len(values)} times: give it once.",
+                             errors={name: ["Give this parameter once (one value)."]})
+    return values[0] if values else None
+
+
 def bool_param(request: Request, name: str, default: bool) -> bool:
-    """``?name=true|1|yes`` or ``false|0|no`` (any case); ``default`` when absent, else a 400."""
-    raw = request.query_params.get(name)
+    """``?name=true|1|yes`` or ``false|0|no`` (any case); ``default`` when absent, else a 400 (given
+    twice too: ``single_param``)."""
+    raw = single_param(request, name)
     if raw is None:
         return default
     if raw.lower() in TRUE:
@@ -19,6 +30,18 @@ def bool_param(request: Request, name: str, default: bool) -> bool:
     if raw.lower() in FALSE:
         return False
     raise InvalidRequest(f"Query parameter '{name}' must be true or false.", errors={name: ["Must be true or false."]})
+
+
+def only_query(request: Request, *names: str) -> None:
+    """A write that reads the query parameters ``names`` refuses any other: a misspelt ``?dryrun=true``
+    or ``?Purge=true`` would otherwise be ignored, and the write applied (or kept) for real."""
+    unknown = sorted(set(request.query_params.keys()) - set(names))
+    if unknown:
+        listed = ", ".join(f"'{name}'" for name in unknown)
+        known = ", ".join(names) or "none"
+        raise InvalidRequest(f"Unknown query parameter {listed}: this request takes {known}.",
+                             errors={name: [f"Unknown query parameter; this request takes: {known}."]
+                                     for name in unknown})
 
 
 def require_no_body(request: Request) -> None:

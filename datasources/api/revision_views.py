@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.openapi import NO_BODY, error_response, etag_header, if_match_parameter, ref
-from core.params import bool_param, require_no_body
+from core.params import bool_param, only_query, require_no_body
 from datasources.api.openapi_docs import UPDATE_400_CODES
 from datasources.api.serializers import DataSourceSerializer
 from datasources.models import DataSourceRevision, RevisionAction, TrashedDataSource
@@ -64,7 +64,7 @@ class RevisionActionsMixin:
                    description="Every applied create/update/restore, newest first, within the organization's "
                                "retention (`revisions_keep`, `revisions_keep_days`).",
                    responses={200: RevisionSerializer(many=True)})
-    @action(detail=True, methods=["get"], url_path="revisions")
+    @action(detail=True, methods=["get"], url_path="revisions", filter_backends=[])  # paged, not filtered
     def revisions(self, request: Request, pk: str) -> Response:
         ds = data_source_for_actor(require_actor(request), pk)
         page = self.paginate_queryset(revisions.revisions_of(ds))  # type: ignore[attr-defined]
@@ -101,6 +101,7 @@ class RevisionActionsMixin:
     @action(detail=True, methods=["post"], url_path=r"revisions/(?P<number>[0-9]{1,9})/restore")
     def revision_restore(self, request: Request, pk: str, number: str) -> Response:
         require_no_body(request)
+        only_query(request, "dry_run")
         options = WriteOptions(if_match=request.headers.get("If-Match"),
                                dry_run=bool_param(request, "dry_run", False))
         result = restore_revision(actor=require_actor(request), data_source_id=pk, number=number, options=options)

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from core.errors import InvalidRequest, NotFound
 from core.numbers import parse_ascii_int
-from core.params import require_no_body
+from core.params import require_no_body, single_param
 from datasources.models import DataSource, SchemaSnapshot
 from datasources.selectors import data_source_for_actor, schema_snapshot, schema_snapshots
 from datasources.services import datasources as service
@@ -22,7 +22,7 @@ from organizations.authentication import require_actor
 
 
 def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
+    raw = single_param(request, name)
     if raw is None:
         return None
     value = parse_ascii_int(raw, minimum=1)

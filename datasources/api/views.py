@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from core.errors import InvalidRequest
 from core.numbers import parse_ascii_int
 from core.pagination import IdsFirst
-from core.params import bool_param, require_no_body
+from core.params import bool_param, only_query, require_no_body
 from datasources import catalogue, fields
 from datasources.api import openapi_docs as docs
 from datasources.api.filters import DataSourceFilter
@@ -100,6 +100,7 @@ class DataSourceViewSet(
         return response
 
     def _options(self, request: Request) -> service.WriteOptions:
+        only_query(request, "dry_run", "test_connection")
         return service.WriteOptions(
             if_match=request.headers.get("If-Match"),
             dry_run=bool_param(request, "dry_run", False),
@@ -170,6 +171,7 @@ class DataSourceViewSet(
         return self._update(request, pk, "patch")
 
     def destroy(self, request: Request, pk: str) -> Response:
+        only_query(request, "purge")
         purge = bool_param(request, "purge", False)
         if purge:
             data_source_for_actor(require_actor(request), pk)  # another organization's id is a 404 before the 403

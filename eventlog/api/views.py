@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.openapi import error_response, object_schema
+from core.params import single_param
 from eventlog.catalogue import EVENT_TYPES
 from eventlog.selectors import event_for_actor, events_for_actor
 from eventlog.services import envelope
@@ -41,7 +42,7 @@ class EventViewSet(viewsets.GenericViewSet):
     filter_backends: list = []
 
     def list(self, request: Request) -> Response:
-        events = events_for_actor(require_actor(request), request.query_params.get("type"))
+        events = events_for_actor(require_actor(request), single_param(request, "type"))
         page = self.paginate_queryset(events) or []
         return self.get_paginated_response([envelope(e) for e in page])
 

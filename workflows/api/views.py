@@ -10,7 +10,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.params import bool_param
+from core.params import bool_param, only_query
 from organizations.authentication import require_actor
 from workflows.api import openapi_docs as docs
 from workflows.api import serializers as s
@@ -151,6 +151,7 @@ class WorkflowDataSourceViewSet(_Base):
         except APIException:  # 404 before 400: never judge bodies for objects the caller cannot see
             renderable_workflow_data_source_for_actor(actor, workflow, data_source)
             raise
+        only_query(request, "dry_run")
         result = repoint_service.repoint(
             actor=actor, workflow=workflow, data_source=data_source,
             source_data_source=data.get("source_data_source"), source_workflow=data.get("source_workflow"),
