@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.errors import ApiError
+from core.errors import ApiError, ErrorCode
 from core.logging import scrub
 from datasources import catalogue
 from datasources.connectors import TestResult
@@ -87,8 +87,9 @@ def record_attempt(
     if error is not None:
         detail["code"] = error.code
     audit.record(actor=actor, action=action, target=data_source, detail=detail)
-    if test is not None and not test.ok:
-        outbox.test_failed(data_source, actor, test, trigger, error.code if error is not None else None)
+    if test is not None and not test.ok:  # a failed test is answered 400 CREDENTIAL_TEST_FAILED
+        outbox.test_failed(data_source, actor, test, trigger,
+                           error.code if error is not None else ErrorCode.CREDENTIAL_TEST_FAILED)
 
 
 def failed_test(error: ApiError) -> TestResult | None:

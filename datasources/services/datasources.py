@@ -451,7 +451,7 @@ def _write(ds: DataSource, plan: Plan, actor: Actor, test: TestResult | None, mo
                              changes=plan.changes, detail=detail)
         revisions.record(ds, plan, actor, event,
                          RevisionAction.RESTORE if options.restores else RevisionAction.UPDATE)
-        outbox.updated(ds, actor, list(plan.changes), mode, restored_revision=options.restores)
+        outbox.updated(ds, actor, list(plan.changes), options.method or mode, restored_revision=options.restores)
 
 
 def _refresh_after(ds: DataSource, plan: Plan, test: TestResult | None,

@@ -111,6 +111,7 @@ def test_a_failed_connection_test_publishes_test_failed_and_no_update(api, pg_so
     assert tested.status_code in (200, 400), tested.json()
     second = events("data_source.test_failed")[-1]
     assert len(events("data_source.test_failed")) == 2 and second.data["trigger"] == "test"
+    assert second.data["code"] == "CREDENTIAL_TEST_FAILED" == tested.json()["code"], second.data  # was ""
     no_secret_in(second)
 
 
@@ -180,3 +181,22 @@ def test_a_repoint_publishes_workflow_repointed(api):
     assert data["from"]["type"] == "data_source" and data["inputs_rewritten"] >= 0
     dry = api.patch(wds_url(workflow, wds) + "?dry_run=true", {"source_data_source": "acme.shop"}, format="json")
     assert dry.status_code == 200 and len(events("workflow.repointed")) == 1
+
+
+@pytest.mark.django_db
+def test_an_update_event_names_the_method_the_client_sent(api, sqlite_file):
+    """The tenancy endpoint's PUT (and an adapter's PUT) is a merge inside: the event says PUT, as the
+    audit record does (it said PATCH)."""
+    ds = api.post(DS, {"name": "Shop", "type": "sqlite", "connection": {"path": sqlite_file}}, format="json").json()
+    assert api.put(f"{DS}{ds['id']}/tenancy/", {"level": "DATABASE"}, format="json").status_code == 200
+    assert [e.data["method"] for e in events("data_source.updated")] == ["PUT"]
+    body = {"name": "Shop", "connection": {"path": sqlite_file}, "description": "put"}
+    assert api.put(f"{DS}{ds['id']}/", body, format="json").status_code == 200
+    assert api.patch(f"{DS}{ds['id']}/", {"description": "patch"}, format="json").status_code == 200
+    assert [e.data["method"] for e in events("data_source.updated")] == ["PUT", "PUT", "PATCH"]
+
+
+@pytest.mark.django_db
+def test_the_event_list_refuses_a_type_given_twice(api):
+    twice = api.get("/api/v1/events/?type=workflow.repointed&type=data_source.created")
+    assert twice.status_code == 400 and twice.json()["errors"] == {"type": ["Give this parameter once (one value)."]}

@@ -155,8 +155,12 @@ def test_rotate_secret_shows_the_new_one_once(api, allow_loopback, receiver):
     given = api.post(f"{URL}{created['id']}/rotate-secret/", {"secret": SECRET}, format="json")
     assert given.json()["secret"] == SECRET
     assert api.post(f"{URL}{created['id']}/rotate-secret/", {"secret": "nope"}, format="json").status_code == 400
+    for body in ("[]", "null", '""', "0"):  # not an object: refused, the secret kept (they rotated it)
+        refused = api.post(f"{URL}{created['id']}/rotate-secret/", body, content_type="application/json")
+        assert refused.status_code == 400 and refused.json()["code"] == "INVALID_REQUEST_BODY", body
+    assert api.post(f"{URL}{created['id']}/rotate-secret/", {}, format="json").status_code == 200
     audit = AuditEvent.objects.filter(target_id=created["id"], action="rotate_secret")
-    assert audit.count() == 2 and all(a.changes == {"secret": "changed"} for a in audit)
+    assert audit.count() == 3 and all(a.changes == {"secret": "changed"} for a in audit)
     assert SECRET not in json.dumps(list(AuditEvent.objects.values()), default=str)
 
 

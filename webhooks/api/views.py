@@ -83,7 +83,10 @@ class WebhookViewSet(viewsets.GenericViewSet):
 
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str) -> Response:
-        data = self._validated(s.RotateSecretSerializer, request, pk) if request.data else {}
+        # No body (or {}) draws a new secret; anything else is validated: `[]`, `null` or `""` is a 400,
+        # not a rotation that invalidates the receiver's secret at once.
+        body = request.data
+        data = {} if isinstance(body, dict) and not body else self._validated(s.RotateSecretSerializer, request, pk)
         webhook, secret = service.rotate_secret(actor=require_actor(request), webhook_id=pk,
                                                 secret=data.get("secret"))
         return self._render(webhook, secret=secret)
