@@ -34,7 +34,7 @@ class IdFilter(filters.Filter):
 class DataSourceFilter(filters.FilterSet):
     type = filters.ChoiceFilter(choices=catalogue.TYPE_CHOICES)
     status = filters.ChoiceFilter(choices=DataSourceStatus.choices)
-    workspace = IdFilter(field_name="workspace_id", min_value=1)
+    workspace = IdFilter(field_name="workspace_id", min_value=1, max_value=2**63 - 1)  # a 64-bit id
     tag = filters.CharFilter(method="filter_tag", label="Has this tag")
     health = filters.ChoiceFilter(field_name="health_state", choices=HealthState.choices,
                                   label="Health state (scheduled health checks)")

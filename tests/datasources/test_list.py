@@ -209,3 +209,12 @@ def test_names_order_as_people_read_them_whatever_the_collation(api, org, url):
     pages = [api.get(f"{url}?ordering=name&page_size=3&page={page}").json()["results"] for page in (1, 2, 3)]
     walked = [d["name"] for page in pages for d in page]
     assert walked == ordered
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["9223372036854775808", "99999999999999999999", "0"])
+def test_a_workspace_id_outside_64_bits_is_a_400_not_a_500(api, value):
+    """SQLite cannot bind an integer past 64 bits (OverflowError: a 500 on `make run`'s database)."""
+    response = api.get(f"{URL}?workspace={value}")
+    assert response.status_code == 400 and "workspace" in response.json()["errors"], response.content
+    assert api.get(f"{URL}?workspace=9223372036854775807").json()["count"] == 0
