@@ -401,14 +401,15 @@ TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=30)
 TOKEN_CACHE_SIZE = env.int("TOKEN_CACHE_SIZE", default=1024)
 # Serving (gunicorn.conf.py): each worker process runs GUNICORN_THREADS threads (gthread), so a slow
 # connection test holds one thread, not a process. At most TEST_SLOTS_PER_PROCESS threads of a process
-# run connection tests at once (default: half of them), the rest keep serving; at most
+# run connection tests at once (default: all but two), the rest keep serving, and one organization
+# holds at most all but one of a process's (another's test finds a slot); at most
 # DATASOURCE_TEST_CONCURRENCY_PER_ORG tests of one organization run at once across all processes
 # (counted in the cache above, each slot a lease of the test's connection_timeout plus
 # DATASOURCE_TEST_LEASE_MARGIN_SECONDS, so a crashed worker cannot keep one). Past either bound:
 # 429 RATE_LIMITED with Retry-After, nothing changed. Each thread has its own database connection
 # (CONN_MAX_AGE applies per thread): PostgreSQL sees up to workers x GUNICORN_THREADS of them.
 GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=8)
-TEST_SLOTS_PER_PROCESS = env.int("TEST_SLOTS_PER_PROCESS", default=max(1, GUNICORN_THREADS // 2))
+TEST_SLOTS_PER_PROCESS = env.int("TEST_SLOTS_PER_PROCESS", default=max(1, GUNICORN_THREADS - 2))
 DATASOURCE_TEST_CONCURRENCY_PER_ORG = env.int("DATASOURCE_TEST_CONCURRENCY_PER_ORG", default=4)
 DATASOURCE_TEST_LEASE_MARGIN_SECONDS = env.int("DATASOURCE_TEST_LEASE_MARGIN_SECONDS", default=15)
 for _name in ("TOKEN_CACHE_SIZE", "GUNICORN_THREADS", "TEST_SLOTS_PER_PROCESS", "DATASOURCE_TEST_CONCURRENCY_PER_ORG"):

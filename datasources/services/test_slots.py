@@ -3,8 +3,11 @@
 A test may wait up to its ``connection_timeout`` (30 s by default) on a silent destination, holding
 the thread that serves it. Two bounds keep slow tests from starving the API:
 
-- per process: at most ``TEST_SLOTS_PER_PROCESS`` of its threads test at once (default half of
-  ``GUNICORN_THREADS``), so the other threads keep serving reads;
+- per process: at most ``TEST_SLOTS_PER_PROCESS`` of its threads test at once (default all but two of
+  ``GUNICORN_THREADS``), so the other threads keep serving reads; one organization holds at most all
+  but one of them, so another organization's test always finds a slot of its own (with one process
+  and a per-organization bound as large as the process's, one tenant's slow tests got every other
+  tenant's tests a 429);
 - per organization: at most ``DATASOURCE_TEST_CONCURRENCY_PER_ORG`` of its tests run at once in all
   processes, counted in Django's cache (Redis with ``CACHE_URL``; locmem counts per process). Each
   running test holds one of N slot keys, taken with an atomic ``add`` and a lease of its
@@ -44,7 +47,7 @@ KEY = "conntest:running:{organization}:{index}"
 LONGEST_TIMEOUT = int(CONNECTION_TIMEOUT.max_value or 300)  # the lease of a test whose timeout is not known
 
 _ids = itertools.count(1)
-_running: dict[int, float] = {}  # this process's running tests: slot id -> when each should end
+_running: dict[int, tuple[float, int]] = {}  # this process's running tests: slot id -> (end, organization)
 _lock = threading.RLock()  # re-entrant: a Slot's __del__ may release while it is held
 _thread = threading.local()  # .slot: the slot this thread holds
 
@@ -76,15 +79,20 @@ def _seconds_until(moment: float, now: float) -> int:
     return max(1, math.ceil(moment - now - 0.01))  # (moments are kept to the millisecond)
 
 
-def _take_local(ends_at: float, now: float) -> int:
+def _take_local(organization_id: int, ends_at: float, now: float) -> int:
     limit = int(settings.TEST_SLOTS_PER_PROCESS)
     with _lock:
         if len(_running) >= limit:
-            retry_after = _seconds_until(min(_running.values()), now)
+            retry_after = _seconds_until(min(end for end, _ in _running.values()), now)
             raise SlotsBusy(f"Too many connection tests are running on this server (at most {limit} at once). "
                             f"Retry in {retry_after} s.", retry_after)
+        own = [end for end, org in _running.values() if org == organization_id]
+        if limit > 1 and len(own) >= limit - 1:  # the last slot is another organization's
+            retry_after = _seconds_until(min(own), now)
+            raise SlotsBusy(f"Too many connection tests of this organization are running on this server (at most "
+                            f"{limit - 1} at once). Retry in {retry_after} s.", retry_after)
         slot_id = next(_ids)
-        _running[slot_id] = ends_at
+        _running[slot_id] = (ends_at, organization_id)
     return slot_id
 
 
@@ -111,7 +119,7 @@ def acquire(organization_id: int, timeout: float | None = None) -> Slot:
     margin = int(settings.DATASOURCE_TEST_LEASE_MARGIN_SECONDS)
     lease = math.ceil(float(timeout or LONGEST_TIMEOUT)) + margin
     ends_at = now + expected
-    slot_id = _take_local(ends_at, now)
+    slot_id = _take_local(organization_id, ends_at, now)
     value = f"{uuid.uuid4().hex}|{ends_at:.3f}"
     try:
         key = _take_shared(organization_id, value, lease, now)

@@ -272,3 +272,29 @@ def test_gunicorn_serves_reads_while_black_holed_tests_hold_threads(transactiona
             for future in running:
                 assert_failed_at_tcp_in_time(future)
         assert wait_for(lambda: running_in("acme") == 0)
+
+
+def test_one_organization_never_takes_a_process_s_last_slot(db, settings):
+    """With the per-organization bound as large as the process's (4 and 4, the old defaults with one
+    worker), one tenant's slow tests took every slot and every other tenant's test was a 429."""
+    settings.DATASOURCE_TEST_CONCURRENCY_PER_ORG = 4
+    settings.TEST_SLOTS_PER_PROCESS = 4
+    stop = threading.Event()
+    holders = []
+    for _ in range(3):
+        started = threading.Event()
+        holders.append(threading.Thread(target=hold, args=(995, 20, started, stop)))
+        holders[-1].start()
+        assert started.wait(5)
+    try:
+        with pytest.raises(test_slots.SlotsBusy) as busy:
+            test_slots.acquire(995, timeout=5)
+        assert "of this organization" in str(busy.value) and "on this server" in str(busy.value)
+        assert test_slots.running_here() == 3
+        with test_slots.held_slot(994, timeout=5):  # another organization: the slot left is its own
+            assert test_slots.running_here() == 4
+    finally:
+        stop.set()
+        for holder in holders:
+            holder.join()
+    assert test_slots.running_here() == 0
