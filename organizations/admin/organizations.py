@@ -9,6 +9,8 @@ admin records the same event, with the same shape, and the model's validators ar
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from django import forms
@@ -18,7 +20,7 @@ from django.db import models, transaction
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 
-from core.admin_forms import SeenStateForm
+from core.admin_forms import STALE_MESSAGE, SeenStateForm, state_hash
 from organizations import audit
 from organizations.actors import Actor
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin, audit_url, organizations_with_role
@@ -61,6 +63,12 @@ def _as_target(organization: Organization) -> Organization:
     return organization
 
 
+def _lock_organization(pk: Any) -> Organization | None:
+    """The organization's row, read under the lock member changes take (``organizations.locks``): the
+    organization page checks what it showed under it, and workspace saves take it first."""
+    return Organization.objects.select_for_update(no_key=True).filter(pk=pk).first()
+
+
 def _record_workspace(request: Any, action: str, workspace: Workspace, old: Workspace | None = None) -> None:
     """A workspace's ``create``, ``update`` (``old``: the row before) or ``delete`` event, when its name changed."""
     if action == "delete":
@@ -88,10 +96,41 @@ def _save_workspaces(request: Any, formset: Any) -> None:
 
 
 class OrganizationForm(SeenStateForm):
-    """A page opened before someone else changed the organization's settings is refused (a stale
-    tab would put back, say, a four-eyes rule another owner switched on)."""
+    """A page opened before someone else changed the organization's settings, members or workspaces is
+    refused (a stale tab would put back, say, a four-eyes rule another owner switched on, or a role
+    another admin revoked): the digest covers the inline rows as the page showed them, each member's
+    user and role and each workspace's name, so a row changed, added or removed since is a change too.
+
+    The organization's row is locked (the admin's change view is one transaction) before the digest is
+    compared, as member and workspace changes lock it (``set_membership``, ``remove_membership``, the
+    workspace page): a save of this page beside another save of it, a member's or a workspace's page
+    waits for it, then finds it and is refused, rather than reading the rows around it."""
 
     stale_what = "organization"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["seen_state"] = self._page_state(self.instance)
+
+    def _page_state(self, organization: Organization) -> str:
+        rows = {
+            "organization": state_hash(organization, self._guarded()),
+            "memberships": sorted(Membership.objects.filter(organization_id=organization.pk)
+                                  .values_list("pk", "user_id", "role")),
+            "workspaces": sorted(Workspace.objects.filter(organization_id=organization.pk).values_list("pk", "name")),
+        }
+        text = json.dumps(rows, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def clean(self) -> dict[str, Any]:
+        data = forms.ModelForm.clean(self) or self.cleaned_data  # SeenStateForm's check, on the whole page
+        seen = data.get("seen_state")
+        if self.instance.pk is not None and seen:
+            current = _lock_organization(self.instance.pk)
+            if current is None or seen != self._page_state(current):  # read under the lock, not as loaded
+                raise ValidationError(STALE_MESSAGE.format(what=self.stale_what), code="stale")
+        return data
 
 
 class _AdminRoleInline(admin.TabularInline):
@@ -319,12 +358,16 @@ class WorkspaceAdmin(OrganizationScopedAdmin):
         """A workspace stays in its organization (its data sources belong there), as a source's type stays."""
         return ["organization"] if obj is not None else []
 
+    @transaction.atomic
     def save_model(self, request, obj, form, change):
+        _lock_organization(obj.organization_id)  # as the organization page's rows: see OrganizationForm
         old = Workspace.objects.select_for_update().get(pk=obj.pk) if change else None
         super().save_model(request, obj, form, change)
         _record_workspace(request, "update" if change else "create", obj, old)
 
+    @transaction.atomic  # also from the "delete selected" action, outside the change view's transaction
     def delete_model(self, request, obj):
+        _lock_organization(obj.organization_id)
         _record_workspace(request, "delete", obj)
         super().delete_model(request, obj)
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from organizations import audit
 from organizations.actors import Actor
+from organizations.locks import lock_organization
 from organizations.models import ALL_SCOPES, ApiToken, Membership, Organization, Role
 
 TOKEN_FIELDS = ("name", "scopes", "expires_at")  # what update_token may change
@@ -206,10 +207,14 @@ def check_owner_rules(actor: Actor, organization: Organization, changes: list[Ro
 def set_membership(
     *, actor: Actor, organization: Organization, user: AbstractBaseUser, role: str
 ) -> tuple[Membership, bool]:
-    """Add ``user`` to the organization with ``role``, or change their role; returns (membership, created)."""
+    """Add ``user`` to the organization with ``role``, or change their role; returns (membership, created).
+
+    Under the organization's lock (``lock_organization``), as the organization page's check of the rows
+    it showed: that page, saved beside this change, waits for it and then sees it (stale: refused)."""
     require_org_admin(actor, organization)
     if role not in Role.values:
         raise ValidationError(f"Unknown role '{role}'. Known: {', '.join(Role.values)}.")
+    lock_organization(actor)
     membership = (
         Membership.objects.select_for_update().filter(organization=organization, user_id=user.pk).first()
     )
@@ -230,7 +235,9 @@ def set_membership(
 
 @transaction.atomic
 def remove_membership(*, actor: Actor, membership: Membership) -> None:
-    """Remove a member from an organization (their user tokens stop working there)."""
+    """Remove a member from an organization (their user tokens stop working there); under the
+    organization's lock, as ``set_membership``."""
+    lock_organization(actor)  # the actor's organization: require_org_admin refuses any other
     current = Membership.objects.select_for_update().select_related("organization", "user").get(pk=membership.pk)
     require_org_admin(actor, current.organization)
     check_owner_rules(actor, current.organization, [(current.role, None)], lock=True)
