@@ -90,3 +90,32 @@ def test_a_repoint_onto_a_data_source_does_not_wait_for_the_organization(setup):
         release.set()
         thread.join(30)
     assert WorkflowDataSource.objects.get(pk=setup["wds"]["id"]).source_data_source_id == setup["other"]["id"]
+
+
+def test_repoints_of_two_workflows_onto_one_source_run_side_by_side(setup, monkeypatch, make_client, org):
+    """The target is locked FOR KEY SHARE (its deletion waits, see above), which another repoint onto
+    it shares: with FOR NO KEY UPDATE the second waited for the first's COMMIT (the 10-node repoint,
+    one workflow per client, at 0.43x of its floor)."""
+    from django.db import connection
+
+    from tests.workflows.test_integrity_races import HELD, Hold, _start
+
+    api = make_client(org)
+    second_flow = create_workflow(api, "Second")
+    second = add_source(api, second_flow, source_data_source="acme.shop")
+    hold = Hold(monkeypatch)
+    held, first = _start(HELD, _repoint(setup))
+    assert hold.reached.wait(10), "the first repoint never reached its audit event"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '5s'")
+        url = f"{WF}{second_flow['id']}/data-sources/{second['id']}/"
+        repointed = api.patch(url, {"source_data_source": "acme.other"}, format="json")
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    finally:
+        hold.released.set()
+        held.join(20)
+    assert repointed.status_code == 200, repointed.json()
+    assert first and first[0].status_code == 200, first
+    assert WorkflowDataSource.objects.filter(source_data_source_id=setup["other"]["id"]).count() == 2

@@ -131,7 +131,7 @@ def resolve_target(
         data_source = pick(_locked(candidates, lock), ref, field="source_data_source", what="data source")
     else:  # every name of the organization, then the one picked
         found = pick(sources.only("id", "name", "reference_id"), ref, field="source_data_source", what="data source")
-        read = list(_locked(_read_beside(sources, version, ref.sample, duplicate_of), lock).filter(pk=found.pk))
+        read = _locked(_read_beside(sources.filter(pk=found.pk), version, ref.sample, duplicate_of), lock)
         if not read:  # deleted since its name was read
             raise NotFound("No such data source in your organization.",
                            errors={"source_data_source": ["No such data source."]})
@@ -146,10 +146,20 @@ def resolve_target(
     return Target(data_source=data_source, version=version, is_sample=ref.sample, snapshot_id=snapshot_id)
 
 
-def _locked(sources: QuerySet[DataSource], lock: bool) -> QuerySet[DataSource]:
-    """``sources`` read ``FOR NO KEY UPDATE`` (their rows only) when ``lock``: a deletion (``FOR
-    UPDATE``) waits for the reader's COMMIT, while foreign keys to them can still be checked."""
-    return sources.select_for_update(no_key=True, of=("self",)) if lock else sources
+def _locked(sources: QuerySet[DataSource], lock: bool) -> list[DataSource]:
+    """The rows of ``sources``; with ``lock``, locked ``FOR KEY SHARE`` on PostgreSQL: their deletion
+    (``FOR UPDATE``, then ``DELETE``) waits for the write's COMMIT and then sees its new dependant,
+    while other writes that only point at them (a repoint of another workflow onto the same source,
+    a foreign-key check) share the lock and run side by side. ``FOR NO KEY UPDATE``, taken before,
+    made two repoints onto one source wait for each other (the 10-node repoint at 0.43x of its floor).
+    Django's ORM has no ``FOR KEY SHARE``: the queryset's own SQL gets the clause."""
+    if not lock:
+        return list(sources)
+    if connection.vendor != "postgresql":
+        return list(sources.select_for_update(of=("self",)))
+    sql, params = sources.query.sql_with_params()
+    table = connection.ops.quote_name(DataSource._meta.db_table)
+    return list(DataSource.objects.raw(f"{sql} FOR KEY SHARE OF {table}", params))  # nosec B611
 
 
 def _display_names(rows: list[tuple[str, str, str, Any]]) -> dict[str, str]:
