@@ -20,9 +20,15 @@ from datasources import catalogue
 from datasources.admin.forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, connection_fieldsets
 from datasources.admin.health import HealthAdminMixin
 from datasources.admin.revisions import RevisionAdminMixin
+from datasources.connectors import ConnectorUnavailable, get_connector
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
 from datasources.selectors import credentials_without_ciphertext
-from datasources.services.connection import refresh_schema, test_stored
+from datasources.services.connection import (
+    ConnectorUnavailableError,
+    require_credentials,
+    sync_schema,
+    test_stored,
+)
 from datasources.services.credentials import secret_names
 from datasources.services.deletion import delete_data_source, dependants_of
 from organizations.actors import admin_actor
@@ -50,6 +56,17 @@ def _change_summary(changes: dict) -> str:
         else:
             parts.append(f"{key}: {value}")
     return "; ".join(parts)
+
+
+def _check_sync(data_source: DataSource) -> None:
+    """What ``sync_schema`` checks before it tries anything, in its order, raising what it raises: 400
+    CREDENTIALS_REQUIRED while the source waits for its credentials, 400 CONNECTOR_UNAVAILABLE without a
+    connector. For a refresh queued to a worker instead of run now."""
+    require_credentials(data_source)
+    try:
+        get_connector(data_source.type)
+    except ConnectorUnavailable as exc:
+        raise ConnectorUnavailableError(str(exc)) from exc
 
 
 def _audit_url(obj: DataSource) -> str:
@@ -222,23 +239,29 @@ class DataSourceAdmin(HealthAdminMixin, RevisionAdminMixin, OrganizationScopedAd
 
     @admin.action(description="Refresh schema", permissions=["change"])
     def refresh_schema_action(self, request, queryset):
+        """``POST .../sync/`` for each source (``sync_schema``): a source that waits for its credentials,
+        or whose type has no connector here, is refused (an error naming it and why; nothing of it
+        changes), as the API answers 400. With a worker (``SCHEMA_REFRESH_ASYNC``) the others are queued
+        after the same checks (``_check_sync``); else refreshed now, each outcome reported."""
         self.check_action_allowed(request, queryset)
-        if settings.SCHEMA_REFRESH_ASYNC:  # a worker runs: queue, as the API does
-            from datasources.tasks import enqueue_refresh
+        from datasources.tasks import enqueue_refresh
 
-            for ds in queryset:
-                enqueue_refresh(ds.pk)
-            self.message_user(request, f"Schema refresh queued for {queryset.count()} data source(s).",
-                              messages.SUCCESS)
-            return
-        for ds in queryset:
-            outcome = refresh_schema(data_source=ds)
-            if outcome.ok:
-                state = "new version" if outcome.created else "unchanged"
-                self.message_user(request, f"{ds.name}: schema version {outcome.version} ({state}).",
-                                  messages.SUCCESS)
-            else:
-                self.message_user(request, f"{ds.name}: schema refresh failed: {outcome.error}", messages.ERROR)
+        queued = 0
+        for ds in queryset.select_related("organization"):
+            try:
+                if settings.SCHEMA_REFRESH_ASYNC:  # a worker runs: queue what sync_schema would refresh now
+                    _check_sync(ds)
+                    enqueue_refresh(ds.pk)
+                    queued += 1
+                    continue
+                outcome = sync_schema(data_source=ds)
+            except ApiError as exc:  # refused (nothing changed), busy, or the refresh failed (previous kept)
+                self.message_user(request, f"{ds.name}: not refreshed. {exc.message}", messages.ERROR)
+                continue
+            state = "new version" if outcome.created else "unchanged"
+            self.message_user(request, f"{ds.name}: schema version {outcome.version} ({state}).", messages.SUCCESS)
+        if queued:
+            self.message_user(request, f"Schema refresh queued for {queued} data source(s).", messages.SUCCESS)
 
     # --- read-only displays ------------------------------------------------------------------------
 
