@@ -194,6 +194,10 @@ _LOCAL_CACHE = f"filecache://{BASE_DIR / 'var' / 'cache'}" if DEBUG else "locmem
 CACHES = {"default": env.cache_url("CACHE_URL", default=_LOCAL_CACHE)}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "core.cache.RedisCache"  # one Redis client per pool, not per call
+    # A Redis that never answers fails a cache call after 2 s (redis-py waits forever by default): the
+    # request answers (503 for a connection test, core/health.py's "cache unreachable") instead of hanging.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("socket_connect_timeout", 2)
+    CACHES["default"]["OPTIONS"].setdefault("socket_timeout", 2)
 
 # --- Background work (Celery) ---------------------------------------------
 # Redis in production and CI (redis://127.0.0.1:6379/0); the default needs no server: kombu's

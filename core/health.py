@@ -3,11 +3,12 @@
 - ``/healthz``: the process answers HTTP. Always ``200 {"status": "ok"}``; it touches nothing else
   and never waits for a readiness check, so a database or broker outage never makes an orchestrator
   restart healthy web processes.
-- ``/readyz``: this process can serve traffic. Three checks, each reported by name: ``database`` (a
+- ``/readyz``: this process can serve traffic. Four checks, each reported by name: ``database`` (a
   ``SELECT 1``), ``migrations`` (no migration of the code's migration graph left to apply, the same
-  test as ``manage.py migrate --check``) and ``broker`` (a fresh connection to ``CELERY_BROKER_URL``,
-  one attempt, ``READINESS_BROKER_TIMEOUT`` seconds at most). ``200`` when all pass, else ``503`` with
-  ``reason`` and ``failed`` naming the failed checks.
+  test as ``manage.py migrate --check``), ``broker`` (a fresh connection to ``CELERY_BROKER_URL``,
+  one attempt, ``READINESS_BROKER_TIMEOUT`` seconds at most) and ``cache`` (one round trip to a shared
+  cache, when ``CACHE_URL`` names a server). ``200`` when all pass, else ``503`` with ``reason`` and
+  ``failed`` naming the failed checks.
 
 Bounded, whatever the dependencies do (a database that accepts connections and never answers held
 a probe, and its thread, for 130 s: psycopg's default connect timeout). The database and migration
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
@@ -55,6 +57,9 @@ BROKER_TIMEOUT_SECONDS = 2.0
 DATABASE_TIMEOUT_SECONDS = 2  # libpq's connect_timeout counts whole seconds (2 at least)
 READINESS_TIMEOUT_SECONDS = 4.0
 PROBE_METHODS = ("GET", "HEAD")
+# Cache backends that live in this process or on its disk: nothing to reach, nothing to check.
+LOCAL_CACHES = ("django.core.cache.backends.locmem.LocMemCache", "django.core.cache.backends.filebased.FileBasedCache",
+                "django.core.cache.backends.dummy.DummyCache")
 
 
 def _setting(name: str, default: float) -> float:
@@ -120,6 +125,39 @@ def check_broker() -> str:
     return OK
 
 
+def cache_is_shared() -> bool:
+    """Whether the default cache is a server (Redis, Memcached) rather than this process or its disk."""
+    return settings.CACHES["default"]["BACKEND"] not in LOCAL_CACHES
+
+
+def check_cache() -> str:
+    """One round trip to the shared cache (rate limits, test slots, the token cache's generation):
+    a Redis ``PING`` on a connection of its own, ``READINESS_BROKER_TIMEOUT`` seconds at most, to each
+    server of ``LOCATION``; another server backend, one read through Django's cache."""
+    config = settings.CACHES["default"]
+    timeout = _setting("READINESS_BROKER_TIMEOUT", BROKER_TIMEOUT_SECONDS)
+    try:
+        if "redis" in config["BACKEND"].lower():
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            locations = config["LOCATION"]
+            for url in locations.split(",") if isinstance(locations, str) else locations:
+                client = redis.Redis.from_url(url.strip(), socket_timeout=timeout, socket_connect_timeout=timeout,
+                                              retry=Retry(NoBackoff(), 0))  # one attempt, like the broker's
+                try:
+                    client.ping()
+                finally:
+                    client.close()
+        else:
+            cache.get("readiness:probe")
+    except Exception as exc:
+        _log_failure("cache", exc)
+        return UNREACHABLE
+    return OK
+
+
 def _bounded_database(timeout: int) -> Any:
     """A connection of its own to the default database, whose connect and statements give up after
     ``timeout`` seconds (PostgreSQL; a SQLite file has nothing to wait for)."""
@@ -167,7 +205,7 @@ class _Run:
         self.started = time.monotonic()
         self.checks: dict[str, str] = {}
         self.done = threading.Event()
-        self.names = ["database", "migrations", "broker"]
+        self.names = ["database", "migrations", "broker", *(["cache"] if cache_is_shared() else [])]
         self.overdue_logged = False
 
     def start(self) -> None:
@@ -184,6 +222,8 @@ class _Run:
 
     def _side(self) -> None:
         self.checks["broker"] = check_broker()
+        if "cache" in self.names:
+            self.checks["cache"] = check_cache()
 
     def result(self, timeout: float) -> dict[str, str]:
         """The checks once finished, or at the deadline: those still running count as failed."""

@@ -7,6 +7,7 @@ several web processes, so the limits hold across them.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -18,10 +19,26 @@ from organizations.actors import Actor
 
 WINDOW = 60
 
+logger = logging.getLogger(__name__)
+
 
 class RateLimited(ApiError):
     code = ErrorCode.RATE_LIMITED
     status_code = 429
+
+
+class CacheUnavailable(ApiError):
+    """503: the shared cache that counts tests (CACHE_URL) is unreachable; nothing was tested or changed.
+    (The catalogue has no SERVICE_UNAVAILABLE code: INTERNAL_SERVER_ERROR, with the 503 status.)"""
+
+    code = ErrorCode.INTERNAL_SERVER_ERROR
+    status_code = 503
+    default_message = ("Connection tests are unavailable: the shared cache that counts them (CACHE_URL) cannot "
+                       "be reached. Nothing was tested or changed; retry later.")
+    retry_after = 30
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(self.retry_after)}, extra={"retry_after": self.retry_after})
 
 
 def _limited(message: str, retry_after: int) -> RateLimited:
@@ -32,15 +49,23 @@ def consume_test_budget(actor: Actor, *, timeout: float | None = None) -> None:
     """Before a connection test of ``timeout`` seconds (the source's connection_timeout; None: not
     known): a running-test slot, then one count of the actor's token (or user) and organization
     budgets. 429 RATE_LIMITED with Retry-After when any is exhausted; a refusal for want of a slot
-    counts nothing. The slot is held until the request ends (or the thread tests again)."""
+    counts nothing. 503 (``CacheUnavailable``) when the shared cache cannot be reached. The slot is
+    held until the request ends (or the thread tests again)."""
     if actor.is_system:
         return
     try:
         slot = test_slots.acquire(actor.organization.pk, timeout)
     except test_slots.SlotsBusy as exc:
         raise _limited(str(exc), exc.retry_after) from exc
+    except test_slots.CacheUnavailable as exc:
+        raise CacheUnavailable() from exc
     try:
         _count(actor)
+    except test_slots.cache_errors() as exc:
+        test_slots.release(slot)
+        logger.warning("connection-test rate limits: the shared cache is unreachable: %s: %s", type(exc).__name__,
+                       str(exc)[:300])
+        raise CacheUnavailable() from exc
     except BaseException:
         test_slots.release(slot)
         raise

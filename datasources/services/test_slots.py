@@ -15,7 +15,8 @@ the thread that serves it. Two bounds keep slow tests from starving the API:
   cannot keep a slot beyond that.
 
 Past either bound the test is refused at once (``SlotsBusy``: the caller answers 429 with
-Retry-After, the time until the earliest running test should end); nothing waits for a slot.
+Retry-After, the time until the earliest running test should end); nothing waits for a slot. When
+the shared cache cannot be reached, ``CacheUnavailable`` (the caller answers 503): no slot is taken.
 
 A thread holds at most one slot. It is released by ``release`` (``held_slot``'s finally), when the
 thread's request ends (``request_finished``), when the thread starts another test, or when the
@@ -50,6 +51,19 @@ _ids = itertools.count(1)
 _running: dict[int, tuple[float, int]] = {}  # this process's running tests: slot id -> (end, organization)
 _lock = threading.RLock()  # re-entrant: a Slot's __del__ may release while it is held
 _thread = threading.local()  # .slot: the slot this thread holds
+
+
+class CacheUnavailable(Exception):
+    """The shared cache (CACHE_URL) could not be read or written: no slot could be counted."""
+
+
+def cache_errors() -> tuple[type[BaseException], ...]:
+    """What a cache server that is down or unreachable raises (a socket error; redis-py's own)."""
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover (redis is a requirement)
+        return (OSError,)
+    return (OSError, RedisError)
 
 
 class SlotsBusy(Exception):
@@ -123,9 +137,13 @@ def acquire(organization_id: int, timeout: float | None = None) -> Slot:
     value = f"{uuid.uuid4().hex}|{ends_at:.3f}"
     try:
         key = _take_shared(organization_id, value, lease, now)
-    except BaseException:
+    except BaseException as exc:
         with _lock:
             _running.pop(slot_id, None)
+        if isinstance(exc, cache_errors()):
+            logger.warning("connection-test slots: the shared cache is unreachable: %s: %s", type(exc).__name__,
+                           str(exc)[:300])
+            raise CacheUnavailable(str(exc)) from exc
         raise
     slot = Slot(id=slot_id, key=key, value=value, ends_at=ends_at)
     _thread.slot = slot

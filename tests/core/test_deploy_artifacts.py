@@ -383,7 +383,7 @@ def test_the_image_command_serves_the_compose_environment(migrated):
 
         # A kubelet: plain HTTP, the pod's address as Host (not in ALLOWED_HOSTS).
         assert http(port, "/readyz", host=f"127.0.0.1:{port}") == (200, {
-            "status": "ready", "checks": {"database": "ok", "migrations": "ok", "broker": "ok"}})
+            "status": "ready", "checks": {"database": "ok", "migrations": "ok", "broker": "ok", "cache": "ok"}})
         # The worker's heartbeat file is on tmpfs (gunicorn.conf.py), not on a disk-backed /tmp.
         assert heartbeat_files(server.pid) == ["/dev/shm"]
         # Anything else over plain HTTP is sent to HTTPS; through the proxy, the API answers.
