@@ -178,24 +178,29 @@ def plan_mapping(
 
 
 def column_changes(old: list[dict] | None, new: list[dict]) -> dict | None:
-    """Columns added, removed and changed (type or nullability) by name; None when the old ones are unknown."""
+    """Columns added, removed and changed (type or nullability) by name; None when the old ones are
+    unknown. Names pair exactly first; a column left on each side whose names differ only in case is
+    one column (another source may fold case), but ``Id`` and ``id`` of one table stay two."""
     if old is None:
         return None
-    before = {str(c.get("name", "")).casefold(): c for c in old}
-    after = {str(c.get("name", "")).casefold(): c for c in new}
-    changed = []
-    for key in before.keys() & after.keys():
-        a, b = before[key], after[key]
-        if (a.get("type"), a.get("nullable")) != (b.get("type"), b.get("nullable")):
-            changed.append(
-                {
-                    "name": b.get("name"),
-                    "old": {"type": a.get("type"), "nullable": a.get("nullable")},
-                    "new": {"type": b.get("type"), "nullable": b.get("nullable")},
-                }
-            )
+    before = {str(c.get("name", "")): c for c in old}
+    after = {str(c.get("name", "")): c for c in new}
+    pairs = [(before[name], after[name]) for name in before.keys() & after.keys()]
+    gone = {name: c for name, c in before.items() if name not in after}
+    came = {name: c for name, c in after.items() if name not in before}
+    for folded in {n.casefold() for n in gone} & {n.casefold() for n in came}:
+        was = [n for n in gone if n.casefold() == folded]
+        now = [n for n in came if n.casefold() == folded]
+        if len(was) == 1 == len(now):
+            pairs.append((gone.pop(was[0]), came.pop(now[0])))
+    changed = [
+        {"name": b.get("name"), "old": {"type": a.get("type"), "nullable": a.get("nullable")},
+         "new": {"type": b.get("type"), "nullable": b.get("nullable")}}
+        for a, b in pairs
+        if (a.get("type"), a.get("nullable")) != (b.get("type"), b.get("nullable"))
+    ]
     return {
-        "added": sorted(after[k].get("name") for k in after.keys() - before.keys()),
-        "removed": sorted(before[k].get("name") for k in before.keys() - after.keys()),
+        "added": sorted(came),
+        "removed": sorted(gone),
         "changed": sorted(changed, key=lambda c: c["name"]),
     }

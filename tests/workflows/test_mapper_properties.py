@@ -153,3 +153,20 @@ def test_column_changes_by_name():
                      "new": {"type": "bigint", "nullable": False}}],
     }
     assert column_changes(None, new) is None
+
+
+def test_column_changes_keep_columns_apart_that_differ_only_in_case():
+    """PostgreSQL allows "Id" and "id" in one table: dropping one is a removal (the plan said nothing),
+    and a type change compares the column of that exact name (it compared whichever came last)."""
+    old = [{"name": "Id", "type": "int", "nullable": True}, {"name": "id", "type": "int", "nullable": True},
+           {"name": "Total", "type": "integer", "nullable": True}, {"name": "total", "type": "text", "nullable": True}]
+    new = [{"name": "Id", "type": "int", "nullable": True}, {"name": "Total", "type": "bigint", "nullable": True},
+           {"name": "total", "type": "text", "nullable": True}]
+    assert column_changes(old, new) == {
+        "added": [], "removed": ["id"],
+        "changed": [{"name": "Total", "old": {"type": "integer", "nullable": True},
+                     "new": {"type": "bigint", "nullable": True}}],
+    }
+    renamed = column_changes([{"name": "cid", "type": "int", "nullable": True}],
+                             [{"name": "CID", "type": "int", "nullable": True}])
+    assert renamed == {"added": [], "removed": [], "changed": []}  # one column on each side: the same one
