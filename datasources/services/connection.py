@@ -242,11 +242,15 @@ def _store_snapshot(data_source: DataSource, tables: list[TableInfo]) -> tuple[S
         latest = SchemaSnapshot.objects.filter(data_source=locked).order_by("-version").first()
         if latest is not None and _same_as(latest, fingerprint):
             return latest, False
-        previous = (
-            {(s, n): r for s, n, r in latest.tables.values_list("schema", "name", "reference_id")} if latest else {}
-        )
-        # Ids of tables dropped earlier are never handed to new tables.
-        used = set(SchemaTable.objects.filter(snapshot__data_source=locked).values_list("reference_id", flat=True))
+        # A (schema, name) keeps the id it had the last time it was cached: while it persists, and when
+        # it comes back (created again, or back inside MAX_TABLES after other tables pushed it out:
+        # it never left the database). An id is never handed to another (schema, name).
+        history = SchemaTable.objects.filter(snapshot__data_source=locked).order_by("snapshot__version")
+        previous: dict[tuple[str, str], str] = {}
+        used: set[str] = set()
+        for schema, name, reference_id in history.values_list("schema", "name", "reference_id").iterator():
+            previous[(schema, name)] = reference_id
+            used.add(reference_id)
         snapshot = SchemaSnapshot.objects.create(
             data_source=locked,
             version=(latest.version + 1) if latest else 1,

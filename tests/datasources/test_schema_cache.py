@@ -160,3 +160,21 @@ def test_column_order_counts_not_ordinal_numbers_and_the_diff_says_what_moved(ap
         True, [], [])
     assert (changed["u"]["old_kind"], changed["u"]["kind"], changed["u"]["columns_reordered"]) == ("table", "view",
                                                                                                   False)
+
+
+def test_a_table_that_comes_back_gets_its_id_back(api, source, db_path):
+    """Dropped and created again (an ETL rebuild caught by a refresh), or back within MAX_TABLES after
+    other tables pushed it out of the cache (it never left the database): the same (schema, name),
+    the same id, so nodes holding it still name it and a diff across the gap is empty. The id of a
+    table that is gone is still never given to another name."""
+    v1 = {t["name"]: t["reference_id"] for t in api.get(f"{URL}{source['id']}/schema/").json()["tables"]}
+    with sqlite3.connect(db_path) as db:
+        db.executescript("DROP TABLE b;")
+    assert _sync(api, source)["version"] == 2
+    with sqlite3.connect(db_path) as db:
+        db.executescript("CREATE TABLE b (id INTEGER); CREATE TABLE d (id INTEGER);")
+    assert _sync(api, source)["version"] == 3
+    v3 = {t["name"]: t["reference_id"] for t in api.get(f"{URL}{source['id']}/schema/").json()["tables"]}
+    assert v3["b"] == v1["b"] and v3["d"] not in v1.values()
+    diff = api.get(f"{URL}{source['id']}/schema/diff/?from=1&to=3").json()
+    assert [t["name"] for t in diff["tables_added"]] == ["d"] and diff["tables_removed"] == []
