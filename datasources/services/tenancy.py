@@ -94,6 +94,15 @@ def _one(candidates: list[Any], exact: Any, key: Any) -> Any:
     return candidates[0] if len(candidates) == 1 else None
 
 
+def _pick_table(tables: list[Any], schema: str, table: str) -> Any:
+    """Among the tables named so in any case: the schema, then the table within it, each by ``_one``
+    (``PUBLIC``/``STRASSE`` names public's ``STRASSE`` beside its ``Straße``: the schema is the only
+    one so named, the table the exact one)."""
+    schemas = sorted({t[0] for t in tables})
+    chosen = _one(schemas, schema, lambda name: name)
+    return None if chosen is None else _one([t for t in tables if t[0] == chosen], table, lambda t: t[1])
+
+
 def _check_against_schema(data_source: DataSource, values: dict[str, Any]) -> dict[str, Any]:
     if not data_source.pk:
         return values
@@ -143,7 +152,7 @@ def _matched(values: dict[str, Any], tables: list[tuple[str, str, list[dict[str,
              where_checked: str, version: str = "") -> dict[str, Any]:
     """``values`` with the names spelled as ``tables`` (the candidates named so in any case) spell them;
     else TenancySettingsInvalid naming each problem."""
-    found = _one(tables, (values["schema"], values["table"]), lambda t: (t[0], t[1]))
+    found = _pick_table(tables, values["schema"], values["table"])
     if found is None:
         where = f"{values['schema']}.{values['table']}"
         if len(tables) > 1:

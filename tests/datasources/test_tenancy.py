@@ -206,3 +206,20 @@ def test_database_level_refuses_table_fields_sent_with_a_value(api, source):
     # switching a TABLE setting to DATABASE by PATCH drops the stored table fields (none were sent)
     switched = api.patch(url, {"level": "DATABASE", "table": None}, format="json")
     assert switched.status_code == 200 and switched.json()["table"] == ""
+
+
+def test_the_schema_and_the_table_are_each_matched_in_any_case():
+    """``PUBLIC`` names the one schema so named; within it, the exact ``STRASSE`` beside ``Straße``
+    (both fold to "strasse"). The pair was matched as one name: no exact pair, two candidates, a 400
+    saying several tables are named so."""
+    from datasources.services.tenancy import _matched
+
+    columns = [{"name": "id", "type": "INTEGER", "nullable": False}]
+    tables = [("public", "Straße", columns), ("public", "STRASSE", columns)]
+    values = {"level": "TABLE", "client_column_type": "NUMBER", "schema": "PUBLIC", "table": "STRASSE",
+              "client_column": "ID", "primary_key_column": "id"}
+    stored = _matched(values, tables, True, "the cached schema")
+    assert (stored["schema"], stored["table"], stored["client_column"]) == ("public", "STRASSE", "id")
+    with pytest.raises(Exception) as refused:  # neither spelled exactly: still ambiguous
+        _matched({**values, "table": "strasse"}, tables, True, "the cached schema")
+    assert "Several tables" in str(refused.value.errors)  # type: ignore[attr-defined]
