@@ -14,10 +14,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings
 
+from config import envvars
+
 settings.INSTALLED_APPS  # noqa: B018
 
 worker_class = "gthread"
 threads = settings.GUNICORN_THREADS
+# gunicorn reads both itself too: a WEB_CONCURRENCY that is not a number stops it with a traceback while
+# it imports its own configuration, before this file runs. A number below 1, or a PORT out of range, stops here.
+workers = envvars.integer("WEB_CONCURRENCY", 1, minimum=1)
+if envvars.text("PORT").strip():
+    envvars.integer("PORT", 8000, minimum=1, maximum=65535)
 # Each worker's heartbeat touches a file between requests; on a disk-backed /tmp that write can wait
 # for the filesystem's journal and hold the worker (and gunicorn may take it for hung). tmpfs never does.
 # (gunicorn creates them with mkstemp: private, unpredictable names.)

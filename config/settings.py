@@ -7,20 +7,23 @@ from pathlib import Path
 
 import environ
 
+from config import envvars as env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+# Every variable is read through config/envvars.py: a value it cannot use stops the start with one line
+# naming the variable (never a secret's value), each numeric one with its minimum.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = env.boolean("DEBUG", False)
 # With DEBUG on (`make run`) and no SECRET_KEY, a fixed development key is used (the demo token,
 # derived from it, stays the same across runs). With DEBUG off the service refuses to start
 # without a strong SECRET_KEY: see the end of "Secrets at rest" below.
-SECRET_KEY = env.str("SECRET_KEY", default="") or (
+SECRET_KEY = env.text("SECRET_KEY") or (
     "django-insecure-local-development-key-do-not-deploy-0123456789" if DEBUG else ""
 )
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS = env.listing("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.listing("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -76,13 +79,13 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    "default": env.database_url("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_MAX_AGE"] = env.integer("CONN_MAX_AGE", 60, minimum=0)  # 0: one per request
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The hot statements are prepared once per connection on PostgreSQL (core/prepared.py). Turn off behind
 # a transaction-mode pooler that does not carry prepared statements (PgBouncer < 1.21).
-DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+DATABASE_PREPARED_STATEMENTS = env.boolean("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -104,7 +107,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STATIC_ROOT = env.text("STATIC_ROOT") or str(BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -118,7 +121,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 # --- Secrets at rest -------------------------------------------------------
 # Comma-separated "key_id:base64url-32-bytes" entries; the first encrypts, all decrypt. Without
 # any (DEBUG on only), a key derived from SECRET_KEY encrypts (datasources/crypto.py).
-ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
+ENCRYPTION_KEYS = env.listing("ENCRYPTION_KEYS")
 
 
 def production_secrets_problem(debug: bool, secret_key: str, encryption_keys: list[str]) -> str | None:
@@ -175,23 +178,23 @@ if _problem := production_secrets_problem(DEBUG, SECRET_KEY, ENCRYPTION_KEYS) or
 
 # --- Data sources ----------------------------------------------------------
 # Root under which file-based sources (sqlite, csv, ...) must live.
-DATASOURCE_FILE_ROOT = env.path("DATASOURCE_FILE_ROOT", default=str(BASE_DIR / "var" / "files"))
+DATASOURCE_FILE_ROOT = env.text("DATASOURCE_FILE_ROOT") or str(BASE_DIR / "var" / "files")
 # Each organization's file-based sources confined to the root's folder named after its slug
 # (paths keep their form: "demo/sample.db"); off, every organization reads the whole root.
-DATASOURCE_FILE_ROOT_PER_ORGANIZATION = env.bool("DATASOURCE_FILE_ROOT_PER_ORGANIZATION", default=False)
-# CIDRs opened to connection tests, beyond the public internet.
-DATASOURCE_ALLOWED_NETWORKS = env.list("DATASOURCE_ALLOWED_NETWORKS", default=[])
+DATASOURCE_FILE_ROOT_PER_ORGANIZATION = env.boolean("DATASOURCE_FILE_ROOT_PER_ORGANIZATION", False)
+# CIDRs opened to connection tests, beyond the public internet (a malformed one stops the start).
+DATASOURCE_ALLOWED_NETWORKS = env.networks("DATASOURCE_ALLOWED_NETWORKS")
 
 # Connection tests allowed per minute, per token (or user) and per organization.
-DATASOURCE_TEST_RATE_PER_TOKEN = env.int("DATASOURCE_TEST_RATE_PER_TOKEN", default=30)
-DATASOURCE_TEST_RATE_PER_ORG = env.int("DATASOURCE_TEST_RATE_PER_ORG", default=120)
+DATASOURCE_TEST_RATE_PER_TOKEN = env.integer("DATASOURCE_TEST_RATE_PER_TOKEN", 30, minimum=1)
+DATASOURCE_TEST_RATE_PER_ORG = env.integer("DATASOURCE_TEST_RATE_PER_ORG", 120, minimum=1)
 
 # Shared cache (rate-limit counters, the token cache's generation, test slots): Redis when several web
 # processes run. Without CACHE_URL: a file cache under ./var/cache with DEBUG on (`make run`: the server,
 # its Celery worker and beat, and a local `manage.py shell` are separate processes that must see each
 # other's changes, such as a token revoked from the shell), process memory with DEBUG off.
 _LOCAL_CACHE = f"filecache://{BASE_DIR / 'var' / 'cache'}" if DEBUG else "locmemcache://"
-CACHES = {"default": env.cache_url("CACHE_URL", default=_LOCAL_CACHE)}
+CACHES = {"default": env.cache_url("CACHE_URL", _LOCAL_CACHE)}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "core.cache.RedisCache"  # one Redis client per pool, not per call
     # A Redis that never answers fails a cache call after 2 s (redis-py waits forever by default): the
@@ -205,8 +208,8 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 # (transactional, unlike the folder-based filesystem transport, whose readers can see half-written
 # messages).
 (BASE_DIR / "var").mkdir(exist_ok=True)
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{BASE_DIR / 'var' / 'celery-broker.sqlite3'}")
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_BROKER_URL = env.text("CELERY_BROKER_URL") or f"sqla+sqlite:///{BASE_DIR / 'var' / 'celery-broker.sqlite3'}"
+CELERY_TASK_DEFAULT_QUEUE = env.text("CELERY_TASK_DEFAULT_QUEUE") or "celery"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -214,37 +217,37 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "schema-refresh-tick": {
         "task": "datasources.schema_refresh_tick",
-        "schedule": env.float("SCHEMA_REFRESH_TICK_SECONDS", default=60.0),
+        "schedule": env.number("SCHEMA_REFRESH_TICK_SECONDS", 60.0, minimum=1),
     },
     "health-check-tick": {
         "task": "datasources.health_check_tick",
-        "schedule": env.float("HEALTH_CHECK_TICK_SECONDS", default=30.0),
+        "schedule": env.number("HEALTH_CHECK_TICK_SECONDS", 30.0, minimum=1),
     },
     "webhooks-sweep": {
         "task": "webhooks.sweep",
-        "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=15.0),
+        "schedule": env.number("WEBHOOK_SWEEP_SECONDS", 15.0, minimum=1),
     },
     "events-purge": {"task": "eventlog.purge", "schedule": 86400.0},
     "revisions-and-trash-purge": {"task": "datasources.purge_revisions_and_trash", "schedule": 86400.0},
     "changes-purge": {"task": "changes.purge", "schedule": 86400.0},
 }
 # Days an event stays in the outbox and the event log (GET /api/v1/events/), with its deliveries.
-EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
+EVENTS_RETENTION_DAYS = env.integer("EVENTS_RETENTION_DAYS", 30, minimum=1)
 # Days a deleted data source stays restorable in the trash (then it and its revisions are purged).
-DATASOURCE_TRASH_DAYS = env.int("DATASOURCE_TRASH_DAYS", default=30)
+DATASOURCE_TRASH_DAYS = env.integer("DATASOURCE_TRASH_DAYS", 30, minimum=1)
 # True when a worker runs: schema refreshes after connection changes are queued (status
 # `pending`) instead of run inside the request.
-SCHEMA_REFRESH_ASYNC = env.bool("SCHEMA_REFRESH_ASYNC", default=False)
+SCHEMA_REFRESH_ASYNC = env.boolean("SCHEMA_REFRESH_ASYNC", False)
 # First retry delay of a failed scheduled refresh; doubles on each retry, up to max_retries.
-SCHEMA_REFRESH_RETRY_BASE_SECONDS = env.float("SCHEMA_REFRESH_RETRY_BASE_SECONDS", default=30.0)
+SCHEMA_REFRESH_RETRY_BASE_SECONDS = env.number("SCHEMA_REFRESH_RETRY_BASE_SECONDS", 30.0, minimum=0)
 
 # --- Health checks (datasources.services.health) ------------------------------
 # The shortest interval a data source or an organization may set (0 = off is always allowed).
-HEALTH_CHECK_MIN_INTERVAL = env.int("HEALTH_CHECK_MIN_INTERVAL", default=60)
+HEALTH_CHECK_MIN_INTERVAL = env.integer("HEALTH_CHECK_MIN_INTERVAL", 60, minimum=1)
 # Checks kept per data source (older ones are deleted as new ones are recorded).
-HEALTH_HISTORY_SIZE = env.int("HEALTH_HISTORY_SIZE", default=50)
+HEALTH_HISTORY_SIZE = env.integer("HEALTH_HISTORY_SIZE", 50, minimum=1)
 # A check's claim older than this is abandoned (its worker died): the source may be checked again.
-HEALTH_CHECK_STALE_CLAIM_SECONDS = env.int("HEALTH_CHECK_STALE_CLAIM_SECONDS", default=900)
+HEALTH_CHECK_STALE_CLAIM_SECONDS = env.integer("HEALTH_CHECK_STALE_CLAIM_SECONDS", 900, minimum=1)
 
 # --- Webhooks (webhooks app) -------------------------------------------------
 # Signed deliveries of events (Standard Webhooks). A webhook URL is a destination under the same egress
@@ -253,32 +256,33 @@ HEALTH_CHECK_STALE_CLAIM_SECONDS = env.int("HEALTH_CHECK_STALE_CLAIM_SECONDS", d
 # A failed attempt is retried after a random delay in [0, min(MAX, BASE * 2**(attempt-1))] (exponential
 # backoff with full jitter), up to WEBHOOK_MAX_ATTEMPTS attempts in all (then the delivery is `failed`).
 # WEBHOOK_DISABLE_AFTER_FAILURES consecutive failed attempts (any delivery) disable the webhook (audited).
-WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
-WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
-WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
-WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
-WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=15)
+WEBHOOK_TIMEOUT_SECONDS = env.number("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+WEBHOOK_RETRY_BASE_SECONDS = env.number("WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0)
+WEBHOOK_RETRY_MAX_SECONDS = env.number("WEBHOOK_RETRY_MAX_SECONDS", 3600.0, minimum=0)
+WEBHOOK_MAX_ATTEMPTS = env.integer("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_DISABLE_AFTER_FAILURES = env.integer("WEBHOOK_DISABLE_AFTER_FAILURES", 15, minimum=1)
 
 # --- Change plans and change sets (changes app) -----------------------------
-CHANGE_PLAN_TTL_SECONDS = env.int("CHANGE_PLAN_TTL_SECONDS", default=3600)  # a saved plan can be applied this long
-CHANGE_SET_TTL_SECONDS = env.int("CHANGE_SET_TTL_SECONDS", default=3600)
+# A saved plan can be applied this long.
+CHANGE_PLAN_TTL_SECONDS = env.integer("CHANGE_PLAN_TTL_SECONDS", 3600, minimum=1)
+CHANGE_SET_TTL_SECONDS = env.integer("CHANGE_SET_TTL_SECONDS", 3600, minimum=1)
 # Days a closed (applied, cancelled, expired, failed) plan or change set is kept, then deleted.
-CHANGES_RETENTION_DAYS = env.int("CHANGES_RETENTION_DAYS", default=30)
+CHANGES_RETENTION_DAYS = env.integer("CHANGES_RETENTION_DAYS", 30, minimum=1)
 # The admin's messages live in the server-side session, not a signed cookie: a webhook's new signing
 # secret is shown once through one and must not travel back and forth in the browser's cookies.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
-CHANGE_SET_MAX_ITEMS = env.int("CHANGE_SET_MAX_ITEMS", default=200)
-CHANGE_SET_CONCURRENCY = env.int("CHANGE_SET_CONCURRENCY", default=8)  # threads testing one set's items
+CHANGE_SET_MAX_ITEMS = env.integer("CHANGE_SET_MAX_ITEMS", 200, minimum=1)
+CHANGE_SET_CONCURRENCY = env.integer("CHANGE_SET_CONCURRENCY", 8, minimum=1)  # threads testing one set's items
 # Every N items of a change set count as one connection test against the per-minute rates.
-CHANGE_SET_ITEMS_PER_TEST_COUNT = env.int("CHANGE_SET_ITEMS_PER_TEST_COUNT", default=25)
+CHANGE_SET_ITEMS_PER_TEST_COUNT = env.integer("CHANGE_SET_ITEMS_PER_TEST_COUNT", 25, minimum=1)
 
 # --- Security (production) -------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.boolean("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SESSION_COOKIE_SECURE = env.boolean("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env.boolean("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)  # 0: no HSTS
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -341,7 +345,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env.log_level("LOG_LEVEL", "INFO")},
 }
 
 # --- Request bodies: size and depth limits (issue 12, part 3) -----------------------------------------
@@ -351,8 +355,8 @@ LOGGING = {
 # JSON bodies (and JSON sent as a form) nest at most REQUEST_JSON_MAX_DEPTH (default 64) levels; NUL,
 # lone surrogates, invalid UTF-8, non-finite numbers and integers beyond 64 bits are refused in every
 # key and value of every JSON, merge-patch, form and XML body (400 naming the field: core/parsers.py).
-REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=2 * 1024 * 1024)
-REQUEST_JSON_MAX_DEPTH = env.int("REQUEST_JSON_MAX_DEPTH", default=64)
+REQUEST_BODY_MAX_BYTES = env.integer("REQUEST_BODY_MAX_BYTES", 2 * 1024 * 1024, minimum=1)
+REQUEST_JSON_MAX_DEPTH = env.integer("REQUEST_JSON_MAX_DEPTH", 64, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["core.parsers.JSONParser", "core.parsers.MergePatchJSONParser"]
 MIDDLEWARE.insert(MIDDLEWARE.index("core.middleware.RequestIdMiddleware") + 1,
@@ -374,11 +378,10 @@ SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^readyz$"]
 # Celery workers and beat log through the same LOGGING (config/celery.py), with the enqueuing
 # request's id. The request id comes from a valid incoming X-Request-ID, else a new one (core/request_id.py).
 from core.logging import logging_config  # noqa: E402
-from core.metrics import parse_networks  # noqa: E402
 
-LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json").strip().lower()
+LOG_FORMAT = (env.text("LOG_FORMAT").strip() or ("text" if DEBUG else "json")).lower()
 try:
-    LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO").upper())
+    LOGGING = logging_config(LOG_FORMAT, env.log_level("LOG_LEVEL", "INFO"))
 except ValueError as _exc:
     sys.exit(str(_exc))
 # The access log and request metrics time everything inside the request id (refusals included);
@@ -388,12 +391,8 @@ MIDDLEWARE.insert(MIDDLEWARE.index("core.access_log.AccessLogMiddleware") + 1, "
 # GET /metrics (Prometheus text format). METRICS_TOKEN: the scraper sends "Authorization: Bearer <token>".
 # METRICS_ALLOWED_NETWORKS: CIDRs the scraper's address (REMOTE_ADDR) must be in. Each one set must
 # pass; with neither set, loopback only. Several processes: PROMETHEUS_MULTIPROC_DIR (see core/metrics.py).
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
-try:
-    parse_networks(METRICS_ALLOWED_NETWORKS)
-except ValueError as _exc:
-    sys.exit(str(_exc))
+METRICS_TOKEN = env.text("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env.networks("METRICS_ALLOWED_NETWORKS")
 
 # --- Performance (issue 18) ---------------------------------------------------------------------------
 # Authenticated-token cache (organizations/token_cache.py): a token resolved in the last
@@ -401,8 +400,8 @@ except ValueError as _exc:
 # Any change to a token, membership, user or organization voids every process's entries at once
 # through the cache above (CACHE_URL: Redis when several processes serve; gunicorn.conf.py turns the
 # token cache off for several workers on the process-local default).
-TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=30)
-TOKEN_CACHE_SIZE = env.int("TOKEN_CACHE_SIZE", default=1024)
+TOKEN_CACHE_SECONDS = env.integer("TOKEN_CACHE_SECONDS", 30, minimum=0)
+TOKEN_CACHE_SIZE = env.integer("TOKEN_CACHE_SIZE", 1024, minimum=1)
 # Serving (gunicorn.conf.py): each worker process runs GUNICORN_THREADS threads (gthread), so a slow
 # connection test holds one thread, not a process. At most TEST_SLOTS_PER_PROCESS threads of a process
 # run connection tests at once (default: all but two), the rest keep serving, and one organization
@@ -412,13 +411,7 @@ TOKEN_CACHE_SIZE = env.int("TOKEN_CACHE_SIZE", default=1024)
 # DATASOURCE_TEST_LEASE_MARGIN_SECONDS, so a crashed worker cannot keep one). Past either bound:
 # 429 RATE_LIMITED with Retry-After, nothing changed. Each thread has its own database connection
 # (CONN_MAX_AGE applies per thread): PostgreSQL sees up to workers x GUNICORN_THREADS of them.
-GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=8)
-TEST_SLOTS_PER_PROCESS = env.int("TEST_SLOTS_PER_PROCESS", default=max(1, GUNICORN_THREADS - 2))
-DATASOURCE_TEST_CONCURRENCY_PER_ORG = env.int("DATASOURCE_TEST_CONCURRENCY_PER_ORG", default=4)
-DATASOURCE_TEST_LEASE_MARGIN_SECONDS = env.int("DATASOURCE_TEST_LEASE_MARGIN_SECONDS", default=15)
-for _name in ("TOKEN_CACHE_SIZE", "GUNICORN_THREADS", "TEST_SLOTS_PER_PROCESS", "DATASOURCE_TEST_CONCURRENCY_PER_ORG"):
-    if globals()[_name] < 1:
-        sys.exit(f"{_name} must be at least 1 (it is {globals()[_name]}).")
-for _name in ("TOKEN_CACHE_SECONDS", "DATASOURCE_TEST_LEASE_MARGIN_SECONDS"):
-    if globals()[_name] < 0:
-        sys.exit(f"{_name} must be 0 or more (it is {globals()[_name]}).")
+GUNICORN_THREADS = env.integer("GUNICORN_THREADS", 8, minimum=1)
+TEST_SLOTS_PER_PROCESS = env.integer("TEST_SLOTS_PER_PROCESS", max(1, GUNICORN_THREADS - 2), minimum=1)
+DATASOURCE_TEST_CONCURRENCY_PER_ORG = env.integer("DATASOURCE_TEST_CONCURRENCY_PER_ORG", 4, minimum=1)
+DATASOURCE_TEST_LEASE_MARGIN_SECONDS = env.integer("DATASOURCE_TEST_LEASE_MARGIN_SECONDS", 15, minimum=0)
