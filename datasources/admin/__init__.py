@@ -20,15 +20,9 @@ from datasources import catalogue
 from datasources.admin.forms import OPS_FIELDS, TENANCY_FIELDS, DataSourceForm, connection_fieldsets
 from datasources.admin.health import HealthAdminMixin
 from datasources.admin.revisions import RevisionAdminMixin
-from datasources.connectors import ConnectorUnavailable, get_connector
 from datasources.models import Credential, DataSource, SchemaSnapshot, SchemaTable
 from datasources.selectors import credentials_without_ciphertext
-from datasources.services.connection import (
-    ConnectorUnavailableError,
-    require_credentials,
-    sync_schema,
-    test_stored,
-)
+from datasources.services.connection import check_syncable, sync_schema, test_stored
 from datasources.services.credentials import secret_names
 from datasources.services.deletion import delete_data_source, dependants_of
 from organizations.actors import admin_actor
@@ -56,17 +50,6 @@ def _change_summary(changes: dict) -> str:
         else:
             parts.append(f"{key}: {value}")
     return "; ".join(parts)
-
-
-def _check_sync(data_source: DataSource) -> None:
-    """What ``sync_schema`` checks before it tries anything, in its order, raising what it raises: 400
-    CREDENTIALS_REQUIRED while the source waits for its credentials, 400 CONNECTOR_UNAVAILABLE without a
-    connector. For a refresh queued to a worker instead of run now."""
-    require_credentials(data_source)
-    try:
-        get_connector(data_source.type)
-    except ConnectorUnavailable as exc:
-        raise ConnectorUnavailableError(str(exc)) from exc
 
 
 def _audit_url(obj: DataSource) -> str:
@@ -242,7 +225,7 @@ class DataSourceAdmin(HealthAdminMixin, RevisionAdminMixin, OrganizationScopedAd
         """``POST .../sync/`` for each source (``sync_schema``): a source that waits for its credentials,
         or whose type has no connector here, is refused (an error naming it and why; nothing of it
         changes), as the API answers 400. With a worker (``SCHEMA_REFRESH_ASYNC``) the others are queued
-        after the same checks (``_check_sync``); else refreshed now, each outcome reported."""
+        after the same checks (``check_syncable``); else refreshed now, each outcome reported."""
         self.check_action_allowed(request, queryset)
         from datasources.tasks import enqueue_refresh
 
@@ -250,7 +233,7 @@ class DataSourceAdmin(HealthAdminMixin, RevisionAdminMixin, OrganizationScopedAd
         for ds in queryset.select_related("organization"):
             try:
                 if settings.SCHEMA_REFRESH_ASYNC:  # a worker runs: queue what sync_schema would refresh now
-                    _check_sync(ds)
+                    check_syncable(ds)
                     enqueue_refresh(ds.pk)
                     queued += 1
                     continue

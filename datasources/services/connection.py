@@ -360,15 +360,22 @@ class SchemaCacheFailed(ApiError):
     status_code = 500
 
 
-def sync_schema(*, data_source: DataSource) -> RefreshOutcome:
-    """Refresh now (Databrain's "Sync Datasource"): 400 without a connector, 409 while another
-    refresh runs, 500 SCHEMA_CACHE_FAILED when introspection fails (the previous snapshot stays),
-    400 CREDENTIALS_REQUIRED while the source waits for its credentials (nothing is tried)."""
+def check_syncable(data_source: DataSource) -> None:
+    """What a refresh on request checks before it tries anything, in this order: 400
+    CREDENTIALS_REQUIRED while the source waits for its credentials, 400 CONNECTOR_UNAVAILABLE without
+    a connector (``sync_schema``; the admin's action before it queues a refresh to a worker)."""
     require_credentials(data_source)
     try:
         get_connector(data_source.type)
     except ConnectorUnavailable as exc:
         raise ConnectorUnavailableError(str(exc)) from exc
+
+
+def sync_schema(*, data_source: DataSource) -> RefreshOutcome:
+    """Refresh now (Databrain's "Sync Datasource"): 400 without a connector, 409 while another
+    refresh runs, 500 SCHEMA_CACHE_FAILED when introspection fails (the previous snapshot stays),
+    400 CREDENTIALS_REQUIRED while the source waits for its credentials (nothing is tried)."""
+    check_syncable(data_source)
     outcome = refresh_schema(data_source=data_source)
     if outcome.busy:
         raise Conflict("A schema refresh of this data source is already running; try again shortly.")
