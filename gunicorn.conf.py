@@ -7,6 +7,7 @@ threads of a process test at once (datasources/services/test_slots.py), so the o
 Command-line options (--workers, --threads, --worker-class) still win over these.
 """
 
+import copy
 import logging
 import os
 
@@ -30,6 +31,20 @@ if envvars.text("PORT").strip():
 # (gunicorn creates them with mkstemp: private, unpredictable names.)
 SHARED_MEMORY = "/dev/shm"  # noqa: S108
 worker_tmp_dir = SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) else None
+
+# gunicorn's own lines (Starting gunicorn, Listening at, Booting worker, WORKER TIMEOUT, the warning below)
+# and Python warnings go through the project's LOGGING: one JSON object per line with LOG_FORMAT=json,
+# like the application's. gunicorn.error keeps gunicorn's --log-level (info by default). gunicorn's access
+# log stays off: core.access already writes one line per request (with its request id and actor).
+logconfig_dict = {
+    **copy.deepcopy(settings.LOGGING),
+    "loggers": {
+        **settings.LOGGING.get("loggers", {}),
+        "gunicorn.error": {"handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}
+logging.captureWarnings(True)  # (logger py.warnings; the workers inherit it)
 
 LOCAL_CACHE = "django.core.cache.backends.locmem.LocMemCache"
 
