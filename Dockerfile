@@ -27,7 +27,8 @@ COPY requirements.txt requirements-connectors.txt ./
 RUN pip install -r requirements.txt \
  && if [ "$CONNECTORS" = all ]; then pip install -r requirements-connectors.txt; fi
 
-# The code stays owned by root (read-only to the app); only var/ (file sources, beat's schedule) is writable.
+# The code stays owned by root (read-only to the app); only var/ (file sources, beat's schedule, the metrics
+# directory of PROMETHEUS_MULTIPROC_DIR) is writable.
 COPY . .
 
 # Static files (admin, Swagger UI, Redoc assets) are collected at build with the DEBUG-off storage
@@ -36,7 +37,7 @@ COPY . .
 RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
     ENCRYPTION_KEYS="build:$(python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip(chr(61)))')" \
     python manage.py collectstatic --noinput
-RUN mkdir -p var/files && chown -R app:app var
+RUN mkdir -p var/files var/metrics && chown -R app:app var
 
 USER 10001:10001
 

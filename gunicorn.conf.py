@@ -15,7 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings
 
-from config import envvars
+from config import envvars, metrics_dir
 
 settings.INSTALLED_APPS  # noqa: B018
 
@@ -51,6 +51,17 @@ LOCAL_CACHE = "django.core.cache.backends.locmem.LocMemCache"
 
 def _process_local_cache() -> bool:
     return settings.CACHES["default"]["BACKEND"] == LOCAL_CACHE
+
+
+def on_starting(server) -> None:
+    """PROMETHEUS_MULTIPROC_DIR: this host's files of processes no longer running (an earlier start of
+    this container or server) are removed, so /metrics sums only what runs now (config/metrics_dir.py)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.path.isdir(directory):
+        removed = metrics_dir.remove_dead_files(directory)
+        if removed:
+            logging.getLogger("gunicorn.error").info(
+                "PROMETHEUS_MULTIPROC_DIR: removed %d file(s) of processes no longer running", len(removed))
 
 
 def when_ready(server) -> None:

@@ -156,12 +156,25 @@ def dockerfile_cmd() -> list[str]:
     return cmd
 
 
+CONTAINER_METRICS_DIR = "/app/var/metrics"
+LOCAL_METRICS_DIR = ROOT / "var" / "deploy-test-metrics"  # the metrics volume, for processes run here
+
+
 def service_env(services: dict, name: str, **overrides: str) -> dict[str, str]:
     """The process environment of a service's container: the image's ENV, then the service's."""
     environment = services[name].get("environment", {})
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
     return {**dockerfile_env(), **{k: "" if v is None else str(v) for k, v in environment.items()}, **overrides}
+
+
+def local_env(services: dict, name: str, **overrides: str) -> dict[str, str]:
+    """``service_env`` for a process run on this machine: the metrics volume is a local folder."""
+    env = service_env(services, name, **overrides)
+    if env.get("PROMETHEUS_MULTIPROC_DIR") == CONTAINER_METRICS_DIR:
+        LOCAL_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(LOCAL_METRICS_DIR)
+    return env
 
 
 def on_local_database(services: dict, name: str, url: str) -> str:
@@ -261,6 +274,32 @@ def test_secrets_are_required_by_interpolation_and_never_written():
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
 
 
+def test_metrics_can_be_configured_and_sum_every_process():
+    """/metrics under compose: the scraper's token and networks reach the containers from .env or the shell
+    (compose has no env_file), and every web and worker process writes to one shared, writable directory
+    (without one, /metrics showed one random gunicorn worker and no Celery worker)."""
+    variables = {**placeholder_variables(), "METRICS_TOKEN": "scrape-" + secrets.token_hex(8),
+                 "METRICS_ALLOWED_NETWORKS": "10.0.0.0/8"}
+    services = compose(variables)["services"]
+    for name in DJANGO_SERVICES:
+        env = service_env(services, name)
+        assert env["METRICS_TOKEN"] == variables["METRICS_TOKEN"], name
+        assert env["METRICS_ALLOWED_NETWORKS"] == "10.0.0.0/8", name
+        assert env["PROMETHEUS_MULTIPROC_DIR"] == CONTAINER_METRICS_DIR, name
+        volumes = [str(volume).split(":") for volume in services[name].get("volumes", [])]
+        assert [source for source, target, *_ in volumes if target == CONTAINER_METRICS_DIR] == ["metrics"], name
+    assert "metrics" in raw_compose()["volumes"]
+    # Unset, they stay empty (loopback only), never a value written in compose.yaml.
+    defaults = service_env(compose(placeholder_variables())["services"], "web")
+    assert defaults["METRICS_TOKEN"] == defaults["METRICS_ALLOWED_NETWORKS"] == ""
+    # The image creates the directory owned by the app's user (a new named volume copies it, owner included).
+    runs = [args for instruction, args in dockerfile_instructions() if instruction == "RUN"]
+    assert any("var/metrics" in args and "chown -R app:app var" in args for args in runs), runs
+    # Each gunicorn start removes what processes of its container that are gone left there.
+    conf = (ROOT / "gunicorn.conf.py").read_text()
+    assert "def on_starting(" in conf and "remove_dead_files(" in conf
+
+
 # --- compose: the environment really deploys ---------------------------------------------------------
 
 
@@ -283,7 +322,7 @@ def migrated(deploy_database):
     """The migrate service's own command, with its environment, on the fresh database."""
     variables = placeholder_variables()
     services = compose(variables)["services"]
-    env = service_env(services, "migrate", DATABASE_URL=on_local_database(services, "migrate", deploy_database["url"]))
+    env = local_env(services, "migrate", DATABASE_URL=on_local_database(services, "migrate", deploy_database["url"]))
     result = run(local_argv(as_list(services["migrate"]["command"])), env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Applying" in result.stdout, result.stdout
@@ -293,7 +332,7 @@ def migrated(deploy_database):
 @pytest.mark.parametrize("service", DJANGO_SERVICES)
 def test_service_environment_passes_the_deploy_check_and_has_every_migration(migrated, service):
     services = compose(migrated["variables"])["services"]
-    env = service_env(services, service, DATABASE_URL=on_local_database(services, service, migrated["url"]))
+    env = local_env(services, service, DATABASE_URL=on_local_database(services, service, migrated["url"]))
     check = run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "System check identified no issues" in check.stdout, check.stdout + check.stderr
@@ -346,7 +385,7 @@ def test_the_image_command_serves_the_compose_environment(migrated):
     port, queue = free_port(), f"deploy-test-{secrets.token_hex(4)}"
     variables = {**migrated["variables"], "DATASOURCE_ALLOWED_NETWORKS": "127.0.0.0/8"}
     services = compose(variables)["services"]
-    env = service_env(
+    env = local_env(
         services, "web", DATABASE_URL=on_local_database(services, "web", migrated["url"]), CELERY_BROKER_URL="redis://127.0.0.1:6379/11",
         CACHE_URL="redis://127.0.0.1:6379/12", CELERY_TASK_DEFAULT_QUEUE=queue,
         PORT=str(port), WEB_CONCURRENCY="1", PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
