@@ -16,7 +16,7 @@ permission and the role the API requires for the same operation (a ``viewer`` ca
 
 from __future__ import annotations
 
-from organizations.admin import audit, organizations, tokens  # noqa: F401 - each registers its models
+from organizations.admin import accounts, audit, organizations, tokens  # noqa: F401 - each registers its models
 from organizations.admin.scoping import ORGANIZATION_FILTER, OrganizationScopedAdmin
 
 __all__ = ["ORGANIZATION_FILTER", "OrganizationScopedAdmin"]
