@@ -44,6 +44,7 @@ class ErrorCode:
     DESTINATION_NOT_ALLOWED = "DESTINATION_NOT_ALLOWED"
     PLAN_EXPIRED = "PLAN_EXPIRED"
     CHANGE_SET_FAILED = "CHANGE_SET_FAILED"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -80,6 +81,10 @@ ERROR_CATALOGUE: dict[str, tuple[int, str]] = {
     ErrorCode.CHANGE_SET_FAILED: (
         409, "An item of the change set failed validation or its connection test: the set cannot be applied; "
              "nothing was changed. `errors` names the items.",
+    ),
+    ErrorCode.SERVICE_UNAVAILABLE: (
+        503, "A service the request needs (the shared cache, CACHE_URL) is unreachable; nothing was changed. "
+             "Retry after Retry-After.",
     ),
     ErrorCode.INTERNAL_SERVER_ERROR: (500, "Unexpected server error."),
 }

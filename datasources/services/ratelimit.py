@@ -28,10 +28,10 @@ class RateLimited(ApiError):
 
 
 class CacheUnavailable(ApiError):
-    """503: the shared cache that counts tests (CACHE_URL) is unreachable; nothing was tested or changed.
-    (The catalogue has no SERVICE_UNAVAILABLE code: INTERNAL_SERVER_ERROR, with the 503 status.)"""
+    """503 SERVICE_UNAVAILABLE: the shared cache that counts tests (CACHE_URL) is unreachable; nothing
+    was tested or changed."""
 
-    code = ErrorCode.INTERNAL_SERVER_ERROR
+    code = ErrorCode.SERVICE_UNAVAILABLE
     status_code = 503
     default_message = ("Connection tests are unavailable: the shared cache that counts them (CACHE_URL) cannot "
                        "be reached. Nothing was tested or changed; retry later.")

@@ -76,7 +76,7 @@ def test_connection_tests_answer_503_and_change_nothing_while_the_cache_is_down(
         assert response.status_code == 503, (method, path, response.status_code, response.content[:300])
         payload = response.json()
         assert set(payload) == {"code", "message", "errors", "request_id", "retry_after"}
-        assert payload["code"] == "INTERNAL_SERVER_ERROR" and "CACHE_URL" in payload["message"]
+        assert payload["code"] == "SERVICE_UNAVAILABLE" and "CACHE_URL" in payload["message"]
         assert int(response["Retry-After"]) == payload["retry_after"] > 0
         assert _state(ds["id"]) == before, (method, path)
     assert DataSource.objects.count() == 1
