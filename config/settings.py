@@ -217,15 +217,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "schema-refresh-tick": {
         "task": "datasources.schema_refresh_tick",
-        "schedule": env.number("SCHEMA_REFRESH_TICK_SECONDS", 60.0, minimum=1),
+        "schedule": env.number("SCHEMA_REFRESH_TICK_SECONDS", 60.0, minimum=0.1),
     },
     "health-check-tick": {
         "task": "datasources.health_check_tick",
-        "schedule": env.number("HEALTH_CHECK_TICK_SECONDS", 30.0, minimum=1),
+        "schedule": env.number("HEALTH_CHECK_TICK_SECONDS", 30.0, minimum=0.1),
     },
     "webhooks-sweep": {
         "task": "webhooks.sweep",
-        "schedule": env.number("WEBHOOK_SWEEP_SECONDS", 15.0, minimum=1),
+        "schedule": env.number("WEBHOOK_SWEEP_SECONDS", 15.0, minimum=0.1),
     },
     "events-purge": {"task": "eventlog.purge", "schedule": 86400.0},
     "revisions-and-trash-purge": {"task": "datasources.purge_revisions_and_trash", "schedule": 86400.0},

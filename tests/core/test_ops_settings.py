@@ -36,7 +36,7 @@ BAD_VALUES = [
     ("CONN_MAX_AGE", "-5", "CONN_MAX_AGE must be at least 0 (it is -5)."),
     ("DATASOURCE_TEST_RATE_PER_TOKEN", "-1", "DATASOURCE_TEST_RATE_PER_TOKEN must be at least 1 (it is -1)."),
     ("DATASOURCE_TEST_RATE_PER_ORG", "0", "DATASOURCE_TEST_RATE_PER_ORG must be at least 1 (it is 0)."),
-    ("SCHEMA_REFRESH_TICK_SECONDS", "-1", "SCHEMA_REFRESH_TICK_SECONDS must be at least 1 (it is -1)."),
+    ("SCHEMA_REFRESH_TICK_SECONDS", "-1", "SCHEMA_REFRESH_TICK_SECONDS must be at least 0.1 (it is -1)."),
     ("WEBHOOK_MAX_ATTEMPTS", "0", "WEBHOOK_MAX_ATTEMPTS must be at least 1 (it is 0)."),
     ("EVENTS_RETENTION_DAYS", "-3", "EVENTS_RETENTION_DAYS must be at least 1 (it is -3)."),
     ("REQUEST_BODY_MAX_BYTES", "-1", "REQUEST_BODY_MAX_BYTES must be at least 1 (it is -1)."),
