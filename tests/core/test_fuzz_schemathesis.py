@@ -210,17 +210,27 @@ def _pins(dictionaries: dict) -> dict:
     return pins
 
 
-def _patch_validators(doc: dict) -> dict:
+def _patch_validators(doc: dict):
+    """type -> the validators of a PATCH's connection and credentials for a data source of that type."""
     import jsonschema
 
+    from datasources.api.openapi_docs import component_prefix
     from tests.core.test_openapi import to_json_schema
 
     root = {"components": {"schemas": to_json_schema(doc["components"]["schemas"])}}
+    cache: dict[str, dict] = {}
 
     def validator(name: str):
         return jsonschema.Draft202012Validator({**root, "$ref": f"#/components/schemas/{name}"})
 
-    return {"connection": validator("PatchedPostgresqlConnection"), "credentials": validator("PostgresqlCredentials")}
+    def for_type(kind: str) -> dict:
+        if kind not in cache:
+            prefix = component_prefix(kind)
+            cache[kind] = {"connection": validator(f"Patched{prefix}Connection"),
+                           "credentials": validator(f"{prefix}Credentials")}
+        return cache[kind]
+
+    return for_type
 
 
 def _sent_valid_data(check: str, message: str) -> bool:

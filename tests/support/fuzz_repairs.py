@@ -216,15 +216,16 @@ def repair_positive(case) -> None:
             if target is not None:
                 case.path_parameters["id"] = target
         if body is not None and method == "PATCH":
-            pk = str(case.path_parameters.get("id"))
+            pk, kind = str(case.path_parameters.get("id")), "postgresql"
             if pk == str(STATE["scratch"]["postgresql"]):  # the usual target: its type is known
                 _restore_secrets(int(pk), "postgresql", conditional=True)
             else:
                 status, _, target = STATE["live"].request("GET", case.formatted_path, token=STATE["token"])
                 if status == 200:
-                    _restore_secrets(target["id"], target["type"], conditional=True)
+                    kind = target["type"]
+                    _restore_secrets(target["id"], kind, conditional=True)
             body.pop("type", None)  # immutable: only the current type could be sent
-            validators = STATE["patch_validators"]
+            validators = STATE["patch_validators"](kind)  # the target's type's fields (a chain's may be any)
             if "connection" in body and not validators["connection"].is_valid(body["connection"]):
                 body.pop("connection")  # fields of another type than the target's
             if "credentials" in body and not validators["credentials"].is_valid(body["credentials"]):
