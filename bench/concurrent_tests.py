@@ -18,7 +18,7 @@ gunicorn runs ``config.wsgi`` with ``--config gunicorn.conf.py`` (gthread) and t
 
 20 tests at once need 20 test slots: the defaults give 2 workers x 24 threads with 20 slots each
 (TEST_SLOTS_PER_PROCESS), so that the tests fit however gunicorn spreads them; the default
-deployment (8 threads, 4 slots per worker) would answer the extra tests 429 at once. ``--sync`` runs
+deployment (8 threads, 6 slots per worker) would answer the extra tests 429 at once. ``--sync`` runs
 the same with gunicorn's sync workers (the previous serving model) and 2 tests, to show the stall.
 """
 
