@@ -41,6 +41,18 @@ def _file_root(settings, tmp_path):
 
 
 @pytest.fixture
+def needs_postgres():
+    """Concurrency tests need PostgreSQL's row locks: skipped locally on SQLite, a failure in CI."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        message = "set DATABASE_URL to a PostgreSQL database to run concurrency tests"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
 def allow_loopback(settings):
     settings.DATASOURCE_ALLOWED_NETWORKS = LOOPBACK
     return settings

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from datasources.models import DataSource
-from tests.conftest import IN_CI
 
 URL = "/api/v1/data-sources/"
 FIELDS = {
@@ -22,15 +20,6 @@ FIELDS = {
     "tags": ["t"],
     "name": "Renamed concurrently",
 }
-
-
-@pytest.fixture
-def needs_postgres():
-    if connection.vendor != "postgresql":
-        message = "set DATABASE_URL to a PostgreSQL database to run concurrency tests"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_twenty_concurrent_patches_of_different_fields_all_land(needs_postgres, transactional_db, make_client,

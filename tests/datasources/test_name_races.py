@@ -10,20 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from datasources.models import DataSource
-from tests.conftest import IN_CI
 from tests.workflows.test_integrity_races import _race
 
 URL = "/api/v1/data-sources/"
 
 
 @pytest.fixture
-def clients(transactional_db, org, make_client, sqlite_file):
-    if connection.vendor != "postgresql":
-        message = "set DATABASE_URL to a PostgreSQL database to run concurrency tests"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
+def clients(needs_postgres, transactional_db, org, make_client, sqlite_file):
     first, second = make_client(org), make_client(org)
     ids = {}
     for name in ("alpha", "beta"):

@@ -15,24 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from datasources.models import DataSource
 from datasources.services import audit
-from tests.conftest import IN_CI
 from tests.support.workflows import WF, add_node, add_source, create_source, create_workflow
 from workflows.models import NodeInput, Workflow, WorkflowDataSource
 
 HELD = "held"  # the name of the thread whose request is held
-
-
-@pytest.fixture
-def needs_postgres():
-    if connection.vendor != "postgresql":
-        message = "set DATABASE_URL to a PostgreSQL database to run concurrency tests"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 class Hold:
